@@ -1,0 +1,211 @@
+//! Server-sent events: a re-framer that turns arbitrarily split upstream bytes into whole
+//! events, and the encoders for what Switchyard sends downstream.
+//!
+//! The relay forwards *whole* events only. If a worker dies in the middle of an event, the
+//! partial bytes are dropped and the client gets a well-formed in-band error event instead of
+//! half a JSON object followed by something else.
+
+use bytes::{Bytes, BytesMut};
+
+/// The payload of the terminal `data: [DONE]` event.
+pub const DONE: &[u8] = b"[DONE]";
+
+/// One whole event: the `data` lines joined with `\n` (SSE's rule). Events without data
+/// (comments, `retry:`, keep-alives) are not surfaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub data: Bytes,
+}
+
+impl Event {
+    pub fn is_done(&self) -> bool {
+        self.data.as_ref() == DONE
+    }
+}
+
+/// The framer refused input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameError {
+    /// One event grew past the configured size limit.
+    EventTooLarge { limit: usize },
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::EventTooLarge { limit } => write!(f, "SSE event larger than {limit} bytes"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// Incremental SSE parser (WHATWG rules for line endings: `\n`, `\r\n` or `\r`).
+#[derive(Debug)]
+pub struct Framer {
+    buf: BytesMut,
+    /// Bytes of `buf` already consumed as complete lines.
+    data: BytesMut,
+    has_data: bool,
+    limit: usize,
+}
+
+impl Default for Framer {
+    fn default() -> Self {
+        Self::new(16 * 1024 * 1024)
+    }
+}
+
+impl Framer {
+    /// A framer that fails when a single event exceeds `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            buf: BytesMut::new(),
+            data: BytesMut::new(),
+            has_data: false,
+            limit,
+        }
+    }
+
+    /// Appends bytes as they arrived from the network.
+    pub fn push(&mut self, chunk: &[u8]) {
+        self.buf.extend_from_slice(chunk);
+    }
+
+    /// The next complete event, if the buffered bytes hold one.
+    pub fn next_event(&mut self) -> Result<Option<Event>, FrameError> {
+        loop {
+            let Some((line_len, term_len)) = find_line(&self.buf) else {
+                if self.buf.len() + self.data.len() > self.limit {
+                    return Err(FrameError::EventTooLarge { limit: self.limit });
+                }
+                return Ok(None);
+            };
+            let line = self.buf.split_to(line_len + term_len);
+            let line = &line[..line_len];
+            if line.is_empty() {
+                if self.has_data {
+                    self.has_data = false;
+                    let data = self.data.split().freeze();
+                    return Ok(Some(Event { data }));
+                }
+                continue;
+            }
+            self.take_field(line)?;
+        }
+    }
+
+    /// True when bytes of an unfinished event are buffered (a stream that ends now was cut).
+    pub fn has_partial(&self) -> bool {
+        self.has_data || !self.buf.is_empty()
+    }
+
+    fn take_field(&mut self, line: &[u8]) -> Result<(), FrameError> {
+        if line[0] == b':' {
+            return Ok(()); // comment / keep-alive
+        }
+        let (name, value) = match line.iter().position(|&b| b == b':') {
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &b""[..]),
+        };
+        if name == b"data" {
+            if self.has_data {
+                self.data.extend_from_slice(b"\n");
+            }
+            self.data.extend_from_slice(value);
+            self.has_data = true;
+            if self.data.len() > self.limit {
+                return Err(FrameError::EventTooLarge { limit: self.limit });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Finds the first complete line: (length without terminator, terminator length).
+/// A lone `\r` at the very end is not yet complete: a `\n` may follow in the next chunk.
+fn find_line(buf: &[u8]) -> Option<(usize, usize)> {
+    let i = buf.iter().position(|&b| b == b'\n' || b == b'\r')?;
+    if buf[i] == b'\n' {
+        return Some((i, 1));
+    }
+    match buf.get(i + 1) {
+        Some(b'\n') => Some((i, 2)),
+        Some(_) => Some((i, 1)),
+        None => None,
+    }
+}
+
+/// Encodes `data: <payload>\n\n`.
+pub fn encode_data(payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(payload.len() + 8);
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(payload);
+    out.extend_from_slice(b"\n\n");
+    out.freeze()
+}
+
+/// The terminal event.
+pub fn encode_done() -> Bytes {
+    Bytes::from_static(b"data: [DONE]\n\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_events(chunks: &[&[u8]]) -> Vec<String> {
+        let mut f = Framer::default();
+        let mut out = Vec::new();
+        for c in chunks {
+            f.push(c);
+            while let Some(e) = f.next_event().unwrap() {
+                out.push(String::from_utf8(e.data.to_vec()).unwrap());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn frames_regardless_of_how_bytes_are_split() {
+        let stream = b"data: {\"a\":1}\n\ndata: x\r\n\r\n: keepalive\n\ndata: l1\ndata: l2\n\ndata: [DONE]\n\n";
+        let whole = all_events(&[stream]);
+        assert_eq!(whole, vec!["{\"a\":1}", "x", "l1\nl2", "[DONE]"]);
+        for split in 1..stream.len() {
+            let (a, b) = stream.split_at(split);
+            assert_eq!(all_events(&[a, b]), whole, "split at {split}");
+        }
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        assert_eq!(all_events(&bytes), whole);
+    }
+
+    #[test]
+    fn cr_only_line_endings_work() {
+        assert_eq!(all_events(&[b"data: a\r\rdata: b\r", b"\r"]), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn partial_event_is_reported_and_not_emitted() {
+        let mut f = Framer::default();
+        f.push(b"data: {\"trunc");
+        assert_eq!(f.next_event().unwrap(), None);
+        assert!(f.has_partial());
+    }
+
+    #[test]
+    fn oversized_event_is_an_error() {
+        let mut f = Framer::new(8);
+        f.push(b"data: 0123456789");
+        assert!(f.next_event().is_err());
+    }
+
+    #[test]
+    fn done_is_recognised() {
+        let mut f = Framer::default();
+        f.push(b"data: [DONE]\n\n");
+        assert!(f.next_event().unwrap().unwrap().is_done());
+    }
+}

@@ -1,0 +1,29 @@
+//! How instance sets reach the frontend.
+//!
+//! Every discovery backend (static flags, etcd, Kubernetes) is a task that sends
+//! [`DiscoveryEvent`]s into a channel; the frontend's instance registry applies them. A backend
+//! that loses its source sends `State(Disconnected)` and *keeps quiet*: the registry then serves
+//! the last known set (fail-static) until a fresh `Snapshot` arrives.
+
+use crate::InstanceSpec;
+
+/// A change to the instance set, as a discovery backend reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DiscoveryEvent {
+    /// The complete set from this source; replaces everything the source reported before.
+    Snapshot(Vec<InstanceSpec>),
+    /// An instance appeared or changed.
+    Upsert(InstanceSpec),
+    /// An instance is gone.
+    Remove { id: String },
+    /// The connection to the source changed.
+    State(DiscoveryState),
+}
+
+/// Connectivity of a discovery source, exported on `/health` details and as a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiscoveryState {
+    Connected,
+    /// Serving the last known set.
+    Disconnected,
+}

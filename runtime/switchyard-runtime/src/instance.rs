@@ -1,0 +1,70 @@
+//! What an instance *is* (its spec, as discovery reports it).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The serving engine behind an instance; selects engine-specific behaviour such as the
+/// canary payload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    Vllm,
+    Sglang,
+    Trtllm,
+    Mocker,
+    #[default]
+    Generic,
+}
+
+/// Which OpenAI endpoints the worker serves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerApi {
+    /// `/v1/chat/completions` and `/v1/completions` (the worker applies its own chat template).
+    #[default]
+    Chat,
+    /// `/v1/completions` only: the frontend renders chat messages with a chat template.
+    Completions,
+}
+
+/// One worker instance serving one model at one base URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceSpec {
+    /// Stable, unique id (reported in `x-switchyard-instance`).
+    pub id: String,
+    pub model: String,
+    /// Base URL without the `/v1/...` path, e.g. `http://10.0.0.7:8000`.
+    pub url: String,
+    #[serde(default)]
+    pub engine: Engine,
+    #[serde(default)]
+    pub api: WorkerApi,
+    /// Path of a minijinja chat template used when `api` is `completions`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_template: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Routing weight (default 1.0).
+    #[serde(default = "default_weight")]
+    pub weight: f32,
+}
+
+fn default_weight() -> f32 {
+    1.0
+}
+
+impl InstanceSpec {
+    pub fn new(id: impl Into<String>, model: impl Into<String>, url: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            model: model.into(),
+            url: url.into(),
+            engine: Engine::default(),
+            api: WorkerApi::default(),
+            chat_template: None,
+            labels: BTreeMap::new(),
+            weight: 1.0,
+        }
+    }
+}
