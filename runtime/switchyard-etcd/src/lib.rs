@@ -1,0 +1,1 @@
+//! switchyard-etcd (work in progress).

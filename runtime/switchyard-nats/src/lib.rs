@@ -1,0 +1,1 @@
+//! switchyard-nats (work in progress).

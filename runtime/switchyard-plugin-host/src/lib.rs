@@ -1,0 +1,1 @@
+//! switchyard-plugin-host (work in progress).
