@@ -4,6 +4,8 @@
 //! [`hash`] is that rule, and it is the only copy of it.
 #![forbid(unsafe_code)]
 
+pub mod event;
 pub mod hash;
 
+pub use event::KvEvent;
 pub use hash::{BlockHash, BlockHasher, BYTES_PER_TOKEN};

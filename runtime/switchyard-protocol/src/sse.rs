@@ -184,7 +184,11 @@ mod tests {
 
     #[test]
     fn cr_only_line_endings_work() {
-        assert_eq!(all_events(&[b"data: a\r\rdata: b\r", b"\r"]), vec!["a", "b"]);
+        // A trailing lone CR is ambiguous until the next byte shows it is not CRLF.
+        assert_eq!(
+            all_events(&[b"data: a\r\rdata: b\r", b"\rdata: c\n\n"]),
+            vec!["a", "b", "c"]
+        );
     }
 
     #[test]

@@ -8,6 +8,8 @@
 
 pub mod discovery;
 pub mod instance;
+pub mod template;
 
 pub use discovery::{DiscoveryEvent, DiscoveryState};
 pub use instance::{Engine, InstanceSpec, WorkerApi};
+pub use template::{ChatTemplate, TemplateError};

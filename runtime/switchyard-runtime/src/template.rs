@@ -1,0 +1,130 @@
+//! Chat templates: render chat messages into a completion prompt (minijinja).
+//!
+//! Used for completions-only workers, and by the mocker to build the context it generates
+//! from. Both use [`ChatTemplate::default`] unless configured otherwise, which is what makes a
+//! chat request and its completions continuation (prompt + generated text) line up.
+
+use minijinja::{context, Environment, Error as JinjaError, ErrorKind};
+use serde::Serialize;
+use switchyard_protocol::ChatMessage;
+
+/// The default template: a ChatML-like layout that any completions model can continue.
+pub const DEFAULT_TEMPLATE: &str = "{%- for message in messages -%}\n\
+<|{{ message.role }}|>\n{{ message.content }}\n\
+{% endfor -%}\n\
+{%- if add_generation_prompt %}<|assistant|>\n{% endif -%}";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("invalid chat template: {0}")]
+    Compile(String),
+    #[error("chat template failed to render: {0}")]
+    Render(String),
+}
+
+/// A compiled chat template.
+#[derive(Debug)]
+pub struct ChatTemplate {
+    env: Environment<'static>,
+}
+
+#[derive(Serialize)]
+struct TemplateMessage<'a> {
+    role: &'a str,
+    content: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+}
+
+impl Default for ChatTemplate {
+    fn default() -> Self {
+        // The built-in template is a constant that the tests compile.
+        Self::from_source(DEFAULT_TEMPLATE.to_owned()).unwrap_or_else(|_| Self {
+            env: Environment::new(),
+        })
+    }
+}
+
+impl ChatTemplate {
+    /// Compiles a template. HF-style templates work: `bos_token`/`eos_token` are defined (empty)
+    /// and `raise_exception(msg)` fails the render with `msg`.
+    pub fn from_source(source: String) -> Result<Self, TemplateError> {
+        let mut env = Environment::new();
+        env.add_function("raise_exception", |msg: String| -> Result<String, JinjaError> {
+            Err(JinjaError::new(ErrorKind::InvalidOperation, msg))
+        });
+        env.add_template_owned("chat", source)
+            .map_err(|e| TemplateError::Compile(e.to_string()))?;
+        Ok(Self { env })
+    }
+
+    /// Reads and compiles a template file.
+    pub fn from_file(path: &str) -> Result<Self, TemplateError> {
+        let source = std::fs::read_to_string(path)
+            .map_err(|e| TemplateError::Compile(format!("{path}: {e}")))?;
+        Self::from_source(source)
+    }
+
+    /// Renders `messages` into a prompt, ending with the assistant turn's opening.
+    pub fn render(&self, messages: &[ChatMessage]) -> Result<String, TemplateError> {
+        let messages: Vec<TemplateMessage<'_>> = messages
+            .iter()
+            .map(|m| TemplateMessage {
+                role: &m.role,
+                content: m.text(),
+                name: m.name.as_deref(),
+            })
+            .collect();
+        let template = self
+            .env
+            .get_template("chat")
+            .map_err(|e| TemplateError::Render(e.to_string()))?;
+        template
+            .render(context! {
+                messages => messages,
+                add_generation_prompt => true,
+                bos_token => "",
+                eos_token => "",
+            })
+            .map_err(|e| TemplateError::Render(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msgs(json: &str) -> Vec<ChatMessage> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn default_template_renders_roles_in_order_and_opens_the_assistant_turn() {
+        let t = ChatTemplate::from_source(DEFAULT_TEMPLATE.to_owned()).unwrap();
+        let out = t
+            .render(&msgs(
+                r#"[{"role":"system","content":"be brief"},{"role":"user","content":[{"type":"text","text":"hi"}]}]"#,
+            ))
+            .unwrap();
+        assert_eq!(out, "<|system|>\nbe brief\n<|user|>\nhi\n<|assistant|>\n");
+    }
+
+    #[test]
+    fn custom_template_and_raise_exception() {
+        let t = ChatTemplate::from_source(
+            "{% for m in messages %}{% if m.role == 'tool' %}{{ raise_exception('no tools') }}{% endif %}[{{ m.role }}]{{ m.content }}{% endfor %}".into(),
+        )
+        .unwrap();
+        assert_eq!(t.render(&msgs(r#"[{"role":"user","content":"x"}]"#)).unwrap(), "[user]x");
+        let err = t.render(&msgs(r#"[{"role":"tool","content":"x"}]"#)).unwrap_err();
+        assert!(err.to_string().contains("no tools"), "{err}");
+    }
+
+    #[test]
+    fn broken_template_is_a_compile_error() {
+        assert!(matches!(
+            ChatTemplate::from_source("{% for %}".into()),
+            Err(TemplateError::Compile(_))
+        ));
+    }
+}
