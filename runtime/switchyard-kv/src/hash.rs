@@ -91,7 +91,10 @@ mod tests {
         let h = BlockHasher::new(1); // 4 bytes per block
         let a = h.hash_bytes(b"AAAABBBB");
         let b = h.hash_bytes(b"CCCCBBBB");
-        assert_ne!(a[1], b[1], "same block after a different prefix must differ");
+        assert_ne!(
+            a[1], b[1],
+            "same block after a different prefix must differ"
+        );
     }
 
     #[test]

@@ -80,7 +80,10 @@ impl MessageContent {
 
 impl ChatMessage {
     pub fn text(&self) -> String {
-        self.content.as_ref().map(MessageContent::text).unwrap_or_default()
+        self.content
+            .as_ref()
+            .map(MessageContent::text)
+            .unwrap_or_default()
     }
 }
 
@@ -165,7 +168,10 @@ mod tests {
             r#"{"model":"m","messages":[],"stream":"yes"}"#,
             r#"[1,2]"#,
         ] {
-            assert!(serde_json::from_str::<ChatCompletionRequest>(bad).is_err(), "{bad}");
+            assert!(
+                serde_json::from_str::<ChatCompletionRequest>(bad).is_err(),
+                "{bad}"
+            );
         }
     }
 

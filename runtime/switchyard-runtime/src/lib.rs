@@ -3,13 +3,23 @@
 //! and how a request reaches it (the pooled worker client).
 //!
 //! Crates with heavy dependencies (wasmtime, etcd-client, async-nats, kube) sit beside this one
-//! and plug in through [`discovery::DiscoveryEvent`] and the policy trait.
+//! and plug in through [`discovery::DiscoveryEvent`] and the [`policy::Policy`] trait.
 #![forbid(unsafe_code)]
 
+pub mod client;
+pub mod clock;
 pub mod discovery;
+pub mod health;
 pub mod instance;
+pub mod live;
+pub mod policy;
+pub mod registry;
 pub mod template;
 
+pub use client::{ClientConfig, ClientError, WorkerClient};
 pub use discovery::{DiscoveryEvent, DiscoveryState};
 pub use instance::{Engine, InstanceSpec, WorkerApi};
+pub use live::{InFlightGuard, Instance};
+pub use policy::{Policy, PolicyConfig, RouteContext};
+pub use registry::{Registry, Topology};
 pub use template::{ChatTemplate, TemplateError};

@@ -50,9 +50,12 @@ impl ChatTemplate {
     /// and `raise_exception(msg)` fails the render with `msg`.
     pub fn from_source(source: String) -> Result<Self, TemplateError> {
         let mut env = Environment::new();
-        env.add_function("raise_exception", |msg: String| -> Result<String, JinjaError> {
-            Err(JinjaError::new(ErrorKind::InvalidOperation, msg))
-        });
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> Result<String, JinjaError> {
+                Err(JinjaError::new(ErrorKind::InvalidOperation, msg))
+            },
+        );
         env.add_template_owned("chat", source)
             .map_err(|e| TemplateError::Compile(e.to_string()))?;
         Ok(Self { env })
@@ -115,8 +118,14 @@ mod tests {
             "{% for m in messages %}{% if m.role == 'tool' %}{{ raise_exception('no tools') }}{% endif %}[{{ m.role }}]{{ m.content }}{% endfor %}".into(),
         )
         .unwrap();
-        assert_eq!(t.render(&msgs(r#"[{"role":"user","content":"x"}]"#)).unwrap(), "[user]x");
-        let err = t.render(&msgs(r#"[{"role":"tool","content":"x"}]"#)).unwrap_err();
+        assert_eq!(
+            t.render(&msgs(r#"[{"role":"user","content":"x"}]"#))
+                .unwrap(),
+            "[user]x"
+        );
+        let err = t
+            .render(&msgs(r#"[{"role":"tool","content":"x"}]"#))
+            .unwrap_err();
         assert!(err.to_string().contains("no tools"), "{err}");
     }
 

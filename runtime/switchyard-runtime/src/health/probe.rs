@@ -1,0 +1,74 @@
+//! Active health: a periodic `GET /health` against every instance.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Uri;
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
+
+use crate::client::WorkerClient;
+use crate::registry::Registry;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// Probe period, milliseconds; 0 disables active probing.
+    pub interval_ms: u64,
+    /// A probe slower than this counts as failed, milliseconds.
+    pub timeout_ms: u64,
+    /// Path probed on each worker.
+    pub path: String,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        Self {
+            interval_ms: 5_000,
+            timeout_ms: 1_000,
+            path: "/health".to_owned(),
+        }
+    }
+}
+
+/// Probes every instance of `registry` each interval until the task is aborted.
+pub fn spawn_prober(
+    registry: Arc<Registry>,
+    client: WorkerClient,
+    config: ProbeConfig,
+) -> Option<JoinHandle<()>> {
+    if config.interval_ms == 0 {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(config.interval_ms));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let instances = registry.all();
+            let probes = instances.iter().map(|instance| {
+                let client = client.clone();
+                let config = &config;
+                async move {
+                    let ok = probe_once(&client, &instance.spec.url, config).await;
+                    if !ok && instance.health.is_routable(crate::clock::now_ns()) {
+                        tracing::warn!(instance = instance.id(), "health probe failed");
+                    }
+                    instance.health.set_probe_ok(ok);
+                }
+            });
+            futures_util::future::join_all(probes).await;
+        }
+    }))
+}
+
+async fn probe_once(client: &WorkerClient, base: &str, config: &ProbeConfig) -> bool {
+    let Ok(uri) = format!("{}{}", base.trim_end_matches('/'), config.path).parse::<Uri>() else {
+        return false;
+    };
+    let timeout = Duration::from_millis(config.timeout_ms);
+    match tokio::time::timeout(timeout, client.get(uri)).await {
+        Ok(Ok(response)) => response.status().is_success(),
+        _ => false,
+    }
+}

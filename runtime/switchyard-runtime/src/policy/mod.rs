@@ -1,0 +1,240 @@
+//! Native routing policies: one trait, one file per policy, and a registry by name.
+//!
+//! A policy *ranks* candidates best-first instead of picking one, so "retry on the next
+//! instance" is just the next entry. Candidates have already passed the health filter.
+
+mod least_loaded;
+mod p2c;
+mod random;
+mod round_robin;
+mod session;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use switchyard_kv::BlockHash;
+
+use crate::live::Instance;
+
+pub use least_loaded::LeastLoaded;
+pub use p2c::PowerOfTwo;
+pub use random::Random;
+pub use round_robin::RoundRobin;
+pub use session::Session;
+
+/// What a policy may know about the request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RouteContext<'a> {
+    /// Value of the session header, when present.
+    pub session_key: Option<&'a str>,
+    /// Prefix block hashes of the prompt (for cache-aware policies).
+    pub block_hashes: &'a [BlockHash],
+    /// How many ranked entries the caller can use (1 + retries); at least 1.
+    pub want: usize,
+}
+
+/// A native routing policy.
+pub trait Policy: Send + Sync + std::fmt::Debug {
+    fn name(&self) -> &'static str;
+
+    /// Indices into `candidates`, best first, at most `ctx.want` of them (and at least one
+    /// when `candidates` is not empty).
+    fn rank(&self, ctx: &RouteContext<'_>, candidates: &[&Arc<Instance>]) -> Vec<usize>;
+}
+
+/// Per-model routing settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// `round-robin`, `random`, `p2c`, `least-loaded` or `session`.
+    pub policy: String,
+    /// Header whose value pins a session to an instance (`session` policy).
+    pub session_header: String,
+    /// Policy used by `session` for requests without the header.
+    pub session_fallback: String,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            policy: "round-robin".to_owned(),
+            session_header: "x-session-id".to_owned(),
+            session_fallback: "least-loaded".to_owned(),
+        }
+    }
+}
+
+/// The native policy names, for `--help` and error messages.
+pub const POLICY_NAMES: &[&str] = &["round-robin", "random", "p2c", "least-loaded", "session"];
+
+/// Builds a policy by name.
+pub fn build(config: &PolicyConfig) -> Result<Arc<dyn Policy>, String> {
+    build_named(&config.policy, config)
+}
+
+fn build_named(name: &str, config: &PolicyConfig) -> Result<Arc<dyn Policy>, String> {
+    Ok(match name {
+        "round-robin" => Arc::new(RoundRobin::default()),
+        "random" => Arc::new(Random),
+        "p2c" => Arc::new(PowerOfTwo),
+        "least-loaded" => Arc::new(LeastLoaded::default()),
+        "session" => {
+            if config.session_fallback == "session" {
+                return Err("session_fallback cannot be `session`".into());
+            }
+            Arc::new(Session::new(build_named(&config.session_fallback, config)?))
+        }
+        other => {
+            return Err(format!(
+                "unknown policy `{other}` (expected one of: {})",
+                POLICY_NAMES.join(", ")
+            ))
+        }
+    })
+}
+
+/// Load key used by load-aware policies: in-flight (local + peers) divided by weight.
+fn weighted_load(instance: &Instance) -> f32 {
+    let weight = if instance.spec.weight > 0.0 {
+        instance.spec.weight
+    } else {
+        1.0
+    };
+    instance.load.total_in_flight() as f32 / weight
+}
+
+/// The `want` smallest indices by `key`, ascending; ties keep scan order starting at `start`.
+fn smallest_by(n: usize, want: usize, start: usize, key: impl Fn(usize) -> f32) -> Vec<usize> {
+    let want = want.clamp(1, n.max(1)).min(n);
+    let mut out: Vec<usize> = Vec::with_capacity(want);
+    while out.len() < want {
+        let mut best: Option<(usize, f32)> = None;
+        for k in 0..n {
+            let i = (start + k) % n;
+            if out.contains(&i) {
+                continue;
+            }
+            let v = key(i);
+            if best.is_none_or(|(_, b)| v < b) {
+                best = Some((i, v));
+            }
+        }
+        match best {
+            Some((i, _)) => out.push(i),
+            None => break,
+        }
+    }
+    out
+}
+
+/// Extends `ranked` up to `want` with the remaining indices in order from `start`.
+fn fill_in_order(ranked: &mut Vec<usize>, n: usize, want: usize, start: usize) {
+    let want = want.max(1).min(n);
+    for k in 0..n {
+        if ranked.len() >= want {
+            break;
+        }
+        let i = (start + k) % n;
+        if !ranked.contains(&i) {
+            ranked.push(i);
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::InstanceSpec;
+
+    pub fn instances(n: usize) -> Vec<Arc<Instance>> {
+        (0..n)
+            .map(|i| {
+                Arc::new(Instance::new(
+                    InstanceSpec::new(
+                        format!("i{i}"),
+                        "m",
+                        format!("http://127.0.0.1:{}", 9000 + i),
+                    ),
+                    None,
+                ))
+            })
+            .collect()
+    }
+
+    pub fn refs(v: &[Arc<Instance>]) -> Vec<&Arc<Instance>> {
+        v.iter().collect()
+    }
+
+    /// How often each index is ranked first over `rounds` calls.
+    pub fn first_counts(
+        policy: &dyn Policy,
+        ctx: &RouteContext<'_>,
+        c: &[&Arc<Instance>],
+        rounds: usize,
+    ) -> Vec<usize> {
+        let mut counts = vec![0; c.len()];
+        for _ in 0..rounds {
+            let ranked = policy.rank(ctx, c);
+            counts[ranked[0]] += 1;
+        }
+        counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_builds_every_named_policy_and_rejects_unknown() {
+        for name in POLICY_NAMES {
+            let cfg = PolicyConfig {
+                policy: (*name).to_owned(),
+                ..PolicyConfig::default()
+            };
+            assert_eq!(build(&cfg).unwrap().name(), *name);
+        }
+        let err = build(&PolicyConfig {
+            policy: "fastest".into(),
+            ..PolicyConfig::default()
+        })
+        .unwrap_err();
+        assert!(err.contains("fastest") && err.contains("p2c"), "{err}");
+    }
+
+    #[test]
+    fn every_policy_ranks_distinct_indices_up_to_want() {
+        let inst = testing::instances(5);
+        let c = testing::refs(&inst);
+        for name in POLICY_NAMES {
+            let p = build(&PolicyConfig {
+                policy: (*name).to_owned(),
+                ..PolicyConfig::default()
+            })
+            .unwrap();
+            for want in [1, 3, 5, 9] {
+                let ctx = RouteContext {
+                    session_key: Some("s"),
+                    want,
+                    ..Default::default()
+                };
+                let r = p.rank(&ctx, &c);
+                assert_eq!(r.len(), want.min(5), "{name} want={want}");
+                let mut d = r.clone();
+                d.sort_unstable();
+                d.dedup();
+                assert_eq!(d.len(), r.len(), "{name} ranked duplicates: {r:?}");
+                assert!(r.iter().all(|&i| i < 5));
+            }
+            assert!(p
+                .rank(
+                    &RouteContext {
+                        want: 1,
+                        ..Default::default()
+                    },
+                    &[]
+                )
+                .is_empty());
+        }
+    }
+}
