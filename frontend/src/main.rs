@@ -1,1 +1,38 @@
-fn main() {}
+//! `switchyard`: parse the command line, set up logging, run the subcommand.
+
+use clap::Parser;
+use switchyard::cli::{Cli, Command};
+use switchyard::{demo, env_names, serve, server};
+use tokio::net::TcpListener;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => {
+                let config = args.into_config()?;
+                let listener = TcpListener::bind(config.listen).await?;
+                serve::run(config, listener, server::shutdown_signal()).await
+            }
+            Command::Mocker(args) => {
+                let listener = TcpListener::bind(args.listen).await?;
+                switchyard_mocker::run(args, listener, server::shutdown_signal()).await?;
+                Ok(())
+            }
+            Command::Demo(args) => demo::run(args, server::shutdown_signal()).await,
+        }
+    })
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env(env_names::LOG)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

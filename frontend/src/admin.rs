@@ -1,0 +1,103 @@
+//! The token-protected admin API (`/admin/*`).
+
+use std::sync::Arc;
+
+use http::request::Parts;
+use http::{header, Method, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::Serialize;
+use switchyard_runtime::clock::now_ns;
+use switchyard_runtime::health::HealthStatus;
+
+use crate::app::App;
+use crate::body::Body;
+use crate::error::ApiError;
+use crate::http_edge::{error_response, json_response};
+
+#[derive(Serialize)]
+struct InstanceView<'a> {
+    id: &'a str,
+    model: &'a str,
+    url: &'a str,
+    engine: switchyard_runtime::Engine,
+    api: switchyard_runtime::WorkerApi,
+    health: HealthStatus,
+    in_flight: u32,
+    kv_usage: f32,
+    ejections: u32,
+    last_error: Option<String>,
+}
+
+pub async fn handle(app: &Arc<App>, parts: &Parts, _body: Incoming) -> Response<Body> {
+    if let Err(error) = authorize(app, parts) {
+        return error_response(&error);
+    }
+    match (&parts.method, parts.uri.path()) {
+        (&Method::GET, "/admin/instances") => instances(app),
+        (_, path) => error_response(&ApiError::not_found(format!("No admin route for {path}."))),
+    }
+}
+
+/// Bearer-token check; the admin API is off when no token is configured.
+fn authorize(app: &App, parts: &Parts) -> Result<(), ApiError> {
+    let Some(expected) = app.config.admin_token.as_deref() else {
+        return Err(ApiError::forbidden(
+            "The admin API is disabled: start the frontend with --admin-token or SWITCHYARD_ADMIN_TOKEN.",
+        ));
+    };
+    let given = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::unauthorized("Missing `Authorization: Bearer <admin token>`."))?;
+    if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized("Invalid admin token."))
+    }
+}
+
+/// Compares without an early exit so the token cannot be guessed byte by byte from timing.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn instances(app: &App) -> Response<Body> {
+    let now = now_ns();
+    let all = app.registry.all();
+    let views: Vec<InstanceView<'_>> = all
+        .iter()
+        .map(|i| InstanceView {
+            id: i.id(),
+            model: &i.spec.model,
+            url: &i.spec.url,
+            engine: i.spec.engine,
+            api: i.spec.api,
+            health: i.health.status(now),
+            in_flight: i.load.in_flight(),
+            kv_usage: i.load.kv_usage(),
+            ejections: i.health.ejections(),
+            last_error: i.last_error(),
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        serde_json::json!({ "instances": views }).to_string(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_compares_exactly() {
+        assert!(constant_time_eq(b"secret-token", b"secret-token"));
+        assert!(!constant_time_eq(b"secret-token", b"secret-tokeN"));
+        assert!(!constant_time_eq(b"secret", b"secret-token"));
+    }
+}

@@ -1,0 +1,73 @@
+//! The frontend's shared state, built once from the validated configuration.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use http::HeaderName;
+use switchyard_runtime::{policy, Policy, PolicyConfig, Registry, WorkerClient};
+
+use crate::config::{ConfigError, ServeConfig};
+use crate::metrics::Metrics;
+
+/// How one model is routed.
+#[derive(Debug, Clone)]
+pub struct ModelRouting {
+    pub policy: Arc<dyn Policy>,
+    pub session_header: HeaderName,
+}
+
+impl ModelRouting {
+    fn build(key: &str, config: &PolicyConfig) -> Result<Self, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            key: key.to_owned(),
+            message,
+        };
+        Ok(Self {
+            policy: policy::build(config).map_err(|m| invalid(m))?,
+            session_header: HeaderName::try_from(config.session_header.as_str())
+                .map_err(|e| invalid(format!("session_header: {e}")))?,
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct App {
+    pub config: ServeConfig,
+    pub registry: Arc<Registry>,
+    pub client: WorkerClient,
+    pub metrics: Metrics,
+    default_routing: ModelRouting,
+    per_model: HashMap<String, ModelRouting>,
+    /// Set on shutdown: `/health` turns 503 so load balancers stop sending traffic.
+    pub draining: AtomicBool,
+}
+
+impl App {
+    pub fn new(config: ServeConfig, registry: Arc<Registry>) -> Result<Arc<Self>, ConfigError> {
+        let default_routing = ModelRouting::build("routing", &config.routing)?;
+        let per_model = config
+            .models
+            .iter()
+            .map(|(model, c)| {
+                Ok((
+                    model.clone(),
+                    ModelRouting::build(&format!("models.{model}"), c)?,
+                ))
+            })
+            .collect::<Result<_, ConfigError>>()?;
+        Ok(Arc::new(Self {
+            client: WorkerClient::new(&config.upstream.client),
+            metrics: Metrics::default(),
+            registry,
+            default_routing,
+            per_model,
+            draining: AtomicBool::new(false),
+            config,
+        }))
+    }
+
+    pub fn routing(&self, model: &str) -> &ModelRouting {
+        self.per_model.get(model).unwrap_or(&self.default_routing)
+    }
+}

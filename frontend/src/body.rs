@@ -1,0 +1,52 @@
+//! The response body type: a whole buffer, or a live SSE relay.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+
+use crate::pipeline::relay::RelayBody;
+
+pub enum Body {
+    Full(Option<Bytes>),
+    Relay(Box<RelayBody>),
+}
+
+impl Body {
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        Self::Full(Some(bytes.into()))
+    }
+
+    pub fn empty() -> Self {
+        Self::Full(None)
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            Self::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Self::Relay(relay) => Pin::new(relay.as_mut()).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, Self::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            Self::Full(None) => SizeHint::with_exact(0),
+            Self::Relay(_) => SizeHint::default(),
+        }
+    }
+}

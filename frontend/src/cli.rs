@@ -1,0 +1,136 @@
+//! Command-line interface: one binary, subcommands per role.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{parse_worker_flag, ConfigError, DiscoveryKind, ServeConfig};
+use crate::env_names as env;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "OpenAI-compatible frontend and router for LLM serving, extensible with WebAssembly plugins."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the frontend: OpenAI API in front of worker instances.
+    Serve(ServeArgs),
+    /// Run a simulated GPU worker (OpenAI-compatible) for tests, demos and load tests.
+    Mocker(switchyard_mocker::MockerArgs),
+    /// Run the frontend with three in-process mockers: no external services needed.
+    Demo(DemoArgs),
+}
+
+/// Flags of `switchyard serve`. Each also reads a `SWITCHYARD_*` variable and a YAML key.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// YAML configuration file (every flag has a key there; flags win).
+    #[arg(long, env = env::CONFIG, value_name = "FILE")]
+    pub config: Option<String>,
+    /// Address to listen on [default: 0.0.0.0:8000].
+    #[arg(long, env = env::LISTEN, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// A static worker, `MODEL=URL` (repeatable; env: comma-separated).
+    #[arg(long = "worker", env = env::WORKERS, value_name = "MODEL=URL", value_delimiter = ',')]
+    pub workers: Vec<String>,
+    /// Where instances come from [default: static].
+    #[arg(long, env = env::DISCOVERY, value_enum)]
+    pub discovery: Option<DiscoveryKind>,
+    /// etcd endpoint for `--discovery etcd`.
+    #[arg(long, env = env::ETCD, value_name = "URL")]
+    pub etcd: Option<String>,
+    /// NATS server for KV-cache and load events.
+    #[arg(long, env = env::NATS, value_name = "URL")]
+    pub nats: Option<String>,
+    /// Native routing policy: round-robin, random, p2c, least-loaded, session [default: round-robin].
+    #[arg(long, env = env::POLICY, value_name = "NAME")]
+    pub policy: Option<String>,
+    /// Header carrying the session key for the `session` policy [default: x-session-id].
+    #[arg(long, env = env::SESSION_HEADER, value_name = "NAME")]
+    pub session_header: Option<String>,
+    /// A Wasm plugin, `KIND=PATH` (repeatable).
+    #[arg(long = "plugin", env = env::PLUGINS, value_name = "KIND=PATH", value_delimiter = ',')]
+    pub plugins: Vec<String>,
+    /// Re-issue a stream that fails mid-way at most N times (0 = off).
+    #[arg(long, env = env::MIGRATION_LIMIT, value_name = "N")]
+    pub migration_limit: Option<u32>,
+    /// Extra instances tried when one fails before its first byte [default: 2].
+    #[arg(long, env = env::MAX_RETRIES, value_name = "N")]
+    pub max_retries: Option<u32>,
+    /// Bearer token for the /admin API (disabled without one).
+    #[arg(long, env = env::ADMIN_TOKEN, value_name = "TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Largest accepted request body in bytes [default: 16 MiB].
+    #[arg(long, env = env::MAX_BODY_BYTES, value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+}
+
+impl ServeArgs {
+    /// File, then flags/env over it, then validation.
+    pub fn into_config(self) -> Result<ServeConfig, ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => ServeConfig::from_yaml_file(path)?,
+            None => ServeConfig::default(),
+        };
+        if let Some(v) = self.listen {
+            config.listen = v;
+        }
+        for flag in &self.workers {
+            let worker = parse_worker_flag(flag).map_err(|message| ConfigError::Invalid {
+                key: "--worker".into(),
+                message,
+            })?;
+            config.workers.push(worker);
+        }
+        if let Some(v) = self.discovery {
+            config.discovery = v;
+        }
+        if self.etcd.is_some() {
+            config.etcd = self.etcd;
+        }
+        if self.nats.is_some() {
+            config.nats = self.nats;
+        }
+        if let Some(v) = self.policy {
+            config.routing.policy = v;
+        }
+        if let Some(v) = self.session_header {
+            config.routing.session_header = v;
+        }
+        config.plugins.extend(self.plugins);
+        if let Some(v) = self.migration_limit {
+            config.migration_limit = v;
+        }
+        if let Some(v) = self.max_retries {
+            config.upstream.max_retries = v;
+        }
+        if self.admin_token.is_some() {
+            config.admin_token = self.admin_token;
+        }
+        if let Some(v) = self.max_body_bytes {
+            config.limits.max_body_bytes = v;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Address the demo frontend listens on.
+    #[arg(long, default_value = "127.0.0.1:8000", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Number of in-process mocker workers.
+    #[arg(long, default_value_t = 3)]
+    pub workers: usize,
+    /// Routing policy.
+    #[arg(long, default_value = "p2c")]
+    pub policy: String,
+}

@@ -1,0 +1,383 @@
+//! `switchyard serve` configuration: one serde struct with defaults and `validate()`.
+//!
+//! Precedence: command-line flag > `SWITCHYARD_*` environment variable > YAML file > default.
+//! Unknown YAML keys are errors that name the key, so a typo never silently does nothing.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+use switchyard_runtime::client::ClientConfig;
+use switchyard_runtime::health::{HealthConfig, ProbeConfig};
+use switchyard_runtime::{ChatTemplate, Engine, InstanceSpec, PolicyConfig, WorkerApi};
+
+/// The whole frontend configuration (the YAML file's schema).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    /// Where instances come from: `static` (the `workers` list), `etcd` or `kubernetes`.
+    pub discovery: DiscoveryKind,
+    /// Static workers.
+    pub workers: Vec<WorkerConfig>,
+    pub etcd: Option<String>,
+    pub nats: Option<String>,
+    /// Default routing for every model.
+    pub routing: PolicyConfig,
+    /// Per-model routing overrides.
+    pub models: BTreeMap<String, PolicyConfig>,
+    /// Bearer token for `/admin/*`; the admin API is disabled without one.
+    pub admin_token: Option<String>,
+    /// Wasm plugins as `KIND=PATH`.
+    pub plugins: Vec<String>,
+    /// Re-issue a stream that failed mid-way at most this many times (0 = off).
+    pub migration_limit: u32,
+    pub limits: HttpLimits,
+    pub upstream: UpstreamConfig,
+    pub health: HealthConfig,
+    pub probe: ProbeConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DiscoveryKind {
+    #[default]
+    Static,
+    Etcd,
+    Kubernetes,
+}
+
+/// One statically configured worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    pub model: String,
+    pub url: String,
+    /// Defaults to the URL's `host:port`.
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub engine: Engine,
+    /// `chat` (default) or `completions` (the frontend applies the chat template).
+    #[serde(default)]
+    pub api: WorkerApi,
+    #[serde(default)]
+    pub chat_template: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default = "one")]
+    pub weight: f32,
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+/// Limits on what clients may send.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpLimits {
+    pub max_body_bytes: usize,
+    /// A client must send its request headers within this time, milliseconds.
+    pub header_read_timeout_ms: u64,
+    /// Bytes of request line + headers accepted per request.
+    pub max_header_bytes: usize,
+    /// How long shutdown waits for in-flight requests, milliseconds.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 * 1024 * 1024,
+            header_read_timeout_ms: 10_000,
+            max_header_bytes: 64 * 1024,
+            shutdown_grace_ms: 30_000,
+        }
+    }
+}
+
+/// How the frontend talks to workers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamConfig {
+    #[serde(flatten)]
+    pub client: ClientConfig,
+    /// Time allowed until the worker's response headers (and, for streams, first event).
+    pub first_byte_timeout_ms: u64,
+    /// A stream that sends nothing for this long is failed, milliseconds.
+    pub stall_timeout_ms: u64,
+    /// Extra instances tried when one fails before its first byte.
+    pub max_retries: u32,
+    /// Largest non-streamed worker response accepted, bytes.
+    pub max_response_bytes: usize,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            client: ClientConfig::default(),
+            first_byte_timeout_ms: 120_000,
+            stall_timeout_ms: 60_000,
+            max_retries: 2,
+            max_response_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8000)),
+            discovery: DiscoveryKind::Static,
+            workers: Vec::new(),
+            etcd: None,
+            nats: None,
+            routing: PolicyConfig::default(),
+            models: BTreeMap::new(),
+            admin_token: None,
+            plugins: Vec::new(),
+            migration_limit: 0,
+            limits: HttpLimits::default(),
+            upstream: UpstreamConfig::default(),
+            health: HealthConfig::default(),
+            probe: ProbeConfig::default(),
+        }
+    }
+}
+
+/// A configuration problem, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+impl ServeConfig {
+    /// Parses a YAML file.
+    pub fn from_yaml_file(path: &str) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_yaml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    pub fn from_yaml(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        serde_yaml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Checks everything that can be checked before serving.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.health.validate().map_err(|m| invalid("health", m))?;
+        validate_policy("routing", &self.routing)?;
+        for (model, policy) in &self.models {
+            validate_policy(&format!("models.{model}"), policy)?;
+        }
+        if self.discovery == DiscoveryKind::Static && self.workers.is_empty() {
+            return Err(invalid(
+                "workers",
+                "static discovery needs at least one worker (--worker MODEL=URL)",
+            ));
+        }
+        if self.discovery == DiscoveryKind::Etcd && self.etcd.is_none() {
+            return Err(invalid("etcd", "`--discovery etcd` needs `--etcd URL`"));
+        }
+        if self.limits.max_body_bytes == 0 {
+            return Err(invalid("limits.max_body_bytes", "must be greater than 0"));
+        }
+        if self.upstream.first_byte_timeout_ms == 0 || self.upstream.stall_timeout_ms == 0 {
+            return Err(invalid("upstream", "timeouts must be greater than 0"));
+        }
+        for (i, worker) in self.workers.iter().enumerate() {
+            worker.validate(&format!("workers[{i}]"))?;
+        }
+        if let Some(token) = &self.admin_token {
+            if token.len() < 8 {
+                return Err(invalid("admin_token", "must be at least 8 characters"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Static workers as instance specs with unique ids.
+    pub fn instance_specs(&self) -> Vec<InstanceSpec> {
+        let mut seen = std::collections::HashSet::new();
+        self.workers
+            .iter()
+            .map(|w| {
+                let mut id = w.id.clone().unwrap_or_else(|| authority(&w.url));
+                if !seen.insert(id.clone()) {
+                    id = format!("{id}/{}", w.model);
+                }
+                InstanceSpec {
+                    id,
+                    model: w.model.clone(),
+                    url: w.url.trim_end_matches('/').to_owned(),
+                    engine: w.engine,
+                    api: w.api,
+                    chat_template: w.chat_template.clone(),
+                    labels: w.labels.clone(),
+                    weight: w.weight,
+                }
+            })
+            .collect()
+    }
+
+    /// Routing settings for `model`.
+    pub fn policy_for(&self, model: &str) -> &PolicyConfig {
+        self.models.get(model).unwrap_or(&self.routing)
+    }
+}
+
+fn validate_policy(key: &str, policy: &PolicyConfig) -> Result<(), ConfigError> {
+    switchyard_runtime::policy::build(policy)
+        .map(|_| ())
+        .map_err(|m| invalid(format!("{key}.policy"), m))
+}
+
+impl WorkerConfig {
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        if self.model.trim().is_empty() {
+            return Err(invalid(format!("{key}.model"), "must not be empty"));
+        }
+        let uri: http::Uri = self
+            .url
+            .parse()
+            .map_err(|e| invalid(format!("{key}.url"), format!("`{}`: {e}", self.url)))?;
+        if uri.scheme_str() != Some("http") || uri.host().is_none() {
+            return Err(invalid(
+                format!("{key}.url"),
+                format!("`{}` must be an http://host:port URL", self.url),
+            ));
+        }
+        if !(self.weight > 0.0 && self.weight.is_finite()) {
+            return Err(invalid(
+                format!("{key}.weight"),
+                "must be a positive number",
+            ));
+        }
+        if let Some(path) = &self.chat_template {
+            ChatTemplate::from_file(path)
+                .map_err(|e| invalid(format!("{key}.chat_template"), e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+fn authority(url: &str) -> String {
+    url.parse::<http::Uri>()
+        .ok()
+        .and_then(|u| u.authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| url.to_owned())
+}
+
+/// Parses a `--worker MODEL=URL` flag.
+pub fn parse_worker_flag(flag: &str) -> Result<WorkerConfig, String> {
+    let (model, url) = flag
+        .split_once('=')
+        .ok_or_else(|| format!("`{flag}` is not MODEL=URL"))?;
+    Ok(WorkerConfig {
+        model: model.to_owned(),
+        url: url.to_owned(),
+        id: None,
+        engine: Engine::Generic,
+        api: WorkerApi::Chat,
+        chat_template: None,
+        labels: BTreeMap::new(),
+        weight: 1.0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = ServeConfig::from_yaml("routing:\n  polcy: p2c\n").unwrap_err();
+        assert!(err.contains("polcy"), "{err}");
+        let err = ServeConfig::from_yaml("listen: 1.2.3.4:80\nworkerz: []\n").unwrap_err();
+        assert!(err.contains("workerz"), "{err}");
+    }
+
+    #[test]
+    fn full_yaml_parses_and_validates() {
+        let cfg = ServeConfig::from_yaml(
+            "listen: 127.0.0.1:9000\nrouting:\n  policy: session\n  session_header: x-user\nmodels:\n  big:\n    policy: p2c\nworkers:\n  - model: small\n    url: http://127.0.0.1:8001\n    api: completions\n  - model: big\n    url: http://127.0.0.1:8002\n    weight: 2\n",
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.policy_for("big").policy, "p2c");
+        assert_eq!(cfg.policy_for("small").policy, "session");
+        let specs = cfg.instance_specs();
+        assert_eq!(specs[0].id, "127.0.0.1:8001");
+        assert_eq!(specs[0].api, WorkerApi::Completions);
+    }
+
+    #[test]
+    fn validation_names_the_bad_key() {
+        let mut cfg = ServeConfig::default();
+        cfg.workers.push(parse_worker_flag("m=ftp://x").unwrap());
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("workers[0].url"), "{err}");
+
+        let mut cfg = ServeConfig::default();
+        cfg.workers
+            .push(parse_worker_flag("m=http://127.0.0.1:1").unwrap());
+        cfg.models.insert(
+            "m".into(),
+            PolicyConfig {
+                policy: "nope".into(),
+                ..Default::default()
+            },
+        );
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("models.m.policy"), "{err}");
+
+        let mut cfg = ServeConfig::default();
+        cfg.workers
+            .push(parse_worker_flag("m=http://127.0.0.1:1").unwrap());
+        cfg.workers[0].chat_template = Some("/no/such/file.jinja".into());
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("workers[0].chat_template"), "{err}");
+
+        assert!(ServeConfig::default()
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("workers"));
+    }
+
+    #[test]
+    fn duplicate_urls_get_distinct_ids() {
+        let mut cfg = ServeConfig::default();
+        cfg.workers
+            .push(parse_worker_flag("a=http://127.0.0.1:1").unwrap());
+        cfg.workers
+            .push(parse_worker_flag("b=http://127.0.0.1:1").unwrap());
+        let ids: Vec<_> = cfg.instance_specs().into_iter().map(|s| s.id).collect();
+        assert_eq!(ids, vec!["127.0.0.1:1", "127.0.0.1:1/b"]);
+        assert!(parse_worker_flag("no-equals").is_err());
+    }
+}

@@ -1,0 +1,135 @@
+//! The one place where failures become HTTP responses.
+//!
+//! Every stage returns an [`ApiError`]; it is classified here, once, into a status code, a
+//! public message, OpenAI's error `type`/`code`, and the diagnostic kept for logs. Nothing
+//! else in the frontend builds an error body.
+
+use std::time::Duration;
+
+use switchyard_protocol::ErrorBody;
+
+/// An error on its way to the client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: u16,
+    pub message: String,
+    pub kind: &'static str,
+    pub param: Option<String>,
+    pub code: Option<&'static str>,
+    /// Sent as `Retry-After` (seconds) when shedding load.
+    pub retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    fn new(status: u16, kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            kind,
+            param: None,
+            code: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
+        self
+    }
+
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    /// 400: the body is malformed or a field is missing or ill-typed.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(400, "invalid_request_error", message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(401, "authentication_error", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(403, "permission_error", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(404, "not_found_error", message)
+    }
+
+    pub fn model_not_found(model: &str) -> Self {
+        Self::new(
+            404,
+            "invalid_request_error",
+            format!("The model `{model}` does not exist or has no instances."),
+        )
+        .with_param("model")
+        .with_code("model_not_found")
+    }
+
+    pub fn method_not_allowed(method: &str, path: &str) -> Self {
+        Self::new(
+            405,
+            "invalid_request_error",
+            format!("{method} is not allowed on {path}"),
+        )
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            413,
+            "invalid_request_error",
+            format!("Request body is larger than the limit of {limit} bytes."),
+        )
+        .with_code("request_too_large")
+    }
+
+    pub fn unsupported_media_type(got: &str) -> Self {
+        Self::new(
+            415,
+            "invalid_request_error",
+            format!("Content-Type must be application/json, got `{got}`."),
+        )
+        .with_code("unsupported_media_type")
+    }
+
+    /// 503: nothing can serve the model right now.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        let mut e = Self::new(503, "service_unavailable", message);
+        e.retry_after = Some(Duration::from_secs(1));
+        e
+    }
+
+    /// 502: the worker failed.
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        Self::new(502, "upstream_error", message).with_code("upstream_error")
+    }
+
+    /// 504: the worker did not answer in time.
+    pub fn gateway_timeout(message: impl Into<String>) -> Self {
+        Self::new(504, "upstream_timeout", message).with_code("upstream_timeout")
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "internal_error", message)
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody::new(
+            self.message.clone(),
+            self.kind,
+            self.param.clone(),
+            self.code.map(str::to_owned),
+        )
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.kind, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}

@@ -1,0 +1,157 @@
+//! The HTTP edge: route by method and path, stamp `x-request-id`, render errors, and the
+//! small non-generating endpoints (`/v1/models`, `/health`, `/live`, `/metrics`, `/admin`).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use switchyard_protocol::ModelList;
+use switchyard_runtime::clock::now_ns;
+
+use crate::admin;
+use crate::app::App;
+use crate::body::Body;
+use crate::error::ApiError;
+use crate::pipeline::{self, Endpoint};
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub const INSTANCE_HEADER: &str = "x-switchyard-instance";
+
+/// Entry point for every request.
+pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<Body> {
+    let request_id = request_id(request.headers());
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path();
+    let mut response = match (&parts.method, path) {
+        (&Method::POST, "/v1/chat/completions") => {
+            pipeline::generate(&app, parts.headers, body, Endpoint::Chat, &request_id).await
+        }
+        (&Method::POST, "/v1/completions") => {
+            pipeline::generate(
+                &app,
+                parts.headers,
+                body,
+                Endpoint::Completions,
+                &request_id,
+            )
+            .await
+        }
+        (&Method::POST, "/v1/embeddings") => {
+            pipeline::generate(&app, parts.headers, body, Endpoint::Embeddings, &request_id).await
+        }
+        (&Method::GET, "/v1/models") => models(&app),
+        (&Method::GET, "/health") => health(&app),
+        (&Method::GET, "/live") => json_response(StatusCode::OK, r#"{"status":"live"}"#.into()),
+        (&Method::GET, "/metrics") => metrics(&app),
+        (_, p) if p.starts_with("/admin/") => admin::handle(&app, &parts, body).await,
+        (method, p) if is_known_path(p) => {
+            error_response(&ApiError::method_not_allowed(method.as_str(), p))
+        }
+        (_, p) => error_response(&ApiError::not_found(format!("No route for {p}."))),
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+fn is_known_path(path: &str) -> bool {
+    matches!(
+        path,
+        "/v1/chat/completions"
+            | "/v1/completions"
+            | "/v1/embeddings"
+            | "/v1/models"
+            | "/health"
+            | "/live"
+            | "/metrics"
+    )
+}
+
+/// The client's `x-request-id` if it is sane, else a fresh random one.
+fn request_id(headers: &HeaderMap) -> String {
+    if let Some(id) = headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()) {
+        if !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()) {
+            return id.to_owned();
+        }
+    }
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Renders an [`ApiError`] in OpenAI's shape.
+pub fn error_response(error: &ApiError) -> Response<Body> {
+    let mut response = json_response(
+        StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        error.body().to_json(),
+    );
+    if let Some(after) = error.retry_after {
+        if let Ok(v) = HeaderValue::from_str(&after.as_secs().max(1).to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    response
+}
+
+pub fn json_response(status: StatusCode, body: String) -> Response<Body> {
+    let mut response = Response::new(Body::full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Models with at least one routable instance, sorted.
+fn routable_models(app: &App) -> Vec<String> {
+    let now = now_ns();
+    let topology = app.registry.topology();
+    let mut models: Vec<String> = topology
+        .models()
+        .filter(|(_, instances)| instances.iter().any(|i| i.health.is_routable(now)))
+        .map(|(model, _)| model.clone())
+        .collect();
+    models.sort();
+    models
+}
+
+fn models(app: &App) -> Response<Body> {
+    let list = ModelList::new(routable_models(app));
+    json_response(
+        StatusCode::OK,
+        serde_json::to_string(&list).unwrap_or_default(),
+    )
+}
+
+/// Ready when at least one model is routable and the frontend is not draining.
+fn health(app: &App) -> Response<Body> {
+    let models = routable_models(app);
+    let draining = app.draining.load(Ordering::Relaxed);
+    let ready = !models.is_empty() && !draining;
+    let body = serde_json::json!({
+        "status": if ready { "ok" } else { "unavailable" },
+        "draining": draining,
+        "models": models,
+        "discovery": {
+            "kind": app.config.discovery,
+            "connected": app.registry.discovery_connected(),
+        },
+        "instances": app.registry.topology().all().len(),
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(status, body.to_string())
+}
+
+fn metrics(app: &App) -> Response<Body> {
+    let mut response = Response::new(Body::full(app.metrics.render(&app.registry)));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
+}

@@ -1,0 +1,21 @@
+//! The `switchyard` frontend: an OpenAI-compatible HTTP server that routes each request to a
+//! worker instance and streams the answer back.
+//!
+//! The request path is [`pipeline::generate`]; everything else here is the HTTP edge, the
+//! configuration, metrics and the subcommands that assemble them.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod app;
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod env_names;
+pub mod error;
+pub mod http_edge;
+pub mod metrics;
+pub mod pipeline;
+pub mod serve;
+pub mod server;
+pub mod translate;

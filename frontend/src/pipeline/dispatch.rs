@@ -1,0 +1,261 @@
+//! Stage 6 — dispatch: send the request to the best-ranked instance; if it fails before the
+//! first byte reaches the client, try the next-ranked one (bounded by the ranking length,
+//! i.e. `1 + max_retries`).
+//!
+//! "Before the first byte" includes the first SSE event of a stream: the client's response
+//! starts only once a worker has produced something, so a worker that accepts a stream and
+//! dies before its first token costs a retry, not a failed request.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{StatusCode, Uri};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use switchyard_protocol::sse::{Event, Framer};
+use switchyard_runtime::clock::now_ns;
+use switchyard_runtime::{InFlightGuard, Instance};
+
+use super::parse::ParsedRequest;
+use super::preprocess::Prepared;
+use super::tracker::Tracker;
+use crate::app::App;
+use crate::error::ApiError;
+
+/// What the chosen worker answered, ready to relay.
+pub enum Upstream {
+    /// A whole (non-streamed) response, or a worker's 4xx passed through.
+    Complete {
+        instance: Arc<Instance>,
+        guard: InFlightGuard,
+        status: StatusCode,
+        body: Bytes,
+        translated: bool,
+    },
+    /// A stream whose first event has arrived.
+    Stream(StreamStart),
+}
+
+pub struct StreamStart {
+    pub instance: Arc<Instance>,
+    pub guard: InFlightGuard,
+    pub body: Incoming,
+    pub framer: Framer,
+    pub first: Event,
+    pub translated: bool,
+}
+
+/// A failed attempt: where it failed and whether another instance may be tried.
+#[derive(Debug)]
+struct AttemptError {
+    error: ApiError,
+    /// The instance is at fault (connect error, timeout, 5xx): retry elsewhere, count against
+    /// its health. Otherwise the request itself is at fault and retrying cannot help.
+    retryable: bool,
+}
+
+impl AttemptError {
+    fn upstream(error: ApiError) -> Self {
+        Self {
+            error,
+            retryable: true,
+        }
+    }
+}
+
+pub async fn dispatch(
+    app: &Arc<App>,
+    request: &ParsedRequest,
+    prepared: &Prepared,
+    routable: &[&Arc<Instance>],
+    ranked: &[usize],
+    request_id: &str,
+    tracker: &Tracker,
+) -> Result<Upstream, ApiError> {
+    let mut last_error = None;
+    for (attempt, &index) in ranked.iter().enumerate() {
+        let Some(&instance) = routable.get(index) else {
+            continue;
+        };
+        if attempt > 0 {
+            tracker.count_retry();
+        }
+        match attempt_once(app, request, prepared, instance, request_id, tracker).await {
+            Ok(upstream) => return Ok(upstream),
+            Err(AttemptError {
+                error,
+                retryable: false,
+            }) => return Err(error),
+            Err(AttemptError { error, .. }) => {
+                tracing::warn!(instance = instance.id(), %error, attempt, "upstream attempt failed");
+                instance.health.record_failure(now_ns(), &app.config.health);
+                instance.set_last_error(error.message.clone());
+                last_error = Some(error);
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| ApiError::unavailable("No instance could be tried.")))
+}
+
+async fn attempt_once(
+    app: &Arc<App>,
+    request: &ParsedRequest,
+    prepared: &Prepared,
+    instance: &Arc<Instance>,
+    request_id: &str,
+    tracker: &Tracker,
+) -> Result<Upstream, AttemptError> {
+    let guard = instance.start_request();
+    let upstream = prepared
+        .upstream_request(request, instance)
+        .map_err(|error| AttemptError {
+            error,
+            retryable: false,
+        })?;
+    let uri: Uri = format!("{}{}", instance.spec.url, upstream.endpoint.path())
+        .parse()
+        .map_err(|e| {
+            AttemptError::upstream(ApiError::bad_gateway(format!(
+                "instance {} has an invalid URL: {e}",
+                instance.id()
+            )))
+        })?;
+    let limits = &app.config.upstream;
+    let started = Instant::now();
+    let response = tokio::time::timeout(
+        Duration::from_millis(limits.first_byte_timeout_ms),
+        app.client.post_json(uri, upstream.body, request_id),
+    )
+    .await
+    .map_err(|_| {
+        AttemptError::upstream(ApiError::gateway_timeout(format!(
+            "instance {} did not answer within {} ms",
+            instance.id(),
+            limits.first_byte_timeout_ms
+        )))
+    })?
+    .map_err(|e| {
+        AttemptError::upstream(ApiError::bad_gateway(format!(
+            "instance {} is unreachable: {e}",
+            instance.id()
+        )))
+    })?;
+
+    let status = response.status();
+    let body = response.into_body();
+    if status.is_server_error() {
+        let detail = read_error_detail(body).await;
+        return Err(AttemptError::upstream(ApiError::bad_gateway(format!(
+            "instance {} returned {status}: {detail}",
+            instance.id()
+        ))));
+    }
+    let stall = Duration::from_millis(limits.stall_timeout_ms);
+    if status.is_success() && request.is_stream() {
+        let deadline = started + Duration::from_millis(limits.first_byte_timeout_ms);
+        let (body, framer, first) = first_event(body, deadline, instance).await?;
+        instance.health.record_success();
+        tracker.observe_ttft(tracker.started().map_or(started, |s| s).elapsed());
+        return Ok(Upstream::Stream(StreamStart {
+            instance: Arc::clone(instance),
+            guard,
+            body,
+            framer,
+            first,
+            translated: upstream.translated,
+        }));
+    }
+    let bytes = tokio::time::timeout(
+        stall,
+        Limited::new(body, limits.max_response_bytes).collect(),
+    )
+    .await
+    .map_err(|_| {
+        AttemptError::upstream(ApiError::gateway_timeout(format!(
+            "instance {} stalled while sending its response",
+            instance.id()
+        )))
+    })?
+    .map_err(|e| {
+        AttemptError::upstream(ApiError::bad_gateway(format!(
+            "instance {} failed while sending its response: {e}",
+            instance.id()
+        )))
+    })?
+    .to_bytes();
+    instance.health.record_success();
+    Ok(Upstream::Complete {
+        instance: Arc::clone(instance),
+        guard,
+        status,
+        body: bytes,
+        translated: upstream.translated && status.is_success(),
+    })
+}
+
+/// Reads until the first whole SSE event, so a worker that fails before producing anything
+/// can still be retried on another instance.
+async fn first_event(
+    mut body: Incoming,
+    deadline: Instant,
+    instance: &Instance,
+) -> Result<(Incoming, Framer, Event), AttemptError> {
+    let mut framer = Framer::default();
+    loop {
+        match framer.next_event() {
+            Ok(Some(event)) => return Ok((body, framer, event)),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(AttemptError::upstream(ApiError::bad_gateway(format!(
+                    "instance {} sent a malformed stream: {e}",
+                    instance.id()
+                ))))
+            }
+        }
+        let frame = tokio::time::timeout_at(deadline.into(), body.frame())
+            .await
+            .map_err(|_| {
+                AttemptError::upstream(ApiError::gateway_timeout(format!(
+                    "instance {} sent no token in time",
+                    instance.id()
+                )))
+            })?;
+        match frame {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    framer.push(data);
+                }
+            }
+            Some(Err(e)) => {
+                return Err(AttemptError::upstream(ApiError::bad_gateway(format!(
+                    "instance {} failed before its first token: {e}",
+                    instance.id()
+                ))))
+            }
+            None => {
+                return Err(AttemptError::upstream(ApiError::bad_gateway(format!(
+                    "instance {} closed the stream before its first token",
+                    instance.id()
+                ))))
+            }
+        }
+    }
+}
+
+/// A short, bounded excerpt of a worker's error body for the client's message and the logs.
+async fn read_error_detail(body: Incoming) -> String {
+    let read = tokio::time::timeout(
+        Duration::from_secs(2),
+        Limited::new(body, 16 * 1024).collect(),
+    )
+    .await;
+    let Ok(Ok(collected)) = read else {
+        return "no error detail".to_owned();
+    };
+    let bytes = collected.to_bytes();
+    if let Ok(body) = serde_json::from_slice::<switchyard_protocol::ErrorBody>(&bytes) {
+        return body.error.message;
+    }
+    String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned()
+}

@@ -1,0 +1,100 @@
+//! The request path, one module per stage, in the order a request meets them:
+//!
+//! parse → preprocess → candidates → health filter → select → dispatch → relay (→ finish)
+//!
+//! [`generate`] reads top to bottom through them.
+
+pub mod candidates;
+pub mod dispatch;
+pub mod health_filter;
+pub mod parse;
+pub mod preprocess;
+pub mod relay;
+pub mod select;
+pub mod tracker;
+
+use std::sync::Arc;
+
+use http::{HeaderMap, Response};
+use hyper::body::Incoming;
+
+use crate::app::App;
+use crate::body::Body;
+use crate::error::ApiError;
+use crate::http_edge;
+use tracker::Tracker;
+
+/// The OpenAI endpoints that generate through a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Chat,
+    Completions,
+    Embeddings,
+}
+
+impl Endpoint {
+    /// Metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Chat => "chat_completions",
+            Self::Completions => "completions",
+            Self::Embeddings => "embeddings",
+        }
+    }
+
+    /// The path on the worker.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Chat => "/v1/chat/completions",
+            Self::Completions => "/v1/completions",
+            Self::Embeddings => "/v1/embeddings",
+        }
+    }
+}
+
+/// Serves one generation request; every failure becomes an OpenAI-shaped error response.
+pub async fn generate(
+    app: &Arc<App>,
+    headers: HeaderMap,
+    body: Incoming,
+    endpoint: Endpoint,
+    request_id: &str,
+) -> Response<Body> {
+    let mut tracker = Tracker::start(app, endpoint);
+    match run(app, headers, body, endpoint, request_id, &mut tracker).await {
+        Ok(response) => response,
+        Err(error) => {
+            tracker.finish_with(error.status);
+            http_edge::error_response(&error)
+        }
+    }
+}
+
+#[tracing::instrument(level = "debug", skip_all, fields(endpoint = endpoint.label(), model))]
+async fn run(
+    app: &Arc<App>,
+    headers: HeaderMap,
+    body: Incoming,
+    endpoint: Endpoint,
+    request_id: &str,
+    tracker: &mut Tracker,
+) -> Result<Response<Body>, ApiError> {
+    let request = parse::parse(headers, body, endpoint, app.config.limits.max_body_bytes).await?;
+    tracing::Span::current().record("model", request.model());
+    let instances = candidates::for_model(&app.registry, request.model())?;
+    tracker.set_model(request.model());
+    let routing = app.routing(request.model());
+    let prepared = preprocess::prepare(&request, routing);
+    let routable = health_filter::routable(&instances, request.model())?;
+    let ranked = select::rank(
+        routing,
+        &prepared,
+        &routable,
+        app.config.upstream.max_retries,
+    );
+    let upstream = dispatch::dispatch(
+        app, &request, &prepared, &routable, &ranked, request_id, tracker,
+    )
+    .await?;
+    Ok(relay::respond(app, &request, upstream, tracker.take()))
+}

@@ -1,0 +1,145 @@
+//! Stage 8 — finish: per-request bookkeeping that must happen however the request ends
+//! (success, error, stream failure, client gone). It lives in a drop guard that travels with
+//! the response body, so a streamed request is counted when its last byte is sent.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchyard_protocol::Usage;
+
+use super::Endpoint;
+use crate::app::App;
+use crate::metrics::{ModelMetrics, UNKNOWN_MODEL};
+
+#[derive(Debug, Default)]
+pub struct Tracker {
+    inner: Option<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    app: Arc<App>,
+    endpoint: Endpoint,
+    started: Instant,
+    model: Option<Arc<ModelMetrics>>,
+    status: u16,
+    completed: bool,
+}
+
+impl Tracker {
+    pub fn start(app: &Arc<App>, endpoint: Endpoint) -> Self {
+        app.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self {
+            inner: Some(Inner {
+                app: Arc::clone(app),
+                endpoint,
+                started: Instant::now(),
+                model: None,
+                status: 200,
+                completed: false,
+            }),
+        }
+    }
+
+    /// Attributes the request to a known model (unknown ones share one label).
+    pub fn set_model(&mut self, model: &str) {
+        if let Some(inner) = &mut self.inner {
+            inner.model = Some(inner.app.metrics.model(model));
+        }
+    }
+
+    /// Moves the bookkeeping out (into a response body), leaving an inert tracker behind.
+    pub fn take(&mut self) -> Tracker {
+        Tracker {
+            inner: self.inner.take(),
+        }
+    }
+
+    pub fn started(&self) -> Option<Instant> {
+        self.inner.as_ref().map(|i| i.started)
+    }
+
+    pub fn app(&self) -> Option<&Arc<App>> {
+        self.inner.as_ref().map(|i| &i.app)
+    }
+
+    /// Ends the request with `status` now.
+    pub fn finish_with(&mut self, status: u16) {
+        if let Some(inner) = &mut self.inner {
+            inner.status = status;
+            inner.completed = true;
+        }
+        self.inner = None;
+    }
+
+    pub fn set_status(&mut self, status: u16) {
+        if let Some(inner) = &mut self.inner {
+            inner.status = status;
+        }
+    }
+
+    /// The response was fully produced (not cut short by the client).
+    pub fn complete(&mut self) {
+        if let Some(inner) = &mut self.inner {
+            inner.completed = true;
+        }
+    }
+
+    pub fn record_usage(&self, usage: &Usage) {
+        if let Some(m) = self.model() {
+            m.input_tokens
+                .fetch_add(u64::from(usage.prompt_tokens), Ordering::Relaxed);
+            m.output_tokens
+                .fetch_add(u64::from(usage.completion_tokens), Ordering::Relaxed);
+        }
+    }
+
+    pub fn observe_ttft(&self, d: Duration) {
+        if let Some(m) = self.model() {
+            m.ttft.observe(d);
+        }
+    }
+
+    pub fn observe_itl(&self, d: Duration) {
+        if let Some(m) = self.model() {
+            m.itl.observe(d);
+        }
+    }
+
+    pub fn count_retry(&self) {
+        if let Some(inner) = &self.inner {
+            inner.app.metrics.retries.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn count_stream_error(&self) {
+        if let Some(inner) = &self.inner {
+            inner
+                .app
+                .metrics
+                .stream_errors
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn model(&self) -> Option<&Arc<ModelMetrics>> {
+        self.inner.as_ref().and_then(|i| i.model.as_ref())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let metrics = &self.app.metrics;
+        metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if !self.completed {
+            metrics.cancelled.fetch_add(1, Ordering::Relaxed);
+        }
+        let model = match &self.model {
+            Some(m) => Arc::clone(m),
+            None => metrics.model(UNKNOWN_MODEL),
+        };
+        model.count_request(self.endpoint.label(), self.status);
+        model.duration.observe(self.started.elapsed());
+    }
+}
