@@ -1,0 +1,159 @@
+//! Command-line flags of `switchyard mocker` (and of the in-process mockers `switchyard demo`
+//! starts). Every flag has a default, and [`MockerArgs::default`] equals what clap produces
+//! for an empty command line.
+
+use std::net::SocketAddr;
+
+use crate::{MockerError, Result};
+
+/// A simulated GPU worker: OpenAI-compatible, deterministic text, a timing model driven by a
+/// paged KV cache and a bounded batch, and fault knobs for testing routers.
+#[derive(clap::Args, Debug, Clone, PartialEq)]
+pub struct MockerArgs {
+    /// Address to listen on (the caller binds it and passes the listener to `run`).
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8100",
+        env = "SWITCHYARD_MOCKER_LISTEN"
+    )]
+    pub listen: SocketAddr,
+
+    /// Model name served; requests for any other model get 404.
+    #[arg(long, default_value = "mock-model")]
+    pub model: String,
+
+    /// Prefill time in milliseconds per prompt block that is not in the KV cache (at least one
+    /// block is always charged): TTFT = ttft_ms * max(1, uncached_blocks). 0 = no delay.
+    #[arg(long = "ttft-ms", default_value_t = 0.0)]
+    pub ttft_ms: f64,
+
+    /// Inter-token latency in milliseconds with one running sequence. It grows with the batch:
+    /// ITL = itl_ms * (1 + (running - 1) / max_running). 0 = no delay.
+    #[arg(long = "itl-ms", default_value_t = 0.0)]
+    pub itl_ms: f64,
+
+    /// Sequences generating at the same time; further requests wait in a FIFO queue.
+    #[arg(long = "max-running", default_value_t = 64)]
+    pub max_running: usize,
+
+    /// Capacity of the paged KV cache, in blocks.
+    #[arg(long = "kv-blocks", default_value_t = 16384)]
+    pub kv_blocks: usize,
+
+    /// Tokens per KV block (one token is approximated as 4 bytes of prompt text).
+    #[arg(long = "block-size", default_value_t = 16)]
+    pub block_size: usize,
+
+    /// Fraction of generation requests (0..=1) answered with 500 and an OpenAI error body.
+    #[arg(long = "fail-rate", default_value_t = 0.0)]
+    pub fail_rate: f64,
+
+    /// Fraction of generation requests (0..=1) that never answer: the connection is held open
+    /// until the client goes away (or the mocker shuts down).
+    #[arg(long = "hang-rate", default_value_t = 0.0)]
+    pub hang_rate: f64,
+
+    /// Exit the whole process abruptly (exit code 1) once this many tokens have been generated
+    /// in total, shortly after the last one was sent: a worker crashing mid-stream.
+    #[arg(long = "die-after-tokens")]
+    pub die_after_tokens: Option<u64>,
+
+    /// Answer /health and every generation request with this HTTP status (an unhealthy or
+    /// overloaded worker), with an OpenAI error body.
+    #[arg(long)]
+    pub status: Option<u16>,
+
+    /// Seed mixed (XOR) into every request's own `seed`, for text, embeddings and fault rolls.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl Default for MockerArgs {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8100)),
+            model: "mock-model".to_owned(),
+            ttft_ms: 0.0,
+            itl_ms: 0.0,
+            max_running: 64,
+            kv_blocks: 16384,
+            block_size: 16,
+            fail_rate: 0.0,
+            hang_rate: 0.0,
+            die_after_tokens: None,
+            status: None,
+            seed: 0,
+        }
+    }
+}
+
+impl MockerArgs {
+    /// Checks ranges clap cannot express; `run` calls it first.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(MockerError::InvalidArgs(msg));
+        for (name, ms) in [("--ttft-ms", self.ttft_ms), ("--itl-ms", self.itl_ms)] {
+            if !ms.is_finite() || ms < 0.0 {
+                return bad(format!("{name} must be a finite number >= 0, got {ms}"));
+            }
+        }
+        for (name, p) in [
+            ("--fail-rate", self.fail_rate),
+            ("--hang-rate", self.hang_rate),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return bad(format!("{name} must be between 0 and 1, got {p}"));
+            }
+        }
+        if self.max_running == 0 {
+            return bad("--max-running must be at least 1".to_owned());
+        }
+        if self.block_size == 0 {
+            return bad("--block-size must be at least 1".to_owned());
+        }
+        if self.model.is_empty() {
+            return bad("--model must not be empty".to_owned());
+        }
+        if let Some(code) = self.status {
+            if http::StatusCode::from_u16(code).is_err() || code < 200 {
+                return bad(format!(
+                    "--status must be an HTTP status 200..=999, got {code}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: MockerArgs,
+    }
+
+    #[test]
+    fn default_matches_an_empty_command_line() {
+        let parsed = Cli::try_parse_from(["mocker"]).unwrap().args;
+        assert_eq!(parsed, MockerArgs::default());
+        assert!(parsed.validate().is_ok());
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        for argv in [
+            &["m", "--fail-rate", "1.5"][..],
+            &["m", "--hang-rate=-0.1"],
+            &["m", "--itl-ms", "NaN"],
+            &["m", "--max-running", "0"],
+            &["m", "--status", "99"],
+        ] {
+            let args = Cli::try_parse_from(argv).unwrap().args;
+            assert!(args.validate().is_err(), "{argv:?}");
+        }
+    }
+}

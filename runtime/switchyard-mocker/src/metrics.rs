@@ -1,0 +1,189 @@
+//! Counters and gauges, rendered as Prometheus text on `GET /metrics` and readable in-process
+//! through [`LoadProbe`] (what a NATS load publisher sends).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+/// Metric names, one place so docs, dashboards and tests agree.
+pub mod names {
+    pub const RUNNING: &str = "switchyard_mocker_running";
+    pub const WAITING: &str = "switchyard_mocker_waiting";
+    pub const KV_USAGE: &str = "switchyard_mocker_kv_usage";
+    pub const KV_BLOCKS_USED: &str = "switchyard_mocker_kv_blocks_used";
+    pub const KV_BLOCKS_RESIDENT: &str = "switchyard_mocker_kv_blocks_resident";
+    pub const KV_BLOCKS_TOTAL: &str = "switchyard_mocker_kv_blocks_total";
+    pub const REQUESTS: &str = "switchyard_mocker_requests_total";
+    pub const CANCELLED: &str = "switchyard_mocker_requests_cancelled_total";
+    pub const PREFIX_HITS: &str = "switchyard_mocker_prefix_cache_hits_total";
+    pub const PREFILL_BLOCKS: &str = "switchyard_mocker_prefill_blocks_total";
+    pub const TOKENS: &str = "switchyard_mocker_tokens_generated_total";
+}
+
+/// The live numbers of one mocker. Relaxed atomics: each value is independent and exact
+/// cross-metric consistency is not worth a lock on the request path.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub(crate) running: AtomicU64,
+    pub(crate) waiting: AtomicU64,
+    pub(crate) kv_blocks_used: AtomicU64,
+    pub(crate) kv_blocks_resident: AtomicU64,
+    pub(crate) kv_blocks_total: AtomicU64,
+    pub(crate) requests: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+    pub(crate) prefix_hits: AtomicU64,
+    pub(crate) prefill_blocks: AtomicU64,
+    pub(crate) tokens: AtomicU64,
+}
+
+/// A point-in-time load report.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoadSnapshot {
+    /// Sequences generating now.
+    pub running: u64,
+    /// Requests queued for a running slot.
+    pub waiting: u64,
+    /// Fraction of KV blocks pinned by running sequences (0..=1).
+    pub kv_usage: f64,
+}
+
+/// A cheap, cloneable view of a running mocker's load and counters.
+#[derive(Debug, Clone, Default)]
+pub struct LoadProbe {
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+impl LoadProbe {
+    pub fn snapshot(&self) -> LoadSnapshot {
+        self.metrics.snapshot()
+    }
+
+    /// Requests whose client went away before completion.
+    pub fn cancelled_total(&self) -> u64 {
+        self.metrics.cancelled.load(Relaxed)
+    }
+
+    /// The Prometheus text `/metrics` serves.
+    pub fn render(&self) -> String {
+        self.metrics.render()
+    }
+}
+
+impl Metrics {
+    pub(crate) fn snapshot(&self) -> LoadSnapshot {
+        let total = self.kv_blocks_total.load(Relaxed);
+        let used = self.kv_blocks_used.load(Relaxed);
+        LoadSnapshot {
+            running: self.running.load(Relaxed),
+            waiting: self.waiting.load(Relaxed),
+            kv_usage: if total == 0 {
+                0.0
+            } else {
+                used as f64 / total as f64
+            },
+        }
+    }
+
+    /// Prometheus text exposition format 0.0.4.
+    pub(crate) fn render(&self) -> String {
+        use names::*;
+        let load = |v: &AtomicU64| v.load(Relaxed);
+        let mut out = String::with_capacity(2048);
+        let mut put = |name: &str, kind: &str, help: &str, value: String| {
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            );
+        };
+        let int = |v: &AtomicU64| load(v).to_string();
+        put(
+            RUNNING,
+            "gauge",
+            "Sequences generating now.",
+            int(&self.running),
+        );
+        put(
+            WAITING,
+            "gauge",
+            "Requests waiting for a running slot.",
+            int(&self.waiting),
+        );
+        let usage = self.snapshot().kv_usage.to_string();
+        put(
+            KV_USAGE,
+            "gauge",
+            "Fraction of KV blocks pinned by running sequences.",
+            usage,
+        );
+        let used = int(&self.kv_blocks_used);
+        put(
+            KV_BLOCKS_USED,
+            "gauge",
+            "KV blocks pinned by running sequences.",
+            used,
+        );
+        let resident = int(&self.kv_blocks_resident);
+        put(
+            KV_BLOCKS_RESIDENT,
+            "gauge",
+            "KV blocks resident (pinned or reusable).",
+            resident,
+        );
+        put(
+            KV_BLOCKS_TOTAL,
+            "gauge",
+            "KV cache capacity in blocks.",
+            int(&self.kv_blocks_total),
+        );
+        put(
+            REQUESTS,
+            "counter",
+            "Generation requests received.",
+            int(&self.requests),
+        );
+        let cancelled = int(&self.cancelled);
+        put(
+            CANCELLED,
+            "counter",
+            "Requests whose client left before completion.",
+            cancelled,
+        );
+        let hits = int(&self.prefix_hits);
+        put(
+            PREFIX_HITS,
+            "counter",
+            "Prompt blocks found in the KV cache.",
+            hits,
+        );
+        let prefill = int(&self.prefill_blocks);
+        put(
+            PREFILL_BLOCKS,
+            "counter",
+            "Prompt blocks that had to be computed.",
+            prefill,
+        );
+        put(TOKENS, "counter", "Tokens generated.", int(&self.tokens));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_lists_every_metric_with_its_value() {
+        let m = Metrics::default();
+        m.running.store(3, Relaxed);
+        m.kv_blocks_used.store(5, Relaxed);
+        m.kv_blocks_total.store(20, Relaxed);
+        let text = m.render();
+        assert!(text.contains("\nswitchyard_mocker_running 3\n"), "{text}");
+        assert!(
+            text.contains("\nswitchyard_mocker_kv_usage 0.25\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE switchyard_mocker_requests_cancelled_total counter"));
+        assert_eq!(m.snapshot().kv_usage, 0.25);
+    }
+}

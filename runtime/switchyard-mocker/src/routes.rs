@@ -1,0 +1,195 @@
+//! The HTTP edge: route by method and path, parse and validate the body, apply fault knobs,
+//! then hand generation to a [`Sequence`]. Every failure becomes an OpenAI-shaped error here.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
+use switchyard_protocol::{ChatCompletionRequest, CompletionRequest, EmbeddingRequest};
+
+use crate::faults::Fault;
+use crate::respond::{self, ApiError, Body};
+use crate::sequence::{GenRequest, Sequence, DEFAULT_MAX_TOKENS};
+use crate::state::Shared;
+use crate::wire::{Envelope, Kind};
+use crate::{embed, stream};
+
+/// Largest request body accepted.
+const BODY_LIMIT: usize = 32 * 1024 * 1024;
+/// Largest output a request may ask for: bounds the memory one request can take.
+const MAX_OUTPUT_TOKENS: u32 = 1 << 20;
+
+/// A parsed generation request.
+struct Parsed {
+    gen: GenRequest,
+    stream: bool,
+    include_usage: bool,
+}
+
+/// Serves one request.
+pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path();
+    match (req.method(), path) {
+        (&Method::POST, "/v1/chat/completions") => generate(shared, req, Kind::Chat).await,
+        (&Method::POST, "/v1/completions") => generate(shared, req, Kind::Completion).await,
+        (&Method::POST, "/v1/embeddings") => embeddings(shared, req).await,
+        (&Method::GET, "/v1/models") => respond::json(StatusCode::OK, shared.models_json.clone()),
+        (&Method::GET, "/health") => health(&shared),
+        (&Method::GET, "/metrics") => {
+            respond::text("text/plain; version=0.0.4", shared.metrics.render())
+        }
+        (_, "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings")
+        | (_, "/v1/models" | "/health" | "/metrics") => {
+            respond::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        }
+        _ => respond::error(StatusCode::NOT_FOUND, format!("no route for {path}")),
+    }
+}
+
+fn health(shared: &Shared) -> Response<Body> {
+    match shared.faults.status() {
+        Some(status) => respond::error(status, "mocker configured with --status"),
+        None => respond::json(StatusCode::OK, Bytes::from_static(br#"{"status":"ok"}"#)),
+    }
+}
+
+async fn generate(shared: Arc<Shared>, req: Request<Incoming>, kind: Kind) -> Response<Body> {
+    let parsed = match read_json(req)
+        .await
+        .and_then(|body| parse(&shared, &body, kind))
+    {
+        Ok(parsed) => parsed,
+        Err(e) => return e.into_response(),
+    };
+    shared.metrics.requests.fetch_add(1, Relaxed);
+    if let Some(resp) = fault(&shared).await {
+        return resp;
+    }
+    let envelope = Envelope::new(kind, &shared);
+    let mut seq = Sequence::new(shared, parsed.gen);
+    if parsed.stream {
+        return respond::sse(stream::body(seq, envelope, parsed.include_usage));
+    }
+    seq.prefill().await;
+    while seq.next_token().await.is_some() {}
+    respond::json(StatusCode::OK, envelope.response(&seq.text, seq.usage()))
+}
+
+/// Parses and validates a chat or completion body into what the engine needs.
+fn parse(shared: &Shared, body: &[u8], kind: Kind) -> Result<Parsed, ApiError> {
+    let (model, context, seed, limit, stream, include_usage) = match kind {
+        Kind::Chat => {
+            let req: ChatCompletionRequest = decode(body)?;
+            let context = shared
+                .template
+                .render(&req.messages)
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+            let (stream, usage, limit) = (req.is_stream(), req.include_usage(), req.output_limit());
+            (req.model, context, req.seed, limit, stream, usage)
+        }
+        Kind::Completion => {
+            let req: CompletionRequest = decode(body)?;
+            let (stream, usage) = (req.is_stream(), req.include_usage());
+            (
+                req.model,
+                req.prompt.as_text(),
+                req.seed,
+                req.max_tokens,
+                stream,
+                usage,
+            )
+        }
+    };
+    check_model(shared, &model)?;
+    let max_tokens = limit.unwrap_or(DEFAULT_MAX_TOKENS);
+    if max_tokens > MAX_OUTPUT_TOKENS {
+        let message = format!("max_tokens must be at most {MAX_OUTPUT_TOKENS}");
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, message));
+    }
+    // Negative seeds are valid in OpenAI's API; their two's-complement bits are the seed.
+    let seed = seed.unwrap_or(0) as u64 ^ shared.args.seed;
+    let gen = GenRequest {
+        context,
+        seed,
+        max_tokens,
+    };
+    Ok(Parsed {
+        gen,
+        stream,
+        include_usage,
+    })
+}
+
+async fn embeddings(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    let req: EmbeddingRequest = match read_json(req).await.and_then(|b| decode(&b)) {
+        Ok(req) => req,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = check_model(&shared, &req.model) {
+        return e.into_response();
+    }
+    shared.metrics.requests.fetch_add(1, Relaxed);
+    if let Some(resp) = fault(&shared).await {
+        return resp;
+    }
+    let out = embed::response(&shared.args.model, &req.input.items(), shared.args.seed);
+    match serde_json::to_vec(&out) {
+        Ok(body) => respond::json(StatusCode::OK, Bytes::from(body)),
+        Err(e) => respond::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Applies the fault knobs; `Some` is the response to send instead of generating.
+async fn fault(shared: &Shared) -> Option<Response<Body>> {
+    match shared.faults.roll() {
+        Fault::None => None,
+        Fault::Fail => Some(respond::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "simulated failure (--fail-rate)",
+        )),
+        Fault::Status(status) => Some(respond::error(status, "mocker configured with --status")),
+        Fault::Hang => {
+            // Hold the request until the client leaves (hyper drops this future) or the mocker
+            // shuts down, so graceful shutdown is never blocked by a simulated hang.
+            let mut shutdown = shared.shutdown.clone();
+            let _ = shutdown.wait_for(|stopping| *stopping).await;
+            Some(respond::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "mocker shutting down",
+            ))
+        }
+    }
+}
+
+fn check_model(shared: &Shared, model: &str) -> Result<(), ApiError> {
+    if model == shared.args.model {
+        Ok(())
+    } else {
+        Err(ApiError::model_not_found(model))
+    }
+}
+
+/// Reads the whole body, up to [`BODY_LIMIT`].
+async fn read_json(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    match Limited::new(req.into_body(), BODY_LIMIT).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {BODY_LIMIT} bytes"),
+        )),
+        Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, e.to_string())),
+    }
+}
+
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("invalid request body: {e}"),
+        )
+    })
+}

@@ -1,0 +1,94 @@
+//! What every request handler shares: the configuration and the simulated engine's state.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use switchyard_kv::{BlockHash, BlockHasher};
+use switchyard_protocol::ModelList;
+use switchyard_runtime::ChatTemplate;
+use tokio::sync::watch;
+
+use crate::faults::Faults;
+use crate::kv_cache::{Allocation, KvCache};
+use crate::metrics::Metrics;
+use crate::scheduler::Scheduler;
+use crate::{MockerArgs, MockerHooks};
+
+/// The simulated engine behind one listener.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub args: MockerArgs,
+    pub template: ChatTemplate,
+    pub hasher: BlockHasher,
+    pub kv: Mutex<KvCache>,
+    pub scheduler: Scheduler,
+    pub metrics: Arc<Metrics>,
+    pub faults: Faults,
+    pub ttft: Duration,
+    pub itl: Duration,
+    /// `GET /v1/models`, serialized once.
+    pub models_json: Bytes,
+    /// Becomes true when the mocker shuts down (releases hanging requests).
+    pub shutdown: watch::Receiver<bool>,
+    next_id: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(args: MockerArgs, hooks: MockerHooks, shutdown: watch::Receiver<bool>) -> Self {
+        let metrics = hooks.load.metrics.clone();
+        metrics
+            .kv_blocks_total
+            .store(args.kv_blocks as u64, Relaxed);
+        let models = ModelList::new([args.model.clone()]);
+        Self {
+            template: ChatTemplate::default(),
+            hasher: BlockHasher::new(args.block_size),
+            kv: Mutex::new(KvCache::new(args.kv_blocks, hooks.kv_events)),
+            scheduler: Scheduler::new(args.max_running, metrics.clone()),
+            faults: Faults::new(&args),
+            ttft: Duration::from_secs_f64(args.ttft_ms / 1000.0),
+            itl: Duration::from_secs_f64(args.itl_ms / 1000.0),
+            models_json: Bytes::from(serde_json::to_vec(&models).unwrap_or_default()),
+            metrics,
+            shutdown,
+            next_id: AtomicU64::new(1),
+            args,
+        }
+    }
+
+    /// A response id, unique within this mocker.
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Relaxed)
+    }
+
+    /// Pins `hashes` in the KV cache and updates the KV gauges.
+    pub fn kv_allocate(&self, hashes: &[BlockHash]) -> Allocation {
+        let mut kv = self.kv.lock();
+        let alloc = kv.allocate(hashes);
+        self.publish_kv(&kv);
+        alloc
+    }
+
+    /// Releases a sequence's blocks after storing `extra` (blocks it generated) when given.
+    pub fn kv_release(&self, alloc: Allocation, extra: Option<&[BlockHash]>) {
+        let mut kv = self.kv.lock();
+        if let Some(extra) = extra {
+            let generated = kv.allocate(extra);
+            kv.release(generated);
+        }
+        kv.release(alloc);
+        self.publish_kv(&kv);
+    }
+
+    fn publish_kv(&self, kv: &KvCache) {
+        self.metrics
+            .kv_blocks_used
+            .store(kv.pinned() as u64, Relaxed);
+        self.metrics
+            .kv_blocks_resident
+            .store(kv.resident() as u64, Relaxed);
+    }
+}

@@ -1,0 +1,85 @@
+//! The SSE body of a streamed completion: role chunk (chat), one chunk per token, the
+//! `finish_reason` chunk, the optional usage chunk, then `data: [DONE]`.
+//!
+//! The body owns the [`Sequence`]: hyper drops the body when the client disconnects, which
+//! stops generation right there and lets the sequence count itself cancelled.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http_body::Frame;
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, StreamBody};
+use switchyard_protocol::sse::encode_done;
+
+use crate::sequence::Sequence;
+use crate::wire::Envelope;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Prefill,
+    Tokens,
+    Usage,
+    Done,
+    End,
+}
+
+#[derive(Debug)]
+struct Events {
+    seq: Sequence,
+    envelope: Envelope,
+    include_usage: bool,
+    phase: Phase,
+}
+
+/// The streaming response body for `seq`.
+pub(crate) fn body(
+    seq: Sequence,
+    envelope: Envelope,
+    include_usage: bool,
+) -> UnsyncBoxBody<Bytes, Infallible> {
+    let events = Events {
+        seq,
+        envelope,
+        include_usage,
+        phase: Phase::Prefill,
+    };
+    let stream = futures_util::stream::unfold(events, |mut events| async move {
+        let event = events.next_event().await?;
+        Some((Ok(Frame::data(event)), events))
+    });
+    StreamBody::new(stream).boxed_unsync()
+}
+
+impl Events {
+    async fn next_event(&mut self) -> Option<Bytes> {
+        loop {
+            match self.phase {
+                Phase::Prefill => {
+                    self.seq.prefill().await;
+                    self.phase = Phase::Tokens;
+                    if let Some(chunk) = self.envelope.role_chunk() {
+                        return Some(chunk);
+                    }
+                }
+                Phase::Tokens => {
+                    if let Some(token) = self.seq.next_token().await {
+                        return Some(self.envelope.token_chunk(token));
+                    }
+                    self.phase = Phase::Usage;
+                    return Some(self.envelope.finish_chunk());
+                }
+                Phase::Usage => {
+                    self.phase = Phase::Done;
+                    if self.include_usage {
+                        return Some(self.envelope.usage_chunk(self.seq.usage()));
+                    }
+                }
+                Phase::Done => {
+                    self.phase = Phase::End;
+                    return Some(encode_done());
+                }
+                Phase::End => return None,
+            }
+        }
+    }
+}
