@@ -2,10 +2,20 @@
 //!
 //! The one rule both sides must agree on is how a prompt is cut into blocks and hashed:
 //! [`hash`] is that rule, and it is the only copy of it.
+//!
+//! On top of it: [`index`] (which instances hold which prefix blocks, fed by worker events),
+//! [`approx`] (the same answer predicted from the frontend's own routing decisions when there
+//! are no events) and [`cost`] (the `kv` policy's cost and temperature selection).
 #![forbid(unsafe_code)]
 
+pub mod approx;
+pub mod cost;
 pub mod event;
 pub mod hash;
+pub mod index;
 
+pub use approx::{ApproxIndex, SharedApproxIndex};
+pub use cost::{KvCandidate, KvCostWeights};
 pub use event::KvEvent;
 pub use hash::{BlockHash, BlockHasher, BYTES_PER_TOKEN};
+pub use index::{KvIndex, Overlap, SharedKvIndex};
