@@ -25,6 +25,7 @@ pub mod generate;
 pub mod kv_cache;
 pub mod metrics;
 pub mod scheduler;
+pub mod timing;
 
 mod embed;
 mod respond;

@@ -16,6 +16,7 @@ use crate::generate::TextGen;
 use crate::kv_cache::Allocation;
 use crate::scheduler::Slot;
 use crate::state::Shared;
+use crate::timing;
 
 /// Output length when the request names none.
 pub const DEFAULT_MAX_TOKENS: u32 = 16;
@@ -60,7 +61,7 @@ impl Sequence {
     }
 
     /// Waits for a running slot, looks the prompt up in the KV cache and spends the prefill
-    /// time: `ttft * max(1, uncached blocks)`.
+    /// time ([`timing::prefill_delay`]).
     pub async fn prefill(&mut self) {
         self.slot = Some(self.shared.scheduler.admit().await);
         let hashes = self.shared.hasher.hash_bytes(self.context.as_bytes());
@@ -70,9 +71,9 @@ impl Sequence {
         metrics
             .prefill_blocks
             .fetch_add(alloc.uncached() as u64, Relaxed);
-        let charged = alloc.uncached().max(1) as u32;
+        let delay = timing::prefill_delay(self.shared.ttft, alloc.uncached());
         self.kv = Some(alloc);
-        sleep(self.shared.ttft * charged).await;
+        sleep(delay).await;
     }
 
     /// The next token, or `None` when the output budget is spent (the sequence is then
@@ -103,14 +104,9 @@ impl Sequence {
         Usage::new(u32::try_from(prompt).unwrap_or(u32::MAX), self.produced)
     }
 
-    /// ITL grows with the batch: `itl * (1 + (running - 1) / max_running)`.
     fn inter_token_latency(&self) -> Duration {
-        let itl = self.shared.itl;
-        if itl.is_zero() {
-            return itl;
-        }
-        let running = self.shared.metrics.running.load(Relaxed).saturating_sub(1) as f64;
-        itl.mul_f64(1.0 + running / self.shared.args.max_running as f64)
+        let running = self.shared.metrics.running.load(Relaxed);
+        timing::inter_token_latency(self.shared.itl, running, self.shared.args.max_running)
     }
 
     /// Stores the blocks the output completed (a follow-up turn that quotes this answer hits
@@ -148,5 +144,84 @@ impl Drop for Sequence {
 async fn sleep(d: Duration) {
     if !d.is_zero() {
         tokio::time::sleep(d).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::watch;
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::{MockerArgs, MockerHooks};
+
+    fn engine(args: MockerArgs) -> Arc<Shared> {
+        let (_, stopping) = watch::channel(false);
+        Arc::new(Shared::new(args, MockerHooks::default(), stopping))
+    }
+
+    /// 12 bytes: three blocks of one 4-byte token.
+    fn request() -> GenRequest {
+        GenRequest {
+            context: "abcdefghijkl".into(),
+            seed: 0,
+            max_tokens: 4,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn prefill_pays_for_uncached_blocks_and_decode_for_each_later_token() {
+        let ms = Duration::from_millis(1);
+        let args = MockerArgs {
+            ttft_ms: 10.0,
+            itl_ms: 2.0,
+            block_size: 1,
+            ..MockerArgs::default()
+        };
+        let shared = engine(args);
+        let start = Instant::now();
+        let mut seq = Sequence::new(shared.clone(), request());
+        seq.prefill().await;
+        assert_eq!(start.elapsed(), 30 * ms, "three uncached blocks");
+        while seq.next_token().await.is_some() {}
+        assert_eq!(start.elapsed(), 36 * ms, "three gaps between four tokens");
+        drop(seq);
+
+        let start = Instant::now();
+        let mut cached = Sequence::new(shared, request());
+        cached.prefill().await;
+        assert_eq!(
+            start.elapsed(),
+            10 * ms,
+            "fully cached prompt pays one block"
+        );
+    }
+
+    #[tokio::test]
+    async fn dropping_an_unfinished_sequence_counts_a_cancellation_and_frees_it() {
+        let shared = engine(MockerArgs {
+            block_size: 1,
+            ..MockerArgs::default()
+        });
+        let mut seq = Sequence::new(shared.clone(), request());
+        seq.prefill().await;
+        assert!(seq.next_token().await.is_some());
+        let load = shared.metrics.snapshot();
+        assert_eq!(load.running, 1);
+        assert!(load.kv_usage > 0.0);
+        drop(seq);
+        assert_eq!(shared.metrics.cancelled.load(Relaxed), 1);
+        assert_eq!(shared.metrics.snapshot().running, 0);
+        assert_eq!(shared.kv.lock().pinned(), 0);
+
+        let mut done = Sequence::new(shared.clone(), request());
+        done.prefill().await;
+        while done.next_token().await.is_some() {}
+        drop(done);
+        assert_eq!(
+            shared.metrics.cancelled.load(Relaxed),
+            1,
+            "finished is not cancelled"
+        );
     }
 }
