@@ -1,1 +1,12 @@
-//! Harness for the integration tests: starts real processes on free loopback ports.
+//! Harness for the integration tests: starts real `switchyard` processes (frontend, mockers)
+//! on free loopback ports, waits until they are ready, and kills them on drop.
+//!
+//! The binary is `target/<profile>/switchyard` next to the test executable (built by the
+//! README test command), or `$SWITCHYARD_BIN`.
+
+pub mod http;
+pub mod process;
+
+pub use process::{frontend, frontend_with_config, mocker, worker_flags};
+
+pub use process::{free_port, switchyard_bin, Proc};

@@ -1,0 +1,24 @@
+//! Integration tests: real `switchyard serve` and `switchyard mocker` processes on loopback.
+//! One module per area.
+
+mod errors;
+mod failures;
+mod openai_client;
+mod routing;
+mod shutdown;
+mod streaming;
+mod templates;
+
+use serde_json::{json, Value};
+
+pub const MODEL: &str = "mock-model";
+
+/// A chat request for `MODEL`.
+pub fn chat(content: &str, max_tokens: u32, stream: bool) -> Value {
+    json!({
+        "model": MODEL,
+        "messages": [{"role": "user", "content": content}],
+        "max_tokens": max_tokens,
+        "stream": stream,
+    })
+}

@@ -1,0 +1,182 @@
+//! Child processes that die with the test.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// The `switchyard` binary under test.
+pub fn switchyard_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("SWITCHYARD_BIN") {
+        return PathBuf::from(path);
+    }
+    // target/<profile>/deps/it-<hash> → target/<profile>/switchyard
+    let exe = std::env::current_exe().unwrap_or_default();
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    profile_dir.join("switchyard")
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; the OS does not reuse it at once).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// A running process, killed (SIGKILL) and reaped on drop.
+pub struct Proc {
+    pub name: String,
+    pub port: u16,
+    child: Child,
+    log: tempfile::NamedTempFile,
+}
+
+impl Proc {
+    /// Starts `switchyard <args…>` with `port` substituted for `{port}` in the args.
+    pub fn spawn(name: &str, args: &[String], port: u16) -> anyhow::Result<Self> {
+        let bin = switchyard_bin();
+        if !bin.exists() {
+            bail!(
+                "{} does not exist: build it first (`cargo build -p switchyard`) or set SWITCHYARD_BIN",
+                bin.display()
+            );
+        }
+        let log = tempfile::NamedTempFile::new()?;
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.replace("{port}", &port.to_string()))
+            .collect();
+        let child = Command::new(&bin)
+            .args(&args)
+            .env("SWITCHYARD_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.reopen()?)
+            .stderr(log.reopen()?)
+            .spawn()
+            .with_context(|| format!("spawning {name}: {} {args:?}", bin.display()))?;
+        Ok(Self {
+            name: name.to_owned(),
+            port,
+            child,
+            log,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(i32::MAX))
+    }
+
+    pub fn signal(&self, signal: Signal) -> anyhow::Result<()> {
+        kill(self.pid(), signal).with_context(|| format!("{signal} to {}", self.name))
+    }
+
+    /// Waits until `GET path` answers 200, or fails with the process log.
+    pub async fn wait_ready(&mut self, path: &str) -> anyhow::Result<()> {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let url = format!("{}{path}", self.url());
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("{} exited with {status}:\n{}", self.name, self.log_text());
+            }
+            if let Ok(r) = client.get(&url).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        bail!(
+            "{} not ready at {url} after 20 s:\n{}",
+            self.name,
+            self.log_text()
+        )
+    }
+
+    /// Waits for the process to exit (bounded); returns whether it exited.
+    pub async fn wait_exit(&mut self, within: Duration) -> anyhow::Result<bool> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.child.try_wait()?.is_some() {
+                return Ok(true);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(false)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = kill(self.pid(), Signal::SIGCONT);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a mocker with extra flags and waits for `/health`.
+pub async fn mocker(extra: &[&str]) -> anyhow::Result<Proc> {
+    let port = free_port();
+    let mut args = vec![
+        "mocker".to_owned(),
+        "--listen".to_owned(),
+        "127.0.0.1:{port}".to_owned(),
+    ];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let mut p = Proc::spawn("mocker", &args, port)?;
+    // A mocker started with --status answers /health with that status: wait on /v1/models.
+    p.wait_ready("/v1/models").await?;
+    Ok(p)
+}
+
+/// Starts a frontend with `serve` flags and waits for `/live`.
+pub async fn frontend(extra: &[String]) -> anyhow::Result<Proc> {
+    let port = free_port();
+    let mut args = vec![
+        "serve".to_owned(),
+        "--listen".to_owned(),
+        "127.0.0.1:{port}".to_owned(),
+    ];
+    args.extend(extra.iter().cloned());
+    let mut p = Proc::spawn("frontend", &args, port)?;
+    p.wait_ready("/live").await?;
+    Ok(p)
+}
+
+/// `--worker MODEL=URL` flags for `mockers`.
+pub fn worker_flags(model: &str, mockers: &[&Proc]) -> Vec<String> {
+    mockers
+        .iter()
+        .flat_map(|m| ["--worker".to_owned(), format!("{model}={}", m.url())])
+        .collect()
+}
+
+/// Starts a frontend with a YAML config (written to a temp file) plus `serve` flags.
+pub async fn frontend_with_config(
+    yaml: &str,
+    extra: &[String],
+) -> anyhow::Result<(Proc, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("switchyard.yaml");
+    std::fs::write(&path, yaml)?;
+    let mut args = vec!["--config".to_owned(), path.display().to_string()];
+    args.extend(extra.iter().cloned());
+    Ok((frontend(&args).await?, dir))
+}
