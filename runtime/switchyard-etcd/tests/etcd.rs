@@ -1,0 +1,269 @@
+//! Registration, discovery and the sidecar against a real etcd process.
+// Test helpers outside `#[test]` fns: a failed setup step should panic with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchyard_etcd::{keys, run_sidecar, spawn_discovery, Registration, SidecarConfig};
+use switchyard_runtime::{DiscoveryEvent, DiscoveryState, InstanceSpec};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+use support::Etcd;
+
+/// Generous bound for distributed state to settle; never a performance assertion.
+const SETTLE: Duration = Duration::from_secs(20);
+
+/// Applies discovery events the way the frontend registry does, and keeps the log.
+struct View {
+    rx: UnboundedReceiver<DiscoveryEvent>,
+    instances: BTreeMap<String, InstanceSpec>,
+    state: Option<DiscoveryState>,
+    log: Vec<DiscoveryEvent>,
+}
+
+impl View {
+    fn new(rx: UnboundedReceiver<DiscoveryEvent>) -> Self {
+        Self {
+            rx,
+            instances: BTreeMap::new(),
+            state: None,
+            log: Vec::new(),
+        }
+    }
+
+    fn apply(&mut self, ev: DiscoveryEvent) {
+        match &ev {
+            DiscoveryEvent::Snapshot(all) => {
+                self.instances = all.iter().map(|s| (s.id.clone(), s.clone())).collect()
+            }
+            DiscoveryEvent::Upsert(s) => {
+                self.instances.insert(s.id.clone(), s.clone());
+            }
+            DiscoveryEvent::Remove { id } => {
+                self.instances.remove(id);
+            }
+            DiscoveryEvent::State(s) => self.state = Some(*s),
+        }
+        self.log.push(ev);
+    }
+
+    /// Applies events until `done` holds; panics with the log after `within`.
+    async fn until(&mut self, within: Duration, what: &str, done: impl Fn(&Self) -> bool) {
+        let deadline = Instant::now() + within;
+        while !done(self) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.rx.recv()).await {
+                Ok(Some(ev)) => self.apply(ev),
+                Ok(None) => panic!("discovery ended while waiting for {what}"),
+                Err(_) => panic!("timed out waiting for {what}; events: {:#?}", self.log),
+            }
+        }
+    }
+
+    /// Collects whatever arrives during `d`.
+    async fn drain_for(&mut self, d: Duration) -> Vec<DiscoveryEvent> {
+        let start = self.log.len();
+        let deadline = Instant::now() + d;
+        while let Ok(Some(ev)) = tokio::time::timeout_at(deadline.into(), self.rx.recv()).await {
+            self.apply(ev);
+        }
+        self.log[start..].to_vec()
+    }
+}
+
+fn spec(id: &str) -> InstanceSpec {
+    InstanceSpec::new(id, "org/model", format!("http://127.0.0.1:9/{id}"))
+}
+
+fn discover(etcd: &Etcd) -> View {
+    let (tx, rx) = unbounded_channel();
+    spawn_discovery(etcd.config(), tx);
+    View::new(rx)
+}
+
+#[tokio::test]
+async fn registration_appears_and_deregister_removes_it_at_once() {
+    let etcd = Etcd::start().await;
+    let mut view = discover(&etcd);
+    view.until(SETTLE, "initial sync", |v| {
+        v.state == Some(DiscoveryState::Connected)
+    })
+    .await;
+
+    // A long TTL: if the key vanishes quickly it was the revoke, not expiry.
+    let mut reg = Registration::spawn(etcd.config(), spec("w1"), Duration::from_secs(60)).unwrap();
+    reg.wait_registered(SETTLE).await.unwrap();
+    view.until(SETTLE, "w1 upsert", |v| v.instances.contains_key("w1"))
+        .await;
+    assert_eq!(view.instances["w1"].model, "org/model");
+
+    reg.deregister().await.unwrap();
+    view.until(Duration::from_secs(10), "w1 removed by revoke", |v| {
+        !v.instances.contains_key("w1")
+    })
+    .await;
+    assert!(view
+        .log
+        .iter()
+        .any(|e| matches!(e, DiscoveryEvent::Remove { id } if id == "w1")));
+}
+
+#[tokio::test]
+async fn a_registrant_that_stops_renewing_expires_after_the_ttl() {
+    let etcd = Etcd::start().await;
+    let mut view = discover(&etcd);
+    let mut reg = Registration::spawn(etcd.config(), spec("w2"), Duration::from_secs(2)).unwrap();
+    reg.wait_registered(SETTLE).await.unwrap();
+    view.until(SETTLE, "w2 present", |v| v.instances.contains_key("w2"))
+        .await;
+
+    // Keep-alive runs on a TTL/3 period: after several TTLs it must still be there.
+    let events = view.drain_for(Duration::from_secs(5)).await;
+    assert!(
+        view.instances.contains_key("w2"),
+        "expired while renewed: {events:?}"
+    );
+
+    // Dropping the handle stops keep-alive without revoking: what a kill -9 leaves behind.
+    drop(reg);
+    view.until(SETTLE, "w2 expired", |v| !v.instances.contains_key("w2"))
+        .await;
+}
+
+#[tokio::test]
+async fn etcd_loss_is_fail_static_and_resyncs_on_return() {
+    let mut etcd = Etcd::start().await;
+    // Written without a lease, so only discovery's behaviour is under test here.
+    let mut client = etcd_client::Client::connect([etcd.url()], None)
+        .await
+        .unwrap();
+    let key = keys::instance_key(keys::DEFAULT_PREFIX, "org/model", "static-1");
+    client
+        .put(key, serde_json::to_vec(&spec("static-1")).unwrap(), None)
+        .await
+        .unwrap();
+
+    let mut view = discover(&etcd);
+    view.until(SETTLE, "initial sync", |v| {
+        v.state == Some(DiscoveryState::Connected) && v.instances.contains_key("static-1")
+    })
+    .await;
+
+    etcd.kill();
+    let mark = view.log.len();
+    view.until(SETTLE, "Disconnected", |v| {
+        v.state == Some(DiscoveryState::Disconnected)
+    })
+    .await;
+    // While etcd is gone, nothing destructive may arrive.
+    view.drain_for(Duration::from_secs(2)).await;
+    let during: Vec<_> = view.log[mark..].to_vec();
+    assert!(
+        during
+            .iter()
+            .all(|e| matches!(e, DiscoveryEvent::State(DiscoveryState::Disconnected))),
+        "only one Disconnected expected during the outage: {during:?}"
+    );
+    assert_eq!(during.len(), 1, "{during:?}");
+    assert!(view.instances.contains_key("static-1"), "fail-static");
+
+    etcd.restart(false).await;
+    let mark = view.log.len();
+    view.until(SETTLE, "reconnect", |v| {
+        v.state == Some(DiscoveryState::Connected)
+    })
+    .await;
+    let after = &view.log[mark..];
+    assert!(
+        matches!(&after[0], DiscoveryEvent::Snapshot(s) if s.iter().any(|i| i.id == "static-1")),
+        "resync must start with a full snapshot: {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn registration_comes_back_after_etcd_loses_its_data() {
+    let mut etcd = Etcd::start().await;
+    let mut reg = Registration::spawn(etcd.config(), spec("w3"), Duration::from_secs(3)).unwrap();
+    reg.wait_registered(SETTLE).await.unwrap();
+
+    etcd.restart(true).await;
+    let mut view = discover(&etcd);
+    view.until(SETTLE, "w3 re-registered on the new etcd", |v| {
+        v.instances.contains_key("w3")
+    })
+    .await;
+    reg.deregister().await.unwrap();
+    view.until(SETTLE, "w3 deregistered", |v| {
+        !v.instances.contains_key("w3")
+    })
+    .await;
+}
+
+/// A health endpoint whose status the test sets.
+async fn health_server(status: Arc<AtomicU16>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let status = status.load(Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = sock.read(&mut buf).await;
+                let resp = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}/health")
+}
+
+#[tokio::test]
+async fn sidecar_follows_worker_health_and_deregisters_on_shutdown() {
+    let etcd = Etcd::start().await;
+    let mut view = discover(&etcd);
+    let status = Arc::new(AtomicU16::new(200));
+    let health = health_server(status.clone()).await;
+
+    let mut cfg = SidecarConfig::new(etcd.config(), spec("side-1"), health);
+    cfg.interval = Duration::from_millis(200);
+    cfg.unhealthy_after = 1;
+    cfg.ttl = Duration::from_secs(60);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let sidecar = tokio::spawn(run_sidecar(cfg, async {
+        let _ = stopped.await;
+    }));
+
+    view.until(SETTLE, "registered while healthy", |v| {
+        v.instances.contains_key("side-1")
+    })
+    .await;
+    status.store(503, Ordering::SeqCst);
+    view.until(SETTLE, "withdrawn while unhealthy", |v| {
+        !v.instances.contains_key("side-1")
+    })
+    .await;
+    status.store(200, Ordering::SeqCst);
+    view.until(SETTLE, "back when healthy", |v| {
+        v.instances.contains_key("side-1")
+    })
+    .await;
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(SETTLE, sidecar)
+        .await
+        .expect("sidecar stops")
+        .unwrap()
+        .unwrap();
+    view.until(Duration::from_secs(10), "deregistered on shutdown", |v| {
+        !v.instances.contains_key("side-1")
+    })
+    .await;
+}
