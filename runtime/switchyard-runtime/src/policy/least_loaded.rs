@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use super::{smallest_by, weighted_load, Policy, RouteContext};
+use super::{best_by, weighted_load, Policy, RouteContext};
 use crate::live::Instance;
 
 #[derive(Debug, Default)]
@@ -18,12 +18,10 @@ impl Policy for LeastLoaded {
     }
 
     fn rank(&self, ctx: &RouteContext<'_>, candidates: &[&Arc<Instance>]) -> Vec<usize> {
-        let n = candidates.len();
-        if n == 0 {
-            return Vec::new();
-        }
-        let start = self.rotate.fetch_add(1, Ordering::Relaxed) % n;
-        smallest_by(n, ctx.want, start, |i| weighted_load(candidates[i]))
+        let start = self.rotate.fetch_add(1, Ordering::Relaxed);
+        best_by(candidates.len(), ctx.want, start, |i| {
+            weighted_load(candidates[i])
+        })
     }
 }
 

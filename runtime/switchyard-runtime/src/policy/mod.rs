@@ -103,28 +103,36 @@ fn weighted_load(instance: &Instance) -> f32 {
     instance.load.total_in_flight() as f32 / weight
 }
 
-/// The `want` smallest indices by `key`, ascending; ties keep scan order starting at `start`.
-fn smallest_by(n: usize, want: usize, start: usize, key: impl Fn(usize) -> f32) -> Vec<usize> {
-    let want = want.clamp(1, n.max(1)).min(n);
-    let mut out: Vec<usize> = Vec::with_capacity(want);
-    while out.len() < want {
-        let mut best: Option<(usize, f32)> = None;
-        for k in 0..n {
-            let i = (start + k) % n;
-            if out.contains(&i) {
-                continue;
-            }
-            let v = key(i);
-            if best.is_none_or(|(_, b)| v < b) {
-                best = Some((i, v));
-            }
-        }
-        match best {
-            Some((i, _)) => out.push(i),
-            None => break,
-        }
+/// The `want` indices with the smallest `key`, ascending, in one pass over the candidates.
+/// The scan starts at `start`, and a tie keeps the earlier-scanned index, so rotating `start`
+/// spreads ties instead of herding them onto index 0.
+fn best_by<K: PartialOrd + Copy>(
+    n: usize,
+    want: usize,
+    start: usize,
+    key: impl Fn(usize) -> K,
+) -> Vec<usize> {
+    if n == 0 {
+        return Vec::new();
     }
-    out
+    let want = want.clamp(1, n);
+    let start = start % n;
+    let mut best: Vec<(K, usize)> = Vec::with_capacity(want + 1);
+    let mut visit = |i: usize| {
+        let k = key(i);
+        if best.len() == want {
+            match best.last() {
+                Some((worst, _)) if k < *worst => {
+                    best.pop();
+                }
+                _ => return,
+            }
+        }
+        let pos = best.iter().position(|(b, _)| k < *b).unwrap_or(best.len());
+        best.insert(pos, (k, i));
+    };
+    (start..n).chain(0..start).for_each(&mut visit);
+    best.into_iter().map(|(_, i)| i).collect()
 }
 
 /// Extends `ranked` up to `want` with the remaining indices in order from `start`.

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{Policy, RouteContext};
+use super::{best_by, Policy, RouteContext};
 use crate::live::Instance;
 
 #[derive(Debug)]
@@ -35,23 +35,11 @@ impl Policy for Session {
         let Some(key) = ctx.session_key else {
             return self.fallback.rank(ctx, candidates);
         };
-        let n = candidates.len();
-        if n == 0 {
-            return Vec::new();
-        }
         let key = xxhash_rust::xxh3::xxh3_64(key.as_bytes());
-        let want = ctx.want.clamp(1, n);
-        let mut scored: Vec<(u64, usize)> = candidates
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (mix(key, c.id_hash), i))
-            .collect();
-        if want < n {
-            scored.select_nth_unstable_by(want - 1, |a, b| b.0.cmp(&a.0));
-            scored.truncate(want);
-        }
-        scored.sort_unstable_by_key(|s| std::cmp::Reverse(s.0));
-        scored.into_iter().map(|(_, i)| i).collect()
+        // Highest score wins: rank by the score's complement.
+        best_by(candidates.len(), ctx.want, 0, |i| {
+            u64::MAX - mix(key, candidates[i].id_hash)
+        })
     }
 }
 

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what the build and the tests need on a fresh machine, or says what is missing.
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[bootstrap] %s\n' "$*"; }
+
+# Rust: the toolchain pinned in rust-toolchain.toml, with the wasm32-wasip2 target.
+if ! command -v rustup >/dev/null; then
+  say "rustup is missing: install Rust via rustup first"; exit 1
+fi
+rustup show active-toolchain >/dev/null
+rustup target list --installed | grep -qx wasm32-wasip2 || {
+  say "adding the wasm32-wasip2 target"; rustup target add wasm32-wasip2; }
+
+# System packages: etcd and NATS servers for the distributed tests, protoc for etcd-client.
+if [ -x scripts/install-services.sh ]; then
+  scripts/install-services.sh
+fi
+
+# Python: the official OpenAI client drives the frontend in one integration test.
+if ! python3 -c 'import openai' 2>/dev/null; then
+  say "installing Python test requirements"
+  python3 -m pip install --disable-pip-version-check -q -r tests/python/requirements.txt
+fi
+say "ok"

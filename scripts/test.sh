@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README's quick start runs it and as CI runs it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/bootstrap.sh
+if [ -x scripts/build-plugins.sh ]; then
+  scripts/build-plugins.sh
+fi
+# The integration tests start the real `switchyard` binary from target/debug.
+cargo build --workspace --bins
+cargo test --workspace --no-fail-fast
+if [ -x scripts/test-chart.sh ]; then
+  scripts/test-chart.sh
+fi
