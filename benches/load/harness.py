@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Switchyard load harness.
+
+Measures requests/s, p50/p99 latency and frontend CPU per request for four cases —
+non-streaming and 16-token streaming, at concurrency 1 and 64 — both directly against a
+mocker and through the frontend. The frontend is pinned alone to CPU 0; the mocker and wrk
+share CPU 1. CPU per request is (utime + stime) of the frontend process from /proc divided by
+the requests wrk completed. Prints a markdown table; medians over --repeat runs.
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            time.sleep(0.05)
+    raise SystemExit(f"not ready: {url}")
+
+
+def start(cmd, cpu, ready_url):
+    p = subprocess.Popen(["taskset", "-c", str(cpu)] + cmd, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, env={**os.environ, "SWITCHYARD_LOG": "warn"})
+    wait_http(ready_url)
+    return p
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+def parse_latency(text, label):
+    m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+    if not m:
+        return float("nan")
+    v, unit = float(m.group(1)), m.group(2)
+    return v * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
+
+
+def wrk(url, path, body, conns, duration):
+    env = {**os.environ, "PATH_": path, "BODY": json.dumps(body)}
+    out = subprocess.run(
+        ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency",
+         "-s", os.path.join(HERE, "post.lua"), url],
+        capture_output=True, text=True, env=env, check=True).stdout
+    reqs = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "requests": reqs,
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_us": parse_latency(out, "50"),
+        "p99_us": parse_latency(out, "99"),
+        "errors": int(errors.group(1)) if errors else 0,
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--duration", type=int, default=8)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", help="also write raw results here")
+    args = ap.parse_args()
+
+    mport, fport = free_port(), free_port()
+    mocker = start([args.bin, "mocker", "--listen", f"127.0.0.1:{mport}"], 1,
+                   f"http://127.0.0.1:{mport}/health")
+    frontend = start([args.bin, "serve", "--listen", f"127.0.0.1:{fport}",
+                      "--worker", f"mock-model=http://127.0.0.1:{mport}"], 0,
+                     f"http://127.0.0.1:{fport}/health")
+    base = {"model": "mock-model", "messages": [{"role": "user", "content": "hello there"}],
+            "max_tokens": 16}
+    cases = [("non-stream", {**base}), ("stream-16", {**base, "stream": True})]
+    rows = []
+    try:
+        for name, body in cases:
+            for conns in (1, 64):
+                runs = {"direct": [], "frontend": []}
+                for _ in range(args.repeat):
+                    runs["direct"].append(wrk(f"http://127.0.0.1:{mport}", "/v1/chat/completions",
+                                              body, conns, args.duration))
+                    before = cpu_seconds(frontend.pid)
+                    r = wrk(f"http://127.0.0.1:{fport}", "/v1/chat/completions", body, conns,
+                            args.duration)
+                    r["cpu_us_per_req"] = (cpu_seconds(frontend.pid) - before) * 1e6 / max(1, r["requests"])
+                    runs["frontend"].append(r)
+                med = lambda target, key: statistics.median(x[key] for x in runs[target])
+                rows.append({
+                    "case": name, "c": conns,
+                    "direct_rps": med("direct", "rps"), "direct_p50": med("direct", "p50_us"),
+                    "direct_p99": med("direct", "p99_us"),
+                    "fe_rps": med("frontend", "rps"), "fe_p50": med("frontend", "p50_us"),
+                    "fe_p99": med("frontend", "p99_us"),
+                    "cpu_us": med("frontend", "cpu_us_per_req"),
+                    "errors": sum(x["errors"] for t in runs.values() for x in t),
+                })
+                print(f"done {name} c={conns}", file=sys.stderr)
+    finally:
+        for p in (frontend, mocker):
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+
+    print("| case | c | direct req/s | direct p50 µs | direct p99 µs | frontend req/s | frontend p50 µs | frontend p99 µs | added p50 µs | frontend CPU µs/req | non-2xx |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['case']} | {r['c']} | {r['direct_rps']:.0f} | {r['direct_p50']:.0f} | {r['direct_p99']:.0f} "
+              f"| {r['fe_rps']:.0f} | {r['fe_p50']:.0f} | {r['fe_p99']:.0f} | {r['fe_p50'] - r['direct_p50']:.0f} "
+              f"| {r['cpu_us']:.1f} | {r['errors']} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
