@@ -3,6 +3,9 @@
 //! Everything a policy looks at per request is an atomic here, so selection never takes a lock.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Source of [`Instance::num_id`].
+static NEXT_NUM_ID: AtomicU32 = AtomicU32::new(1);
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -14,6 +17,8 @@ use crate::{ChatTemplate, InstanceSpec};
 #[derive(Debug)]
 pub struct Instance {
     pub spec: InstanceSpec,
+    /// Process-unique numeric id (never reused): what plugins see as `instance-id`.
+    pub num_id: u32,
     /// Hash of the id, precomputed for consistent hashing.
     pub id_hash: u64,
     pub load: Load,
@@ -85,6 +90,7 @@ impl Instance {
         let id_hash = xxhash_rust::xxh3::xxh3_64(spec.id.as_bytes());
         Self {
             spec,
+            num_id: NEXT_NUM_ID.fetch_add(1, Ordering::Relaxed),
             id_hash,
             load: Load::default(),
             health: HealthState::default(),
