@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use switchyard_protocol::sse::{Event, Framer};
 use switchyard_runtime::clock::now_ns;
+use switchyard_runtime::observe::Outcome;
 use switchyard_runtime::{InFlightGuard, Instance};
 
 use super::parse::ParsedRequest;
@@ -89,6 +90,14 @@ pub async fn dispatch(
             }) => return Err(error),
             Err(AttemptError { error, .. }) => {
                 tracing::warn!(instance = instance.id(), %error, attempt, "upstream attempt failed");
+                let outcome = if error.status == 504 {
+                    Outcome::RequestTimeout
+                } else {
+                    Outcome::RequestFailed
+                };
+                app.registry
+                    .observations
+                    .record(instance.num_id, outcome, 0.0);
                 instance.health.record_failure(now_ns(), &app.config.health);
                 instance.set_last_error(error.message.clone());
                 last_error = Some(error);
@@ -156,6 +165,7 @@ async fn attempt_once(
         let deadline = started + Duration::from_millis(limits.first_byte_timeout_ms);
         let (body, framer, first) = first_event(body, deadline, instance).await?;
         instance.health.record_success();
+        observe_ok(app, instance, started);
         tracker.observe_ttft(tracker.started().map_or(started, |s| s).elapsed());
         return Ok(Upstream::Stream(StreamStart {
             instance: Arc::clone(instance),
@@ -192,6 +202,13 @@ async fn attempt_once(
         body: bytes,
         translated: upstream.translated && status.is_success(),
     })
+}
+
+fn observe_ok(app: &App, instance: &Instance, started: Instant) {
+    let latency_ms = started.elapsed().as_secs_f32() * 1000.0;
+    app.registry
+        .observations
+        .record(instance.num_id, Outcome::RequestOk, latency_ms);
 }
 
 /// Reads until the first whole SSE event, so a worker that fails before producing anything

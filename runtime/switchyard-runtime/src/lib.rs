@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod health;
 pub mod instance;
 pub mod live;
+pub mod observe;
 pub mod policy;
 pub mod registry;
 pub mod template;

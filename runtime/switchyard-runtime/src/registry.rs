@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::live::Instance;
+use crate::observe::ObservationLog;
 use crate::{ChatTemplate, DiscoveryEvent, DiscoveryState, InstanceSpec, WorkerApi};
 
 /// An immutable snapshot of the instance set.
@@ -49,6 +50,8 @@ pub struct Registry {
     changes: watch::Sender<u64>,
     connected: AtomicBool,
     load_template: TemplateLoader,
+    /// Probe and request outcomes, buffered for health-policy plugins.
+    pub observations: ObservationLog,
 }
 
 impl std::fmt::Debug for Registry {
@@ -85,6 +88,7 @@ impl Registry {
             changes: watch::channel(0).0,
             connected: AtomicBool::new(true),
             load_template,
+            observations: ObservationLog::default(),
         }
     }
 

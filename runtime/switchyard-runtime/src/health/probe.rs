@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
 use crate::client::WorkerClient;
+use crate::observe::Outcome;
 use crate::registry::Registry;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,8 +50,16 @@ pub fn spawn_prober(
             let probes = instances.iter().map(|instance| {
                 let client = client.clone();
                 let config = &config;
+                let registry = &registry;
                 async move {
-                    let ok = probe_once(&client, &instance.spec.url, config).await;
+                    let started = std::time::Instant::now();
+                    let outcome = probe_once(&client, &instance.spec.url, config).await;
+                    let ok = outcome == Outcome::ProbeOk;
+                    registry.observations.record(
+                        instance.num_id,
+                        outcome,
+                        started.elapsed().as_secs_f32() * 1000.0,
+                    );
                     if !ok && instance.health.is_routable(crate::clock::now_ns()) {
                         tracing::warn!(instance = instance.id(), "health probe failed");
                     }
@@ -62,13 +71,14 @@ pub fn spawn_prober(
     }))
 }
 
-async fn probe_once(client: &WorkerClient, base: &str, config: &ProbeConfig) -> bool {
+async fn probe_once(client: &WorkerClient, base: &str, config: &ProbeConfig) -> Outcome {
     let Ok(uri) = format!("{}{}", base.trim_end_matches('/'), config.path).parse::<Uri>() else {
-        return false;
+        return Outcome::ProbeFailed;
     };
     let timeout = Duration::from_millis(config.timeout_ms);
     match tokio::time::timeout(timeout, client.get(uri)).await {
-        Ok(Ok(response)) => response.status().is_success(),
-        _ => false,
+        Ok(Ok(response)) if response.status().is_success() => Outcome::ProbeOk,
+        Ok(_) => Outcome::ProbeFailed,
+        Err(_) => Outcome::ProbeTimeout,
     }
 }
