@@ -1,1 +1,59 @@
-//! switchyard-plugin-host (work in progress).
+//! The wasmtime host that runs Switchyard's routing plugins.
+//!
+//! A routing plugin is a WebAssembly component implementing one or more worlds of the
+//! `switchyard:plugin@0.1.0` WIT package (`wit/` at the repository root): a filter, a scorer,
+//! a picker, a health policy, or all of them (`router`). This crate compiles such a component
+//! once ([`PluginHost::load`]), keeps a small pool of ready instances per plugin, and runs each
+//! decision under a hard budget:
+//!
+//! - an epoch deadline per call, driven by a dedicated ticker thread ([`PluginLimits::decision_budget`]);
+//! - a memory cap per instance (`StoreLimits`, trap on grow failure) ([`PluginLimits::memory_bytes`]);
+//! - a WASI context with nothing granted (no files, network, environment or arguments);
+//! - validation of every output (length, index range, duplicates, finite scores).
+//!
+//! Every fault comes back as a typed [`Error`] ([`Error::is_plugin_fault`] tells the caller
+//! to apply its failure policy), and a trapped instance is discarded and re-instantiated from
+//! the component's `InstancePre`. [`Quarantine`] is the state machine the frontend uses to stop
+//! calling a plugin that keeps failing. [`check`], [`bench`] and [`replay`] back the
+//! `switchyard plugin` subcommands; [`DecisionRecord`] is the JSONL schema of
+//! `--record-decisions`.
+//!
+//! Plugin state lives in the instance: a plugin that counts (round-robin) counts per pooled
+//! instance, and a re-instantiated instance starts from scratch after `configure` and
+//! `on-topology`. Plugins must not rely on state surviving a fault or being shared between
+//! concurrent callers.
+#![forbid(unsafe_code)]
+
+mod bench;
+mod bindings;
+mod check;
+mod detect;
+mod error;
+mod host_state;
+mod instance;
+mod kind;
+mod limits;
+mod plugin;
+mod plugin_host;
+mod quarantine;
+mod record;
+mod replay;
+mod sample;
+mod ticker;
+mod validate;
+
+pub use bench::{bench, BenchPoint, BenchReport, BENCH_SIZES};
+pub use bindings::{
+    Candidate, Health, Instance, LogLevel, Observation, ObservationKind, Request, Topology, Verdict,
+};
+pub use check::{check, CheckReport, CheckStep};
+pub use detect::detect_kinds;
+pub use error::{Error, Result};
+pub use kind::PluginKind;
+pub use limits::{HostConfig, PluginLimits};
+pub use plugin::{LoadedPlugin, PluginStats};
+pub use plugin_host::PluginHost;
+pub use quarantine::{Quarantine, QuarantinePolicy, QuarantineState};
+pub use record::{DecisionInput, DecisionOutput, DecisionRecord, DECISION_RECORD_VERSION};
+pub use replay::{replay, ReplayDecision, ReplayReport};
+pub use sample::{sample_candidates, sample_request, sample_topology};

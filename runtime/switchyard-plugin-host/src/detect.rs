@@ -1,0 +1,79 @@
+//! Which plugin kinds a component implements, decided by type-checking its exports against
+//! the WIT interfaces (not by export names alone), with the host's imports.
+
+use std::sync::OnceLock;
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine};
+
+use crate::bindings::{filtering, health_assessment, lifecycle, picking, scoring};
+use crate::host_state::HostState;
+use crate::plugin_host::build_linker;
+use crate::{Error, PluginKind, Result};
+
+/// Compiles `bytes` and returns the plugin kinds it implements, in pipeline order
+/// (`Filter`, `Scorer`, `Picker`, `HealthPolicy`), followed by `Router` when it implements
+/// all four. Fails with [`Error::Compile`] for bytes that are not a component and
+/// [`Error::NotAPlugin`] for a component that implements none of the worlds or imports
+/// something the host does not provide.
+///
+/// Uses a process-wide engine without pooling or a ticker, so it is cheap to call from
+/// validation code (the operator) that never runs the plugin.
+pub fn detect_kinds(bytes: &[u8]) -> Result<Vec<PluginKind>> {
+    let (engine, linker) = detection_engine()?;
+    let component = Component::new(engine, bytes).map_err(|e| Error::Compile(format!("{e:#}")))?;
+    kinds_of(linker, &component)
+}
+
+pub(crate) fn kinds_of(
+    linker: &Linker<HostState>,
+    component: &Component,
+) -> Result<Vec<PluginKind>> {
+    let pre = linker.instantiate_pre(component).map_err(|e| {
+        Error::NotAPlugin(format!(
+            "it imports something the host does not provide (only switchyard:plugin/host and an empty WASI are available): {e:#}"
+        ))
+    })?;
+    if lifecycle::GuestIndices::new(&pre).is_err() {
+        return Err(Error::NotAPlugin(
+            "it does not export switchyard:plugin/lifecycle@0.1.0 (configure, on-topology)".into(),
+        ));
+    }
+    let mut kinds = Vec::new();
+    if filtering::GuestIndices::new(&pre).is_ok() {
+        kinds.push(PluginKind::Filter);
+    }
+    if scoring::GuestIndices::new(&pre).is_ok() {
+        kinds.push(PluginKind::Scorer);
+    }
+    if picking::GuestIndices::new(&pre).is_ok() {
+        kinds.push(PluginKind::Picker);
+    }
+    if health_assessment::GuestIndices::new(&pre).is_ok() {
+        kinds.push(PluginKind::HealthPolicy);
+    }
+    if kinds.is_empty() {
+        return Err(Error::NotAPlugin(
+            "it exports none of filtering, scoring, picking or health-assessment (with the 0.1.0 signatures)".into(),
+        ));
+    }
+    if kinds.len() == PluginKind::DECISIONS.len() {
+        kinds.push(PluginKind::Router);
+    }
+    Ok(kinds)
+}
+
+fn detection_engine() -> Result<&'static (Engine, Linker<HostState>)> {
+    static ENGINE: OnceLock<std::result::Result<(Engine, Linker<HostState>), String>> =
+        OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            let mut cfg = Config::new();
+            cfg.concurrency_support(false);
+            let engine = Engine::new(&cfg).map_err(|e| format!("{e:#}"))?;
+            let linker = build_linker(&engine).map_err(|e| e.to_string())?;
+            Ok((engine, linker))
+        })
+        .as_ref()
+        .map_err(|e| Error::InvalidLimits(format!("detection engine: {e}")))
+}

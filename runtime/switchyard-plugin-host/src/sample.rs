@@ -1,0 +1,88 @@
+//! Deterministic sample inputs for `check`, `bench` and tests: the same `n` always gives the
+//! same candidates, so results are comparable between runs and machines.
+
+use crate::{Candidate, Health, Instance, Observation, ObservationKind, Request, Topology};
+
+/// A typical chat request: 8 prompt blocks, a session, streaming.
+pub fn sample_request() -> Request {
+    Request {
+        model_index: 0,
+        prompt_blocks: 8,
+        prompt_tokens: 1000,
+        max_tokens: 256,
+        session_hash: Some(0x5eed_cafe),
+        prefix_hash: 0xabcd_ef01_2345_6789,
+        streaming: true,
+    }
+}
+
+/// `n` candidates with varied load, cache overlap and latency; ids `0..n`.
+pub fn sample_candidates(n: usize) -> Vec<Candidate> {
+    (0..n)
+        .map(|i| {
+            let x = mix(i as u64);
+            Candidate {
+                id: u32::try_from(i).unwrap_or(u32::MAX),
+                in_flight: (x % 17) as u32,
+                queued: ((x >> 8) % 4) as u32,
+                kv_usage: ((x >> 16) % 100) as f32 / 100.0,
+                cached_prefix_blocks: ((x >> 24) % 9) as u32,
+                ttft_ewma_ms: 20.0 + ((x >> 32) % 200) as f32,
+                itl_ewma_ms: 5.0 + ((x >> 40) % 30) as f32,
+                health: if i % 11 == 10 {
+                    Health::Degraded
+                } else {
+                    Health::Healthy
+                },
+                weight: 1.0,
+            }
+        })
+        .collect()
+}
+
+/// A topology with `n` instances (ids `0..n`) of one model.
+pub fn sample_topology(n: usize) -> Topology {
+    Topology {
+        generation: 1,
+        models: vec!["sample-model".to_owned()],
+        instances: (0..n)
+            .map(|i| Instance {
+                id: u32::try_from(i).unwrap_or(u32::MAX),
+                name: format!("worker-{i}"),
+                model_index: 0,
+                url: format!("http://10.0.0.{}:8000", i % 250 + 1),
+                labels: vec![("zone".to_owned(), format!("z{}", i % 3))],
+            })
+            .collect(),
+    }
+}
+
+/// `n` observations spread over the instances of [`sample_topology`]`(instances)`.
+pub(crate) fn sample_observations(n: usize, instances: usize) -> Vec<Observation> {
+    (0..n)
+        .map(|i| {
+            let x = mix(i as u64 + 7);
+            Observation {
+                id: u32::try_from(i % instances.max(1)).unwrap_or(0),
+                kind: match x % 6 {
+                    0 => ObservationKind::ProbeOk,
+                    1 => ObservationKind::ProbeFailed,
+                    2 => ObservationKind::ProbeTimeout,
+                    3 => ObservationKind::RequestOk,
+                    4 => ObservationKind::RequestFailed,
+                    _ => ObservationKind::RequestTimeout,
+                },
+                latency_ms: ((x >> 8) % 500) as f32,
+                at_ns: i as u64 * 1_000_000,
+            }
+        })
+        .collect()
+}
+
+/// splitmix64: a cheap, well-mixed deterministic hash.
+fn mix(i: u64) -> u64 {
+    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
