@@ -191,3 +191,38 @@ fn concurrent_callers_each_get_an_instance() {
     );
     assert!(plugin.idle_instances() <= 4);
 }
+
+#[test]
+fn a_router_component_serves_every_kind() {
+    let bytes = wasm("testing-all-kinds");
+    let all = vec![
+        PluginKind::Filter,
+        PluginKind::Scorer,
+        PluginKind::Picker,
+        PluginKind::HealthPolicy,
+        PluginKind::Router,
+    ];
+    assert_eq!(detect_kinds(&bytes).unwrap(), all);
+    let plugin = load(&host(), "testing-all-kinds", "{}");
+    assert!(plugin.implements(PluginKind::Router));
+    let cands = [candidate(0, 0, 0), candidate(1, 0, 0), candidate(2, 0, 0)];
+    assert_eq!(plugin.filter(&request(1), &cands).unwrap(), vec![0, 2]);
+    assert_eq!(
+        plugin.score(&request(1), &cands).unwrap(),
+        vec![0.0, 1.0, 2.0]
+    );
+    assert_eq!(plugin.pick(&request(1), &cands).unwrap(), vec![2, 1, 0]);
+    let obs = Observation {
+        id: 4,
+        kind: ObservationKind::ProbeFailed,
+        latency_ms: 0.0,
+        at_ns: 0,
+    };
+    assert_eq!(
+        plugin.assess(&[obs]).unwrap(),
+        vec![Verdict {
+            id: 4,
+            healthy: false
+        }]
+    );
+}
