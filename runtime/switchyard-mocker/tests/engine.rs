@@ -70,6 +70,38 @@ async fn a_client_that_disconnects_mid_stream_is_cancelled_and_freed() {
 }
 
 #[tokio::test]
+async fn a_queued_non_streaming_request_whose_client_leaves_is_cancelled() {
+    let args = MockerArgs {
+        itl_ms: 20.0,
+        max_running: 1,
+        ..MockerArgs::default()
+    };
+    let mocker = Mocker::start(args).await;
+    let busy = mocker
+        .send("POST", "/v1/completions", &long_prompt(10_000, true))
+        .await;
+    let queued = send_to(
+        mocker.addr,
+        "POST",
+        "/v1/completions",
+        long_prompt(5, false),
+    );
+    let queued = tokio::spawn(queued);
+    mocker.wait_metric("switchyard_mocker_waiting", 1.0).await;
+    queued.abort(); // drops the client connection
+    mocker.wait_metric("switchyard_mocker_waiting", 0.0).await;
+    mocker
+        .wait_metric("switchyard_mocker_requests_cancelled_total", 1.0)
+        .await;
+    assert_eq!(
+        mocker.probe.snapshot().running,
+        1,
+        "the running stream is untouched"
+    );
+    drop(busy);
+}
+
+#[tokio::test]
 async fn requests_beyond_max_running_wait_their_turn() {
     let args = MockerArgs {
         itl_ms: 5.0,
