@@ -25,6 +25,7 @@ const MAX_OUTPUT_TOKENS: u32 = 1 << 20;
 
 /// A parsed generation request.
 struct Parsed {
+    model: String,
     gen: GenRequest,
     stream: bool,
     include_usage: bool,
@@ -81,47 +82,55 @@ async fn generate(shared: Arc<Shared>, req: Request<Incoming>, kind: Kind) -> Re
 
 /// Parses and validates a chat or completion body into what the engine needs.
 fn parse(shared: &Shared, body: &[u8], kind: Kind) -> Result<Parsed, ApiError> {
-    let (model, context, seed, limit, stream, include_usage) = match kind {
-        Kind::Chat => {
-            let req: ChatCompletionRequest = decode(body)?;
-            let context = shared
-                .template
-                .render(&req.messages)
-                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
-            let (stream, usage, limit) = (req.is_stream(), req.include_usage(), req.output_limit());
-            (req.model, context, req.seed, limit, stream, usage)
-        }
-        Kind::Completion => {
-            let req: CompletionRequest = decode(body)?;
-            let (stream, usage) = (req.is_stream(), req.include_usage());
-            (
-                req.model,
-                req.prompt.as_text(),
-                req.seed,
-                req.max_tokens,
-                stream,
-                usage,
-            )
-        }
+    let parsed = match kind {
+        Kind::Chat => parse_chat(shared, body)?,
+        Kind::Completion => parse_completion(shared, body)?,
     };
-    check_model(shared, &model)?;
-    let max_tokens = limit.unwrap_or(DEFAULT_MAX_TOKENS);
-    if max_tokens > MAX_OUTPUT_TOKENS {
+    check_model(shared, &parsed.model)?;
+    if parsed.gen.max_tokens > MAX_OUTPUT_TOKENS {
         let message = format!("max_tokens must be at most {MAX_OUTPUT_TOKENS}");
         return Err(ApiError::new(StatusCode::BAD_REQUEST, message));
     }
-    // Negative seeds are valid in OpenAI's API; their two's-complement bits are the seed.
-    let seed = seed.unwrap_or(0) as u64 ^ shared.args.seed;
-    let gen = GenRequest {
-        context,
-        seed,
-        max_tokens,
-    };
+    Ok(parsed)
+}
+
+/// A chat request's context is its messages rendered with the default chat template.
+fn parse_chat(shared: &Shared, body: &[u8]) -> Result<Parsed, ApiError> {
+    let req: ChatCompletionRequest = decode(body)?;
+    let context = shared
+        .template
+        .render(&req.messages)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     Ok(Parsed {
-        gen,
-        stream,
-        include_usage,
+        gen: GenRequest {
+            context,
+            seed: mix_seed(shared, req.seed),
+            max_tokens: req.output_limit().unwrap_or(DEFAULT_MAX_TOKENS),
+        },
+        stream: req.is_stream(),
+        include_usage: req.include_usage(),
+        model: req.model,
     })
+}
+
+fn parse_completion(shared: &Shared, body: &[u8]) -> Result<Parsed, ApiError> {
+    let req: CompletionRequest = decode(body)?;
+    Ok(Parsed {
+        gen: GenRequest {
+            context: req.prompt.as_text(),
+            seed: mix_seed(shared, req.seed),
+            max_tokens: req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+        },
+        stream: req.is_stream(),
+        include_usage: req.include_usage(),
+        model: req.model,
+    })
+}
+
+/// The request's seed XOR `--seed`. Negative seeds are valid in OpenAI's API; their
+/// two's-complement bits are the seed.
+fn mix_seed(shared: &Shared, seed: Option<i64>) -> u64 {
+    seed.unwrap_or(0) as u64 ^ shared.args.seed
 }
 
 async fn embeddings(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
