@@ -35,7 +35,7 @@ impl Default for PluginLimits {
             memory_bytes: 64 * MIB,
             decision_budget: Duration::from_millis(5),
             init_budget: Duration::from_secs(2),
-            max_idle_instances: 16,
+            max_idle_instances: 8,
         }
     }
 }

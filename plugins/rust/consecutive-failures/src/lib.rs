@@ -20,7 +20,10 @@ struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { threshold: 3, recovery: 1 }
+        Self {
+            threshold: 3,
+            recovery: 1,
+        }
     }
 }
 
@@ -45,8 +48,8 @@ struct ConsecutiveFailures;
 
 impl Lifecycle for ConsecutiveFailures {
     fn configure(config: String) -> Result<(), String> {
-        let parsed: Config =
-            serde_json::from_str(&config).map_err(|e| format!("consecutive-failures config: {e}"))?;
+        let parsed: Config = serde_json::from_str(&config)
+            .map_err(|e| format!("consecutive-failures config: {e}"))?;
         if parsed.threshold == 0 || parsed.recovery == 0 {
             return Err("consecutive-failures config: threshold and recovery must be >= 1".into());
         }
@@ -58,7 +61,8 @@ impl Lifecycle for ConsecutiveFailures {
         // Forget instances that left, so a returning id starts from a clean streak.
         STATE.with(|s| {
             let mut s = s.borrow_mut();
-            s.instances.retain(|id, _| topology.instances.iter().any(|i| i.id == *id));
+            s.instances
+                .retain(|id, _| topology.instances.iter().any(|i| i.id == *id));
         });
     }
 }
@@ -71,7 +75,10 @@ impl Assessment for ConsecutiveFailures {
             let mut touched = Vec::new();
             for o in &observations {
                 let streak = s.instances.entry(o.id).or_default();
-                let ok = matches!(o.kind, ObservationKind::ProbeOk | ObservationKind::RequestOk);
+                let ok = matches!(
+                    o.kind,
+                    ObservationKind::ProbeOk | ObservationKind::RequestOk
+                );
                 if ok {
                     streak.successes = streak.successes.saturating_add(1);
                     streak.failures = 0;
@@ -91,7 +98,10 @@ impl Assessment for ConsecutiveFailures {
             }
             touched
                 .into_iter()
-                .map(|id| Verdict { id, healthy: !s.instances.get(&id).is_some_and(|st| st.unhealthy) })
+                .map(|id| Verdict {
+                    id,
+                    healthy: !s.instances.get(&id).is_some_and(|st| st.unhealthy),
+                })
                 .collect()
         })
     }

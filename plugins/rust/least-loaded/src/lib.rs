@@ -21,7 +21,11 @@ struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { in_flight_weight: 1.0, queued_weight: 1.0, kv_usage_weight: 4.0 }
+        Self {
+            in_flight_weight: 1.0,
+            queued_weight: 1.0,
+            kv_usage_weight: 4.0,
+        }
     }
 }
 
@@ -34,8 +38,13 @@ struct LeastLoaded;
 
 impl Lifecycle for LeastLoaded {
     fn configure(config: String) -> Result<(), String> {
-        let parsed: Config = serde_json::from_str(&config).map_err(|e| format!("least-loaded config: {e}"))?;
-        let all = [parsed.in_flight_weight, parsed.queued_weight, parsed.kv_usage_weight];
+        let parsed: Config =
+            serde_json::from_str(&config).map_err(|e| format!("least-loaded config: {e}"))?;
+        let all = [
+            parsed.in_flight_weight,
+            parsed.queued_weight,
+            parsed.kv_usage_weight,
+        ];
         if all.iter().any(|w| !w.is_finite() || *w < 0.0) {
             return Err("least-loaded config: weights must be finite and >= 0".into());
         }

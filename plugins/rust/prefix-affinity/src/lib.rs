@@ -32,7 +32,8 @@ struct PrefixAffinity;
 
 impl Lifecycle for PrefixAffinity {
     fn configure(config: String) -> Result<(), String> {
-        let parsed: Config = serde_json::from_str(&config).map_err(|e| format!("prefix-affinity config: {e}"))?;
+        let parsed: Config =
+            serde_json::from_str(&config).map_err(|e| format!("prefix-affinity config: {e}"))?;
         if !parsed.load_weight.is_finite() || parsed.load_weight < 0.0 {
             return Err("prefix-affinity config: load_weight must be finite and >= 0".into());
         }

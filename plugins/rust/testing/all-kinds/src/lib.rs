@@ -25,7 +25,9 @@ impl Lifecycle for Plugin {
 impl Filtering for Plugin {
     /// Keeps every candidate at an even position.
     fn filter(_request: Request, candidates: Vec<Candidate>) -> Vec<u32> {
-        (0..candidates.len() as u32).filter(|i| i % 2 == 0).collect()
+        (0..candidates.len() as u32)
+            .filter(|i| i % 2 == 0)
+            .collect()
     }
 }
 
