@@ -6,6 +6,9 @@ use std::net::SocketAddr;
 
 use crate::{MockerError, Result};
 
+/// Largest accepted `--ttft-ms` / `--itl-ms`: one hour.
+const MAX_DELAY_MS: f64 = 3_600_000.0;
+
 /// A simulated GPU worker: OpenAI-compatible, deterministic text, a timing model driven by a
 /// paged KV cache and a bounded batch, and fault knobs for testing routers.
 #[derive(clap::Args, Debug, Clone, PartialEq)]
@@ -92,8 +95,11 @@ impl MockerArgs {
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(MockerError::InvalidArgs(msg));
         for (name, ms) in [("--ttft-ms", self.ttft_ms), ("--itl-ms", self.itl_ms)] {
-            if !ms.is_finite() || ms < 0.0 {
-                return bad(format!("{name} must be a finite number >= 0, got {ms}"));
+            // The upper bound keeps every derived duration far from Duration's overflow.
+            if !(0.0..=MAX_DELAY_MS).contains(&ms) {
+                return bad(format!(
+                    "{name} must be between 0 and {MAX_DELAY_MS}, got {ms}"
+                ));
             }
         }
         for (name, p) in [
@@ -149,6 +155,7 @@ mod tests {
             &["m", "--fail-rate", "1.5"][..],
             &["m", "--hang-rate=-0.1"],
             &["m", "--itl-ms", "NaN"],
+            &["m", "--ttft-ms", "1e30"],
             &["m", "--max-running", "0"],
             &["m", "--status", "99"],
         ] {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// Time to first token for a prompt with `uncached` blocks to compute.
 pub fn prefill_delay(ttft: Duration, uncached: usize) -> Duration {
-    ttft * u32::try_from(uncached.max(1)).unwrap_or(u32::MAX)
+    ttft.saturating_mul(u32::try_from(uncached.max(1)).unwrap_or(u32::MAX))
 }
 
 /// Time between two tokens while `running` sequences (this one included) are decoding.
