@@ -224,4 +224,22 @@ mod tests {
             "finished is not cancelled"
         );
     }
+
+    #[tokio::test]
+    async fn a_follow_up_quoting_the_answer_hits_the_blocks_the_answer_completed() {
+        let shared = engine(MockerArgs {
+            block_size: 1,
+            ..MockerArgs::default()
+        });
+        let mut seq = Sequence::new(shared.clone(), request());
+        seq.prefill().await;
+        while seq.next_token().await.is_some() {}
+        let follow_up = format!("{}{}", request().context, seq.text);
+        drop(seq);
+        let hashes = shared.hasher.hash_bytes(follow_up.as_bytes());
+        assert!(hashes.len() > 3, "the answer completed more blocks");
+        let alloc = shared.kv_allocate(&hashes);
+        assert_eq!(alloc.cached, hashes.len());
+        shared.kv_release(alloc, None);
+    }
 }
