@@ -1,0 +1,84 @@
+//! One NATS connection and a watch of its state.
+//!
+//! async-nats reconnects and resubscribes on its own, but messages published while the link
+//! was down are gone. Anything keeping state derived from messages (the KV index) must
+//! therefore resync after each reconnect, so the state carries a connect counter: a change
+//! in `connects` means "you may have missed something".
+
+use std::time::Duration;
+
+use async_nats::{ConnectOptions, Event};
+use tokio::sync::watch;
+
+use crate::Result;
+
+/// Connection state as seen by event consumers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnState {
+    pub connected: bool,
+    /// Successful connects so far (1 after the first).
+    pub connects: u64,
+}
+
+/// A NATS client plus its state. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct NatsConnection {
+    pub client: async_nats::Client,
+    state: watch::Receiver<ConnState>,
+}
+
+impl NatsConnection {
+    pub fn state(&self) -> ConnState {
+        *self.state.borrow()
+    }
+
+    pub fn watch_state(&self) -> watch::Receiver<ConnState> {
+        self.state.clone()
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.state().connected
+    }
+
+    /// Waits (bounded) until the server has processed everything sent so far, e.g. so a
+    /// subscription is live before the caller relies on it. A no-op while disconnected:
+    /// async-nats re-sends subscriptions on reconnect anyway.
+    pub async fn settle(&self) {
+        if self.is_connected() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.client.flush()).await;
+        }
+    }
+}
+
+/// Connects to `url` (e.g. `nats://127.0.0.1:4222`) as `name`. Returns at once even if the
+/// server is down: the client keeps trying in the background, so a frontend starts (and
+/// routes load-only) without NATS.
+pub async fn connect(url: &str, name: &str) -> Result<NatsConnection> {
+    let (tx, state) = watch::channel(ConnState::default());
+    let client = ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        // Reconnect quickly at first, never slower than every 2 s.
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis((100 * attempts.max(1) as u64).min(2_000))
+        })
+        // Notice a silently dead link within ~20 s (two missed pings).
+        .ping_interval(Duration::from_secs(10))
+        .connection_timeout(Duration::from_secs(2))
+        .event_callback(move |event| {
+            let tx = tx.clone();
+            async move {
+                match event {
+                    Event::Connected => tx.send_modify(|s| {
+                        s.connected = true;
+                        s.connects += 1;
+                    }),
+                    Event::Disconnected | Event::Closed => tx.send_modify(|s| s.connected = false),
+                    _ => {}
+                }
+            }
+        })
+        .connect(url)
+        .await?;
+    Ok(NatsConnection { client, state })
+}
