@@ -334,10 +334,13 @@ impl Worker {
         result: Result<Dump>,
         dump_tx: &mpsc::UnboundedSender<DumpResult>,
     ) {
-        // Forgotten while the dump was in flight: drop it.
-        let Some(Stream::Resyncing { buffer }) = self.instances.remove(&instance) else {
-            return;
+        // Only a resync in progress takes a dump; anything else (forgotten meanwhile, or a
+        // duplicate answer after a reconnect already resynced) keeps its state.
+        let buffer = match self.instances.get_mut(&instance) {
+            Some(Stream::Resyncing { buffer }) => std::mem::take(buffer),
+            _ => return,
         };
+        self.instances.remove(&instance);
         let dump = match result {
             Ok(d) => d,
             Err(e) => {
