@@ -48,6 +48,7 @@ pub use error::{MockerError, Result};
 pub use metrics::{LoadProbe, LoadSnapshot};
 
 /// Optional observers of a running mocker, for whoever publishes its state (NATS, tests).
+/// Use one per mocker: two mockers given the same hooks would share their counters.
 #[derive(Debug, Clone, Default)]
 pub struct MockerHooks {
     /// Receives every KV cache change (a `Cleared` first, then stores and evictions).
