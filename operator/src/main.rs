@@ -1,1 +1,146 @@
-fn main() {}
+//! `switchyard-operator`: `run` reconciles WorkerPools and RouterPlugins; `crdgen` prints the
+//! CRDs the Helm chart ships.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use switchyard_operator::controller::{self, Scope};
+use switchyard_operator::leader::{LeaderElector, LeaseConfig};
+use switchyard_operator::metrics::Metrics;
+use switchyard_operator::server::{self, Readiness};
+use switchyard_operator::{validator, Context};
+
+#[derive(Parser)]
+#[command(
+    name = "switchyard-operator",
+    version,
+    about = "Reconciles Switchyard WorkerPools and RouterPlugins"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controllers.
+    Run(RunArgs),
+    /// Print the CustomResourceDefinitions as multi-document YAML.
+    Crdgen,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Reconcile only this namespace (namespaced RBAC suffices). Default: the pod's namespace.
+    #[arg(long, env = "SWITCHYARD_WATCH_NAMESPACE")]
+    namespace: Option<String>,
+    /// Reconcile every namespace (needs the cluster-wide RBAC).
+    #[arg(long, env = "SWITCHYARD_ALL_NAMESPACES", conflicts_with = "namespace")]
+    all_namespaces: bool,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(
+        long,
+        env = "SWITCHYARD_OPERATOR_LISTEN",
+        default_value = "0.0.0.0:8080"
+    )]
+    listen: SocketAddr,
+    /// Elect a leader through a Lease so several replicas are safe.
+    #[arg(long, env = "SWITCHYARD_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// Name of the Lease.
+    #[arg(
+        long,
+        env = "SWITCHYARD_LEASE_NAME",
+        default_value = "switchyard-operator"
+    )]
+    lease_name: String,
+    /// Namespace of the Lease (and the default watch namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pod_namespace: String,
+    /// Identity in the Lease.
+    #[arg(long, env = "POD_NAME", default_value = "switchyard-operator")]
+    pod_name: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crdgen => {
+            print!("{}", switchyard_k8s::crd::crds_yaml()?);
+            Ok(())
+        }
+        Command::Run(args) => run(args).await,
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API")?;
+    let scope = if args.all_namespaces {
+        Scope::Cluster
+    } else {
+        Scope::Namespace(
+            args.namespace
+                .clone()
+                .unwrap_or_else(|| args.pod_namespace.clone()),
+        )
+    };
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(Readiness::default());
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        metrics.clone(),
+        validator::default_validator(),
+    )?);
+    let server = tokio::spawn(server::serve(args.listen, metrics.clone(), ready.clone()));
+
+    let elector = args.leader_elect.then(|| {
+        LeaderElector::new(
+            client,
+            LeaseConfig {
+                name: args.lease_name.clone(),
+                namespace: args.pod_namespace.clone(),
+                identity: args.pod_name.clone(),
+                lease_duration: Duration::from_secs(15),
+                retry_period: Duration::from_secs(5),
+            },
+        )
+    });
+    // A standby replica is ready: it serves probes and waits for the lease.
+    ready.set(true);
+    tracing::info!(?scope, leader_elect = args.leader_elect, "starting");
+    let result = match &elector {
+        Some(elector) => {
+            elector.acquire().await?;
+            metrics.leader.set(1);
+            tracing::info!(identity = %args.pod_name, "acquired leadership");
+            tokio::select! {
+                _ = controller::run(ctx, scope) => Ok(()),
+                lost = elector.keep_renewing() => Err(anyhow::Error::new(lost)),
+            }
+        }
+        None => {
+            controller::run(ctx, scope).await;
+            Ok(())
+        }
+    };
+    if let Some(elector) = &elector {
+        metrics.leader.set(0);
+        if let Err(e) = elector.release().await {
+            tracing::warn!(error = %e, "releasing the lease failed; a standby takes over after it expires");
+        }
+    }
+    server.abort();
+    result
+}

@@ -1,0 +1,48 @@
+//! State shared by every reconcile.
+
+use std::sync::Arc;
+
+use kube::Client;
+use switchyard_k8s::source::{HttpFetcher, SourceFetcher, UrlFetcher};
+
+use crate::backoff::Backoff;
+use crate::metrics::Metrics;
+use crate::validator::ComponentValidator;
+use crate::Result;
+
+/// What reconcilers need: the client, metrics, per-object backoff, the plugin fetcher and the
+/// component validator.
+pub struct Context {
+    pub client: Client,
+    pub metrics: Arc<Metrics>,
+    pub backoff: Backoff,
+    pub fetcher: SourceFetcher,
+    pub validator: Arc<dyn ComponentValidator>,
+}
+
+impl Context {
+    /// Production context: HTTPS fetcher and the build's validator.
+    pub fn new(
+        client: Client,
+        metrics: Arc<Metrics>,
+        validator: Arc<dyn ComponentValidator>,
+    ) -> Result<Self> {
+        let urls: Arc<dyn UrlFetcher> = Arc::new(HttpFetcher::new()?);
+        Ok(Self::with_parts(client, metrics, validator, urls))
+    }
+
+    pub fn with_parts(
+        client: Client,
+        metrics: Arc<Metrics>,
+        validator: Arc<dyn ComponentValidator>,
+        urls: Arc<dyn UrlFetcher>,
+    ) -> Self {
+        Self {
+            fetcher: SourceFetcher::new(client.clone(), urls),
+            client,
+            metrics,
+            backoff: Backoff::default(),
+            validator,
+        }
+    }
+}

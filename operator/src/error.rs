@@ -1,0 +1,42 @@
+//! The operator library's error type.
+
+/// Everything a reconcile or the leader elector can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes API call failed (retried with backoff by the error policy).
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// A shared Kubernetes helper failed.
+    #[error(transparent)]
+    K8s(#[from] switchyard_k8s::Error),
+    /// A resource lacks a field the API server always sets.
+    #[error("object is missing {0}")]
+    MissingField(&'static str),
+    /// A background validation task failed to run.
+    #[error("validation task: {0}")]
+    Task(String),
+    /// Serving `/metrics` or the probes failed.
+    #[error("metrics server: {0}")]
+    Server(#[from] std::io::Error),
+    /// This replica lost its leader lease.
+    #[error("lost leadership of lease {0}")]
+    LostLease(String),
+}
+
+impl Error {
+    /// Short label for the `error` dimension of the failure metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Kube(kube::Error::Api(_)) => "api",
+            Self::Kube(_) => "client",
+            Self::K8s(_) => "k8s",
+            Self::MissingField(_) => "missing_field",
+            Self::Task(_) => "task",
+            Self::Server(_) => "server",
+            Self::LostLease(_) => "lost_lease",
+        }
+    }
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,29 @@
+//! The Switchyard operator: reconciles `WorkerPool`s into a Deployment and a headless Service
+//! each (server-side apply, owner references, status with ready endpoints), and validates
+//! `RouterPlugin`s (fetch, sha256, world check) so frontends load only verified components.
+//!
+//! One file per concept, controller-rs style: [`context`] (shared state), [`workerpool`] and
+//! [`routerplugin`] (reconcile + error policy), [`manifests`] (child objects), [`backoff`],
+//! [`leader`] (Lease election), [`metrics`], [`server`] (`/healthz`, `/readyz`, `/metrics`),
+//! [`controller`] (wiring), [`validator`] (the world check).
+#![forbid(unsafe_code)]
+
+pub mod backoff;
+pub mod context;
+pub mod controller;
+pub mod error;
+pub mod leader;
+pub mod manifests;
+pub mod metrics;
+pub mod routerplugin;
+pub mod server;
+pub mod validator;
+pub mod workerpool;
+
+#[cfg(test)]
+mod fixtures;
+
+pub use context::Context;
+pub use error::{Error, Result};
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,132 @@
+//! The pure half of instance discovery: WorkerPools and EndpointSlices in, a keyed instance
+//! set out, and the [`DiscoveryEvent`]s that turn one set into the next.
+
+use std::collections::{BTreeMap, HashMap};
+
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::ResourceExt;
+use switchyard_runtime::{DiscoveryEvent, InstanceSpec};
+
+use crate::labels;
+use crate::workerpool::{WorkerPool, WorkerPoolSpec};
+
+/// `(namespace, name)` of an object.
+pub type Key = (String, String);
+
+/// What discovery knows: pools and slices by key.
+#[derive(Debug, Default)]
+pub struct InstanceIndex {
+    pub pools: HashMap<Key, WorkerPoolSpec>,
+    pub slices: HashMap<Key, EndpointSlice>,
+}
+
+impl InstanceIndex {
+    pub fn key_of<K: kube::Resource>(obj: &K) -> Key {
+        (obj.namespace().unwrap_or_default(), obj.name_any())
+    }
+
+    pub fn upsert_pool(&mut self, pool: WorkerPool) {
+        self.pools.insert(Self::key_of(&pool), pool.spec);
+    }
+
+    pub fn upsert_slice(&mut self, slice: EndpointSlice) {
+        self.slices.insert(Self::key_of(&slice), slice);
+    }
+
+    /// Every ready instance, keyed by id.
+    pub fn instances(&self) -> BTreeMap<String, InstanceSpec> {
+        let mut out = BTreeMap::new();
+        for ((namespace, _), slice) in &self.slices {
+            let Some(service) = slice.labels().get(labels::SERVICE_NAME) else {
+                continue;
+            };
+            let Some(pool) = self.pools.get(&(namespace.clone(), service.clone())) else {
+                continue;
+            };
+            for inst in slice_instances(namespace, service, pool, slice) {
+                out.insert(inst.id.clone(), inst);
+            }
+        }
+        out
+    }
+}
+
+/// Ready instances of one slice of pool `pool_name`.
+fn slice_instances(
+    namespace: &str,
+    pool_name: &str,
+    pool: &WorkerPoolSpec,
+    slice: &EndpointSlice,
+) -> Vec<InstanceSpec> {
+    let ports = slice.ports.as_deref().unwrap_or_default();
+    let port = ports
+        .iter()
+        .find(|p| p.name.as_deref() == Some("http"))
+        .or_else(|| ports.first())
+        .and_then(|p| p.port)
+        .unwrap_or(pool.port);
+    let mut out = Vec::new();
+    for ep in &slice.endpoints {
+        let conditions = ep.conditions.as_ref();
+        // A nil `ready` means ready (EndpointSlice API contract); terminating endpoints are
+        // draining and get no new requests.
+        let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
+        let terminating = conditions.and_then(|c| c.terminating).unwrap_or(false);
+        let Some(addr) = ep.addresses.first() else {
+            continue;
+        };
+        if !ready || terminating {
+            continue;
+        }
+        let host = if addr.contains(':') {
+            format!("[{addr}]")
+        } else {
+            addr.clone()
+        };
+        let target = ep
+            .target_ref
+            .as_ref()
+            .and_then(|t| t.name.clone())
+            .unwrap_or_else(|| addr.clone());
+        let mut inst = InstanceSpec::new(
+            format!("{namespace}/{pool_name}/{target}"),
+            pool.model.clone(),
+            format!("http://{host}:{port}"),
+        );
+        inst.engine = pool.engine.to_runtime();
+        inst.api = pool.api.to_runtime();
+        inst.weight = pool.routing.weight as f32;
+        inst.labels = pool.routing.labels.clone();
+        inst.labels
+            .insert(labels::POOL.to_string(), pool_name.to_string());
+        inst.labels.insert(
+            "switchyard.dev/namespace".to_string(),
+            namespace.to_string(),
+        );
+        if let Some(node) = &ep.node_name {
+            inst.labels
+                .insert("kubernetes.io/hostname".to_string(), node.clone());
+        }
+        out.push(inst);
+    }
+    out
+}
+
+/// Events that turn `old` into `new`: `Remove` for ids gone, `Upsert` for new or changed.
+pub fn diff(
+    old: &BTreeMap<String, InstanceSpec>,
+    new: &BTreeMap<String, InstanceSpec>,
+) -> Vec<DiscoveryEvent> {
+    let mut events = Vec::new();
+    for id in old.keys() {
+        if !new.contains_key(id) {
+            events.push(DiscoveryEvent::Remove { id: id.clone() });
+        }
+    }
+    for (id, inst) in new {
+        if old.get(id) != Some(inst) {
+            events.push(DiscoveryEvent::Upsert(inst.clone()));
+        }
+    }
+    events
+}

@@ -1,0 +1,249 @@
+//! Plugin discovery for the frontend: watches `RouterPlugin`s and, for each one the operator
+//! has validated at its current generation, fetches the component, verifies its sha256 and
+//! hands it over as a [`PluginEvent`] for the frontend's atomic swap.
+//!
+//! A plugin whose new spec is not (yet) validated keeps its last loaded version — like a
+//! Deployment keeping old pods during a failed rollout — until a validated version appears or
+//! the resource is deleted. Failed fetches are retried every [`RETRY_INTERVAL`].
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Client, ResourceExt};
+use switchyard_runtime::DiscoveryState;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::instances::{InstanceIndex, Key};
+use crate::routerplugin::{
+    AppliesTo, FailurePolicy, PluginKind, PluginLimits, PluginMode, RouterPlugin,
+};
+use crate::source::{verify, SourceFetcher};
+use crate::Result;
+
+/// How often plugins whose fetch failed are tried again.
+pub const RETRY_INTERVAL: Duration = Duration::from_secs(30);
+
+/// A verified plugin component and everything the frontend needs to run it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginArtifact {
+    pub namespace: String,
+    pub name: String,
+    pub kind: PluginKind,
+    /// Component bytes; their sha256 equals `sha256`.
+    pub bytes: Bytes,
+    pub sha256: String,
+    /// JSON for the component's `configure` export (`None` = no config).
+    pub config: Option<serde_json::Value>,
+    pub weight: f64,
+    pub order: i32,
+    pub failure_policy: FailurePolicy,
+    pub limits: PluginLimits,
+    pub mode: PluginMode,
+    pub applies_to: AppliesTo,
+    /// `metadata.generation` of the RouterPlugin this was built from.
+    pub generation: Option<i64>,
+}
+
+/// A change to the set of plugins the frontend should run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PluginEvent {
+    /// Load, or atomically replace, the plugin `namespace/name`.
+    Upsert(PluginArtifact),
+    /// Unload the plugin `namespace/name`.
+    Remove { namespace: String, name: String },
+    /// The watch on RouterPlugins changed state (loaded plugins keep running while disconnected).
+    State(DiscoveryState),
+}
+
+/// Loaded plugins and the spec each was loaded from, so unchanged specs are not re-fetched.
+struct PluginTracker {
+    fetcher: SourceFetcher,
+    loaded: HashMap<Key, PluginArtifact>,
+    /// Validated plugins whose fetch or verification failed; retried on a timer.
+    failed: HashMap<Key, RouterPlugin>,
+    init_buf: Option<HashSet<Key>>,
+    connected: bool,
+}
+
+/// Watches RouterPlugins in `namespace` (all namespaces when `None`) and sends plugin changes to
+/// `tx` until the receiver is dropped.
+///
+/// Needs `list`/`watch` on `routerplugins.switchyard.dev` and `get` on ConfigMaps holding
+/// components.
+pub async fn run_plugin_discovery(
+    client: Client,
+    namespace: Option<String>,
+    fetcher: SourceFetcher,
+    tx: UnboundedSender<PluginEvent>,
+) -> Result<()> {
+    let api: Api<RouterPlugin> = match &namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    };
+    let mut events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let mut tracker = PluginTracker {
+        fetcher,
+        loaded: HashMap::new(),
+        failed: HashMap::new(),
+        init_buf: None,
+        connected: false,
+    };
+    let mut retry = tokio::time::interval(RETRY_INTERVAL);
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let out = tokio::select! {
+            next = events.next() => match next {
+                None => return Ok(()),
+                Some(Ok(event)) => tracker.apply(event).await,
+                Some(Err(err)) => {
+                    tracing::warn!(error = %err, "RouterPlugin watch failed; loaded plugins keep running");
+                    tracker.disconnected()
+                }
+            },
+            _ = retry.tick() => tracker.retry_failed().await,
+        };
+        for event in out {
+            if tx.send(event).is_err() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl PluginTracker {
+    async fn apply(&mut self, event: watcher::Event<RouterPlugin>) -> Vec<PluginEvent> {
+        let mut out = Vec::new();
+        if !self.connected {
+            self.connected = true;
+            out.push(PluginEvent::State(DiscoveryState::Connected));
+        }
+        match event {
+            watcher::Event::Init => self.init_buf = Some(HashSet::new()),
+            watcher::Event::InitApply(p) => {
+                self.init_buf
+                    .get_or_insert_default()
+                    .insert(InstanceIndex::key_of(&p));
+                out.extend(self.observe(p).await);
+            }
+            watcher::Event::InitDone => {
+                let present = self.init_buf.take().unwrap_or_default();
+                let gone: Vec<Key> = self
+                    .loaded
+                    .keys()
+                    .filter(|k| !present.contains(*k))
+                    .cloned()
+                    .collect();
+                self.failed.retain(|k, _| present.contains(k));
+                for key in gone {
+                    out.extend(self.remove(key));
+                }
+            }
+            watcher::Event::Apply(p) => out.extend(self.observe(p).await),
+            watcher::Event::Delete(p) => {
+                let key = InstanceIndex::key_of(&p);
+                self.failed.remove(&key);
+                out.extend(self.remove(key));
+            }
+        }
+        out
+    }
+
+    /// Loads `plugin` if it is validated and differs from what is loaded.
+    async fn observe(&mut self, plugin: RouterPlugin) -> Option<PluginEvent> {
+        let key = InstanceIndex::key_of(&plugin);
+        if !plugin.is_validated() {
+            return None;
+        }
+        if let Some(current) = self.loaded.get(&key) {
+            if same_spec(current, &plugin) {
+                self.failed.remove(&key);
+                return None;
+            }
+        }
+        // Same digest: the bytes are already here (only config, weight, mode… changed).
+        let reuse = self
+            .loaded
+            .get(&key)
+            .filter(|c| c.sha256 == plugin.spec.source.sha256)
+            .map(|c| c.bytes.clone());
+        match self.load(&plugin, reuse).await {
+            Ok(artifact) => {
+                self.failed.remove(&key);
+                self.loaded.insert(key, artifact.clone());
+                Some(PluginEvent::Upsert(artifact))
+            }
+            Err(err) => {
+                tracing::warn!(plugin = %plugin.name_any(), error = %err, "cannot load validated plugin; will retry");
+                self.failed.insert(key, plugin);
+                None
+            }
+        }
+    }
+
+    async fn load(&self, plugin: &RouterPlugin, reuse: Option<Bytes>) -> Result<PluginArtifact> {
+        let bytes = match reuse {
+            Some(bytes) => bytes,
+            None => self.fetcher.fetch(plugin).await?,
+        };
+        let sha256 = verify(&bytes, &plugin.spec.source.sha256)?;
+        let spec = &plugin.spec;
+        Ok(PluginArtifact {
+            namespace: plugin.namespace().unwrap_or_default(),
+            name: plugin.name_any(),
+            kind: spec.kind,
+            bytes,
+            sha256,
+            config: spec.config.clone(),
+            weight: spec.weight,
+            order: spec.order,
+            failure_policy: spec.failure_policy,
+            limits: spec.limits.clone(),
+            mode: spec.mode,
+            applies_to: spec.applies_to.clone(),
+            generation: plugin.metadata.generation,
+        })
+    }
+
+    fn remove(&mut self, key: Key) -> Option<PluginEvent> {
+        self.loaded.remove(&key).map(|_| PluginEvent::Remove {
+            namespace: key.0,
+            name: key.1,
+        })
+    }
+
+    async fn retry_failed(&mut self) -> Vec<PluginEvent> {
+        let pending: Vec<RouterPlugin> = self.failed.drain().map(|(_, p)| p).collect();
+        let mut out = Vec::new();
+        for plugin in pending {
+            out.extend(self.observe(plugin).await);
+        }
+        out
+    }
+
+    fn disconnected(&mut self) -> Vec<PluginEvent> {
+        if self.connected {
+            self.connected = false;
+            vec![PluginEvent::State(DiscoveryState::Disconnected)]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// Whether `plugin` describes exactly what `loaded` already runs.
+fn same_spec(loaded: &PluginArtifact, plugin: &RouterPlugin) -> bool {
+    let spec = &plugin.spec;
+    loaded.sha256 == spec.source.sha256
+        && loaded.config == spec.config
+        && loaded.weight == spec.weight
+        && loaded.order == spec.order
+        && loaded.failure_policy == spec.failure_policy
+        && loaded.limits == spec.limits
+        && loaded.mode == spec.mode
+        && loaded.applies_to == spec.applies_to
+}

@@ -1,0 +1,274 @@
+//! The `WorkerPool` custom resource: a set of identical engine pods serving one model.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Desired state of a pool of workers serving one model.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[kube(
+    group = "switchyard.dev",
+    version = "v1alpha1",
+    kind = "WorkerPool",
+    plural = "workerpools",
+    shortname = "wp",
+    category = "switchyard",
+    namespaced,
+    status = "WorkerPoolStatus",
+    derive = "PartialEq",
+    doc = "A pool of identical inference-engine pods serving one model; the operator reconciles a Deployment and a headless Service, and the frontend routes to its ready endpoints.",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn = r#"{"name":"Model","type":"string","jsonPath":".spec.model"}"#,
+    printcolumn = r#"{"name":"Engine","type":"string","jsonPath":".spec.engine"}"#,
+    printcolumn = r#"{"name":"Desired","type":"integer","jsonPath":".spec.replicas"}"#,
+    printcolumn = r#"{"name":"Ready","type":"integer","jsonPath":".status.readyReplicas"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerPoolSpec {
+    /// Model name clients request (the OpenAI `model` field). Immutable: create a new pool to
+    /// serve a different model.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("model is immutable; create a new WorkerPool instead"))]
+    #[x_kube(validation = Rule::new("size(self) > 0 && size(self) <= 253").message("model must be 1-253 characters"))]
+    pub model: String,
+    /// Serving engine; selects defaults (arguments for `mocker`, a shared-memory volume for
+    /// `vllm`/`sglang`) and engine-specific health canaries. Immutable.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("engine is immutable; create a new WorkerPool instead"))]
+    pub engine: EngineKind,
+    /// Which OpenAI endpoints the worker serves.
+    #[serde(default)]
+    pub api: WorkerApiKind,
+    /// Desired number of worker pods (driven by `kubectl scale`, HPA or KEDA through the scale
+    /// subresource).
+    #[serde(default = "default_replicas")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 10000").message("replicas must be between 0 and 10000"))]
+    pub replicas: i32,
+    /// Pod template for the engine container.
+    pub template: WorkerTemplate,
+    /// Container port the engine's OpenAI server listens on.
+    #[serde(default = "default_port")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("port must be between 1 and 65535"))]
+    pub port: i32,
+    /// Health checking of each worker (readiness probe and the frontend's active checks).
+    #[serde(default)]
+    pub health: HealthCheck,
+    /// How the frontend weighs and labels this pool's instances.
+    #[serde(default)]
+    pub routing: Routing,
+}
+
+/// Serving engine of a pool.
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    Vllm,
+    Sglang,
+    Trtllm,
+    Mocker,
+    #[default]
+    Generic,
+}
+
+/// OpenAI API surface of the engine.
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerApiKind {
+    /// `/v1/chat/completions` and `/v1/completions`.
+    #[default]
+    Chat,
+    /// `/v1/completions` only; the frontend applies the chat template.
+    Completions,
+}
+
+/// The engine container and where its pods run.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerTemplate {
+    /// Container image, e.g. `vllm/vllm-openai:v0.8.5`.
+    #[x_kube(validation = Rule::new("size(self) > 0").message("image must not be empty"))]
+    pub image: String,
+    /// Image pull policy (`Always`, `IfNotPresent`, `Never`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<String>,
+    /// Entrypoint override.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Arguments; for `engine: mocker` an empty list defaults to
+    /// `mocker --listen 0.0.0.0:<port> --model <model>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Environment variables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// CPU, memory and accelerator requests/limits (e.g. `nvidia.com/gpu: 1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Node selector for the pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Tolerations for the pods (e.g. for GPU taints).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// Service account the pods run as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// Extra pod labels (the operator's own labels win on conflict).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_labels: BTreeMap<String, String>,
+    /// Extra pod annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_annotations: BTreeMap<String, String>,
+    /// Size of the in-memory `/dev/shm` volume for engines that use it (vllm, sglang, trtllm),
+    /// as a Kubernetes quantity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<String>,
+}
+
+/// Health checking of a worker.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheck {
+    /// HTTP path answering 200 when the engine is ready.
+    #[serde(default = "default_health_path")]
+    #[x_kube(validation = Rule::new("self.startsWith('/')").message("health.path must start with '/'"))]
+    pub path: String,
+    /// Request body the frontend sends as an active canary to an idle instance (an OpenAI
+    /// completion request); omitted means the engine's default canary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::free_object")]
+    pub canary: Option<serde_json::Value>,
+    /// Seconds without traffic after which the frontend sends the canary.
+    #[serde(default = "default_idle_seconds")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 86400").message("health.idleSeconds must be between 1 and 86400"))]
+    pub idle_seconds: i32,
+    /// Timeout of one check, in seconds.
+    #[serde(default = "default_timeout_seconds")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 600").message("health.timeoutSeconds must be between 1 and 600"))]
+    pub timeout_seconds: i32,
+    /// Seconds the engine may take to start (model download and load) before the pod is
+    /// restarted.
+    #[serde(default = "default_startup_seconds")]
+    #[x_kube(validation = Rule::new("self >= 10 && self <= 86400").message("health.startupSeconds must be between 10 and 86400"))]
+    pub startup_seconds: i32,
+}
+
+/// How the frontend treats this pool's instances.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Routing {
+    /// Relative routing weight of each instance.
+    #[serde(default = "default_weight")]
+    #[x_kube(validation = Rule::new("self >= 0.0 && self <= 1000.0").message("routing.weight must be between 0 and 1000"))]
+    pub weight: f64,
+    /// Labels attached to every instance (visible to plugins via `on-topology`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Observed state of a `WorkerPool`.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerPoolStatus {
+    /// Pods the Deployment currently has.
+    #[serde(default)]
+    pub replicas: i32,
+    /// Pods passing their readiness probe.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Label selector of the pods, for the scale subresource.
+    #[serde(default)]
+    pub selector: String,
+    /// Ready endpoints (`http://ip:port`) from the pool's EndpointSlices.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<String>,
+    /// `Available` and `Progressing`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        Self {
+            path: default_health_path(),
+            canary: None,
+            idle_seconds: default_idle_seconds(),
+            timeout_seconds: default_timeout_seconds(),
+            startup_seconds: default_startup_seconds(),
+        }
+    }
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Self {
+            weight: default_weight(),
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+impl EngineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Vllm => "vllm",
+            Self::Sglang => "sglang",
+            Self::Trtllm => "trtllm",
+            Self::Mocker => "mocker",
+            Self::Generic => "generic",
+        }
+    }
+
+    /// The frontend's engine enum.
+    pub fn to_runtime(self) -> switchyard_runtime::Engine {
+        match self {
+            Self::Vllm => switchyard_runtime::Engine::Vllm,
+            Self::Sglang => switchyard_runtime::Engine::Sglang,
+            Self::Trtllm => switchyard_runtime::Engine::Trtllm,
+            Self::Mocker => switchyard_runtime::Engine::Mocker,
+            Self::Generic => switchyard_runtime::Engine::Generic,
+        }
+    }
+}
+
+impl WorkerApiKind {
+    pub fn to_runtime(self) -> switchyard_runtime::WorkerApi {
+        match self {
+            Self::Chat => switchyard_runtime::WorkerApi::Chat,
+            Self::Completions => switchyard_runtime::WorkerApi::Completions,
+        }
+    }
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+fn default_port() -> i32 {
+    8000
+}
+fn default_health_path() -> String {
+    "/health".to_string()
+}
+fn default_idle_seconds() -> i32 {
+    30
+}
+fn default_timeout_seconds() -> i32 {
+    5
+}
+fn default_startup_seconds() -> i32 {
+    1800
+}
+fn default_weight() -> f64 {
+    1.0
+}

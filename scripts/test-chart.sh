@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# Renders, lints and schema-validates the Helm chart without a cluster.
+#
+# - helm-python-sdk (PyPI; embeds Helm's Go SDK): render + lint, with default values and with
+#   every optional feature on (plus an operator-less variant);
+# - kubernetes-validate (PyPI): every rendered manifest, the CRDs and the examples against the
+#   upstream schemas of several Kubernetes versions (strict: unknown fields fail);
+# - WorkerPool/RouterPlugin examples against the chart's own CRD schemas (jsonschema);
+# - restricted pod security, least-privilege RBAC and "every values.yaml key is commented".
+#
+# Prints one line per check and `N passed, N failed`; exits non-zero on any failure.
+# The venv lives outside the repo: $SWITCHYARD_CHART_VENV (default ~/.cache/switchyard/venv-chart).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${SWITCHYARD_CHART_VENV:-$HOME/.cache/switchyard/venv-chart}"
+KUBE_VERSIONS="${KUBE_VERSIONS:-1.30.0 1.33.0 1.35.0}"
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+    python3 -m venv "$VENV"
+fi
+if ! "$VENV/bin/python" -c 'import helm_python, kubernetes_validate, jsonschema, yaml' 2>/dev/null; then
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check \
+        'helm-python-sdk>=0.2.2,<0.3' 'kubernetes-validate>=1.33' 'jsonschema>=4' 'PyYAML>=6'
+fi
+
+exec "$VENV/bin/python" - "$ROOT" "$KUBE_VERSIONS" <<'PY'
+import copy
+import glob
+import os
+import re
+import sys
+
+import helm_python as helm
+import jsonschema
+import kubernetes_validate
+import yaml
+
+root, versions = sys.argv[1], sys.argv[2].split()
+chart_dir = os.path.join(root, "charts", "switchyard")
+passed = failed = 0
+
+
+def check(name, ok, detail=""):
+    global passed, failed
+    if ok:
+        passed += 1
+        print(f"PASS {name}")
+    else:
+        failed += 1
+        print(f"FAIL {name}: {detail}")
+
+
+EVERYTHING = {
+    "scope": "cluster",
+    "imagePullSecrets": [{"name": "regcred"}],
+    "frontend": {
+        "autoscaling": {"enabled": True},
+        "extraArgs": ["--policy", "kv"],
+        "env": [{"name": "SWITCHYARD_NATS", "value": "nats://nats:4222"}],
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "router", "effect": "NoSchedule"}],
+        "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                                       "whenUnsatisfiable": "ScheduleAnyway",
+                                       "labelSelector": {"matchLabels": {"app.kubernetes.io/component": "frontend"}}}],
+        "service": {"type": "LoadBalancer", "annotations": {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}},
+        "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/x"}},
+    },
+    "operator": {"replicas": 2, "pdb": {"enabled": True}},
+    "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}},
+                "dashboard": {"enabled": True}},
+    "networkPolicy": {"enabled": True,
+                      "frontendIngressFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "apps"}}}],
+                      "metricsIngressFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]},
+}
+VARIANTS = {
+    "defaults": {},
+    "everything-on": EVERYTHING,
+    "frontend-only+existing-secret": {"operator": {"enabled": False},
+                                      "frontend": {"adminToken": {"existingSecret": "my-token"}}},
+    "other-watch-namespace": {"watchNamespace": "models", "operator": {"leaderElection": False}},
+}
+
+# CRDs of the chart, as JSON schemas for the examples.
+crd_docs = []
+for path in sorted(glob.glob(os.path.join(chart_dir, "crds", "*.yaml"))):
+    crd_docs += [d for d in yaml.safe_load_all(open(path)) if d]
+crd_schemas = {}
+for crd in crd_docs:
+    kind = crd["spec"]["names"]["kind"]
+    for v in crd["spec"]["versions"]:
+        crd_schemas[(f'{crd["spec"]["group"]}/{v["name"]}', kind)] = v["schema"]["openAPIV3Schema"]
+
+
+def openapi_to_jsonschema(s):
+    """OpenAPI v3 `nullable` → JSON Schema null type; `x-kubernetes-*` keys are ignored by jsonschema."""
+    if isinstance(s, dict):
+        out = {k: openapi_to_jsonschema(v) for k, v in s.items()}
+        if out.pop("nullable", False) and "type" in out:
+            out["type"] = [out["type"], "null"]
+        if out.get("x-kubernetes-int-or-string"):
+            out.pop("type", None)
+            out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+        return out
+    if isinstance(s, list):
+        return [openapi_to_jsonschema(v) for v in s]
+    return s
+
+
+# Minimal schema for the one third-party kind the chart renders (no upstream schema exists).
+SERVICE_MONITOR = {
+    "type": "object", "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {"spec": {"type": "object", "required": ["selector", "endpoints"], "additionalProperties": False,
+                            "properties": {"selector": {"type": "object", "properties": {"matchLabels": {"type": "object"}}},
+                                           "endpoints": {"type": "array", "minItems": 1, "items": {
+                                               "type": "object", "additionalProperties": False,
+                                               "properties": {"port": {"type": "string"}, "path": {"type": "string"},
+                                                              "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"}}}}}}},
+}
+
+
+def validate_doc(label, doc):
+    kind, api = doc.get("kind"), doc.get("apiVersion")
+    name = f'{label} {kind}/{doc.get("metadata", {}).get("name")}'
+    if (api, kind) in crd_schemas:
+        try:
+            jsonschema.validate(doc, openapi_to_jsonschema(crd_schemas[(api, kind)]))
+            check(f"{name} vs chart CRD schema", True)
+        except jsonschema.ValidationError as e:
+            check(f"{name} vs chart CRD schema", False, e.message)
+        return
+    if api == "monitoring.coreos.com/v1" and kind == "ServiceMonitor":
+        try:
+            jsonschema.validate(doc, SERVICE_MONITOR)
+            check(f"{name} vs ServiceMonitor subset schema", True)
+        except jsonschema.ValidationError as e:
+            check(f"{name} vs ServiceMonitor subset schema", False, e.message)
+        return
+    for v in versions:
+        try:
+            kubernetes_validate.validate(doc, v, strict=True)
+            check(f"{name} @k8s {v}", True)
+        except kubernetes_validate.ValidationError as e:
+            check(f"{name} @k8s {v}", False, f"{'.'.join(str(p) for p in e.path)}: {e.message}")
+        except kubernetes_validate.SchemaNotFoundError as e:
+            check(f"{name} @k8s {v}", False, e.message)
+
+
+def pod_specs(doc):
+    if doc.get("kind") == "Deployment":
+        yield doc["spec"]["template"]["spec"]
+
+
+def check_security(label, docs):
+    for doc in docs:
+        for pod in pod_specs(doc):
+            name = f'{label} {doc["metadata"]["name"]}'
+            psc = pod.get("securityContext", {})
+            ok = psc.get("runAsNonRoot") is True and psc.get("seccompProfile", {}).get("type") == "RuntimeDefault"
+            check(f"{name} pod securityContext restricted", ok, psc)
+            for c in pod["containers"]:
+                sc = c.get("securityContext", {})
+                ok = (sc.get("allowPrivilegeEscalation") is False and sc.get("readOnlyRootFilesystem") is True
+                      and sc.get("runAsNonRoot") is True and sc.get("capabilities", {}).get("drop") == ["ALL"]
+                      and sc.get("seccompProfile", {}).get("type") == "RuntimeDefault")
+                check(f"{name}/{c['name']} container securityContext restricted", ok, sc)
+                check(f"{name}/{c['name']} has resources and probes",
+                      bool(c.get("resources")) and "livenessProbe" in c and "readinessProbe" in c)
+
+
+def check_rbac(label, values, docs):
+    kinds = [d["kind"] for d in docs]
+    if values.get("scope", "namespace") == "namespace":
+        check(f"{label} namespace scope creates no cluster-wide RBAC",
+              "ClusterRole" not in kinds and "ClusterRoleBinding" not in kinds, kinds)
+    for d in docs:
+        if d["kind"] in ("Role", "ClusterRole"):
+            verbs = {v for r in d["rules"] for v in r["verbs"]}
+            resources = {res for r in d["rules"] for res in r["resources"]}
+            check(f'{label} {d["kind"]}/{d["metadata"]["name"]} least privilege',
+                  "*" not in verbs and "*" not in resources and "delete" not in verbs and "secrets" not in resources,
+                  d["rules"])
+
+
+def check_frontend_command(label, docs):
+    for d in docs:
+        if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-frontend"):
+            c = d["spec"]["template"]["spec"]["containers"][0]
+            args = c["args"]
+            check(f"{label} frontend runs `serve --discovery kubernetes --listen 0.0.0.0:8000`",
+                  args[:5] == ["serve", "--discovery", "kubernetes", "--listen", "0.0.0.0:8000"], args)
+            env = {e["name"]: e for e in c["env"]}
+            check(f"{label} admin token comes from a Secret",
+                  "secretKeyRef" in env.get("SWITCHYARD_ADMIN_TOKEN", {}).get("valueFrom", {}), env.get("SWITCHYARD_ADMIN_TOKEN"))
+
+
+with helm.Chart.load(chart_dir) as chart:
+    for label, values in VARIANTS.items():
+        try:
+            rendered = chart.render(copy.deepcopy(values), name="sy", namespace="switchyard", is_install=True)
+        except helm.HelmError as e:
+            check(f"render {label}", False, e)
+            continue
+        docs = []
+        for path, text in sorted(rendered.items()):
+            if path.endswith("NOTES.txt"):
+                continue
+            docs += [d for d in yaml.safe_load_all(text) if d]
+        check(f"render {label} ({len(docs)} manifests)", len(docs) > 0)
+        for doc in docs:
+            validate_doc(label, doc)
+        check_security(label, docs)
+        check_rbac(label, values, docs)
+        check_frontend_command(label, docs)
+        if label == "everything-on":
+            kinds = {d["kind"] for d in docs}
+            want = {"HorizontalPodAutoscaler", "ServiceMonitor", "NetworkPolicy", "PodDisruptionBudget", "ConfigMap", "ClusterRole"}
+            check("everything-on renders every optional kind", want <= kinds, want - kinds)
+            dash = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard")]
+            import json
+            text = dash[0]["data"]["switchyard-frontend.json"] if dash else "{}"
+            board = json.loads(text)
+            exprs = " ".join(t["expr"] for p in board.get("panels", []) for t in p["targets"])
+            for metric in ["switchyard_requests_total", "switchyard_requests_in_flight", "switchyard_time_to_first_token_seconds_bucket",
+                           "switchyard_inter_token_latency_seconds_bucket", "switchyard_request_duration_seconds_bucket",
+                           "switchyard_input_tokens_total", "switchyard_output_tokens_total", "switchyard_retries_total",
+                           "switchyard_instance_in_flight", "switchyard_instance_healthy"]:
+                check(f"dashboard charts {metric}", metric in exprs)
+
+for label, values in VARIANTS.items():
+    for v in versions:
+        report = helm.lint(chart_dir, copy.deepcopy(values), strict=True, kube_version=f"v{v}", namespace="switchyard")
+        problems = [m for m in report.get("messages", []) if m.get("severity", 0) >= 2] + list(report.get("errors") or [])
+        check(f"helm lint --strict {label} @k8s {v}", not problems, problems)
+
+for crd in crd_docs:
+    validate_doc("crds", crd)
+    check(f'crds {crd["metadata"]["name"]} has CEL rules', "x-kubernetes-validations" in yaml.safe_dump(crd))
+
+for path in sorted(glob.glob(os.path.join(root, "examples", "*.yaml"))):
+    for doc in yaml.safe_load_all(open(path)):
+        if doc:
+            validate_doc(f"examples/{os.path.basename(path)}", doc)
+
+# Every key in values.yaml has a comment on the line(s) above it.
+lines = open(os.path.join(chart_dir, "values.yaml")).read().splitlines()
+undocumented = []
+for i, line in enumerate(lines):
+    m = re.match(r"^(\s*)([A-Za-z0-9_]+):", line)
+    if not m:
+        continue
+    j = i - 1
+    while j >= 0 and lines[j].strip() == "":
+        j -= 1
+    if j < 0 or not lines[j].strip().startswith("#"):
+        undocumented.append(m.group(2))
+check("every values.yaml key is commented", not undocumented, undocumented)
+
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
+PY
