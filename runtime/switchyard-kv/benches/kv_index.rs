@@ -108,5 +108,11 @@ fn bench_overlap(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_apply, bench_overlap);
+criterion_group! {
+    name = benches;
+    // Shorter than the defaults: the 1M-block fixtures are slow to build and the machine is
+    // shared; the estimates are still tight at this sample size.
+    config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(3));
+    targets = bench_apply, bench_overlap
+}
 criterion_main!(benches);

@@ -13,6 +13,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use foldhash::fast::RandomState;
+
 use parking_lot::RwLock;
 
 use crate::{BlockHash, KvEvent};
@@ -120,9 +122,9 @@ impl Overlap {
 /// Block-hash chains → instances. Not synchronised; see [`SharedKvIndex`] for the shared handle.
 #[derive(Debug, Default)]
 pub struct KvIndex {
-    blocks: HashMap<BlockHash, Holders>,
+    blocks: HashMap<BlockHash, Holders, RandomState>,
     /// What each slot holds, so `Cleared` and instance removal don't scan the whole map.
-    held: Vec<HashSet<BlockHash>>,
+    held: Vec<HashSet<BlockHash, RandomState>>,
     names: Vec<Option<Arc<str>>>,
     slots: HashMap<Arc<str>, Slot>,
     free: Vec<Slot>,
@@ -136,7 +138,7 @@ impl KvIndex {
     /// An index with room for `blocks` distinct blocks without rehashing.
     pub fn with_capacity(blocks: usize) -> Self {
         Self {
-            blocks: HashMap::with_capacity(blocks),
+            blocks: HashMap::with_capacity_and_hasher(blocks, RandomState::default()),
             ..Self::default()
         }
     }
@@ -271,7 +273,7 @@ impl KvIndex {
             }
             None => {
                 self.names.push(Some(name.clone()));
-                self.held.push(HashSet::new());
+                self.held.push(HashSet::default());
                 (self.names.len() - 1) as Slot
             }
         };
