@@ -7,6 +7,9 @@ use std::sync::Arc;
 use http::HeaderName;
 use switchyard_runtime::{policy, Policy, PolicyConfig, Registry, WorkerClient};
 
+use switchyard_runtime::health::RetryBudget;
+
+use crate::admission::Admission;
 use crate::config::{ConfigError, ServeConfig};
 use crate::metrics::Metrics;
 
@@ -41,6 +44,10 @@ pub struct App {
     per_model: HashMap<String, ModelRouting>,
     /// Set on shutdown: `/health` turns 503 so load balancers stop sending traffic.
     pub draining: AtomicBool,
+    /// Shared by every request: retries in flight are a bounded share of requests.
+    pub retry_budget: RetryBudget,
+    /// The concurrency limit and its wait queue.
+    pub admission: Admission,
 }
 
 impl App {
@@ -63,6 +70,8 @@ impl App {
             default_routing,
             per_model,
             draining: AtomicBool::new(false),
+            retry_budget: RetryBudget::new(config.retry_budget.clone()),
+            admission: Admission::new(&config.overload),
             config,
         }))
     }

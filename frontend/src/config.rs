@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 use switchyard_runtime::client::ClientConfig;
-use switchyard_runtime::health::{HealthConfig, ProbeConfig};
+use switchyard_runtime::health::{CanaryConfig, HealthConfig, ProbeConfig, RetryBudgetConfig};
+
+use crate::admission::OverloadConfig;
 use switchyard_runtime::{ChatTemplate, Engine, InstanceSpec, PolicyConfig, WorkerApi};
 
 /// The whole frontend configuration (the YAML file's schema).
@@ -36,6 +38,12 @@ pub struct ServeConfig {
     pub upstream: UpstreamConfig,
     pub health: HealthConfig,
     pub probe: ProbeConfig,
+    /// Idle canary generations (active health beyond `GET /health`).
+    pub canary: CanaryConfig,
+    /// Retries in flight as a share of requests in flight.
+    pub retry_budget: RetryBudgetConfig,
+    /// Admission control and load shedding.
+    pub overload: OverloadConfig,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -84,6 +92,15 @@ pub struct HttpLimits {
     pub max_header_bytes: usize,
     /// How long shutdown waits for in-flight requests, milliseconds.
     pub shutdown_grace_ms: u64,
+    /// The whole request body must arrive within this time, milliseconds.
+    pub body_timeout_ms: u64,
+    /// A request body that sends nothing for this long is abandoned, milliseconds.
+    pub body_idle_timeout_ms: u64,
+    /// Header fields accepted per request (more is answered 431).
+    pub max_headers: usize,
+    /// On shutdown, keep accepting for this long with `/health` answering 503 (so load
+    /// balancers stop sending traffic) before the listener closes, milliseconds.
+    pub drain_delay_ms: u64,
 }
 
 impl Default for HttpLimits {
@@ -93,6 +110,10 @@ impl Default for HttpLimits {
             header_read_timeout_ms: 10_000,
             max_header_bytes: 64 * 1024,
             shutdown_grace_ms: 30_000,
+            body_timeout_ms: 60_000,
+            body_idle_timeout_ms: 10_000,
+            max_headers: 128,
+            drain_delay_ms: 0,
         }
     }
 }
@@ -142,6 +163,9 @@ impl Default for ServeConfig {
             upstream: UpstreamConfig::default(),
             health: HealthConfig::default(),
             probe: ProbeConfig::default(),
+            canary: CanaryConfig::default(),
+            retry_budget: RetryBudgetConfig::default(),
+            overload: OverloadConfig::default(),
         }
     }
 }
@@ -190,6 +214,13 @@ impl ServeConfig {
     /// Checks everything that can be checked before serving.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.health.validate().map_err(|m| invalid("health", m))?;
+        self.canary.validate().map_err(|m| invalid("canary", m))?;
+        self.overload
+            .validate()
+            .map_err(|m| invalid("overload", m))?;
+        if self.limits.body_timeout_ms == 0 || self.limits.body_idle_timeout_ms == 0 {
+            return Err(invalid("limits", "body timeouts must be greater than 0"));
+        }
         validate_policy("routing", &self.routing)?;
         for (model, policy) in &self.models {
             validate_policy(&format!("models.{model}"), policy)?;

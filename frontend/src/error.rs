@@ -102,6 +102,23 @@ impl ApiError {
         e
     }
 
+    /// 503 or 429: shed under overload, with `Retry-After`.
+    pub fn overloaded(status: u16, message: impl Into<String>, retry_after: Duration) -> Self {
+        let (kind, code) = if status == 429 {
+            ("rate_limit_error", "rate_limited")
+        } else {
+            ("service_unavailable", "overloaded")
+        };
+        let mut e = Self::new(status, kind, message).with_code(code);
+        e.retry_after = Some(retry_after);
+        e
+    }
+
+    /// 408: the client did not send its request body in time.
+    pub fn request_timeout(message: impl Into<String>) -> Self {
+        Self::new(408, "invalid_request_error", message).with_code("request_timeout")
+    }
+
     /// 502: the worker failed.
     pub fn bad_gateway(message: impl Into<String>) -> Self {
         Self::new(502, "upstream_error", message).with_code("upstream_error")

@@ -26,6 +26,10 @@ pub mod names {
     pub const RETRIES: &str = "switchyard_retries_total";
     pub const CANCELLED: &str = "switchyard_requests_cancelled_total";
     pub const STREAM_ERRORS: &str = "switchyard_stream_errors_total";
+    pub const RETRY_BUDGET_EXHAUSTED: &str = "switchyard_retry_budget_exhausted_total";
+    pub const MIGRATIONS: &str = "switchyard_stream_migrations_total";
+    pub const STALLS: &str = "switchyard_stream_stalls_total";
+    pub const SHED: &str = "switchyard_requests_shed_total";
     pub const INSTANCE_IN_FLIGHT: &str = "switchyard_instance_in_flight";
     pub const INSTANCE_HEALTHY: &str = "switchyard_instance_healthy";
     pub const INSTANCE_EJECTIONS: &str = "switchyard_instance_ejections";
@@ -99,6 +103,10 @@ pub struct Metrics {
     pub retries: AtomicU64,
     pub cancelled: AtomicU64,
     pub stream_errors: AtomicU64,
+    pub retry_budget_exhausted: AtomicU64,
+    pub migrations: AtomicU64,
+    pub stalls: AtomicU64,
+    pub shed: AtomicU64,
 }
 
 impl Metrics {
@@ -142,6 +150,26 @@ impl Metrics {
                 names::STREAM_ERRORS,
                 "Streams ended by an in-band error event.",
                 &self.stream_errors,
+            ),
+            (
+                names::RETRY_BUDGET_EXHAUSTED,
+                "Retries not attempted because the retry budget was spent.",
+                &self.retry_budget_exhausted,
+            ),
+            (
+                names::MIGRATIONS,
+                "Streams re-issued to another instance after failing mid-way.",
+                &self.migrations,
+            ),
+            (
+                names::STALLS,
+                "Streams that sent nothing for the stall timeout.",
+                &self.stalls,
+            ),
+            (
+                names::SHED,
+                "Requests shed by admission control or because every instance was full.",
+                &self.shed,
             ),
         ] {
             counter_header(&mut out, name, help);

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use switchyard_runtime::health::spawn_prober;
+use switchyard_runtime::health::{spawn_canary, spawn_prober};
 use switchyard_runtime::{DiscoveryEvent, Registry};
 use tokio::net::TcpListener;
 
@@ -32,6 +32,11 @@ pub async fn run(
         app.client.clone(),
         app.config.probe.clone(),
     );
+    let canary = spawn_canary(
+        Arc::clone(&registry),
+        app.client.clone(),
+        app.config.canary.clone(),
+    );
     tracing::info!(
         listen = %listener.local_addr()?,
         instances = registry.all().len(),
@@ -41,6 +46,9 @@ pub async fn run(
     server::serve(listener, app, shutdown).await?;
     if let Some(prober) = prober {
         prober.abort();
+    }
+    if let Some(canary) = canary {
+        canary.abort();
     }
     Ok(())
 }

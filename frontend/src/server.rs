@@ -1,8 +1,13 @@
 //! The HTTP/1.1 server: accept loop, per-connection limits, graceful shutdown.
 //!
-//! On shutdown the listener is closed first (new connections are refused), `/health` turns
-//! 503 (draining), and in-flight requests — streams included — get up to the grace period to
-//! finish; keep-alive connections are closed after their current response.
+//! On shutdown `/health` turns 503 (draining) while `/live` stays 200; after the optional
+//! drain delay (`limits.drain_delay_ms`, during which new connections are still accepted so
+//! load balancers can notice) the listener is closed (new connections are refused), and
+//! in-flight requests — streams included — get up to the grace period to finish; keep-alive
+//! connections are closed after their current response.
+//!
+//! Per-connection limits: header read timeout (slowloris), header bytes and header count
+//! (431 beyond them). HTTP/2 is not served, so its stream and reset limits do not apply.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -14,7 +19,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::app::App;
 use crate::http_edge;
@@ -32,39 +37,32 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
         .max_buf_size(limits.max_header_bytes.max(8192))
-        .max_headers(128)
+        .max_headers(limits.max_headers)
         .keep_alive(true);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(error) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let app = Arc::clone(&app);
-                let service = service_fn(move |request| {
-                    let app = Arc::clone(&app);
-                    async move { Ok::<_, Infallible>(http_edge::handle(app, request).await) }
-                });
-                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-                tokio::spawn(async move {
-                    if let Err(error) = connection.await {
-                        tracing::debug!(%error, "connection ended with an error");
-                    }
-                });
+    let accept = |stream: TcpStream| {
+        let _ = stream.set_nodelay(true);
+        let app = Arc::clone(&app);
+        let service = service_fn(move |request| {
+            let app = Arc::clone(&app);
+            async move { Ok::<_, Infallible>(http_edge::handle(app, request).await) }
+        });
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
             }
-            () = &mut shutdown => break,
-        }
+        });
+    };
+    accept_until(&listener, shutdown, &accept).await;
+    // Draining: `/health` answers 503 from now on. With a drain delay the listener stays open
+    // that long, so load balancers see the 503 and stop sending before connections are refused.
+    app.draining.store(true, Ordering::Relaxed);
+    let delay = Duration::from_millis(limits.drain_delay_ms);
+    if !delay.is_zero() {
+        tracing::info!(?delay, "shutting down: /health is 503, still accepting");
+        accept_until(&listener, tokio::time::sleep(delay), &accept).await;
     }
     drop(listener);
-    app.draining.store(true, Ordering::Relaxed);
     tracing::info!("shutting down: draining in-flight requests");
     let grace = Duration::from_millis(limits.shutdown_grace_ms);
     tokio::select! {
@@ -72,6 +70,28 @@ pub async fn serve(
         () = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
     }
     Ok(())
+}
+
+/// Accepts connections and hands them to `accept` until `stop` resolves.
+async fn accept_until(
+    listener: &TcpListener,
+    stop: impl Future<Output = ()>,
+    accept: &impl Fn(TcpStream),
+) {
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => accept(stream),
+                Err(error) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
+            () = &mut stop => return,
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -95,6 +95,11 @@ pub struct ChunkTranslator {
 }
 
 impl ChunkTranslator {
+    /// For a stream that continues one whose role delta was already sent (migration).
+    pub fn continuing() -> Self {
+        Self { sent_role: true }
+    }
+
     /// Translates one event payload (not `[DONE]`).
     pub fn translate(&mut self, data: &[u8]) -> Result<Bytes, String> {
         let chunk: CompletionChunk = serde_json::from_slice(data)

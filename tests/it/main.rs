@@ -3,6 +3,7 @@
 
 mod errors;
 mod failures;
+mod faults;
 mod openai_client;
 mod routing;
 mod shutdown;

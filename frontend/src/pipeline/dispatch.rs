@@ -1,11 +1,14 @@
 //! Stage 6 — dispatch: send the request to the best-ranked instance; if it fails before the
 //! first byte reaches the client, try the next-ranked one (bounded by the ranking length,
-//! i.e. `1 + max_retries`).
+//! i.e. `1 + max_retries`, and by the retry budget). Only failures of the instance are
+//! retried (connect errors, timeouts, 5xx, broken streams); a 4xx is the request's fault and
+//! goes straight back to the client.
 //!
 //! "Before the first byte" includes the first SSE event of a stream: the client's response
 //! starts only once a worker has produced something, so a worker that accepts a stream and
 //! dies before its first token costs a retry, not a failed request.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,13 +18,17 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use switchyard_protocol::sse::{Event, Framer};
 use switchyard_runtime::clock::now_ns;
+use switchyard_runtime::health::ejection_allowed;
 use switchyard_runtime::observe::Outcome;
 use switchyard_runtime::{InFlightGuard, Instance};
 
 use super::parse::ParsedRequest;
-use super::preprocess::Prepared;
+use super::preprocess::{Prepared, UpstreamRequest};
 use super::tracker::Tracker;
+use super::Endpoint;
+use crate::admission;
 use crate::app::App;
+use crate::config::UpstreamConfig;
 use crate::error::ApiError;
 
 /// What the chosen worker answered, ready to relay.
@@ -65,6 +72,9 @@ impl AttemptError {
     }
 }
 
+/// Tries the ranked instances in order. An instance whose breaker is half-open is tried only
+/// if this request wins its trial slot; every attempt after the first needs a permit from the
+/// retry budget, so an all-failing pool answers fast instead of multiplying its load.
 pub async fn dispatch(
     app: &Arc<App>,
     request: &ParsedRequest,
@@ -74,14 +84,37 @@ pub async fn dispatch(
     request_id: &str,
     tracker: &Tracker,
 ) -> Result<Upstream, ApiError> {
+    admission::check_capacity(&app.config.overload, &request.headers, routable).inspect_err(
+        |_| {
+            app.metrics.shed.fetch_add(1, Ordering::Relaxed);
+        },
+    )?;
     let mut last_error = None;
-    for (attempt, &index) in ranked.iter().enumerate() {
+    let mut attempts = 0u32;
+    let mut _permit = None;
+    for &index in ranked {
         let Some(&instance) = routable.get(index) else {
             continue;
         };
-        if attempt > 0 {
+        if !instance.health.try_claim(now_ns(), &app.config.health) {
+            continue;
+        }
+        if attempts > 0 {
+            let active = u64::try_from(app.metrics.in_flight.load(Ordering::Relaxed)).unwrap_or(0);
+            let Some(permit) = app.retry_budget.try_acquire(active) else {
+                app.metrics
+                    .retry_budget_exhausted
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    instance = instance.id(),
+                    "retry budget exhausted: not retrying"
+                );
+                break;
+            };
+            _permit = Some(permit);
             tracker.count_retry();
         }
+        attempts += 1;
         match attempt_once(app, request, prepared, instance, request_id, tracker).await {
             Ok(upstream) => return Ok(upstream),
             Err(AttemptError {
@@ -89,22 +122,43 @@ pub async fn dispatch(
                 retryable: false,
             }) => return Err(error),
             Err(AttemptError { error, .. }) => {
-                tracing::warn!(instance = instance.id(), %error, attempt, "upstream attempt failed");
-                let outcome = if error.status == 504 {
-                    Outcome::RequestTimeout
-                } else {
-                    Outcome::RequestFailed
-                };
-                app.registry
-                    .observations
-                    .record(instance.num_id, outcome, 0.0);
-                instance.health.record_failure(now_ns(), &app.config.health);
-                instance.set_last_error(error.message.clone());
+                tracing::warn!(instance = instance.id(), %error, attempts, "upstream attempt failed");
+                record_instance_failure(app, instance, &error);
                 last_error = Some(error);
             }
         }
     }
     Err(last_error.unwrap_or_else(|| ApiError::unavailable("No instance could be tried.")))
+}
+
+/// Counts a failure against `instance`'s health, ejecting it unless the model's pool is at
+/// its max ejected fraction (the pool is looked up only on this, the failure, path).
+pub(crate) fn record_instance_failure(app: &App, instance: &Instance, error: &ApiError) {
+    let outcome = if error.status == 504 {
+        Outcome::RequestTimeout
+    } else {
+        Outcome::RequestFailed
+    };
+    app.registry
+        .observations
+        .record(instance.num_id, outcome, 0.0);
+    let now = now_ns();
+    let may_eject = app
+        .registry
+        .topology()
+        .model(&instance.spec.model)
+        .is_none_or(|pool| ejection_allowed(pool, now, &app.config.health));
+    if instance
+        .health
+        .record_failure(now, &app.config.health, may_eject)
+    {
+        tracing::warn!(
+            instance = instance.id(),
+            ejections = instance.health.ejections(),
+            "instance ejected"
+        );
+    }
+    instance.set_last_error(error.message.clone());
 }
 
 async fn attempt_once(
@@ -115,13 +169,56 @@ async fn attempt_once(
     request_id: &str,
     tracker: &Tracker,
 ) -> Result<Upstream, AttemptError> {
-    let guard = instance.start_request();
     let upstream = prepared
         .upstream_request(request, instance)
         .map_err(|error| AttemptError {
             error,
             retryable: false,
         })?;
+    send(
+        app,
+        instance,
+        upstream,
+        request.is_stream(),
+        request_id,
+        Some(tracker),
+    )
+    .await
+}
+
+/// Sends a continuation of a broken stream (a completions request) to `instance` and waits
+/// for its first event.
+pub(crate) async fn resume_stream(
+    app: &Arc<App>,
+    instance: &Arc<Instance>,
+    body: Bytes,
+    request_id: &str,
+) -> Result<StreamStart, ApiError> {
+    let upstream = UpstreamRequest {
+        endpoint: Endpoint::Completions,
+        body,
+        translated: false,
+    };
+    match send(app, instance, upstream, true, request_id, None).await {
+        Ok(Upstream::Stream(start)) => Ok(start),
+        Ok(Upstream::Complete { status, .. }) => Err(ApiError::bad_gateway(format!(
+            "instance {} refused the continuation with {status}",
+            instance.id()
+        ))),
+        Err(AttemptError { error, .. }) => Err(error),
+    }
+}
+
+/// One HTTP exchange with `instance`: a whole response, or a stream up to its first event.
+async fn send(
+    app: &Arc<App>,
+    instance: &Arc<Instance>,
+    upstream: UpstreamRequest,
+    stream: bool,
+    request_id: &str,
+    tracker: Option<&Tracker>,
+) -> Result<Upstream, AttemptError> {
+    let guard = instance.start_request();
     let uri: Uri = format!("{}{}", instance.spec.url, upstream.endpoint.path())
         .parse()
         .map_err(|e| {
@@ -160,13 +257,14 @@ async fn attempt_once(
             instance.id()
         ))));
     }
-    let stall = Duration::from_millis(limits.stall_timeout_ms);
-    if status.is_success() && request.is_stream() {
+    if status.is_success() && stream {
         let deadline = started + Duration::from_millis(limits.first_byte_timeout_ms);
         let (body, framer, first) = first_event(body, deadline, instance).await?;
-        instance.health.record_success();
+        instance.health.record_success(now_ns());
         observe_ok(app, instance, started);
-        tracker.observe_ttft(tracker.started().map_or(started, |s| s).elapsed());
+        if let Some(tracker) = tracker {
+            tracker.observe_ttft(tracker.started().map_or(started, |s| s).elapsed());
+        }
         return Ok(Upstream::Stream(StreamStart {
             instance: Arc::clone(instance),
             guard,
@@ -176,7 +274,31 @@ async fn attempt_once(
             translated: upstream.translated,
         }));
     }
-    let bytes = tokio::time::timeout(
+    let bytes = read_whole(body, instance, limits).await?;
+    instance.health.record_success(now_ns());
+    Ok(Upstream::Complete {
+        instance: Arc::clone(instance),
+        guard,
+        status,
+        body: bytes,
+        translated: upstream.translated && status.is_success(),
+    })
+}
+
+fn observe_ok(app: &App, instance: &Instance, started: Instant) {
+    let latency_ms = started.elapsed().as_secs_f32() * 1000.0;
+    app.registry
+        .observations
+        .record(instance.num_id, Outcome::RequestOk, latency_ms);
+}
+
+async fn read_whole(
+    body: Incoming,
+    instance: &Instance,
+    limits: &UpstreamConfig,
+) -> Result<Bytes, AttemptError> {
+    let stall = Duration::from_millis(limits.stall_timeout_ms);
+    Ok(tokio::time::timeout(
         stall,
         Limited::new(body, limits.max_response_bytes).collect(),
     )
@@ -193,22 +315,7 @@ async fn attempt_once(
             instance.id()
         )))
     })?
-    .to_bytes();
-    instance.health.record_success();
-    Ok(Upstream::Complete {
-        instance: Arc::clone(instance),
-        guard,
-        status,
-        body: bytes,
-        translated: upstream.translated && status.is_success(),
-    })
-}
-
-fn observe_ok(app: &App, instance: &Instance, started: Instant) {
-    let latency_ms = started.elapsed().as_secs_f32() * 1000.0;
-    app.registry
-        .observations
-        .record(instance.num_id, Outcome::RequestOk, latency_ms);
+    .to_bytes())
 }
 
 /// Reads until the first whole SSE event, so a worker that fails before producing anything

@@ -1,4 +1,5 @@
-//! Stage 4 — health filter: drop ejected and probe-failed instances.
+//! Stage 4 — health filter: drop ejected, half-open (trial taken), probe- and canary-failed
+//! instances; prefer healthy over degraded ones.
 //!
 //! Panic policy: when every instance of a model is unhealthy the request fails fast with 503
 //! and `Retry-After`, rather than being sent to instances known to be failing.
@@ -6,6 +7,7 @@
 use std::sync::Arc;
 
 use switchyard_runtime::clock::now_ns;
+use switchyard_runtime::health::HealthStatus;
 use switchyard_runtime::Instance;
 
 use crate::error::ApiError;
@@ -15,7 +17,7 @@ pub fn routable<'a>(
     model: &str,
 ) -> Result<Vec<&'a Arc<Instance>>, ApiError> {
     let now = now_ns();
-    let healthy: Vec<&Arc<Instance>> = instances
+    let mut healthy: Vec<&Arc<Instance>> = instances
         .iter()
         .filter(|i| i.health.is_routable(now))
         .collect();
@@ -25,6 +27,11 @@ pub fn routable<'a>(
             instances.len()
         ))
         .with_code("no_healthy_instance"));
+    }
+    // Degraded instances (a recent stall) serve only when nothing better is left.
+    let degraded = |i: &&Arc<Instance>| i.health.status(now) == HealthStatus::Degraded;
+    if healthy.iter().any(degraded) && !healthy.iter().all(degraded) {
+        healthy.retain(|i| !degraded(i));
     }
     Ok(healthy)
 }

@@ -4,9 +4,11 @@
 //!
 //! [`generate`] reads top to bottom through them.
 
+pub mod body_limits;
 pub mod candidates;
 pub mod dispatch;
 pub mod health_filter;
+pub mod migrate;
 pub mod parse;
 pub mod preprocess;
 pub mod relay;
@@ -79,7 +81,12 @@ async fn run(
     request_id: &str,
     tracker: &mut Tracker,
 ) -> Result<Response<Body>, ApiError> {
-    let request = parse::parse(headers, body, endpoint, app.config.limits.max_body_bytes).await?;
+    let permit = app.admission.admit(&headers).await.inspect_err(|_| {
+        app.metrics
+            .shed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    })?;
+    let request = body_limits::parse_within(&app.config.limits, headers, body, endpoint).await?;
     tracing::Span::current().record("model", request.model());
     let instances = candidates::for_model(&app.registry, request.model())?;
     tracker.set_model(request.model());
@@ -96,5 +103,12 @@ async fn run(
         app, &request, &prepared, &routable, &ranked, request_id, tracker,
     )
     .await?;
-    Ok(relay::respond(app, &request, upstream, tracker.take()))
+    let context = relay::RelayContext { permit, request_id };
+    Ok(relay::respond(
+        app,
+        &request,
+        upstream,
+        tracker.take(),
+        context,
+    ))
 }

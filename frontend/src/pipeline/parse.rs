@@ -6,7 +6,6 @@
 use bytes::Bytes;
 use http::{header, HeaderMap};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 use switchyard_protocol::{ChatCompletionRequest, CompletionRequest, EmbeddingRequest};
 
@@ -56,13 +55,18 @@ impl ParsedRequest {
     }
 }
 
-/// Reads and decodes the body of `parts`/`body` for `endpoint`.
-pub async fn parse(
+/// Reads and decodes the body of `parts`/`body` for `endpoint`. Generic over the body so
+/// the edge can wrap the connection's body in timeouts.
+pub async fn parse<B>(
     headers: HeaderMap,
-    body: Incoming,
+    body: B,
     endpoint: Endpoint,
     max_body_bytes: usize,
-) -> Result<ParsedRequest, ApiError> {
+) -> Result<ParsedRequest, ApiError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     check_content_type(&headers)?;
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)

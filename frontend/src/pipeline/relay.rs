@@ -2,14 +2,17 @@
 //!
 //! Streams are re-framed into whole SSE events (never half an event), translated back to the
 //! chat shape for completions-only workers, and always end with `data: [DONE]`. If the worker
-//! fails, stalls or closes early, the client gets an in-band `data: {"error":…}` event before
-//! `[DONE]` — never a silent EOF. Dropping the body (client gone) drops the upstream
-//! response, which closes the worker connection and so cancels generation there.
+//! fails, stalls or closes early, the stream is migrated to another instance when migration
+//! is on ([`super::migrate`]); otherwise — or when migration is impossible — the client gets
+//! an in-band `data: {"error":…}` event before `[DONE]`, never a silent EOF. A stall also
+//! marks the instance degraded. Dropping the body (client gone) drops the upstream response,
+//! which closes the worker connection and so cancels generation there.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -24,10 +27,12 @@ use switchyard_protocol::sse::{encode_data, encode_done, Event, Framer};
 use switchyard_protocol::{ErrorBody, Usage};
 use switchyard_runtime::clock::now_ns;
 use switchyard_runtime::{InFlightGuard, Instance};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Sleep;
 
-use super::dispatch::{StreamStart, Upstream};
-use super::parse::ParsedRequest;
+use super::dispatch::{self, StreamStart, Upstream};
+use super::migrate::{Migration, Resume, Step};
+use super::parse::{ParsedRequest, TypedRequest};
 use super::tracker::Tracker;
 use crate::app::App;
 use crate::body::Body;
@@ -35,17 +40,25 @@ use crate::error::ApiError;
 use crate::http_edge::{error_response, INSTANCE_HEADER};
 use crate::translate::{self, ChunkTranslator};
 
+/// What the relay keeps besides the upstream answer: the admission slot (held until the
+/// stream ends) and the request id (for a continuation's `x-request-id`).
+pub struct RelayContext<'a> {
+    pub permit: Option<OwnedSemaphorePermit>,
+    pub request_id: &'a str,
+}
+
 /// Builds the client response for what the worker answered.
 pub fn respond(
     app: &Arc<App>,
     request: &ParsedRequest,
     upstream: Upstream,
     mut tracker: Tracker,
+    context: RelayContext<'_>,
 ) -> Response<Body> {
     match upstream {
         Upstream::Stream(start) => {
             let instance = HeaderValue::from_str(start.instance.id()).ok();
-            let relay = RelayBody::new(app, start, tracker, request.include_usage());
+            let relay = RelayBody::new(app, start, tracker, request, context);
             let mut response = Response::new(Body::Relay(Box::new(relay)));
             let headers = response.headers_mut();
             headers.insert(
@@ -111,46 +124,63 @@ fn probe_usage(body: &[u8]) -> Option<Usage> {
     serde_json::from_slice::<UsageProbe>(body).ok()?.usage
 }
 
-/// A live SSE relay from one worker to one client.
+/// A live SSE relay from one worker (or, after migration, a succession of workers) to one
+/// client.
 pub struct RelayBody {
-    upstream: Incoming,
+    /// `None` between a failure and the continuation's start.
+    upstream: Option<Incoming>,
     framer: Framer,
     out: VecDeque<Bytes>,
     translator: Option<ChunkTranslator>,
+    client_is_chat: bool,
     client_wants_usage: bool,
     tracker: Tracker,
     app: Arc<App>,
     instance: Arc<Instance>,
-    _guard: InFlightGuard,
+    _guard: Option<InFlightGuard>,
+    _admission: Option<OwnedSemaphorePermit>,
     stall: Duration,
     stall_timer: Pin<Box<Sleep>>,
     last_event: Instant,
     tokens: u32,
     usage: Option<Usage>,
     finished: bool,
+    migration: Option<Box<Migration>>,
+    resuming: Option<Resume>,
 }
 
 impl RelayBody {
-    fn new(app: &Arc<App>, start: StreamStart, tracker: Tracker, client_wants_usage: bool) -> Self {
+    fn new(
+        app: &Arc<App>,
+        start: StreamStart,
+        tracker: Tracker,
+        request: &ParsedRequest,
+        context: RelayContext<'_>,
+    ) -> Self {
         let stall = Duration::from_millis(app.config.upstream.stall_timeout_ms);
+        let first = start.first;
         let mut relay = Self {
-            upstream: start.body,
+            upstream: Some(start.body),
             framer: start.framer,
             out: VecDeque::with_capacity(4),
             translator: start.translated.then(ChunkTranslator::default),
-            client_wants_usage,
+            client_is_chat: matches!(request.typed, TypedRequest::Chat(_)),
+            client_wants_usage: request.include_usage(),
             tracker,
             app: Arc::clone(app),
             instance: start.instance,
-            _guard: start.guard,
+            _guard: Some(start.guard),
+            _admission: context.permit,
             stall,
             stall_timer: Box::pin(tokio::time::sleep(stall)),
             last_event: Instant::now(),
             tokens: 0,
             usage: None,
             finished: false,
+            migration: Migration::new(app, request, context.request_id),
+            resuming: None,
         };
-        relay.on_event(start.first);
+        relay.on_event(first);
         relay
     }
 
@@ -168,15 +198,18 @@ impl RelayBody {
         let data = match &mut self.translator {
             Some(t) => match t.translate(&event.data) {
                 Ok(data) => data,
-                Err(message) => return self.fail(&message),
+                Err(message) => return self.upstream_failed(&message, false),
             },
             None => event.data,
         };
         if memchr::memmem::find(&data, b"\"usage\"").is_some() {
             if let Ok(probe) = serde_json::from_slice::<UsageProbe>(&data) {
                 let usage_only = probe.choices.as_ref().is_some_and(Vec::is_empty);
-                if probe.usage.is_some() {
-                    self.usage = probe.usage;
+                if let Some(usage) = probe.usage {
+                    self.usage = Some(match &self.migration {
+                        Some(m) if m.migrated() => m.adjust_usage(usage),
+                        _ => usage,
+                    });
                 }
                 if usage_only {
                     if self.client_wants_usage {
@@ -187,7 +220,57 @@ impl RelayBody {
             }
         }
         self.tokens += 1;
+        if let Some(migration) = &mut self.migration {
+            migration.record_sent(&data);
+        }
         self.out.push_back(encode_data(&data));
+    }
+
+    /// The worker failed (broken connection, early close, malformed stream, stall): count it
+    /// against the instance, then migrate the stream or end it with an in-band error.
+    fn upstream_failed(&mut self, message: &str, stalled: bool) {
+        if stalled {
+            self.instance
+                .health
+                .mark_degraded(now_ns(), &self.app.config.health);
+            self.app.metrics.stalls.fetch_add(1, Ordering::Relaxed);
+        }
+        let error = ApiError::bad_gateway(message);
+        dispatch::record_instance_failure(&self.app, &self.instance, &error);
+        tracing::warn!(
+            instance = self.instance.id(),
+            message,
+            "stream failed mid-way"
+        );
+        // Dropping the response closes the connection, which cancels a stalled generation.
+        self.upstream = None;
+        self._guard = None;
+        let Some(migration) = &mut self.migration else {
+            return self.fail(message);
+        };
+        match migration.step(&self.app, &self.instance) {
+            Step::Finish => {
+                self.out.push_back(encode_done());
+                self.finish();
+            }
+            Step::Resume(resume) => {
+                self.app.metrics.migrations.fetch_add(1, Ordering::Relaxed);
+                self.resuming = Some(resume);
+            }
+            Step::GiveUp(reason) => self.fail(&format!("{message}; {reason}")),
+        }
+    }
+
+    /// Splices the continuation in: its chunks are completion chunks, so a chat client's are
+    /// translated (without a second role delta).
+    fn resumed(&mut self, start: StreamStart) {
+        self.instance = start.instance;
+        self._guard = Some(start.guard);
+        self.upstream = Some(start.body);
+        self.framer = start.framer;
+        self.translator = self.client_is_chat.then(ChunkTranslator::continuing);
+        self.reset_stall_timer();
+        self.on_event(start.first);
     }
 
     /// Ends the stream with an in-band error event and `[DONE]`.
@@ -204,15 +287,7 @@ impl RelayBody {
         self.out.push_back(encode_data(body.to_json().as_bytes()));
         self.out.push_back(encode_done());
         self.tracker.count_stream_error();
-        self.instance
-            .health
-            .record_failure(now_ns(), &self.app.config.health);
         self.instance.set_last_error(message.to_owned());
-        tracing::warn!(
-            instance = self.instance.id(),
-            message,
-            "stream failed mid-way"
-        );
         self.finish();
     }
 
@@ -223,33 +298,58 @@ impl RelayBody {
         self.tracker.complete();
     }
 
+    fn reset_stall_timer(&mut self) {
+        let deadline = tokio::time::Instant::now() + self.stall;
+        self.stall_timer.as_mut().reset(deadline);
+    }
+
     fn poll_upstream(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        match Pin::new(&mut self.upstream).poll_frame(cx) {
+        let Some(upstream) = self.upstream.as_mut() else {
+            // Not reachable: a failure either resumes or finishes. End cleanly regardless.
+            self.fail("no upstream");
+            return Poll::Ready(());
+        };
+        match Pin::new(upstream).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     self.framer.push(data);
                 }
-                let deadline = tokio::time::Instant::now() + self.stall;
-                self.stall_timer.as_mut().reset(deadline);
+                self.reset_stall_timer();
                 Poll::Ready(())
             }
             Poll::Ready(Some(Err(e))) => {
-                self.fail(&format!("connection error: {e}"));
+                self.upstream_failed(&format!("connection error: {e}"), false);
                 Poll::Ready(())
             }
             Poll::Ready(None) => {
-                self.fail("the worker closed the stream before it finished");
+                self.upstream_failed("the worker closed the stream before it finished", false);
                 Poll::Ready(())
             }
             Poll::Pending => {
                 if self.stall_timer.as_mut().poll(cx).is_ready() {
                     let ms = self.stall.as_millis();
-                    self.fail(&format!("no data for {ms} ms (stalled)"));
+                    self.upstream_failed(&format!("no data for {ms} ms (stalled)"), true);
                     return Poll::Ready(());
                 }
                 Poll::Pending
             }
         }
+    }
+
+    fn poll_resume(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(resume) = self.resuming.as_mut() else {
+            return Poll::Ready(());
+        };
+        let outcome = match resume.as_mut().poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(outcome) => outcome,
+        };
+        self.resuming = None;
+        match outcome {
+            Ok(start) => self.resumed(start),
+            Err(message) => self.fail(&message),
+        }
+        Poll::Ready(())
     }
 }
 
@@ -269,6 +369,12 @@ impl http_body::Body for RelayBody {
             if this.finished {
                 return Poll::Ready(None);
             }
+            if this.resuming.is_some() {
+                if this.poll_resume(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                continue;
+            }
             match this.framer.next_event() {
                 Ok(Some(event)) => {
                     this.on_event(event);
@@ -276,7 +382,7 @@ impl http_body::Body for RelayBody {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    this.fail(&e.to_string());
+                    this.upstream_failed(&e.to_string(), false);
                     continue;
                 }
             }

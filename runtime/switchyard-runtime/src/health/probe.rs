@@ -20,6 +20,10 @@ pub struct ProbeConfig {
     pub timeout_ms: u64,
     /// Path probed on each worker.
     pub path: String,
+    /// Consecutive failed probes that mark an instance unhealthy.
+    pub unhealthy_threshold: u32,
+    /// Consecutive successful probes that bring it back.
+    pub healthy_threshold: u32,
 }
 
 impl Default for ProbeConfig {
@@ -28,6 +32,8 @@ impl Default for ProbeConfig {
             interval_ms: 5_000,
             timeout_ms: 1_000,
             path: "/health".to_owned(),
+            unhealthy_threshold: 1,
+            healthy_threshold: 1,
         }
     }
 }
@@ -63,7 +69,11 @@ pub fn spawn_prober(
                     if !ok && instance.health.is_routable(crate::clock::now_ns()) {
                         tracing::warn!(instance = instance.id(), "health probe failed");
                     }
-                    instance.health.set_probe_ok(ok);
+                    instance.health.record_probe(
+                        ok,
+                        config.unhealthy_threshold,
+                        config.healthy_threshold,
+                    );
                 }
             });
             futures_util::future::join_all(probes).await;

@@ -1,20 +1,35 @@
-//! Per-instance passive health state (lock-free).
+//! Per-instance health state (lock-free): passive outlier ejection with a circuit breaker,
+//! the degraded mark, and the verdicts of the active checks (probe, canary).
+//!
+//! The breaker's states map onto [`HealthStatus`]: closed = `Healthy`/`Degraded`, open =
+//! `Ejected`, half-open = `HalfOpen`. When an ejection expires exactly one trial request is
+//! let through ([`HealthState::try_claim`]); its success closes the breaker, its failure opens
+//! it again for a longer ejection.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// Passive-ejection settings.
+/// Passive-health settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HealthConfig {
-    /// Consecutive failures (connection errors, 5xx) that eject an instance.
+    /// Consecutive failures (connection errors, 5xx, timeouts, broken streams) that eject an
+    /// instance.
     pub failure_threshold: u32,
     /// First ejection length, milliseconds; doubles with each consecutive ejection.
     pub eject_base_ms: u64,
     /// Longest ejection, milliseconds.
     pub eject_max_ms: u64,
+    /// At most this percentage of a model's instances is passively ejected at once (at least
+    /// one may always be). 100 = no cap: an all-failing pool is fully ejected and fails fast.
+    pub max_ejected_percent: u32,
+    /// A half-open trial that never reports back frees the trial slot after this long, ms.
+    pub trial_timeout_ms: u64,
+    /// How long a stalled instance stays `degraded` (routed to only when no healthy instance
+    /// is left), milliseconds.
+    pub degraded_ms: u64,
 }
 
 impl Default for HealthConfig {
@@ -23,6 +38,9 @@ impl Default for HealthConfig {
             failure_threshold: 1,
             eject_base_ms: 1_000,
             eject_max_ms: 30_000,
+            max_ejected_percent: 100,
+            trial_timeout_ms: 10_000,
+            degraded_ms: 30_000,
         }
     }
 }
@@ -34,6 +52,12 @@ impl HealthConfig {
         }
         if self.eject_base_ms == 0 || self.eject_max_ms < self.eject_base_ms {
             return Err("health.eject_base_ms must be > 0 and <= health.eject_max_ms".into());
+        }
+        if self.max_ejected_percent > 100 {
+            return Err("health.max_ejected_percent must be between 0 and 100".into());
+        }
+        if self.trial_timeout_ms == 0 {
+            return Err("health.trial_timeout_ms must be greater than 0".into());
         }
         Ok(())
     }
@@ -53,55 +77,145 @@ impl HealthConfig {
 #[serde(rename_all = "snake_case")]
 pub enum HealthStatus {
     Healthy,
-    /// Passively ejected until a deadline.
+    /// Serving, but it stalled recently: used only when no healthy instance is left.
+    Degraded,
+    /// Passively ejected until a deadline (breaker open).
     Ejected,
-    /// The active probe failed.
+    /// The ejection expired: one trial request decides (breaker half-open).
+    HalfOpen,
+    /// The active `GET /health` probe failed.
     ProbeFailed,
+    /// The idle canary generation failed.
+    CanaryFailed,
 }
 
+/// The verdict of one active check with hysteresis: `unhealthy` consecutive failures mark it
+/// failed, `healthy` consecutive successes bring it back.
 #[derive(Debug)]
-pub struct HealthState {
-    probe_ok: AtomicBool,
-    ejected_until_ns: AtomicU64,
-    consecutive_failures: AtomicU32,
-    ejections: AtomicU32,
+struct ActiveCheck {
+    ok: AtomicBool,
+    failures: AtomicU32,
+    successes: AtomicU32,
 }
 
-impl Default for HealthState {
+impl Default for ActiveCheck {
     fn default() -> Self {
         Self {
-            probe_ok: AtomicBool::new(true),
-            ejected_until_ns: AtomicU64::new(0),
-            consecutive_failures: AtomicU32::new(0),
-            ejections: AtomicU32::new(0),
+            ok: AtomicBool::new(true),
+            failures: AtomicU32::new(0),
+            successes: AtomicU32::new(0),
         }
     }
 }
 
+impl ActiveCheck {
+    /// Records one check; returns the verdict after it.
+    fn record(&self, ok: bool, unhealthy: u32, healthy: u32) -> bool {
+        if ok {
+            self.failures.store(0, Ordering::Relaxed);
+            let n = self.successes.fetch_add(1, Ordering::Relaxed) + 1;
+            if n >= healthy.max(1) {
+                self.ok.store(true, Ordering::Relaxed);
+            }
+        } else {
+            self.successes.store(0, Ordering::Relaxed);
+            let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+            if n >= unhealthy.max(1) {
+                self.ok.store(false, Ordering::Relaxed);
+            }
+        }
+        self.ok.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct HealthState {
+    probe: ActiveCheck,
+    canary: ActiveCheck,
+    ejected_until_ns: AtomicU64,
+    consecutive_failures: AtomicU32,
+    ejections: AtomicU32,
+    /// Set by an ejection, cleared by a success: once the ejection expires, the breaker is
+    /// half-open.
+    half_open: AtomicBool,
+    /// While `now` is before this, a half-open trial is in flight.
+    trial_until_ns: AtomicU64,
+    degraded_until_ns: AtomicU64,
+    /// When a request last finished its attempt here (the canary's idleness clock).
+    last_used_ns: AtomicU64,
+}
+
 impl HealthState {
     pub fn status(&self, now_ns: u64) -> HealthStatus {
-        if !self.probe_ok.load(Ordering::Relaxed) {
+        if !self.probe.ok.load(Ordering::Relaxed) {
             HealthStatus::ProbeFailed
+        } else if !self.canary.ok.load(Ordering::Relaxed) {
+            HealthStatus::CanaryFailed
         } else if now_ns < self.ejected_until_ns.load(Ordering::Relaxed) {
             HealthStatus::Ejected
+        } else if self.half_open.load(Ordering::Relaxed) {
+            HealthStatus::HalfOpen
+        } else if now_ns < self.degraded_until_ns.load(Ordering::Relaxed) {
+            HealthStatus::Degraded
         } else {
             HealthStatus::Healthy
         }
     }
 
+    /// May be offered a request: healthy, degraded, or half-open with the trial slot free.
     pub fn is_routable(&self, now_ns: u64) -> bool {
-        self.status(now_ns) == HealthStatus::Healthy
+        match self.status(now_ns) {
+            HealthStatus::Healthy | HealthStatus::Degraded => true,
+            HealthStatus::HalfOpen => now_ns >= self.trial_until_ns.load(Ordering::Relaxed),
+            _ => false,
+        }
     }
 
-    pub fn record_success(&self) {
-        self.consecutive_failures.store(0, Ordering::Relaxed);
-        self.ejections.store(0, Ordering::Relaxed);
+    /// Claims the right to send one request now. Always true for a closed breaker; for a
+    /// half-open one only the first caller wins (the trial), until it reports back or
+    /// `trial_timeout_ms` passes.
+    pub fn try_claim(&self, now_ns: u64, config: &HealthConfig) -> bool {
+        match self.status(now_ns) {
+            HealthStatus::Healthy | HealthStatus::Degraded => true,
+            HealthStatus::HalfOpen => {
+                let until = self.trial_until_ns.load(Ordering::Relaxed);
+                if now_ns < until {
+                    return false;
+                }
+                let deadline =
+                    now_ns.saturating_add(config.trial_timeout_ms.saturating_mul(1_000_000));
+                self.trial_until_ns
+                    .compare_exchange(until, deadline, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            }
+            _ => false,
+        }
     }
 
-    /// Records a failure; returns true if it ejected the instance.
-    pub fn record_failure(&self, now_ns: u64, config: &HealthConfig) -> bool {
+    /// The instance answered: closes the breaker. Stores only what changed, so the common
+    /// path (already healthy) writes one word.
+    pub fn record_success(&self, now_ns: u64) {
+        self.last_used_ns.store(now_ns, Ordering::Relaxed);
+        if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
+            self.consecutive_failures.store(0, Ordering::Relaxed);
+        }
+        if self.ejections.load(Ordering::Relaxed) != 0 {
+            self.ejections.store(0, Ordering::Relaxed);
+        }
+        if self.half_open.load(Ordering::Relaxed) {
+            self.half_open.store(false, Ordering::Relaxed);
+            self.trial_until_ns.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Records a failure; returns true if it ejected the instance. `may_eject` is false when
+    /// the pool's max ejected fraction is reached (the failure still counts). A failure while
+    /// half-open (the trial, or a request that raced it) re-opens the breaker at once.
+    pub fn record_failure(&self, now_ns: u64, config: &HealthConfig, may_eject: bool) -> bool {
+        self.last_used_ns.store(now_ns, Ordering::Relaxed);
         let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
-        if failures < config.failure_threshold {
+        let reopen = self.half_open.load(Ordering::Relaxed);
+        if !reopen && (failures < config.failure_threshold || !may_eject) {
             return false;
         }
         self.consecutive_failures.store(0, Ordering::Relaxed);
@@ -110,11 +224,50 @@ impl HealthState {
             u64::try_from(config.ejection(ejections).as_nanos()).unwrap_or(u64::MAX),
         );
         self.ejected_until_ns.fetch_max(until, Ordering::Relaxed);
+        self.half_open.store(true, Ordering::Relaxed);
+        self.trial_until_ns.store(0, Ordering::Relaxed);
         true
     }
 
+    /// Counts toward the max ejected fraction: ejected, or half-open (not yet proven).
+    pub fn is_passively_ejected(&self, now_ns: u64) -> bool {
+        now_ns < self.ejected_until_ns.load(Ordering::Relaxed)
+            || self.half_open.load(Ordering::Relaxed)
+    }
+
+    /// Marks the instance degraded (it stalled a stream) for `degraded_ms`.
+    pub fn mark_degraded(&self, now_ns: u64, config: &HealthConfig) {
+        let until = now_ns.saturating_add(config.degraded_ms.saturating_mul(1_000_000));
+        self.degraded_until_ns.fetch_max(until, Ordering::Relaxed);
+    }
+
+    /// Sets the probe verdict directly (thresholds of one in both directions).
     pub fn set_probe_ok(&self, ok: bool) {
-        self.probe_ok.store(ok, Ordering::Relaxed);
+        self.probe.record(ok, 1, 1);
+    }
+
+    /// Records one `GET /health` probe; returns the verdict after it.
+    pub fn record_probe(&self, ok: bool, unhealthy: u32, healthy: u32) -> bool {
+        self.probe.record(ok, unhealthy, healthy)
+    }
+
+    /// Records one canary generation; returns the verdict after it.
+    pub fn record_canary(&self, ok: bool, unhealthy: u32, healthy: u32) -> bool {
+        self.canary.record(ok, unhealthy, healthy)
+    }
+
+    pub fn canary_ok(&self) -> bool {
+        self.canary.ok.load(Ordering::Relaxed)
+    }
+
+    /// Nanoseconds since a request last finished an attempt here (or since start).
+    pub fn idle_ns(&self, now_ns: u64) -> u64 {
+        now_ns.saturating_sub(self.last_used_ns.load(Ordering::Relaxed))
+    }
+
+    /// Resets the idleness clock (the canary counts as traffic).
+    pub fn touch(&self, now_ns: u64) {
+        self.last_used_ns.store(now_ns, Ordering::Relaxed);
     }
 
     pub fn ejections(&self) -> u32 {
@@ -123,67 +276,5 @@ impl HealthState {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MS: u64 = 1_000_000;
-
-    #[test]
-    fn ejection_grows_exponentially_and_is_capped() {
-        let cfg = HealthConfig {
-            failure_threshold: 1,
-            eject_base_ms: 100,
-            eject_max_ms: 350,
-        };
-        let h = HealthState::default();
-        assert!(h.record_failure(0, &cfg));
-        assert!(!h.is_routable(99 * MS));
-        assert!(h.is_routable(100 * MS));
-        assert!(h.record_failure(100 * MS, &cfg)); // 2nd: 200 ms
-        assert!(!h.is_routable(299 * MS));
-        assert!(h.is_routable(300 * MS));
-        h.record_failure(300 * MS, &cfg); // 3rd: 400 ms capped to 350
-        assert!(!h.is_routable(649 * MS));
-        assert!(h.is_routable(650 * MS));
-    }
-
-    #[test]
-    fn success_resets_the_ejection_count() {
-        let cfg = HealthConfig {
-            eject_base_ms: 100,
-            ..HealthConfig::default()
-        };
-        let h = HealthState::default();
-        h.record_failure(0, &cfg);
-        h.record_failure(100 * MS, &cfg);
-        h.record_success();
-        assert_eq!(h.ejections(), 0);
-        h.record_failure(1000 * MS, &cfg);
-        assert!(h.is_routable(1100 * MS), "back to the base ejection length");
-    }
-
-    #[test]
-    fn threshold_counts_consecutive_failures() {
-        let cfg = HealthConfig {
-            failure_threshold: 3,
-            ..HealthConfig::default()
-        };
-        let h = HealthState::default();
-        assert!(!h.record_failure(0, &cfg));
-        assert!(!h.record_failure(0, &cfg));
-        h.record_success();
-        assert!(!h.record_failure(0, &cfg));
-        assert!(!h.record_failure(0, &cfg));
-        assert!(h.record_failure(0, &cfg));
-        assert_eq!(h.status(1), HealthStatus::Ejected);
-    }
-
-    #[test]
-    fn failed_probe_overrides() {
-        let h = HealthState::default();
-        h.set_probe_ok(false);
-        assert_eq!(h.status(0), HealthStatus::ProbeFailed);
-        h.set_probe_ok(true);
-        assert!(h.is_routable(0));
-    }
-}
+#[path = "state_tests.rs"]
+mod tests;

@@ -1,0 +1,301 @@
+#!/usr/bin/env python3
+"""Measures the fault scenarios of docs/reliability.md against real processes.
+
+Usage: python3 benches/faults/measure.py [path/to/switchyard]
+
+Starts mockers and frontends on loopback (stdlib only), injects each fault and prints one
+Markdown table row per scenario: success %, time to detect, time to recover, retry
+amplification, added latency at a migration splice. Not a pass/fail test: figures depend on
+the machine. Each scenario runs in a few seconds.
+"""
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+BIN = sys.argv[1] if len(sys.argv) > 1 else "target/release/switchyard"
+MODEL = "mock-model"
+TOKEN = "bench-admin-token"
+PROCS = []
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(port, path, within=20):
+    deadline = time.time() + within
+    while time.time() < deadline:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            c.request("GET", path)
+            if c.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.025)
+    raise RuntimeError(f"port {port} not ready")
+
+
+def spawn(args):
+    port = free_port()
+    args = [a.replace("{port}", str(port)) for a in args]
+    p = subprocess.Popen([BIN] + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    PROCS.append(p)
+    return p, port
+
+
+def mocker(*extra):
+    p, port = spawn(["mocker", "--listen", "127.0.0.1:{port}", *extra])
+    wait_ready(port, "/v1/models")
+    return p, port
+
+
+def frontend(yaml, workers, *extra):
+    f = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+    f.write(yaml)
+    f.close()
+    args = ["serve", "--listen", "127.0.0.1:{port}", "--config", f.name, "--admin-token", TOKEN]
+    for _, port in workers:
+        args += ["--worker", f"{MODEL}=http://127.0.0.1:{port}"]
+    p, port = spawn(args + list(extra))
+    wait_ready(port, "/live")
+    return p, port
+
+
+def stop_all():
+    for p in PROCS:
+        try:
+            p.send_signal(signal.SIGCONT)
+            p.kill()
+            p.wait()
+        except OSError:
+            pass
+    PROCS.clear()
+
+
+def chat(i, tokens, stream):
+    return {"model": MODEL, "messages": [{"role": "user", "content": f"bench {i}"}],
+            "max_tokens": tokens, "stream": stream, "seed": i}
+
+
+def post(port, body, path="/v1/chat/completions", timeout=30):
+    """Returns (status, text, error, event arrival times)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request("POST", path, json.dumps(body), {"content-type": "application/json"})
+        r = c.getresponse()
+        if not body.get("stream"):
+            data = json.loads(r.read() or b"null")
+            if r.status != 200:
+                return r.status, "", data, []
+            return r.status, data["choices"][0]["message"]["content"], None, []
+        text, error, times, buf = "", None, [], b""
+        while True:
+            line = r.fp.readline()
+            if not line:
+                break
+            if not line.startswith(b"data:"):
+                continue
+            payload = line[5:].strip()
+            times.append(time.monotonic())
+            if payload == b"[DONE]":
+                return r.status, text, error, times
+            v = json.loads(payload)
+            if "error" in v:
+                error = v
+                continue
+            for ch in v.get("choices", []):
+                text += (ch.get("delta") or {}).get("content") or ch.get("text") or ""
+        return r.status, text, error or "truncated", times
+    except OSError as e:
+        return 0, "", str(e), []
+    finally:
+        c.close()
+
+
+def metric(port, name):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    c.request("GET", "/metrics")
+    for line in c.getresponse().read().decode().splitlines():
+        if line.startswith(name):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def health(port, instance_port):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    c.request("GET", "/admin/instances", headers={"authorization": f"Bearer {TOKEN}"})
+    for i in json.loads(c.getresponse().read())["instances"]:
+        if i["id"] == f"127.0.0.1:{instance_port}":
+            return i["health"]
+    return "?"
+
+
+def parallel(fn, n):
+    out = [None] * n
+    def run(i):
+        out[i] = fn(i)
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    return threads, out
+
+
+def join(threads):
+    for t in threads:
+        t.join()
+
+
+def wait_until(pred, within=10.0):
+    start = time.monotonic()
+    while time.monotonic() - start < within:
+        if pred():
+            return time.monotonic() - start
+        time.sleep(0.005)
+    return float("nan")
+
+
+def splice_gap(times, itl):
+    """Largest inter-event gap beyond the normal inter-token latency, ms."""
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    return max(0.0, (max(gaps) if gaps else 0) - itl) * 1000
+
+
+ROWS = []
+
+
+def row(name, success, detect, recover, amplification, splice):
+    fmt = lambda v, unit: "–" if v is None else (f"{v:.0f} {unit}" if v == v else "n/a")
+    ROWS.append(f"| {name} | {success:.1f} % | {fmt(detect, 'ms')} | {fmt(recover, 'ms')} | "
+                f"{'–' if amplification is None else f'{amplification:.2f}×'} | {fmt(splice, 'ms')} |")
+    print(ROWS[-1], flush=True)
+
+
+def kill_scenario(migration, n=32, tokens=60, itl_ms=15):
+    ref = mocker()
+    victim, survivor = mocker("--itl-ms", str(itl_ms)), mocker("--itl-ms", str(itl_ms))
+    yaml = "probe:\n  interval_ms: 0\n" + (f"migration_limit: 2\n" if migration else "")
+    _, fe = frontend(yaml, [victim, survivor], "--policy", "round-robin")
+    expected = [post(ref[1], chat(i, tokens, False))[1] for i in range(n)]
+    threads, out = parallel(lambda i: post(fe, chat(i, tokens, True)), n)
+    time.sleep(0.3)
+    killed = time.monotonic()
+    victim[0].send_signal(signal.SIGKILL)
+    join(threads)
+    exact = sum(1 for (s, t, e, _), x in zip(out, expected) if s == 200 and e is None and t == x)
+    explicit = sum(1 for s, t, e, _ in out if e is not None and e != "truncated")
+    silent = sum(1 for (s, t, e, _), x in zip(out, expected) if e is None and t != x or e == "truncated")
+    gaps = [splice_gap(ts, itl_ms / 1000) for s, t, e, ts in out if ts and ts[-1] > killed]
+    migrated = metric(fe, "switchyard_stream_migrations_total")
+    splice = max(gaps) if migration and gaps else None
+    name = "SIGKILL mid-stream, migration on" if migration else "SIGKILL mid-stream, migration off"
+    row(name, 100.0 * exact / n, 0.0 if migration else None, None, 1 + migrated / n, splice)
+    if not migration:
+        print(f"    explicit errors: {explicit}, silent truncations: {silent}")
+    stop_all()
+
+
+def stall_scenario(n=16, tokens=60, itl_ms=15, stall_ms=500):
+    ref = mocker()
+    staller, survivor = mocker("--itl-ms", str(itl_ms)), mocker("--itl-ms", str(itl_ms))
+    yaml = (f"probe:\n  interval_ms: 0\nmigration_limit: 1\nupstream:\n  stall_timeout_ms: {stall_ms}\n"
+            "health:\n  failure_threshold: 50\n")
+    _, fe = frontend(yaml, [staller, survivor], "--policy", "round-robin")
+    expected = [post(ref[1], chat(i, tokens, False))[1] for i in range(n)]
+    threads, out = parallel(lambda i: post(fe, chat(i, tokens, True)), n)
+    time.sleep(0.3)
+    stopped = time.monotonic()
+    staller[0].send_signal(signal.SIGSTOP)
+    detect = wait_until(lambda: metric(fe, "switchyard_stream_stalls_total") >= 1) * 1000
+    join(threads)
+    exact = sum(1 for (s, t, e, _), x in zip(out, expected) if s == 200 and e is None and t == x)
+    gaps = [splice_gap(ts, itl_ms / 1000) for s, t, e, ts in out if ts and ts[-1] > stopped]
+    row(f"stalled stream (SIGSTOP, stall timeout {stall_ms} ms)", 100.0 * exact / n, detect,
+        max(gaps) if gaps else None, 1 + metric(fe, "switchyard_stream_migrations_total") / n,
+        max(gaps) - stall_ms if gaps else None)
+    stop_all()
+
+
+def black_hole_scenario(n=200):
+    hole, good = mocker(), mocker()
+    yaml = ("probe:\n  interval_ms: 100\n  timeout_ms: 200\nupstream:\n  first_byte_timeout_ms: 500\n"
+            "health:\n  eject_base_ms: 1000\nretry_budget:\n  min_concurrent: 10\n")
+    _, fe = frontend(yaml, [hole, good], "--policy", "round-robin")
+    hole[0].send_signal(signal.SIGSTOP)
+    threads, out = parallel(lambda i: post(fe, chat(i, 4, i % 2 == 1)), 10)
+    detect = wait_until(lambda: health(fe, hole[1]) != "healthy") * 1000
+    join(threads)
+    ok = sum(1 for s, t, e, _ in out if s == 200 and e is None)
+    results = [post(fe, chat(i, 4, False)) for i in range(n - 10)]
+    ok += sum(1 for s, t, e, _ in results if s == 200)
+    hole[0].send_signal(signal.SIGCONT)
+    resumed = time.monotonic()
+    recover = wait_until(lambda: health(fe, hole[1]) == "healthy") * 1000
+    amp = 1 + metric(fe, "switchyard_retries_total") / n
+    row("SIGSTOP black hole (probe 100 ms, timeout 200 ms)", 100.0 * ok / n, detect, recover, amp, None)
+    stop_all()
+
+
+def flaky_scenario(n=200):
+    flaky, good = mocker("--fail-rate", "0.5", "--seed", "3"), mocker()
+    _, fe = frontend("probe:\n  interval_ms: 0\nhealth:\n  failure_threshold: 100000\n", [flaky, good],
+                     "--policy", "round-robin")
+    results = [post(fe, chat(i, 4, i % 2 == 1)) for i in range(n)]
+    ok = sum(1 for s, t, e, _ in results if s == 200 and e is None)
+    row("50 %-failing worker + healthy one", 100.0 * ok / n, None, None,
+        1 + metric(fe, "switchyard_retries_total") / n, None)
+    stop_all()
+
+
+def all_failing_scenario(n=200):
+    a, b = mocker("--fail-rate", "1"), mocker("--fail-rate", "1")
+    _, fe = frontend("probe:\n  interval_ms: 0\n", [a, b])
+    start = time.monotonic()
+    results = [post(fe, chat(i, 4, False)) for i in range(n)]
+    elapsed = (time.monotonic() - start) / n * 1000
+    fast = sum(1 for s, *_ in results if s == 503)
+    attempts = sum(1 for s, *_ in results if s == 502) + metric(fe, "switchyard_retries_total")
+    row(f"all workers failing ({fast}/{n} fast 503s, {elapsed:.1f} ms mean)", 0.0, None, None,
+        attempts / n, None)
+    stop_all()
+
+
+def budget_scenario(n=60):
+    pool = [mocker("--hang-rate", "1") for _ in range(3)]
+    yaml = ("probe:\n  interval_ms: 0\nupstream:\n  first_byte_timeout_ms: 300\n"
+            "health:\n  failure_threshold: 100000\n")
+    _, fe = frontend(yaml, pool)
+    threads, out = parallel(lambda i: post(fe, chat(i, 4, False)), n)
+    join(threads)
+    amp = 1 + metric(fe, "switchyard_retries_total") / n
+    row(f"all workers hanging, no ejection (retry budget 20 %, {n} concurrent)", 0.0, None, None, amp, None)
+    stop_all()
+
+
+def main():
+    print("| scenario | success | time to detect | time to recover | retry amplification | added latency at splice |")
+    print("|---|---|---|---|---|---|")
+    try:
+        kill_scenario(True)
+        kill_scenario(False)
+        stall_scenario()
+        black_hole_scenario()
+        flaky_scenario()
+        all_failing_scenario()
+        budget_scenario()
+    finally:
+        stop_all()
+
+
+if __name__ == "__main__":
+    main()

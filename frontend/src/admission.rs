@@ -1,0 +1,245 @@
+//! Overload protection: admission control (a concurrency limit with a bounded wait queue) and
+//! load shedding when every candidate instance is full.
+//!
+//! A shed request gets 503 — or, if it is marked low priority (`x-switchyard-priority: low`
+//! by default), the configured status (429) — with `Retry-After` and an OpenAI error body.
+//! Low-priority requests never wait in the queue: under pressure they go first.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use switchyard_runtime::Instance;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OverloadConfig {
+    /// Generation requests served at once; 0 = unlimited (no admission control).
+    pub max_concurrent: usize,
+    /// Requests that may wait for a slot once `max_concurrent` are running.
+    pub max_queue: usize,
+    /// How long a queued request waits for a slot before it is shed, milliseconds.
+    pub queue_timeout_ms: u64,
+    /// An instance with this many of our requests in flight is full; 0 = no limit.
+    pub max_in_flight_per_instance: u32,
+    /// An instance reporting KV-cache usage at or above this (0..=1) is full; 0 = no limit.
+    pub max_kv_usage: f32,
+    /// Request header that marks priority.
+    pub priority_header: String,
+    /// Value of `priority_header` that marks a request low priority.
+    pub low_priority_value: String,
+    /// Status for shedding a low-priority request (503 for everything else).
+    pub low_priority_status: u16,
+    /// `Retry-After` sent with a shed request, seconds.
+    pub retry_after_s: u64,
+}
+
+impl Default for OverloadConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent: 0,
+            max_queue: 0,
+            queue_timeout_ms: 1_000,
+            max_in_flight_per_instance: 0,
+            max_kv_usage: 0.0,
+            priority_header: "x-switchyard-priority".to_owned(),
+            low_priority_value: "low".to_owned(),
+            low_priority_status: 429,
+            retry_after_s: 1,
+        }
+    }
+}
+
+impl OverloadConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.max_kv_usage) {
+            return Err("overload.max_kv_usage must be between 0 and 1".into());
+        }
+        if !matches!(self.low_priority_status, 429 | 503) {
+            return Err("overload.low_priority_status must be 429 or 503".into());
+        }
+        if http::HeaderName::try_from(self.priority_header.as_str()).is_err() {
+            return Err("overload.priority_header is not a valid header name".into());
+        }
+        Ok(())
+    }
+
+    fn is_low_priority(&self, headers: &HeaderMap) -> bool {
+        headers.get(self.priority_header.as_str()).is_some_and(|v| {
+            v.as_bytes()
+                .eq_ignore_ascii_case(self.low_priority_value.as_bytes())
+        })
+    }
+
+    fn shed(&self, headers: &HeaderMap, message: &str) -> ApiError {
+        let status = if self.is_low_priority(headers) {
+            self.low_priority_status
+        } else {
+            503
+        };
+        ApiError::overloaded(
+            status,
+            message,
+            Duration::from_secs(self.retry_after_s.max(1)),
+        )
+    }
+}
+
+/// The frontend-wide concurrency limit.
+#[derive(Debug)]
+pub struct Admission {
+    config: OverloadConfig,
+    slots: Option<Arc<Semaphore>>,
+    queued: AtomicUsize,
+}
+
+impl Admission {
+    pub fn new(config: &OverloadConfig) -> Self {
+        Self {
+            slots: (config.max_concurrent > 0)
+                .then(|| Arc::new(Semaphore::new(config.max_concurrent))),
+            config: config.clone(),
+            queued: AtomicUsize::new(0),
+        }
+    }
+
+    /// Admits a request, waiting in the bounded queue if all slots are taken. The permit is
+    /// held until the response (stream included) is finished. `None` when unlimited.
+    pub async fn admit(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
+        let Some(slots) = &self.slots else {
+            return Ok(None);
+        };
+        if let Ok(permit) = Arc::clone(slots).try_acquire_owned() {
+            return Ok(Some(permit));
+        }
+        let full = "The server is at its concurrency limit; retry later.";
+        if self.config.is_low_priority(headers) {
+            return Err(self.config.shed(headers, full));
+        }
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.config.max_queue {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(self.config.shed(headers, full));
+        }
+        let waited = tokio::time::timeout(
+            Duration::from_millis(self.config.queue_timeout_ms),
+            Arc::clone(slots).acquire_owned(),
+        )
+        .await;
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        match waited {
+            Ok(Ok(permit)) => Ok(Some(permit)),
+            _ => Err(self.config.shed(headers, full)),
+        }
+    }
+}
+
+/// Sheds the request when every candidate is over its in-flight or KV-usage threshold.
+/// Costs nothing when no threshold is configured.
+pub fn check_capacity(
+    config: &OverloadConfig,
+    headers: &HeaderMap,
+    routable: &[&Arc<Instance>],
+) -> Result<(), ApiError> {
+    let in_flight = config.max_in_flight_per_instance;
+    let kv = config.max_kv_usage;
+    if in_flight == 0 && kv <= 0.0 {
+        return Ok(());
+    }
+    let has_room = |i: &&Arc<Instance>| {
+        (in_flight == 0 || i.load.in_flight() < in_flight) && (kv <= 0.0 || i.load.kv_usage() < kv)
+    };
+    if routable.iter().any(has_room) {
+        Ok(())
+    } else {
+        Err(config.shed(
+            headers,
+            "Every instance of the model is at capacity; retry later.",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+    use switchyard_runtime::InstanceSpec;
+
+    fn low() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-switchyard-priority",
+            http::HeaderValue::from_static("low"),
+        );
+        h
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_queue_is_bounded_and_times_out() {
+        let admission = Admission::new(&OverloadConfig {
+            max_concurrent: 1,
+            max_queue: 1,
+            queue_timeout_ms: 100,
+            ..OverloadConfig::default()
+        });
+        let held = admission.admit(&HeaderMap::new()).await.unwrap();
+        assert!(held.is_some());
+        // A low-priority request is shed at once, with 429.
+        let e = admission.admit(&low()).await.unwrap_err();
+        assert_eq!(e.status, 429);
+        assert!(e.retry_after.is_some());
+        // One may queue; it times out with 503 because the slot is never freed.
+        let none = HeaderMap::new();
+        let queued = admission.admit(&none);
+        tokio::pin!(queued);
+        assert!(queued.as_mut().now_or_never().is_none());
+        let e = admission.admit(&HeaderMap::new()).await.unwrap_err();
+        assert_eq!(e.status, 503, "the queue holds one");
+        assert_eq!(queued.await.unwrap_err().status, 503);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_queued_request_gets_the_freed_slot() {
+        let admission = Admission::new(&OverloadConfig {
+            max_concurrent: 1,
+            max_queue: 4,
+            ..OverloadConfig::default()
+        });
+        let held = admission.admit(&HeaderMap::new()).await.unwrap();
+        let none = HeaderMap::new();
+        let queued = admission.admit(&none);
+        tokio::pin!(queued);
+        assert!(queued.as_mut().now_or_never().is_none());
+        drop(held);
+        assert!(queued.await.unwrap().is_some());
+    }
+
+    #[test]
+    fn full_instances_are_shed_and_free_ones_are_not() {
+        let config = OverloadConfig {
+            max_in_flight_per_instance: 1,
+            ..OverloadConfig::default()
+        };
+        let a = Arc::new(Instance::new(InstanceSpec::new("a", "m", "http://a"), None));
+        let b = Arc::new(Instance::new(InstanceSpec::new("b", "m", "http://b"), None));
+        let _busy = a.start_request();
+        assert!(check_capacity(&config, &HeaderMap::new(), &[&a, &b]).is_ok());
+        let _busy_b = b.start_request();
+        let e = check_capacity(&config, &HeaderMap::new(), &[&a, &b]).unwrap_err();
+        assert_eq!(e.status, 503);
+        assert_eq!(
+            check_capacity(&config, &low(), &[&a, &b])
+                .unwrap_err()
+                .status,
+            429
+        );
+        assert!(check_capacity(&OverloadConfig::default(), &HeaderMap::new(), &[&a]).is_ok());
+    }
+}

@@ -1,0 +1,139 @@
+//! Frontend shutdown and connection-level abuse: SIGTERM under load, drain semantics of
+//! `/health` and `/live`, slowloris.
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use nix::sys::signal::Signal;
+use switchyard_tests::mocker;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{expected_text, frontend_over, stream};
+use crate::chat;
+
+const CHAT: &str = "/v1/chat/completions";
+
+#[tokio::test]
+async fn sigterm_under_load_completes_in_flight_streams_and_refuses_new_connections() {
+    let reference = mocker(&[]).await.unwrap();
+    let m = mocker(&["--itl-ms", "15"]).await.unwrap();
+    let mut fe = frontend_over("probe:\n  interval_ms: 0\n", &[&m], &[]).await;
+    let reqs: Vec<_> = (0..6)
+        .map(|i| chat(&format!("drain {i}"), 40, true))
+        .collect();
+    let expected = join_all(reqs.iter().map(|r| expected_text(&reference, CHAT, r))).await;
+    let base = fe.url();
+    let tasks: Vec<_> = reqs
+        .iter()
+        .map(|r| {
+            let (base, r) = (base.clone(), r.clone());
+            tokio::spawn(async move { stream(&base, CHAT, &r).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    fe.signal(Signal::SIGTERM).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        TcpStream::connect(("127.0.0.1", fe.port)).await.is_err(),
+        "a new connection was accepted while draining"
+    );
+    for (task, expected) in tasks.into_iter().zip(&expected) {
+        let outcome = task.await.unwrap();
+        assert!(
+            outcome.done() && outcome.error().is_none(),
+            "{:?}",
+            outcome.events
+        );
+        assert_eq!(&outcome.text(), expected);
+    }
+    assert!(fe.wait_exit(Duration::from_secs(10)).await.unwrap());
+}
+
+#[tokio::test]
+async fn during_the_drain_delay_health_is_503_and_live_is_200() {
+    let m = mocker(&[]).await.unwrap();
+    let mut fe = frontend_over(
+        "probe:\n  interval_ms: 0\nlimits:\n  drain_delay_ms: 1500\n  shutdown_grace_ms: 2000\n",
+        &[&m],
+        &[],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let health = client
+        .get(format!("{}/health", fe.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    fe.signal(Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut status = 200;
+    while status == 200 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // A fresh connection each time: keep-alive is refused while draining.
+        status = reqwest::Client::new()
+            .get(format!("{}/health", fe.url()))
+            .send()
+            .await
+            .map_or(0, |r| r.status().as_u16());
+    }
+    assert_eq!(status, 503, "/health did not turn 503 on SIGTERM");
+    let live = reqwest::Client::new()
+        .get(format!("{}/live", fe.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    assert!(fe.wait_exit(Duration::from_secs(10)).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_slowloris_is_closed_at_the_header_timeout_while_others_are_served() {
+    let m = mocker(&[]).await.unwrap();
+    let fe = frontend_over(
+        "probe:\n  interval_ms: 0\nlimits:\n  header_read_timeout_ms: 400\n",
+        &[&m],
+        &[],
+    )
+    .await;
+    let mut slow = TcpStream::connect(("127.0.0.1", fe.port)).await.unwrap();
+    slow.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let trickle = async {
+        // One header byte every 100 ms: never finishes the headers.
+        for b in b"X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter() {
+            if slow.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut buf = [0u8; 256];
+        let read = tokio::time::timeout(Duration::from_secs(3), slow.read(&mut buf)).await;
+        // Closed: EOF, a reset, or hyper's 408 before closing.
+        match read {
+            Ok(Ok(0)) | Ok(Err(_)) => true,
+            Ok(Ok(n)) => String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"),
+            Err(_) => false,
+        }
+    };
+    let others = async {
+        let mut ok = 0;
+        for i in 0..5 {
+            let r = reqwest::Client::new()
+                .post(format!("{}{CHAT}", fe.url()))
+                .json(&chat(&format!("{i}"), 2, false))
+                .send()
+                .await;
+            ok += usize::from(r.is_ok_and(|r| r.status() == 200));
+        }
+        ok
+    };
+    let (closed, ok) = tokio::join!(trickle, others);
+    assert!(
+        closed,
+        "the slow connection was not closed at the header timeout"
+    );
+    assert_eq!(ok, 5, "other clients were not served meanwhile");
+}
