@@ -174,11 +174,27 @@ def splice_gap(times, itl):
 ROWS = []
 
 
+def ms(v):
+    return "n/a" if v is None or v != v else f"{v:.0f} ms"
+
+
 def row(name, success, detect, recover, amplification, splice):
-    fmt = lambda v, unit: "–" if v is None else (f"{v:.0f} {unit}" if v == v else "n/a")
-    ROWS.append(f"| {name} | {success:.1f} % | {fmt(detect, 'ms')} | {fmt(recover, 'ms')} | "
-                f"{'–' if amplification is None else f'{amplification:.2f}×'} | {fmt(splice, 'ms')} |")
+    """detect/recover/splice: numbers (ms) or ready strings; amplification: upstream
+    requests per client request."""
+    cell = lambda v: v if isinstance(v, str) else ms(v)
+    amp = "–" if amplification is None else f"{amplification:.2f}×"
+    ROWS.append(f"| {name} | {success:.1f} % | {cell(detect)} | {cell(recover)} | {amp} | {cell(splice)} |")
     print(ROWS[-1], flush=True)
+
+
+def served_by(port, instance_port):
+    """Sends one request; true if `instance_port` served it."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("POST", "/v1/chat/completions", json.dumps(chat(0, 1, False)),
+              {"content-type": "application/json"})
+    r = c.getresponse()
+    r.read()
+    return r.status == 200 and r.getheader("x-switchyard-instance") == f"127.0.0.1:{instance_port}"
 
 
 def kill_scenario(migration, n=32, tokens=60, itl_ms=15):
@@ -199,7 +215,10 @@ def kill_scenario(migration, n=32, tokens=60, itl_ms=15):
     migrated = metric(fe, "switchyard_stream_migrations_total")
     splice = max(gaps) if migration and gaps else None
     name = "SIGKILL mid-stream, migration on" if migration else "SIGKILL mid-stream, migration off"
-    row(name, 100.0 * exact / n, 0.0 if migration else None, None, 1 + migrated / n, splice)
+    detect = "immediate (reset)"
+    recover = f"{splice:.0f} ms (splice)" if splice is not None else "–"
+    row(name, 100.0 * exact / n, detect, recover, 1 + migrated / n,
+        splice if migration else "–")
     if not migration:
         print(f"    explicit errors: {explicit}, silent truncations: {silent}")
     stop_all()
@@ -220,9 +239,11 @@ def stall_scenario(n=16, tokens=60, itl_ms=15, stall_ms=500):
     join(threads)
     exact = sum(1 for (s, t, e, _), x in zip(out, expected) if s == 200 and e is None and t == x)
     gaps = [splice_gap(ts, itl_ms / 1000) for s, t, e, ts in out if ts and ts[-1] > stopped]
+    gap = max(gaps) if gaps else None
     row(f"stalled stream (SIGSTOP, stall timeout {stall_ms} ms)", 100.0 * exact / n, detect,
-        max(gaps) if gaps else None, 1 + metric(fe, "switchyard_stream_migrations_total") / n,
-        max(gaps) - stall_ms if gaps else None)
+        f"{gap:.0f} ms (longest gap)" if gap else "n/a",
+        1 + metric(fe, "switchyard_stream_migrations_total") / n,
+        f"{max(0.0, gap - stall_ms):.0f} ms beyond the stall timeout" if gap else "n/a")
     stop_all()
 
 
@@ -240,9 +261,11 @@ def black_hole_scenario(n=200):
     ok += sum(1 for s, t, e, _ in results if s == 200)
     hole[0].send_signal(signal.SIGCONT)
     resumed = time.monotonic()
-    recover = wait_until(lambda: health(fe, hole[1]) == "healthy") * 1000
+    # Back in rotation: the ejection expires, the half-open trial succeeds.
+    recover = wait_until(lambda: served_by(fe, hole[1]), within=30) * 1000
     amp = 1 + metric(fe, "switchyard_retries_total") / n
-    row("SIGSTOP black hole (probe 100 ms, timeout 200 ms)", 100.0 * ok / n, detect, recover, amp, None)
+    row("SIGSTOP black hole (probe 100 ms/200 ms, SIGCONT after the load)", 100.0 * ok / n, detect,
+        f"{recover:.0f} ms after SIGCONT", amp, "–")
     stop_all()
 
 
@@ -252,8 +275,8 @@ def flaky_scenario(n=200):
                      "--policy", "round-robin")
     results = [post(fe, chat(i, 4, i % 2 == 1)) for i in range(n)]
     ok = sum(1 for s, t, e, _ in results if s == 200 and e is None)
-    row("50 %-failing worker + healthy one", 100.0 * ok / n, None, None,
-        1 + metric(fe, "switchyard_retries_total") / n, None)
+    row("50 %-failing worker + healthy one", 100.0 * ok / n, "per request", "immediate (retry)",
+        1 + metric(fe, "switchyard_retries_total") / n, "–")
     stop_all()
 
 
@@ -265,8 +288,8 @@ def all_failing_scenario(n=200):
     elapsed = (time.monotonic() - start) / n * 1000
     fast = sum(1 for s, *_ in results if s == 503)
     attempts = sum(1 for s, *_ in results if s == 502) + metric(fe, "switchyard_retries_total")
-    row(f"all workers failing ({fast}/{n} fast 503s, {elapsed:.1f} ms mean)", 0.0, None, None,
-        attempts / n, None)
+    row(f"all workers failing ({fast}/{n} fast 503s, {elapsed:.1f} ms mean latency)", 0.0,
+        "first request", "–", attempts / n, "–")
     stop_all()
 
 
@@ -278,7 +301,7 @@ def budget_scenario(n=60):
     threads, out = parallel(lambda i: post(fe, chat(i, 4, False)), n)
     join(threads)
     amp = 1 + metric(fe, "switchyard_retries_total") / n
-    row(f"all workers hanging, no ejection (retry budget 20 %, {n} concurrent)", 0.0, None, None, amp, None)
+    row(f"all workers hanging, no ejection (retry budget 20 %, {n} concurrent)", 0.0, "–", "–", amp, "–")
     stop_all()
 
 

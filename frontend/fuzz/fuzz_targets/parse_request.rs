@@ -12,21 +12,20 @@ use libfuzzer_sys::fuzz_target;
 #[path = "../../src/error.rs"]
 mod error;
 
+/// `parse.rs` names the endpoint as `super::Endpoint` (the crate root here).
 #[allow(dead_code)]
-mod pipeline {
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-    pub enum Endpoint {
-        Chat,
-        Completions,
-        Embeddings,
-    }
-
-    #[path = "../../../src/pipeline/parse.rs"]
-    pub mod parse;
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Chat,
+    Completions,
+    Embeddings,
 }
 
-use pipeline::parse::{decode, TypedRequest};
-use pipeline::Endpoint;
+#[allow(dead_code)]
+#[path = "../../src/pipeline/parse.rs"]
+mod parse;
+
+use parse::{decode, TypedRequest};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else {
