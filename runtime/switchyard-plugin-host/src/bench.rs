@@ -33,6 +33,9 @@ pub struct BenchPoint {
     pub p50: Duration,
     /// 99th-percentile latency.
     pub p99: Duration,
+    /// Mean on-CPU time of the calling thread per call (Linux `schedstat`), which unlike the
+    /// wall-clock percentiles is not inflated by other processes competing for the CPU.
+    pub cpu_per_call: Option<Duration>,
 }
 
 /// Outcome of [`bench`].
@@ -104,11 +107,18 @@ fn bench_point(plugin: &LoadedPlugin, kind: PluginKind, n: usize) -> Result<Benc
     }
     let mut samples = Vec::with_capacity(MAX_SAMPLES);
     let deadline = Instant::now() + TIME_LIMIT;
+    let cpu_before = thread_cpu_time();
     while samples.len() < MAX_SAMPLES && (samples.len() < 20 || Instant::now() < deadline) {
         let t = Instant::now();
         call()?;
         samples.push(t.elapsed());
     }
+    let cpu_per_call = match (cpu_before, thread_cpu_time()) {
+        (Some(before), Some(after)) => after
+            .checked_sub(before)
+            .map(|d| d / u32::try_from(samples.len().max(1)).unwrap_or(u32::MAX)),
+        _ => None,
+    };
     let (p50, p99) = percentiles(&mut samples);
     Ok(BenchPoint {
         kind,
@@ -116,6 +126,7 @@ fn bench_point(plugin: &LoadedPlugin, kind: PluginKind, n: usize) -> Result<Benc
         samples: samples.len(),
         p50,
         p99,
+        cpu_per_call,
     })
 }
 
@@ -128,6 +139,14 @@ fn time_instantiation(plugin: &LoadedPlugin) -> Result<Duration> {
         samples.push(t.elapsed());
     }
     Ok(percentiles(&mut samples).0)
+}
+
+/// Time the current thread has spent on a CPU, from `/proc/thread-self/schedstat` (Linux);
+/// `None` elsewhere.
+fn thread_cpu_time() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
 }
 
 /// (p50, p99) of `samples`, nearest-rank.
@@ -145,17 +164,19 @@ impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:<14} {:>10} {:>12} {:>12} {:>8}",
-            "kind", "candidates", "p50", "p99", "samples"
+            "{:<14} {:>10} {:>12} {:>12} {:>12} {:>8}",
+            "kind", "candidates", "p50", "p99", "cpu/call", "samples"
         )?;
         for p in &self.points {
             writeln!(
                 f,
-                "{:<14} {:>10} {:>12} {:>12} {:>8}",
+                "{:<14} {:>10} {:>12} {:>12} {:>12} {:>8}",
                 p.kind.world(),
                 p.candidates,
                 format!("{:.2?}", p.p50),
                 format!("{:.2?}", p.p99),
+                p.cpu_per_call
+                    .map_or_else(|| "-".to_owned(), |d| format!("{d:.2?}")),
                 p.samples
             )?;
         }

@@ -75,5 +75,5 @@ fn detection_engine() -> Result<&'static (Engine, Linker<HostState>)> {
             Ok((engine, linker))
         })
         .as_ref()
-        .map_err(|e| Error::InvalidLimits(format!("detection engine: {e}")))
+        .map_err(|e| Error::Host(format!("detection engine: {e}")))
 }

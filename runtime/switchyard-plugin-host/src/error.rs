@@ -11,6 +11,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong loading or calling a plugin.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The host itself could not start (engine configuration, linker, ticker thread).
+    #[error("the plugin host could not start: {0}")]
+    Host(String),
     /// The bytes are not a valid component, or wasmtime could not compile them.
     #[error("not a loadable WebAssembly component: {0}")]
     Compile(String),
@@ -87,6 +90,7 @@ impl Error {
     /// A short, stable label for metrics (`switchyard_plugin_faults_total{reason=...}`).
     pub fn label(&self) -> &'static str {
         match self {
+            Error::Host(_) => "host",
             Error::Compile(_) => "compile",
             Error::NotAPlugin(_) => "not_a_plugin",
             Error::KindNotImplemented(_) => "kind_not_implemented",

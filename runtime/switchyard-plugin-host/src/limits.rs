@@ -19,6 +19,7 @@ pub struct PluginLimits {
     pub memory_bytes: u64,
     /// Wall-clock budget of one decision call ([`Error::Timeout`] past it). Enforced by epoch
     /// interruption, so the effective limit is up to one [`HostConfig::epoch_tick`] longer.
+    /// Wall-clock: time the thread spends descheduled counts, so leave room on busy hosts.
     #[serde(with = "duration_str")]
     pub decision_budget: Duration,
     /// Budget for instantiation, `configure` and `on-topology`, which may do real work.
@@ -33,7 +34,7 @@ impl Default for PluginLimits {
     fn default() -> Self {
         Self {
             memory_bytes: 64 * MIB,
-            decision_budget: Duration::from_millis(5),
+            decision_budget: Duration::from_millis(10),
             init_budget: Duration::from_secs(2),
             max_idle_instances: 8,
         }

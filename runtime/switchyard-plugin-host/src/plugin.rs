@@ -40,6 +40,9 @@ struct Shared {
     init_ticks: u64,
     idle: Mutex<Vec<PluginInstance>>,
     topology: RwLock<Option<CurrentTopology>>,
+    /// Copy of the current topology's `seq`, so the per-call "is this instance up to date?"
+    /// check is one atomic load instead of a lock.
+    topology_seq: AtomicU64,
     stats: Counters,
 }
 
@@ -116,6 +119,7 @@ impl LoadedPlugin {
                 indices,
                 idle: Mutex::new(Vec::new()),
                 topology: RwLock::new(None),
+                topology_seq: AtomicU64::new(0),
                 stats: Counters::default(),
                 host,
             }),
@@ -170,6 +174,7 @@ impl LoadedPlugin {
         {
             let mut current = self.inner.topology.write();
             let seq = current.as_ref().map_or(1, |c| c.seq + 1);
+            self.inner.topology_seq.store(seq, Ordering::Release);
             *current = Some(CurrentTopology {
                 seq,
                 topology: Arc::new(topology),
@@ -338,6 +343,9 @@ impl LoadedPlugin {
     }
 
     fn sync_topology(&self, inst: &mut PluginInstance) -> Result<()> {
+        if inst.topology_seq == self.inner.topology_seq.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let current = {
             let guard = self.inner.topology.read();
             match guard.as_ref() {

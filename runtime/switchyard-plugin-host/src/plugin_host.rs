@@ -43,12 +43,11 @@ impl PluginHost {
     /// Builds the engine, the linker and the ticker thread.
     pub fn new(config: HostConfig) -> Result<Self> {
         config.validate()?;
-        let engine = Engine::new(&engine_config(&config))
-            .map_err(|e| Error::InvalidLimits(format!("{e:#}")))?;
+        let engine =
+            Engine::new(&engine_config(&config)).map_err(|e| Error::Host(format!("{e:#}")))?;
         let linker = build_linker(&engine)?;
-        let ticker = Ticker::start(engine.clone(), config.epoch_tick).map_err(|e| {
-            Error::InvalidLimits(format!("cannot start the epoch ticker thread: {e}"))
-        })?;
+        let ticker = Ticker::start(engine.clone(), config.epoch_tick)
+            .map_err(|e| Error::Host(format!("cannot start the epoch ticker thread: {e}")))?;
         let base_seed = config.rng_seed.unwrap_or_else(rand::random);
         Ok(Self {
             inner: Arc::new(HostInner {
@@ -136,7 +135,7 @@ fn engine_config(config: &HostConfig) -> Config {
 
 pub(crate) fn build_linker(engine: &Engine) -> Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
-    let setup = |e: wasmtime::Error| Error::InvalidLimits(format!("linker setup: {e:#}"));
+    let setup = |e: wasmtime::Error| Error::Host(format!("linker setup: {e:#}"));
     Router::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
         .map_err(setup)?;
     // Python and JS runtimes import WASI; the context they get grants nothing.
