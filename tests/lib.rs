@@ -7,6 +7,6 @@
 pub mod http;
 pub mod process;
 
-pub use process::{frontend, frontend_with_config, mocker, worker_flags};
+pub use process::{frontend, frontend_slow, frontend_with_config, mocker, worker_flags};
 
 pub use process::{free_port, switchyard_bin, Proc};

@@ -85,8 +85,13 @@ impl Proc {
 
     /// Waits until `GET path` answers 200, or fails with the process log.
     pub async fn wait_ready(&mut self, path: &str) -> anyhow::Result<()> {
+        self.wait_ready_within(path, Duration::from_secs(20)).await
+    }
+
+    /// [`Proc::wait_ready`] with a custom deadline (plugins in Python/JS compile for seconds).
+    pub async fn wait_ready_within(&mut self, path: &str, within: Duration) -> anyhow::Result<()> {
         let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + within;
         let url = format!("{}{path}", self.url());
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait()? {
@@ -100,7 +105,7 @@ impl Proc {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         bail!(
-            "{} not ready at {url} after 20 s:\n{}",
+            "{} not ready at {url} after {within:?}:\n{}",
             self.name,
             self.log_text()
         )
@@ -166,6 +171,16 @@ pub fn worker_flags(model: &str, mockers: &[&Proc]) -> Vec<String> {
         .iter()
         .flat_map(|m| ["--worker".to_owned(), format!("{model}={}", m.url())])
         .collect()
+}
+
+/// Starts a frontend that loads slow-to-compile plugins (Python/JS): a long readiness deadline.
+pub async fn frontend_slow(extra: &[String]) -> anyhow::Result<Proc> {
+    let port = free_port();
+    let mut args = vec!["serve".to_owned(), "--listen".to_owned(), "127.0.0.1:{port}".to_owned()];
+    args.extend(extra.iter().cloned());
+    let mut p = Proc::spawn("frontend", &args, port)?;
+    p.wait_ready_within("/live", Duration::from_secs(240)).await?;
+    Ok(p)
 }
 
 /// Starts a frontend with a YAML config (written to a temp file) plus `serve` flags.

@@ -12,6 +12,7 @@ use switchyard_runtime::health::HealthStatus;
 use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
+use crate::admin_plugins;
 use crate::http_edge::{error_response, json_response};
 
 #[derive(Serialize)]
@@ -22,21 +23,35 @@ struct InstanceView<'a> {
     engine: switchyard_runtime::Engine,
     api: switchyard_runtime::WorkerApi,
     health: HealthStatus,
+    health_policy_says_unhealthy: bool,
     in_flight: u32,
     kv_usage: f32,
     ejections: u32,
     last_error: Option<String>,
 }
 
-pub async fn handle(app: &Arc<App>, parts: &Parts, _body: Incoming) -> Response<Body> {
+pub async fn handle(app: &Arc<App>, parts: &Parts, body: Incoming) -> Response<Body> {
     if let Err(error) = authorize(app, parts) {
         return error_response(&error);
     }
-    match (&parts.method, parts.uri.path()) {
-        (&Method::GET, "/admin/instances") => instances(app),
-        (_, path) => error_response(&ApiError::not_found(format!("No admin route for {path}."))),
-    }
+    let path = parts.uri.path();
+    let result = match (&parts.method, path) {
+        (&Method::GET, "/admin/instances") => Ok(instances(app)),
+        (&Method::GET, "/admin/plugins") => Ok(admin_plugins::list(app)),
+        (&Method::PUT, p) if p.starts_with(PLUGINS) => {
+            admin_plugins::put(app, &p[PLUGINS.len()..], parts.uri.query(), body).await
+        }
+        (&Method::DELETE, p) if p.starts_with(PLUGINS) => {
+            admin_plugins::delete(app, &p[PLUGINS.len()..]).await
+        }
+        (&Method::GET, p) if p.starts_with(EXPLAIN) => admin_plugins::explain(app, &p[EXPLAIN.len()..]),
+        (_, path) => Err(ApiError::not_found(format!("No admin route for {path}."))),
+    };
+    result.unwrap_or_else(|error| error_response(&error))
 }
+
+const PLUGINS: &str = "/admin/plugins/";
+const EXPLAIN: &str = "/admin/explain/";
 
 /// Bearer-token check; the admin API is off when no token is configured.
 fn authorize(app: &App, parts: &Parts) -> Result<(), ApiError> {
@@ -59,7 +74,7 @@ fn authorize(app: &App, parts: &Parts) -> Result<(), ApiError> {
 }
 
 /// Compares without an early exit so the token cannot be guessed byte by byte from timing.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -78,6 +93,7 @@ fn instances(app: &App) -> Response<Body> {
             engine: i.spec.engine,
             api: i.spec.api,
             health: i.health.status(now),
+            health_policy_says_unhealthy: i.policy_says_unhealthy(),
             in_flight: i.load.in_flight(),
             kv_usage: i.load.kv_usage(),
             ejections: i.health.ejections(),

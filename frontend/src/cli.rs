@@ -26,6 +26,9 @@ pub enum Command {
     Mocker(switchyard_mocker::MockerArgs),
     /// Run the frontend with three in-process mockers: no external services needed.
     Demo(DemoArgs),
+    /// Tools for plugin authors: check, bench and replay WebAssembly routing plugins.
+    #[command(subcommand)]
+    Plugin(crate::plugin_cli::PluginCommand),
 }
 
 /// Flags of `switchyard serve`. Each also reads a `SWITCHYARD_*` variable and a YAML key.
@@ -58,6 +61,9 @@ pub struct ServeArgs {
     /// A Wasm plugin, `KIND=PATH` (repeatable).
     #[arg(long = "plugin", env = env::PLUGINS, value_name = "KIND=PATH", value_delimiter = ',')]
     pub plugins: Vec<String>,
+    /// Record every routing decision's inputs and outputs to FILE (JSONL) for `plugin replay`.
+    #[arg(long, env = env::RECORD_DECISIONS, value_name = "FILE")]
+    pub record_decisions: Option<String>,
     /// Re-issue a stream that fails mid-way at most N times (0 = off).
     #[arg(long, env = env::MIGRATION_LIMIT, value_name = "N")]
     pub migration_limit: Option<u32>,
@@ -104,7 +110,16 @@ impl ServeArgs {
         if let Some(v) = self.session_header {
             config.routing.session_header = v;
         }
-        config.plugins.extend(self.plugins);
+        for flag in &self.plugins {
+            let plugin = crate::plugins::parse_plugin_flag(flag).map_err(|message| ConfigError::Invalid {
+                key: "--plugin".into(),
+                message,
+            })?;
+            config.plugins.push(plugin);
+        }
+        if self.record_decisions.is_some() {
+            config.record_decisions = self.record_decisions;
+        }
         if let Some(v) = self.migration_limit {
             config.migration_limit = v;
         }

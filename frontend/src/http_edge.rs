@@ -148,7 +148,9 @@ fn health(app: &App) -> Response<Body> {
 }
 
 fn metrics(app: &App) -> Response<Body> {
-    let mut response = Response::new(Body::full(app.metrics.render(&app.registry)));
+    let mut text = app.metrics.render(&app.registry);
+    app.plugins.render_metrics(&mut text);
+    let mut response = Response::new(Body::full(text));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),

@@ -8,6 +8,11 @@ use tokio::net::TcpListener;
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing();
+    if let Command::Plugin(command) = cli.command {
+        // Synchronous tools: no runtime needed.
+        let code = switchyard::plugin_cli::run(command)?;
+        std::process::exit(code);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -24,6 +29,7 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Demo(args) => demo::run(args, server::shutdown_signal()).await,
+            Command::Plugin(_) => Ok(()),
         }
     })
 }

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 use switchyard_tests::http::{metric, post_json};
-use switchyard_tests::{free_port, frontend, frontend_with_config, mocker, worker_flags, Proc};
+use switchyard_tests::{free_port, frontend_with_config, mocker, worker_flags, Proc};
 
 /// Active probing off, so these tests see passive health alone.
 const NO_PROBE: &str = "probe:\n  interval_ms: 0\n";

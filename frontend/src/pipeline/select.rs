@@ -1,23 +1,145 @@
-//! Stage 5 — select: the model's policy ranks the routable instances.
+//! Stage 5 — select: rank the routable instances, best first. The model's native policy does
+//! it, unless Wasm plugins apply to the model, in which case the plugin chain does (with the
+//! native policy as the FailOpen fallback).
 
 use std::sync::Arc;
 
+use http::HeaderMap;
+use switchyard_plugin_host::{DecisionOutput, PluginKind, Request};
 use switchyard_runtime::{Instance, RouteContext};
 
+use super::parse::{ParsedRequest, TypedRequest};
 use super::preprocess::Prepared;
-use crate::app::ModelRouting;
+use crate::app::{App, ModelRouting};
+use crate::error::ApiError;
+use crate::plugins::chain::{self, candidate_of, ChainInput};
+use crate::plugins::explain::{Explanation, Stage};
+
+/// Header that asks for a decision explanation; its value must be the admin token.
+pub const EXPLAIN_HEADER: &str = "x-switchyard-explain";
 
 /// Indices into `routable`, best first; as many as the request may try (1 + retries).
 pub fn rank(
+    app: &App,
     routing: &ModelRouting,
+    request: &ParsedRequest,
     prepared: &Prepared,
     routable: &[&Arc<Instance>],
-    max_retries: u32,
-) -> Vec<usize> {
+    request_id: &str,
+) -> Result<Vec<usize>, ApiError> {
+    let want = 1 + app.config.upstream.max_retries as usize;
     let ctx = RouteContext {
         session_key: prepared.session_key.as_deref(),
         block_hashes: &prepared.block_hashes,
-        want: 1 + max_retries as usize,
+        want,
     };
-    routing.policy.rank(&ctx, routable)
+    let native = |subset: &[&Arc<Instance>]| routing.policy.rank(&ctx, subset);
+    let explain = wants_explanation(app, &request.headers);
+    let table = app.plugins.table();
+    if !table.routes(request.model()) {
+        let ranked = native(routable);
+        if explain || app.plugins.recorder.is_some() {
+            record_native(
+                app, routing, request, prepared, routable, &ranked, request_id, explain,
+            );
+        }
+        return Ok(ranked);
+    }
+    let input = ChainInput {
+        model: request.model(),
+        request_id,
+        request: plugin_request(app, request, prepared),
+        routable,
+        want,
+        explain,
+    };
+    chain::decide(&app.plugins, &table, &input, native)
+}
+
+fn wants_explanation(app: &App, headers: &HeaderMap) -> bool {
+    match (
+        headers.get(EXPLAIN_HEADER),
+        app.config.admin_token.as_deref(),
+    ) {
+        (Some(given), Some(token)) => {
+            crate::admin::constant_time_eq(given.as_bytes(), token.as_bytes())
+        }
+        _ => false,
+    }
+}
+
+/// The numeric request record plugins see.
+pub fn plugin_request(app: &App, request: &ParsedRequest, prepared: &Prepared) -> Request {
+    let max_tokens = match &request.typed {
+        TypedRequest::Chat(r) => r.output_limit(),
+        TypedRequest::Completion(r) => r.max_tokens,
+        TypedRequest::Embedding(_) => None,
+    };
+    let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    Request {
+        model_index: app
+            .plugins
+            .topology()
+            .model_index
+            .get(request.model())
+            .copied()
+            .unwrap_or(0),
+        prompt_blocks: to_u32(prepared.block_hashes.len()),
+        prompt_tokens: to_u32(request.raw.len() / switchyard_kv::BYTES_PER_TOKEN),
+        max_tokens: max_tokens.unwrap_or(0),
+        session_hash: prepared
+            .session_key
+            .as_ref()
+            .map(|k| xxhash_rust::xxh3::xxh3_64(k.as_bytes())),
+        prefix_hash: prepared.block_hashes.first().copied().unwrap_or(0),
+        streaming: request.is_stream(),
+    }
+}
+
+/// Explains and/or records a native decision (so a recorded trace of native routing can be
+/// replayed against a candidate plugin).
+#[allow(clippy::too_many_arguments)]
+fn record_native(
+    app: &App,
+    routing: &ModelRouting,
+    request: &ParsedRequest,
+    prepared: &Prepared,
+    routable: &[&Arc<Instance>],
+    ranked: &[usize],
+    request_id: &str,
+    explain: bool,
+) {
+    let candidates: Vec<_> = routable.iter().map(|i| candidate_of(i, 0)).collect();
+    let name = format!("native:{}", routing.policy.name());
+    if let Some(recorder) = &app.plugins.recorder {
+        let req = plugin_request(app, request, prepared);
+        recorder.decision(
+            request_id,
+            &name,
+            PluginKind::Picker,
+            &req,
+            &candidates,
+            DecisionOutput::Indices(ranked.to_vec()),
+        );
+    }
+    if explain {
+        let names = |v: &[usize]| {
+            v.iter()
+                .map(|&i| routable[i].id().to_owned())
+                .collect::<Vec<_>>()
+        };
+        app.plugins.explains.push(Explanation {
+            request_id: request_id.to_owned(),
+            model: request.model().to_owned(),
+            candidates: chain::explained(routable, &candidates),
+            stages: vec![Stage {
+                plugin: name,
+                kind: "picker",
+                ranked: Some(names(ranked)),
+                ..Stage::default()
+            }],
+            total_scores: None,
+            pick: names(ranked),
+        });
+    }
 }

@@ -2,7 +2,7 @@
 //!
 //! Everything a policy looks at per request is an atomic here, so selection never takes a lock.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 /// Source of [`Instance::num_id`].
 static NEXT_NUM_ID: AtomicU32 = AtomicU32::new(1);
@@ -26,6 +26,8 @@ pub struct Instance {
     /// Compiled chat template for completions-only workers.
     pub template: Option<Arc<ChatTemplate>>,
     last_error: Mutex<Option<String>>,
+    /// A health-policy plugin's verdict: 0 = none, 1 = healthy, 2 = unhealthy.
+    policy_verdict: AtomicU8,
 }
 
 /// Load counters. `in_flight` is what this frontend has outstanding; `remote_*` fields are
@@ -96,6 +98,7 @@ impl Instance {
             health: HealthState::default(),
             template,
             last_error: Mutex::new(None),
+            policy_verdict: AtomicU8::new(0),
         }
     }
 
@@ -113,6 +116,21 @@ impl Instance {
 
     pub fn set_last_error(&self, error: String) {
         *self.last_error.lock() = Some(error);
+    }
+
+    /// Records (or clears) a health-policy plugin's verdict.
+    pub fn set_policy_verdict(&self, healthy: Option<bool>) {
+        let v = match healthy {
+            None => 0,
+            Some(true) => 1,
+            Some(false) => 2,
+        };
+        self.policy_verdict.store(v, Ordering::Relaxed);
+    }
+
+    /// True when a health-policy plugin declared the instance unhealthy.
+    pub fn policy_says_unhealthy(&self) -> bool {
+        self.policy_verdict.load(Ordering::Relaxed) == 2
     }
 
     pub fn last_error(&self) -> Option<String> {

@@ -1,0 +1,240 @@
+//! `/admin/plugins` and `/admin/explain`: list, upload (with a required sha256), swap,
+//! delete, and decision explanations.
+//!
+//! `PUT /admin/plugins/{name}?sha256=HEX&kind=scorer[&weight=..&failurePolicy=..&mode=..&order=..&models=a,b&config=JSON]`
+//! with the component bytes as the body. An existing plugin keeps its settings unless a
+//! parameter overrides them. The bytes are compiled off the request path, then swapped in
+//! atomically: requests in flight finish with the version they started with.
+
+use std::sync::Arc;
+
+use http::{Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use switchyard_plugin_host::{PluginKind, PluginLimits, QuarantineState};
+
+use crate::app::App;
+use crate::body::Body;
+use crate::error::ApiError;
+use crate::http_edge::json_response;
+use crate::plugins::{FailurePolicy, PluginConfig, PluginMode, PluginSource};
+
+/// Largest component accepted (Python components are ~20 MB).
+const MAX_COMPONENT_BYTES: usize = 128 * 1024 * 1024;
+
+#[derive(Serialize)]
+struct PluginView {
+    name: String,
+    kind: PluginKind,
+    implements: Vec<PluginKind>,
+    sha256: String,
+    mode: PluginMode,
+    failure_policy: FailurePolicy,
+    weight: f64,
+    models: Vec<String>,
+    source: String,
+    quarantine: String,
+    calls: u64,
+    faults: std::collections::HashMap<&'static str, u64>,
+    fallbacks: u64,
+    shadow_agreements: u64,
+    shadow_disagreements: u64,
+}
+
+pub fn list(app: &App) -> Response<Body> {
+    let table = app.plugins.table();
+    let views: Vec<PluginView> = table
+        .entries
+        .iter()
+        .map(|e| {
+            use std::sync::atomic::Ordering::Relaxed;
+            PluginView {
+                name: e.name().to_owned(),
+                kind: e.config.kind,
+                implements: e.plugin.kinds().to_vec(),
+                sha256: e.plugin.sha256().to_owned(),
+                mode: e.config.mode,
+                failure_policy: e.config.failure_policy,
+                weight: e.config.weight,
+                models: e.config.models.clone(),
+                source: match &e.source {
+                    PluginSource::File { path, .. } => format!("file:{path}"),
+                    PluginSource::Admin => "admin".into(),
+                    PluginSource::Kubernetes => "kubernetes".into(),
+                },
+                quarantine: match e.quarantine_state() {
+                    QuarantineState::Active => "active".into(),
+                    QuarantineState::Quarantined { strikes, .. } => {
+                        format!("quarantined (strike {strikes})")
+                    }
+                    QuarantineState::Probation { .. } => "probation".into(),
+                },
+                calls: e.plugin.stats().calls,
+                faults: e.metrics.faults(),
+                fallbacks: e.metrics.fallbacks.load(Relaxed),
+                shadow_agreements: e.metrics.shadow_agreements.load(Relaxed),
+                shadow_disagreements: e.metrics.shadow_disagreements.load(Relaxed),
+            }
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        serde_json::json!({ "plugins": views }).to_string(),
+    )
+}
+
+pub async fn put(
+    app: &Arc<App>,
+    name: &str,
+    query: Option<&str>,
+    body: Incoming,
+) -> Result<Response<Body>, ApiError> {
+    let params: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    let param = |key: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    let expected = param("sha256")
+        .ok_or_else(|| {
+            ApiError::invalid_request("`sha256` (hex digest of the body) is required.")
+                .with_param("sha256")
+        })?
+        .to_ascii_lowercase();
+    let bytes = Limited::new(body, MAX_COMPONENT_BYTES)
+        .collect()
+        .await
+        .map_err(|e| ApiError::invalid_request(format!("cannot read the component: {e}")))?
+        .to_bytes();
+    let actual = hex(&Sha256::digest(&bytes));
+    if actual != expected {
+        return Err(ApiError::invalid_request(format!(
+            "sha256 mismatch: the body hashes to {actual}, not {expected}; refusing to load it."
+        ))
+        .with_param("sha256")
+        .with_code("sha256_mismatch"));
+    }
+    let existing = app.plugins.table().get(name).map(|e| e.config.clone());
+    let config = settings(name, existing, &param)?;
+    let entry = app
+        .plugins
+        .load(config, bytes.to_vec(), PluginSource::Admin)
+        .await
+        .map_err(|e| {
+            ApiError::invalid_request(format!("plugin `{name}` was not loaded: {e}"))
+                .with_code("plugin_rejected")
+        })?;
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::json!({
+            "name": entry.name(),
+            "sha256": entry.plugin.sha256(),
+            "kind": entry.config.kind,
+            "implements": entry.plugin.kinds(),
+        })
+        .to_string(),
+    ))
+}
+
+/// The plugin's settings: the existing ones (on a swap) overridden by query parameters.
+fn settings<'a>(
+    name: &str,
+    existing: Option<PluginConfig>,
+    param: &impl Fn(&str) -> Option<&'a str>,
+) -> Result<PluginConfig, ApiError> {
+    let bad = |key: &str, msg: String| ApiError::invalid_request(msg).with_param(key);
+    let kind = match (param("kind"), &existing) {
+        (Some(k), _) => k
+            .parse::<PluginKind>()
+            .map_err(|e| bad("kind", e.to_string()))?,
+        (None, Some(e)) => e.kind,
+        (None, None) => {
+            return Err(bad(
+                "kind",
+                "`kind` is required for a new plugin (filter, scorer, picker or health).".into(),
+            ))
+        }
+    };
+    let mut config = existing.unwrap_or_else(|| PluginConfig {
+        name: name.to_owned(),
+        kind,
+        path: None,
+        weight: 1.0,
+        order: 0,
+        config: serde_json::json!({}),
+        failure_policy: FailurePolicy::FailOpen,
+        mode: PluginMode::Active,
+        models: Vec::new(),
+        limits: PluginLimits::default(),
+    });
+    config.kind = kind;
+    config.path = None;
+    if let Some(w) = param("weight") {
+        config.weight = w
+            .parse()
+            .map_err(|_| bad("weight", format!("`{w}` is not a number")))?;
+    }
+    if let Some(o) = param("order") {
+        config.order = o
+            .parse()
+            .map_err(|_| bad("order", format!("`{o}` is not an integer")))?;
+    }
+    if let Some(p) = param("failurePolicy") {
+        config.failure_policy = serde_json::from_value(serde_json::json!(p)).map_err(|_| {
+            bad(
+                "failurePolicy",
+                format!("`{p}` is not FailOpen or FailClosed"),
+            )
+        })?;
+    }
+    if let Some(m) = param("mode") {
+        config.mode = serde_json::from_value(serde_json::json!(m))
+            .map_err(|_| bad("mode", format!("`{m}` is not Active or Shadow")))?;
+    }
+    if let Some(models) = param("models") {
+        config.models = models
+            .split(',')
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned)
+            .collect();
+    }
+    if let Some(c) = param("config") {
+        config.config = serde_json::from_str(c)
+            .map_err(|e| bad("config", format!("config is not JSON: {e}")))?;
+    }
+    config
+        .validate()
+        .map_err(ApiError::invalid_request)?;
+    Ok(config)
+}
+
+pub async fn delete(app: &App, name: &str) -> Result<Response<Body>, ApiError> {
+    if app.plugins.remove(name).await {
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        Ok(response)
+    } else {
+        Err(ApiError::not_found(format!("No plugin named `{name}`.")))
+    }
+}
+
+pub fn explain(app: &App, request_id: &str) -> Result<Response<Body>, ApiError> {
+    let explanation = app.plugins.explains.get(request_id).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "No explanation for request `{request_id}` (send the request with `x-switchyard-explain: <admin token>`; the last 512 are kept)."
+        ))
+    })?;
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_string(&*explanation).unwrap_or_default(),
+    ))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,113 @@
+//! `switchyard plugin check | bench | replay`: tools for plugin authors.
+
+use std::io::BufReader;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use switchyard_plugin_host::PluginLimits;
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Say which worlds a component implements and run it once on sample input.
+    Check(CheckArgs),
+    /// Per-decision latency at 8, 64 and 512 candidates, and instantiation cost.
+    Bench(BenchArgs),
+    /// Feed a recorded decision trace (`serve --record-decisions`) to a plugin and report how
+    /// its choices differ from what was recorded. Deterministic: same trace, same output.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The component (.wasm).
+    pub file: PathBuf,
+    /// JSON passed to the plugin's `configure`.
+    #[arg(long, default_value = "{}")]
+    pub config: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    pub file: PathBuf,
+    #[arg(long, default_value = "{}")]
+    pub config: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    pub file: PathBuf,
+    /// The JSONL trace written by `switchyard serve --record-decisions`.
+    #[arg(long)]
+    pub trace: PathBuf,
+    #[arg(long, default_value = "{}")]
+    pub config: String,
+    /// Print every decision, not only the summary and the disagreements.
+    #[arg(long)]
+    pub verbose: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn read(file: &PathBuf) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))
+}
+
+/// Runs a plugin subcommand; returns the process exit code.
+pub fn run(command: PluginCommand) -> anyhow::Result<i32> {
+    match command {
+        PluginCommand::Check(a) => {
+            let report =
+                switchyard_plugin_host::check(&read(&a.file)?, &a.config, PluginLimits::default());
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            Ok(if report.ok { 0 } else { 1 })
+        }
+        PluginCommand::Bench(a) => {
+            let report = switchyard_plugin_host::bench(&read(&a.file)?, &a.config)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            Ok(0)
+        }
+        PluginCommand::Replay(a) => {
+            let file = std::fs::File::open(&a.trace)
+                .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", a.trace.display()))?;
+            let report =
+                switchyard_plugin_host::replay(&read(&a.file)?, &a.config, BufReader::new(file))?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                return Ok(0);
+            }
+            for d in &report.decisions {
+                if a.verbose || d.agrees == Some(false) {
+                    println!(
+                        "line {:>6} {:<8} request {:<34} plugin {:?} recorded {:?}{}",
+                        d.line,
+                        d.kind.world(),
+                        d.request_id.as_deref().unwrap_or("-"),
+                        d.output,
+                        d.recorded,
+                        if d.agrees == Some(false) {
+                            "  <- differs"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+            println!("{} decisions replayed ({} topologies, {} skipped); {} compared with the recording, {} differ; {} errors",
+                report.decisions.len(), report.topologies, report.skipped, report.compared, report.disagreements, report.errors);
+            Ok(0)
+        }
+    }
+}

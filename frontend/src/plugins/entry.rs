@@ -1,0 +1,177 @@
+//! One loaded plugin in its role: the component, its settings, its quarantine and counters.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use switchyard_plugin_host::{Error as HostError, LoadedPlugin, Quarantine, QuarantineState};
+
+use super::config::PluginConfig;
+use crate::metrics::Histogram;
+
+/// Where a plugin's bytes came from (decides whether the file watcher reloads it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginSource {
+    File { path: String, stamp: FileStamp },
+    Admin,
+    Kubernetes,
+}
+
+/// Modification time and length: what the watcher compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    pub modified_ns: u128,
+    pub len: u64,
+}
+
+impl FileStamp {
+    pub fn of(path: &str) -> Option<Self> {
+        let meta = std::fs::metadata(path).ok()?;
+        let modified_ns = meta
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_nanos();
+        Some(Self {
+            modified_ns,
+            len: meta.len(),
+        })
+    }
+}
+
+/// Per-plugin-name metrics; they outlive swaps of the plugin's bytes.
+#[derive(Debug, Default)]
+pub struct PluginMetrics {
+    pub duration: Histogram,
+    faults: Mutex<HashMap<&'static str, u64>>,
+    pub fallbacks: AtomicU64,
+    pub rejections: AtomicU64,
+    pub shadow_agreements: AtomicU64,
+    pub shadow_disagreements: AtomicU64,
+    pub swaps: AtomicU64,
+}
+
+impl PluginMetrics {
+    pub fn count_fault(&self, reason: &'static str) {
+        *self.faults.lock().entry(reason).or_insert(0) += 1;
+    }
+
+    pub fn faults(&self) -> HashMap<&'static str, u64> {
+        self.faults.lock().clone()
+    }
+
+    pub fn render(&self, out: &mut String, name: &str, quarantined: bool) {
+        let label = format!("plugin=\"{name}\"");
+        self.duration
+            .render(out, "switchyard_plugin_call_duration_seconds", &label);
+        for (reason, n) in self.faults() {
+            let _ = writeln!(
+                out,
+                "switchyard_plugin_faults_total{{{label},reason=\"{reason}\"}} {n}"
+            );
+        }
+        for (metric, value) in [
+            ("switchyard_plugin_fallbacks_total", &self.fallbacks),
+            ("switchyard_plugin_rejections_total", &self.rejections),
+            (
+                "switchyard_plugin_shadow_agreements_total",
+                &self.shadow_agreements,
+            ),
+            (
+                "switchyard_plugin_shadow_disagreements_total",
+                &self.shadow_disagreements,
+            ),
+            ("switchyard_plugin_swaps_total", &self.swaps),
+        ] {
+            let _ = writeln!(out, "{metric}{{{label}}} {}", value.load(Ordering::Relaxed));
+        }
+        let _ = writeln!(
+            out,
+            "switchyard_plugin_quarantined{{{label}}} {}",
+            u8::from(quarantined)
+        );
+    }
+}
+
+/// Why a plugin produced no usable decision.
+#[derive(Debug)]
+pub enum PluginFailure {
+    /// Skipped: quarantined after repeated faults.
+    Quarantined,
+    /// The call failed.
+    Fault(HostError),
+}
+
+impl std::fmt::Display for PluginFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Quarantined => f.write_str("quarantined after repeated faults"),
+            Self::Fault(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct PluginEntry {
+    pub config: PluginConfig,
+    pub plugin: LoadedPlugin,
+    pub source: PluginSource,
+    pub metrics: Arc<PluginMetrics>,
+    quarantine: Mutex<Quarantine>,
+}
+
+impl PluginEntry {
+    pub fn new(
+        config: PluginConfig,
+        plugin: LoadedPlugin,
+        source: PluginSource,
+        metrics: Arc<PluginMetrics>,
+        quarantine: Quarantine,
+    ) -> Self {
+        Self {
+            config,
+            plugin,
+            source,
+            metrics,
+            quarantine: Mutex::new(quarantine),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    pub fn quarantine_state(&self) -> QuarantineState {
+        self.quarantine.lock().state()
+    }
+
+    /// Runs one decision through the quarantine, timing it and counting faults.
+    pub fn call<T>(
+        &self,
+        decide: impl FnOnce(&LoadedPlugin) -> Result<T, HostError>,
+    ) -> Result<T, PluginFailure> {
+        let now = Instant::now();
+        if !self.quarantine.lock().allow(now) {
+            return Err(PluginFailure::Quarantined);
+        }
+        let result = decide(&self.plugin);
+        self.metrics.duration.observe(now.elapsed());
+        match result {
+            Ok(value) => {
+                self.quarantine.lock().record_success();
+                Ok(value)
+            }
+            Err(error) => {
+                self.metrics.count_fault(error.label());
+                if self.quarantine.lock().record_fault(Instant::now()) {
+                    tracing::warn!(plugin = self.name(), %error, "plugin quarantined");
+                }
+                Err(PluginFailure::Fault(error))
+            }
+        }
+    }
+}

@@ -1,0 +1,625 @@
+//! Wasm plugins on the data path: each kind end to end, Python and JavaScript plugins,
+//! hot swap under load, adversarial plugins under both failure policies, the admin API,
+//! shadow mode, explanations and replay.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use switchyard_tests::http::{metric, post_json};
+use switchyard_tests::{frontend, frontend_slow, frontend_with_config, mocker, worker_flags, Proc};
+
+use crate::{chat, MODEL};
+
+const TOKEN: &str = "test-admin-token";
+
+/// Path of a built plugin; fails with instructions when the plugins were not built.
+fn wasm(name: &str) -> String {
+    let path = format!(
+        "{}/../plugins/target/wasm/{name}.wasm",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    assert!(
+        std::path::Path::new(&path).is_file(),
+        "{path} is missing: run `scripts/build-plugins.sh` (make test does)"
+    );
+    path
+}
+
+fn admin(fe: &Proc, path: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .get(format!("{}{path}", fe.url()))
+        .bearer_auth(TOKEN)
+}
+
+async fn plugins_view(fe: &Proc) -> HashMap<String, Value> {
+    let v: Value = admin(fe, "/admin/plugins")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap().to_owned(), p.clone()))
+        .collect()
+}
+
+async fn mockers(n: usize, extra: &[&str]) -> Vec<Proc> {
+    let mut v = Vec::new();
+    for _ in 0..n {
+        v.push(mocker(extra).await.unwrap());
+    }
+    v
+}
+
+fn args_with(mockers: &[Proc], extra: &[String]) -> Vec<String> {
+    let refs: Vec<&Proc> = mockers.iter().collect();
+    let mut args = worker_flags(MODEL, &refs);
+    args.extend(["--admin-token".to_owned(), TOKEN.to_owned()]);
+    args.extend(extra.iter().cloned());
+    args
+}
+
+async fn send(fe: &Proc, n: usize) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for i in 0..n {
+        let (status, headers, body) = post_json(
+            &format!("{}/v1/chat/completions", fe.url()),
+            &chat(&format!("q{i}"), 2, false),
+            &[],
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        *counts
+            .entry(
+                headers["x-switchyard-instance"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+            .or_insert(0) += 1;
+    }
+    counts
+}
+
+#[tokio::test]
+async fn a_rust_picker_routes_every_request() {
+    let m = mockers(3, &[]).await;
+    let fe = frontend(&args_with(
+        &m,
+        &["--plugin".into(), format!("picker={}", wasm("round-robin"))],
+    ))
+    .await
+    .unwrap();
+    let counts = send(&fe, 30).await;
+    assert_eq!(counts.len(), 3, "{counts:?}");
+    assert!(counts.values().all(|&c| c >= 5), "{counts:?}");
+    let view = plugins_view(&fe).await;
+    assert!(
+        view["round-robin"]["calls"].as_u64().unwrap() >= 30,
+        "{view:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_rust_scorer_steers_away_from_a_busy_instance() {
+    let m = mockers(2, &["--itl-ms", "40"]).await;
+    let fe = frontend(&args_with(
+        &m,
+        &[
+            "--plugin".into(),
+            format!("scorer={}", wasm("least-loaded")),
+        ],
+    ))
+    .await
+    .unwrap();
+    // Occupy one instance with a long stream, then every short request must avoid it.
+    let busy = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", fe.url()))
+        .json(&chat("long", 200, true))
+        .send()
+        .await
+        .unwrap();
+    let busy_id = busy.headers()["x-switchyard-instance"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let counts = send(&fe, 6).await;
+    assert!(
+        !counts.contains_key(&busy_id),
+        "least-loaded scorer sent traffic to the busy instance: {counts:?}"
+    );
+    drop(busy);
+}
+
+#[tokio::test]
+async fn a_health_policy_plugin_removes_a_failing_instance() {
+    let bad = mocker(&["--status", "500"]).await.unwrap();
+    let good = mocker(&[]).await.unwrap();
+    // Built-in ejection effectively off (threshold 1000) and no probe: only the plugin decides.
+    let yaml = format!(
+        "health:\n  failure_threshold: 1000\nprobe:\n  interval_ms: 0\nrouting:\n  policy: round-robin\nplugins:\n  - name: cf\n    kind: health\n    path: {}\n    config: {{\"threshold\": 3}}\n",
+        wasm("consecutive-failures")
+    );
+    let mut args = worker_flags(MODEL, &[&bad, &good]);
+    args.extend(["--admin-token".to_owned(), TOKEN.to_owned()]);
+    let (fe, _dir) = frontend_with_config(&yaml, &args).await.unwrap();
+    send(&fe, 10).await; // all succeed: failures on `bad` are retried on `good`
+    let bad_id = bad.url().trim_start_matches("http://").to_owned();
+    let series = format!("switchyard_instance_healthy{{instance=\"{bad_id}\",model=\"{MODEL}\"}}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&fe.url(), &series).await != 0.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the health policy never marked {bad_id} unhealthy"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let retries = metric(&fe.url(), "switchyard_retries_total").await;
+    let counts = send(&fe, 10).await;
+    assert!(!counts.contains_key(&bad_id), "{counts:?}");
+    assert_eq!(
+        metric(&fe.url(), "switchyard_retries_total").await,
+        retries,
+        "requests still reached the bad instance"
+    );
+}
+
+#[tokio::test]
+async fn python_scorer_and_javascript_picker_route_real_requests() {
+    let m = mockers(2, &[]).await;
+    let fe = frontend_slow(&args_with(
+        &m,
+        &[
+            "--plugin".into(),
+            format!("scorer={}", wasm("latency-aware")),
+            "--plugin".into(),
+            format!("picker={}", wasm("least-busy")),
+        ],
+    ))
+    .await
+    .unwrap();
+    send(&fe, 12).await;
+    let view = plugins_view(&fe).await;
+    for name in ["latency-aware", "least-busy"] {
+        assert!(
+            view[name]["calls"].as_u64().unwrap() >= 12,
+            "{name}: {:?}",
+            view[name]
+        );
+        assert_eq!(
+            view[name]["fallbacks"], 0,
+            "{name} fell back: {:?}",
+            view[name]
+        );
+    }
+}
+
+/// PUT a component through the admin API.
+async fn upload(
+    fe: &Proc,
+    name: &str,
+    file: &str,
+    query: &str,
+    token: Option<&str>,
+    sha: Option<String>,
+) -> (u16, Value) {
+    let bytes = std::fs::read(file).unwrap();
+    let sha = sha.unwrap_or_else(|| sha256_hex(&bytes));
+    let mut req = reqwest::Client::new()
+        .put(format!(
+            "{}/admin/plugins/{name}?sha256={sha}&{query}",
+            fe.url()
+        ))
+        .body(bytes);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(bytes)?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn admin_upload_needs_the_token_and_the_right_sha256() {
+    let m = mockers(1, &[]).await;
+    let fe = frontend(&args_with(&m, &[])).await.unwrap();
+    let rr = wasm("round-robin");
+    let (status, _) = upload(&fe, "rr", &rr, "kind=picker", None, None).await;
+    assert_eq!(status, 401, "upload without a token must be refused");
+    let (status, body) = upload(
+        &fe,
+        "rr",
+        &rr,
+        "kind=picker",
+        Some(TOKEN),
+        Some("0".repeat(64)),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "sha256_mismatch");
+    assert!(
+        plugins_view(&fe).await.is_empty(),
+        "a refused upload must not load anything"
+    );
+    let (status, body) = upload(
+        &fe,
+        "rr",
+        &wasm("least-loaded"),
+        "kind=picker",
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status, 400,
+        "a scorer uploaded as a picker must be refused: {body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("picker"),
+        "{body}"
+    );
+    let (status, body) = upload(&fe, "rr", &rr, "kind=picker", Some(TOKEN), None).await;
+    assert_eq!(status, 200, "{body}");
+    send(&fe, 3).await;
+    assert!(plugins_view(&fe).await["rr"]["calls"].as_u64().unwrap() >= 3);
+    let resp = reqwest::Client::new()
+        .delete(format!("{}/admin/plugins/rr", fe.url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert!(plugins_view(&fe).await.is_empty());
+}
+
+#[tokio::test]
+async fn hot_swap_100_times_under_load_fails_nothing() {
+    let m = mockers(3, &[]).await;
+    let fe = frontend(&args_with(&m, &[])).await.unwrap();
+    let versions = [wasm("round-robin"), wasm("testing-all-kinds")];
+    let (status, body) = upload(&fe, "swap", &versions[0], "kind=picker", Some(TOKEN), None).await;
+    assert_eq!(status, 200, "{body}");
+    let url = format!("{}/v1/chat/completions", fe.url());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for w in 0..8 {
+        let (url, stop) = (url.clone(), stop.clone());
+        load.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let stream = i % 2 == 0;
+                let resp = client
+                    .post(&url)
+                    .json(&chat(&format!("w{w} r{i}"), 4, stream))
+                    .send()
+                    .await;
+                match resp {
+                    Ok(r) if r.status() == 200 => {
+                        let text = r.text().await.unwrap_or_default();
+                        if stream && !text.trim_end().ends_with("data: [DONE]")
+                            || text.contains("\"error\"")
+                        {
+                            failed.push(text);
+                        } else {
+                            ok += 1;
+                        }
+                    }
+                    Ok(r) => failed.push(format!("status {}", r.status())),
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    for swap in 0..100 {
+        let (status, body) = upload(
+            &fe,
+            "swap",
+            &versions[(swap + 1) % 2],
+            "",
+            Some(TOKEN),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "swap {swap}: {body}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for task in load {
+        let (ok, failed) = task.await.unwrap();
+        assert!(
+            failed.is_empty(),
+            "requests failed during swaps: {:?}",
+            &failed[..failed.len().min(3)]
+        );
+        total += ok;
+    }
+    assert!(total >= 100, "only {total} requests ran during the swaps");
+    // Swapping itself never faults: the only tolerated faults are decision-budget timeouts
+    // from CPU starvation on a loaded machine (wall-clock budget), which fail open.
+    let view = plugins_view(&fe).await;
+    let faults = view["swap"]["faults"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    assert!(faults.keys().all(|k| k == "timeout"), "{view:?}");
+    assert_eq!(
+        metric(&fe.url(), "switchyard_plugin_swaps_total{plugin=\"swap\"}").await,
+        100.0
+    );
+}
+
+/// (plugin file, kind) of every always-faulting adversarial plugin.
+const ADVERSARIAL: &[(&str, &str)] = &[
+    ("testing-infinite-loop", "picker"),
+    ("testing-memory-bomb", "scorer"),
+    ("testing-deep-recursion", "scorer"),
+    ("testing-wrong-length", "scorer"),
+    ("testing-nan-scores", "scorer"),
+];
+
+fn adversarial_yaml(policy: &str) -> String {
+    let mut yaml = String::from(
+        "plugin_quarantine:\n  faultThreshold: 2\n  initialBackoff: 300ms\n  maxBackoff: 2s\nplugins:\n",
+    );
+    for (name, kind) in ADVERSARIAL {
+        yaml.push_str(&format!(
+            "  - name: {name}\n    kind: {kind}\n    path: {}\n    failurePolicy: {policy}\n    limits:\n      decisionBudget: 20ms\n      memoryBytes: 16777216\n",
+            wasm(name)
+        ));
+    }
+    yaml
+}
+
+#[tokio::test]
+async fn adversarial_plugins_fail_open_are_quarantined_and_retried() {
+    let m = mockers(2, &[]).await;
+    let (fe, _dir) = frontend_with_config(&adversarial_yaml("FailOpen"), &args_with(&m, &[]))
+        .await
+        .unwrap();
+    send(&fe, 10).await; // every request is served by the native fallback
+    let view = plugins_view(&fe).await;
+    for (name, _) in ADVERSARIAL {
+        let p = &view[*name];
+        assert!(p["fallbacks"].as_u64().unwrap() >= 2, "{name}: {p}");
+        assert!(
+            p["quarantine"].as_str().unwrap().starts_with("quarantined"),
+            "{name}: {p}"
+        );
+    }
+    let expected_reason = [
+        ("testing-infinite-loop", "timeout"),
+        ("testing-memory-bomb", "memory_limit"),
+        ("testing-deep-recursion", "trap"),
+        ("testing-wrong-length", "invalid_output"),
+        ("testing-nan-scores", "invalid_output"),
+    ];
+    for (name, reason) in expected_reason {
+        assert!(
+            view[name]["faults"][reason].as_u64().unwrap_or(0) >= 1,
+            "{name}: {}",
+            view[name]
+        );
+    }
+    // After the backoff a trial call is let through; it faults again: a second strike.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        send(&fe, 2).await;
+        let view = plugins_view(&fe).await;
+        if ADVERSARIAL.iter().all(|(n, _)| {
+            view[*n]["quarantine"]
+                .as_str()
+                .unwrap()
+                .contains("strike 2")
+        }) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "plugins were never retried after quarantine: {view:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn adversarial_plugins_fail_closed_with_the_documented_error() {
+    let m = mockers(1, &[]).await;
+    for (name, kind) in ADVERSARIAL {
+        let yaml = format!(
+            "plugins:\n  - name: {name}\n    kind: {kind}\n    path: {}\n    failurePolicy: FailClosed\n    limits:\n      decisionBudget: 20ms\n      memoryBytes: 16777216\n",
+            wasm(name)
+        );
+        let (fe, _dir) = frontend_with_config(&yaml, &args_with(&m, &[]))
+            .await
+            .unwrap();
+        let (status, _, body) = post_json(
+            &format!("{}/v1/chat/completions", fe.url()),
+            &chat("x", 2, false),
+            &[],
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 503, "{name}: {body}");
+        assert_eq!(body["error"]["code"], "plugin_failed", "{name}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(name),
+            "{name}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn shadow_disagreements_are_counted() {
+    let m = mockers(3, &[]).await;
+    let yaml = format!(
+        "routing:\n  policy: round-robin\nplugins:\n  - name: first-in-order\n    kind: picker\n    mode: Shadow\n    path: {}\n",
+        wasm("testing-all-kinds")
+    );
+    let (fe, _dir) = frontend_with_config(&yaml, &args_with(&m, &[]))
+        .await
+        .unwrap();
+    send(&fe, 30).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let p = &plugins_view(&fe).await["first-in-order"];
+        let (agree, disagree) = (
+            p["shadow_agreements"].as_u64().unwrap(),
+            p["shadow_disagreements"].as_u64().unwrap(),
+        );
+        if agree + disagree == 30 {
+            // Round-robin picks the first candidate one time in three.
+            assert_eq!(agree, 10, "{p}");
+            assert_eq!(disagree, 20, "{p}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "shadow decisions missing: {p}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        metric(
+            &fe.url(),
+            "switchyard_plugin_shadow_disagreements_total{plugin=\"first-in-order\"}"
+        )
+        .await,
+        20.0
+    );
+}
+
+#[tokio::test]
+async fn explain_shows_candidates_scores_and_the_pick() {
+    let m = mockers(2, &[]).await;
+    let fe = frontend(&args_with(
+        &m,
+        &[
+            "--plugin".into(),
+            format!("scorer={}", wasm("least-loaded")),
+        ],
+    ))
+    .await
+    .unwrap();
+    let (status, headers, _) = post_json(
+        &format!("{}/v1/chat/completions", fe.url()),
+        &chat("x", 2, false),
+        &[("x-switchyard-explain", TOKEN)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    let id = headers["x-request-id"].to_str().unwrap();
+    let e: Value = admin(&fe, &format!("/admin/explain/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(e["candidates"].as_array().unwrap().len(), 2, "{e}");
+    assert_eq!(e["stages"][0]["plugin"], "least-loaded", "{e}");
+    assert_eq!(e["stages"][0]["scores"].as_array().unwrap().len(), 2, "{e}");
+    assert_eq!(
+        e["pick"][0],
+        headers["x-switchyard-instance"].to_str().unwrap(),
+        "{e}"
+    );
+    // Without the token no explanation is recorded.
+    let (_, headers, _) = post_json(
+        &format!("{}/v1/chat/completions", fe.url()),
+        &chat("x", 2, false),
+        &[("x-switchyard-explain", "guess")],
+    )
+    .await
+    .unwrap();
+    let id = headers["x-request-id"].to_str().unwrap();
+    assert_eq!(
+        admin(&fe, &format!("/admin/explain/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn recorded_decisions_replay_deterministically() {
+    let m = mockers(3, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("decisions.jsonl");
+    let fe = frontend(&args_with(
+        &m,
+        &[
+            "--policy".into(),
+            "round-robin".into(),
+            "--record-decisions".into(),
+            trace.display().to_string(),
+        ],
+    ))
+    .await
+    .unwrap();
+    send(&fe, 20).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(&trace)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("native:round-robin"))
+        .count()
+        < 20
+    {
+        assert!(Instant::now() < deadline, "trace incomplete");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let replay = || {
+        let out = std::process::Command::new(switchyard_tests::switchyard_bin())
+            .args([
+                "plugin",
+                "replay",
+                &wasm("round-robin"),
+                "--trace",
+                &trace.display().to_string(),
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let (a, b) = (replay(), replay());
+    assert_eq!(a, b, "replay is not deterministic");
+    assert_eq!(a["decisions"].as_array().unwrap().len(), 20, "{a}");
+    assert_eq!(a["compared"], 20, "{a}");
+}
