@@ -53,11 +53,16 @@ impl std::fmt::Display for BodyIdle {
 
 impl std::error::Error for BodyIdle {}
 
-/// A body that fails when no frame arrives for `idle`.
-struct IdleTimeout<B> {
-    inner: B,
-    idle: Duration,
-    timer: Pin<Box<Sleep>>,
+pin_project_lite::pin_project! {
+    /// A body that fails when no frame arrives for `idle`. The timer is held inline (no
+    /// allocation per request).
+    struct IdleTimeout<B> {
+        #[pin]
+        inner: B,
+        idle: Duration,
+        #[pin]
+        timer: Sleep,
+    }
 }
 
 impl<B> IdleTimeout<B> {
@@ -65,14 +70,14 @@ impl<B> IdleTimeout<B> {
         Self {
             inner,
             idle,
-            timer: Box::pin(tokio::time::sleep(idle)),
+            timer: tokio::time::sleep(idle),
         }
     }
 }
 
 impl<B> Body for IdleTimeout<B>
 where
-    B: Body + Unpin,
+    B: Body,
     B::Error: Into<BoxError>,
 {
     type Data = B::Data;
@@ -82,17 +87,17 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, BoxError>>> {
-        let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        let mut this = self.project();
+        match this.inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                let deadline = tokio::time::Instant::now() + this.idle;
+                let deadline = tokio::time::Instant::now() + *this.idle;
                 this.timer.as_mut().reset(deadline);
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => match this.timer.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyIdle(this.idle))))),
+            Poll::Pending => match this.timer.poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyIdle(*this.idle))))),
                 Poll::Pending => Poll::Pending,
             },
         }
