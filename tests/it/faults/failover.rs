@@ -135,3 +135,37 @@ async fn the_retry_budget_bounds_amplification_when_nothing_can_be_ejected() {
     assert!(retries <= 15.0, "{retries} retries for 30 requests");
     assert!(metric(&fe.url(), "switchyard_retry_budget_exhausted_total").await >= 1.0);
 }
+
+#[tokio::test]
+async fn the_idle_canary_takes_out_a_wedged_worker_and_brings_it_back() {
+    let wedged = mocker(&[]).await.unwrap();
+    let good = mocker(&[]).await.unwrap();
+    // `GET /health` is off: only the canary's one-token generation can notice.
+    let fe = frontend_over(
+        "probe:\n  interval_ms: 0\ncanary:\n  idle_ms: 200\n  timeout_ms: 300\n  healthy_threshold: 2\n",
+        &[&wedged, &good],
+        &["--admin-token", ADMIN_TOKEN],
+    )
+    .await;
+    let id = id_of(&wedged);
+    wedged.signal(Signal::SIGSTOP).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while admin_health(&fe, &id).await != "canary_failed" {
+        assert!(
+            Instant::now() < deadline,
+            "the canary never failed the wedged worker"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let statuses = load(&fe, 10, 2).await;
+    assert!(statuses.iter().all(|(s, _)| *s == 200), "{statuses:?}");
+    wedged.signal(Signal::SIGCONT).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while admin_health(&fe, &id).await != "healthy" {
+        assert!(
+            Instant::now() < deadline,
+            "the canary never brought the worker back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
