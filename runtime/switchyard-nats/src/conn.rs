@@ -55,9 +55,25 @@ impl NatsConnection {
 /// routes load-only) without NATS.
 pub async fn connect(url: &str, name: &str) -> Result<NatsConnection> {
     let (tx, state) = watch::channel(ConnState::default());
-    let client = ConnectOptions::new()
+    // Try a plain connect first and only fall back to async-nats' retry-on-initial-connect
+    // mode when the server is down: in that mode (0.51), commands issued right after the
+    // first connect were observed to stall until the next ping on a current-thread runtime.
+    let client = match options(name, tx.clone()).connect(url).await {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::warn!(%url, error = %e, "NATS unreachable; retrying in the background");
+            options(name, tx)
+                .retry_on_initial_connect()
+                .connect(url)
+                .await?
+        }
+    };
+    Ok(NatsConnection { client, state })
+}
+
+fn options(name: &str, tx: watch::Sender<ConnState>) -> ConnectOptions {
+    ConnectOptions::new()
         .name(name)
-        .retry_on_initial_connect()
         // Reconnect quickly at first, never slower than every 2 s.
         .reconnect_delay_callback(|attempts| {
             Duration::from_millis((100 * attempts.max(1) as u64).min(2_000))
@@ -78,7 +94,4 @@ pub async fn connect(url: &str, name: &str) -> Result<NatsConnection> {
                 }
             }
         })
-        .connect(url)
-        .await?;
-    Ok(NatsConnection { client, state })
 }

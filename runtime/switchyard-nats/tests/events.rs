@@ -17,7 +17,7 @@ use switchyard_nats::{
     ReplicaSyncConfig, Subscriber, SubscriberConfig,
 };
 
-use support::{eventually, Nats};
+use support::{eventually, free_port, Nats};
 
 const SETTLE: Duration = Duration::from_secs(20);
 
@@ -67,7 +67,7 @@ impl Cache {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn worker_events_and_load_reach_the_frontend() {
     let nats = Nats::start();
     let (worker, frontend) = (connected(&nats, "w").await, connected(&nats, "f").await);
@@ -174,7 +174,7 @@ impl FakeWorker {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_sequence_gap_triggers_a_dump_and_the_index_matches_it() {
     let nats = Nats::start();
     let (worker, frontend) = (connected(&nats, "w").await, connected(&nats, "f").await);
@@ -205,7 +205,7 @@ async fn a_sequence_gap_triggers_a_dump_and_the_index_matches_it() {
     assert_eq!(index.instance_blocks("gappy"), 4);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn nats_restart_resubscribes_and_resyncs() {
     let mut nats = Nats::start();
     let (worker, frontend) = (connected(&nats, "w").await, connected(&nats, "f").await);
@@ -246,7 +246,7 @@ async fn nats_restart_resubscribes_and_resyncs() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn replica_sync_peers_share_in_flight_counts() {
     let nats = Nats::start();
     let (ca, cb) = (connected(&nats, "fa").await, connected(&nats, "fb").await);
@@ -308,4 +308,32 @@ async fn replica_sync_peers_share_in_flight_counts() {
     eventually(SETTLE, "c visible", || b.remote_in_flight("w9") == 2).await;
     drop(c);
     eventually(SETTLE, "c expired", || b.remote_in_flight("w9") == 0).await;
+}
+
+#[tokio::test]
+async fn a_frontend_started_before_nats_connects_when_it_appears() {
+    let port = free_port();
+    // No server yet: connect still returns, and the subscriber starts (load-only routing).
+    let frontend = connect(&format!("nats://127.0.0.1:{port}"), "f")
+        .await
+        .unwrap();
+    assert!(!frontend.is_connected());
+    let index = SharedKvIndex::new();
+    let sub = Subscriber::start(&frontend, index.clone(), test_cfg())
+        .await
+        .unwrap();
+    assert!(!sub.connected());
+
+    let nats = Nats::start_on(port);
+    eventually(SETTLE, "late connect", || sub.connected()).await;
+    let worker = connected(&nats, "w").await;
+    let cache = Cache::default();
+    let publisher = Publisher::start(&worker, "late", cache.dump_fn())
+        .await
+        .unwrap();
+    cache.store(&publisher, &[7, 8]);
+    eventually(SETTLE, "events after a late connect", || {
+        index.overlap(&[7, 8]).get("late") == 2
+    })
+    .await;
 }

@@ -42,10 +42,11 @@ pub struct Nats {
 
 impl Nats {
     pub fn start() -> Self {
-        let mut n = Self {
-            child: None,
-            port: free_port(),
-        };
+        Self::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> Self {
+        let mut n = Self { child: None, port };
         n.spawn_process();
         n
     }
