@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Deserialize;
+use serde_json::Value;
 use switchyard_protocol::{CompletionRequest, Prompt, StreamOptions, Usage};
 use switchyard_runtime::clock::now_ns;
 use switchyard_runtime::health::HealthStatus;
@@ -52,6 +53,8 @@ pub struct Migration {
     /// Content tokens sent before the current upstream: added to its usage report.
     pub tokens_before: u32,
     failed: Vec<Arc<Instance>>,
+    /// The first chunk's `id` and `created`, stamped on the continuation's chunks.
+    stamp: Option<(Value, Value)>,
 }
 
 impl Migration {
@@ -69,6 +72,7 @@ impl Migration {
             sent: Vec::with_capacity(64),
             tokens_before: 0,
             failed: Vec::new(),
+            stamp: None,
         }))
     }
 
@@ -93,6 +97,9 @@ impl Migration {
         }
         self.done += 1;
         self.tokens_before = progress.tokens;
+        if self.stamp.is_none() {
+            self.stamp = self.sent.first().and_then(|first| stamp_of(first));
+        }
         self.failed.push(Arc::clone(failed));
         Step::Resume(Box::pin(resume(
             Arc::clone(app),
@@ -112,6 +119,28 @@ impl Migration {
             completion,
         )
     }
+
+    /// A continuation chunk with the original stream's `id` and `created`, so the client sees
+    /// one stream. Only spliced streams pay for the re-encoding.
+    pub fn restamp(&self, data: Bytes) -> Bytes {
+        let Some((id, created)) = &self.stamp else {
+            return data;
+        };
+        let Ok(mut chunk) = serde_json::from_slice::<Value>(&data) else {
+            return data;
+        };
+        if let Some(object) = chunk.as_object_mut() {
+            object.insert("id".to_owned(), id.clone());
+            object.insert("created".to_owned(), created.clone());
+        }
+        serde_json::to_vec(&chunk).map(Bytes::from).unwrap_or(data)
+    }
+}
+
+fn stamp_of(chunk: &[u8]) -> Option<(Value, Value)> {
+    let mut v: Value = serde_json::from_slice(chunk).ok()?;
+    let object = v.as_object_mut()?;
+    Some((object.remove("id")?, object.remove("created")?))
 }
 
 fn continuable(typed: &TypedRequest) -> bool {
@@ -264,7 +293,6 @@ mod tests {
     use super::*;
     use crate::pipeline::parse::decode;
     use crate::pipeline::Endpoint;
-    use serde_json::Value;
     use switchyard_runtime::InstanceSpec;
 
     fn chunks(texts: &[&str]) -> Vec<Bytes> {
@@ -306,6 +334,37 @@ mod tests {
         assert_eq!(v["max_tokens"], 7);
         assert_eq!(v["seed"], 7);
         assert_eq!(v["stream_options"]["include_usage"], true);
+    }
+
+    #[test]
+    fn continuation_chunks_get_the_original_id_and_created() {
+        let mut m = Migration {
+            typed: Arc::new(
+                decode(
+                    Endpoint::Completions,
+                    br#"{"model":"m","prompt":"p","stream":true}"#,
+                )
+                .unwrap(),
+            ),
+            model: "m".into(),
+            request_id: "r".into(),
+            limit: 1,
+            done: 0,
+            sent: vec![Bytes::from_static(
+                br#"{"id":"first","created":1,"choices":[{"index":0,"text":" a"}]}"#,
+            )],
+            tokens_before: 0,
+            failed: Vec::new(),
+            stamp: None,
+        };
+        let same = Bytes::from_static(br#"{"id":"second","created":2,"choices":[]}"#);
+        assert_eq!(m.restamp(same.clone()), same, "no stamp before a migration");
+        m.stamp = stamp_of(&m.sent[0]);
+        let v: Value = serde_json::from_slice(&m.restamp(same)).unwrap();
+        assert_eq!(
+            (v["id"].as_str(), v["created"].as_u64()),
+            (Some("first"), Some(1))
+        );
     }
 
     #[test]

@@ -124,6 +124,20 @@ fn probe_usage(body: &[u8]) -> Option<Usage> {
     serde_json::from_slice::<UsageProbe>(body).ok()?.usage
 }
 
+/// `data` with its `usage` replaced (a spliced stream reports the whole stream's usage).
+fn with_usage(data: Bytes, usage: &Usage) -> Bytes {
+    let Ok(mut chunk) = serde_json::from_slice::<serde_json::Value>(&data) else {
+        return data;
+    };
+    match (chunk.as_object_mut(), serde_json::to_value(usage)) {
+        (Some(object), Ok(usage)) => {
+            object.insert("usage".to_owned(), usage);
+            serde_json::to_vec(&chunk).map(Bytes::from).unwrap_or(data)
+        }
+        _ => data,
+    }
+}
+
 /// A live SSE relay from one worker (or, after migration, a succession of workers) to one
 /// client.
 pub struct RelayBody {
@@ -202,6 +216,10 @@ impl RelayBody {
             },
             None => event.data,
         };
+        let data = match &self.migration {
+            Some(m) if m.migrated() => m.restamp(data),
+            _ => data,
+        };
         if memchr::memmem::find(&data, b"\"usage\"").is_some() {
             if let Ok(probe) = serde_json::from_slice::<UsageProbe>(&data) {
                 let usage_only = probe.choices.as_ref().is_some_and(Vec::is_empty);
@@ -213,6 +231,10 @@ impl RelayBody {
                 }
                 if usage_only {
                     if self.client_wants_usage {
+                        let data = match (&self.migration, &self.usage) {
+                            (Some(m), Some(usage)) if m.migrated() => with_usage(data, usage),
+                            _ => data,
+                        };
                         self.out.push_back(encode_data(&data));
                     }
                     return;

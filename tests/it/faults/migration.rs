@@ -26,6 +26,9 @@ fn requests(n: usize, tokens: u32) -> Vec<(&'static str, Value)> {
             } else {
                 let mut body = chat(&format!("tell story number {i}"), tokens, true);
                 body["seed"] = i.into();
+                if i % 4 == 1 {
+                    body["stream_options"] = json!({"include_usage": true});
+                }
                 (CHAT, body)
             }
         })
@@ -55,6 +58,15 @@ async fn streams_with_fault(
         .collect()
 }
 
+/// `usage.completion_tokens` of the stream's usage chunk.
+fn completion_tokens(outcome: &Streamed) -> Option<u64> {
+    outcome
+        .events
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .find_map(|v| v["usage"]["completion_tokens"].as_u64())
+}
+
 fn assert_one_chat_stream(outcome: &Streamed) {
     let chunks: Vec<Value> = outcome
         .events
@@ -72,6 +84,10 @@ fn assert_one_chat_stream(outcome: &Streamed) {
         .filter(|c| c["choices"][0]["delta"].get("role").is_some())
         .count();
     assert_eq!(roles, 1, "the role delta is sent once: {chunks:?}");
+    assert!(
+        chunks.iter().all(|c| c["id"] == chunks[0]["id"]),
+        "one stream id across the splice: {chunks:?}"
+    );
 }
 
 #[tokio::test]
@@ -106,6 +122,13 @@ async fn sigkill_with_migration_every_stream_completes_with_the_exact_text() {
         assert_eq!(&outcome.text(), expected, "stream {i}");
         if reqs[i].0 == CHAT {
             assert_one_chat_stream(outcome);
+        }
+        if reqs[i].1.get("stream_options").is_some() {
+            assert_eq!(
+                completion_tokens(outcome),
+                Some(40),
+                "stream {i}: usage of the whole stream"
+            );
         }
     }
     let migrations = metric(&fe.url(), "switchyard_stream_migrations_total").await;
