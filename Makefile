@@ -1,9 +1,13 @@
 # The two commands of the README's quick start, plus a few conveniences.
 .PHONY: demo test build lint bench load plugins
 
-## Run the product on its embedded default: frontend + three in-process mockers.
+## Run the product on its embedded default: frontend + three in-process mockers, with the
+## Rust least-loaded scorer plugin when it can be built (native routing otherwise).
+DEMO_PLUGIN := plugins/target/wasm/least-loaded.wasm
 demo:
-	cargo run --release -p switchyard -- demo
+	@./scripts/build-plugins.sh rust >/dev/null 2>&1 || echo "(Rust plugins not built: the demo routes natively)"
+	@if [ -f $(DEMO_PLUGIN) ]; then set -- --plugin scorer=$(DEMO_PLUGIN); fi; \
+	  cargo run --release -p switchyard -- demo "$$@"
 
 ## Run the whole test suite (installs or builds what it needs first).
 test:
