@@ -144,16 +144,20 @@ async fn run(
     mut stop: oneshot::Receiver<()>,
 ) -> Result<()> {
     let mut backoff = Backoff::default();
+    // The newest lease we created: if a session fails, its key may still be in etcd under
+    // it, so deregistration must revoke it even when we are between sessions.
+    let mut last_lease: Option<i64> = None;
     loop {
-        match session(&s, &state, &mut backoff, &mut stop).await {
+        match session(&s, &state, &mut backoff, &mut stop, &mut last_lease).await {
             Ended::Stop(lease) => {
-                let result = match lease.map(|b| *b) {
-                    Some((mut client, id)) => s
+                let result = match (lease.map(|b| *b), last_lease) {
+                    (Some((mut client, id)), _) => s
                         .cfg
                         .timed("lease revoke", client.lease_revoke(id))
                         .await
                         .map(drop),
-                    None => Ok(()),
+                    (None, Some(id)) => revoke_fresh(&s, id).await,
+                    (None, None) => Ok(()),
                 };
                 state.send_replace(RegistrationState::Stopped);
                 return result;
@@ -164,13 +168,33 @@ async fn run(
                 tracing::warn!(key = %s.key, error = %e, "etcd registration lost; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff.next_delay()) => {}
-                    _ = &mut stop => {
+                    r = &mut stop => {
+                        let result = match (r, last_lease) {
+                            (Ok(()), Some(id)) => revoke_fresh(&s, id).await,
+                            _ => Ok(()),
+                        };
                         state.send_replace(RegistrationState::Stopped);
-                        return Ok(());
+                        return result;
                     }
                 }
             }
         }
+    }
+}
+
+/// Revokes `lease` over a new connection (the session's client is gone).
+async fn revoke_fresh(s: &Session, lease: i64) -> Result<()> {
+    let mut client = s.cfg.connect().await?;
+    match s
+        .cfg
+        .timed("lease revoke", client.lease_revoke(lease))
+        .await
+    {
+        Ok(_) => Ok(()),
+        // The server answered but refused (the lease already expired or was revoked): the
+        // key is gone either way. Transport errors still surface.
+        Err(Error::Etcd(etcd_client::Error::GRpcStatus(_))) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -180,15 +204,21 @@ async fn session(
     state: &watch::Sender<RegistrationState>,
     backoff: &mut Backoff,
     stop: &mut oneshot::Receiver<()>,
+    last_lease: &mut Option<i64>,
 ) -> Ended {
+    let previous = *last_lease;
     let registered = tokio::select! {
-        r = grant_and_put(s) => r,
+        r = grant_and_put(s, last_lease) => r,
         r = &mut *stop => return if r.is_ok() { Ended::Stop(None) } else { Ended::Abandoned },
     };
-    let (client, lease) = match registered {
+    let (mut client, lease) = match registered {
         Ok(v) => v,
         Err(e) => return Ended::Failed(e),
     };
+    // The key now hangs on the new lease; drop the old one so it does not linger.
+    if let Some(old) = previous.filter(|old| *old != lease) {
+        let _ = s.cfg.timed("lease revoke", client.lease_revoke(old)).await;
+    }
     state.send_replace(RegistrationState::Registered { lease });
     backoff.reset();
     tracing::info!(key = %s.key, lease, ttl = s.ttl_secs, "registered in etcd");
@@ -201,19 +231,31 @@ async fn session(
     }
 }
 
-async fn grant_and_put(s: &Session) -> Result<(Client, i64)> {
+/// Records the lease in `last_lease` as soon as it exists: if we are stopped while the put
+/// is in flight, the put may still land, and deregistration must revoke this lease.
+async fn grant_and_put(s: &Session, last_lease: &mut Option<i64>) -> Result<(Client, i64)> {
     let mut client = s.cfg.connect().await?;
     let lease = s
         .cfg
         .timed("lease grant", client.lease_grant(s.ttl_secs, None))
         .await?
         .id();
+    let previous = last_lease.replace(lease);
     let put = client.put(
         s.key.as_str(),
         s.value.clone(),
         Some(PutOptions::new().with_lease(lease)),
     );
-    s.cfg.timed("put", put).await?;
+    if let Err(e) = s.cfg.timed("put", put).await {
+        // A failed put may still have landed: revoke the new lease (deleting the key if it
+        // did) and keep tracking the previous one.
+        let _ = s
+            .cfg
+            .timed("lease revoke", client.lease_revoke(lease))
+            .await;
+        *last_lease = previous;
+        return Err(e);
+    }
     Ok((client, lease))
 }
 

@@ -82,6 +82,11 @@ fn spec(id: &str) -> InstanceSpec {
 }
 
 fn discover(etcd: &Etcd) -> View {
+    // `RUST_LOG=switchyard_etcd=debug` shows the backend's reasoning when a test fails.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let (tx, rx) = unbounded_channel();
     spawn_discovery(etcd.config(), tx);
     View::new(rx)
