@@ -1,7 +1,8 @@
 //! Active health, part two: the idle canary. `GET /health` says the server is up; it does not
 //! say the engine can still generate (a wedged scheduler, a dead GPU). An instance that has
 //! had no traffic for `idle_ms` gets a one-token generation in its engine's dialect; a
-//! timeout or error counts against it, `healthy_threshold` consecutive successes bring it back.
+//! timeout, connection error or 5xx counts against it, `healthy_threshold` consecutive
+//! successes bring it back.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use crate::client::WorkerClient;
 use crate::clock::now_ns;
 use crate::live::Instance;
 use crate::registry::Registry;
-use crate::Engine;
+use crate::{Engine, WorkerApi};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -77,12 +78,17 @@ impl CanaryConfig {
         Ok(())
     }
 
-    /// The request sent to an instance of `engine` serving `model`.
-    pub fn payload(&self, engine: Engine, model: &str) -> (String, String) {
+    /// The request sent to an instance of `engine` serving `model` (a completions-only
+    /// instance gets the completions payload whatever its engine).
+    pub fn payload(&self, engine: Engine, api: WorkerApi, model: &str) -> (String, String) {
         let key = engine_key(engine);
         let (path, body) = match self.payloads.get(key) {
             Some(p) => (p.path.clone(), p.body.clone()),
             None => {
+                let engine = match (api, engine) {
+                    (WorkerApi::Completions, Engine::Generic | Engine::Mocker) => Engine::Vllm,
+                    _ => engine,
+                };
                 let (path, body) = builtin(engine);
                 (path.to_owned(), body.to_owned())
             }
@@ -179,7 +185,8 @@ async fn check(client: &WorkerClient, instance: &Instance, config: &CanaryConfig
 }
 
 async fn canary_once(client: &WorkerClient, instance: &Instance, config: &CanaryConfig) -> bool {
-    let (path, body) = config.payload(instance.spec.engine, &instance.spec.model);
+    let spec = &instance.spec;
+    let (path, body) = config.payload(spec.engine, spec.api, &spec.model);
     let Ok(uri) = format!("{}{path}", instance.spec.url.trim_end_matches('/')).parse::<Uri>()
     else {
         return false;
@@ -195,7 +202,12 @@ async fn canary_once(client: &WorkerClient, instance: &Instance, config: &Canary
             .collect()
             .await
             .ok()?;
-        Some(status.is_success())
+        // A 4xx means the canary itself is wrong for this worker (auth, model name, path),
+        // not that the worker is sick: counting it would eject a healthy fleet.
+        if status.is_client_error() {
+            tracing::warn!(instance = instance.id(), %status, "canary payload refused; check canary.payloads");
+        }
+        Some(status.is_success() || status.is_client_error())
     };
     matches!(
         tokio::time::timeout(Duration::from_millis(config.timeout_ms), call).await,
@@ -210,16 +222,21 @@ mod tests {
     #[test]
     fn payloads_follow_the_engine_and_escape_the_model() {
         let cfg = CanaryConfig::default();
-        let (path, body) = cfg.payload(Engine::Sglang, "m");
+        let (path, body) = cfg.payload(Engine::Sglang, WorkerApi::Chat, "m");
         assert_eq!(path, "/generate");
         assert!(body.contains("max_new_tokens"));
-        let (path, body) = cfg.payload(Engine::Vllm, "a\"b");
+        let (path, body) = cfg.payload(Engine::Vllm, WorkerApi::Chat, "a\"b");
         assert_eq!(path, "/v1/completions");
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["model"], "a\"b");
         assert_eq!(v["max_tokens"], 1);
-        let (path, _) = cfg.payload(Engine::Generic, "m");
+        let (path, _) = cfg.payload(Engine::Generic, WorkerApi::Chat, "m");
         assert_eq!(path, "/v1/chat/completions");
+        let (path, _) = cfg.payload(Engine::Generic, WorkerApi::Completions, "m");
+        assert_eq!(
+            path, "/v1/completions",
+            "a completions-only worker has no chat endpoint"
+        );
     }
 
     #[test]
@@ -233,7 +250,7 @@ mod tests {
             },
         );
         assert_eq!(
-            cfg.payload(Engine::Vllm, "x"),
+            cfg.payload(Engine::Vllm, WorkerApi::Chat, "x"),
             ("/ping".to_owned(), r#"{"m":"x"}"#.to_owned())
         );
         assert!(cfg.validate().is_ok());
