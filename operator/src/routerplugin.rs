@@ -145,8 +145,18 @@ pub async fn evaluate(plugin: &RouterPlugin, ctx: &Context) -> Result<Verdict> {
             ));
         }
     };
-    let validator = ctx.validator.clone();
     let size = bytes.len();
+    // Same generation, same verified digest: the world check cannot change, and compiling
+    // again (seconds for Python components) on every resync would be waste.
+    if plugin.is_validated() {
+        let worlds = plugin
+            .status
+            .as_ref()
+            .map(|s| s.worlds.clone())
+            .unwrap_or_default();
+        return Ok(validated(spec, digest, size, worlds, accepted));
+    }
+    let validator = ctx.validator.clone();
     let detected = tokio::task::spawn_blocking(move || validator.detect_kinds(&bytes))
         .await
         .map_err(|e| Error::Task(e.to_string()))?;
@@ -182,22 +192,7 @@ pub async fn evaluate(plugin: &RouterPlugin, ctx: &Context) -> Result<Verdict> {
         v.worlds = worlds;
         return Ok(v);
     }
-    Ok(Verdict {
-        accepted,
-        validated: ConditionUpdate::new(
-            conditions::VALIDATED,
-            true,
-            "Validated",
-            format!(
-                "sha256 matches and the component implements the {} world ({size} bytes)",
-                spec.kind.as_str()
-            ),
-        ),
-        digest: Some(format!("sha256:{digest}")),
-        size_bytes: i64::try_from(size).ok(),
-        worlds,
-        action: Action::requeue(RESYNC),
-    })
+    Ok(validated(spec, digest, size, worlds, accepted))
 }
 
 /// What CEL rejects on a current API server, checked again for servers without CEL.
@@ -258,5 +253,30 @@ fn not_validated(
         size_bytes: None,
         worlds: Vec::new(),
         action,
+    }
+}
+
+fn validated(
+    spec: &RouterPluginSpec,
+    digest: String,
+    size: usize,
+    worlds: Vec<String>,
+    accepted: ConditionUpdate,
+) -> Verdict {
+    Verdict {
+        accepted,
+        validated: ConditionUpdate::new(
+            conditions::VALIDATED,
+            true,
+            "Validated",
+            format!(
+                "sha256 matches and the component implements the {} world ({size} bytes)",
+                spec.kind.as_str()
+            ),
+        ),
+        digest: Some(format!("sha256:{digest}")),
+        size_bytes: i64::try_from(size).ok(),
+        worlds,
+        action: Action::requeue(RESYNC),
     }
 }

@@ -229,3 +229,97 @@ async fn deleted_plugin_makes_no_calls() {
     assert_eq!(action, Action::await_change());
     assert!(calls.is_empty());
 }
+
+#[tokio::test]
+async fn validated_plugin_resync_does_not_recompile_or_rewrite() {
+    let (_, calls) = run_plugin(
+        plugin("pick"),
+        FakeValidator(Ok(vec![PluginKind::Picker])),
+        StaticUrls::default(),
+        Scenario::plugin_from_config_map(Some(config_map(COMPONENT))),
+    )
+    .await;
+    let mut seen = plugin("pick");
+    seen.status = Some(serde_json::from_value(calls[1].body["status"].clone()).unwrap());
+    // A validator that would fail proves it is not consulted; the bytes are still re-checked.
+    let (action, calls) = run_plugin(
+        seen,
+        FakeValidator(Err(ValidationError::Invalid("must not be called".into()))),
+        StaticUrls::default(),
+        vec![Call::GetConfigMap(Some(Box::new(config_map(COMPONENT))))],
+    )
+    .await;
+    assert_eq!(action, Action::requeue(RESYNC));
+    assert_eq!(calls.len(), 1, "no status write when nothing changed");
+}
+
+#[tokio::test]
+async fn validated_plugin_whose_bytes_changed_is_invalidated() {
+    let (_, calls) = run_plugin(
+        plugin("pick"),
+        FakeValidator(Ok(vec![PluginKind::Picker])),
+        StaticUrls::default(),
+        Scenario::plugin_from_config_map(Some(config_map(COMPONENT))),
+    )
+    .await;
+    let mut seen = plugin("pick");
+    seen.status = Some(serde_json::from_value(calls[1].body["status"].clone()).unwrap());
+    let (_, calls) = run_plugin(
+        seen,
+        FakeValidator(Ok(vec![PluginKind::Picker])),
+        StaticUrls::default(),
+        Scenario::plugin_from_config_map(Some(config_map(b"edited in place"))),
+    )
+    .await;
+    let status = &calls[1].body["status"];
+    assert_eq!(condition(status, "Validated")["reason"], "DigestMismatch");
+    assert!(
+        status.get("digest").is_none(),
+        "frontends stop trusting the old digest"
+    );
+}
+
+/// The reconcile with the production validator and a real component from
+/// `scripts/build-plugins.sh rust`: validated as the world it implements, rejected as another.
+#[tokio::test]
+async fn real_component_is_validated_for_its_world_only() {
+    use crate::validator::{ComponentValidator, PluginHostValidator};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/target/wasm/round-robin.wasm");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{} ({e}); build it: scripts/build-plugins.sh rust",
+            path.display()
+        )
+    });
+    let kinds = PluginHostValidator.detect_kinds(&bytes).unwrap();
+    let wrong = [
+        PluginKind::Filter,
+        PluginKind::Scorer,
+        PluginKind::Picker,
+        PluginKind::Health,
+    ]
+    .into_iter()
+    .find(|k| !kinds.contains(k))
+    .expect("round-robin does not implement every world");
+    for (kind, expected) in [(kinds[0], "Validated"), (wrong, "WrongWorld")] {
+        let (ctx, api) = context(FakeValidator(Ok(vec![])), StaticUrls::default());
+        let ctx = Arc::new(crate::Context::with_parts(
+            ctx.client.clone(),
+            ctx.metrics.clone(),
+            Arc::new(PluginHostValidator),
+            Arc::new(StaticUrls::default()),
+        ));
+        let mut p = plugin("pick");
+        p.spec.kind = kind;
+        p.spec.source.sha256 = sha256_hex(&bytes);
+        let handle = api.run(Scenario::plugin_from_config_map(Some(config_map(&bytes))));
+        reconcile(Arc::new(p), ctx).await.unwrap();
+        let calls = finish(handle).await;
+        assert_eq!(
+            condition(&calls[1].body["status"], "Validated")["reason"],
+            expected,
+            "kind {kind:?}"
+        );
+    }
+}
