@@ -12,6 +12,7 @@ use switchyard_runtime::health::RetryBudget;
 use crate::admission::Admission;
 use crate::config::{ConfigError, ServeConfig};
 use crate::metrics::Metrics;
+use crate::plugins::PluginSet;
 
 /// How one model is routed.
 #[derive(Debug, Clone)]
@@ -27,7 +28,7 @@ impl ModelRouting {
             message,
         };
         Ok(Self {
-            policy: policy::build(config).map_err(|m| invalid(m))?,
+            policy: policy::build(config).map_err(&invalid)?,
             session_header: HeaderName::try_from(config.session_header.as_str())
                 .map_err(|e| invalid(format!("session_header: {e}")))?,
         })
@@ -48,10 +49,16 @@ pub struct App {
     pub retry_budget: RetryBudget,
     /// The concurrency limit and its wait queue.
     pub admission: Admission,
+    /// Loaded Wasm plugins (empty unless configured).
+    pub plugins: Arc<PluginSet>,
 }
 
 impl App {
-    pub fn new(config: ServeConfig, registry: Arc<Registry>) -> Result<Arc<Self>, ConfigError> {
+    pub fn new(
+        config: ServeConfig,
+        registry: Arc<Registry>,
+        plugins: Arc<PluginSet>,
+    ) -> Result<Arc<Self>, ConfigError> {
         let default_routing = ModelRouting::build("routing", &config.routing)?;
         let per_model = config
             .models
@@ -72,6 +79,7 @@ impl App {
             draining: AtomicBool::new(false),
             retry_budget: RetryBudget::new(config.retry_budget.clone()),
             admission: Admission::new(&config.overload),
+            plugins,
             config,
         }))
     }

@@ -11,7 +11,10 @@ use switchyard_runtime::client::ClientConfig;
 use switchyard_runtime::health::{CanaryConfig, HealthConfig, ProbeConfig, RetryBudgetConfig};
 
 use crate::admission::OverloadConfig;
+use switchyard_plugin_host::QuarantinePolicy;
 use switchyard_runtime::{ChatTemplate, Engine, InstanceSpec, PolicyConfig, WorkerApi};
+
+use crate::plugins::PluginConfig;
 
 /// The whole frontend configuration (the YAML file's schema).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,8 +33,12 @@ pub struct ServeConfig {
     pub models: BTreeMap<String, PolicyConfig>,
     /// Bearer token for `/admin/*`; the admin API is disabled without one.
     pub admin_token: Option<String>,
-    /// Wasm plugins as `KIND=PATH`.
-    pub plugins: Vec<String>,
+    /// Wasm plugins (filters, scorers, pickers, health policies).
+    pub plugins: Vec<PluginConfig>,
+    /// When plugins are quarantined after repeated faults, and for how long.
+    pub plugin_quarantine: QuarantinePolicy,
+    /// Write every routing decision's inputs and outputs as JSONL here (for `plugin replay`).
+    pub record_decisions: Option<String>,
     /// Re-issue a stream that failed mid-way at most this many times (0 = off).
     pub migration_limit: u32,
     pub limits: HttpLimits,
@@ -158,6 +165,8 @@ impl Default for ServeConfig {
             models: BTreeMap::new(),
             admin_token: None,
             plugins: Vec::new(),
+            plugin_quarantine: QuarantinePolicy::default(),
+            record_decisions: None,
             migration_limit: 0,
             limits: HttpLimits::default(),
             upstream: UpstreamConfig::default(),
@@ -242,6 +251,19 @@ impl ServeConfig {
         }
         for (i, worker) in self.workers.iter().enumerate() {
             worker.validate(&format!("workers[{i}]"))?;
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, plugin) in self.plugins.iter().enumerate() {
+            let key = format!("plugins[{i}]");
+            plugin.validate().map_err(|m| invalid(&key, m))?;
+            if !names.insert(plugin.name.as_str()) {
+                return Err(invalid(format!("{key}.name"), format!("duplicate plugin name `{}`", plugin.name)));
+            }
+            match &plugin.path {
+                Some(path) if std::path::Path::new(path).is_file() => {}
+                Some(path) => return Err(invalid(format!("{key}.path"), format!("`{path}` is not a readable file"))),
+                None => return Err(invalid(format!("{key}.path"), "a configured plugin needs a path")),
+            }
         }
         if let Some(token) = &self.admin_token {
             if token.len() < 8 {

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admin_plugins;
 pub mod admission;
 pub mod app;
 pub mod body;
@@ -17,6 +18,8 @@ pub mod error;
 pub mod http_edge;
 pub mod metrics;
 pub mod pipeline;
+pub mod plugin_cli;
+pub mod plugins;
 pub mod serve;
 pub mod server;
 pub mod translate;

@@ -64,7 +64,7 @@ impl Histogram {
         );
     }
 
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
+    pub fn render(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0;
         for (i, bound) in BUCKETS.iter().enumerate() {
             cumulative += self.counts[i].load(Ordering::Relaxed);
@@ -256,7 +256,7 @@ fn render_instances(out: &mut String, registry: &Registry) {
             names::INSTANCE_HEALTHY,
             escape(i.id()),
             escape(&i.spec.model),
-            u8::from(i.health.is_routable(now))
+            u8::from(i.health.is_routable(now) && !i.policy_says_unhealthy())
         );
     }
     gauge_header(

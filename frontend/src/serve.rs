@@ -3,12 +3,17 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use std::time::Duration;
 use switchyard_runtime::health::{spawn_canary, spawn_prober};
 use switchyard_runtime::{DiscoveryEvent, Registry};
+
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 use crate::app::App;
 use crate::config::{DiscoveryKind, ServeConfig};
+use crate::plugins::record::Recorder;
+use crate::plugins::{tasks, FileStamp, PluginSet, PluginSource};
 use crate::server;
 
 /// Runs the frontend on `listener` until `shutdown` resolves.
@@ -26,7 +31,17 @@ pub async fn run(
             "--discovery {other:?} is not available in this build yet; use static workers (--worker MODEL=URL)"
         ),
     }
-    let app = App::new(config, Arc::clone(&registry))?;
+    let plugins = Arc::new(start_plugins(&config, &registry).await?);
+    let app = App::new(config, Arc::clone(&registry), Arc::clone(&plugins))?;
+    let plugin_tasks = [
+        tasks::spawn_topology_watch(Arc::clone(&plugins), Arc::clone(&registry)),
+        tasks::spawn_file_watch(Arc::clone(&plugins)),
+        tasks::spawn_health_policies(
+            Arc::clone(&plugins),
+            Arc::clone(&registry),
+            HEALTH_POLICY_PERIOD,
+        ),
+    ];
     let prober = spawn_prober(
         Arc::clone(&registry),
         app.client.clone(),
@@ -50,5 +65,36 @@ pub async fn run(
     if let Some(canary) = canary {
         canary.abort();
     }
+    plugin_tasks.iter().for_each(JoinHandle::abort);
     Ok(())
+}
+
+/// How often health-policy plugins get the latest observations.
+const HEALTH_POLICY_PERIOD: Duration = Duration::from_millis(200);
+
+/// Loads the configured plugins (compilation runs on blocking threads) before serving, so a
+/// broken plugin stops start-up with a clear error instead of failing requests later.
+async fn start_plugins(config: &ServeConfig, registry: &Registry) -> anyhow::Result<PluginSet> {
+    let recorder = match &config.record_decisions {
+        Some(path) => Some(
+            Recorder::open(path).map_err(|e| anyhow::anyhow!("--record-decisions {path}: {e}"))?,
+        ),
+        None => None,
+    };
+    let set = Arc::new(PluginSet::new(config.plugin_quarantine.clone(), recorder));
+    set.refresh_topology(registry);
+    for plugin in &config.plugins {
+        let Some(path) = plugin.path.clone() else {
+            continue;
+        };
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|e| anyhow::anyhow!("plugin `{}`: cannot read {path}: {e}", plugin.name))?;
+        let stamp = FileStamp::of(&path)
+            .ok_or_else(|| anyhow::anyhow!("plugin `{}`: cannot stat {path}", plugin.name))?;
+        set.load(plugin.clone(), bytes, PluginSource::File { path, stamp })
+            .await
+            .map_err(|e| anyhow::anyhow!("plugin `{}`: {e}", plugin.name))?;
+    }
+    Arc::try_unwrap(set).map_err(|_| anyhow::anyhow!("plugin set still shared during start-up"))
 }

@@ -1,10 +1,13 @@
 //! Integration tests: real `switchyard serve` and `switchyard mocker` processes on loopback.
 //! One module per area.
+// This whole binary is test code: helpers outside `#[test]` fns may panic on failure too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod errors;
 mod failures;
 mod faults;
 mod openai_client;
+mod plugins;
 mod routing;
 mod shutdown;
 mod streaming;

@@ -19,7 +19,7 @@ pub fn routable<'a>(
     let now = now_ns();
     let mut healthy: Vec<&Arc<Instance>> = instances
         .iter()
-        .filter(|i| i.health.is_routable(now))
+        .filter(|i| i.health.is_routable(now) && !i.policy_says_unhealthy())
         .collect();
     if healthy.is_empty() {
         return Err(ApiError::unavailable(format!(

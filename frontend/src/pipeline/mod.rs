@@ -93,12 +93,7 @@ async fn run(
     let routing = app.routing(request.model());
     let prepared = preprocess::prepare(&request, routing);
     let routable = health_filter::routable(&instances, request.model())?;
-    let ranked = select::rank(
-        routing,
-        &prepared,
-        &routable,
-        app.config.upstream.max_retries,
-    );
+    let ranked = select::rank(app, routing, &request, &prepared, &routable, request_id)?;
     let upstream = dispatch::dispatch(
         app, &request, &prepared, &routable, &ranked, request_id, tracker,
     )
