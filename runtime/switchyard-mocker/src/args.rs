@@ -61,6 +61,11 @@ pub struct MockerArgs {
     #[arg(long = "die-after-tokens")]
     pub die_after_tokens: Option<u64>,
 
+    /// Every generation stops producing after this many tokens of its own but keeps its
+    /// connection open (and `/health` stays 200): a stalled stream, not a dead worker.
+    #[arg(long = "stall-after-tokens")]
+    pub stall_after_tokens: Option<u64>,
+
     /// Answer /health and every generation request with this HTTP status (an unhealthy or
     /// overloaded worker), with an OpenAI error body.
     #[arg(long)]
@@ -84,6 +89,7 @@ impl Default for MockerArgs {
             fail_rate: 0.0,
             hang_rate: 0.0,
             die_after_tokens: None,
+            stall_after_tokens: None,
             status: None,
             seed: 0,
         }

@@ -1,4 +1,5 @@
-//! Fault knobs: a worker that errors, hangs, reports a fixed status, or crashes mid-stream.
+//! Fault knobs: a worker that errors, hangs, reports a fixed status, crashes or stalls
+//! mid-stream.
 //! Routers are tested against these; each knob costs nothing when it is off.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -43,6 +44,7 @@ pub struct Faults {
     hang_rate: f64,
     status: Option<StatusCode>,
     die_after: Option<u64>,
+    stall_after: Option<u64>,
     generated: AtomicU64,
     rng: Mutex<SmallRng>,
 }
@@ -54,6 +56,7 @@ impl Faults {
             hang_rate: args.hang_rate,
             status: args.status.and_then(|s| StatusCode::from_u16(s).ok()),
             die_after: args.die_after_tokens,
+            stall_after: args.stall_after_tokens,
             generated: AtomicU64::new(0),
             rng: Mutex::new(SmallRng::seed_from_u64(args.seed)),
         }
@@ -95,6 +98,12 @@ impl Faults {
         }
     }
 
+    /// Whether a sequence that has produced `produced` tokens stalls now
+    /// (`--stall-after-tokens`).
+    pub fn stalls_at(&self, produced: u64) -> bool {
+        self.stall_after.is_some_and(|n| produced >= n)
+    }
+
     /// Ends the process shortly, without any cleanup: what a crashed GPU worker looks like.
     /// A plain thread, so a busy or stopped runtime cannot delay it.
     pub fn die_soon() {
@@ -119,6 +128,17 @@ mod tests {
         let got: Vec<_> = (0..5).map(|_| faults.spend_token()).collect();
         use TokenBudget::*;
         assert_eq!(got, [Continue, Continue, Last, Exhausted, Exhausted]);
+    }
+
+    #[test]
+    fn a_stall_starts_at_the_configured_token() {
+        let faults = Faults::new(&MockerArgs {
+            stall_after_tokens: Some(2),
+            ..MockerArgs::default()
+        });
+        assert!(!faults.stalls_at(1));
+        assert!(faults.stalls_at(2));
+        assert!(!Faults::new(&MockerArgs::default()).stalls_at(1_000));
     }
 
     #[test]

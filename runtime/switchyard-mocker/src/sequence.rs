@@ -86,6 +86,10 @@ impl Sequence {
         if self.produced > 0 {
             sleep(self.inter_token_latency()).await;
         }
+        if self.shared.faults.stalls_at(u64::from(self.produced)) {
+            // Hold the connection open and send nothing until the client gives up.
+            std::future::pending::<()>().await;
+        }
         match self.shared.faults.spend_token() {
             TokenBudget::Continue => {}
             TokenBudget::Last => Faults::die_soon(),

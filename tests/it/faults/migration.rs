@@ -217,3 +217,34 @@ async fn a_stalled_stream_is_detected_migrated_and_its_instance_degraded() {
     assert_eq!(admin_health(&fe, &id_of(&staller)).await, "degraded");
     staller.signal(Signal::SIGCONT).unwrap();
 }
+
+#[tokio::test]
+async fn a_stream_that_stalls_while_health_stays_200_is_migrated() {
+    let reference = mocker(&[]).await.unwrap();
+    let staller = mocker(&["--stall-after-tokens", "10"]).await.unwrap();
+    let survivor = mocker(&[]).await.unwrap();
+    // The active probe runs and keeps passing: only the stall timeout can catch this.
+    let fe = frontend_over(
+        "probe:\n  interval_ms: 100\nmigration_limit: 1\nupstream:\n  stall_timeout_ms: 300\nhealth:\n  failure_threshold: 50\n",
+        &[&staller, &survivor],
+        &["--policy", "round-robin", "--admin-token", ADMIN_TOKEN],
+    )
+    .await;
+    let reqs = requests(6, 30);
+    let expected = join_all(
+        reqs.iter()
+            .map(|(path, body)| expected_text(&reference, path, body)),
+    )
+    .await;
+    let outcomes = streams_with_fault(&fe.url(), &reqs, Duration::ZERO, || {}).await;
+    for (i, (outcome, expected)) in outcomes.iter().zip(&expected).enumerate() {
+        assert!(
+            outcome.error().is_none(),
+            "stream {i}: {:?}",
+            outcome.error()
+        );
+        assert_eq!(&outcome.text(), expected, "stream {i}");
+    }
+    assert!(metric(&fe.url(), "switchyard_stream_stalls_total").await >= 1.0);
+    assert_eq!(admin_health(&fe, &id_of(&staller)).await, "degraded");
+}
