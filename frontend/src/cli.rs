@@ -22,8 +22,13 @@ pub struct Cli {
 pub enum Command {
     /// Run the frontend: OpenAI API in front of worker instances.
     Serve(ServeArgs),
-    /// Run a simulated GPU worker (OpenAI-compatible) for tests, demos and load tests.
-    Mocker(switchyard_mocker::MockerArgs),
+    /// Run a simulated GPU worker (OpenAI-compatible) for tests, demos and load tests;
+    /// optionally registered in etcd (`--etcd`) and publishing KV/load events to NATS (`--nats`).
+    Mocker(crate::mocker_cmd::MockerCmd),
+    /// Sidecar: keep an etcd registration for a worker while its /health answers 200.
+    Register(crate::register_cmd::RegisterCmd),
+    /// Bridge a vLLM engine's ZMQ KV events to NATS, re-hashed into Switchyard block hashes.
+    KvBridge(crate::kv_bridge_cmd::KvBridgeCmd),
     /// Run the frontend with three in-process mockers: no external services needed.
     Demo(DemoArgs),
     /// Tools for plugin authors: check, bench and replay WebAssembly routing plugins.
@@ -52,7 +57,7 @@ pub struct ServeArgs {
     /// NATS server for KV-cache and load events.
     #[arg(long, env = env::NATS, value_name = "URL")]
     pub nats: Option<String>,
-    /// Native routing policy: round-robin, random, p2c, least-loaded, session [default: round-robin].
+    /// Native routing policy: round-robin, random, p2c, least-loaded, kv, session [default: round-robin].
     #[arg(long, env = env::POLICY, value_name = "NAME")]
     pub policy: Option<String>,
     /// Header carrying the session key for the `session` policy [default: x-session-id].
@@ -148,4 +153,7 @@ pub struct DemoArgs {
     /// Routing policy.
     #[arg(long, default_value = "p2c")]
     pub policy: String,
+    /// A Wasm plugin, `KIND=PATH` (repeatable), e.g. `scorer=plugins/target/wasm/least-loaded.wasm`.
+    #[arg(long = "plugin", value_name = "KIND=PATH")]
+    pub plugins: Vec<String>,
 }

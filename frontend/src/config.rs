@@ -41,6 +41,8 @@ pub struct ServeConfig {
     pub record_decisions: Option<String>,
     /// Re-issue a stream that failed mid-way at most this many times (0 = off).
     pub migration_limit: u32,
+    /// Prefix hashing and the `kv` policy (block size, cost weights, temperature).
+    pub kv: switchyard_runtime::policy::kv::KvConfig,
     pub limits: HttpLimits,
     pub upstream: UpstreamConfig,
     pub health: HealthConfig,
@@ -168,6 +170,7 @@ impl Default for ServeConfig {
             plugin_quarantine: QuarantinePolicy::default(),
             record_decisions: None,
             migration_limit: 0,
+            kv: Default::default(),
             limits: HttpLimits::default(),
             upstream: UpstreamConfig::default(),
             health: HealthConfig::default(),
@@ -224,6 +227,7 @@ impl ServeConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.health.validate().map_err(|m| invalid("health", m))?;
         self.canary.validate().map_err(|m| invalid("canary", m))?;
+        self.kv.validate().map_err(|m| invalid("kv", m))?;
         self.overload
             .validate()
             .map_err(|m| invalid("overload", m))?;

@@ -138,6 +138,8 @@ fn health(app: &App) -> Response<Body> {
             "connected": app.registry.discovery_connected(),
         },
         "instances": app.registry.topology().all().len(),
+        // NATS (`--nats`): connection, and whether routing is KV-aware or load-only.
+        "events": crate::events::health_details(),
     });
     let status = if ready {
         StatusCode::OK
@@ -150,6 +152,7 @@ fn health(app: &App) -> Response<Body> {
 fn metrics(app: &App) -> Response<Body> {
     let mut text = app.metrics.render(&app.registry);
     app.plugins.render_metrics(&mut text);
+    crate::events::render_metrics(&mut text);
     let mut response = Response::new(Body::full(text));
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -23,10 +23,14 @@ fn main() -> anyhow::Result<()> {
                 let listener = TcpListener::bind(config.listen).await?;
                 serve::run(config, listener, server::shutdown_signal()).await
             }
-            Command::Mocker(args) => {
-                let listener = TcpListener::bind(args.listen).await?;
-                switchyard_mocker::run(args, listener, server::shutdown_signal()).await?;
-                Ok(())
+            Command::Mocker(cmd) => {
+                switchyard::mocker_cmd::run(cmd, server::shutdown_signal()).await
+            }
+            Command::Register(cmd) => {
+                switchyard::register_cmd::run(cmd, server::shutdown_signal()).await
+            }
+            Command::KvBridge(cmd) => {
+                switchyard::kv_bridge_cmd::run(cmd, server::shutdown_signal()).await
             }
             Command::Demo(args) => demo::run(args, server::shutdown_signal()).await,
             Command::Plugin(_) => Ok(()),

@@ -32,6 +32,9 @@ pub async fn run(
         ),
     }
     let plugins = Arc::new(start_plugins(&config, &registry).await?);
+    // NATS events (KV index, worker load, replica sync) and the `kv` policy's overlap source;
+    // held until shutdown (dropping it stops the tasks).
+    let _events = crate::events::start(&registry, &config).await?;
     let app = App::new(config, Arc::clone(&registry), Arc::clone(&plugins))?;
     let plugin_tasks = [
         tasks::spawn_topology_watch(Arc::clone(&plugins), Arc::clone(&registry)),

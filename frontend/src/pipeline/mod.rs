@@ -91,7 +91,8 @@ async fn run(
     let instances = candidates::for_model(&app.registry, request.model())?;
     tracker.set_model(request.model());
     let routing = app.routing(request.model());
-    let prepared = preprocess::prepare(&request, routing);
+    let hasher = preprocess::hasher_for(app, routing, request.model());
+    let prepared = preprocess::prepare(&request, routing, hasher);
     let routable = health_filter::routable(&instances, request.model())?;
     let ranked = select::rank(app, routing, &request, &prepared, &routable, request_id)?;
     let upstream = dispatch::dispatch(

@@ -4,12 +4,13 @@
 use std::sync::OnceLock;
 
 use bytes::{Bytes, BytesMut};
-use switchyard_kv::BlockHash;
-use switchyard_runtime::{Instance, WorkerApi};
+use switchyard_kv::{BlockHash, BlockHasher};
+use switchyard_protocol::completion::Prompt;
+use switchyard_runtime::{ChatTemplate, Instance, WorkerApi};
 
 use super::parse::{ParsedRequest, TypedRequest};
 use super::Endpoint;
-use crate::app::ModelRouting;
+use crate::app::{App, ModelRouting};
 use crate::error::ApiError;
 use crate::translate;
 
@@ -23,16 +24,52 @@ pub struct Prepared {
     translated: OnceLock<Result<Bytes, String>>,
 }
 
-/// Extracts what the model's routing needs.
-pub fn prepare(request: &ParsedRequest, routing: &ModelRouting) -> Prepared {
+/// The prefix hasher when the model's routing uses prefix blocks (the `kv` policy, or Wasm
+/// plugins, which see cached-prefix blocks); `None` keeps the hot path free of rendering and
+/// hashing for every other policy.
+pub fn hasher_for(app: &App, routing: &ModelRouting, model: &str) -> Option<BlockHasher> {
+    let needed = routing.policy.name() == "kv" || app.plugins.table().routes(model);
+    needed.then(|| BlockHasher::new(app.config.kv.block_size))
+}
+
+/// Chained block hashes of the rendered prompt: the same bytes the mocker hashes (chat: the
+/// messages through the default chat template; completions: the prompt text).
+pub fn prompt_block_hashes(request: &ParsedRequest, hasher: &BlockHasher) -> Vec<BlockHash> {
+    static TEMPLATE: OnceLock<ChatTemplate> = OnceLock::new();
+    match &request.typed {
+        TypedRequest::Chat(chat) => TEMPLATE
+            .get_or_init(ChatTemplate::default)
+            .render(&chat.messages)
+            // A template error is reported when the request is sent; routing just goes
+            // without prefix information.
+            .map(|text| hasher.hash_bytes(text.as_bytes()))
+            .unwrap_or_default(),
+        TypedRequest::Completion(c) => match &c.prompt {
+            Prompt::Text(text) => hasher.hash_bytes(text.as_bytes()),
+            other => hasher.hash_bytes(other.as_text().as_bytes()),
+        },
+        TypedRequest::Embedding(_) => Vec::new(),
+    }
+}
+
+/// Extracts what the model's routing needs (`hasher`: see [`hasher_for`]).
+pub fn prepare(
+    request: &ParsedRequest,
+    routing: &ModelRouting,
+    hasher: Option<BlockHasher>,
+) -> Prepared {
     let session_key = request
         .headers
         .get(&routing.session_header)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty())
         .map(str::to_owned);
+    let block_hashes = hasher
+        .map(|h| prompt_block_hashes(request, &h))
+        .unwrap_or_default();
     Prepared {
         session_key,
+        block_hashes,
         ..Prepared::default()
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use http::HeaderMap;
 use switchyard_plugin_host::{DecisionOutput, PluginKind, Request};
+use switchyard_runtime::policy::kv;
 use switchyard_runtime::{Instance, RouteContext};
 
 use super::parse::{ParsedRequest, TypedRequest};
@@ -52,6 +53,7 @@ pub fn rank(
         routable,
         want,
         explain,
+        cached_prefix_blocks: kv::cached_blocks(&prepared.block_hashes, routable),
     };
     chain::decide(&app.plugins, &table, &input, native)
 }
@@ -109,7 +111,12 @@ fn record_native(
     request_id: &str,
     explain: bool,
 ) {
-    let candidates: Vec<_> = routable.iter().map(|i| candidate_of(i, 0)).collect();
+    let cached = kv::cached_blocks(&prepared.block_hashes, routable);
+    let candidates: Vec<_> = routable
+        .iter()
+        .zip(cached)
+        .map(|(i, c)| candidate_of(i, c))
+        .collect();
     let name = format!("native:{}", routing.policy.name());
     if let Some(recorder) = &app.plugins.recorder {
         let req = plugin_request(app, request, prepared);

@@ -24,6 +24,8 @@ pub struct ChainInput<'a> {
     pub routable: &'a [&'a Arc<Instance>],
     pub want: usize,
     pub explain: bool,
+    /// Leading cached prompt blocks per `routable` entry (zeros without prefix hashes).
+    pub cached_prefix_blocks: Vec<u32>,
 }
 
 /// The numeric view of an instance that plugins receive.
@@ -58,7 +60,12 @@ pub fn decide(
     input: &ChainInput<'_>,
     native: impl Fn(&[&Arc<Instance>]) -> Vec<usize>,
 ) -> Result<Vec<usize>, ApiError> {
-    let candidates: Vec<Candidate> = input.routable.iter().map(|i| candidate_of(i, 0)).collect();
+    let candidates: Vec<Candidate> = input
+        .routable
+        .iter()
+        .enumerate()
+        .map(|(n, i)| candidate_of(i, input.cached_prefix_blocks.get(n).copied().unwrap_or(0)))
+        .collect();
     let mut run = Run {
         set,
         input,

@@ -3,6 +3,7 @@
 //! A policy *ranks* candidates best-first instead of picking one, so "retry on the next
 //! instance" is just the next entry. Candidates have already passed the health filter.
 
+pub mod kv;
 mod least_loaded;
 mod p2c;
 mod random;
@@ -16,6 +17,7 @@ use switchyard_kv::BlockHash;
 
 use crate::live::Instance;
 
+pub use kv::Kv;
 pub use least_loaded::LeastLoaded;
 pub use p2c::PowerOfTwo;
 pub use random::Random;
@@ -46,7 +48,7 @@ pub trait Policy: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
-    /// `round-robin`, `random`, `p2c`, `least-loaded` or `session`.
+    /// `round-robin`, `random`, `p2c`, `least-loaded`, `kv` or `session`.
     pub policy: String,
     /// Header whose value pins a session to an instance (`session` policy).
     pub session_header: String,
@@ -65,7 +67,14 @@ impl Default for PolicyConfig {
 }
 
 /// The native policy names, for `--help` and error messages.
-pub const POLICY_NAMES: &[&str] = &["round-robin", "random", "p2c", "least-loaded", "session"];
+pub const POLICY_NAMES: &[&str] = &[
+    "round-robin",
+    "random",
+    "p2c",
+    "least-loaded",
+    "kv",
+    "session",
+];
 
 /// Builds a policy by name.
 pub fn build(config: &PolicyConfig) -> Result<Arc<dyn Policy>, String> {
@@ -78,6 +87,8 @@ fn build_named(name: &str, config: &PolicyConfig) -> Result<Arc<dyn Policy>, Str
         "random" => Arc::new(Random),
         "p2c" => Arc::new(PowerOfTwo),
         "least-loaded" => Arc::new(LeastLoaded::default()),
+        // Reads its settings and overlap source from `kv::current()` (installed at start-up).
+        "kv" => Arc::new(Kv),
         "session" => {
             if config.session_fallback == "session" {
                 return Err("session_fallback cannot be `session`".into());

@@ -1,0 +1,281 @@
+//! The `kv` policy: KV-cache-aware routing.
+//!
+//! Each candidate gets the documented cost of `switchyard_kv::cost` (lower is better):
+//!
+//! ```text
+//! cost = overlap_weight × (prompt_blocks − cached_blocks)   // prefill still to do
+//!      + prefill_weight × queued × prompt_blocks            // prefill queued ahead of it
+//!      + decode_weight  × in_flight × prompt_blocks         // decode work it shares the GPU with
+//! ```
+//!
+//! `cached_blocks` comes from a [`KvOverlap`] source, `queued` from the worker's load reports
+//! (`Load::queued`) and `in_flight` is this frontend's plus its peers' (`total_in_flight`),
+//! divided by the instance weight. Requests are assumed to be about the size of this one, so
+//! every term is in KV blocks. With the default weights (1, 1, 0.25) a full cache hit is worth
+//! four extra concurrent requests. `temperature` 0 picks the cheapest (ties at random);
+//! above 0 it samples from a softmax over normalised costs (see `switchyard_kv::cost`).
+//!
+//! # Where the overlap comes from
+//!
+//! The policy reads the process-wide [`KvRouter`] ([`install`] replaces it; [`current`] reads
+//! it, one atomic load). By default that is an *approximate* index: every decision is
+//! recorded as "this instance now holds these blocks" for a TTL. A frontend started with
+//! `--nats` installs the event-driven index instead (it answers "nothing cached" while NATS is
+//! down, so routing degrades to load only). One frontend per process is assumed, which is
+//! what the binary runs; the policy stays a plain `Policy` built by name.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+use switchyard_kv::{cost, BlockHash, KvCandidate, KvCostWeights, Overlap, SharedApproxIndex};
+
+use super::{Policy, RouteContext};
+use crate::live::Instance;
+
+/// Answers "how many leading blocks of this prompt does each instance hold".
+pub trait KvOverlap: Send + Sync + std::fmt::Debug {
+    fn overlap(&self, blocks: &[BlockHash]) -> Overlap;
+    /// The policy routed a prompt with these blocks to `instance` (approximate sources learn
+    /// from it; event-driven ones wait for the worker's events).
+    fn routed(&self, _instance: &str, _blocks: &[BlockHash]) {}
+    /// Short name for logs and `/health` (`approximate`, `events`).
+    fn kind(&self) -> &'static str;
+}
+
+/// The approximate source: the frontend's own decisions, forgotten after a TTL.
+#[derive(Debug, Clone)]
+pub struct ApproxOverlap(pub SharedApproxIndex);
+
+impl KvOverlap for ApproxOverlap {
+    fn overlap(&self, blocks: &[BlockHash]) -> Overlap {
+        self.0.overlap(blocks)
+    }
+    fn routed(&self, instance: &str, blocks: &[BlockHash]) {
+        self.0.record(instance, blocks);
+    }
+    fn kind(&self) -> &'static str {
+        "approximate"
+    }
+}
+
+/// The `kv:` section of the frontend configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KvConfig {
+    /// Tokens per KV block (one token ≈ 4 prompt bytes without a tokenizer). Must equal the
+    /// workers' block size (the mocker's `--block-size`, default 16).
+    pub block_size: usize,
+    /// 0 = always the cheapest; > 0 = softmax sampling over normalised costs.
+    pub temperature: f64,
+    /// Weights of the cost terms.
+    pub weights: KvCostWeights,
+    /// How long the approximate index (no `--nats`) assumes a routed prefix stays cached.
+    pub approx_ttl_secs: u64,
+}
+
+impl Default for KvConfig {
+    fn default() -> Self {
+        Self {
+            block_size: 16,
+            temperature: 0.0,
+            weights: KvCostWeights {
+                overlap_weight: 1.0,
+                prefill_weight: 1.0,
+                decode_weight: 0.25,
+            },
+            approx_ttl_secs: switchyard_kv::approx::DEFAULT_TTL.as_secs(),
+        }
+    }
+}
+
+impl KvConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.block_size == 0 {
+            return Err("block_size must be at least 1".into());
+        }
+        if !self.temperature.is_finite() || self.temperature < 0.0 {
+            return Err(format!(
+                "temperature must be a finite number >= 0, got {}",
+                self.temperature
+            ));
+        }
+        self.weights.validate()
+    }
+}
+
+/// What the `kv` policy reads per decision: settings plus the overlap source.
+#[derive(Debug, Clone)]
+pub struct KvRouter {
+    pub config: KvConfig,
+    pub source: Arc<dyn KvOverlap>,
+}
+
+impl KvRouter {
+    /// The approximate index with `config`'s TTL.
+    pub fn approximate(config: KvConfig) -> Self {
+        let ttl = Duration::from_secs(config.approx_ttl_secs.max(1));
+        Self {
+            config,
+            source: Arc::new(ApproxOverlap(SharedApproxIndex::new(ttl))),
+        }
+    }
+}
+
+fn slot() -> &'static ArcSwap<KvRouter> {
+    static SLOT: OnceLock<ArcSwap<KvRouter>> = OnceLock::new();
+    SLOT.get_or_init(|| ArcSwap::from_pointee(KvRouter::approximate(KvConfig::default())))
+}
+
+/// Replaces the process-wide router (at start-up: settings, and the event-driven source when
+/// `--nats` is on).
+pub fn install(router: KvRouter) {
+    slot().store(Arc::new(router));
+}
+
+/// The process-wide router.
+pub fn current() -> Arc<KvRouter> {
+    slot().load_full()
+}
+
+/// KV-cache-aware policy; see the module docs.
+#[derive(Debug, Default)]
+pub struct Kv;
+
+impl Policy for Kv {
+    fn name(&self) -> &'static str {
+        "kv"
+    }
+
+    fn rank(&self, ctx: &RouteContext<'_>, candidates: &[&Arc<Instance>]) -> Vec<usize> {
+        if candidates.is_empty() {
+            return Vec::new();
+        }
+        let router = current();
+        let blocks = ctx.block_hashes;
+        let overlap = (!blocks.is_empty()).then(|| router.source.overlap(blocks));
+        let request_blocks = u32::try_from(blocks.len()).unwrap_or(u32::MAX);
+        // Load terms scale with the request so they compare with the overlap credit.
+        let size = f64::from(request_blocks.max(1));
+        let cands: Vec<KvCandidate> = candidates
+            .iter()
+            .map(|i| {
+                let cached = overlap.as_ref().map_or(0, |o| o.get(i.id()));
+                let weight = if i.spec.weight > 0.0 {
+                    f64::from(i.spec.weight)
+                } else {
+                    1.0
+                };
+                let queued = f64::from(i.load.queued.load(std::sync::atomic::Ordering::Relaxed));
+                let in_flight = f64::from(i.load.total_in_flight());
+                KvCandidate {
+                    overlap_blocks: u32::try_from(cached)
+                        .unwrap_or(u32::MAX)
+                        .min(request_blocks),
+                    prefill_load: queued * size / weight,
+                    decode_load: in_flight * size / weight,
+                }
+            })
+            .collect();
+        let costs = cost::costs(request_blocks, &cands, &router.config.weights);
+        let mut order = cost::rank(&costs, router.config.temperature, &mut rand::thread_rng());
+        order.truncate(ctx.want.max(1));
+        if let (Some(&first), false) = (order.first(), blocks.is_empty()) {
+            router.source.routed(candidates[first].id(), blocks);
+        }
+        order
+    }
+}
+
+/// Leading cached blocks of `blocks` on each of `candidates` (for plugins' candidate records).
+pub fn cached_blocks(blocks: &[BlockHash], candidates: &[&Arc<Instance>]) -> Vec<u32> {
+    if blocks.is_empty() {
+        return vec![0; candidates.len()];
+    }
+    let overlap = current().source.overlap(blocks);
+    candidates
+        .iter()
+        .map(|i| u32::try_from(overlap.get(i.id())).unwrap_or(u32::MAX))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::testing;
+
+    #[derive(Debug)]
+    struct Fixed(&'static str, usize);
+    impl KvOverlap for Fixed {
+        fn overlap(&self, blocks: &[BlockHash]) -> Overlap {
+            // Build an Overlap through the public index API: `self.0` holds `self.1` blocks.
+            let mut index = switchyard_kv::KvIndex::new();
+            index.apply(
+                self.0,
+                &switchyard_kv::KvEvent::Stored {
+                    parent: None,
+                    blocks: blocks[..self.1.min(blocks.len())].to_vec(),
+                },
+            );
+            index.overlap(blocks)
+        }
+        fn kind(&self) -> &'static str {
+            "fixed"
+        }
+    }
+
+    // The router is process-wide; the cases run in one test so they cannot interleave.
+    #[test]
+    fn overlap_wins_until_load_outweighs_it_and_approx_learns_decisions() {
+        let inst = testing::instances(3);
+        let c = testing::refs(&inst);
+        let blocks: Vec<BlockHash> = (1..=8).collect();
+        let ctx = RouteContext {
+            block_hashes: &blocks,
+            want: 3,
+            ..Default::default()
+        };
+        install(KvRouter {
+            config: KvConfig::default(),
+            source: Arc::new(Fixed("i1", 8)),
+        });
+        for _ in 0..20 {
+            let r = Kv.rank(&ctx, &c);
+            assert_eq!(r[0], 1, "the instance holding the prefix ranks first");
+            assert_eq!(r.len(), 3);
+        }
+        // 8 cached blocks = 8 × overlap_weight; 5 in flight × 8 blocks × 0.25 = 10 > 8.
+        let guards: Vec<_> = (0..5).map(|_| inst[1].start_request()).collect();
+        assert_ne!(
+            Kv.rank(&ctx, &c)[0],
+            1,
+            "a loaded holder loses to an idle one"
+        );
+        drop(guards);
+        assert_eq!(cached_blocks(&blocks, &c), vec![0, 8, 0]);
+
+        // Approximate: the first decision is recorded, so the same prefix follows it.
+        install(KvRouter::approximate(KvConfig::default()));
+        let first = Kv.rank(&ctx, &c)[0];
+        for _ in 0..10 {
+            assert_eq!(Kv.rank(&ctx, &c)[0], first);
+        }
+        install(KvRouter::approximate(KvConfig::default()));
+    }
+
+    #[test]
+    fn config_validation() {
+        assert!(KvConfig::default().validate().is_ok());
+        let bad = KvConfig {
+            temperature: f64::NAN,
+            ..KvConfig::default()
+        };
+        assert!(bad.validate().is_err());
+        let bad = KvConfig {
+            block_size: 0,
+            ..KvConfig::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+}
