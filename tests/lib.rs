@@ -6,6 +6,7 @@
 
 pub mod http;
 pub mod process;
+pub mod services;
 
 pub use process::{frontend, frontend_slow, frontend_with_config, mocker, worker_flags};
 
