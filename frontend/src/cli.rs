@@ -54,6 +54,9 @@ pub struct ServeArgs {
     /// etcd endpoint for `--discovery etcd`.
     #[arg(long, env = env::ETCD, value_name = "URL")]
     pub etcd: Option<String>,
+    /// Namespace watched by `--discovery kubernetes` (empty: every namespace).
+    #[arg(long, env = env::KUBERNETES_NAMESPACE, value_name = "NS")]
+    pub kubernetes_namespace: Option<String>,
     /// NATS server for KV-cache and load events.
     #[arg(long, env = env::NATS, value_name = "URL")]
     pub nats: Option<String>,
@@ -105,6 +108,9 @@ impl ServeArgs {
         }
         if self.etcd.is_some() {
             config.etcd = self.etcd;
+        }
+        if self.kubernetes_namespace.is_some() {
+            config.kubernetes_namespace = self.kubernetes_namespace;
         }
         if self.nats.is_some() {
             config.nats = self.nats;

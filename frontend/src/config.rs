@@ -26,6 +26,8 @@ pub struct ServeConfig {
     /// Static workers.
     pub workers: Vec<WorkerConfig>,
     pub etcd: Option<String>,
+    /// Namespace watched by `--discovery kubernetes` (unset or empty: every namespace).
+    pub kubernetes_namespace: Option<String>,
     pub nats: Option<String>,
     /// Default routing for every model.
     pub routing: PolicyConfig,
@@ -162,6 +164,7 @@ impl Default for ServeConfig {
             discovery: DiscoveryKind::Static,
             workers: Vec::new(),
             etcd: None,
+            kubernetes_namespace: None,
             nats: None,
             routing: PolicyConfig::default(),
             models: BTreeMap::new(),

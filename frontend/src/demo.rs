@@ -43,6 +43,11 @@ pub async fn run(args: DemoArgs, shutdown: impl Future<Output = ()>) -> anyhow::
                 .map_err(anyhow::Error::msg)?,
         );
     }
+    for flag in &args.plugins {
+        config
+            .plugins
+            .push(crate::plugins::parse_plugin_flag(flag).map_err(anyhow::Error::msg)?);
+    }
     config.validate()?;
     let listener = TcpListener::bind(config.listen).await?;
     let url = format!("http://{}", listener.local_addr()?);
@@ -55,6 +60,9 @@ pub async fn run(args: DemoArgs, shutdown: impl Future<Output = ()>) -> anyhow::
     println!(
         "  try: curl -N {url}/v1/chat/completions -H 'Content-Type: application/json' \\\n         -d '{{\"model\":\"{DEMO_MODEL}\",\"stream\":true,\"messages\":[{{\"role\":\"user\",\"content\":\"Hello!\"}}]}}'"
     );
+    for plugin in &args.plugins {
+        println!("  plugin: {plugin}");
+    }
     println!("  metrics: {url}/metrics   (Ctrl-C stops everything)");
     let result = serve::run(config, listener, shutdown).await;
     let _ = stop.send(true);

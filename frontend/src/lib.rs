@@ -13,6 +13,7 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod discovery;
 pub mod env_names;
 pub mod error;
 pub mod events;

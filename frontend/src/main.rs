@@ -39,7 +39,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn init_tracing() {
+    // SWITCHYARD_LOG wins; RUST_LOG is honoured too (the chart sets it).
     let filter = tracing_subscriber::EnvFilter::try_from_env(env_names::LOG)
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use std::time::Duration;
 use switchyard_runtime::health::{spawn_canary, spawn_prober};
-use switchyard_runtime::{DiscoveryEvent, Registry};
+use switchyard_runtime::Registry;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::app::App;
-use crate::config::{DiscoveryKind, ServeConfig};
+use crate::config::ServeConfig;
+use crate::discovery;
 use crate::plugins::record::Recorder;
 use crate::plugins::{tasks, FileStamp, PluginSet, PluginSource};
 use crate::server;
@@ -23,15 +24,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let registry = Arc::new(Registry::default());
-    match config.discovery {
-        DiscoveryKind::Static => {
-            registry.apply(DiscoveryEvent::Snapshot(config.instance_specs()));
-        }
-        other => anyhow::bail!(
-            "--discovery {other:?} is not available in this build yet; use static workers (--worker MODEL=URL)"
-        ),
-    }
     let plugins = Arc::new(start_plugins(&config, &registry).await?);
+    let discovery_tasks = discovery::start(&config, &registry, &plugins).await?;
     // NATS events (KV index, worker load, replica sync) and the `kv` policy's overlap source;
     // held until shutdown (dropping it stops the tasks).
     let _events = crate::events::start(&registry, &config).await?;
@@ -69,6 +63,7 @@ pub async fn run(
         canary.abort();
     }
     plugin_tasks.iter().for_each(JoinHandle::abort);
+    discovery_tasks.iter().for_each(JoinHandle::abort);
     Ok(())
 }
 
