@@ -176,10 +176,15 @@ pub fn worker_flags(model: &str, mockers: &[&Proc]) -> Vec<String> {
 /// Starts a frontend that loads slow-to-compile plugins (Python/JS): a long readiness deadline.
 pub async fn frontend_slow(extra: &[String]) -> anyhow::Result<Proc> {
     let port = free_port();
-    let mut args = vec!["serve".to_owned(), "--listen".to_owned(), "127.0.0.1:{port}".to_owned()];
+    let mut args = vec![
+        "serve".to_owned(),
+        "--listen".to_owned(),
+        "127.0.0.1:{port}".to_owned(),
+    ];
     args.extend(extra.iter().cloned());
     let mut p = Proc::spawn("frontend", &args, port)?;
-    p.wait_ready_within("/live", Duration::from_secs(240)).await?;
+    p.wait_ready_within("/live", Duration::from_secs(240))
+        .await?;
     Ok(p)
 }
 

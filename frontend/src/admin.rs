@@ -9,10 +9,10 @@ use serde::Serialize;
 use switchyard_runtime::clock::now_ns;
 use switchyard_runtime::health::HealthStatus;
 
+use crate::admin_plugins;
 use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
-use crate::admin_plugins;
 use crate::http_edge::{error_response, json_response};
 
 #[derive(Serialize)]
@@ -44,7 +44,9 @@ pub async fn handle(app: &Arc<App>, parts: &Parts, body: Incoming) -> Response<B
         (&Method::DELETE, p) if p.starts_with(PLUGINS) => {
             admin_plugins::delete(app, &p[PLUGINS.len()..]).await
         }
-        (&Method::GET, p) if p.starts_with(EXPLAIN) => admin_plugins::explain(app, &p[EXPLAIN.len()..]),
+        (&Method::GET, p) if p.starts_with(EXPLAIN) => {
+            admin_plugins::explain(app, &p[EXPLAIN.len()..])
+        }
         (_, path) => Err(ApiError::not_found(format!("No admin route for {path}."))),
     };
     result.unwrap_or_else(|error| error_response(&error))

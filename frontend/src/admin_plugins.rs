@@ -207,9 +207,7 @@ fn settings<'a>(
         config.config = serde_json::from_str(c)
             .map_err(|e| bad("config", format!("config is not JSON: {e}")))?;
     }
-    config
-        .validate()
-        .map_err(ApiError::invalid_request)?;
+    config.validate().map_err(ApiError::invalid_request)?;
     Ok(config)
 }
 

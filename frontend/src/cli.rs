@@ -122,9 +122,11 @@ impl ServeArgs {
             config.routing.session_header = v;
         }
         for flag in &self.plugins {
-            let plugin = crate::plugins::parse_plugin_flag(flag).map_err(|message| ConfigError::Invalid {
-                key: "--plugin".into(),
-                message,
+            let plugin = crate::plugins::parse_plugin_flag(flag).map_err(|message| {
+                ConfigError::Invalid {
+                    key: "--plugin".into(),
+                    message,
+                }
             })?;
             config.plugins.push(plugin);
         }

@@ -264,12 +264,25 @@ impl ServeConfig {
             let key = format!("plugins[{i}]");
             plugin.validate().map_err(|m| invalid(&key, m))?;
             if !names.insert(plugin.name.as_str()) {
-                return Err(invalid(format!("{key}.name"), format!("duplicate plugin name `{}`", plugin.name)));
+                return Err(invalid(
+                    format!("{key}.name"),
+                    format!("duplicate plugin name `{}`", plugin.name),
+                ));
             }
             match &plugin.path {
                 Some(path) if std::path::Path::new(path).is_file() => {}
-                Some(path) => return Err(invalid(format!("{key}.path"), format!("`{path}` is not a readable file"))),
-                None => return Err(invalid(format!("{key}.path"), "a configured plugin needs a path")),
+                Some(path) => {
+                    return Err(invalid(
+                        format!("{key}.path"),
+                        format!("`{path}` is not a readable file"),
+                    ))
+                }
+                None => {
+                    return Err(invalid(
+                        format!("{key}.path"),
+                        "a configured plugin needs a path",
+                    ))
+                }
             }
         }
         if let Some(token) = &self.admin_token {
