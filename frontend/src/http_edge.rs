@@ -90,6 +90,13 @@ pub fn error_response(error: &ApiError) -> Response<Body> {
             response.headers_mut().insert(header::RETRY_AFTER, v);
         }
     }
+    if error.status == 413 {
+        // The body was not (fully) read: the connection cannot carry another request, and a
+        // client that pooled it would fail its next request with an incomplete message.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     response
 }
 

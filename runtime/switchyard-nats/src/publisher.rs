@@ -55,6 +55,9 @@ impl Publisher {
         let instance = instance.into();
         let epoch = rand::random::<u64>() | 1;
         let requests = conn.client.subscribe(subjects::kv_dump(&instance)).await?;
+        // The first event makes every frontend ask for a dump: the responder must be live at
+        // the server before anything is published.
+        conn.settle().await;
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(
             Worker {

@@ -67,7 +67,7 @@ impl Cache {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_events_and_load_reach_the_frontend() {
     let nats = Nats::start();
     let (worker, frontend) = (connected(&nats, "w").await, connected(&nats, "f").await);
@@ -79,6 +79,20 @@ async fn worker_events_and_load_reach_the_frontend() {
     let publisher = Publisher::start(&worker, "w1.local:8000", cache.dump_fn())
         .await
         .unwrap();
+    // Core NATS drops what is published before the server has registered a subscription, and
+    // the worker and frontend use different connections: wait until a load snapshot gets
+    // through before relying on the first KV event (in production the next event's sequence
+    // gap would trigger a dump instead).
+    let warm = LoadSnapshot {
+        running: 0,
+        waiting: 0,
+        kv_usage: 0.0,
+    };
+    eventually(SETTLE, "subscription live", || {
+        publisher.publish_load(warm);
+        sub.load("w1.local:8000") == Some(warm)
+    })
+    .await;
 
     cache.store(&publisher, &[1, 2, 3]);
     eventually(SETTLE, "blocks indexed", || {
@@ -126,6 +140,7 @@ impl FakeWorker {
     async fn start(conn: NatsConnection, id: &'static str) -> Self {
         let state = Arc::new(Mutex::new((0u64, BTreeSet::new())));
         let mut requests = conn.client.subscribe(subjects::kv_dump(id)).await.unwrap();
+        conn.settle().await;
         let (client, s) = (conn.client.clone(), state.clone());
         tokio::spawn(async move {
             while let Some(req) = requests.next().await {
@@ -174,7 +189,7 @@ impl FakeWorker {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sequence_gap_triggers_a_dump_and_the_index_matches_it() {
     let nats = Nats::start();
     let (worker, frontend) = (connected(&nats, "w").await, connected(&nats, "f").await);
@@ -205,7 +220,7 @@ async fn a_sequence_gap_triggers_a_dump_and_the_index_matches_it() {
     assert_eq!(index.instance_blocks("gappy"), 4);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_restart_resubscribes_and_resyncs() {
     let mut nats = Nats::start();
     let (worker, frontend) = (connected(&nats, "w").await, connected(&nats, "f").await);
@@ -246,7 +261,7 @@ async fn nats_restart_resubscribes_and_resyncs() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replica_sync_peers_share_in_flight_counts() {
     let nats = Nats::start();
     let (ca, cb) = (connected(&nats, "fa").await, connected(&nats, "fb").await);
@@ -310,7 +325,7 @@ async fn replica_sync_peers_share_in_flight_counts() {
     eventually(SETTLE, "c expired", || b.remote_in_flight("w9") == 0).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frontend_started_before_nats_connects_when_it_appears() {
     let port = free_port();
     // No server yet: connect still returns, and the subscriber starts (load-only routing).
