@@ -7,8 +7,10 @@ scripts/bootstrap.sh
 if [ -x scripts/build-plugins.sh ]; then
   scripts/build-plugins.sh
 fi
-# The integration tests start the real `switchyard` binary from target/debug.
-cargo build --workspace --bins
+# The integration tests start the real `switchyard` binary from target/debug. Building the
+# binaries together with the tests unifies features once (as `cargo test` does), so the large
+# dependencies (wasmtime, kube) are compiled once rather than twice.
+cargo build --workspace --bins --tests
 cargo test --workspace --no-fail-fast
 if [ -x scripts/test-chart.sh ]; then
   scripts/test-chart.sh
