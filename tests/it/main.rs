@@ -14,7 +14,11 @@ mod shutdown;
 mod streaming;
 mod templates;
 
+use std::collections::HashMap;
+
 use serde_json::{json, Value};
+use switchyard_tests::http::post_json;
+use switchyard_tests::Proc;
 
 pub const MODEL: &str = "mock-model";
 
@@ -26,4 +30,25 @@ pub fn chat(content: &str, max_tokens: u32, stream: bool) -> Value {
         "max_tokens": max_tokens,
         "stream": stream,
     })
+}
+
+/// Sends `n` requests sequentially; counts the instances that served them.
+pub async fn spread(fe: &Proc, n: usize, session: Option<&str>) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for i in 0..n {
+        let headers: Vec<(&str, &str)> = session
+            .map(|s| vec![("x-session-id", s)])
+            .unwrap_or_default();
+        let (status, h, _) = post_json(
+            &format!("{}/v1/chat/completions", fe.url()),
+            &chat(&format!("req {i}"), 2, false),
+            &headers,
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 200);
+        let id = h["x-switchyard-instance"].to_str().unwrap().to_owned();
+        *counts.entry(id).or_insert(0) += 1;
+    }
+    counts
 }

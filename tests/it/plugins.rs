@@ -64,27 +64,9 @@ fn args_with(mockers: &[Proc], extra: &[String]) -> Vec<String> {
     args
 }
 
+/// Sequential requests; counts the instances that served them.
 async fn send(fe: &Proc, n: usize) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for i in 0..n {
-        let (status, headers, body) = post_json(
-            &format!("{}/v1/chat/completions", fe.url()),
-            &chat(&format!("q{i}"), 2, false),
-            &[],
-        )
-        .await
-        .unwrap();
-        assert_eq!(status, 200, "{body}");
-        *counts
-            .entry(
-                headers["x-switchyard-instance"]
-                    .to_str()
-                    .unwrap()
-                    .to_owned(),
-            )
-            .or_insert(0) += 1;
-    }
-    counts
+    crate::spread(fe, n, None).await
 }
 
 #[tokio::test]

@@ -2,10 +2,9 @@
 
 use std::collections::HashMap;
 
-use switchyard_tests::http::post_json;
 use switchyard_tests::{frontend, mocker, worker_flags, Proc};
 
-use crate::{chat, MODEL};
+use crate::{spread, MODEL};
 
 async fn three_mockers() -> Vec<Proc> {
     let mut v = Vec::new();
@@ -13,27 +12,6 @@ async fn three_mockers() -> Vec<Proc> {
         v.push(mocker(&[]).await.unwrap());
     }
     v
-}
-
-/// Sends `n` requests sequentially; counts the instances that served them.
-async fn spread(fe: &Proc, n: usize, session: Option<&str>) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for i in 0..n {
-        let headers: Vec<(&str, &str)> = session
-            .map(|s| vec![("x-session-id", s)])
-            .unwrap_or_default();
-        let (status, h, _) = post_json(
-            &format!("{}/v1/chat/completions", fe.url()),
-            &chat(&format!("req {i}"), 2, false),
-            &headers,
-        )
-        .await
-        .unwrap();
-        assert_eq!(status, 200);
-        let id = h["x-switchyard-instance"].to_str().unwrap().to_owned();
-        *counts.entry(id).or_insert(0) += 1;
-    }
-    counts
 }
 
 async fn frontend_with(policy: &str, mockers: &[Proc]) -> Proc {
