@@ -54,8 +54,8 @@ pub struct ServeArgs {
     /// etcd endpoint for `--discovery etcd`.
     #[arg(long, env = env::ETCD, value_name = "URL")]
     pub etcd: Option<String>,
-    /// Namespace watched by `--discovery kubernetes` (empty: every namespace).
-    #[arg(long, env = env::KUBERNETES_NAMESPACE, value_name = "NS")]
+    /// Namespaces watched by `--discovery kubernetes`, comma-separated (empty: every namespace).
+    #[arg(long, env = env::KUBERNETES_NAMESPACE, value_name = "NS[,NS…]")]
     pub kubernetes_namespace: Option<String>,
     /// NATS server for KV-cache and load events.
     #[arg(long, env = env::NATS, value_name = "URL")]

@@ -59,17 +59,16 @@ async fn kubernetes(
     let client = kube::Client::try_default().await.map_err(|e| {
         anyhow::anyhow!("--discovery kubernetes: no usable cluster credentials: {e}")
     })?;
-    let namespace = config
-        .kubernetes_namespace
-        .clone()
-        .filter(|ns| !ns.is_empty());
+    // `a,b` watches those namespaces (a Role in each suffices); unset or empty, every namespace.
+    let scope = switchyard_k8s::WatchScope::parse(
+        config.kubernetes_namespace.as_deref().unwrap_or_default(),
+    );
+    tracing::info!(?scope, "kubernetes discovery");
     let (tx, rx) = mpsc::unbounded_channel();
     let instances = {
-        let (client, namespace) = (client.clone(), namespace.clone());
+        let (client, scope) = (client.clone(), scope.clone());
         tokio::spawn(async move {
-            if let Err(error) =
-                switchyard_k8s::discovery::run_discovery(client, namespace, tx).await
-            {
+            if let Err(error) = switchyard_k8s::discovery::run_discovery(client, scope, tx).await {
                 tracing::error!(%error, "kubernetes instance discovery stopped");
             }
         })
@@ -81,7 +80,7 @@ async fn kubernetes(
     let (ptx, prx) = mpsc::unbounded_channel();
     let plugin_watch = tokio::spawn(async move {
         if let Err(error) =
-            switchyard_k8s::plugins::run_plugin_discovery(client, namespace, fetcher, ptx).await
+            switchyard_k8s::plugins::run_plugin_discovery(client, scope, fetcher, ptx).await
         {
             tracing::error!(%error, "kubernetes plugin discovery stopped");
         }

@@ -5,7 +5,8 @@
 //! One file per concept, controller-rs style: [`context`] (shared state), [`workerpool`] and
 //! [`routerplugin`] (reconcile + error policy), [`manifests`] (child objects), [`backoff`],
 //! [`leader`] (Lease election), [`metrics`], [`server`] (`/healthz`, `/readyz`, `/metrics`),
-//! [`controller`] (wiring), [`validator`] (the world check).
+//! [`controller`] (wiring), [`plugin_sources`] (ConfigMap → RouterPlugins), [`validator`]
+//! (the world check).
 #![forbid(unsafe_code)]
 
 pub mod backoff;
@@ -15,6 +16,7 @@ pub mod error;
 pub mod leader;
 pub mod manifests;
 pub mod metrics;
+pub mod plugin_sources;
 pub mod routerplugin;
 pub mod server;
 pub mod validator;

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use switchyard_operator::controller::{self, Scope};
+use switchyard_k8s::WatchScope;
+use switchyard_operator::controller;
 use switchyard_operator::leader::{LeaderElector, LeaseConfig};
 use switchyard_operator::metrics::Metrics;
 use switchyard_operator::server::{self, Readiness};
@@ -34,11 +35,18 @@ enum Command {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Reconcile only this namespace (namespaced RBAC suffices). Default: the pod's namespace.
-    #[arg(long, env = "SWITCHYARD_WATCH_NAMESPACE")]
-    namespace: Option<String>,
+    /// Reconcile only these namespaces, comma-separated (a Role in each suffices).
+    /// Default: the pod's namespace.
+    #[arg(
+        long = "namespaces",
+        visible_alias = "namespace",
+        env = "SWITCHYARD_WATCH_NAMESPACES",
+        value_delimiter = ',',
+        value_name = "NS[,NS…]"
+    )]
+    namespaces: Vec<String>,
     /// Reconcile every namespace (needs the cluster-wide RBAC).
-    #[arg(long, env = "SWITCHYARD_ALL_NAMESPACES", conflicts_with = "namespace")]
+    #[arg(long, env = "SWITCHYARD_ALL_NAMESPACES", conflicts_with = "namespaces")]
     all_namespaces: bool,
     /// Address of /healthz, /readyz and /metrics.
     #[arg(
@@ -65,6 +73,18 @@ struct RunArgs {
     pod_name: String,
 }
 
+/// `--all-namespaces`, else the listed namespaces, else the pod's own.
+fn scope(args: &RunArgs) -> WatchScope {
+    if args.all_namespaces {
+        return WatchScope::Cluster;
+    }
+    match WatchScope::from_names(&args.namespaces) {
+        // Never widen to every namespace by accident: no list means the pod's own.
+        WatchScope::Cluster => WatchScope::Namespaces(vec![args.pod_namespace.clone()]),
+        listed => listed,
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -87,15 +107,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let client = kube::Client::try_default()
         .await
         .context("connecting to the Kubernetes API")?;
-    let scope = if args.all_namespaces {
-        Scope::Cluster
-    } else {
-        Scope::Namespace(
-            args.namespace
-                .clone()
-                .unwrap_or_else(|| args.pod_namespace.clone()),
-        )
-    };
+    let scope = scope(&args);
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(Readiness::default());
     let ctx = Arc::new(Context::new(

@@ -34,9 +34,16 @@ app.kubernetes.io/instance: {{ .ctx.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
-{{/* The namespace watched in namespace scope. */}}
-{{- define "switchyard.watchNamespace" -}}
-{{- default .Release.Namespace .Values.watchNamespace -}}
+{{/*
+The namespaces watched in namespace scope, comma-separated (what `--namespaces` takes). The
+single-namespace key of earlier chart versions is refused rather than silently ignored.
+*/}}
+{{- define "switchyard.watchNamespaces" -}}
+{{- if hasKey .Values "watchNamespace" -}}
+{{- fail "watchNamespace was replaced by the list watchNamespaces (e.g. --set 'watchNamespaces={models}')" -}}
+{{- end -}}
+{{- $list := .Values.watchNamespaces | default (list .Release.Namespace) -}}
+{{- join "," (sortAlpha (uniq $list)) -}}
 {{- end -}}
 
 {{/* Image reference; call with (dict "ctx" . "image" .Values.frontend.image). */}}

@@ -1,5 +1,6 @@
 //! Reconciler tests against a mocked API server (see [`crate::fixtures`]).
 
+mod config_map_watch;
 mod figures;
 mod leader;
 mod routerplugin;

@@ -1,8 +1,8 @@
 //! Kubernetes instance discovery for the frontend (`--discovery kubernetes`): watches
-//! `WorkerPool`s and the EndpointSlices of their Services and reports ready instances as
-//! [`DiscoveryEvent`]s.
+//! `WorkerPool`s and the EndpointSlices of their Services — in a list of namespaces or in all
+//! of them — and reports ready instances as [`DiscoveryEvent`]s.
 //!
-//! The first complete picture (both watches listed) goes out as one `Snapshot`; after that only
+//! The first complete picture (every watch listed) goes out as one `Snapshot`; after that only
 //! `Upsert`/`Remove` differences. When a watch fails, `State(Disconnected)` is sent once and the
 //! frontend keeps serving the last known set while the watcher retries with backoff; the next
 //! successful event sends `State(Connected)`.
@@ -12,60 +12,70 @@ use std::collections::{BTreeMap, HashMap};
 use futures_util::{stream, StreamExt};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::{watcher, WatchStreamExt};
-use kube::{Api, Client};
+use kube::Client;
 use switchyard_runtime::{DiscoveryEvent, DiscoveryState, InstanceSpec};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::instances::{diff, InstanceIndex, Key};
 use crate::labels;
-use crate::workerpool::WorkerPool;
+use crate::scope::{in_watch, WatchNamespace, WatchScope};
+use crate::workerpool::{WorkerPool, WorkerPoolSpec};
 use crate::Result;
 
+/// An event of one watch; `usize` is the watch's position in [`WatchScope::watches`].
 enum Update {
-    Pool(Box<watcher::Event<WorkerPool>>),
-    Slice(Box<watcher::Event<EndpointSlice>>),
+    Pool(usize, Box<watcher::Event<WorkerPool>>),
+    Slice(usize, Box<watcher::Event<EndpointSlice>>),
 }
 
-/// Tracks initial lists (buffers between `Init` and `InitDone`) and what was last reported.
-#[derive(Default)]
+/// The initial list of one watch: buffered between `Init` and `InitDone`, so a re-list
+/// replaces that watch's objects at once (and never another namespace's).
+struct Listing<T> {
+    namespace: WatchNamespace,
+    buf: Option<HashMap<Key, T>>,
+    listed: bool,
+}
+
+/// Tracks the initial lists of every watch and what was last reported.
 struct Tracker {
     index: InstanceIndex,
-    pool_buf: Option<HashMap<Key, WorkerPool>>,
-    slice_buf: Option<HashMap<Key, EndpointSlice>>,
-    pools_listed: bool,
-    slices_listed: bool,
+    pools: Vec<Listing<WorkerPoolSpec>>,
+    slices: Vec<Listing<EndpointSlice>>,
     reported: Option<BTreeMap<String, InstanceSpec>>,
     connected: bool,
 }
 
-/// Watches WorkerPools and their EndpointSlices in `namespace` (or every namespace when
-/// `None`) and sends instance changes to `tx` until the receiver is dropped.
+/// Watches WorkerPools and their EndpointSlices in `scope` and sends instance changes to `tx`
+/// until the receiver is dropped.
 ///
-/// Needs `list`/`watch` on `workerpools.switchyard.dev` and `endpointslices.discovery.k8s.io`.
+/// Needs `list`/`watch` on `workerpools.switchyard.dev` and `endpointslices.discovery.k8s.io`
+/// in every watched namespace.
 pub async fn run_discovery(
     client: Client,
-    namespace: Option<String>,
+    scope: WatchScope,
     tx: UnboundedSender<DiscoveryEvent>,
 ) -> Result<()> {
-    let (pools, slices): (Api<WorkerPool>, Api<EndpointSlice>) = match &namespace {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client, ns),
-        ),
-        None => (Api::all(client.clone()), Api::all(client)),
-    };
-    let pool_events = watcher(pools, watcher::Config::default())
-        .default_backoff()
-        .map(|e| e.map(|event| Update::Pool(Box::new(event))))
-        .boxed();
+    let mut watches = Vec::new();
+    for (i, pools) in scope.apis::<WorkerPool>(&client).into_iter().enumerate() {
+        watches.push(
+            watcher(pools, watcher::Config::default())
+                .default_backoff()
+                .map(move |e| e.map(|event| Update::Pool(i, Box::new(event))))
+                .boxed(),
+        );
+    }
     // The EndpointSlice controller copies the Service's labels onto its slices, so the pool
     // label narrows the watch to Switchyard's slices.
-    let slice_events = watcher(slices, watcher::Config::default().labels(labels::POOL))
-        .default_backoff()
-        .map(|e| e.map(|event| Update::Slice(Box::new(event))))
-        .boxed();
-    let mut updates = stream::select(pool_events, slice_events);
-    let mut tracker = Tracker::default();
+    for (i, slices) in scope.apis::<EndpointSlice>(&client).into_iter().enumerate() {
+        watches.push(
+            watcher(slices, watcher::Config::default().labels(labels::POOL))
+                .default_backoff()
+                .map(move |e| e.map(|event| Update::Slice(i, Box::new(event))))
+                .boxed(),
+        );
+    }
+    let mut updates = stream::select_all(watches);
+    let mut tracker = Tracker::new(&scope);
     while let Some(update) = updates.next().await {
         let events = match update {
             Ok(update) => tracker.apply(update),
@@ -83,50 +93,83 @@ pub async fn run_discovery(
     Ok(())
 }
 
+/// The event with each object turned into `(key, value)`.
+fn keyed<K, T>(event: watcher::Event<K>, f: impl Fn(K) -> (Key, T)) -> watcher::Event<(Key, T)> {
+    match event {
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitApply(o) => watcher::Event::InitApply(f(o)),
+        watcher::Event::InitDone => watcher::Event::InitDone,
+        watcher::Event::Apply(o) => watcher::Event::Apply(f(o)),
+        watcher::Event::Delete(o) => watcher::Event::Delete(f(o)),
+    }
+}
+
+impl<T> Listing<T> {
+    fn new(namespace: WatchNamespace) -> Self {
+        Self {
+            namespace,
+            buf: None,
+            listed: false,
+        }
+    }
+
+    /// Feeds one event; `live` is the index's map for this kind of object.
+    fn apply(&mut self, event: watcher::Event<(Key, T)>, live: &mut HashMap<Key, T>) {
+        match event {
+            watcher::Event::Init => self.buf = Some(HashMap::new()),
+            watcher::Event::InitApply((k, v)) => {
+                self.buf.get_or_insert_default().insert(k, v);
+            }
+            watcher::Event::InitDone => {
+                let listed = self.buf.take().unwrap_or_default();
+                live.retain(|k, _| !in_watch(&self.namespace, k));
+                live.extend(listed);
+                self.listed = true;
+            }
+            watcher::Event::Apply((k, v)) => {
+                live.insert(k, v);
+            }
+            watcher::Event::Delete((k, _)) => {
+                live.remove(&k);
+            }
+        }
+    }
+}
+
 impl Tracker {
+    fn new(scope: &WatchScope) -> Self {
+        Self {
+            index: InstanceIndex::default(),
+            pools: scope.watches().into_iter().map(Listing::new).collect(),
+            slices: scope.watches().into_iter().map(Listing::new).collect(),
+            reported: None,
+            connected: false,
+        }
+    }
+
     fn apply(&mut self, update: Update) -> Vec<DiscoveryEvent> {
         match update {
-            Update::Pool(event) => match *event {
-                watcher::Event::Init => self.pool_buf = Some(HashMap::new()),
-                watcher::Event::InitApply(p) => {
-                    self.pool_buf
-                        .get_or_insert_default()
-                        .insert(InstanceIndex::key_of(&p), p);
+            Update::Pool(i, event) => {
+                let event = keyed(*event, |p| (InstanceIndex::key_of(&p), p.spec));
+                if let Some(listing) = self.pools.get_mut(i) {
+                    listing.apply(event, &mut self.index.pools);
                 }
-                watcher::Event::InitDone => {
-                    let listed = self.pool_buf.take().unwrap_or_default();
-                    self.index.pools = listed.into_iter().map(|(k, p)| (k, p.spec)).collect();
-                    self.pools_listed = true;
+            }
+            Update::Slice(i, event) => {
+                let event = keyed(*event, |s| (InstanceIndex::key_of(&s), s));
+                if let Some(listing) = self.slices.get_mut(i) {
+                    listing.apply(event, &mut self.index.slices);
                 }
-                watcher::Event::Apply(p) => self.index.upsert_pool(p),
-                watcher::Event::Delete(p) => {
-                    self.index.pools.remove(&InstanceIndex::key_of(&p));
-                }
-            },
-            Update::Slice(event) => match *event {
-                watcher::Event::Init => self.slice_buf = Some(HashMap::new()),
-                watcher::Event::InitApply(s) => {
-                    self.slice_buf
-                        .get_or_insert_default()
-                        .insert(InstanceIndex::key_of(&s), s);
-                }
-                watcher::Event::InitDone => {
-                    self.index.slices = self.slice_buf.take().unwrap_or_default();
-                    self.slices_listed = true;
-                }
-                watcher::Event::Apply(s) => self.index.upsert_slice(s),
-                watcher::Event::Delete(s) => {
-                    self.index.slices.remove(&InstanceIndex::key_of(&s));
-                }
-            },
+            }
         }
+        let listed = self.pools.iter().all(|l| l.listed) && self.slices.iter().all(|l| l.listed);
         let mut events = Vec::new();
-        if !self.connected && self.pools_listed && self.slices_listed {
+        if !listed {
+            return events;
+        }
+        if !self.connected {
             self.connected = true;
             events.push(DiscoveryEvent::State(DiscoveryState::Connected));
-        }
-        if !(self.pools_listed && self.slices_listed) {
-            return events;
         }
         let now = self.index.instances();
         match &self.reported {
@@ -144,5 +187,78 @@ impl Tracker {
         } else {
             Vec::new()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pool(ns: &str) -> WorkerPool {
+        serde_json::from_value(
+            json!({"apiVersion": "switchyard.dev/v1alpha1", "kind": "WorkerPool",
+            "metadata": {"name": "llama", "namespace": ns},
+            "spec": {"model": format!("m-{ns}"), "replicas": 1, "template": {"image": "i"}}}),
+        )
+        .expect("pool")
+    }
+
+    fn slice(ns: &str, ip: &str) -> EndpointSlice {
+        serde_json::from_value(json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "llama-x", "namespace": ns,
+                         "labels": {"kubernetes.io/service-name": "llama", "switchyard.dev/pool": "llama"}},
+            "addressType": "IPv4", "endpoints": [{"addresses": [ip]}], "ports": [{"name": "http", "port": 8000}]}))
+        .expect("slice")
+    }
+
+    fn list(tracker: &mut Tracker, i: usize, ns: &str, ip: Option<&str>) -> Vec<DiscoveryEvent> {
+        let mut out = Vec::new();
+        for e in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(pool(ns)),
+            watcher::Event::InitDone,
+        ] {
+            out.extend(tracker.apply(Update::Pool(i, Box::new(e))));
+        }
+        out.extend(tracker.apply(Update::Slice(i, Box::new(watcher::Event::Init))));
+        if let Some(ip) = ip {
+            let e = watcher::Event::InitApply(slice(ns, ip));
+            out.extend(tracker.apply(Update::Slice(i, Box::new(e))));
+        }
+        out.extend(tracker.apply(Update::Slice(i, Box::new(watcher::Event::InitDone))));
+        out
+    }
+
+    #[test]
+    fn a_namespace_list_reports_once_every_namespace_is_listed() {
+        let mut tracker = Tracker::new(&WatchScope::parse("a,b"));
+        assert!(
+            list(&mut tracker, 0, "a", Some("10.0.0.1")).is_empty(),
+            "b not listed yet"
+        );
+        let events = list(&mut tracker, 1, "b", Some("10.0.0.2"));
+        let [DiscoveryEvent::State(DiscoveryState::Connected), DiscoveryEvent::Snapshot(all)] =
+            events.as_slice()
+        else {
+            panic!("expected Connected + Snapshot, got {events:?}")
+        };
+        let ids: Vec<&str> = all.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["a/llama/10.0.0.1", "b/llama/10.0.0.2"]);
+    }
+
+    #[test]
+    fn relisting_one_namespace_keeps_the_others() {
+        let mut tracker = Tracker::new(&WatchScope::parse("a,b"));
+        list(&mut tracker, 0, "a", Some("10.0.0.1"));
+        list(&mut tracker, 1, "b", Some("10.0.0.2"));
+        // Namespace a's watch re-lists (e.g. after a 410 Gone) and its slice is gone.
+        let events = list(&mut tracker, 0, "a", None);
+        assert_eq!(
+            events,
+            vec![DiscoveryEvent::Remove {
+                id: "a/llama/10.0.0.1".into()
+            }]
+        );
     }
 }

@@ -16,6 +16,7 @@ pub mod labels;
 pub mod plugins;
 pub mod routerplugin;
 mod schema;
+pub mod scope;
 pub mod source;
 pub mod workerpool;
 
@@ -26,6 +27,7 @@ pub use routerplugin::{
     AppliesTo, ConfigMapSource, FailurePolicy, PluginKind, PluginLimits, PluginMode, PluginSource,
     RouterPlugin, RouterPluginSpec, RouterPluginStatus,
 };
+pub use scope::WatchScope;
 pub use workerpool::{
     EngineKind, HealthCheck, Routing, WorkerApiKind, WorkerPool, WorkerPoolSpec, WorkerPoolStatus,
     WorkerTemplate,

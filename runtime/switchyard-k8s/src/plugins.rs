@@ -4,15 +4,19 @@
 //!
 //! A plugin whose new spec is not (yet) validated keeps its last loaded version — like a
 //! Deployment keeping old pods during a failed rollout — until a validated version appears or
-//! the resource is deleted. Failed fetches are retried every [`RETRY_INTERVAL`].
+//! the resource is deleted. Failed fetches are retried every [`RETRY_INTERVAL`], and at once
+//! when the ConfigMap they read changes (a metadata-only watch, so component bytes are fetched
+//! only for plugins that need them).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{stream, StreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::core::PartialObjectMeta;
 use kube::runtime::{watcher, WatchStreamExt};
-use kube::{Api, Client, ResourceExt};
+use kube::{Client, ResourceExt};
 use switchyard_runtime::DiscoveryState;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -20,6 +24,7 @@ use crate::instances::{InstanceIndex, Key};
 use crate::routerplugin::{
     AppliesTo, FailurePolicy, PluginKind, PluginLimits, PluginMode, RouterPlugin,
 };
+use crate::scope::{in_watch, WatchNamespace, WatchScope};
 use crate::source::{verify, SourceFetcher};
 use crate::Result;
 
@@ -62,45 +67,85 @@ pub enum PluginEvent {
 struct PluginTracker {
     fetcher: SourceFetcher,
     loaded: HashMap<Key, PluginArtifact>,
-    /// Validated plugins whose fetch or verification failed; retried on a timer.
+    /// Validated plugins whose fetch or verification failed; retried on a timer and whenever
+    /// the ConfigMap they name changes.
     failed: HashMap<Key, RouterPlugin>,
-    init_buf: Option<HashSet<Key>>,
+    /// Per RouterPlugin watch: its namespace and, during a (re-)list, the keys seen so far.
+    lists: Vec<(WatchNamespace, Option<HashSet<Key>>)>,
     connected: bool,
 }
 
-/// Watches RouterPlugins in `namespace` (all namespaces when `None`) and sends plugin changes to
-/// `tx` until the receiver is dropped.
+/// What the merged watches deliver.
+enum Input {
+    /// An event of the RouterPlugin watch at this position in [`WatchScope::watches`].
+    Plugin(usize, Box<watcher::Event<RouterPlugin>>),
+    /// A ConfigMap was created, changed or deleted (metadata only: components are large).
+    ConfigMap(Key),
+    /// The RouterPlugin watch failed.
+    PluginWatchFailed(watcher::Error),
+}
+
+/// Watches RouterPlugins in `scope` and sends plugin changes to `tx` until the receiver is
+/// dropped.
 ///
-/// Needs `list`/`watch` on `routerplugins.switchyard.dev` and `get` on ConfigMaps holding
-/// components.
+/// Needs `list`/`watch` on `routerplugins.switchyard.dev`, and `get`/`list`/`watch` on
+/// ConfigMaps (the watch is metadata-only; it retries a failed load as soon as the ConfigMap
+/// it names changes), in every watched namespace.
 pub async fn run_plugin_discovery(
     client: Client,
-    namespace: Option<String>,
+    scope: WatchScope,
     fetcher: SourceFetcher,
     tx: UnboundedSender<PluginEvent>,
 ) -> Result<()> {
-    let api: Api<RouterPlugin> = match &namespace {
-        Some(ns) => Api::namespaced(client, ns),
-        None => Api::all(client),
-    };
-    let mut events = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .boxed();
+    let mut inputs = Vec::new();
+    for (i, api) in scope.apis::<RouterPlugin>(&client).into_iter().enumerate() {
+        inputs.push(
+            watcher(api, watcher::Config::default())
+                .default_backoff()
+                .map(move |e| match e {
+                    Ok(event) => Input::Plugin(i, Box::new(event)),
+                    Err(err) => Input::PluginWatchFailed(err),
+                })
+                .boxed(),
+        );
+    }
+    for api in scope.apis::<PartialObjectMeta<ConfigMap>>(&client) {
+        inputs.push(
+            watcher(api, watcher::Config::default())
+                .default_backoff()
+                .touched_objects()
+                .filter_map(|e| async move {
+                    match e {
+                        Ok(cm) => Some(Input::ConfigMap(InstanceIndex::key_of(&cm))),
+                        Err(err) => {
+                            tracing::warn!(error = %err, "ConfigMap watch failed; failed plugin loads are retried on a timer");
+                            None
+                        }
+                    }
+                })
+                .boxed(),
+        );
+    }
+    let mut inputs = stream::select_all(inputs);
     let mut tracker = PluginTracker {
         fetcher,
         loaded: HashMap::new(),
         failed: HashMap::new(),
-        init_buf: None,
+        lists: scope.watches().into_iter().map(|ns| (ns, None)).collect(),
         connected: false,
     };
-    let mut retry = tokio::time::interval(RETRY_INTERVAL);
+    // The first retry is one interval away (`interval` would fire at once and mask how fast a
+    // ConfigMap change is picked up).
+    let first = tokio::time::Instant::now() + RETRY_INTERVAL;
+    let mut retry = tokio::time::interval_at(first, RETRY_INTERVAL);
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let out = tokio::select! {
-            next = events.next() => match next {
+            next = inputs.next() => match next {
                 None => return Ok(()),
-                Some(Ok(event)) => tracker.apply(event).await,
-                Some(Err(err)) => {
+                Some(Input::Plugin(i, event)) => tracker.apply(i, *event).await,
+                Some(Input::ConfigMap(key)) => tracker.config_map_changed(&key).await,
+                Some(Input::PluginWatchFailed(err)) => {
                     tracing::warn!(error = %err, "RouterPlugin watch failed; loaded plugins keep running");
                     tracker.disconnected()
                 }
@@ -116,29 +161,39 @@ pub async fn run_plugin_discovery(
 }
 
 impl PluginTracker {
-    async fn apply(&mut self, event: watcher::Event<RouterPlugin>) -> Vec<PluginEvent> {
+    async fn apply(
+        &mut self,
+        watch: usize,
+        event: watcher::Event<RouterPlugin>,
+    ) -> Vec<PluginEvent> {
         let mut out = Vec::new();
         if !self.connected {
             self.connected = true;
             out.push(PluginEvent::State(DiscoveryState::Connected));
         }
         match event {
-            watcher::Event::Init => self.init_buf = Some(HashSet::new()),
+            watcher::Event::Init => {
+                if let Some(list) = self.lists.get_mut(watch) {
+                    list.1 = Some(HashSet::new());
+                }
+            }
             watcher::Event::InitApply(p) => {
-                self.init_buf
-                    .get_or_insert_default()
-                    .insert(InstanceIndex::key_of(&p));
+                if let Some(list) = self.lists.get_mut(watch) {
+                    list.1
+                        .get_or_insert_default()
+                        .insert(InstanceIndex::key_of(&p));
+                }
                 out.extend(self.observe(p).await);
             }
             watcher::Event::InitDone => {
-                let present = self.init_buf.take().unwrap_or_default();
-                let gone: Vec<Key> = self
-                    .loaded
-                    .keys()
-                    .filter(|k| !present.contains(*k))
-                    .cloned()
-                    .collect();
-                self.failed.retain(|k, _| present.contains(k));
+                let Some((namespace, seen)) = self.lists.get_mut(watch) else {
+                    return out;
+                };
+                let present = seen.take().unwrap_or_default();
+                // Only this watch's namespace: another namespace's plugins are not in its list.
+                let stale = |k: &Key| in_watch(namespace, k) && !present.contains(k);
+                let gone: Vec<Key> = self.loaded.keys().filter(|k| stale(k)).cloned().collect();
+                self.failed.retain(|k, _| !stale(k));
                 for key in gone {
                     out.extend(self.remove(key));
                 }
@@ -148,6 +203,31 @@ impl PluginTracker {
                 let key = InstanceIndex::key_of(&p);
                 self.failed.remove(&key);
                 out.extend(self.remove(key));
+            }
+        }
+        out
+    }
+
+    /// Retries the failed plugins whose source is the ConfigMap `key`: its new bytes may be the
+    /// ones their validated digest names.
+    async fn config_map_changed(&mut self, key: &Key) -> Vec<PluginEvent> {
+        let waiting: Vec<Key> = self
+            .failed
+            .iter()
+            .filter(|(k, p)| {
+                k.0 == key.0
+                    && p.spec
+                        .source
+                        .config_map
+                        .as_ref()
+                        .is_some_and(|c| c.name == key.1)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut out = Vec::new();
+        for k in waiting {
+            if let Some(plugin) = self.failed.remove(&k) {
+                out.extend(self.observe(plugin).await);
             }
         }
         out
