@@ -6,7 +6,9 @@
 # - kubernetes-validate (PyPI): every rendered manifest, the CRDs and the examples against the
 #   upstream schemas of several Kubernetes versions (strict: unknown fields fail);
 # - WorkerPool/RouterPlugin examples against the chart's own CRD schemas (jsonschema);
-# - restricted pod security, least-privilege RBAC and "every values.yaml key is commented".
+# - restricted pod security, least-privilege RBAC (a Role per watched namespace) and "every
+#   values.yaml key is commented";
+# - the Dockerfiles against the chart (scripts/check-images.py; no image is built).
 #
 # Prints one line per check and `N passed, N failed`; exits non-zero on any failure.
 # The venv lives outside the repo: $SWITCHYARD_CHART_VENV (default ~/.cache/switchyard/venv-chart).
@@ -24,7 +26,8 @@ if ! "$VENV/bin/python" -c 'import helm_python, kubernetes_validate, jsonschema,
         'helm-python-sdk>=0.2.2,<0.3' 'kubernetes-validate>=1.33' 'jsonschema>=4' 'PyYAML>=6'
 fi
 
-exec "$VENV/bin/python" - "$ROOT" "$KUBE_VERSIONS" <<'PY'
+status=0
+"$VENV/bin/python" - "$ROOT" "$KUBE_VERSIONS" <<'PY' || status=1
 import copy
 import glob
 import os
@@ -78,8 +81,10 @@ VARIANTS = {
     "everything-on": EVERYTHING,
     "frontend-only+existing-secret": {"operator": {"enabled": False},
                                       "frontend": {"adminToken": {"existingSecret": "my-token"}}},
-    "other-watch-namespace": {"watchNamespace": "models", "operator": {"leaderElection": False}},
+    "other-watch-namespace": {"watchNamespaces": ["models"], "operator": {"leaderElection": False}},
+    "namespace-list": {"watchNamespaces": ["models-b", "models-a"], "networkPolicy": {"enabled": True}},
 }
+RELEASE_NS = "switchyard"
 
 # CRDs of the chart, as JSON schemas for the examples.
 crd_docs = []
@@ -182,6 +187,48 @@ def check_rbac(label, values, docs):
                   d["rules"])
 
 
+def check_namespaces(label, values, docs):
+    """Namespace scope: a Role + RoleBinding per watched namespace and component, and both
+    binaries told the same list; cluster scope: ClusterRoles and `--all-namespaces`."""
+    cluster = values.get("scope") == "cluster"
+    watched = sorted(set(values.get("watchNamespaces") or [RELEASE_NS]))
+    components = ["frontend"] + (["operator"] if values.get("operator", {}).get("enabled", True) else [])
+    roles = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]): d for d in docs
+             if d["kind"] in ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")}
+    for comp in components:
+        name = f"sy-switchyard-{comp}"
+        if cluster:
+            want = {("ClusterRole", None, name), ("ClusterRoleBinding", None, name)}
+        else:
+            want = {(k, ns, name) for ns in watched for k in ("Role", "RoleBinding")}
+        got = {k for k in roles if k[2] == name}
+        check(f"{label} {comp} RBAC is exactly {sorted(want, key=str)}", got == want, sorted(got, key=str))
+        for key in want:
+            if key[0].endswith("Binding"):
+                subject = roles[key]["subjects"][0]
+                check(f"{label} {key[0]}/{name} in {key[1]} binds the release's ServiceAccount",
+                      subject["namespace"] == RELEASE_NS and roles[key]["roleRef"]["kind"] == key[0][:-len("Binding")], roles[key])
+    listed = "" if cluster else ",".join(watched)
+    for d in docs:
+        if d["kind"] != "Deployment":
+            continue
+        c = d["spec"]["template"]["spec"]["containers"][0]
+        if d["metadata"]["name"].endswith("-operator"):
+            args = c["args"]
+            ok = "--all-namespaces" in args if cluster else args[args.index("--namespaces") + 1] == listed
+            check(f"{label} operator watches {listed or 'every namespace'}", ok, args)
+        if d["metadata"]["name"].endswith("-frontend"):
+            env = {e["name"]: e.get("value") for e in c["env"]}
+            check(f"{label} frontend watches {listed or 'every namespace'}",
+                  env.get("SWITCHYARD_KUBERNETES_NAMESPACE") == listed, env.get("SWITCHYARD_KUBERNETES_NAMESPACE"))
+    for d in docs:
+        if d["kind"] == "NetworkPolicy" and d["metadata"]["name"].endswith("-frontend") and not cluster:
+            selectors = [p.get("namespaceSelector") for rule in d["spec"]["egress"] for p in rule.get("to", [])]
+            values_in = [e["values"] for s in selectors if s for e in s.get("matchExpressions", [])]
+            check(f"{label} frontend NetworkPolicy reaches workers in the watched namespaces",
+                  sorted(values_in[0]) == watched if values_in else False, selectors)
+
+
 def check_frontend_command(label, docs):
     for d in docs:
         if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-frontend"):
@@ -197,7 +244,7 @@ def check_frontend_command(label, docs):
 with helm.Chart.load(chart_dir) as chart:
     for label, values in VARIANTS.items():
         try:
-            rendered = chart.render(copy.deepcopy(values), name="sy", namespace="switchyard", is_install=True)
+            rendered = chart.render(copy.deepcopy(values), name="sy", namespace=RELEASE_NS, is_install=True)
         except helm.HelmError as e:
             check(f"render {label}", False, e)
             continue
@@ -212,6 +259,7 @@ with helm.Chart.load(chart_dir) as chart:
         check_security(label, docs)
         check_rbac(label, values, docs)
         check_frontend_command(label, docs)
+        check_namespaces(label, values, docs)
         if label == "everything-on":
             kinds = {d["kind"] for d in docs}
             want = {"HorizontalPodAutoscaler", "ServiceMonitor", "NetworkPolicy", "PodDisruptionBudget", "ConfigMap", "ClusterRole"}
@@ -226,6 +274,13 @@ with helm.Chart.load(chart_dir) as chart:
                            "switchyard_input_tokens_total", "switchyard_output_tokens_total", "switchyard_retries_total",
                            "switchyard_instance_in_flight", "switchyard_instance_healthy"]:
                 check(f"dashboard charts {metric}", metric in exprs)
+
+    # The single-namespace key of earlier versions fails loudly instead of being ignored.
+    try:
+        chart.render({"watchNamespace": "models"}, name="sy", namespace=RELEASE_NS, is_install=True)
+        check("render refuses the old watchNamespace key", False, "rendered")
+    except helm.HelmError as e:
+        check("render refuses the old watchNamespace key", "watchNamespaces" in str(e), e)
 
 for label, values in VARIANTS.items():
     for v in versions:
@@ -259,3 +314,7 @@ check("every values.yaml key is commented", not undocumented, undocumented)
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
 PY
+
+# The container images, checked offline against the chart (scripts/check-images.py).
+"$VENV/bin/python" "$ROOT/scripts/check-images.py" "$ROOT" || status=1
+exit "$status"
