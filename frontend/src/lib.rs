@@ -11,6 +11,7 @@ pub mod admission;
 pub mod app;
 pub mod body;
 pub mod cli;
+pub mod coalescing_io;
 pub mod config;
 pub mod demo;
 pub mod discovery;

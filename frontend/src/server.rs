@@ -22,6 +22,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::app::App;
+use crate::coalescing_io::CoalescingStream;
 use crate::http_edge;
 
 /// Serves until `shutdown` resolves, then drains.
@@ -46,7 +47,9 @@ pub async fn serve(
             let app = Arc::clone(&app);
             async move { Ok::<_, Infallible>(http_edge::handle(app, request).await) }
         });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        // Coalesce a streamed response's events into as few writes as arrive together.
+        let io = TokioIo::new(CoalescingStream::new(stream));
+        let connection = graceful.watch(builder.serve_connection(io, service));
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");

@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response};
@@ -28,7 +28,7 @@ use switchyard_protocol::{ErrorBody, Usage};
 use switchyard_runtime::clock::now_ns;
 use switchyard_runtime::{InFlightGuard, Instance};
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use super::dispatch::{self, StreamStart, Upstream};
 use super::migrate::{Migration, Resume, Step};
@@ -154,7 +154,11 @@ pub struct RelayBody {
     _guard: Option<InFlightGuard>,
     _admission: Option<OwnedSemaphorePermit>,
     stall: Duration,
+    /// Fires at the earliest possible stall; re-armed lazily from `last_data` when it fires,
+    /// so that the hot path does not touch the timer wheel for every frame.
     stall_timer: Pin<Box<Sleep>>,
+    /// When the last upstream frame arrived (also the arrival time of its events).
+    last_data: Instant,
     last_event: Instant,
     tokens: u32,
     usage: Option<Usage>,
@@ -173,6 +177,7 @@ impl RelayBody {
     ) -> Self {
         let stall = Duration::from_millis(app.config.upstream.stall_timeout_ms);
         let first = start.first;
+        let now = Instant::now();
         let mut relay = Self {
             upstream: Some(start.body),
             framer: start.framer,
@@ -186,8 +191,9 @@ impl RelayBody {
             _guard: Some(start.guard),
             _admission: context.permit,
             stall,
-            stall_timer: Box::pin(tokio::time::sleep(stall)),
-            last_event: Instant::now(),
+            stall_timer: Box::pin(tokio::time::sleep_until(now + stall)),
+            last_data: now,
+            last_event: now,
             tokens: 0,
             usage: None,
             finished: false,
@@ -204,11 +210,18 @@ impl RelayBody {
             self.finish();
             return;
         }
-        let now = Instant::now();
+        let now = self.last_data;
         if self.tokens > 0 {
             self.tracker.observe_itl(now - self.last_event);
         }
         self.last_event = now;
+        let migrated = self.migration.as_ref().is_some_and(|m| m.migrated());
+        // Forwarded unchanged, an event can go out in the bytes it arrived in.
+        let raw = if self.translator.is_none() && !migrated {
+            event.raw
+        } else {
+            None
+        };
         let data = match &mut self.translator {
             Some(t) => match t.translate(&event.data) {
                 Ok(data) => data,
@@ -217,7 +230,7 @@ impl RelayBody {
             None => event.data,
         };
         let data = match &self.migration {
-            Some(m) if m.migrated() => m.restamp(data),
+            Some(m) if migrated => m.restamp(data),
             _ => data,
         };
         if memchr::memmem::find(&data, b"\"usage\"").is_some() {
@@ -245,7 +258,8 @@ impl RelayBody {
         if let Some(migration) = &mut self.migration {
             migration.record_sent(&data);
         }
-        self.out.push_back(encode_data(&data));
+        self.out
+            .push_back(raw.unwrap_or_else(|| encode_data(&data)));
     }
 
     /// The worker failed (broken connection, early close, malformed stream, stall): count it
@@ -321,8 +335,23 @@ impl RelayBody {
     }
 
     fn reset_stall_timer(&mut self) {
-        let deadline = tokio::time::Instant::now() + self.stall;
-        self.stall_timer.as_mut().reset(deadline);
+        self.last_data = Instant::now();
+        self.stall_timer.as_mut().reset(self.last_data + self.stall);
+    }
+
+    /// True when no data came for the stall timeout. The timer was armed for the earliest
+    /// possible stall; if data came since, it is re-armed from the last frame instead.
+    fn poll_stalled(&mut self, cx: &mut Context<'_>) -> bool {
+        loop {
+            if self.stall_timer.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            let deadline = self.last_data + self.stall;
+            if deadline <= Instant::now() {
+                return true;
+            }
+            self.stall_timer.as_mut().reset(deadline);
+        }
     }
 
     fn poll_upstream(&mut self, cx: &mut Context<'_>) -> Poll<()> {
@@ -336,7 +365,7 @@ impl RelayBody {
                 if let Some(data) = frame.data_ref() {
                     self.framer.push(data);
                 }
-                self.reset_stall_timer();
+                self.last_data = Instant::now();
                 Poll::Ready(())
             }
             Poll::Ready(Some(Err(e))) => {
@@ -348,7 +377,7 @@ impl RelayBody {
                 Poll::Ready(())
             }
             Poll::Pending => {
-                if self.stall_timer.as_mut().poll(cx).is_ready() {
+                if self.poll_stalled(cx) {
                     let ms = self.stall.as_millis();
                     self.upstream_failed(&format!("no data for {ms} ms (stalled)"), true);
                     return Poll::Ready(());

@@ -15,11 +15,23 @@ pub const DONE: &[u8] = b"[DONE]";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub data: Bytes,
+    /// The event exactly as it arrived, when that is already its canonical encoding
+    /// (`data: <data>\n\n`, as [`encode_data`] would write it): a relay that forwards the
+    /// data unchanged can send these bytes without re-encoding.
+    pub raw: Option<Bytes>,
 }
 
 impl Event {
     pub fn is_done(&self) -> bool {
         self.data.as_ref() == DONE
+    }
+
+    /// The event's canonical wire form.
+    pub fn encoded(&self) -> Bytes {
+        match &self.raw {
+            Some(raw) => raw.clone(),
+            None => encode_data(&self.data),
+        }
     }
 }
 
@@ -74,6 +86,11 @@ impl Framer {
 
     /// The next complete event, if the buffered bytes hold one.
     pub fn next_event(&mut self) -> Result<Option<Event>, FrameError> {
+        if !self.has_data {
+            if let Some(event) = self.take_canonical_event() {
+                return Ok(Some(event));
+            }
+        }
         loop {
             let Some((line_len, term_len)) = find_line(&self.buf) else {
                 if self.buf.len() + self.data.len() > self.limit {
@@ -87,12 +104,34 @@ impl Framer {
                 if self.has_data {
                     self.has_data = false;
                     let data = self.data.split().freeze();
-                    return Ok(Some(Event { data }));
+                    return Ok(Some(Event { data, raw: None }));
                 }
                 continue;
             }
             self.take_field(line)?;
         }
+    }
+
+    /// The fast path for what nearly every worker sends: one `data: ` line ended by `\n\n`
+    /// at the front of the buffer. Taken without copying; anything else (several data
+    /// lines, other fields, `\r` line endings, an incomplete event) goes the general way.
+    fn take_canonical_event(&mut self) -> Option<Event> {
+        const PREFIX: &[u8] = b"data: ";
+        if !self.buf.starts_with(PREFIX) {
+            return None;
+        }
+        let newline = memchr::memchr(b'\n', &self.buf)?;
+        if self.buf.get(newline + 1) != Some(&b'\n')
+            || memchr::memchr(b'\r', &self.buf[..newline]).is_some()
+        {
+            return None;
+        }
+        let raw = self.buf.split_to(newline + 2).freeze();
+        let data = raw.slice(PREFIX.len()..newline);
+        Some(Event {
+            data,
+            raw: Some(raw),
+        })
     }
 
     /// True when bytes of an unfinished event are buffered (a stream that ends now was cut).
@@ -128,7 +167,7 @@ impl Framer {
 /// Finds the first complete line: (length without terminator, terminator length).
 /// A lone `\r` at the very end is not yet complete: a `\n` may follow in the next chunk.
 fn find_line(buf: &[u8]) -> Option<(usize, usize)> {
-    let i = buf.iter().position(|&b| b == b'\n' || b == b'\r')?;
+    let i = memchr::memchr2(b'\n', b'\r', buf)?;
     if buf[i] == b'\n' {
         return Some((i, 1));
     }
@@ -180,6 +219,25 @@ mod tests {
         }
         let bytes: Vec<&[u8]> = stream.chunks(1).collect();
         assert_eq!(all_events(&bytes), whole);
+    }
+
+    #[test]
+    fn canonical_events_keep_their_wire_bytes_and_others_are_re_encoded() {
+        let mut f = Framer::default();
+        f.push(b"data: {\"a\":1}\n\ndata:{\"b\":2}\n\ndata: x\r\n\r\ndata: l1\ndata: l2\n\n");
+        let a = f.next_event().unwrap().unwrap();
+        assert_eq!(a.raw.as_deref(), Some(&b"data: {\"a\":1}\n\n"[..]));
+        assert_eq!(a.encoded(), encode_data(&a.data));
+        for expected in ["{\"b\":2}", "x", "l1\nl2"] {
+            let e = f.next_event().unwrap().unwrap();
+            assert_eq!(e.data, expected.as_bytes(), "data of {expected:?}");
+            assert_eq!(
+                e.raw, None,
+                "{expected:?} is not in canonical form on the wire"
+            );
+            assert_eq!(e.encoded(), encode_data(expected.as_bytes()));
+        }
+        assert_eq!(f.next_event().unwrap(), None);
     }
 
     #[test]
