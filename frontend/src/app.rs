@@ -5,6 +5,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use http::HeaderName;
+use switchyard_kv::PromptHasher;
 use switchyard_runtime::{policy, Policy, PolicyConfig, Registry, WorkerClient};
 
 use switchyard_runtime::health::RetryBudget;
@@ -51,6 +52,43 @@ pub struct App {
     pub admission: Admission,
     /// Loaded Wasm plugins (empty unless configured).
     pub plugins: Arc<PluginSet>,
+    /// Prompt → prefix block hashes, per model (see [`PromptHashers`]).
+    pub prompt_hashers: PromptHashers,
+}
+
+/// How each model's prompts are cut into prefix blocks: with the model's tokenizer (config
+/// `tokenizers.<model>`, else `tokenizer`) or over bytes. Every tokenizer file is loaded once,
+/// at startup, so a bad file stops the frontend instead of silently hashing bytes.
+#[derive(Debug)]
+pub struct PromptHashers {
+    default: PromptHasher,
+    per_model: HashMap<String, PromptHasher>,
+}
+
+impl PromptHashers {
+    pub fn load(config: &ServeConfig) -> Result<Self, ConfigError> {
+        let block_size = config.kv.block_size;
+        let load = |key: String, path: &str| {
+            PromptHasher::load(block_size, Some(path)).map_err(|e| ConfigError::Invalid {
+                key,
+                message: e.to_string(),
+            })
+        };
+        let default = match &config.tokenizer {
+            Some(path) => load("tokenizer".to_owned(), path)?,
+            None => PromptHasher::bytes(block_size),
+        };
+        let per_model = config
+            .tokenizers
+            .iter()
+            .map(|(model, path)| Ok((model.clone(), load(format!("tokenizers.{model}"), path)?)))
+            .collect::<Result<_, ConfigError>>()?;
+        Ok(Self { default, per_model })
+    }
+
+    pub fn get(&self, model: &str) -> &PromptHasher {
+        self.per_model.get(model).unwrap_or(&self.default)
+    }
 }
 
 impl App {
@@ -70,7 +108,9 @@ impl App {
                 ))
             })
             .collect::<Result<_, ConfigError>>()?;
+        let prompt_hashers = PromptHashers::load(&config)?;
         Ok(Arc::new(Self {
+            prompt_hashers,
             client: WorkerClient::new(&config.upstream.client),
             metrics: Metrics::default(),
             registry,
@@ -86,5 +126,41 @@ impl App {
 
     pub fn routing(&self, model: &str) -> &ModelRouting {
         self.per_model.get(model).unwrap_or(&self.default_routing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokenizer_keys_parse_and_bad_files_name_key_and_path() {
+        let cfg = ServeConfig::from_yaml(
+            "tokenizer: /no/such/global.json\ntokenizers:\n  m: /no/such/m.json\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.tokenizer.as_deref(), Some("/no/such/global.json"));
+        let err = PromptHashers::load(&cfg).unwrap_err().to_string();
+        assert!(
+            err.contains("`tokenizer`") && err.contains("/no/such/global.json"),
+            "{err}"
+        );
+
+        let cfg = ServeConfig::from_yaml("tokenizers:\n  m: /no/such/m.json\n").unwrap();
+        let err = PromptHashers::load(&cfg).unwrap_err().to_string();
+        assert!(
+            err.contains("tokenizers.m") && err.contains("/no/such/m.json"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn without_tokenizers_every_model_hashes_bytes() {
+        let hashers = PromptHashers::load(&ServeConfig::default()).unwrap();
+        assert!(!hashers.get("any").is_tokenized());
+        assert_eq!(
+            hashers.get("any").block_size(),
+            ServeConfig::default().kv.block_size
+        );
     }
 }

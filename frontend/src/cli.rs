@@ -60,6 +60,10 @@ pub struct ServeArgs {
     /// NATS server for KV-cache and load events.
     #[arg(long, env = env::NATS, value_name = "URL")]
     pub nats: Option<String>,
+    /// Hugging Face `tokenizer.json` for prefix hashing over token ids (every model; YAML
+    /// `tokenizers:` sets per-model files). Without it, prefix blocks are prompt bytes.
+    #[arg(long, env = env::TOKENIZER, value_name = "PATH")]
+    pub tokenizer: Option<String>,
     /// Native routing policy: round-robin, random, p2c, least-loaded, kv, session [default: round-robin].
     #[arg(long, env = env::POLICY, value_name = "NAME")]
     pub policy: Option<String>,
@@ -114,6 +118,9 @@ impl ServeArgs {
         }
         if self.nats.is_some() {
             config.nats = self.nats;
+        }
+        if self.tokenizer.is_some() {
+            config.tokenizer = self.tokenizer;
         }
         if let Some(v) = self.policy {
             config.routing.policy = v;

@@ -45,6 +45,13 @@ pub struct ServeConfig {
     pub migration_limit: u32,
     /// Prefix hashing and the `kv` policy (block size, cost weights, temperature).
     pub kv: switchyard_runtime::policy::kv::KvConfig,
+    /// A Hugging Face `tokenizer.json`: prefix blocks are then hashed over the prompt's token
+    /// ids (what engines and the kv-bridge use) instead of bytes. Applies to every model
+    /// without an entry in `tokenizers`. Loaded at startup; only used when routing needs
+    /// prefix blocks (the `kv` policy or plugins).
+    pub tokenizer: Option<String>,
+    /// Per-model tokenizers (`model: path`), overriding `tokenizer`.
+    pub tokenizers: BTreeMap<String, String>,
     pub limits: HttpLimits,
     pub upstream: UpstreamConfig,
     pub health: HealthConfig,
@@ -174,6 +181,8 @@ impl Default for ServeConfig {
             record_decisions: None,
             migration_limit: 0,
             kv: Default::default(),
+            tokenizer: None,
+            tokenizers: BTreeMap::new(),
             limits: HttpLimits::default(),
             upstream: UpstreamConfig::default(),
             health: HealthConfig::default(),

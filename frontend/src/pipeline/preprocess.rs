@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use bytes::{Bytes, BytesMut};
-use switchyard_kv::{BlockHash, BlockHasher};
+use switchyard_kv::{BlockHash, PromptHasher, PromptKind};
 use switchyard_protocol::completion::Prompt;
 use switchyard_runtime::{ChatTemplate, Instance, WorkerApi};
 
@@ -27,14 +27,19 @@ pub struct Prepared {
 /// The prefix hasher when the model's routing uses prefix blocks (the `kv` policy, or Wasm
 /// plugins, which see cached-prefix blocks); `None` keeps the hot path free of rendering and
 /// hashing for every other policy.
-pub fn hasher_for(app: &App, routing: &ModelRouting, model: &str) -> Option<BlockHasher> {
+pub fn hasher_for<'a>(
+    app: &'a App,
+    routing: &ModelRouting,
+    model: &str,
+) -> Option<&'a PromptHasher> {
     let needed = routing.policy.name() == "kv" || app.plugins.table().routes(model);
-    needed.then(|| BlockHasher::new(app.config.kv.block_size))
+    needed.then(|| app.prompt_hashers.get(model))
 }
 
-/// Chained block hashes of the rendered prompt: the same bytes the mocker hashes (chat: the
-/// messages through the default chat template; completions: the prompt text).
-pub fn prompt_block_hashes(request: &ParsedRequest, hasher: &BlockHasher) -> Vec<BlockHash> {
+/// Chained block hashes of the rendered prompt: the same text the mocker hashes (chat: the
+/// messages through the default chat template; completions: the prompt text), over token ids
+/// when the model has a tokenizer.
+pub fn prompt_block_hashes(request: &ParsedRequest, hasher: &PromptHasher) -> Vec<BlockHash> {
     static TEMPLATE: OnceLock<ChatTemplate> = OnceLock::new();
     match &request.typed {
         TypedRequest::Chat(chat) => TEMPLATE
@@ -42,11 +47,11 @@ pub fn prompt_block_hashes(request: &ParsedRequest, hasher: &BlockHasher) -> Vec
             .render(&chat.messages)
             // A template error is reported when the request is sent; routing just goes
             // without prefix information.
-            .map(|text| hasher.hash_bytes(text.as_bytes()))
+            .map(|text| hasher.hash(&text, PromptKind::Chat).hashes)
             .unwrap_or_default(),
         TypedRequest::Completion(c) => match &c.prompt {
-            Prompt::Text(text) => hasher.hash_bytes(text.as_bytes()),
-            other => hasher.hash_bytes(other.as_text().as_bytes()),
+            Prompt::Text(text) => hasher.hash(text, PromptKind::Completion).hashes,
+            other => hasher.hash(&other.as_text(), PromptKind::Completion).hashes,
         },
         TypedRequest::Embedding(_) => Vec::new(),
     }
@@ -56,7 +61,7 @@ pub fn prompt_block_hashes(request: &ParsedRequest, hasher: &BlockHasher) -> Vec
 pub fn prepare(
     request: &ParsedRequest,
     routing: &ModelRouting,
-    hasher: Option<BlockHasher>,
+    hasher: Option<&PromptHasher>,
 ) -> Prepared {
     let session_key = request
         .headers
@@ -65,7 +70,7 @@ pub fn prepare(
         .filter(|v| !v.is_empty())
         .map(str::to_owned);
     let block_hashes = hasher
-        .map(|h| prompt_block_hashes(request, &h))
+        .map(|h| prompt_block_hashes(request, h))
         .unwrap_or_default();
     Prepared {
         session_key,

@@ -52,8 +52,16 @@ impl BlockHasher {
 
     /// Hashes the full blocks of a token-id prompt.
     pub fn hash_tokens(&self, tokens: &[u32]) -> Vec<BlockHash> {
+        self.hash_tokens_after(None, tokens)
+    }
+
+    /// Continues a chain: the full blocks of `tokens`, which follow the block whose hash is
+    /// `parent` (`None`: they start the prompt). `hash_tokens_after(Some(a[k]), rest)` equals
+    /// `hash_tokens(whole)[k + 1..]` when `rest` is what follows block `k`, so an event that
+    /// names its parent block needs only its own tokens (the kv-bridge relies on this).
+    pub fn hash_tokens_after(&self, parent: Option<BlockHash>, tokens: &[u32]) -> Vec<BlockHash> {
         let mut out = Vec::with_capacity(tokens.len() / self.block_size);
-        let mut parent = ROOT_SEED;
+        let mut parent = parent.unwrap_or(ROOT_SEED);
         let mut bytes = Vec::with_capacity(self.block_size * 4);
         for chunk in tokens.chunks_exact(self.block_size) {
             bytes.clear();
@@ -94,6 +102,23 @@ mod tests {
         assert_ne!(
             a[1], b[1],
             "same block after a different prefix must differ"
+        );
+    }
+
+    #[test]
+    fn a_chain_continues_from_its_parent_hash() {
+        let h = BlockHasher::new(2);
+        let whole = h.hash_tokens(&[1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(whole.len(), 3);
+        assert_eq!(h.hash_tokens_after(None, &[1, 2, 3, 4]), whole[..2]);
+        assert_eq!(
+            h.hash_tokens_after(Some(whole[0]), &[3, 4, 5, 6]),
+            whole[1..]
+        );
+        assert_ne!(
+            h.hash_tokens_after(Some(whole[1]), &[3, 4]),
+            whole[1..2],
+            "the same tokens after another parent"
         );
     }
 

@@ -43,9 +43,16 @@ pub struct MockerArgs {
     #[arg(long = "kv-blocks", default_value_t = 16384)]
     pub kv_blocks: usize,
 
-    /// Tokens per KV block (one token is approximated as 4 bytes of prompt text).
+    /// Tokens per KV block (one token is approximated as 4 bytes of prompt text unless
+    /// `--tokenizer` is given).
     #[arg(long = "block-size", default_value_t = 16)]
     pub block_size: usize,
+
+    /// A Hugging Face `tokenizer.json`: prompts are tokenized and KV blocks hashed over token
+    /// ids, exactly as a frontend configured with the same file (`tokenizer:`) hashes them;
+    /// usage counts real tokens. Without it, blocks are bytes of the rendered prompt.
+    #[arg(long, env = "SWITCHYARD_MOCKER_TOKENIZER", value_name = "PATH")]
+    pub tokenizer: Option<String>,
 
     /// Fraction of generation requests (0..=1) answered with 500 and an OpenAI error body.
     #[arg(long = "fail-rate", default_value_t = 0.0)]
@@ -86,6 +93,7 @@ impl Default for MockerArgs {
             max_running: 64,
             kv_blocks: 16384,
             block_size: 16,
+            tokenizer: None,
             fail_rate: 0.0,
             hang_rate: 0.0,
             die_after_tokens: None,

@@ -90,6 +90,10 @@ pub async fn run_with(
     hooks: MockerHooks,
 ) -> Result<()> {
     args.validate()?;
+    // Loaded before binding anything visible: a bad file is a startup error, not a mocker
+    // that silently hashes differently from its frontend.
+    let hasher = switchyard_kv::PromptHasher::load(args.block_size, args.tokenizer.as_deref())
+        .map_err(|e| MockerError::InvalidArgs(format!("--tokenizer: {e}")))?;
     if let Some(tx) = &hooks.kv_events {
         // A fresh instance holds nothing; subscribers may still remember a previous life.
         let _ = tx.send(KvEvent::Cleared);
@@ -97,7 +101,7 @@ pub async fn run_with(
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     let addr = listener.local_addr()?;
     tracing::info!(%addr, model = %args.model, "mocker listening");
-    let shared = Arc::new(state::Shared::new(args, hooks, stopped));
+    let shared = Arc::new(state::Shared::new(args, hasher, hooks, stopped));
     server::serve(listener, shared, shutdown, stopping).await;
     tracing::info!(%addr, "mocker stopped");
     Ok(())

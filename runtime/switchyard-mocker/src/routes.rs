@@ -17,6 +17,7 @@ use crate::sequence::{GenRequest, Sequence, DEFAULT_MAX_TOKENS};
 use crate::state::Shared;
 use crate::wire::{Envelope, Kind};
 use crate::{embed, stream};
+use switchyard_kv::PromptKind;
 
 /// Largest request body accepted.
 const BODY_LIMIT: usize = 32 * 1024 * 1024;
@@ -104,6 +105,7 @@ fn parse_chat(shared: &Shared, body: &[u8]) -> Result<Parsed, ApiError> {
     Ok(Parsed {
         gen: GenRequest {
             context,
+            kind: PromptKind::Chat,
             seed: mix_seed(shared, req.seed),
             max_tokens: req.output_limit().unwrap_or(DEFAULT_MAX_TOKENS),
         },
@@ -118,6 +120,7 @@ fn parse_completion(shared: &Shared, body: &[u8]) -> Result<Parsed, ApiError> {
     Ok(Parsed {
         gen: GenRequest {
             context: req.prompt.as_text(),
+            kind: PromptKind::Completion,
             seed: mix_seed(shared, req.seed),
             max_tokens: req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
         },

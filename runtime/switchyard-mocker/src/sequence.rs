@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_kv::{BlockHasher, BYTES_PER_TOKEN};
+use switchyard_kv::{PromptKind, BYTES_PER_TOKEN};
 use switchyard_protocol::Usage;
 
 use crate::faults::{Faults, TokenBudget};
@@ -26,6 +26,8 @@ pub const DEFAULT_MAX_TOKENS: u32 = 16;
 pub(crate) struct GenRequest {
     /// Rendered chat or completion prompt: the text the model continues.
     pub context: String,
+    /// Chat or completion: decides special tokens when a tokenizer is configured.
+    pub kind: PromptKind,
     /// Request seed XOR `--seed`.
     pub seed: u64,
     pub max_tokens: u32,
@@ -35,6 +37,9 @@ pub(crate) struct GenRequest {
 pub(crate) struct Sequence {
     shared: Arc<Shared>,
     context: String,
+    kind: PromptKind,
+    /// Prompt length in tokens, known after prefill.
+    prompt_tokens: usize,
     generator: TextGen,
     /// Everything generated so far.
     pub text: String,
@@ -51,6 +56,8 @@ impl Sequence {
             generator: TextGen::new(&req.context, req.seed),
             text: String::with_capacity(req.max_tokens.min(4096) as usize * 8),
             context: req.context,
+            kind: req.kind,
+            prompt_tokens: 0,
             remaining: req.max_tokens,
             produced: 0,
             slot: None,
@@ -64,8 +71,9 @@ impl Sequence {
     /// time ([`timing::prefill_delay`]).
     pub async fn prefill(&mut self) {
         self.slot = Some(self.shared.scheduler.admit().await);
-        let hashes = self.shared.hasher.hash_bytes(self.context.as_bytes());
-        let alloc = self.shared.kv_allocate(&hashes);
+        let prompt = self.shared.hasher.hash(&self.context, self.kind);
+        self.prompt_tokens = prompt.tokens;
+        let alloc = self.shared.kv_allocate(&prompt.hashes);
         let metrics = &self.shared.metrics;
         metrics.prefix_hits.fetch_add(alloc.cached as u64, Relaxed);
         metrics
@@ -104,7 +112,7 @@ impl Sequence {
     }
 
     pub fn usage(&self) -> Usage {
-        let prompt = BlockHasher::approx_tokens(self.context.as_bytes());
+        let prompt = self.prompt_tokens;
         Usage::new(u32::try_from(prompt).unwrap_or(u32::MAX), self.produced)
     }
 
@@ -120,14 +128,20 @@ impl Sequence {
         let Some(alloc) = self.kv.take() else {
             return;
         };
-        let block_bytes = self.shared.hasher.block_size() * BYTES_PER_TOKEN;
+        let hasher = &self.shared.hasher;
+        let block_bytes = hasher.block_size() * BYTES_PER_TOKEN;
         let full_len = self.context.len() + self.text.len();
-        let extra = (full_len / block_bytes > alloc.total).then(|| {
-            let mut full = String::with_capacity(full_len);
-            full.push_str(&self.context);
-            full.push_str(&self.text);
-            self.shared.hasher.hash_bytes(full.as_bytes())
-        });
+        // Byte blocks: only worth hashing if the answer completed a block. Token counts are
+        // not known without tokenizing, so then always hash.
+        let may_complete = hasher.is_tokenized() || full_len / block_bytes > alloc.total;
+        let extra = may_complete
+            .then(|| {
+                let mut full = String::with_capacity(full_len);
+                full.push_str(&self.context);
+                full.push_str(&self.text);
+                hasher.hash(&full, self.kind).hashes
+            })
+            .filter(|hashes| hashes.len() > alloc.total);
         self.shared.kv_release(alloc, extra.as_deref());
         self.slot = None;
     }
@@ -161,13 +175,15 @@ mod tests {
 
     fn engine(args: MockerArgs) -> Arc<Shared> {
         let (_, stopping) = watch::channel(false);
-        Arc::new(Shared::new(args, MockerHooks::default(), stopping))
+        let hasher = switchyard_kv::PromptHasher::bytes(args.block_size);
+        Arc::new(Shared::new(args, hasher, MockerHooks::default(), stopping))
     }
 
     /// 12 bytes: three blocks of one 4-byte token.
     fn request() -> GenRequest {
         GenRequest {
             context: "abcdefghijkl".into(),
+            kind: PromptKind::Completion,
             seed: 0,
             max_tokens: 4,
         }
@@ -240,7 +256,10 @@ mod tests {
         while seq.next_token().await.is_some() {}
         let follow_up = format!("{}{}", request().context, seq.text);
         drop(seq);
-        let hashes = shared.hasher.hash_bytes(follow_up.as_bytes());
+        let hashes = shared
+            .hasher
+            .hash(&follow_up, PromptKind::Completion)
+            .hashes;
         assert!(hashes.len() > 3, "the answer completed more blocks");
         let alloc = shared.kv_allocate(&hashes);
         assert_eq!(alloc.cached, hashes.len());

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use switchyard_kv::{BlockHash, BlockHasher};
+use switchyard_kv::{BlockHash, PromptHasher};
 use switchyard_protocol::ModelList;
 use switchyard_runtime::ChatTemplate;
 use tokio::sync::watch;
@@ -22,7 +22,8 @@ use crate::{MockerArgs, MockerHooks};
 pub(crate) struct Shared {
     pub args: MockerArgs,
     pub template: ChatTemplate,
-    pub hasher: BlockHasher,
+    /// Prompt → block hashes; the frontend uses the same code and configuration.
+    pub hasher: PromptHasher,
     pub kv: Mutex<KvCache>,
     pub scheduler: Scheduler,
     pub metrics: Arc<Metrics>,
@@ -37,7 +38,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(args: MockerArgs, hooks: MockerHooks, shutdown: watch::Receiver<bool>) -> Self {
+    pub fn new(
+        args: MockerArgs,
+        hasher: PromptHasher,
+        hooks: MockerHooks,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
         let metrics = hooks.load.metrics.clone();
         metrics
             .kv_blocks_total
@@ -45,7 +51,7 @@ impl Shared {
         let models = ModelList::new([args.model.clone()]);
         Self {
             template: ChatTemplate::default(),
-            hasher: BlockHasher::new(args.block_size),
+            hasher,
             kv: Mutex::new(KvCache::new(args.kv_blocks, hooks.kv_events)),
             scheduler: Scheduler::new(args.max_running, metrics.clone()),
             faults: Faults::new(&args),

@@ -7,10 +7,13 @@
 //! instance through a normal [`Publisher`], so sequence numbers, dumps and resyncs work as for
 //! any other worker (the dump is the bridge's own view of the engine's cache).
 //!
-//! Hashing a block needs the whole token prefix (hashes chain from the first block), so each
-//! map entry keeps its own block's tokens and its parent; the prefix is rebuilt by walking
-//! parents. Requirements: the bridge's `block_size` equals vLLM's `--block-size` and the
-//! frontend's, and the frontend hashes prompts over token ids with the engine's tokenizer.
+//! Hashes chain, so a block's hash covers its whole prefix. vLLM's `BlockStored` carries the
+//! token ids of the *new* blocks only and names the block before them (`parent_block_hash`);
+//! the bridge looks up its own hash for that parent and continues the chain from it
+//! ([`BlockHasher::hash_tokens_after`]), so each map entry is just vLLM hash → our hash.
+//! Requirements: the bridge's `block_size` equals vLLM's `--block-size` and the frontend's,
+//! and the frontend hashes prompts over token ids with the engine's tokenizer
+//! (`tokenizer:` in its config).
 //! Blocks stored under a LoRA adapter are skipped: their KV differs from the base model's
 //! even though the tokens match.
 
@@ -40,19 +43,12 @@ pub struct BridgeConfig {
     pub block_size: usize,
 }
 
-/// One vLLM block as the bridge remembers it.
-#[derive(Debug, Clone)]
-struct Entry {
-    ours: BlockHash,
-    parent: Option<VllmHash>,
-    tokens: Vec<u32>,
-}
-
 /// vLLM events → Switchyard KV events. Pure state machine; [`run_bridge`] drives it.
 #[derive(Debug)]
 pub struct Translator {
     hasher: BlockHasher,
-    blocks: HashMap<VllmHash, Entry>,
+    /// vLLM's hash of every cached block → ours.
+    blocks: HashMap<VllmHash, BlockHash>,
     /// Stored events that could not be translated (unknown parent, LoRA, block size).
     pub skipped: u64,
 }
@@ -68,7 +64,7 @@ impl Translator {
 
     /// Our hashes of every block currently cached (the dump).
     pub fn blocks(&self) -> Vec<BlockHash> {
-        self.blocks.values().map(|e| e.ours).collect()
+        self.blocks.values().copied().collect()
     }
 
     /// Applies one vLLM event; returns the equivalent Switchyard event, if any.
@@ -96,7 +92,7 @@ impl Translator {
             VllmEvent::BlockRemoved { block_hashes } => {
                 let blocks: Vec<BlockHash> = block_hashes
                     .iter()
-                    .filter_map(|h| self.blocks.remove(h).map(|e| e.ours))
+                    .filter_map(|h| self.blocks.remove(h))
                     .collect();
                 (!blocks.is_empty()).then_some(KvEvent::Removed { blocks })
             }
@@ -127,53 +123,21 @@ impl Translator {
         if lora_id.is_some() {
             return None;
         }
-        let mut prefix = self.prefix_tokens(parent.as_ref())?;
-        let prefix_blocks = prefix.len() / bs;
+        // A parent we never saw (the bridge started after the engine cached it) cannot be
+        // chained from: skip, the engine will store the prefix again eventually.
+        let our_parent = match &parent {
+            Some(p) => Some(*self.blocks.get(p)?),
+            None => None,
+        };
         let n = hashes.len().min(tokens.len() / bs);
-        prefix.extend_from_slice(&tokens[..n * bs]);
-        let ours = self.hasher.hash_tokens(&prefix);
-        let new = ours.get(prefix_blocks..prefix_blocks + n)?.to_vec();
-        let mut prev = parent;
-        for (i, (h, our)) in hashes.into_iter().take(n).zip(&new).enumerate() {
-            self.blocks.insert(
-                h.clone(),
-                Entry {
-                    ours: *our,
-                    parent: prev,
-                    tokens: tokens[i * bs..(i + 1) * bs].to_vec(),
-                },
-            );
-            prev = Some(h);
+        let new = self.hasher.hash_tokens_after(our_parent, &tokens[..n * bs]);
+        for (h, ours) in hashes.into_iter().zip(&new) {
+            self.blocks.insert(h, *ours);
         }
         Some(KvEvent::Stored {
-            parent: prefix_blocks
-                .checked_sub(1)
-                .and_then(|i| ours.get(i).copied()),
+            parent: our_parent,
             blocks: new,
         })
-    }
-
-    /// The tokens from the start of the sequence through `parent`; None if a link is unknown
-    /// (the bridge started after the engine cached it).
-    fn prefix_tokens(&self, parent: Option<&VllmHash>) -> Option<Vec<u32>> {
-        let mut chain = Vec::new();
-        let mut at = parent;
-        while let Some(h) = at {
-            let e = self.blocks.get(h)?;
-            chain.push(e);
-            // A cycle would be a corrupt stream; the map size bounds a genuine chain.
-            if chain.len() > self.blocks.len() {
-                return None;
-            }
-            at = e.parent.as_ref();
-        }
-        Some(
-            chain
-                .iter()
-                .rev()
-                .flat_map(|e| e.tokens.iter().copied())
-                .collect(),
-        )
     }
 }
 
