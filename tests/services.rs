@@ -1,5 +1,6 @@
-//! Real `etcd` and `nats-server` processes on free loopback ports for the distributed tests,
-//! killed (and reaped) on drop. A missing binary fails the test loudly with a pointer to
+//! Real `etcd` and `nats-server` processes on free loopback ports, killed (and reaped) on
+//! drop: the one copy of this harness, used by the `it` tests and by the etcd and NATS
+//! crates' own tests. A missing binary fails the test loudly with a pointer to
 //! `scripts/install-services.sh` (Debian: etcd-server, nats-server); tests never skip.
 
 use std::io::Read;
@@ -70,6 +71,14 @@ impl Etcd {
         self.spawn().await
     }
 
+    /// Starts again on the same ports with no data: a replaced etcd that knows nothing of
+    /// earlier leases and keys.
+    pub async fn restart_wiped(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        let _ = std::fs::remove_dir_all(self.dir.path().join("data"));
+        self.spawn().await
+    }
+
     async fn spawn(&mut self) -> anyhow::Result<()> {
         let client = self.url();
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
@@ -133,10 +142,12 @@ pub struct Nats {
 
 impl Nats {
     pub fn start() -> anyhow::Result<Self> {
-        let mut n = Self {
-            child: None,
-            port: free_port(),
-        };
+        Self::start_on(free_port())
+    }
+
+    /// On a given port (a client may be configured with it before the server exists).
+    pub fn start_on(port: u16) -> anyhow::Result<Self> {
+        let mut n = Self { child: None, port };
         n.spawn()?;
         Ok(n)
     }

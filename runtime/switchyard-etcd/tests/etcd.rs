@@ -88,13 +88,13 @@ fn discover(etcd: &Etcd) -> View {
         .with_test_writer()
         .try_init();
     let (tx, rx) = unbounded_channel();
-    spawn_discovery(etcd.config(), tx);
+    spawn_discovery(support::config(etcd), tx);
     View::new(rx)
 }
 
 #[tokio::test]
 async fn registration_appears_and_deregister_removes_it_at_once() {
-    let etcd = Etcd::start().await;
+    let etcd = Etcd::start().await.unwrap();
     let mut view = discover(&etcd);
     view.until(SETTLE, "initial sync", |v| {
         v.state == Some(DiscoveryState::Connected)
@@ -102,7 +102,8 @@ async fn registration_appears_and_deregister_removes_it_at_once() {
     .await;
 
     // A long TTL: if the key vanishes quickly it was the revoke, not expiry.
-    let mut reg = Registration::spawn(etcd.config(), spec("w1"), Duration::from_secs(60)).unwrap();
+    let mut reg =
+        Registration::spawn(support::config(&etcd), spec("w1"), Duration::from_secs(60)).unwrap();
     reg.wait_registered(SETTLE).await.unwrap();
     view.until(SETTLE, "w1 upsert", |v| v.instances.contains_key("w1"))
         .await;
@@ -121,9 +122,10 @@ async fn registration_appears_and_deregister_removes_it_at_once() {
 
 #[tokio::test]
 async fn a_registrant_that_stops_renewing_expires_after_the_ttl() {
-    let etcd = Etcd::start().await;
+    let etcd = Etcd::start().await.unwrap();
     let mut view = discover(&etcd);
-    let mut reg = Registration::spawn(etcd.config(), spec("w2"), Duration::from_secs(2)).unwrap();
+    let mut reg =
+        Registration::spawn(support::config(&etcd), spec("w2"), Duration::from_secs(2)).unwrap();
     reg.wait_registered(SETTLE).await.unwrap();
     view.until(SETTLE, "w2 present", |v| v.instances.contains_key("w2"))
         .await;
@@ -143,7 +145,7 @@ async fn a_registrant_that_stops_renewing_expires_after_the_ttl() {
 
 #[tokio::test]
 async fn etcd_loss_is_fail_static_and_resyncs_on_return() {
-    let mut etcd = Etcd::start().await;
+    let mut etcd = Etcd::start().await.unwrap();
     // Written without a lease, so only discovery's behaviour is under test here.
     let mut client = etcd_client::Client::connect([etcd.url()], None)
         .await
@@ -178,7 +180,7 @@ async fn etcd_loss_is_fail_static_and_resyncs_on_return() {
     assert_eq!(during.len(), 1, "{during:?}");
     assert!(view.instances.contains_key("static-1"), "fail-static");
 
-    etcd.restart(false).await;
+    etcd.restart().await.unwrap();
     let mark = view.log.len();
     view.until(SETTLE, "reconnect", |v| {
         v.state == Some(DiscoveryState::Connected)
@@ -193,11 +195,12 @@ async fn etcd_loss_is_fail_static_and_resyncs_on_return() {
 
 #[tokio::test]
 async fn registration_comes_back_after_etcd_loses_its_data() {
-    let mut etcd = Etcd::start().await;
-    let mut reg = Registration::spawn(etcd.config(), spec("w3"), Duration::from_secs(3)).unwrap();
+    let mut etcd = Etcd::start().await.unwrap();
+    let mut reg =
+        Registration::spawn(support::config(&etcd), spec("w3"), Duration::from_secs(3)).unwrap();
     reg.wait_registered(SETTLE).await.unwrap();
 
-    etcd.restart(true).await;
+    etcd.restart_wiped().await.unwrap();
     let mut view = discover(&etcd);
     view.until(SETTLE, "w3 re-registered on the new etcd", |v| {
         v.instances.contains_key("w3")
@@ -232,12 +235,12 @@ async fn health_server(status: Arc<AtomicU16>) -> String {
 
 #[tokio::test]
 async fn sidecar_follows_worker_health_and_deregisters_on_shutdown() {
-    let etcd = Etcd::start().await;
+    let etcd = Etcd::start().await.unwrap();
     let mut view = discover(&etcd);
     let status = Arc::new(AtomicU16::new(200));
     let health = health_server(status.clone()).await;
 
-    let mut cfg = SidecarConfig::new(etcd.config(), spec("side-1"), health);
+    let mut cfg = SidecarConfig::new(support::config(&etcd), spec("side-1"), health);
     cfg.interval = Duration::from_millis(200);
     cfg.unhealthy_after = 1;
     cfg.ttl = Duration::from_secs(60);

@@ -55,7 +55,7 @@ fn block_removed(hashes: &[u64]) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vllm_events_become_index_entries() {
-    let nats = Nats::start();
+    let nats = Nats::start().unwrap();
     let frontend = connect(&nats.url(), "frontend").await.unwrap();
     let bridge_conn = connect(&nats.url(), "bridge").await.unwrap();
     eventually(SETTLE, "NATS", || {

@@ -69,7 +69,7 @@ impl Cache {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_events_and_load_reach_the_frontend() {
-    let nats = Nats::start();
+    let nats = Nats::start().unwrap();
     let (worker, frontend) = (connected(&nats, "w").await, connected(&nats, "f").await);
     let index = SharedKvIndex::new();
     let sub = Subscriber::start(&frontend, index.clone(), test_cfg())
@@ -191,7 +191,7 @@ impl FakeWorker {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sequence_gap_triggers_a_dump_and_the_index_matches_it() {
-    let nats = Nats::start();
+    let nats = Nats::start().unwrap();
     let (worker, frontend) = (connected(&nats, "w").await, connected(&nats, "f").await);
     let index = SharedKvIndex::new();
     let sub = Subscriber::start(&frontend, index.clone(), test_cfg())
@@ -222,7 +222,7 @@ async fn a_sequence_gap_triggers_a_dump_and_the_index_matches_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_restart_resubscribes_and_resyncs() {
-    let mut nats = Nats::start();
+    let mut nats = Nats::start().unwrap();
     let (worker, frontend) = (connected(&nats, "w").await, connected(&nats, "f").await);
     let index = SharedKvIndex::new();
     let sub = Subscriber::start(&frontend, index.clone(), test_cfg())
@@ -242,7 +242,7 @@ async fn nats_restart_resubscribes_and_resyncs() {
     // Routing state is still readable (the frontend degrades, it does not fail).
     assert_eq!(index.overlap(&[1, 2, 3]).get("w1"), 2);
 
-    nats.restart();
+    nats.restart().unwrap();
     eventually(SETTLE, "reconnected", || {
         sub.connected() && worker.is_connected()
     })
@@ -263,7 +263,7 @@ async fn nats_restart_resubscribes_and_resyncs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replica_sync_peers_share_in_flight_counts() {
-    let nats = Nats::start();
+    let nats = Nats::start().unwrap();
     let (ca, cb) = (connected(&nats, "fa").await, connected(&nats, "fb").await);
     let cfg = ReplicaSyncConfig {
         interval: Duration::from_millis(100),
@@ -339,7 +339,7 @@ async fn a_frontend_started_before_nats_connects_when_it_appears() {
         .unwrap();
     assert!(!sub.connected());
 
-    let nats = Nats::start_on(port);
+    let nats = Nats::start_on(port).unwrap();
     eventually(SETTLE, "late connect", || sub.connected()).await;
     let worker = connected(&nats, "w").await;
     let cache = Cache::default();
