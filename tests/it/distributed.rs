@@ -14,7 +14,7 @@ use switchyard_tests::{frontend, mocker, worker_flags, Proc};
 use crate::MODEL;
 
 /// Polls `check` every 50 ms until it returns `Some`, or fails with `what` after `within`.
-async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -32,7 +32,7 @@ where
     }
 }
 
-async fn health(fe: &Proc) -> Value {
+pub(crate) async fn health(fe: &Proc) -> Value {
     match reqwest::get(format!("{}/health", fe.url())).await {
         Ok(r) => r.json().await.unwrap_or(Value::Null),
         Err(_) => Value::Null,
@@ -40,7 +40,7 @@ async fn health(fe: &Proc) -> Value {
 }
 
 /// One non-streamed chat request: (status, serving instance id).
-async fn ask(fe: &Proc, content: &str) -> (u16, Option<String>) {
+pub(crate) async fn ask(fe: &Proc, content: &str) -> (u16, Option<String>) {
     let body = json!({
         "model": MODEL,
         "messages": [{"role": "user", "content": content}],
@@ -58,7 +58,7 @@ async fn ask(fe: &Proc, content: &str) -> (u16, Option<String>) {
 }
 
 /// Instances the frontend currently knows (from `/health`).
-async fn instance_count(fe: &Proc) -> u64 {
+pub(crate) async fn instance_count(fe: &Proc) -> u64 {
     health(fe).await["instances"].as_u64().unwrap_or(u64::MAX)
 }
 
@@ -76,7 +76,7 @@ async fn registered_mocker(etcd: &Etcd, id: &str, ttl: &str, extra: &[&str]) -> 
     mocker(&args).await.unwrap()
 }
 
-async fn etcd_frontend(etcd: &Etcd, extra: &[&str]) -> Proc {
+pub(crate) async fn etcd_frontend(etcd: &Etcd, extra: &[&str]) -> Proc {
     let mut args = vec![
         "--discovery".to_owned(),
         "etcd".to_owned(),
@@ -200,20 +200,20 @@ async fn etcd_loss_keeps_serving_and_resyncs_after_restart() {
 }
 
 /// Sends the prompt `prefix + tail` and returns the instance that served it.
-async fn ask_prefixed(fe: &Proc, prefix: &str, tail: &str) -> String {
+pub(crate) async fn ask_prefixed(fe: &Proc, prefix: &str, tail: &str) -> String {
     let (status, id) = ask(fe, &format!("{prefix} {tail}")).await;
     assert_eq!(status, 200);
     id.unwrap()
 }
 
 /// A long shared prefix (~40 KV blocks of 16 tokens × 4 bytes).
-fn long_prefix(tag: &str) -> String {
+pub(crate) fn long_prefix(tag: &str) -> String {
     (0..160)
         .map(|i| format!("{tag}-{i:03} "))
         .collect::<String>()
 }
 
-async fn static_mockers(n: usize, extra: &[&str]) -> Vec<Proc> {
+pub(crate) async fn static_mockers(n: usize, extra: &[&str]) -> Vec<Proc> {
     let mut v = Vec::new();
     for _ in 0..n {
         v.push(mocker(extra).await.unwrap());
@@ -222,7 +222,10 @@ async fn static_mockers(n: usize, extra: &[&str]) -> Vec<Proc> {
 }
 
 /// Checks that each prefix keeps going to the instance that served it first.
-async fn prefixes_stick(fe: &Proc, settle: impl Fn() -> Duration) -> HashMap<String, String> {
+pub(crate) async fn prefixes_stick(
+    fe: &Proc,
+    settle: impl Fn() -> Duration,
+) -> HashMap<String, String> {
     let mut holders = HashMap::new();
     for tag in ["alpha", "bravo", "charlie", "delta"] {
         let prefix = long_prefix(tag);

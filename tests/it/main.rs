@@ -7,12 +7,15 @@ mod distributed;
 mod errors;
 mod failures;
 mod faults;
+mod kv_bridge;
 mod openai_client;
 mod plugins;
+mod register;
 mod routing;
 mod shutdown;
 mod streaming;
 mod templates;
+mod tokenizer;
 
 use std::collections::HashMap;
 
