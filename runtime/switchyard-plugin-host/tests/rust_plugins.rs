@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use common::{candidate, host, load, request, wasm};
 use switchyard_plugin_host::{
-    detect_kinds, sample_topology, Error, Health, Observation, ObservationKind, PluginKind, Verdict,
+    detect_kinds, sample_topology, Candidate, Error, Health, Observation, ObservationKind,
+    PluginKind, Verdict,
 };
 
 #[test]
@@ -225,4 +226,49 @@ fn a_router_component_serves_every_kind() {
             healthy: false
         }]
     );
+}
+
+/// The candidate list is lowered by hand (`candidate.rs`), not by wasmtime's derived code:
+/// every field must reach the guest with its value, at every position, for several list sizes.
+#[test]
+fn every_candidate_field_reaches_the_guest_intact() {
+    let candidates: Vec<Candidate> = (0..70u32)
+        .map(|i| Candidate {
+            id: 1000 + i,
+            in_flight: 2 * i + 1,
+            queued: 3 * i + 2,
+            kv_usage: i as f32 / 128.0,
+            cached_prefix_blocks: 5 * i + 3,
+            ttft_ewma_ms: 10.5 + i as f32,
+            itl_ewma_ms: 0.25 * i as f32,
+            health: [Health::Healthy, Health::Degraded, Health::Unhealthy][i as usize % 3],
+            weight: 1.0 - i as f32 / 100.0,
+        })
+        .collect();
+    type Field = (&'static str, fn(&Candidate) -> f64);
+    let fields: [Field; 9] = [
+        ("id", |c| f64::from(c.id)),
+        ("in-flight", |c| f64::from(c.in_flight)),
+        ("queued", |c| f64::from(c.queued)),
+        ("kv-usage", |c| f64::from(c.kv_usage)),
+        ("cached-prefix-blocks", |c| {
+            f64::from(c.cached_prefix_blocks)
+        }),
+        ("ttft-ewma-ms", |c| f64::from(c.ttft_ewma_ms)),
+        ("itl-ewma-ms", |c| f64::from(c.itl_ewma_ms)),
+        ("health", |c| match c.health {
+            Health::Healthy => 0.0,
+            Health::Degraded => 1.0,
+            Health::Unhealthy => 2.0,
+        }),
+        ("weight", |c| f64::from(c.weight)),
+    ];
+    for (name, expected) in fields {
+        let plugin = load(&host(), "testing-all-kinds", &format!("echo={name}"));
+        for n in [1, 8, 70] {
+            let got = plugin.score(&request(1), &candidates[..n]).unwrap();
+            let want: Vec<f64> = candidates[..n].iter().map(expected).collect();
+            assert_eq!(got, want, "field {name} with {n} candidates");
+        }
+    }
 }

@@ -13,9 +13,37 @@ wit_bindgen::generate!({ path: "../../../../wit", world: "switchyard:plugin/rout
 
 struct Plugin;
 
+thread_local! {
+    /// With the configuration `echo=FIELD`, `score` returns that field of every candidate, so
+    /// the host's tests can check each field arrives intact.
+    static ECHO: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+fn field(c: &Candidate, name: &str) -> Option<f64> {
+    use switchyard::plugin::types::Health;
+    Some(match name {
+        "id" => f64::from(c.id),
+        "in-flight" => f64::from(c.in_flight),
+        "queued" => f64::from(c.queued),
+        "kv-usage" => f64::from(c.kv_usage),
+        "cached-prefix-blocks" => f64::from(c.cached_prefix_blocks),
+        "ttft-ewma-ms" => f64::from(c.ttft_ewma_ms),
+        "itl-ewma-ms" => f64::from(c.itl_ewma_ms),
+        "health" => match c.health {
+            Health::Healthy => 0.0,
+            Health::Degraded => 1.0,
+            Health::Unhealthy => 2.0,
+        },
+        "weight" => f64::from(c.weight),
+        _ => return None,
+    })
+}
+
 impl Lifecycle for Plugin {
-    fn configure(_config: String) -> Result<(), String> {
+    fn configure(config: String) -> Result<(), String> {
         host::log(host::LogLevel::Debug, "all-kinds configured");
+        let echo = config.trim().strip_prefix("echo=").map(str::to_owned);
+        ECHO.with(|e| *e.borrow_mut() = echo);
         Ok(())
     }
 
@@ -32,9 +60,16 @@ impl Filtering for Plugin {
 }
 
 impl Scoring for Plugin {
-    /// The candidate's position, so the last one scores highest.
+    /// The candidate's position, so the last one scores highest (or, configured with
+    /// `echo=FIELD`, that field of each candidate; NaN for an unknown field).
     fn score(_request: Request, candidates: Vec<Candidate>) -> Vec<f64> {
-        (0..candidates.len()).map(|i| i as f64).collect()
+        ECHO.with(|e| match e.borrow().as_deref() {
+            Some(name) => candidates
+                .iter()
+                .map(|c| field(c, name).unwrap_or(f64::NAN))
+                .collect(),
+            None => (0..candidates.len()).map(|i| i as f64).collect(),
+        })
     }
 }
 
