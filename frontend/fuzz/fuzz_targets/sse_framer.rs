@@ -1,13 +1,14 @@
 //! The SSE re-framer fed the same byte stream in arbitrary chunk splits.
 //!
-//! Invariants: no panic; the events do not depend on how the bytes were split. The size limit
+//! Invariants: no panic; the events do not depend on how the bytes were split; an event's
+//! wire form (the bytes it arrived in, when the framer kept them) is its canonical encoding. The size limit
 //! (small here, so it is exercised) may trip earlier when a long line arrives in pieces (the
 //! framer bounds what it buffers, not just what it parses), so when either run hit it, the
 //! events before the error must be a prefix of the other run's events.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use switchyard_protocol::sse::Framer;
+use switchyard_protocol::sse::{encode_data, Framer};
 
 const LIMIT: usize = 256;
 
@@ -25,7 +26,10 @@ fn frame(stream: &[u8], splits: &[u8]) -> (Vec<Vec<u8>>, bool) {
         framer.push(chunk);
         loop {
             match framer.next_event() {
-                Ok(Some(event)) => events.push(event.data.to_vec()),
+                Ok(Some(event)) => {
+                    assert_eq!(event.encoded(), encode_data(&event.data), "kept wire bytes differ");
+                    events.push(event.data.to_vec());
+                }
                 Ok(None) => break,
                 Err(_) => return (events, true),
             }
