@@ -1,14 +1,16 @@
-//! The per-store state: the host imports (`log`, `monotonic-now`, `random`), an empty WASI
-//! context for components that import WASI, and the memory limiter.
+//! The per-store state: the host imports (`log`, `monotonic-now`, `random`), a WASI context
+//! that grants nothing for components that import WASI, and the memory limiter.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
+use wasi_rand::SeedableRng as _;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{HostImports, LogLevel, TypesImports};
 
@@ -22,10 +24,9 @@ pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(crate) limiter: Limiter,
-    /// Origin of `monotonic-now`: shared by all instances of a host so readings compare.
-    clock_origin: Instant,
-    /// During replay, the recorded time; `monotonic-now` returns it instead of the clock.
-    pub(crate) fixed_now_ns: Option<u64>,
+    /// `monotonic-now` and WASI's clocks; its origin is shared by all instances of a host so
+    /// their readings compare.
+    pub(crate) clock: PluginClock,
     rng: SmallRng,
 }
 
@@ -36,18 +37,94 @@ impl HostState {
         clock_origin: Instant,
         rng_seed: u64,
     ) -> Self {
+        let clock = PluginClock::new(clock_origin);
         // Nothing granted: no preopened directories, no network, no environment, no
         // arguments; stdio goes nowhere. Only what WASI needs to start a language runtime.
-        let wasi = WasiCtx::builder().build();
+        // WASI's clocks read the host clock and its random numbers come from the store's seed,
+        // so a plugin that reaches for them still decides the same way on replay.
+        let wasi = WasiCtx::builder()
+            .monotonic_clock(clock.clone())
+            .wall_clock(clock.clone())
+            .secure_random(wasi_rand::rngs::StdRng::seed_from_u64(
+                rng_seed ^ SECURE_SALT,
+            ))
+            .insecure_random(wasi_rand::rngs::StdRng::seed_from_u64(
+                rng_seed ^ INSECURE_SALT,
+            ))
+            .insecure_random_seed(u128::from(rng_seed))
+            .build();
         Self {
             name,
             wasi,
             table: ResourceTable::new(),
             limiter: Limiter::new(memory_bytes),
-            clock_origin,
-            fixed_now_ns: None,
+            clock,
             rng: SmallRng::seed_from_u64(rng_seed),
         }
+    }
+
+    pub(crate) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+}
+
+/// Different streams from one store seed for the host import and each WASI source.
+const SECURE_SALT: u64 = 0x5EC0_2E5E_ED00_0001;
+const INSECURE_SALT: u64 = 0x1D5E_C02E_5EED_0002;
+
+/// The only clock a plugin sees: nanoseconds since the host started, or, during replay, the
+/// recorded time of the decision. `host.monotonic-now`, `wasi:clocks/monotonic-clock` and
+/// `wasi:clocks/wall-clock` all read it (the wall clock as if the host had started at the
+/// epoch: a routing decision has no use for the date, and replay needs every clock pinned).
+#[derive(Clone)]
+pub(crate) struct PluginClock {
+    origin: Instant,
+    /// The pinned reading, or [`LIVE`]. Shared with the clones WASI holds.
+    fixed_ns: Arc<AtomicU64>,
+}
+
+const LIVE: u64 = u64::MAX;
+
+impl PluginClock {
+    fn new(origin: Instant) -> Self {
+        Self {
+            origin,
+            fixed_ns: Arc::new(AtomicU64::new(LIVE)),
+        }
+    }
+
+    /// Pins the clock to `now_ns` for the next call (`None`: the real clock).
+    pub(crate) fn pin(&self, now_ns: Option<u64>) {
+        // `u64::MAX` itself cannot be pinned; it reads as one nanosecond earlier.
+        let value = now_ns.map_or(LIVE, |ns| ns.min(LIVE - 1));
+        self.fixed_ns.store(value, Ordering::Relaxed);
+    }
+
+    pub(crate) fn now_ns(&self) -> u64 {
+        match self.fixed_ns.load(Ordering::Relaxed) {
+            LIVE => u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(LIVE - 1),
+            pinned => pinned,
+        }
+    }
+}
+
+impl HostMonotonicClock for PluginClock {
+    fn resolution(&self) -> u64 {
+        1
+    }
+
+    fn now(&self) -> u64 {
+        self.now_ns()
+    }
+}
+
+impl HostWallClock for PluginClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_nanos(1)
+    }
+
+    fn now(&self) -> Duration {
+        Duration::from_nanos(self.now_ns())
     }
 }
 
@@ -84,10 +161,7 @@ impl HostImports for HostState {
     }
 
     fn monotonic_now(&mut self) -> u64 {
-        match self.fixed_now_ns {
-            Some(ns) => ns,
-            None => u64::try_from(self.clock_origin.elapsed().as_nanos()).unwrap_or(u64::MAX),
-        }
+        self.clock.now_ns()
     }
 
     fn random(&mut self) -> u64 {

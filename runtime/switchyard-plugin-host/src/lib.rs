@@ -43,6 +43,7 @@ mod replay;
 mod sample;
 mod ticker;
 mod validate;
+mod wasi_nonblocking;
 
 pub use bench::{bench, BenchPoint, BenchReport, BENCH_SIZES};
 pub use bindings::{

@@ -323,7 +323,7 @@ impl LoadedPlugin {
             Some(inst) => inst,
             None => self.instantiate()?,
         };
-        inst.store.data_mut().fixed_now_ns = now_ns;
+        inst.store.data().clock.pin(now_ns);
         let result = self.sync_topology(&mut inst).and_then(|()| f(&mut inst));
         match &result {
             Err(e) if e.poisons_instance() => {

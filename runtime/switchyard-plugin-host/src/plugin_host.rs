@@ -140,5 +140,6 @@ pub(crate) fn build_linker(engine: &Engine) -> Result<Linker<HostState>> {
         .map_err(setup)?;
     // Python and JS runtimes import WASI; the context they get grants nothing.
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(setup)?;
+    crate::wasi_nonblocking::shadow_blocking_calls(&mut linker).map_err(setup)?;
     Ok(linker)
 }
