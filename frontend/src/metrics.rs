@@ -237,7 +237,7 @@ fn render_instances(out: &mut String, registry: &Registry) {
     for i in &instances {
         let _ = writeln!(
             out,
-            "{}{{instance=\"{}\",model=\"{}\"}} {}",
+            "{}{{worker=\"{}\",model=\"{}\"}} {}",
             names::INSTANCE_IN_FLIGHT,
             escape(i.id()),
             escape(&i.spec.model),
@@ -252,7 +252,7 @@ fn render_instances(out: &mut String, registry: &Registry) {
     for i in &instances {
         let _ = writeln!(
             out,
-            "{}{{instance=\"{}\",model=\"{}\"}} {}",
+            "{}{{worker=\"{}\",model=\"{}\"}} {}",
             names::INSTANCE_HEALTHY,
             escape(i.id()),
             escape(&i.spec.model),
@@ -267,7 +267,7 @@ fn render_instances(out: &mut String, registry: &Registry) {
     for i in &instances {
         let _ = writeln!(
             out,
-            "{}{{instance=\"{}\"}} {}",
+            "{}{{worker=\"{}\"}} {}",
             names::INSTANCE_EJECTIONS,
             escape(i.id()),
             i.health.ejections()

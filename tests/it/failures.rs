@@ -121,7 +121,7 @@ async fn the_active_probe_removes_an_unhealthy_instance_before_any_request() {
     .await
     .unwrap();
     let sick_id = sick.url().trim_start_matches("http://").to_owned();
-    let series = format!("switchyard_instance_healthy{{instance=\"{sick_id}\",model=\"{MODEL}\"}}");
+    let series = format!("switchyard_instance_healthy{{worker=\"{sick_id}\",model=\"{MODEL}\"}}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while metric(&fe.url(), &series).await != 0.0 {
         assert!(

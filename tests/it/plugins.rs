@@ -133,7 +133,7 @@ async fn a_health_policy_plugin_removes_a_failing_instance() {
     let (fe, _dir) = frontend_with_config(&yaml, &args).await.unwrap();
     send(&fe, 10).await; // all succeed: failures on `bad` are retried on `good`
     let bad_id = bad.url().trim_start_matches("http://").to_owned();
-    let series = format!("switchyard_instance_healthy{{instance=\"{bad_id}\",model=\"{MODEL}\"}}");
+    let series = format!("switchyard_instance_healthy{{worker=\"{bad_id}\",model=\"{MODEL}\"}}");
     let deadline = Instant::now() + Duration::from_secs(10);
     while metric(&fe.url(), &series).await != 0.0 {
         assert!(
