@@ -38,6 +38,7 @@ pub async fn handle(app: &Arc<App>, parts: &Parts, body: Incoming) -> Response<B
     let result = match (&parts.method, path) {
         (&Method::GET, "/admin/instances") => Ok(instances(app)),
         (&Method::GET, "/admin/plugins") => Ok(admin_plugins::list(app)),
+        (&Method::GET, p) if p.starts_with(PLUGINS) => admin_plugins::get(app, &p[PLUGINS.len()..]),
         (&Method::PUT, p) if p.starts_with(PLUGINS) => {
             admin_plugins::put(app, &p[PLUGINS.len()..], parts.uri.query(), body).await
         }

@@ -19,6 +19,7 @@ use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
 use crate::http_edge::json_response;
+use crate::plugins::entry::PluginEntry;
 use crate::plugins::{FailurePolicy, PluginConfig, PluginMode, PluginSource};
 
 /// Largest component accepted (Python components are ~20 MB).
@@ -45,44 +46,54 @@ struct PluginView {
 
 pub fn list(app: &App) -> Response<Body> {
     let table = app.plugins.table();
-    let views: Vec<PluginView> = table
-        .entries
-        .iter()
-        .map(|e| {
-            use std::sync::atomic::Ordering::Relaxed;
-            PluginView {
-                name: e.name().to_owned(),
-                kind: e.config.kind,
-                implements: e.plugin.kinds().to_vec(),
-                sha256: e.plugin.sha256().to_owned(),
-                mode: e.config.mode,
-                failure_policy: e.config.failure_policy,
-                weight: e.config.weight,
-                models: e.config.models.clone(),
-                source: match &e.source {
-                    PluginSource::File { path, .. } => format!("file:{path}"),
-                    PluginSource::Admin => "admin".into(),
-                    PluginSource::Kubernetes => "kubernetes".into(),
-                },
-                quarantine: match e.quarantine_state() {
-                    QuarantineState::Active => "active".into(),
-                    QuarantineState::Quarantined { strikes, .. } => {
-                        format!("quarantined (strike {strikes})")
-                    }
-                    QuarantineState::Probation { .. } => "probation".into(),
-                },
-                calls: e.plugin.stats().calls,
-                faults: e.metrics.faults(),
-                fallbacks: e.metrics.fallbacks.load(Relaxed),
-                shadow_agreements: e.metrics.shadow_agreements.load(Relaxed),
-                shadow_disagreements: e.metrics.shadow_disagreements.load(Relaxed),
-            }
-        })
-        .collect();
+    let views: Vec<PluginView> = table.entries.iter().map(|e| view(e)).collect();
     json_response(
         StatusCode::OK,
         serde_json::json!({ "plugins": views }).to_string(),
     )
+}
+
+/// `GET /admin/plugins/{name}`: one plugin, in the same shape as a list entry.
+pub fn get(app: &App, name: &str) -> Result<Response<Body>, ApiError> {
+    let table = app.plugins.table();
+    let entry = table
+        .get(name)
+        .ok_or_else(|| ApiError::not_found(format!("No plugin named `{name}`.")))?;
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_string(&view(entry)).unwrap_or_default(),
+    ))
+}
+
+fn view(e: &PluginEntry) -> PluginView {
+    use std::sync::atomic::Ordering::Relaxed;
+    PluginView {
+        name: e.name().to_owned(),
+        kind: e.config.kind,
+        implements: e.plugin.kinds().to_vec(),
+        sha256: e.plugin.sha256().to_owned(),
+        mode: e.config.mode,
+        failure_policy: e.config.failure_policy,
+        weight: e.config.weight,
+        models: e.config.models.clone(),
+        source: match &e.source {
+            PluginSource::File { path, .. } => format!("file:{path}"),
+            PluginSource::Admin => "admin".into(),
+            PluginSource::Kubernetes => "kubernetes".into(),
+        },
+        quarantine: match e.quarantine_state() {
+            QuarantineState::Active => "active".into(),
+            QuarantineState::Quarantined { strikes, .. } => {
+                format!("quarantined (strike {strikes})")
+            }
+            QuarantineState::Probation { .. } => "probation".into(),
+        },
+        calls: e.plugin.stats().calls,
+        faults: e.metrics.faults(),
+        fallbacks: e.metrics.fallbacks.load(Relaxed),
+        shadow_agreements: e.metrics.shadow_agreements.load(Relaxed),
+        shadow_disagreements: e.metrics.shadow_disagreements.load(Relaxed),
+    }
 }
 
 pub async fn put(

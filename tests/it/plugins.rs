@@ -81,11 +81,62 @@ async fn a_rust_picker_routes_every_request() {
     let counts = send(&fe, 30).await;
     assert_eq!(counts.len(), 3, "{counts:?}");
     assert!(counts.values().all(|&c| c >= 5), "{counts:?}");
-    let view = plugins_view(&fe).await;
-    assert!(
-        view["round-robin"]["calls"].as_u64().unwrap() >= 30,
-        "{view:?}"
+    // Every decision was the plugin's: called for each request, never faulted, never
+    // replaced by the native policy.
+    let view = admin(&fe, "/admin/plugins/round-robin")
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert!(view["calls"].as_u64().unwrap() >= 30, "{view}");
+    assert_eq!(view["fallbacks"], 0, "{view}");
+    assert!(view["faults"].as_object().unwrap().is_empty(), "{view}");
+}
+
+#[tokio::test]
+async fn a_filter_plugin_keeps_only_matching_instances() {
+    let m = mockers(3, &[]).await;
+    let workers: String = m
+        .iter()
+        .enumerate()
+        .map(|(n, w)| {
+            let pool = if n == 1 { "canary" } else { "main" };
+            format!(
+                "  - {{ model: {MODEL}, url: \"{}\", labels: {{ pool: {pool} }} }}\n",
+                w.url()
+            )
+        })
+        .collect();
+    let yaml = format!(
+        "admin_token: {TOKEN}\nworkers:\n{workers}plugins:\n  - name: canary-only\n    kind: filter\n    path: {}\n    config: {{ match: {{ pool: canary }} }}\n",
+        wasm("label-selector")
     );
+    let (fe, _dir) = frontend_with_config(&yaml, &[]).await.unwrap();
+    let counts = send(&fe, 12).await;
+    assert_eq!(
+        counts.len(),
+        1,
+        "the filter let other pools through: {counts:?}"
+    );
+    let canary = admin(&fe, "/admin/instances")
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let canary_id = canary["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["url"] == m[1].url())
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .unwrap();
+    assert_eq!(counts.get(&canary_id), Some(&12), "{counts:?}");
+    let view = plugins_view(&fe).await;
+    assert_eq!(view["canary-only"]["fallbacks"], 0, "{view:?}");
 }
 
 #[tokio::test]
@@ -285,7 +336,13 @@ async fn admin_upload_needs_the_token_and_the_right_sha256() {
 async fn hot_swap_100_times_under_load_fails_nothing() {
     let m = mockers(3, &[]).await;
     let fe = frontend(&args_with(&m, &[])).await.unwrap();
-    let versions = [wasm("round-robin"), wasm("testing-all-kinds")];
+    // Two versions that route differently: round-robin, and all-kinds (reverse order).
+    let paths = [wasm("round-robin"), wasm("testing-all-kinds")];
+    let shas: Vec<String> = paths
+        .iter()
+        .map(|p| sha256_hex(&std::fs::read(p).unwrap()))
+        .collect();
+    let versions = [paths[0].clone(), paths[1].clone()];
     let (status, body) = upload(&fe, "swap", &versions[0], "kind=picker", Some(TOKEN), None).await;
     assert_eq!(status, 200, "{body}");
     let url = format!("{}/v1/chat/completions", fe.url());
@@ -295,32 +352,36 @@ async fn hot_swap_100_times_under_load_fails_nothing() {
         let (url, stop) = (url.clone(), stop.clone());
         load.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
-            let (mut ok, mut failed) = (0u32, Vec::new());
+            let (mut served, mut failed) = (Vec::new(), Vec::new());
             let mut i = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 i += 1;
                 let stream = i % 2 == 0;
                 let resp = client
                     .post(&url)
+                    .header("x-switchyard-explain", TOKEN)
                     .json(&chat(&format!("w{w} r{i}"), 4, stream))
                     .send()
                     .await;
                 match resp {
                     Ok(r) if r.status() == 200 => {
+                        let header = |n: &str| r.headers()[n].to_str().unwrap().to_owned();
+                        let (id, instance) =
+                            (header("x-request-id"), header("x-switchyard-instance"));
                         let text = r.text().await.unwrap_or_default();
                         if stream && !text.trim_end().ends_with("data: [DONE]")
                             || text.contains("\"error\"")
                         {
                             failed.push(text);
                         } else {
-                            ok += 1;
+                            served.push((id, instance));
                         }
                     }
                     Ok(r) => failed.push(format!("status {}", r.status())),
                     Err(e) => failed.push(e.to_string()),
                 }
             }
-            (ok, failed)
+            (served, failed)
         }));
     }
     for swap in 0..100 {
@@ -336,7 +397,7 @@ async fn hot_swap_100_times_under_load_fails_nothing() {
         assert_eq!(status, 200, "swap {swap}: {body}");
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let mut total = 0;
+    let mut served = Vec::new();
     for task in load {
         let (ok, failed) = task.await.unwrap();
         assert!(
@@ -344,9 +405,53 @@ async fn hot_swap_100_times_under_load_fails_nothing() {
             "requests failed during swaps: {:?}",
             &failed[..failed.len().min(3)]
         );
-        total += ok;
+        // The explanation ring keeps the last 512: check each worker's most recent requests.
+        served.extend(ok.into_iter().rev().take(40));
     }
-    assert!(total >= 100, "only {total} requests ran during the swaps");
+    assert!(
+        served.len() >= 100,
+        "only {} requests ran during the swaps",
+        served.len()
+    );
+    // Each request was decided by exactly one of the two versions, named by its sha256, and
+    // routed the way that version decides (all-kinds ranks the candidates in reverse).
+    let mut seen = [0usize; 2];
+    for (id, instance) in &served {
+        let resp = admin(&fe, &format!("/admin/explain/{id}"))
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 404 {
+            continue; // already rotated out of the ring
+        }
+        let e: Value = resp.json().await.unwrap();
+        let stages = e["stages"].as_array().unwrap();
+        assert_eq!(stages.len(), 1, "{e}");
+        if stages[0]["fell_back"] == true {
+            continue; // a decision-budget timeout on a starved machine (see below)
+        }
+        let version = shas
+            .iter()
+            .position(|s| stages[0]["sha256"] == s.as_str())
+            .unwrap_or_else(|| panic!("decided by neither version: {e}"));
+        seen[version] += 1;
+        assert_eq!(e["pick"][0], instance.as_str(), "{e}");
+        if version == 1 {
+            let last = e["candidates"].as_array().unwrap().last().unwrap();
+            assert_eq!(
+                e["pick"][0], last["instance"],
+                "all-kinds ranks in reverse: {e}"
+            );
+        }
+    }
+    assert!(
+        seen[0] > 0 && seen[1] > 0,
+        "both versions decided: {seen:?}"
+    );
+    assert!(
+        seen[0] + seen[1] >= 100,
+        "too few explanations checked: {seen:?}"
+    );
     // Swapping itself never faults: the only tolerated faults are decision-budget timeouts
     // from CPU starvation on a loaded machine (wall-clock budget), which fail open.
     let view = plugins_view(&fe).await;

@@ -112,10 +112,11 @@ fn record_native(
     explain: bool,
 ) {
     let cached = kv::cached_blocks(&prepared.block_hashes, routable);
+    let now = switchyard_runtime::clock::now_ns();
     let candidates: Vec<_> = routable
         .iter()
         .zip(cached)
-        .map(|(i, c)| candidate_of(i, c))
+        .map(|(i, c)| candidate_of(i, c, now))
         .collect();
     let name = format!("native:{}", routing.policy.name());
     if let Some(recorder) = &app.plugins.recorder {

@@ -8,6 +8,8 @@
 use std::sync::Arc;
 
 use switchyard_plugin_host::{Candidate, DecisionOutput, Health, PluginKind, Request};
+use switchyard_runtime::clock::now_ns;
+use switchyard_runtime::health::HealthStatus;
 use switchyard_runtime::Instance;
 
 use super::config::FailurePolicy;
@@ -28,9 +30,15 @@ pub struct ChainInput<'a> {
     pub cached_prefix_blocks: Vec<u32>,
 }
 
-/// The numeric view of an instance that plugins receive.
-pub fn candidate_of(instance: &Instance, cached_prefix_blocks: u32) -> Candidate {
+/// The numeric view of an instance that plugins receive, as of `now` (nanoseconds).
+pub fn candidate_of(instance: &Instance, cached_prefix_blocks: u32, now: u64) -> Candidate {
     use std::sync::atomic::Ordering::Relaxed;
+    let health = match instance.health.status(now) {
+        _ if instance.policy_says_unhealthy() => Health::Unhealthy,
+        HealthStatus::Healthy => Health::Healthy,
+        HealthStatus::Degraded => Health::Degraded,
+        _ => Health::Unhealthy,
+    };
     Candidate {
         id: instance.num_id,
         in_flight: instance.load.total_in_flight(),
@@ -39,7 +47,7 @@ pub fn candidate_of(instance: &Instance, cached_prefix_blocks: u32) -> Candidate
         cached_prefix_blocks,
         ttft_ewma_ms: instance.load.ttft_ewma_us.load(Relaxed) as f32 / 1000.0,
         itl_ewma_ms: instance.load.itl_ewma_us.load(Relaxed) as f32 / 1000.0,
-        health: Health::Healthy,
+        health,
         weight: instance.spec.weight,
     }
 }
@@ -60,11 +68,15 @@ pub fn decide(
     input: &ChainInput<'_>,
     native: impl Fn(&[&Arc<Instance>]) -> Vec<usize>,
 ) -> Result<Vec<usize>, ApiError> {
+    let now = now_ns();
     let candidates: Vec<Candidate> = input
         .routable
         .iter()
         .enumerate()
-        .map(|(n, i)| candidate_of(i, input.cached_prefix_blocks.get(n).copied().unwrap_or(0)))
+        .map(|(n, i)| {
+            let cached = input.cached_prefix_blocks.get(n).copied().unwrap_or(0);
+            candidate_of(i, cached, now)
+        })
         .collect();
     let mut run = Run {
         set,
@@ -139,11 +151,9 @@ impl Run<'_> {
     fn fail(&mut self, entry: &PluginEntry, failure: PluginFailure) -> Result<(), ApiError> {
         let message = failure.to_string();
         self.stages.push(Stage {
-            plugin: entry.name().to_owned(),
-            kind: entry.config.kind.world(),
             error: Some(message.clone()),
             fell_back: entry.config.failure_policy == FailurePolicy::FailOpen,
-            ..Stage::default()
+            ..stage_of(entry)
         });
         match entry.config.failure_policy {
             FailurePolicy::FailOpen => {
@@ -178,10 +188,8 @@ impl Run<'_> {
                     .filter_map(|&k| self.positions.get(k).copied())
                     .collect();
                 self.stages.push(Stage {
-                    plugin: entry.name().to_owned(),
-                    kind: "filter",
                     kept: Some(self.positions.iter().map(|&p| self.name_of(p)).collect()),
-                    ..Stage::default()
+                    ..stage_of(entry)
                 });
                 if self.positions.is_empty() {
                     return Err(ApiError::unavailable(format!(
@@ -210,8 +218,6 @@ impl Run<'_> {
                         *total += entry.config.weight * score;
                     }
                     self.stages.push(Stage {
-                        plugin: entry.name().to_owned(),
-                        kind: "scorer",
                         scores: Some(
                             self.positions
                                 .iter()
@@ -219,7 +225,7 @@ impl Run<'_> {
                                 .map(|(&p, &s)| (self.name_of(p), s))
                                 .collect(),
                         ),
-                        ..Stage::default()
+                        ..stage_of(entry)
                     });
                 }
                 Err(failure) => self.fail(entry, failure)?,
@@ -243,15 +249,13 @@ impl Run<'_> {
                     .filter_map(|&r| order.get(r).copied())
                     .collect();
                 self.stages.push(Stage {
-                    plugin: entry.name().to_owned(),
-                    kind: "picker",
                     ranked: Some(
                         local
                             .iter()
                             .map(|&l| self.name_of(self.positions[l]))
                             .collect(),
                     ),
-                    ..Stage::default()
+                    ..stage_of(entry)
                 });
                 Ok(Some(local))
             }
@@ -287,6 +291,16 @@ impl Run<'_> {
             pick: ranked.iter().map(|&p| self.name_of(p)).collect(),
         };
         self.set.explains.push(explanation);
+    }
+}
+
+/// The explanation of a stage run by `entry`, before its outcome is filled in.
+fn stage_of(entry: &PluginEntry) -> Stage {
+    Stage {
+        plugin: entry.name().to_owned(),
+        kind: entry.config.kind.world(),
+        sha256: Some(entry.plugin.sha256().to_owned()),
+        ..Stage::default()
     }
 }
 
@@ -343,3 +357,7 @@ fn shadow_one(entry: &PluginEntry, request: &Request, candidates: &[Candidate], 
         Err(error) => tracing::debug!(plugin = entry.name(), %error, "shadow plugin failed"),
     }
 }
+
+#[cfg(test)]
+#[path = "chain_tests.rs"]
+mod tests;

@@ -122,6 +122,8 @@ pub struct PluginEntry {
     pub source: PluginSource,
     pub metrics: Arc<PluginMetrics>,
     quarantine: Mutex<Quarantine>,
+    /// Generation of the last topology delivered to it (see `PluginSet::deliver`).
+    pub(super) topology_generation: AtomicU64,
 }
 
 impl PluginEntry {
@@ -138,6 +140,7 @@ impl PluginEntry {
             source,
             metrics,
             quarantine: Mutex::new(quarantine),
+            topology_generation: AtomicU64::new(0),
         }
     }
 

@@ -26,6 +26,9 @@ pub struct ExplainedCandidate {
 pub struct Stage {
     pub plugin: String,
     pub kind: &'static str,
+    /// The exact component that decided (absent for native policies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kept: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -9,8 +9,8 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 
 use switchyard_plugin_host::{
-    Candidate, DecisionInput, DecisionOutput, DecisionRecord, PluginKind, Request, Topology,
-    DECISION_RECORD_VERSION,
+    Candidate, DecisionInput, DecisionOutput, DecisionRecord, Observation, PluginKind, Request,
+    Topology, DECISION_RECORD_VERSION,
 };
 use switchyard_runtime::clock::now_ns;
 
@@ -86,6 +86,22 @@ impl Recorder {
             request_id: Some(request_id.to_owned()),
             plugin: Some(plugin.to_owned()),
             input,
+            output: Some(output),
+        });
+    }
+}
+
+impl Recorder {
+    /// One health-policy decision: the observations it was given and its verdicts (or error).
+    pub fn health(&self, plugin: &str, observations: &[Observation], output: DecisionOutput) {
+        self.send(DecisionRecord {
+            v: DECISION_RECORD_VERSION,
+            at_ns: now_ns(),
+            request_id: None,
+            plugin: Some(plugin.to_owned()),
+            input: DecisionInput::HealthPolicy {
+                observations: observations.to_vec(),
+            },
             output: Some(output),
         });
     }

@@ -6,6 +6,7 @@
 //! until the last request holding it finishes.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -103,6 +104,9 @@ pub struct PluginSet {
     write: tokio::sync::Mutex<()>,
     metrics: RwLock<BTreeMap<String, Arc<PluginMetrics>>>,
     topology: RwLock<Arc<TopologyView>>,
+    /// Held while a topology is published and delivered, so a plugin installed during a
+    /// change can neither miss the new instance set nor be handed an older one after it.
+    delivery: Mutex<()>,
     pub explains: ExplainLog,
     pub recorder: Option<Recorder>,
 }
@@ -119,12 +123,16 @@ impl PluginSet {
     pub fn new(quarantine: QuarantinePolicy, recorder: Option<Recorder>) -> Self {
         Self {
             host: Mutex::new(None),
-            host_config: HostConfig::default(),
+            host_config: HostConfig {
+                clock_origin: Some(switchyard_runtime::clock::origin()),
+                ..HostConfig::default()
+            },
             quarantine,
             table: ArcSwap::from_pointee(PluginTable::default()),
             write: tokio::sync::Mutex::new(()),
             metrics: RwLock::new(BTreeMap::new()),
             topology: RwLock::new(Arc::new(TopologyView::default())),
+            delivery: Mutex::new(()),
             explains: ExplainLog::default(),
             recorder,
         }
@@ -182,15 +190,20 @@ impl PluginSet {
                     .join(", "),
             });
         }
-        plugin.on_topology(self.topology().topology.clone())?;
+        let view = self.topology();
+        plugin.on_topology(view.topology.clone())?;
         let metrics = Arc::clone(self.metrics.write().entry(config.name.clone()).or_default());
-        Ok(Arc::new(PluginEntry::new(
+        let entry = PluginEntry::new(
             config,
             plugin,
             source,
             metrics,
             Quarantine::new(self.quarantine.clone()),
-        )))
+        );
+        entry
+            .topology_generation
+            .store(view.topology.generation, Ordering::Relaxed);
+        Ok(Arc::new(entry))
     }
 
     /// Loads on a blocking thread, then swaps atomically.
@@ -220,13 +233,10 @@ impl PluginSet {
             .cloned()
             .collect();
         if replaced {
-            entry
-                .metrics
-                .swaps
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            entry.metrics.swaps.fetch_add(1, Ordering::Relaxed);
         }
         tracing::info!(plugin = entry.name(), sha256 = entry.plugin.sha256(), kind = ?entry.config.kind, replaced, "plugin installed");
-        entries.push(entry);
+        entries.push(Arc::clone(&entry));
         entries.sort_by(|a, b| {
             (a.config.kind, a.config.order, a.name()).cmp(&(
                 b.config.kind,
@@ -235,6 +245,27 @@ impl PluginSet {
             ))
         });
         self.table.store(Arc::new(PluginTable { entries }));
+        // Loading takes seconds for Python/JS components: the instance set may have changed
+        // since, and the refresh that delivered it did not see this entry yet.
+        let _delivery = self.delivery.lock();
+        self.deliver(&entry, &self.topology());
+    }
+
+    /// Delivers `view` to `entry` unless it already has that generation. Call with
+    /// `delivery` held.
+    fn deliver(&self, entry: &PluginEntry, view: &TopologyView) {
+        let generation = view.topology.generation;
+        if entry
+            .topology_generation
+            .swap(generation, Ordering::Relaxed)
+            == generation
+        {
+            return;
+        }
+        if let Err(error) = entry.plugin.on_topology(view.topology.clone()) {
+            entry.metrics.count_fault(error.label());
+            tracing::warn!(plugin = entry.name(), %error, "on-topology failed");
+        }
     }
 
     /// Removes a plugin by name; returns whether it existed.
@@ -262,12 +293,10 @@ impl PluginSet {
             recorder.topology(&view.topology);
         }
         let view = Arc::new(view);
+        let _delivery = self.delivery.lock();
         *self.topology.write() = Arc::clone(&view);
         for entry in &self.table.load().entries {
-            if let Err(error) = entry.plugin.on_topology(view.topology.clone()) {
-                entry.metrics.count_fault(error.label());
-                tracing::warn!(plugin = entry.name(), %error, "on-topology failed");
-            }
+            self.deliver(entry, &view);
         }
     }
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_plugin_host::{Observation, ObservationKind, PluginKind};
+use switchyard_plugin_host::{DecisionOutput, Observation, ObservationKind, PluginKind};
 use switchyard_runtime::observe::Outcome;
 use switchyard_runtime::Registry;
 use tokio::task::JoinHandle;
@@ -80,6 +80,7 @@ pub fn spawn_health_policies(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
+        let mut had_policies = false;
         loop {
             tick.tick().await;
             let table = set.table();
@@ -94,8 +95,17 @@ pub fn spawn_health_policies(
                 .collect();
             registry.observations.set_enabled(!policies.is_empty());
             if policies.is_empty() {
+                if had_policies {
+                    // The last policy was removed: its verdicts must not outlive it.
+                    registry
+                        .all()
+                        .iter()
+                        .for_each(|i| i.set_policy_verdict(None));
+                    had_policies = false;
+                }
                 continue;
             }
+            had_policies = true;
             let observations: Vec<Observation> = registry
                 .observations
                 .drain()
@@ -104,7 +114,15 @@ pub fn spawn_health_policies(
                 .collect();
             let instances = registry.all();
             for entry in policies {
-                match entry.call(|p| p.assess(&observations)) {
+                let outcome = entry.call(|p| p.assess(&observations));
+                if let Some(recorder) = &set.recorder {
+                    let output = match &outcome {
+                        Ok(verdicts) => DecisionOutput::Verdicts(verdicts.clone()),
+                        Err(error) => DecisionOutput::Error(error.to_string()),
+                    };
+                    recorder.health(entry.name(), &observations, output);
+                }
+                match outcome {
                     Ok(verdicts) => {
                         for v in verdicts {
                             if let Some(instance) = instances.iter().find(|i| i.num_id == v.id) {

@@ -1,7 +1,7 @@
 //! Limits: per plugin ([`PluginLimits`]) and per host ([`HostConfig`]). Both are serde structs
 //! with defaults and a `validate()` that the host calls before using them.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -105,6 +105,11 @@ pub struct HostConfig {
     pub max_memory_bytes: u64,
     /// Seed for the `host.random` import. `None` seeds from the OS; replay sets a fixed seed.
     pub rng_seed: Option<u64>,
+    /// Zero of the plugins' clock (`host.monotonic-now`, WASI's clocks). The frontend passes
+    /// its own clock's origin so that observation times (`at-ns`) compare with
+    /// `monotonic-now`; `None`: when the host is created.
+    #[serde(skip)]
+    pub clock_origin: Option<Instant>,
 }
 
 impl Default for HostConfig {
@@ -115,6 +120,7 @@ impl Default for HostConfig {
             max_instances: 128,
             max_memory_bytes: 512 * MIB,
             rng_seed: None,
+            clock_origin: None,
         }
     }
 }

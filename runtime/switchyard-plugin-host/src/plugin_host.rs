@@ -49,12 +49,13 @@ impl PluginHost {
         let ticker = Ticker::start(engine.clone(), config.epoch_tick)
             .map_err(|e| Error::Host(format!("cannot start the epoch ticker thread: {e}")))?;
         let base_seed = config.rng_seed.unwrap_or_else(rand::random);
+        let clock_origin = config.clock_origin.unwrap_or_else(Instant::now);
         Ok(Self {
             inner: Arc::new(HostInner {
                 engine,
                 linker,
                 config,
-                clock_origin: Instant::now(),
+                clock_origin,
                 seed_counter: AtomicU64::new(0),
                 base_seed,
                 _ticker: ticker,

@@ -42,7 +42,12 @@ fn field(c: &Candidate, name: &str) -> Option<f64> {
 impl Lifecycle for Plugin {
     fn configure(config: String) -> Result<(), String> {
         host::log(host::LogLevel::Debug, "all-kinds configured");
-        let echo = config.trim().strip_prefix("echo=").map(str::to_owned);
+        // Raw (`echo=F`) or as a JSON string (`"echo=F"`), as the frontend passes a YAML string.
+        let echo = config
+            .trim()
+            .trim_matches('"')
+            .strip_prefix("echo=")
+            .map(str::to_owned);
         ECHO.with(|e| *e.borrow_mut() = echo);
         Ok(())
     }
