@@ -123,6 +123,11 @@ impl Proc {
         Ok(false)
     }
 
+    /// The exit status, once the process has exited.
+    pub fn exit_status(&mut self) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        Ok(self.child.try_wait()?)
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }

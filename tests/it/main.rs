@@ -3,6 +3,7 @@
 // This whole binary is test code: helpers outside `#[test]` fns may panic on failure too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cli;
 mod distributed;
 mod errors;
 mod failures;

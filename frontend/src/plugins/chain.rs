@@ -91,7 +91,13 @@ pub fn decide(
     let totals = run.score(table)?;
     let mut order: Vec<usize> = (0..run.positions.len()).collect();
     if let Some(totals) = &totals {
-        // Stable: ties keep candidate order.
+        // Equal totals share the load: the stable sort starts from a rotation that moves on
+        // with every decision, so at low load a scorer's ties do not all go to the first
+        // candidate.
+        if !order.is_empty() {
+            let len = order.len();
+            order.rotate_left(set.next_tie_break() % len);
+        }
         order.sort_by(|a, b| totals[*b].total_cmp(&totals[*a]));
     }
     let picked = match table.active(PluginKind::Picker, input.model).next() {

@@ -6,7 +6,7 @@
 //! until the last request holding it finishes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -107,6 +107,8 @@ pub struct PluginSet {
     /// Held while a topology is published and delivered, so a plugin installed during a
     /// change can neither miss the new instance set nor be handed an older one after it.
     delivery: Mutex<()>,
+    /// Rotates the order in which equal scores are ranked.
+    ties: AtomicUsize,
     pub explains: ExplainLog,
     pub recorder: Option<Recorder>,
 }
@@ -133,9 +135,15 @@ impl PluginSet {
             metrics: RwLock::new(BTreeMap::new()),
             topology: RwLock::new(Arc::new(TopologyView::default())),
             delivery: Mutex::new(()),
+            ties: AtomicUsize::new(0),
             explains: ExplainLog::default(),
             recorder,
         }
+    }
+
+    /// A different offset for every decision (see `chain::decide`).
+    pub fn next_tie_break(&self) -> usize {
+        self.ties.fetch_add(1, Ordering::Relaxed)
     }
 
     /// The current snapshot (lock-free).
