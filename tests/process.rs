@@ -43,6 +43,16 @@ pub struct Proc {
 impl Proc {
     /// Starts `switchyard <args…>` with `port` substituted for `{port}` in the args.
     pub fn spawn(name: &str, args: &[String], port: u16) -> anyhow::Result<Self> {
+        Self::spawn_with_env(name, args, port, &[])
+    }
+
+    /// [`Proc::spawn`] with extra environment variables.
+    pub fn spawn_with_env(
+        name: &str,
+        args: &[String],
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let bin = switchyard_bin();
         if !bin.exists() {
             bail!(
@@ -58,6 +68,7 @@ impl Proc {
         let child = Command::new(&bin)
             .args(&args)
             .env("SWITCHYARD_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.reopen()?)
             .stderr(log.reopen()?)

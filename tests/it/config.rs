@@ -1,0 +1,133 @@
+//! Where settings come from: the YAML file, `SWITCHYARD_*` environment variables over it, and
+//! flags over both; invalid values name the key.
+
+use std::time::Duration;
+
+use switchyard_tests::http::post_json;
+use switchyard_tests::{free_port, Proc};
+
+use crate::{chat, MODEL};
+
+async fn admin_status(fe: &Proc, token: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{}/admin/instances", fe.url()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// A chat request whose JSON body is exactly `len` bytes.
+fn body_of(len: usize) -> Vec<u8> {
+    let base = serde_json::to_vec(&chat("", 1, false)).unwrap();
+    let pad = len - base.len();
+    serde_json::to_vec(&chat(&"x".repeat(pad), 1, false)).unwrap()
+}
+
+async fn post_len(fe: &Proc, len: usize) -> u16 {
+    let body = body_of(len);
+    assert_eq!(body.len(), len);
+    reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", fe.url()))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn env_overrides_the_file_and_flags_override_env() {
+    let (a, b) = (
+        switchyard_tests::mocker(&[]).await.unwrap(),
+        switchyard_tests::mocker(&[]).await.unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("switchyard.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "admin_token: file-token\nworkers:\n  - {{ model: {MODEL}, url: \"{}\" }}\nlimits: {{ max_body_bytes: 100000 }}\n",
+            a.url()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let args: Vec<String> = [
+        "serve",
+        "--listen",
+        "127.0.0.1:{port}",
+        "--config",
+        &file.display().to_string(),
+        "--max-body-bytes",
+        "3000",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let worker_b = format!("{MODEL}={}", b.url());
+    let env = [
+        ("SWITCHYARD_ADMIN_TOKEN", "env-token"),
+        ("SWITCHYARD_MAX_BODY_BYTES", "2000"),
+        ("SWITCHYARD_WORKERS", worker_b.as_str()),
+    ];
+    let mut fe = Proc::spawn_with_env("frontend", &args, port, &env).unwrap();
+    fe.wait_ready("/health").await.unwrap();
+
+    // Env over file.
+    assert_eq!(admin_status(&fe, "env-token").await, 200);
+    assert_eq!(admin_status(&fe, "file-token").await, 401);
+    // Flag (3000) over env (2000) over file (100000).
+    assert_eq!(post_len(&fe, 2500).await, 200);
+    assert_eq!(post_len(&fe, 3500).await, 413);
+    // Workers from env are added to the file's.
+    let instances: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/admin/instances", fe.url()))
+        .bearer_auth("env-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut urls: Vec<String> = instances["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["url"].as_str().unwrap().to_owned())
+        .collect();
+    urls.sort();
+    let mut want = vec![a.url(), b.url()];
+    want.sort();
+    assert_eq!(urls, want);
+    let (status, _, _) = post_json(
+        &format!("{}/v1/chat/completions", fe.url()),
+        &chat("hi", 2, false),
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn an_invalid_env_value_stops_startup_and_names_the_key() {
+    let port = free_port();
+    let args: Vec<String> = ["serve", "--listen", "127.0.0.1:{port}"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    let mut fe =
+        Proc::spawn_with_env("frontend", &args, port, &[("SWITCHYARD_POLICY", "fastest")]).unwrap();
+    assert!(fe.wait_exit(Duration::from_secs(10)).await.unwrap());
+    assert!(!fe.exit_status().unwrap().unwrap().success());
+    let log = fe.log_text();
+    assert!(
+        log.contains("routing.policy") && log.contains("fastest"),
+        "{log}"
+    );
+}
