@@ -10,6 +10,7 @@ mod errors;
 mod failures;
 mod faults;
 mod kv_bridge;
+mod metrics;
 mod openai_client;
 mod plugins;
 mod register;
