@@ -69,3 +69,60 @@ async fn session_affinity_sticks_and_sessions_spread() {
         "12 sessions all on one instance: {homes:?}"
     );
 }
+
+/// Opens a long stream through `fe` and returns it (still in flight) with its instance.
+async fn hold_stream(fe: &Proc) -> (reqwest::Response, String) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", fe.url()))
+        .json(&crate::chat("hold", 1000, true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["x-switchyard-instance"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (r, id)
+}
+
+#[tokio::test]
+async fn load_aware_policies_prefer_the_idle_instance() {
+    let mut m = Vec::new();
+    for _ in 0..3 {
+        // Long streams last ~20 s; one-token requests finish at once.
+        m.push(mocker(&["--itl-ms", "20"]).await.unwrap());
+    }
+    for (policy, requests, min_idle_share) in [("least-loaded", 30, 1.0), ("p2c", 90, 0.5)] {
+        let fe = frontend_with(policy, &m).await;
+        let (first, busy_a) = hold_stream(&fe).await;
+        let (second, busy_b) = hold_stream(&fe).await;
+        assert_ne!(
+            busy_a, busy_b,
+            "{policy}: the second stream joined the first"
+        );
+        let mut counts = HashMap::new();
+        for i in 0..requests {
+            let (status, h, _) = switchyard_tests::http::post_json(
+                &format!("{}/v1/chat/completions", fe.url()),
+                &crate::chat(&format!("short {i}"), 1, false),
+                &[],
+            )
+            .await
+            .unwrap();
+            assert_eq!(status, 200);
+            let id = h["x-switchyard-instance"].to_str().unwrap().to_owned();
+            *counts.entry(id).or_insert(0usize) += 1;
+        }
+        let busy =
+            counts.get(&busy_a).copied().unwrap_or(0) + counts.get(&busy_b).copied().unwrap_or(0);
+        let idle = requests - busy;
+        // Load-blind choice would send the idle instance a third; p2c sees it in 2/3 of its
+        // samples (expected 60 of 90; P(below 45) ≈ 0.05 %), least-loaded always picks it.
+        assert!(
+            idle as f64 >= min_idle_share * requests as f64,
+            "{policy}: the idle instance got {idle} of {requests}: {counts:?}"
+        );
+        drop((first, second));
+    }
+}
