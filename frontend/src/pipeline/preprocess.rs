@@ -124,30 +124,15 @@ fn native_body(request: &ParsedRequest) -> Bytes {
     if !request.is_stream() || request.include_usage() {
         return request.raw.clone();
     }
-    let has_options = match &request.typed {
-        TypedRequest::Chat(r) => r.stream_options.is_some(),
-        TypedRequest::Completion(r) => r.stream_options.is_some(),
-        TypedRequest::Embedding(_) => true,
-    };
-    if has_options {
-        let mut typed = request.typed.clone();
-        let options = match &mut typed {
-            TypedRequest::Chat(r) => r.stream_options.get_or_insert_with(Default::default),
-            TypedRequest::Completion(r) => r.stream_options.get_or_insert_with(Default::default),
-            TypedRequest::Embedding(_) => return request.raw.clone(),
-        };
-        options.include_usage = Some(true);
-        let encoded = match &typed {
-            TypedRequest::Chat(r) => serde_json::to_vec(r),
-            TypedRequest::Completion(r) => serde_json::to_vec(r),
-            TypedRequest::Embedding(r) => serde_json::to_vec(r),
-        };
-        return encoded
-            .map(Bytes::from)
-            .unwrap_or_else(|_| request.raw.clone());
+    if matches!(request.typed, TypedRequest::Embedding(_)) {
+        return request.raw.clone();
+    }
+    let raw = &request.raw;
+    if memchr::memmem::find(raw, b"\"stream_options\"").is_some() {
+        // The key is there (an object without include_usage, or null): edit it in place.
+        return with_stream_usage(raw).unwrap_or_else(|| raw.clone());
     }
     // No `stream_options` key: splice one in after the opening brace (parse guaranteed one).
-    let raw = &request.raw;
     let Some(brace) = raw.iter().position(|&b| b == b'{') else {
         return raw.clone();
     };
@@ -157,6 +142,25 @@ fn native_body(request: &ParsedRequest) -> Bytes {
     out.extend_from_slice(OPTIONS);
     out.extend_from_slice(&raw[brace + 1..]);
     out.freeze()
+}
+
+/// `raw` with `stream_options.include_usage` set to true. Every other value keeps its exact
+/// text (raw JSON values, so numbers beyond `f64` and explicit nulls survive); only the order
+/// of the top-level keys may change.
+fn with_stream_usage(raw: &[u8]) -> Option<Bytes> {
+    use std::collections::BTreeMap;
+
+    use serde_json::value::{to_raw_value, RawValue};
+
+    let mut top: BTreeMap<String, Box<RawValue>> = serde_json::from_slice(raw).ok()?;
+    let mut options: BTreeMap<String, Box<RawValue>> = match top.get("stream_options") {
+        Some(v) if v.get() == "null" => BTreeMap::new(),
+        Some(v) => serde_json::from_str(v.get()).ok()?,
+        None => BTreeMap::new(),
+    };
+    options.insert("include_usage".into(), to_raw_value(&true).ok()?);
+    top.insert("stream_options".into(), to_raw_value(&options).ok()?);
+    serde_json::to_vec(&top).ok().map(Bytes::from)
 }
 
 #[cfg(test)]
@@ -195,5 +199,32 @@ mod tests {
             serde_json::from_slice(&native_body(&parsed(Endpoint::Completions, body))).unwrap();
         assert_eq!(v["stream_options"]["include_usage"], true);
         assert_eq!(v["stream_options"]["extra"], 1);
+    }
+
+    #[test]
+    fn editing_stream_options_keeps_every_other_value_exactly() {
+        let body = r#"{"model":"m","prompt":"x","stream":true,"x_big":123456789012345678901234567890,"x_null":null,"x_f":0.1000000000000000055511151231257827,"stream_options":{"include_usage":false,"extra":[1.25,"s"]}}"#;
+        let out = native_body(&parsed(Endpoint::Completions, body));
+        let text = std::str::from_utf8(&out).unwrap();
+        for exact in [
+            r#""x_big":123456789012345678901234567890"#,
+            r#""x_null":null"#,
+            r#""x_f":0.1000000000000000055511151231257827"#,
+            r#""extra":[1.25,"s"]"#,
+            r#""include_usage":true"#,
+        ] {
+            assert!(text.contains(exact), "{exact} lost in {text}");
+        }
+        assert_eq!(text.matches("stream_options").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn a_null_stream_options_is_replaced_not_duplicated() {
+        let body = r#"{"model":"m","prompt":"x","stream":true,"stream_options":null}"#;
+        let out = native_body(&parsed(Endpoint::Completions, body));
+        let text = std::str::from_utf8(&out).unwrap();
+        assert_eq!(text.matches("stream_options").count(), 1, "{text}");
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["stream_options"]["include_usage"], true);
     }
 }
