@@ -6,6 +6,9 @@ non-streaming and 16-token streaming, at concurrency 1 and 64 — both directly 
 mocker and through the frontend. The frontend is pinned alone to CPU 0; the mocker and wrk
 share CPU 1. CPU per request is (utime + stime) of the frontend process from /proc divided by
 the requests wrk completed. Prints a markdown table; medians over --repeat runs.
+
+With --peer sglang-router the same cases run through SGLang's router (pip package
+`sglang-router`, Rust core) in front of the same mocker, pinned to the same CPU, for a ratio.
 """
 import argparse
 import json
@@ -79,37 +82,62 @@ def wrk(url, path, body, conns, duration):
     }
 
 
+def start_peer(name, python, port, worker):
+    if name != "sglang-router":
+        raise SystemExit(f"unknown peer {name!r} (supported: sglang-router)")
+    cmd = [python, "-m", "sglang_router.launch_router", "--host", "127.0.0.1", "--port",
+           str(port), "--worker-urls", worker, "--policy", "round_robin", "--log-level", "warn"]
+    return start(cmd, 0, f"http://127.0.0.1:{port}/health")
+
+
+def measure(port, proc, body, conns, duration):
+    before = cpu_seconds(proc.pid)
+    r = wrk(f"http://127.0.0.1:{port}", "/v1/chat/completions", body, conns, duration)
+    r["cpu_us_per_req"] = (cpu_seconds(proc.pid) - before) * 1e6 / max(1, r["requests"])
+    return r
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--duration", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", help="also write raw results here")
+    ap.add_argument("--peer", help="also measure a peer router: sglang-router")
+    ap.add_argument("--peer-python", default=sys.executable,
+                    help="Python with the peer's package installed")
     args = ap.parse_args()
 
-    mport, fport = free_port(), free_port()
+    mport, fport, pport = free_port(), free_port(), free_port()
     mocker = start([args.bin, "mocker", "--listen", f"127.0.0.1:{mport}"], 1,
                    f"http://127.0.0.1:{mport}/health")
     frontend = start([args.bin, "serve", "--listen", f"127.0.0.1:{fport}",
                       "--worker", f"mock-model=http://127.0.0.1:{mport}"], 0,
                      f"http://127.0.0.1:{fport}/health")
+    peer = (start_peer(args.peer, args.peer_python, pport, f"http://127.0.0.1:{mport}")
+            if args.peer else None)
     base = {"model": "mock-model", "messages": [{"role": "user", "content": "hello there"}],
             "max_tokens": 16}
     cases = [("non-stream", {**base}), ("stream-16", {**base, "stream": True})]
-    rows = []
+    rows, peer_rows = [], []
     try:
         for name, body in cases:
             for conns in (1, 64):
-                runs = {"direct": [], "frontend": []}
+                runs = {"direct": [], "frontend": [], "peer": []}
                 for _ in range(args.repeat):
                     runs["direct"].append(wrk(f"http://127.0.0.1:{mport}", "/v1/chat/completions",
                                               body, conns, args.duration))
-                    before = cpu_seconds(frontend.pid)
-                    r = wrk(f"http://127.0.0.1:{fport}", "/v1/chat/completions", body, conns,
-                            args.duration)
-                    r["cpu_us_per_req"] = (cpu_seconds(frontend.pid) - before) * 1e6 / max(1, r["requests"])
-                    runs["frontend"].append(r)
+                    runs["frontend"].append(measure(fport, frontend, body, conns, args.duration))
+                    if peer:
+                        runs["peer"].append(measure(pport, peer, body, conns, args.duration))
                 med = lambda target, key: statistics.median(x[key] for x in runs[target])
+                if peer:
+                    peer_rows.append({
+                        "case": name, "c": conns, "rps": med("peer", "rps"),
+                        "p50": med("peer", "p50_us"), "p99": med("peer", "p99_us"),
+                        "cpu_us": med("peer", "cpu_us_per_req"), "fe_cpu_us": med("frontend", "cpu_us_per_req"),
+                        "errors": sum(x["errors"] for x in runs["peer"]),
+                    })
                 rows.append({
                     "case": name, "c": conns,
                     "direct_rps": med("direct", "rps"), "direct_p50": med("direct", "p50_us"),
@@ -121,9 +149,10 @@ def main():
                 })
                 print(f"done {name} c={conns}", file=sys.stderr)
     finally:
-        for p in (frontend, mocker):
-            p.send_signal(signal.SIGKILL)
-            p.wait()
+        for p in (frontend, mocker, peer):
+            if p:
+                p.send_signal(signal.SIGKILL)
+                p.wait()
 
     print("| case | c | direct req/s | direct p50 µs | direct p99 µs | frontend req/s | frontend p50 µs | frontend p99 µs | added p50 µs | frontend CPU µs/req | non-2xx |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -131,9 +160,16 @@ def main():
         print(f"| {r['case']} | {r['c']} | {r['direct_rps']:.0f} | {r['direct_p50']:.0f} | {r['direct_p99']:.0f} "
               f"| {r['fe_rps']:.0f} | {r['fe_p50']:.0f} | {r['fe_p99']:.0f} | {r['fe_p50'] - r['direct_p50']:.0f} "
               f"| {r['cpu_us']:.1f} | {r['errors']} |")
+    if peer_rows:
+        print()
+        print(f"| case | c | {args.peer} req/s | p50 µs | p99 µs | CPU µs/req | Switchyard CPU µs/req | ratio | non-2xx |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in peer_rows:
+            print(f"| {r['case']} | {r['c']} | {r['rps']:.0f} | {r['p50']:.0f} | {r['p99']:.0f} "
+                  f"| {r['cpu_us']:.1f} | {r['fe_cpu_us']:.1f} | {r['cpu_us'] / r['fe_cpu_us']:.1f}× | {r['errors']} |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+            json.dump({"frontend": rows, "peer": peer_rows}, f, indent=2)
 
 
 if __name__ == "__main__":

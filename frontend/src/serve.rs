@@ -85,11 +85,13 @@ async fn start_plugins(config: &ServeConfig, registry: &Registry) -> anyhow::Res
         let Some(path) = plugin.path.clone() else {
             continue;
         };
+        // Stat before reading: a change in between then shows as a newer stamp, and the
+        // file watcher reloads it.
+        let stamp = FileStamp::of(&path)
+            .ok_or_else(|| anyhow::anyhow!("plugin `{}`: cannot stat {path}", plugin.name))?;
         let bytes = tokio::fs::read(&path)
             .await
             .map_err(|e| anyhow::anyhow!("plugin `{}`: cannot read {path}: {e}", plugin.name))?;
-        let stamp = FileStamp::of(&path)
-            .ok_or_else(|| anyhow::anyhow!("plugin `{}`: cannot stat {path}", plugin.name))?;
         set.load(plugin.clone(), bytes, PluginSource::File { path, stamp })
             .await
             .map_err(|e| anyhow::anyhow!("plugin `{}`: {e}", plugin.name))?;
