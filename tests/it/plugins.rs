@@ -710,3 +710,59 @@ async fn recorded_decisions_replay_deterministically() {
     assert_eq!(a["decisions"].as_array().unwrap().len(), 20, "{a}");
     assert_eq!(a["compared"], 20, "{a}");
 }
+
+async fn plugin_sha(fe: &Proc, name: &str) -> String {
+    let v: Value = admin(fe, &format!("/admin/plugins/{name}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["sha256"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Polls until the plugin's sha256 is `want` (bounded: the watcher polls once a second).
+async fn wait_for_sha(fe: &Proc, name: &str, want: &str) -> bool {
+    for _ in 0..100 {
+        if plugin_sha(fe, name).await == want {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_changed_plugin_file_is_reloaded_and_a_broken_one_is_not() {
+    let m = mockers(3, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("picker.wasm");
+    let (v1, v2) = (
+        std::fs::read(wasm("round-robin")).unwrap(),
+        std::fs::read(wasm("testing-all-kinds")).unwrap(),
+    );
+    std::fs::write(&file, &v1).unwrap();
+    let fe = frontend(&args_with(
+        &m,
+        &["--plugin".into(), format!("picker={}", file.display())],
+    ))
+    .await
+    .unwrap();
+    assert_eq!(plugin_sha(&fe, "picker").await, sha256_hex(&v1));
+
+    std::fs::write(&file, &v2).unwrap();
+    assert!(
+        wait_for_sha(&fe, "picker", &sha256_hex(&v2)).await,
+        "the changed file was not reloaded"
+    );
+    // all-kinds ranks in reverse: with nothing else changing, every request lands on the
+    // last candidate.
+    assert_eq!(send(&fe, 6).await.len(), 1);
+
+    // A file that is not a component is refused; the running version keeps serving.
+    std::fs::write(&file, b"not wasm").unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await; // two polls of the watcher
+    assert_eq!(plugin_sha(&fe, "picker").await, sha256_hex(&v2));
+    assert_eq!(send(&fe, 3).await.values().sum::<usize>(), 3);
+}
