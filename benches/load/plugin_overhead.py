@@ -7,13 +7,18 @@ alternation — the same noise hits both — and the script reports the median C
 of each and their ratio, for non-streamed requests at c=64. Then it reads VmRSS of an idle
 frontend with no plugin and with three (two scorers and a picker) after a few requests.
 
+With --candidates N every frontend sees N instances (N worker entries with distinct ids, all
+pointing at the one mocker), so each decision ranks N candidates.
+
 Usage: benches/load/plugin_overhead.py --bin target/release/switchyard [--wasm-dir DIR]
+       [--candidates N]
 """
 import argparse
 import os
 import signal
 import statistics
 import sys
+import tempfile
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -42,13 +47,20 @@ def main():
     ap.add_argument("--wasm-dir", default="plugins/target/wasm")
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--candidates", type=int, default=1,
+                    help="instances per decision (worker entries over the one mocker)")
     args = ap.parse_args()
     wasm = lambda name: os.path.join(args.wasm_dir, f"{name}.wasm")
 
     mport = free_port()
     procs = [start([args.bin, "mocker", "--listen", f"127.0.0.1:{mport}"], 1,
                    f"http://127.0.0.1:{mport}/health")]
-    worker = ["--worker", f"mock-model=http://127.0.0.1:{mport}"]
+    config = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+    config.write("workers:\n" + "".join(
+        f"  - {{ id: w{i}, model: mock-model, url: \"http://127.0.0.1:{mport}\" }}\n"
+        for i in range(args.candidates)))
+    config.close()
+    worker = ["--config", config.name]
     variants = {
         "native round-robin": ["--policy", "round-robin"],
         "wasm round-robin picker": ["--plugin", f"picker={wasm('round-robin')}"],
@@ -72,6 +84,7 @@ def main():
         body = {"model": "mock-model", "messages": [{"role": "user", "content": "hello there"}],
                 "max_tokens": 16}
         cpu = {name: [] for name in frontends}
+        rps = {name: [] for name in frontends}
         errors = 0
         for _ in range(args.repeat):
             for name, (p, port) in frontends.items():
@@ -79,18 +92,22 @@ def main():
                 r = wrk(f"http://127.0.0.1:{port}", "/v1/chat/completions", body, 64,
                         args.duration)
                 cpu[name].append((cpu_seconds(p.pid) - before) * 1e6 / max(1, r["requests"]))
+                rps[name].append(r["rps"])
                 errors += r["errors"]
     finally:
         for p in procs:
             p.send_signal(signal.SIGKILL)
             p.wait()
+        os.unlink(config.name)
 
     base = statistics.median(cpu["native round-robin"])
-    print("| frontend | CPU µs/req (non-stream, c=64, median) | vs native | idle RSS after warm-up |")
-    print("|---|---|---|---|")
+    print(f"{args.candidates} candidate(s) per decision; non-streamed requests, c=64, medians of {args.repeat}")
+    print("| frontend | CPU µs/req | vs native | req/s | idle RSS after warm-up |")
+    print("|---|---|---|---|---|")
     for name in frontends:
         med = statistics.median(cpu[name])
-        print(f"| {name} | {med:.1f} | {100 * (med / base - 1):+.1f} % | {rss[name] / 1024:.1f} MiB |")
+        print(f"| {name} | {med:.1f} | {100 * (med / base - 1):+.1f} % "
+              f"| {statistics.median(rps[name]):.0f} | {rss[name] / 1024:.1f} MiB |")
     print(f"\nnon-2xx responses: {errors}")
 
 
