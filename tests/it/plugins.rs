@@ -766,3 +766,61 @@ async fn a_changed_plugin_file_is_reloaded_and_a_broken_one_is_not() {
     assert_eq!(plugin_sha(&fe, "picker").await, sha256_hex(&v2));
     assert_eq!(send(&fe, 3).await.values().sum::<usize>(), 3);
 }
+
+#[tokio::test]
+async fn without_worker_events_plugins_see_the_prefixes_they_routed() {
+    // No NATS: cached-prefix-blocks come from the approximate index, which learns from the
+    // plugin chain's own decisions. The prefix-affinity scorer then keeps a shared prefix on
+    // the instance that served it first (idle instances otherwise tie and rotate).
+    let m = mockers(3, &[]).await;
+    let fe = frontend(&args_with(
+        &m,
+        &[
+            "--plugin".into(),
+            format!("scorer={}", wasm("prefix-affinity")),
+        ],
+    ))
+    .await
+    .unwrap();
+    let system = "You are a careful assistant. ".repeat(80);
+    let mut homes = HashMap::new();
+    for i in 0..6 {
+        let body = serde_json::json!({
+            "model": MODEL,
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": format!("question {i}")},
+            ],
+            "max_tokens": 2,
+        });
+        let (status, h, _) = post_json(
+            &format!("{}/v1/chat/completions", fe.url()),
+            &body,
+            &[("x-switchyard-explain", TOKEN)],
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 200);
+        let id = h["x-switchyard-instance"].to_str().unwrap().to_owned();
+        *homes.entry(id).or_insert(0) += 1;
+        if i > 0 {
+            let rid = h["x-request-id"].to_str().unwrap();
+            let e: Value = admin(&fe, &format!("/admin/explain/{rid}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let most = e["candidates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["cached_prefix_blocks"].as_u64().unwrap())
+                .max()
+                .unwrap();
+            assert!(most > 10, "the shared prefix is not in the index: {e}");
+        }
+    }
+    assert_eq!(homes.len(), 1, "the shared prefix moved: {homes:?}");
+}

@@ -55,7 +55,15 @@ pub fn rank(
         explain,
         cached_prefix_blocks: kv::cached_blocks(&prepared.block_hashes, routable),
     };
-    chain::decide(&app.plugins, &table, &input, native)
+    let ranked = chain::decide(&app.plugins, &table, &input, native)?;
+    // Plugin decisions teach the approximate KV index too (as the `kv` policy's do), so
+    // `cached-prefix-blocks` means something to plugins even without worker events.
+    if let (Some(&first), false) = (ranked.first(), prepared.block_hashes.is_empty()) {
+        kv::current()
+            .source
+            .routed(routable[first].id(), &prepared.block_hashes);
+    }
+    Ok(ranked)
 }
 
 fn wants_explanation(app: &App, headers: &HeaderMap) -> bool {
