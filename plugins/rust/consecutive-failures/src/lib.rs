@@ -3,7 +3,7 @@
 //! `recovery` successes in a row.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use exports::switchyard::plugin::health_assessment::{Guest as Assessment, Observation, Verdict};
 use exports::switchyard::plugin::lifecycle::{Guest as Lifecycle, Topology};
@@ -61,8 +61,8 @@ impl Lifecycle for ConsecutiveFailures {
         // Forget instances that left, so a returning id starts from a clean streak.
         STATE.with(|s| {
             let mut s = s.borrow_mut();
-            s.instances
-                .retain(|id, _| topology.instances.iter().any(|i| i.id == *id));
+            let live: BTreeSet<u32> = topology.instances.iter().map(|i| i.id).collect();
+            s.instances.retain(|id, _| live.contains(id));
         });
     }
 }
@@ -72,7 +72,8 @@ impl Assessment for ConsecutiveFailures {
         STATE.with(|s| {
             let mut s = s.borrow_mut();
             let config = s.config;
-            let mut touched = Vec::new();
+            // A set, not a Vec: hundreds of observations per call must stay linear-ish.
+            let mut touched = BTreeSet::new();
             for o in &observations {
                 let streak = s.instances.entry(o.id).or_default();
                 let ok = matches!(
@@ -92,9 +93,7 @@ impl Assessment for ConsecutiveFailures {
                         streak.unhealthy = true;
                     }
                 }
-                if !touched.contains(&o.id) {
-                    touched.push(o.id);
-                }
+                touched.insert(o.id);
             }
             touched
                 .into_iter()

@@ -1,10 +1,10 @@
 //! `label-selector` filter: keeps only the instances whose labels match a selector, e.g. a GPU
 //! type, a zone or a canary pool. Labels arrive once per topology change (`on-topology`) and are
-//! cached here as the set of matching instance ids, so each decision is a set lookup per
-//! candidate.
+//! cached here as the sorted ids of the matching instances, so each decision is a binary search
+//! per candidate.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use exports::switchyard::plugin::filtering::{Candidate, Guest as Filtering, Request};
 use exports::switchyard::plugin::lifecycle::{Guest as Lifecycle, Topology};
@@ -24,8 +24,9 @@ struct Config {
 #[derive(Default)]
 struct State {
     config: Config,
-    /// Ids of the instances in the last topology whose labels match.
-    matching: HashSet<u32>,
+    /// Ids of the instances in the last topology whose labels match, sorted (a binary search
+    /// per candidate is cheaper in Wasm than hashing).
+    matching: Vec<u32>,
     /// The last topology's labels, kept so a new configuration can be applied to it.
     labels: Vec<(u32, BTreeMap<String, String>)>,
 }
@@ -39,6 +40,7 @@ impl State {
             .filter(|(_, labels)| selector.iter().all(|(k, v)| labels.get(k) == Some(v)))
             .map(|(id, _)| *id)
             .collect();
+        self.matching.sort_unstable();
     }
 }
 
@@ -78,7 +80,7 @@ impl Filtering for LabelSelector {
         STATE.with(|s| {
             let s = s.borrow();
             let kept: Vec<u32> = (0..candidates.len() as u32)
-                .filter(|&i| s.matching.contains(&candidates[i as usize].id))
+                .filter(|&i| s.matching.binary_search(&candidates[i as usize].id).is_ok())
                 .collect();
             if kept.is_empty() && s.config.fallback_to_all {
                 (0..candidates.len() as u32).collect()
