@@ -8,7 +8,9 @@
 # - WorkerPool/RouterPlugin examples against the chart's own CRD schemas (jsonschema);
 # - restricted pod security, least-privilege RBAC (a Role per watched namespace) and "every
 #   values.yaml key is commented";
-# - the Dockerfiles against the chart (scripts/check-images.py; no image is built).
+# - the Dockerfiles against the chart (scripts/check-images.py; no image is built);
+# - the Grafana dashboard's metrics and labels against what the built frontend really exports
+#   (scripts/check-dashboard.py; needs target/debug/switchyard or $SWITCHYARD_BIN).
 #
 # Prints one line per check and `N passed, N failed`; exits non-zero on any failure.
 # The venv lives outside the repo: $SWITCHYARD_CHART_VENV (default ~/.cache/switchyard/venv-chart).
@@ -268,6 +270,8 @@ with helm.Chart.load(chart_dir) as chart:
             import json
             text = dash[0]["data"]["switchyard-frontend.json"] if dash else "{}"
             board = json.loads(text)
+            shipped = json.load(open(os.path.join(chart_dir, "files", "dashboard.json")))
+            check("the rendered dashboard is files/dashboard.json (what check-dashboard.py checks)", board == shipped)
             exprs = " ".join(t["expr"] for p in board.get("panels", []) for t in p["targets"])
             for metric in ["switchyard_requests_total", "switchyard_requests_in_flight", "switchyard_time_to_first_token_seconds_bucket",
                            "switchyard_inter_token_latency_seconds_bucket", "switchyard_request_duration_seconds_bucket",
@@ -317,4 +321,7 @@ PY
 
 # The container images, checked offline against the chart (scripts/check-images.py).
 "$VENV/bin/python" "$ROOT/scripts/check-images.py" "$ROOT" || status=1
+# The dashboard against a running frontend's /metrics (scripts/check-dashboard.py).
+"$VENV/bin/python" "$ROOT/scripts/check-dashboard.py" "$ROOT" \
+    "${SWITCHYARD_BIN:-$ROOT/target/debug/switchyard}" || status=1
 exit "$status"

@@ -321,6 +321,7 @@ impl ServeConfig {
                     chat_template: w.chat_template.clone(),
                     labels: w.labels.clone(),
                     weight: w.weight,
+                    canary: None,
                 }
             })
             .collect()

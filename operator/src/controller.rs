@@ -4,37 +4,83 @@
 //! so a namespace list runs one pair of controllers per namespace (each needs only a Role
 //! there). They share the [`Context`]: metrics, backoff and the validator.
 
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use futures_util::future::join_all;
+use futures_util::future::{join_all, select, Either};
 use futures_util::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{watcher, Controller};
 use kube::{Api, ResourceExt};
 use switchyard_k8s::{labels, RouterPlugin, WatchScope, WorkerPool};
 
+use crate::server::Readiness;
 use crate::{plugin_sources, routerplugin, workerpool, Context};
 
-/// Runs both controllers in every namespace of `scope` until a shutdown signal.
-pub async fn run(ctx: Arc<Context>, scope: WatchScope) {
+/// Runs both controllers in every namespace of `scope` until a shutdown signal; sets `ready`
+/// once every controller's primary watch (WorkerPools, RouterPlugins) has completed its first
+/// list, i.e. the controllers see the cluster and are reconciling.
+pub async fn run(ctx: Arc<Context>, scope: WatchScope, ready: Arc<Readiness>) {
     let client = ctx.client.clone();
-    let pools = scope
-        .apis::<WorkerPool>(&client)
-        .into_iter()
-        .map(|api| FutureExt::boxed(run_pools(api, ctx.clone())));
-    let plugins = scope
-        .apis::<RouterPlugin>(&client)
-        .into_iter()
-        .map(|api| FutureExt::boxed(run_plugins(api, ctx.clone())));
-    join_all(pools.chain(plugins)).await;
+    let pools = scope.apis::<WorkerPool>(&client);
+    let plugins = scope.apis::<RouterPlugin>(&client);
+    let unlisted = Arc::new(AtomicUsize::new(pools.len() + plugins.len()));
+    if pools.is_empty() && plugins.is_empty() {
+        ready.set(true);
+    }
+    let on_listed = move || {
+        let (unlisted, ready) = (unlisted.clone(), ready.clone());
+        move || {
+            if unlisted.fetch_sub(1, Ordering::AcqRel) == 1 {
+                ready.set(true);
+                tracing::info!("every watch has listed; ready");
+            }
+        }
+    };
+    let mut runs = Vec::new();
+    for api in pools {
+        let controller = pool_controller(api, &ctx);
+        let store = controller.store();
+        runs.push(running(run_pools(controller, ctx.clone()), store, on_listed()).boxed());
+    }
+    for api in plugins {
+        let controller = plugin_controller(api, &ctx);
+        let store = controller.store();
+        runs.push(running(run_plugins(controller, ctx.clone()), store, on_listed()).boxed());
+    }
+    join_all(runs).await;
 }
 
-/// The WorkerPool controller over `api`'s namespace (or all).
-pub async fn run_pools(api: Api<WorkerPool>, ctx: Arc<Context>) {
+/// Drives a controller's `run` future and calls `on_listed` once its `store` has been filled by
+/// the primary watch's first list.
+///
+/// Both are polled in one task on purpose: kube's store-ready signal keeps a single waker, and
+/// the controller's runner waits on it too — a waiter in another task would take the wakeup
+/// from the runner and stall it.
+pub async fn running<K>(run: impl Future<Output = ()>, store: Store<K>, on_listed: impl FnOnce())
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    let listed = async move {
+        if store.wait_until_ready().await.is_ok() {
+            on_listed();
+        }
+    };
+    // Ends with `run` (a controller shut down before its first list must not hang here).
+    let (run, listed) = (std::pin::pin!(run), std::pin::pin!(listed));
+    if let Either::Right(((), run)) = select(run, listed).await {
+        run.await;
+    }
+}
+
+/// The WorkerPool controller over `api`'s namespace (or all), before `run`.
+pub fn pool_controller(api: Api<WorkerPool>, ctx: &Context) -> Controller<WorkerPool> {
     let client = ctx.client.clone();
     let scoped = |ns: Option<&str>| -> (Api<Deployment>, Api<Service>, Api<EndpointSlice>) {
         match ns {
@@ -68,6 +114,10 @@ pub async fn run_pools(api: Api<WorkerPool>, ctx: Arc<Context>) {
                 Some(ObjectRef::<WorkerPool>::new(&pool).within(&slice.namespace()?))
             },
         )
+}
+
+async fn run_pools(controller: Controller<WorkerPool>, ctx: Arc<Context>) {
+    controller
         .shutdown_on_signal()
         .run(workerpool::reconcile, workerpool::error_policy, ctx)
         .for_each(|result| async move {
@@ -79,10 +129,10 @@ pub async fn run_pools(api: Api<WorkerPool>, ctx: Arc<Context>) {
         .await;
 }
 
-/// The RouterPlugin controller over `api`'s namespace (or all), re-run for a plugin whenever
-/// the ConfigMap holding its component changes.
-pub async fn run_plugins(api: Api<RouterPlugin>, ctx: Arc<Context>) {
-    plugin_controller(api, &ctx)
+/// The RouterPlugin controller, re-run for a plugin whenever the ConfigMap holding its
+/// component changes.
+async fn run_plugins(controller: Controller<RouterPlugin>, ctx: Arc<Context>) {
+    controller
         .shutdown_on_signal()
         .run(routerplugin::reconcile, routerplugin::error_policy, ctx)
         .for_each(|result| async move {
@@ -94,7 +144,8 @@ pub async fn run_plugins(api: Api<RouterPlugin>, ctx: Arc<Context>) {
         .await;
 }
 
-/// The RouterPlugin controller before `run`, so tests can drive it on a mocked API.
+/// The RouterPlugin controller over `api`'s namespace (or all), before `run`, so tests can
+/// drive it on a mocked API.
 ///
 /// ConfigMaps are not owned by their plugins (users create them, several plugins may share
 /// one), so `owns` does not fit: a metadata-only watch (component bytes stay out of memory)

@@ -18,9 +18,15 @@ pub enum Error {
     /// Serving `/metrics` or the probes failed.
     #[error("metrics server: {0}")]
     Server(#[from] std::io::Error),
-    /// This replica lost its leader lease.
-    #[error("lost leadership of lease {0}")]
+    /// Another replica holds the leader lease.
+    #[error("lost leadership of lease {0}: another replica holds it")]
     LostLease(String),
+    /// The leader could not renew its lease within the renew deadline and stepped down.
+    #[error("stepped down from lease {0}: no renewal succeeded within the renew deadline")]
+    RenewDeadline(String),
+    /// A Lease API call did not answer in time.
+    #[error("lease API call timed out after {0:?}")]
+    Timeout(std::time::Duration),
 }
 
 impl Error {
@@ -34,6 +40,8 @@ impl Error {
             Self::Task(_) => "task",
             Self::Server(_) => "server",
             Self::LostLease(_) => "lost_lease",
+            Self::RenewDeadline(_) => "renew_deadline",
+            Self::Timeout(_) => "timeout",
         }
     }
 }

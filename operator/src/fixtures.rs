@@ -50,8 +50,6 @@ pub enum Call {
     GetLease(Option<Value>),
     /// POST of a new Lease.
     CreateLease,
-    /// PUT of the Lease; `409` answers Conflict.
-    ReplaceLease(u16),
     /// Any request, answered with this HTTP error status.
     Fail(Method, u16),
 }
@@ -207,14 +205,6 @@ impl ApiServerVerifier {
             Call::CreateLease => {
                 check(Method::POST, "/leases");
                 (201, body)
-            }
-            Call::ReplaceLease(409) => {
-                check(Method::PUT, "/leases/switchyard-operator");
-                (409, status_json(409, "Conflict"))
-            }
-            Call::ReplaceLease(code) => {
-                check(Method::PUT, "/leases/switchyard-operator");
-                (code, body)
             }
             Call::Fail(m, code) => {
                 assert_eq!(method, m, "method of {path}");

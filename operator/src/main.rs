@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -117,33 +116,42 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     )?);
     let server = tokio::spawn(server::serve(args.listen, metrics.clone(), ready.clone()));
 
-    let elector = args.leader_elect.then(|| {
-        LeaderElector::new(
-            client,
-            LeaseConfig {
+    let elector = match args.leader_elect {
+        true => {
+            let config = LeaseConfig {
                 name: args.lease_name.clone(),
                 namespace: args.pod_namespace.clone(),
                 identity: args.pod_name.clone(),
-                lease_duration: Duration::from_secs(15),
-                retry_period: Duration::from_secs(5),
-            },
-        )
-    });
-    // A standby replica is ready: it serves probes and waits for the lease.
-    ready.set(true);
+                ..LeaseConfig::default()
+            };
+            config.validate().map_err(anyhow::Error::msg)?;
+            Some(LeaderElector::new(client, config))
+        }
+        false => None,
+    };
     tracing::info!(?scope, leader_elect = args.leader_elect, "starting");
     let result = match &elector {
         Some(elector) => {
-            elector.acquire().await?;
+            // A standby is ready: it serves probes and waits for the lease (a never-ready
+            // standby would stall rolling updates of a two-replica Deployment).
+            ready.set(true);
+            let since = tokio::select! {
+                since = elector.acquire() => since,
+                () = shutdown_signal() => {
+                    server.abort();
+                    return Ok(());
+                }
+            };
+            ready.set(false);
             metrics.leader.set(1);
             tracing::info!(identity = %args.pod_name, "acquired leadership");
             tokio::select! {
-                _ = controller::run(ctx, scope) => Ok(()),
-                lost = elector.keep_renewing() => Err(anyhow::Error::new(lost)),
+                _ = controller::run(ctx, scope, ready.clone()) => Ok(()),
+                lost = elector.keep_renewing(since) => Err(anyhow::Error::new(lost)),
             }
         }
         None => {
-            controller::run(ctx, scope).await;
+            controller::run(ctx, scope, ready.clone()).await;
             Ok(())
         }
     };
@@ -155,4 +163,19 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     server.abort();
     result
+}
+
+/// SIGTERM (the kubelet stopping the pod) or Ctrl-C; the controllers watch for these
+/// themselves, this is for a standby still waiting for the lease.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        return;
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -86,6 +86,8 @@ pub fn deployment(pool: &WorkerPool) -> Result<Deployment> {
         node_selector: non_empty_map(&spec.template.node_selector),
         tolerations: non_empty_vec(&spec.template.tolerations),
         service_account_name: spec.template.service_account_name.clone(),
+        // Opt-in (engine images often need root); the container settings below always apply.
+        security_context: spec.template.pod_security_context.clone(),
         volumes,
         // Engines drain in-flight streams; give them time before SIGKILL.
         termination_grace_period_seconds: Some(60),

@@ -48,6 +48,7 @@ pub async fn reconcile(plugin: Arc<RouterPlugin>, ctx: Arc<Context>) -> Result<A
         .ok_or(Error::MissingField("metadata.namespace"))?;
     let name = plugin.name_any();
     if plugin.metadata.deletion_timestamp.is_some() {
+        ctx.backoff.succeeded(&key(&namespace, &name));
         return Ok(Action::await_change());
     }
     let verdict = evaluate(&plugin, &ctx).await?;

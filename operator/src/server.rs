@@ -1,5 +1,8 @@
-//! A small HTTP server: `/healthz` (process alive), `/readyz` (watches started, or standing by
-//! for the lease) and `/metrics`.
+//! A small HTTP server: `/healthz` (process alive), `/readyz` and `/metrics`.
+//!
+//! `/readyz` answers 200 on a standby waiting for the lease, and on the leader (or a replica
+//! without leader election) once every controller's primary watch has completed its first
+//! list; 503 before that, including between winning the lease and that first list.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

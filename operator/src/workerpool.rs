@@ -38,6 +38,7 @@ pub async fn reconcile(pool: Arc<WorkerPool>, ctx: Arc<Context>) -> Result<Actio
     let name = pool.name_any();
     if pool.metadata.deletion_timestamp.is_some() {
         // Owned children go with the garbage collector; re-applying them now would fight it.
+        ctx.backoff.succeeded(&key(&namespace, &name));
         return Ok(Action::await_change());
     }
     let params = PatchParams::apply(labels::FIELD_MANAGER).force();

@@ -13,10 +13,11 @@ use serde_json::{json, Value};
 use switchyard_k8s::{PluginKind, RouterPlugin};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
-use crate::controller::plugin_controller;
+use crate::controller::{plugin_controller, running};
 use crate::fixtures::*;
 use crate::metrics::Metrics;
 use crate::routerplugin::{error_policy, reconcile};
+use crate::server::Readiness;
 use crate::Context;
 
 type Pending = (
@@ -123,17 +124,33 @@ async fn a_changed_config_map_revalidates_the_plugins_reading_it() {
         Arc::new(StaticUrls::default()),
     ));
     let plugins: Api<RouterPlugin> = Api::namespaced(client, NS);
-    let controller = plugin_controller(plugins, &ctx)
+    let controller = plugin_controller(plugins, &ctx);
+    // What `/readyz` waits for: the primary watch's first list.
+    let ready = Arc::new(Readiness::default());
+    let store = controller.store();
+    let run = controller
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|_| async {});
-    let task = tokio::spawn(controller);
+    let task = tokio::spawn(running(run, store, {
+        let ready = ready.clone();
+        move || ready.set(true)
+    }));
 
     // Initial lists; the ConfigMap watch asks for metadata only (components are large).
     let req = next(&mut api.plugin_watch).await;
+    tokio::task::yield_now().await;
+    assert!(!ready.get(), "not listed before the list answer");
     reply(
         req,
         &list(vec![serde_json::to_value(plugin("pick")).expect("plugin")]),
     );
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !ready.get() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("ready once the plugin list is answered");
     let req = next(&mut api.config_map_watch).await;
     let accept = req
         .0

@@ -1,6 +1,7 @@
 //! Reconciler tests against a mocked API server (see [`crate::fixtures`]).
 
 mod config_map_watch;
+mod controller_backoff;
 mod figures;
 mod leader;
 mod routerplugin;

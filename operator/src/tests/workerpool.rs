@@ -202,18 +202,53 @@ async fn mocker_pools_get_default_args_and_no_shm() {
     assert!(pod.get("volumes").is_none());
 }
 
+/// Deletion is the garbage collector's job: what makes that true is that every child the
+/// operator applies names the pool (uid included) as its one controlling owner, in the same
+/// namespace; the reconcile of a pool being deleted then makes no API call and forgets the
+/// pool's backoff state.
 #[tokio::test]
-async fn deletion_makes_no_calls() {
+async fn deletion_is_left_to_owner_references() {
     let (ctx, api) = context(FakeValidator(Ok(vec![])), StaticUrls::default());
+    let handle = api.run(Scenario::pool_changed(deploy_status(2, 2), vec![]));
+    let live = pool("llama");
+    reconcile(std::sync::Arc::new(live.clone()), ctx)
+        .await
+        .unwrap();
+    let calls = finish(handle).await;
+    for (child, call) in [("Deployment", &calls[0]), ("Service", &calls[1])] {
+        let owners = call.body["metadata"]["ownerReferences"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            owners,
+            vec![json!({
+                "apiVersion": "switchyard.dev/v1alpha1",
+                "kind": "WorkerPool",
+                "name": "llama",
+                "uid": live.metadata.uid.clone().unwrap(),
+                "controller": true,
+            })],
+            "{child} is owned by exactly its pool"
+        );
+        assert_eq!(
+            call.body["metadata"]["namespace"], NS,
+            "owner and child share a namespace"
+        );
+    }
+
+    let (ctx, api) = context(FakeValidator(Ok(vec![])), StaticUrls::default());
+    ctx.backoff.failed("workerpool/default/llama");
     let handle = api.run(vec![]);
-    let action = reconcile(std::sync::Arc::new(pool("llama").deleting()), ctx)
+    let action = reconcile(std::sync::Arc::new(live.deleting()), ctx.clone())
         .await
         .unwrap();
     assert_eq!(action, Action::await_change());
     assert!(
         finish(handle).await.is_empty(),
-        "children are left to the garbage collector"
+        "no delete and no re-apply (that would fight the garbage collector)"
     );
+    assert_eq!(ctx.backoff.failures("workerpool/default/llama"), 0);
 }
 
 #[tokio::test]

@@ -15,8 +15,9 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::Client;
 use switchyard_runtime::{DiscoveryEvent, DiscoveryState, InstanceSpec};
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::watch;
 
-use crate::instances::{diff, InstanceIndex, Key};
+use crate::instances::{diff, InstanceIndex, Key, PoolModels};
 use crate::labels;
 use crate::scope::{in_watch, WatchNamespace, WatchScope};
 use crate::workerpool::{WorkerPool, WorkerPoolSpec};
@@ -46,7 +47,8 @@ struct Tracker {
 }
 
 /// Watches WorkerPools and their EndpointSlices in `scope` and sends instance changes to `tx`
-/// until the receiver is dropped.
+/// until the receiver is dropped. Once everything is listed, `pools` holds the model of every
+/// WorkerPool (for `RouterPlugin.spec.appliesTo.pools`) and is updated when that changes.
 ///
 /// Needs `list`/`watch` on `workerpools.switchyard.dev` and `endpointslices.discovery.k8s.io`
 /// in every watched namespace.
@@ -54,6 +56,7 @@ pub async fn run_discovery(
     client: Client,
     scope: WatchScope,
     tx: UnboundedSender<DiscoveryEvent>,
+    pools: watch::Sender<PoolModels>,
 ) -> Result<()> {
     let mut watches = Vec::new();
     for (i, pools) in scope.apis::<WorkerPool>(&client).into_iter().enumerate() {
@@ -88,6 +91,16 @@ pub async fn run_discovery(
             if tx.send(event).is_err() {
                 return Ok(());
             }
+        }
+        if tracker.reported.is_some() {
+            let now = tracker.index.pool_models();
+            pools.send_if_modified(|models| {
+                let changed = *models != now;
+                if changed {
+                    *models = now;
+                }
+                changed
+            });
         }
     }
     Ok(())

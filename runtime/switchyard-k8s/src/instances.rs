@@ -5,13 +5,18 @@ use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
+use switchyard_runtime::instance::CanaryOverride;
 use switchyard_runtime::{DiscoveryEvent, InstanceSpec};
 
 use crate::labels;
-use crate::workerpool::{WorkerPool, WorkerPoolSpec};
+use crate::workerpool::{HealthCheck, WorkerPool, WorkerPoolSpec};
 
 /// `(namespace, name)` of an object.
 pub type Key = (String, String);
+
+/// The model of every known WorkerPool: what `RouterPlugin.spec.appliesTo.pools` resolves
+/// against.
+pub type PoolModels = BTreeMap<Key, String>;
 
 /// What discovery knows: pools and slices by key.
 #[derive(Debug, Default)]
@@ -31,6 +36,14 @@ impl InstanceIndex {
 
     pub fn upsert_slice(&mut self, slice: EndpointSlice) {
         self.slices.insert(Self::key_of(&slice), slice);
+    }
+
+    /// The model each pool serves.
+    pub fn pool_models(&self) -> PoolModels {
+        self.pools
+            .iter()
+            .map(|(key, spec)| (key.clone(), spec.model.clone()))
+            .collect()
     }
 
     /// Every ready instance, keyed by id.
@@ -96,6 +109,7 @@ fn slice_instances(
         inst.engine = pool.engine.to_runtime();
         inst.api = pool.api.to_runtime();
         inst.weight = pool.routing.weight as f32;
+        inst.canary = Some(canary(&pool.health));
         inst.labels = pool.routing.labels.clone();
         inst.labels
             .insert(labels::POOL.to_string(), pool_name.to_string());
@@ -110,6 +124,18 @@ fn slice_instances(
         out.push(inst);
     }
     out
+}
+
+/// The pool's canary settings as the frontend's per-instance override. Out-of-range numbers
+/// (which CEL rejects) fall back to the frontend's config.
+fn canary(health: &HealthCheck) -> CanaryOverride {
+    let millis = |secs: i32| u64::try_from(secs).ok().map(|s| s.saturating_mul(1_000));
+    CanaryOverride {
+        path: health.canary_path.clone(),
+        body: health.canary.as_ref().map(|body| body.to_string()),
+        idle_ms: millis(health.idle_seconds).filter(|&ms| ms > 0),
+        timeout_ms: millis(health.timeout_seconds).filter(|&ms| ms > 0),
+    }
 }
 
 /// Events that turn `old` into `new`: `Remove` for ids gone, `Upsert` for new or changed.

@@ -7,6 +7,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::instances::PoolModels;
+
 /// Desired state of a Wasm routing plugin.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[kube(
@@ -131,14 +133,16 @@ pub struct PluginLimits {
     pub decision_budget_micros: i32,
 }
 
-/// Scope of a plugin.
+/// Scope of a plugin: the requests for which models it runs on. A frontend routes one model
+/// at a time, so pools select models: the plugin applies to the models its pools serve.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct AppliesTo {
-    /// WorkerPool names; empty means every pool.
+    /// WorkerPool names in the plugin's namespace; the plugin applies to the models they
+    /// serve (while none of them exists, to no model). Empty means every pool.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pools: Vec<String>,
-    /// Model names; empty means every model.
+    /// Model names; empty means every model. With `pools` too, both must match.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<String>,
 }
@@ -176,6 +180,26 @@ impl PluginKind {
             Self::Picker => "picker",
             Self::Health => "health",
         }
+    }
+}
+
+impl AppliesTo {
+    /// The models a plugin in `namespace` applies to, given the model of every known pool:
+    /// `None` means every model; `Some` lists them, sorted (empty: no model right now).
+    pub fn models(&self, namespace: &str, pools: &PoolModels) -> Option<Vec<String>> {
+        if self.pools.is_empty() {
+            return (!self.models.is_empty()).then(|| self.models.clone());
+        }
+        let mut out: Vec<String> = self
+            .pools
+            .iter()
+            .filter_map(|pool| pools.get(&(namespace.to_string(), pool.clone())))
+            .filter(|model| self.models.is_empty() || self.models.contains(model))
+            .cloned()
+            .collect();
+        out.sort();
+        out.dedup();
+        Some(out)
     }
 }
 
@@ -218,4 +242,55 @@ fn default_memory_mib() -> i32 {
 }
 fn default_budget_micros() -> i32 {
     1000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pools() -> PoolModels {
+        [
+            (("a".into(), "llama".into()), "meta/llama".into()),
+            (("a".into(), "llama-2".into()), "meta/llama".into()),
+            (("a".into(), "qwen".into()), "qwen/qwen".into()),
+            (("b".into(), "mistral".into()), "mistral/m".into()),
+        ]
+        .into()
+    }
+
+    fn scope(pools: &[&str], models: &[&str]) -> AppliesTo {
+        AppliesTo {
+            pools: pools.iter().map(|s| s.to_string()).collect(),
+            models: models.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn pools_select_the_models_they_serve_in_the_plugins_namespace() {
+        let p = pools();
+        assert_eq!(scope(&[], &[]).models("a", &p), None, "everything");
+        assert_eq!(
+            scope(&[], &["x"]).models("a", &p),
+            Some(vec!["x".to_string()])
+        );
+        assert_eq!(
+            scope(&["qwen", "llama", "llama-2"], &[]).models("a", &p),
+            Some(vec!["meta/llama".to_string(), "qwen/qwen".to_string()])
+        );
+        assert_eq!(
+            scope(&["mistral"], &[]).models("a", &p),
+            Some(vec![]),
+            "another namespace's pool is not this plugin's"
+        );
+        assert_eq!(
+            scope(&["llama", "qwen"], &["qwen/qwen"]).models("a", &p),
+            Some(vec!["qwen/qwen".to_string()]),
+            "pools and models both filter"
+        );
+        assert_eq!(
+            scope(&["gone"], &[]).models("a", &p),
+            Some(vec![]),
+            "a missing pool selects nothing, not everything"
+        );
+    }
 }

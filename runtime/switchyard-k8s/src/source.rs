@@ -18,15 +18,19 @@ use crate::{Error, Result};
 
 /// Largest component accepted (Python components are ~18 MB, JS ~12 MB).
 pub const MAX_COMPONENT_BYTES: usize = 64 * 1024 * 1024;
-/// Timeout of one URL fetch.
+/// Timeout of one URL fetch, redirects included.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+/// Redirects a fetch follows (release downloads usually redirect once, to a CDN).
+pub const MAX_REDIRECTS: usize = 5;
 
 /// Fetches a URL; a trait so tests can serve bytes without a network.
 pub trait UrlFetcher: Send + Sync {
     fn fetch<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<Bytes>>;
 }
 
-/// HTTP/HTTPS fetcher (rustls with the Mozilla roots, HTTP/1.1, no redirects).
+/// HTTP/HTTPS fetcher (rustls with the Mozilla roots, HTTP/1.1). Follows up to
+/// [`MAX_REDIRECTS`] redirects (301, 302, 303, 307, 308) to `http`/`https` URLs, never from
+/// `https` down to `http`; the sha256 is checked on the final bytes either way.
 pub struct HttpFetcher {
     client: hyper_util::client::legacy::Client<
         hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
@@ -67,31 +71,84 @@ impl UrlFetcher for HttpFetcher {
                 url: url.to_string(),
                 message,
             };
-            let uri: http::Uri = url.parse().map_err(|e| fail(format!("invalid URL: {e}")))?;
             let work = async {
-                let resp = self
-                    .client
-                    .get(uri)
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
-                let status = resp.status();
-                if !status.is_success() {
-                    return Err(fail(format!("HTTP {status}")));
+                let mut current = url.to_string();
+                for _ in 0..=MAX_REDIRECTS {
+                    let uri: http::Uri = current
+                        .parse()
+                        .map_err(|e| fail(format!("invalid URL {current}: {e}")))?;
+                    let resp = self
+                        .client
+                        .get(uri.clone())
+                        .await
+                        .map_err(|e| fail(e.to_string()))?;
+                    let status = resp.status();
+                    if is_followed_redirect(status) {
+                        let location = resp
+                            .headers()
+                            .get(http::header::LOCATION)
+                            .and_then(|v| v.to_str().ok())
+                            .ok_or_else(|| fail(format!("HTTP {status} without a Location")))?;
+                        current = redirect_target(&uri, location).map_err(fail)?;
+                        continue;
+                    }
+                    if !status.is_success() {
+                        let via = if current == url {
+                            String::new()
+                        } else {
+                            format!(" (redirected to {current})")
+                        };
+                        return Err(fail(format!("HTTP {status}{via}")));
+                    }
+                    let body = Limited::new(resp.into_body(), MAX_COMPONENT_BYTES);
+                    return match body.collect().await {
+                        Ok(collected) => Ok(collected.to_bytes()),
+                        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                            Err(Error::TooLarge {
+                                limit: MAX_COMPONENT_BYTES,
+                            })
+                        }
+                        Err(e) => Err(fail(e.to_string())),
+                    };
                 }
-                let body = Limited::new(resp.into_body(), MAX_COMPONENT_BYTES);
-                match body.collect().await {
-                    Ok(collected) => Ok(collected.to_bytes()),
-                    Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::TooLarge {
-                        limit: MAX_COMPONENT_BYTES,
-                    }),
-                    Err(e) => Err(fail(e.to_string())),
-                }
+                Err(fail(format!("more than {MAX_REDIRECTS} redirects")))
             };
             tokio::time::timeout(FETCH_TIMEOUT, work)
                 .await
                 .map_err(|_| fail(format!("timed out after {}s", FETCH_TIMEOUT.as_secs())))?
         })
     }
+}
+
+fn is_followed_redirect(status: http::StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+/// The URL a `Location` header on a response to `base` points at: absolute, scheme-relative
+/// (`//host/p`), absolute-path (`/p`) or relative to `base`'s directory. Only `http` and
+/// `https` targets are followed, and never from `https` to `http`.
+pub fn redirect_target(base: &http::Uri, location: &str) -> std::result::Result<String, String> {
+    let scheme = base.scheme_str().unwrap_or("https");
+    let authority = base.authority().map(|a| a.as_str()).unwrap_or_default();
+    let target = if location.starts_with("//") {
+        format!("{scheme}:{location}")
+    } else if location.starts_with('/') {
+        format!("{scheme}://{authority}{location}")
+    } else if let Some((target_scheme, _)) = location.split_once("://") {
+        if !matches!(target_scheme, "http" | "https") {
+            return Err(format!(
+                "refusing a redirect to {location}: only http and https"
+            ));
+        }
+        location.to_string()
+    } else {
+        let dir = base.path().rsplit_once('/').map_or("", |(dir, _)| dir);
+        format!("{scheme}://{authority}{dir}/{location}")
+    };
+    if scheme == "https" && target.starts_with("http://") {
+        return Err(format!("refusing a redirect from https to {target}"));
+    }
+    Ok(target)
 }
 
 impl SourceFetcher {
@@ -184,5 +241,78 @@ mod tests {
         assert!(verify(b"abc", &good).is_ok());
         let err = verify(b"abd", &good).unwrap_err();
         assert!(err.to_string().contains("sha256 mismatch"), "{err}");
+    }
+
+    #[test]
+    fn redirect_targets_resolve_and_never_downgrade() {
+        let base: http::Uri = "https://example.com/releases/v1/plugin.wasm"
+            .parse()
+            .unwrap();
+        let ok = |l: &str| redirect_target(&base, l).unwrap();
+        assert_eq!(
+            ok("https://cdn.example.net/x?sig=1"),
+            "https://cdn.example.net/x?sig=1"
+        );
+        assert_eq!(ok("//cdn.example.net/x"), "https://cdn.example.net/x");
+        assert_eq!(ok("/other/p.wasm"), "https://example.com/other/p.wasm");
+        assert_eq!(ok("p2.wasm"), "https://example.com/releases/v1/p2.wasm");
+        assert!(redirect_target(&base, "http://example.com/p.wasm").is_err());
+        assert!(redirect_target(&base, "ftp://example.com/p.wasm").is_err());
+        let plain: http::Uri = "http://svc.ns:8080/p.wasm".parse().unwrap();
+        assert_eq!(
+            redirect_target(&plain, "https://example.com/p.wasm").unwrap(),
+            "https://example.com/p.wasm",
+            "upgrades are fine"
+        );
+    }
+
+    /// Serves `/start` → 302 `/next` → 301 absolute `/final` → bytes, and `/loop` → `/loop`.
+    async fn redirecting_server() -> String {
+        use hyper::service::service_fn;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let absolute = format!("{base}/final");
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let absolute = absolute.clone();
+                let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let (status, location, body) = match req.uri().path() {
+                        "/start" => (302, Some("/next".to_string()), ""),
+                        "/next" => (301, Some(absolute.clone()), ""),
+                        "/final" => (200, None, "component bytes"),
+                        "/loop" => (307, Some("loop".to_string()), ""),
+                        _ => (404, None, ""),
+                    };
+                    let mut resp = http::Response::builder().status(status);
+                    if let Some(l) = location {
+                        resp = resp.header(http::header::LOCATION, l);
+                    }
+                    let resp = resp
+                        .body(http_body_util::Full::new(Bytes::from_static(
+                            body.as_bytes(),
+                        )))
+                        .unwrap();
+                    async move { Ok::<_, std::convert::Infallible>(resp) }
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc),
+                );
+            }
+        });
+        base
+    }
+
+    #[tokio::test]
+    async fn url_fetches_follow_a_bounded_number_of_redirects() {
+        let base = redirecting_server().await;
+        let fetcher = HttpFetcher::new().unwrap();
+        let bytes = fetcher.fetch(&format!("{base}/start")).await.unwrap();
+        assert_eq!(&bytes[..], b"component bytes");
+        let err = fetcher.fetch(&format!("{base}/loop")).await.unwrap_err();
+        assert!(err.to_string().contains("more than 5 redirects"), "{err}");
+        let err = fetcher.fetch(&format!("{base}/missing")).await.unwrap_err();
+        assert!(err.to_string().contains("404"), "{err}");
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements, Toleration};
+use k8s_openapi::api::core::v1::{EnvVar, PodSecurityContext, ResourceRequirements, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -127,6 +127,12 @@ pub struct WorkerTemplate {
     /// Extra pod annotations.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pod_annotations: BTreeMap<String, String>,
+    /// Pod-level security context, passed through to the pods (e.g. `runAsNonRoot: true` and
+    /// `runAsUser` for images that run as non-root, which with the operator's container
+    /// settings meets the `restricted` Pod Security Standard). Unset, pods run as the image's
+    /// user: engine images such as `vllm/vllm-openai` run as root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_security_context: Option<PodSecurityContext>,
     /// Size of the in-memory `/dev/shm` volume for engines that use it (vllm, sglang, trtllm),
     /// as a Kubernetes quantity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -141,16 +147,24 @@ pub struct HealthCheck {
     #[serde(default = "default_health_path")]
     #[x_kube(validation = Rule::new("self.startsWith('/')").message("health.path must start with '/'"))]
     pub path: String,
-    /// Request body the frontend sends as an active canary to an idle instance (an OpenAI
-    /// completion request); omitted means the engine's default canary.
+    /// JSON body of the one-token generation the frontend POSTs to an instance that has been
+    /// idle for `idleSeconds` (its idle canary); `{model}` inside strings becomes the pool's
+    /// model. Omitted means the engine's built-in canary (an OpenAI completion for
+    /// vllm/trtllm, SGLang's `/generate`, a chat completion otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::free_object")]
     pub canary: Option<serde_json::Value>,
-    /// Seconds without traffic after which the frontend sends the canary.
+    /// Path the canary is POSTed to; omitted means the engine's canary path
+    /// (`/v1/completions` for vllm/trtllm, `/generate` for sglang, `/v1/chat/completions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('/')").message("health.canaryPath must start with '/'"))]
+    pub canary_path: Option<String>,
+    /// Seconds without traffic after which the frontend sends the canary (a frontend whose
+    /// `canary.idle_ms` is 0 sends none at all).
     #[serde(default = "default_idle_seconds")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 86400").message("health.idleSeconds must be between 1 and 86400"))]
     pub idle_seconds: i32,
-    /// Timeout of one check, in seconds.
+    /// Timeout of one check, in seconds: the kubelet's probes and the frontend's canary.
     #[serde(default = "default_timeout_seconds")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 600").message("health.timeoutSeconds must be between 1 and 600"))]
     pub timeout_seconds: i32,
@@ -203,6 +217,7 @@ impl Default for HealthCheck {
         Self {
             path: default_health_path(),
             canary: None,
+            canary_path: None,
             idle_seconds: default_idle_seconds(),
             timeout_seconds: default_timeout_seconds(),
             startup_seconds: default_startup_seconds(),

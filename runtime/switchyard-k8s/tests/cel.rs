@@ -33,7 +33,7 @@ fn pool() -> Value {
         "spec": {
             "model": "meta-llama/Llama-3.1-8B-Instruct", "engine": "vllm", "replicas": 2, "port": 8000,
             "template": {"image": "vllm/vllm-openai:v0.8.5"},
-            "health": {"path": "/health", "idleSeconds": 30, "timeoutSeconds": 5, "startupSeconds": 1800},
+            "health": {"path": "/health", "canaryPath": "/v1/completions", "idleSeconds": 30, "timeoutSeconds": 5, "startupSeconds": 1800},
             "routing": {"weight": 1.0}
         }
     })
@@ -111,6 +111,16 @@ fn workerpool_rules_reject_bad_values() {
             "/spec/health/path",
             json!("health"),
             "health.path must start with '/'",
+        ),
+        (
+            "/spec/health/canaryPath",
+            json!("v1/completions"),
+            "health.canaryPath must start with '/'",
+        ),
+        (
+            "/spec/health/idleSeconds",
+            json!(0),
+            "health.idleSeconds must be between 1 and 86400",
         ),
         ("/spec/model", json!(""), "model must be 1-253 characters"),
         ("/spec/template/image", json!(""), "image must not be empty"),

@@ -48,6 +48,24 @@ pub struct InstanceSpec {
     /// Routing weight (default 1.0).
     #[serde(default = "default_weight")]
     pub weight: f32,
+    /// This instance's idle-canary settings, preferred over the frontend's `canary` config
+    /// (on Kubernetes: from the WorkerPool's `spec.health`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryOverride>,
+}
+
+/// Per-instance overrides of the idle canary; each `None` falls back to the frontend's config.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CanaryOverride {
+    /// Path the canary is POSTed to (default: the engine's built-in canary path).
+    pub path: Option<String>,
+    /// JSON body of the canary; `{model}` is replaced by the JSON-escaped model.
+    pub body: Option<String>,
+    /// Idle time before a canary, milliseconds; 0 turns the canary off for this instance.
+    pub idle_ms: Option<u64>,
+    /// Timeout of one canary, milliseconds.
+    pub timeout_ms: Option<u64>,
 }
 
 fn default_weight() -> f32 {
@@ -65,6 +83,7 @@ impl InstanceSpec {
             chat_template: None,
             labels: BTreeMap::new(),
             weight: 1.0,
+            canary: None,
         }
     }
 }

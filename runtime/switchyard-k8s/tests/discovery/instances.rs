@@ -1,8 +1,11 @@
 //! Instances from WorkerPools and EndpointSlices.
 
+use switchyard_k8s::instances::PoolModels;
 use switchyard_k8s::{run_discovery, WatchScope};
+use switchyard_runtime::instance::CanaryOverride;
 use switchyard_runtime::{DiscoveryEvent, DiscoveryState};
 use tokio::sync::mpsc::unbounded_channel;
+use tokio::sync::watch;
 
 use super::mock::*;
 
@@ -10,7 +13,13 @@ use super::mock::*;
 async fn instances_appear_change_and_disappear() {
     let (client, mut api) = mock();
     let (tx, mut rx) = unbounded_channel();
-    let task = tokio::spawn(run_discovery(client, WatchScope::parse("default"), tx));
+    let (pools_tx, pools) = watch::channel(PoolModels::new());
+    let task = tokio::spawn(run_discovery(
+        client,
+        WatchScope::parse("default"),
+        tx,
+        pools_tx,
+    ));
 
     let req = next(&mut api.pools, false).await;
     assert!(req
@@ -59,6 +68,30 @@ async fn instances_appear_change_and_disappear() {
     assert_eq!(a.weight, 2.0);
     assert_eq!(a.labels["zone"], "a");
     assert_eq!(a.labels["switchyard.dev/pool"], "llama");
+    // The pool's spec.health drives the frontend's idle canary for its instances.
+    let canary = a.canary.clone().expect("a canary override");
+    let body: serde_json::Value = serde_json::from_str(canary.body.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"model": "{model}", "prompt": "ping", "max_tokens": 1})
+    );
+    assert_eq!(
+        canary,
+        CanaryOverride {
+            path: Some("/v1/completions".into()),
+            body: canary.body.clone(),
+            idle_ms: Some(12_000),
+            timeout_ms: Some(3_000),
+        }
+    );
+    // And the pool's model is known, for RouterPlugins that apply to pools.
+    assert_eq!(
+        *pools.borrow(),
+        PoolModels::from([(
+            ("default".to_string(), "llama".to_string()),
+            "meta-llama/Llama-3.1-8B-Instruct".to_string()
+        )])
+    );
 
     // The second pod becomes ready.
     let pool_watch = next(&mut api.pools, true).await;
@@ -113,6 +146,7 @@ async fn instances_appear_change_and_disappear() {
         }
     );
     quiet(&mut rx).await;
+    assert!(pools.borrow().is_empty(), "a deleted pool serves no model");
 
     drop(rx);
     task.abort();
@@ -136,6 +170,7 @@ async fn a_namespace_list_watches_each_namespace_and_merges_them() {
         client,
         WatchScope::parse("team-b,team-a"),
         tx,
+        watch::channel(PoolModels::new()).0,
     ));
 
     // One namespaced list per namespace and resource (a Role in each suffices), never `Api::all`.

@@ -119,7 +119,9 @@ pub fn pool_in(ns: &str, weight: f64, rv: &str) -> Value {
     json!({"apiVersion": "switchyard.dev/v1alpha1", "kind": "WorkerPool",
         "metadata": {"name": "llama", "namespace": ns, "resourceVersion": rv, "generation": 1},
         "spec": {"model": "meta-llama/Llama-3.1-8B-Instruct", "engine": "vllm", "replicas": 2,
-                 "template": {"image": "vllm/vllm-openai"}, "routing": {"weight": weight, "labels": {"zone": "a"}}}})
+                 "template": {"image": "vllm/vllm-openai"}, "routing": {"weight": weight, "labels": {"zone": "a"}},
+                 "health": {"canary": {"model": "{model}", "prompt": "ping", "max_tokens": 1},
+                            "canaryPath": "/v1/completions", "idleSeconds": 12, "timeoutSeconds": 3}}})
 }
 
 pub fn slice(endpoints: &[(&str, &str, bool)], rv: &str) -> Value {

@@ -2,7 +2,10 @@
 //! say the engine can still generate (a wedged scheduler, a dead GPU). An instance that has
 //! had no traffic for `idle_ms` gets a one-token generation in its engine's dialect; a
 //! timeout, connection error or 5xx counts against it, `healthy_threshold` consecutive
-//! successes bring it back.
+//! successes bring it back. An instance's own [`CanaryOverride`] (path, body, idle time,
+//! timeout; on Kubernetes from its WorkerPool) wins over this config, field by field.
+//!
+//! [`CanaryOverride`]: crate::instance::CanaryOverride
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,7 +21,7 @@ use crate::client::WorkerClient;
 use crate::clock::now_ns;
 use crate::live::Instance;
 use crate::registry::Registry;
-use crate::{Engine, WorkerApi};
+use crate::{Engine, InstanceSpec, WorkerApi};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -81,8 +84,39 @@ impl CanaryConfig {
     /// The request sent to an instance of `engine` serving `model` (a completions-only
     /// instance gets the completions payload whatever its engine).
     pub fn payload(&self, engine: Engine, api: WorkerApi, model: &str) -> (String, String) {
-        let key = engine_key(engine);
-        let (path, body) = match self.payloads.get(key) {
+        let (path, body) = self.template(engine, api);
+        (path, with_model(&body, model))
+    }
+
+    /// The request sent to the instance `spec`: its own override of path or body first, then
+    /// this config's payload for its engine.
+    pub fn payload_for(&self, spec: &InstanceSpec) -> (String, String) {
+        let (path, body) = self.template(spec.engine, spec.api);
+        let own = spec.canary.as_ref();
+        let path = own.and_then(|o| o.path.clone()).unwrap_or(path);
+        let body = own.and_then(|o| o.body.clone()).unwrap_or(body);
+        (path, with_model(&body, &spec.model))
+    }
+
+    /// Idle time before `spec`'s instance gets a canary (its override first), milliseconds.
+    pub fn idle_ms_for(&self, spec: &InstanceSpec) -> u64 {
+        spec.canary
+            .as_ref()
+            .and_then(|o| o.idle_ms)
+            .unwrap_or(self.idle_ms)
+    }
+
+    /// Timeout of a canary to `spec`'s instance (its override first), milliseconds.
+    pub fn timeout_ms_for(&self, spec: &InstanceSpec) -> u64 {
+        spec.canary
+            .as_ref()
+            .and_then(|o| o.timeout_ms)
+            .unwrap_or(self.timeout_ms)
+    }
+
+    /// Path and body before `{model}` is filled in.
+    fn template(&self, engine: Engine, api: WorkerApi) -> (String, String) {
+        match self.payloads.get(engine_key(engine)) {
             Some(p) => (p.path.clone(), p.body.clone()),
             None => {
                 let engine = match (api, engine) {
@@ -92,11 +126,14 @@ impl CanaryConfig {
                 let (path, body) = builtin(engine);
                 (path.to_owned(), body.to_owned())
             }
-        };
-        let escaped = serde_json::to_string(model).unwrap_or_default();
-        let escaped = escaped.trim_matches('"');
-        (path, body.replace("{model}", escaped))
+        }
     }
+}
+
+/// `body` with `{model}` replaced by the JSON-escaped model name.
+fn with_model(body: &str, model: &str) -> String {
+    let escaped = serde_json::to_string(model).unwrap_or_default();
+    body.replace("{model}", escaped.trim_matches('"'))
 }
 
 fn engine_key(engine: Engine) -> &'static str {
@@ -137,14 +174,19 @@ pub fn spawn_canary(
     if config.idle_ms == 0 {
         return None;
     }
-    // Scan often enough that an idle instance is checked soon after `idle_ms`, and a failed
-    // one is re-checked promptly (it gets no traffic, so only the canary can bring it back).
-    let period = Duration::from_millis((config.idle_ms / 4).clamp(20, 5_000));
     Some(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            // Scan often enough that an idle instance is checked soon after its idle time, and
+            // a failed one is re-checked promptly (it gets no traffic, so only the canary can
+            // bring it back); instances may bring shorter idle times of their own.
+            let shortest = registry
+                .all()
+                .iter()
+                .map(|i| config.idle_ms_for(&i.spec))
+                .filter(|&ms| ms > 0)
+                .min()
+                .unwrap_or(config.idle_ms);
+            tokio::time::sleep(Duration::from_millis((shortest / 4).clamp(20, 5_000))).await;
             let now = now_ns();
             let due: Vec<Arc<Instance>> = registry
                 .all()
@@ -161,11 +203,15 @@ pub fn spawn_canary(
 }
 
 fn is_due(instance: &Instance, now: u64, config: &CanaryConfig) -> bool {
+    let idle_ms = config.idle_ms_for(&instance.spec);
+    if idle_ms == 0 {
+        return false;
+    }
     if !instance.health.canary_ok() {
         return true;
     }
     instance.load.in_flight() == 0
-        && instance.health.idle_ns(now) >= config.idle_ms.saturating_mul(1_000_000)
+        && instance.health.idle_ns(now) >= idle_ms.saturating_mul(1_000_000)
 }
 
 async fn check(client: &WorkerClient, instance: &Instance, config: &CanaryConfig) {
@@ -186,7 +232,7 @@ async fn check(client: &WorkerClient, instance: &Instance, config: &CanaryConfig
 
 async fn canary_once(client: &WorkerClient, instance: &Instance, config: &CanaryConfig) -> bool {
     let spec = &instance.spec;
-    let (path, body) = config.payload(spec.engine, spec.api, &spec.model);
+    let (path, body) = config.payload_for(spec);
     let Ok(uri) = format!("{}{path}", instance.spec.url.trim_end_matches('/')).parse::<Uri>()
     else {
         return false;
@@ -210,7 +256,7 @@ async fn canary_once(client: &WorkerClient, instance: &Instance, config: &Canary
         Some(status.is_success() || status.is_client_error())
     };
     matches!(
-        tokio::time::timeout(Duration::from_millis(config.timeout_ms), call).await,
+        tokio::time::timeout(Duration::from_millis(config.timeout_ms_for(spec)), call).await,
         Ok(Some(true))
     )
 }
@@ -262,5 +308,148 @@ mod tests {
             },
         );
         assert!(cfg.validate().is_err());
+    }
+
+    /// A worker that records one request's path and body, answering `200 {}` when `answer`.
+    async fn recording_worker(
+        answer: bool,
+    ) -> (String, tokio::sync::oneshot::Receiver<(String, String)>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Headers, then as many body bytes as content-length says.
+            let (head, body) = loop {
+                let n = conn.read(&mut chunk).await.unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break (head.to_owned(), body.to_owned());
+                    }
+                }
+            };
+            let path = head.split(' ').nth(1).unwrap_or_default().to_owned();
+            let _ = tx.send((path, body));
+            if answer {
+                let _ = conn
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                    .await;
+            } else {
+                // Hold the connection open without answering.
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+        });
+        (url, rx)
+    }
+
+    fn instance(url: &str, canary: crate::instance::CanaryOverride) -> Instance {
+        let mut spec = InstanceSpec::new("w", "org/m", url);
+        spec.engine = Engine::Vllm;
+        spec.canary = Some(canary);
+        Instance::new(spec, None)
+    }
+
+    #[tokio::test]
+    async fn the_instance_override_is_what_gets_sent() {
+        let (url, sent) = recording_worker(true).await;
+        let inst = instance(
+            &url,
+            crate::instance::CanaryOverride {
+                path: Some("/v1/chat/completions".into()),
+                body: Some(r#"{"model":"{model}","messages":[],"max_tokens":1}"#.into()),
+                ..Default::default()
+            },
+        );
+        let client = WorkerClient::new(&crate::ClientConfig::default());
+        let ok = canary_once(&client, &inst, &CanaryConfig::default()).await;
+        let (path, body) = sent.await.unwrap();
+        assert!(ok);
+        assert_eq!(
+            path, "/v1/chat/completions",
+            "not vLLM's built-in /v1/completions"
+        );
+        assert_eq!(body, r#"{"model":"org/m","messages":[],"max_tokens":1}"#);
+    }
+
+    #[test]
+    fn overrides_fall_back_field_by_field() {
+        let cfg = CanaryConfig::default();
+        let mut spec = InstanceSpec::new("w", "m", "http://x");
+        spec.engine = Engine::Sglang;
+        assert_eq!(
+            cfg.payload_for(&spec),
+            cfg.payload(Engine::Sglang, WorkerApi::Chat, "m")
+        );
+        assert_eq!(cfg.idle_ms_for(&spec), cfg.idle_ms);
+        spec.canary = Some(crate::instance::CanaryOverride {
+            body: Some("{}".into()),
+            idle_ms: Some(1_000),
+            ..Default::default()
+        });
+        assert_eq!(
+            cfg.payload_for(&spec),
+            ("/generate".to_owned(), "{}".to_owned())
+        );
+        assert_eq!(cfg.idle_ms_for(&spec), 1_000);
+        assert_eq!(cfg.timeout_ms_for(&spec), cfg.timeout_ms);
+    }
+
+    #[tokio::test]
+    async fn the_instance_timeout_wins_over_the_config() {
+        let (url, _sent) = recording_worker(false).await;
+        let inst = instance(
+            &url,
+            crate::instance::CanaryOverride {
+                timeout_ms: Some(50),
+                ..Default::default()
+            },
+        );
+        let client = WorkerClient::new(&crate::ClientConfig::default());
+        let config = CanaryConfig {
+            timeout_ms: 600_000,
+            ..CanaryConfig::default()
+        };
+        // With the config's 10 minutes this would not finish within the bounded wait.
+        let ok = tokio::time::timeout(
+            Duration::from_secs(10),
+            canary_once(&client, &inst, &config),
+        )
+        .await
+        .expect("the 50 ms instance timeout applied");
+        assert!(!ok, "a worker that never answers fails the canary");
+    }
+
+    #[test]
+    fn an_instance_can_turn_its_canary_off() {
+        let cfg = CanaryConfig::default();
+        let inst = instance(
+            "http://127.0.0.1:9",
+            crate::instance::CanaryOverride {
+                idle_ms: Some(0),
+                ..Default::default()
+            },
+        );
+        assert!(!is_due(&inst, u64::MAX / 2, &cfg));
+        let inst = instance(
+            "http://127.0.0.1:9",
+            crate::instance::CanaryOverride {
+                idle_ms: Some(1),
+                ..Default::default()
+            },
+        );
+        assert!(is_due(&inst, u64::MAX / 2, &cfg));
     }
 }
