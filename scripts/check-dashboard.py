@@ -11,8 +11,8 @@ every panel expression:
   that the metric does not carry itself;
   A label the frontend exports that is also a target label fails: Prometheus renames the
   exported one `exported_<label>`, and grouping by it would silently group by scrape target.
-  Other exported labels of charted metrics that collide with target labels are reported as
-  WARN lines (queries by them need the `exported_` name).
+  Every exported metric is also checked to carry no target label at all (the frontend names
+  its labels `worker` and `route` for exactly this reason).
 
 Usage: check-dashboard.py ROOT [BINARY]   (BINARY defaults to ROOT/target/debug/switchyard)
 Prints one line per check and `N passed, N failed`; exits non-zero on any failure.
@@ -156,7 +156,6 @@ def main():
     check("the frontend exports per-worker series", any(n.startswith("switchyard_instance_") for n in exported),
           sorted(exported))
 
-    charted = set()
     for panel in board.get("panels", []):
         for target in panel.get("targets", []):
             expr, title = target["expr"], panel["title"]
@@ -166,7 +165,6 @@ def main():
                 check(f"dashboard '{title}' parses", False, e)
                 continue
             for metric, label, how in used:
-                charted.add(metric)
                 have = exported.get(metric)
                 if label is None:
                     check(f"dashboard '{title}': {metric} is exported", have is not None, sorted(exported))
@@ -178,10 +176,10 @@ def main():
                       f"the frontend puts {sorted(have)} on it; target labels: {sorted(TARGET_LABELS)}")
             for label in re.findall(r"\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}", target.get("legendFormat", "")):
                 check(f"dashboard '{title}': legend label `{label}` is grouped by", label in grouped, sorted(grouped))
-    for metric in sorted(charted):
-        clash = exported.get(metric, set()) & TARGET_LABELS
-        if clash:
-            print(f"WARN {metric} carries {sorted(clash)}: Prometheus stores it as exported_<label>")
+    for metric in sorted(exported):
+        clash = exported[metric] & TARGET_LABELS
+        check(f"{metric} carries no target label", not clash,
+              f"{sorted(clash)} would be stored as exported_<label>")
 
 
 if __name__ == "__main__":

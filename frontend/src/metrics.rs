@@ -194,7 +194,7 @@ fn render_requests(out: &mut String, models: &ModelSeries) {
         for ((endpoint, status), n) in requests {
             let _ = writeln!(
                 out,
-                "{}{{model=\"{}\",endpoint=\"{endpoint}\",status=\"{status}\"}} {n}",
+                "{}{{model=\"{}\",route=\"{endpoint}\",status=\"{status}\"}} {n}",
                 names::REQUESTS,
                 escape(model)
             );
@@ -328,9 +328,7 @@ mod tests {
         s.count_request("chat", 502);
         let out = m.render(&Registry::default());
         assert!(
-            out.contains(
-                r#"switchyard_requests_total{model="a\"b",endpoint="chat",status="200"} 2"#
-            ),
+            out.contains(r#"switchyard_requests_total{model="a\"b",route="chat",status="200"} 2"#),
             "{out}"
         );
         assert!(out.contains(r#"status="502"} 1"#), "{out}");

@@ -47,12 +47,12 @@ async fn request_token_latency_and_per_worker_series_move() {
     let model = format!("model=\"{MODEL}\"");
     assert_eq!(
         m(&format!(
-            "switchyard_requests_total{{{model},endpoint=\"chat_completions\",status=\"200\"}}"
+            "switchyard_requests_total{{{model},route=\"chat_completions\",status=\"200\"}}"
         )),
         4.0
     );
     assert_eq!(
-        m("switchyard_requests_total{model=\"_unknown\",endpoint=\"chat_completions\",status=\"404\"}"),
+        m("switchyard_requests_total{model=\"_unknown\",route=\"chat_completions\",status=\"404\"}"),
         1.0,
         "unknown models share one label value"
     );
