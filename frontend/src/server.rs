@@ -37,7 +37,9 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
-        .max_buf_size(limits.max_header_bytes.max(8192))
+        // Validated to be at least hyper's minimum (below it hyper panics); `max` guards
+        // configs built without `validate()`.
+        .max_buf_size(limits.max_header_bytes.max(crate::config::MIN_HEADER_BYTES))
         .max_headers(limits.max_headers)
         .keep_alive(true);
     let accept = |stream: TcpStream| {
