@@ -122,6 +122,7 @@ impl Framer {
     fn take_canonical_event(&mut self, line_len: usize, term_len: usize) -> Option<Event> {
         const PREFIX: &[u8] = b"data: ";
         if self.has_data
+            || line_len.saturating_sub(PREFIX.len()) > self.limit
             || term_len != 1
             || self.buf.get(line_len) != Some(&b'\n')
             || self.buf.get(line_len + 1) != Some(&b'\n')
@@ -291,6 +292,16 @@ mod tests {
         let mut f = Framer::new(8);
         f.push(b"data: 0123456789");
         assert!(f.next_event().is_err());
+    }
+
+    #[test]
+    fn an_oversized_event_in_canonical_form_is_an_error_too() {
+        let mut f = Framer::new(8);
+        f.push(b"data: 0123456789\n\n");
+        assert!(f.next_event().is_err());
+        let mut f = Framer::new(10);
+        f.push(b"data: 0123456789\n\n");
+        assert_eq!(f.next_event().unwrap().unwrap().data, &b"0123456789"[..]);
     }
 
     #[test]
