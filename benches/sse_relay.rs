@@ -42,6 +42,20 @@ fn reframe(c: &mut Criterion) {
             n
         })
     });
+    // Worst case for a framer that rescans its buffer on every push: each byte is a read.
+    group.bench_function("1_byte_reads", |b| {
+        b.iter(|| {
+            let mut f = Framer::default();
+            let mut n = 0;
+            for chunk in data.chunks(1) {
+                f.push(black_box(chunk));
+                while let Ok(Some(e)) = f.next_event() {
+                    n += e.data.len();
+                }
+            }
+            n
+        })
+    });
     group.finish();
 }
 

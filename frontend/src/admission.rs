@@ -4,8 +4,11 @@
 //! A shed request gets 503 — or, if it is marked low priority (`x-switchyard-priority: low`
 //! by default), the configured status (429) — with `Retry-After` and an OpenAI error body.
 //! Low-priority requests never wait in the queue: under pressure they go first.
+//!
+//! Everything here is off by default (no concurrency limit, no capacity thresholds): the
+//! right numbers depend on the workers behind the frontend, so they are set per deployment.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +18,7 @@ use switchyard_runtime::Instance;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
+use crate::pipeline::health_filter::PanicPolicy;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -37,6 +41,8 @@ pub struct OverloadConfig {
     pub low_priority_status: u16,
     /// `Retry-After` sent with a shed request, seconds.
     pub retry_after_s: u64,
+    /// When every instance of a model is unhealthy: `fail-fast` (503) or `route-all`.
+    pub panic_policy: PanicPolicy,
 }
 
 impl Default for OverloadConfig {
@@ -51,6 +57,7 @@ impl Default for OverloadConfig {
             low_priority_value: "low".to_owned(),
             low_priority_status: 429,
             retry_after_s: 1,
+            panic_policy: PanicPolicy::FailFast,
         }
     }
 }
@@ -95,7 +102,6 @@ impl OverloadConfig {
 pub struct Admission {
     config: OverloadConfig,
     slots: Option<Arc<Semaphore>>,
-    queued: AtomicUsize,
 }
 
 impl Admission {
@@ -104,15 +110,16 @@ impl Admission {
             slots: (config.max_concurrent > 0)
                 .then(|| Arc::new(Semaphore::new(config.max_concurrent))),
             config: config.clone(),
-            queued: AtomicUsize::new(0),
         }
     }
 
     /// Admits a request, waiting in the bounded queue if all slots are taken. The permit is
     /// held until the response (stream included) is finished. `None` when unlimited.
+    /// `queued` is the frontend's queue-length gauge; it is also what bounds the queue.
     pub async fn admit(
         &self,
         headers: &HeaderMap,
+        queued: &AtomicI64,
     ) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
         let Some(slots) = &self.slots else {
             return Ok(None);
@@ -124,20 +131,38 @@ impl Admission {
         if self.config.is_low_priority(headers) {
             return Err(self.config.shed(headers, full));
         }
-        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.config.max_queue {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
-            return Err(self.config.shed(headers, full));
+        let overflow =
+            "The server is at its concurrency limit and its wait queue is full; retry later.";
+        let max_queue = i64::try_from(self.config.max_queue).unwrap_or(i64::MAX);
+        if queued.fetch_add(1, Ordering::AcqRel) >= max_queue {
+            queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(self.config.shed(headers, overflow));
         }
+        // Decremented on every exit, including the request being dropped while it waits.
+        let _in_queue = QueueGuard(queued);
         let waited = tokio::time::timeout(
             Duration::from_millis(self.config.queue_timeout_ms),
             Arc::clone(slots).acquire_owned(),
         )
         .await;
-        self.queued.fetch_sub(1, Ordering::AcqRel);
         match waited {
             Ok(Ok(permit)) => Ok(Some(permit)),
-            _ => Err(self.config.shed(headers, full)),
+            _ => Err(self.config.shed(
+                headers,
+                &format!(
+                    "The server is at its concurrency limit and no slot freed up within {} ms; retry later.",
+                    self.config.queue_timeout_ms
+                ),
+            )),
         }
+    }
+}
+
+struct QueueGuard<'a>(&'a AtomicI64);
+
+impl Drop for QueueGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -189,20 +214,27 @@ mod tests {
             queue_timeout_ms: 100,
             ..OverloadConfig::default()
         });
-        let held = admission.admit(&HeaderMap::new()).await.unwrap();
+        let q = AtomicI64::new(0);
+        let held = admission.admit(&HeaderMap::new(), &q).await.unwrap();
         assert!(held.is_some());
         // A low-priority request is shed at once, with 429.
-        let e = admission.admit(&low()).await.unwrap_err();
+        let e = admission.admit(&low(), &q).await.unwrap_err();
         assert_eq!(e.status, 429);
         assert!(e.retry_after.is_some());
         // One may queue; it times out with 503 because the slot is never freed.
         let none = HeaderMap::new();
-        let queued = admission.admit(&none);
+        let queued = admission.admit(&none, &q);
         tokio::pin!(queued);
         assert!(queued.as_mut().now_or_never().is_none());
-        let e = admission.admit(&HeaderMap::new()).await.unwrap_err();
+        assert_eq!(
+            q.load(Ordering::Relaxed),
+            1,
+            "the gauge shows the waiting request"
+        );
+        let e = admission.admit(&HeaderMap::new(), &q).await.unwrap_err();
         assert_eq!(e.status, 503, "the queue holds one");
         assert_eq!(queued.await.unwrap_err().status, 503);
+        assert_eq!(q.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test(start_paused = true)]
@@ -212,13 +244,54 @@ mod tests {
             max_queue: 4,
             ..OverloadConfig::default()
         });
-        let held = admission.admit(&HeaderMap::new()).await.unwrap();
+        let q = AtomicI64::new(0);
+        let held = admission.admit(&HeaderMap::new(), &q).await.unwrap();
         let none = HeaderMap::new();
-        let queued = admission.admit(&none);
+        let queued = admission.admit(&none, &q);
         tokio::pin!(queued);
         assert!(queued.as_mut().now_or_never().is_none());
         drop(held);
         assert!(queued.await.unwrap().is_some());
+        assert_eq!(q.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_dropped_while_queued_leaves_the_queue() {
+        let admission = Admission::new(&OverloadConfig {
+            max_concurrent: 1,
+            max_queue: 1,
+            ..OverloadConfig::default()
+        });
+        let q = AtomicI64::new(0);
+        let _held = admission.admit(&HeaderMap::new(), &q).await.unwrap();
+        let none = HeaderMap::new();
+        let mut queued = Box::pin(admission.admit(&none, &q));
+        assert!(queued.as_mut().now_or_never().is_none());
+        assert_eq!(q.load(Ordering::Relaxed), 1);
+        drop(queued);
+        assert_eq!(
+            q.load(Ordering::Relaxed),
+            0,
+            "a client that left frees its place"
+        );
+    }
+
+    #[test]
+    fn kv_usage_at_the_threshold_is_full() {
+        let config = OverloadConfig {
+            max_kv_usage: 0.8,
+            ..OverloadConfig::default()
+        };
+        let a = Arc::new(Instance::new(InstanceSpec::new("a", "m", "http://a"), None));
+        a.load.kv_usage_ppm.store(790_000, Ordering::Relaxed);
+        assert!(check_capacity(&config, &HeaderMap::new(), &[&a]).is_ok());
+        a.load.kv_usage_ppm.store(800_000, Ordering::Relaxed);
+        assert_eq!(
+            check_capacity(&config, &HeaderMap::new(), &[&a])
+                .unwrap_err()
+                .status,
+            503
+        );
     }
 
     #[test]

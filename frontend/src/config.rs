@@ -136,6 +136,29 @@ impl Default for HttpLimits {
     }
 }
 
+impl HttpLimits {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("limits.body_timeout_ms", self.body_timeout_ms),
+            ("limits.body_idle_timeout_ms", self.body_idle_timeout_ms),
+            ("limits.header_read_timeout_ms", self.header_read_timeout_ms),
+        ];
+        for (key, ms) in positive {
+            if ms == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        // Room for a request line and a handful of headers; smaller refuses every client.
+        if self.max_header_bytes < 1024 {
+            return Err(invalid("limits.max_header_bytes", "must be at least 1024"));
+        }
+        if self.max_headers == 0 {
+            return Err(invalid("limits.max_headers", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
 /// How the frontend talks to workers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -243,9 +266,11 @@ impl ServeConfig {
         self.overload
             .validate()
             .map_err(|m| invalid("overload", m))?;
-        if self.limits.body_timeout_ms == 0 || self.limits.body_idle_timeout_ms == 0 {
-            return Err(invalid("limits", "body timeouts must be greater than 0"));
-        }
+        self.probe.validate().map_err(|m| invalid("probe", m))?;
+        self.retry_budget
+            .validate()
+            .map_err(|m| invalid("retry_budget", m))?;
+        self.limits.validate()?;
         validate_policy("routing", &self.routing)?;
         for (model, policy) in &self.models {
             validate_policy(&format!("models.{model}"), policy)?;
@@ -450,6 +475,47 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("workers"));
+    }
+
+    #[test]
+    fn reliability_settings_are_validated_by_key() {
+        let base = || {
+            let mut cfg = ServeConfig::default();
+            cfg.workers
+                .push(parse_worker_flag("m=http://127.0.0.1:1").unwrap());
+            cfg
+        };
+        assert!(base().validate().is_ok());
+        type Break = fn(&mut ServeConfig);
+        let cases: [(&str, Break); 6] = [
+            ("limits.max_header_bytes", |c| {
+                c.limits.max_header_bytes = 512
+            }),
+            ("limits.max_headers", |c| c.limits.max_headers = 0),
+            ("limits.header_read_timeout_ms", |c| {
+                c.limits.header_read_timeout_ms = 0
+            }),
+            ("limits.body_idle_timeout_ms", |c| {
+                c.limits.body_idle_timeout_ms = 0
+            }),
+            ("probe.path", |c| c.probe.path = "health".into()),
+            ("retry_budget.percent", |c| c.retry_budget.percent = 500),
+        ];
+        for (key, break_it) in cases {
+            let mut cfg = base();
+            break_it(&mut cfg);
+            let err = cfg.validate().unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+        let cfg = ServeConfig::from_yaml(
+            "overload:\n  panic_policy: route-all\nworkers:\n  - model: m\n    url: http://127.0.0.1:1\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.overload.panic_policy,
+            crate::pipeline::health_filter::PanicPolicy::RouteAll
+        );
+        assert!(ServeConfig::from_yaml("overload:\n  panic_policy: yolo\n").is_err());
     }
 
     #[test]

@@ -18,6 +18,7 @@ use switchyard_runtime::Registry;
 pub mod names {
     pub const REQUESTS: &str = "switchyard_requests_total";
     pub const IN_FLIGHT: &str = "switchyard_requests_in_flight";
+    pub const QUEUED: &str = "switchyard_requests_queued";
     pub const TTFT: &str = "switchyard_time_to_first_token_seconds";
     pub const ITL: &str = "switchyard_inter_token_latency_seconds";
     pub const DURATION: &str = "switchyard_request_duration_seconds";
@@ -30,6 +31,7 @@ pub mod names {
     pub const MIGRATIONS: &str = "switchyard_stream_migrations_total";
     pub const STALLS: &str = "switchyard_stream_stalls_total";
     pub const SHED: &str = "switchyard_requests_shed_total";
+    pub const PANIC_ROUTED: &str = "switchyard_panic_routed_total";
     pub const INSTANCE_IN_FLIGHT: &str = "switchyard_instance_in_flight";
     pub const INSTANCE_HEALTHY: &str = "switchyard_instance_healthy";
     pub const INSTANCE_EJECTIONS: &str = "switchyard_instance_ejections";
@@ -100,6 +102,8 @@ impl ModelMetrics {
 pub struct Metrics {
     models: RwLock<HashMap<Arc<str>, Arc<ModelMetrics>>>,
     pub in_flight: AtomicI64,
+    /// Requests waiting in the admission queue (also what bounds it).
+    pub queued: AtomicI64,
     pub retries: AtomicU64,
     pub cancelled: AtomicU64,
     pub stream_errors: AtomicU64,
@@ -107,6 +111,7 @@ pub struct Metrics {
     pub migrations: AtomicU64,
     pub stalls: AtomicU64,
     pub shed: AtomicU64,
+    pub panic_routed: AtomicU64,
 }
 
 impl Metrics {
@@ -134,6 +139,17 @@ impl Metrics {
             "{} {}",
             names::IN_FLIGHT,
             self.in_flight.load(Ordering::Relaxed)
+        );
+        gauge_header(
+            &mut out,
+            names::QUEUED,
+            "Requests waiting for an admission slot.",
+        );
+        let _ = writeln!(
+            out,
+            "{} {}",
+            names::QUEUED,
+            self.queued.load(Ordering::Relaxed)
         );
         for (name, help, value) in [
             (
@@ -170,6 +186,11 @@ impl Metrics {
                 names::SHED,
                 "Requests shed by admission control or because every instance was full.",
                 &self.shed,
+            ),
+            (
+                names::PANIC_ROUTED,
+                "Requests routed to unhealthy instances because none was healthy (route-all).",
+                &self.panic_routed,
             ),
         ] {
             counter_header(&mut out, name, help);

@@ -37,6 +37,11 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+        // The exact limit on the request line + headers (431 beyond). `max_buf_size` alone
+        // is not one: a head that arrives in few large reads can outgrow it before hyper looks.
+        .max_header_size(limits.max_header_bytes)
+        // hyper panics below 8192; the buffer also carries body bytes, so keep it at least
+        // that large whatever the header limit.
         .max_buf_size(limits.max_header_bytes.max(8192))
         .max_headers(limits.max_headers)
         .keep_alive(true);

@@ -23,6 +23,40 @@ const CHAT_ONLY_FIELDS: &[&str] = &[
     "max_completion_tokens",
 ];
 
+/// Chat fields whose meaning a completions request cannot carry: dropped above (tools,
+/// structured output) or answered in another shape (log probabilities).
+const NOT_TRANSLATABLE: &[&str] = &[
+    "tools",
+    "tool_choice",
+    "functions",
+    "function_call",
+    "response_format",
+    "logprobs",
+    "top_logprobs",
+];
+
+/// The first field of `chat` that [`chat_to_completion`] would lose (a migration through a
+/// completions continuation could not honour it), ignoring values that ask for nothing
+/// (`tools: []`, `tool_choice: "none"`, `response_format: {"type": "text"}`, `false`, `0`).
+pub fn lost_in_translation(chat: &ChatCompletionRequest) -> Option<&'static str> {
+    NOT_TRANSLATABLE
+        .iter()
+        .copied()
+        .find(|field| chat.extra.get(*field).is_some_and(asks_for_something))
+}
+
+fn asks_for_something(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Null | Value::Bool(false) => false,
+        Value::Array(a) => !a.is_empty(),
+        Value::String(s) => s != "none",
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::Object(o) => !(o.len() == 1 && o.get("type") == Some(&Value::from("text"))),
+        Value::Bool(true) => true,
+    }
+}
+
 /// Renders `chat` into a completions request body. Streams always ask for usage; the relay
 /// drops the usage chunk again if the client did not ask for it.
 pub fn chat_to_completion(
@@ -155,6 +189,41 @@ mod tests {
         assert_eq!(v["temperature"], 0.5);
         assert_eq!(v["stream_options"]["include_usage"], true);
         assert!(v.get("tools").is_none() && v.get("messages").is_none());
+    }
+
+    #[test]
+    fn fields_a_completion_cannot_carry_are_named() {
+        let chat = |extra: &str| -> ChatCompletionRequest {
+            serde_json::from_str(&format!(
+                r#"{{"model":"m","messages":[{{"role":"user","content":"hi"}}]{extra}}}"#
+            ))
+            .unwrap()
+        };
+        assert_eq!(lost_in_translation(&chat("")), None);
+        for harmless in [
+            r#","tools":[]"#,
+            r#","tool_choice":"none""#,
+            r#","response_format":{"type":"text"}"#,
+            r#","logprobs":false,"top_logprobs":0"#,
+            r#","temperature":0,"seed":1"#,
+        ] {
+            assert_eq!(lost_in_translation(&chat(harmless)), None, "{harmless}");
+        }
+        for (extra, field) in [
+            (
+                r#","tools":[{"type":"function","function":{"name":"f"}}]"#,
+                "tools",
+            ),
+            (r#","tool_choice":"required""#, "tool_choice"),
+            (
+                r#","response_format":{"type":"json_object"}"#,
+                "response_format",
+            ),
+            (r#","logprobs":true"#, "logprobs"),
+            (r#","functions":[{"name":"f"}]"#, "functions"),
+        ] {
+            assert_eq!(lost_in_translation(&chat(extra)), Some(field), "{extra}");
+        }
     }
 
     #[test]

@@ -108,22 +108,36 @@ pub async fn wait_metric(
 }
 
 /// The `health` of instance `id` in `/admin/instances` (the frontend needs `--admin-token`).
+/// Panics when the admin API fails or does not list `id`: an unreadable state must never
+/// pass for a changed one.
 pub async fn admin_health(fe: &Proc, id: &str) -> String {
-    let Ok(resp) = reqwest::Client::new()
+    let resp = reqwest::Client::new()
         .get(format!("{}/admin/instances", fe.url()))
         .bearer_auth(ADMIN_TOKEN)
+        .timeout(Duration::from_secs(5))
         .send()
         .await
-    else {
-        return String::new();
-    };
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
+        .expect("GET /admin/instances failed");
+    assert_eq!(resp.status(), 200, "GET /admin/instances");
+    let v: Value = resp.json().await.expect("/admin/instances is not JSON");
     v["instances"]
         .as_array()
         .and_then(|all| all.iter().find(|i| i["id"] == id))
         .and_then(|i| i["health"].as_str())
-        .unwrap_or("")
+        .unwrap_or_else(|| panic!("/admin/instances does not list {id}: {v}"))
         .to_owned()
+}
+
+/// Polls `admin_health` until it equals `want` or `within` passes; returns the last state.
+pub async fn wait_health(fe: &Proc, id: &str, want: &str, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let state = admin_health(fe, id).await;
+        if state == want || Instant::now() >= deadline {
+            return state;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 pub const ADMIN_TOKEN: &str = "faults-admin-token";

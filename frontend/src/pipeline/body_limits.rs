@@ -1,6 +1,8 @@
-//! Request-body time limits: an idle timeout (no bytes for a while) and a total deadline, so
-//! a client that trickles or stops its body cannot hold a connection and a request slot.
-//! The header read timeout and size limits are enforced by hyper (see `server.rs`).
+//! Request-body time limits: an idle timeout (no bytes for a while, 400) and a total deadline
+//! (408), so a client that trickles or stops its body cannot hold its connection for long.
+//! It never holds an admission slot meanwhile: admission comes after the body is read (see
+//! `pipeline/mod.rs`). The header read timeout and size limits are enforced by hyper (see
+//! `server.rs`).
 
 use std::future::Future;
 use std::pin::Pin;

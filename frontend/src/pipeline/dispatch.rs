@@ -6,7 +6,8 @@
 //!
 //! "Before the first byte" includes the first SSE event of a stream: the client's response
 //! starts only once a worker has produced something, so a worker that accepts a stream and
-//! dies before its first token costs a retry, not a failed request.
+//! dies before its first token — or sends an in-band error event as its first — costs a
+//! retry, not a failed request.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,10 +19,12 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use switchyard_protocol::sse::{Event, Framer};
 use switchyard_runtime::clock::now_ns;
-use switchyard_runtime::health::ejection_allowed;
+use switchyard_runtime::health::{ejection_allowed, HealthConfig, RetryBudget, RetryPermit};
 use switchyard_runtime::observe::Outcome;
 use switchyard_runtime::{InFlightGuard, Instance};
 
+use super::health_filter::Routable;
+use super::inband;
 use super::parse::ParsedRequest;
 use super::preprocess::{Prepared, UpstreamRequest};
 use super::tracker::Tracker;
@@ -72,6 +75,48 @@ impl AttemptError {
     }
 }
 
+/// The outcome of asking to send one more attempt to an instance.
+#[derive(Debug)]
+enum Claim<'a> {
+    /// Go: the trial slot (if half-open) is ours, and the retry permit (for a retry) is held.
+    Go(Option<RetryPermit<'a>>),
+    /// The instance may not be tried now (breaker open, trial taken): try the next one.
+    Skip,
+    /// A retry was due but the budget is spent: stop.
+    BudgetSpent,
+}
+
+/// Claims what one attempt needs, in an order that never strands a claim: the retry permit
+/// first, the half-open trial slot last, so a budget refusal leaves the slot for another
+/// request instead of blocking the instance for `trial_timeout_ms`. In panic mode
+/// (`route-all`) breakers are not consulted.
+fn claim<'a>(
+    instance: &Instance,
+    retry: bool,
+    panic: bool,
+    budget: &'a RetryBudget,
+    active: u64,
+    health: &HealthConfig,
+) -> Claim<'a> {
+    let now = now_ns();
+    if !panic && !instance.health.is_routable(now) {
+        return Claim::Skip;
+    }
+    let permit = if retry {
+        match budget.try_acquire(active) {
+            Some(permit) => Some(permit),
+            None => return Claim::BudgetSpent,
+        }
+    } else {
+        None
+    };
+    if panic || instance.health.try_claim(now, health) {
+        Claim::Go(permit)
+    } else {
+        Claim::Skip
+    }
+}
+
 /// Tries the ranked instances in order. An instance whose breaker is half-open is tried only
 /// if this request wins its trial slot; every attempt after the first needs a permit from the
 /// retry budget, so an all-failing pool answers fast instead of multiplying its load.
@@ -79,29 +124,39 @@ pub async fn dispatch(
     app: &Arc<App>,
     request: &ParsedRequest,
     prepared: &Prepared,
-    routable: &[&Arc<Instance>],
+    routable: &Routable<'_>,
     ranked: &[usize],
     request_id: &str,
     tracker: &Tracker,
 ) -> Result<Upstream, ApiError> {
-    admission::check_capacity(&app.config.overload, &request.headers, routable).inspect_err(
+    let candidates = &routable.instances;
+    admission::check_capacity(&app.config.overload, &request.headers, candidates).inspect_err(
         |_| {
             app.metrics.shed.fetch_add(1, Ordering::Relaxed);
         },
     )?;
+    if routable.panic {
+        app.metrics.panic_routed.fetch_add(1, Ordering::Relaxed);
+    }
     let mut last_error = None;
     let mut attempts = 0u32;
     let mut _permit = None;
     for &index in ranked {
-        let Some(&instance) = routable.get(index) else {
+        let Some(&instance) = candidates.get(index) else {
             continue;
         };
-        if !instance.health.try_claim(now_ns(), &app.config.health) {
-            continue;
-        }
-        if attempts > 0 {
-            let active = u64::try_from(app.metrics.in_flight.load(Ordering::Relaxed)).unwrap_or(0);
-            let Some(permit) = app.retry_budget.try_acquire(active) else {
+        let active = u64::try_from(app.metrics.in_flight.load(Ordering::Relaxed)).unwrap_or(0);
+        let retry = attempts > 0;
+        match claim(
+            instance,
+            retry,
+            routable.panic,
+            &app.retry_budget,
+            active,
+            &app.config.health,
+        ) {
+            Claim::Skip => continue,
+            Claim::BudgetSpent => {
                 app.metrics
                     .retry_budget_exhausted
                     .fetch_add(1, Ordering::Relaxed);
@@ -110,9 +165,13 @@ pub async fn dispatch(
                     "retry budget exhausted: not retrying"
                 );
                 break;
-            };
-            _permit = Some(permit);
-            tracker.count_retry();
+            }
+            Claim::Go(permit) => {
+                if retry {
+                    _permit = permit;
+                    tracker.count_retry();
+                }
+            }
         }
         attempts += 1;
         match attempt_once(app, request, prepared, instance, request_id, tracker).await {
@@ -328,7 +387,17 @@ async fn first_event(
     let mut framer = Framer::default();
     loop {
         match framer.next_event() {
-            Ok(Some(event)) => return Ok((body, framer, event)),
+            Ok(Some(event)) => match inband::classify(&event.data) {
+                // A request fault is passed on: the relay ends the stream with it.
+                Some(error) if !error.request_fault => {
+                    return Err(AttemptError::upstream(ApiError::bad_gateway(format!(
+                        "instance {} sent an error event before its first token: {}",
+                        instance.id(),
+                        error.message
+                    ))))
+                }
+                _ => return Ok((body, framer, event)),
+            },
             Ok(None) => {}
             Err(e) => {
                 return Err(AttemptError::upstream(ApiError::bad_gateway(format!(
@@ -382,4 +451,82 @@ async fn read_error_detail(body: Incoming) -> String {
         return body.error.message;
     }
     String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_runtime::health::RetryBudgetConfig;
+    use switchyard_runtime::InstanceSpec;
+
+    fn half_open() -> Instance {
+        let i = Instance::new(InstanceSpec::new("i", "m", "http://i"), None);
+        let config = HealthConfig {
+            eject_base_ms: 1,
+            eject_max_ms: 1,
+            ..HealthConfig::default()
+        };
+        i.health.record_failure(now_ns(), &config, true);
+        // Let the 1 ms ejection expire: the breaker is then half-open.
+        std::thread::sleep(Duration::from_millis(2));
+        i
+    }
+
+    fn spent_budget() -> RetryBudget {
+        RetryBudget::new(RetryBudgetConfig {
+            percent: 0,
+            min_concurrent: 0,
+        })
+    }
+
+    #[test]
+    fn a_retry_refused_by_the_budget_leaves_the_trial_slot_free() {
+        let instance = half_open();
+        let health = HealthConfig::default();
+        let budget = spent_budget();
+        assert!(matches!(
+            claim(&instance, true, false, &budget, 10, &health),
+            Claim::BudgetSpent
+        ));
+        assert!(
+            instance.health.try_claim(now_ns(), &health),
+            "the refused retry must not have taken the half-open trial"
+        );
+    }
+
+    #[test]
+    fn a_first_attempt_needs_no_permit_and_takes_the_trial_once() {
+        let instance = half_open();
+        let health = HealthConfig::default();
+        let budget = spent_budget();
+        assert!(matches!(
+            claim(&instance, false, false, &budget, 10, &health),
+            Claim::Go(None)
+        ));
+        assert!(matches!(
+            claim(&instance, false, false, &budget, 10, &health),
+            Claim::Skip
+        ));
+    }
+
+    #[test]
+    fn a_retry_gets_a_permit_and_panic_mode_ignores_breakers() {
+        let health = HealthConfig::default();
+        let budget = RetryBudget::new(RetryBudgetConfig::default());
+        let healthy = Instance::new(InstanceSpec::new("h", "m", "http://h"), None);
+        assert!(matches!(
+            claim(&healthy, true, false, &budget, 10, &health),
+            Claim::Go(Some(_))
+        ));
+        let ejected = Instance::new(InstanceSpec::new("e", "m", "http://e"), None);
+        ejected.health.record_failure(now_ns(), &health, true);
+        assert!(matches!(
+            claim(&ejected, false, false, &budget, 10, &health),
+            Claim::Skip
+        ));
+        assert!(matches!(
+            claim(&ejected, false, true, &budget, 10, &health),
+            Claim::Go(None)
+        ));
+    }
 }

@@ -9,14 +9,23 @@
 //! generation (true for deterministic decoding with a matching template; the mocker is built
 //! for it). A chunk is counted as one token: engines that pack several tokens into one chunk
 //! get a looser `max_tokens`.
+//!
+//! Requests that a text continuation cannot reproduce are not migrated ([`why_not`]): they end
+//! with the in-band error, as with migration off. So are streams that turn out to carry more
+//! than text (tool-call or reasoning deltas). A continuation is a re-issue: it needs a
+//! retry-budget permit and an instance with room, like a retry before the first byte.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use std::sync::atomic::Ordering;
+
 use bytes::Bytes;
+use http::HeaderMap;
+use serde::de::IgnoredAny;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 use switchyard_protocol::{CompletionRequest, Prompt, StreamOptions, Usage};
 use switchyard_runtime::clock::now_ns;
 use switchyard_runtime::health::HealthStatus;
@@ -24,6 +33,7 @@ use switchyard_runtime::{ChatTemplate, Instance};
 
 use super::dispatch::{self, StreamStart};
 use super::parse::{ParsedRequest, TypedRequest};
+use crate::admission;
 use crate::app::App;
 use crate::translate;
 
@@ -34,6 +44,9 @@ pub type Resume = Pin<Box<dyn Future<Output = Result<StreamStart, String>> + Sen
 pub enum Step {
     /// The generation had already finished (only `[DONE]` was missing): end it cleanly.
     Finish,
+    /// Every token the client asked for was sent but the finish chunk was not: end the
+    /// stream with [`Migration::finish_chunk`] (a continuation would be asked for 0 tokens).
+    Exhausted,
     /// A continuation is on its way.
     Resume(Resume),
     /// Migration is not possible; end the stream with an in-band error.
@@ -41,7 +54,7 @@ pub enum Step {
 }
 
 /// Per-stream migration state; exists only when migration is on and the request can be
-/// continued (a stream with one choice and a text prompt).
+/// continued exactly ([`why_not`] is `None`).
 pub struct Migration {
     typed: Arc<TypedRequest>,
     model: String,
@@ -60,7 +73,7 @@ pub struct Migration {
 impl Migration {
     pub fn new(app: &App, request: &ParsedRequest, request_id: &str) -> Option<Box<Self>> {
         let limit = app.config.migration_limit;
-        if limit == 0 || !request.is_stream() || !continuable(&request.typed) {
+        if limit == 0 || !request.is_stream() || why_not(&request.typed).is_some() {
             return None;
         }
         Some(Box::new(Self {
@@ -92,14 +105,20 @@ impl Migration {
         if progress.finished {
             return Step::Finish;
         }
-        if self.done >= self.limit {
-            return Step::GiveUp(format!("migration limit ({}) reached", self.limit));
+        if let Some(what) = progress.inexact {
+            return Step::GiveUp(format!("not migrated: the stream carried {what}"));
         }
-        self.done += 1;
         self.tokens_before = progress.tokens;
         if self.stamp.is_none() {
             self.stamp = self.sent.first().and_then(|first| stamp_of(first));
         }
+        if remaining_tokens(&self.typed, &progress) == Some(0) {
+            return Step::Exhausted;
+        }
+        if self.done >= self.limit {
+            return Step::GiveUp(format!("migration limit ({}) reached", self.limit));
+        }
+        self.done += 1;
         self.failed.push(Arc::clone(failed));
         Step::Resume(Box::pin(resume(
             Arc::clone(app),
@@ -109,6 +128,44 @@ impl Migration {
             self.failed.clone(),
             self.request_id.clone(),
         )))
+    }
+
+    /// The chunk that ends a stream whose output budget was spent, in the client's shape,
+    /// with the stream's `id` and `created`.
+    pub fn finish_chunk(&self) -> Bytes {
+        let (id, created) = self.stamp_or_default();
+        let chunk = match &*self.typed {
+            TypedRequest::Chat(_) => json!({
+                "id": id, "object": "chat.completion.chunk", "created": created,
+                "model": self.model,
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}],
+            }),
+            _ => json!({
+                "id": id, "object": "text_completion", "created": created, "model": self.model,
+                "choices": [{"index": 0, "text": "", "finish_reason": "length"}],
+            }),
+        };
+        Bytes::from(chunk.to_string())
+    }
+
+    /// The usage chunk for a stream ended by [`Self::finish_chunk`] (`choices: []`).
+    pub fn usage_chunk(&self, usage: &Usage) -> Bytes {
+        let (id, created) = self.stamp_or_default();
+        let object = match &*self.typed {
+            TypedRequest::Chat(_) => "chat.completion.chunk",
+            _ => "text_completion",
+        };
+        let chunk = json!({
+            "id": id, "object": object, "created": created, "model": self.model,
+            "choices": [], "usage": usage,
+        });
+        Bytes::from(chunk.to_string())
+    }
+
+    fn stamp_or_default(&self) -> (Value, Value) {
+        self.stamp
+            .clone()
+            .unwrap_or_else(|| (Value::from(format!("cmpl-{}", self.request_id)), 0.into()))
     }
 
     /// The continuation's usage, counted for the whole spliced stream.
@@ -143,12 +200,39 @@ fn stamp_of(chunk: &[u8]) -> Option<(Value, Value)> {
     Some((object.remove("id")?, object.remove("created")?))
 }
 
-fn continuable(typed: &TypedRequest) -> bool {
+/// Why `typed` cannot be continued exactly by a text continuation, if it cannot: several
+/// choices, a prompt that is not text, chat fields a completions request cannot carry
+/// (tools, structured output, chat log probabilities), or completions options whose output
+/// is not a plain continuation of the prompt (`echo`, `best_of`).
+pub fn why_not(typed: &TypedRequest) -> Option<&'static str> {
+    let truthy =
+        |v: Option<&Value>| v.is_some_and(|v| v != &Value::Null && v != &Value::Bool(false));
     match typed {
-        TypedRequest::Chat(r) => r.n.unwrap_or(1) <= 1,
-        TypedRequest::Completion(r) => r.n.unwrap_or(1) <= 1 && matches!(r.prompt, Prompt::Text(_)),
-        TypedRequest::Embedding(_) => false,
+        TypedRequest::Chat(r) if r.n.unwrap_or(1) > 1 => Some("n > 1"),
+        TypedRequest::Chat(r) => translate::lost_in_translation(r),
+        TypedRequest::Completion(r) if r.n.unwrap_or(1) > 1 => Some("n > 1"),
+        TypedRequest::Completion(r) if !matches!(r.prompt, Prompt::Text(_)) => {
+            Some("a token or batch prompt")
+        }
+        TypedRequest::Completion(r) if truthy(r.extra.get("echo")) => Some("echo"),
+        TypedRequest::Completion(r)
+            if r.extra.get("best_of").and_then(Value::as_u64).unwrap_or(1) > 1 =>
+        {
+            Some("best_of > 1")
+        }
+        TypedRequest::Completion(_) => None,
+        TypedRequest::Embedding(_) => Some("embeddings"),
     }
+}
+
+/// Output tokens still allowed after `progress` (`None`: no limit was set).
+fn remaining_tokens(typed: &TypedRequest, progress: &Progress) -> Option<u32> {
+    let limit = match typed {
+        TypedRequest::Chat(r) => r.output_limit(),
+        TypedRequest::Completion(r) => r.max_tokens,
+        TypedRequest::Embedding(_) => None,
+    };
+    limit.map(|m| m.saturating_sub(progress.tokens))
 }
 
 /// What the client has received so far.
@@ -157,6 +241,8 @@ pub struct Progress {
     pub text: String,
     pub tokens: u32,
     pub finished: bool,
+    /// The stream carried something a text continuation cannot reproduce.
+    pub inexact: Option<&'static str>,
 }
 
 #[derive(Deserialize)]
@@ -179,6 +265,28 @@ struct ChoiceProbe {
 struct DeltaProbe {
     #[serde(default)]
     content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<IgnoredAny>>,
+    #[serde(default)]
+    function_call: Option<IgnoredAny>,
+    #[serde(default)]
+    reasoning_content: Option<String>,
+    #[serde(default)]
+    reasoning: Option<String>,
+}
+
+impl DeltaProbe {
+    /// What besides text this delta carries, if anything.
+    fn beyond_text(&self) -> Option<&'static str> {
+        let nonempty = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.is_empty());
+        if self.tool_calls.as_ref().is_some_and(|t| !t.is_empty()) || self.function_call.is_some() {
+            Some("tool-call deltas")
+        } else if nonempty(&self.reasoning_content) || nonempty(&self.reasoning) {
+            Some("reasoning deltas")
+        } else {
+            None
+        }
+    }
 }
 
 /// Reads the text, token count and finish state out of chat or completion chunks.
@@ -189,6 +297,9 @@ pub fn progress(sent: &[Bytes]) -> Progress {
             continue;
         };
         for choice in chunk.choices {
+            if let Some(what) = choice.delta.as_ref().and_then(DeltaProbe::beyond_text) {
+                p.inexact.get_or_insert(what);
+            }
             let text = choice
                 .text
                 .or_else(|| choice.delta.and_then(|d| d.content))
@@ -224,9 +335,11 @@ pub fn continuation(
         return Err("only text prompts can be continued".to_owned());
     };
     prompt.push_str(&progress.text);
-    completion.max_tokens = completion
-        .max_tokens
-        .map(|m| m.saturating_sub(progress.tokens));
+    completion.max_tokens = match completion.max_tokens {
+        // A worker may read 0 as "no limit" or refuse it; the relay ends such a stream itself.
+        Some(m) if m <= progress.tokens => return Err("no output tokens left".to_owned()),
+        limit => limit.map(|m| m - progress.tokens),
+    };
     completion.stream = Some(true);
     completion.stream_options = Some(StreamOptions {
         include_usage: Some(true),
@@ -237,14 +350,24 @@ pub fn continuation(
         .map_err(|e| e.to_string())
 }
 
-/// The least-loaded routable instance of `model` not in `exclude`, healthy ones first.
-fn pick_target(app: &App, model: &str, exclude: &[Arc<Instance>]) -> Option<Arc<Instance>> {
+/// The routable instances of `model` not in `exclude`.
+fn others(app: &App, model: &str, exclude: &[Arc<Instance>]) -> Vec<Arc<Instance>> {
     let now = now_ns();
     let topology = app.registry.topology();
-    topology
-        .model(model)?
+    topology.model(model).map_or_else(Vec::new, |pool| {
+        pool.iter()
+            .filter(|i| !exclude.iter().any(|e| Arc::ptr_eq(e, i)) && i.health.is_routable(now))
+            .cloned()
+            .collect()
+    })
+}
+
+/// The least-loaded of `candidates`, healthy ones first, if its trial slot (when half-open)
+/// can be claimed.
+fn pick_target(app: &App, candidates: &[Arc<Instance>]) -> Option<Arc<Instance>> {
+    let now = now_ns();
+    candidates
         .iter()
-        .filter(|i| !exclude.iter().any(|e| Arc::ptr_eq(e, i)) && i.health.is_routable(now))
         .min_by_key(|i| {
             (
                 i.health.status(now) != HealthStatus::Healthy,
@@ -255,6 +378,9 @@ fn pick_target(app: &App, model: &str, exclude: &[Arc<Instance>]) -> Option<Arc<
         .cloned()
 }
 
+/// Sets up the continuation on the best other instance, trying up to `1 + max_retries` of
+/// them. Each attempt is a re-issue like a retry: it needs an instance with room (the
+/// overload thresholds) and a retry-budget permit, held until the continuation's first event.
 async fn resume(
     app: Arc<App>,
     typed: Arc<TypedRequest>,
@@ -265,7 +391,24 @@ async fn resume(
 ) -> Result<StreamStart, String> {
     let mut last = "no other instance of the model is available".to_owned();
     for _ in 0..=app.config.upstream.max_retries {
-        let Some(target) = pick_target(&app, &model, &exclude) else {
+        let candidates = others(&app, &model, &exclude);
+        if candidates.is_empty() {
+            break;
+        }
+        let refs: Vec<&Arc<Instance>> = candidates.iter().collect();
+        if let Err(shed) = admission::check_capacity(&app.config.overload, &HeaderMap::new(), &refs)
+        {
+            app.metrics.shed.fetch_add(1, Ordering::Relaxed);
+            return Err(format!("could not migrate the stream: {}", shed.message));
+        }
+        let active = u64::try_from(app.metrics.in_flight.load(Ordering::Relaxed)).unwrap_or(0);
+        let Some(_permit) = app.retry_budget.try_acquire(active) else {
+            app.metrics
+                .retry_budget_exhausted
+                .fetch_add(1, Ordering::Relaxed);
+            return Err("could not migrate the stream: the retry budget is spent".to_owned());
+        };
+        let Some(target) = pick_target(&app, &candidates) else {
             break;
         };
         let body = continuation(&typed, &target, &progress)?;
@@ -289,104 +432,5 @@ async fn resume(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::pipeline::parse::decode;
-    use crate::pipeline::Endpoint;
-    use switchyard_runtime::InstanceSpec;
-
-    fn chunks(texts: &[&str]) -> Vec<Bytes> {
-        texts
-            .iter()
-            .map(|t| {
-                Bytes::from(format!(
-                    r#"{{"object":"chat.completion.chunk","choices":[{{"index":0,"delta":{{"content":"{t}"}},"finish_reason":null}}]}}"#
-                ))
-            })
-            .collect()
-    }
-
-    #[test]
-    fn progress_counts_content_chunks_and_sees_the_finish() {
-        let mut sent = vec![Bytes::from_static(
-            br#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#,
-        )];
-        sent.extend(chunks(&[" a", " b"]));
-        let p = progress(&sent);
-        assert_eq!((p.text.as_str(), p.tokens, p.finished), (" a b", 2, false));
-        sent.push(Bytes::from_static(
-            br#"{"choices":[{"index":0,"text":"","finish_reason":"length"}]}"#,
-        ));
-        assert!(progress(&sent).finished);
-    }
-
-    #[test]
-    fn a_chat_continuation_is_the_rendered_prompt_plus_the_text() {
-        let typed = decode(
-            Endpoint::Chat,
-            br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":10,"seed":7,"stream":true}"#,
-        )
-        .unwrap();
-        let target = Instance::new(InstanceSpec::new("t", "m", "http://t"), None);
-        let p = progress(&chunks(&[" a", " b", " c"]));
-        let v: Value = serde_json::from_slice(&continuation(&typed, &target, &p).unwrap()).unwrap();
-        assert_eq!(v["prompt"], "<|user|>\nhi\n<|assistant|>\n a b c");
-        assert_eq!(v["max_tokens"], 7);
-        assert_eq!(v["seed"], 7);
-        assert_eq!(v["stream_options"]["include_usage"], true);
-    }
-
-    #[test]
-    fn continuation_chunks_get_the_original_id_and_created() {
-        let mut m = Migration {
-            typed: Arc::new(
-                decode(
-                    Endpoint::Completions,
-                    br#"{"model":"m","prompt":"p","stream":true}"#,
-                )
-                .unwrap(),
-            ),
-            model: "m".into(),
-            request_id: "r".into(),
-            limit: 1,
-            done: 0,
-            sent: vec![Bytes::from_static(
-                br#"{"id":"first","created":1,"choices":[{"index":0,"text":" a"}]}"#,
-            )],
-            tokens_before: 0,
-            failed: Vec::new(),
-            stamp: None,
-        };
-        let same = Bytes::from_static(br#"{"id":"second","created":2,"choices":[]}"#);
-        assert_eq!(m.restamp(same.clone()), same, "no stamp before a migration");
-        m.stamp = stamp_of(&m.sent[0]);
-        let v: Value = serde_json::from_slice(&m.restamp(same)).unwrap();
-        assert_eq!(
-            (v["id"].as_str(), v["created"].as_u64()),
-            (Some("first"), Some(1))
-        );
-    }
-
-    #[test]
-    fn a_completion_continuation_appends_to_the_prompt() {
-        let typed = decode(
-            Endpoint::Completions,
-            br#"{"model":"m","prompt":"once","max_tokens":4,"stream":true}"#,
-        )
-        .unwrap();
-        let target = Instance::new(InstanceSpec::new("t", "m", "http://t"), None);
-        let p = progress(&[Bytes::from_static(
-            br#"{"choices":[{"index":0,"text":" upon","finish_reason":null}]}"#,
-        )]);
-        let v: Value = serde_json::from_slice(&continuation(&typed, &target, &p).unwrap()).unwrap();
-        assert_eq!(v["prompt"], "once upon");
-        assert_eq!(v["max_tokens"], 3);
-        let tokens = decode(
-            Endpoint::Completions,
-            br#"{"model":"m","prompt":[1,2],"stream":true}"#,
-        )
-        .unwrap();
-        assert!(!continuable(&tokens));
-        assert!(continuation(&tokens, &target, &p).is_err());
-    }
-}
+#[path = "migrate_tests.rs"]
+mod tests;

@@ -2,12 +2,15 @@
 //!
 //! parse → preprocess → candidates → health filter → select → dispatch → relay (→ finish)
 //!
-//! [`generate`] reads top to bottom through them.
+//! [`generate`] reads top to bottom through them. Admission (the concurrency limit) comes
+//! after parse: a client that trickles its body waits for it on its own connection, under
+//! the body timeouts, without holding a slot that a complete request could use.
 
 pub mod body_limits;
 pub mod candidates;
 pub mod dispatch;
 pub mod health_filter;
+pub mod inband;
 pub mod migrate;
 pub mod parse;
 pub mod preprocess;
@@ -81,20 +84,32 @@ async fn run(
     request_id: &str,
     tracker: &mut Tracker,
 ) -> Result<Response<Body>, ApiError> {
-    let permit = app.admission.admit(&headers).await.inspect_err(|_| {
-        app.metrics
-            .shed
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    })?;
     let request = body_limits::parse_within(&app.config.limits, headers, body, endpoint).await?;
+    let permit = app
+        .admission
+        .admit(&request.headers, &app.metrics.queued)
+        .await
+        .inspect_err(|_| {
+            app.metrics
+                .shed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })?;
     tracing::Span::current().record("model", request.model());
     let instances = candidates::for_model(&app.registry, request.model())?;
     tracker.set_model(request.model());
     let routing = app.routing(request.model());
     let hasher = preprocess::hasher_for(app, routing, request.model());
     let prepared = preprocess::prepare(&request, routing, hasher);
-    let routable = health_filter::routable(&instances, request.model())?;
-    let ranked = select::rank(app, routing, &request, &prepared, &routable, request_id)?;
+    let panic_policy = app.config.overload.panic_policy;
+    let routable = health_filter::routable(&instances, request.model(), panic_policy)?;
+    let ranked = select::rank(
+        app,
+        routing,
+        &request,
+        &prepared,
+        &routable.instances,
+        request_id,
+    )?;
     let upstream = dispatch::dispatch(
         app, &request, &prepared, &routable, &ranked, request_id, tracker,
     )

@@ -4,9 +4,11 @@
 //! chat shape for completions-only workers, and always end with `data: [DONE]`. If the worker
 //! fails, stalls or closes early, the stream is migrated to another instance when migration
 //! is on ([`super::migrate`]); otherwise — or when migration is impossible — the client gets
-//! an in-band `data: {"error":…}` event before `[DONE]`, never a silent EOF. A stall also
-//! marks the instance degraded. Dropping the body (client gone) drops the upstream response,
-//! which closes the worker connection and so cancels generation there.
+//! an in-band `data: {"error":…}` event before `[DONE]`, never a silent EOF. A worker's own
+//! in-band error event is such a failure too ([`super::inband`]). A stall — no *data event*
+//! for the stall timeout; SSE comments and keep-alives do not count — also marks the instance
+//! degraded. Dropping the body (client gone) drops the upstream response, which closes the
+//! worker connection and so cancels generation there.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -31,7 +33,8 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 
 use super::dispatch::{self, StreamStart, Upstream};
-use super::migrate::{Migration, Resume, Step};
+use super::inband;
+use super::migrate::{self, Migration, Resume, Step};
 use super::parse::{ParsedRequest, TypedRequest};
 use super::tracker::Tracker;
 use crate::app::App;
@@ -158,12 +161,19 @@ pub struct RelayBody {
     /// so that the hot path does not touch the timer wheel for every frame.
     stall_timer: Pin<Box<Sleep>>,
     /// When the last upstream frame arrived (also the arrival time of its events).
+    frame_at: Instant,
+    /// When the last data event arrived: the stall clock. Frames that carry only comments or
+    /// keep-alives do not move it, so a worker that stalls while keeping its connection warm
+    /// is still caught.
     last_data: Instant,
+    /// When the last event was relayed (inter-token latency; not reset by a splice).
     last_event: Instant,
     tokens: u32,
     usage: Option<Usage>,
     finished: bool,
     migration: Option<Box<Migration>>,
+    /// Migration is on but this request cannot be continued exactly: why (for the error).
+    not_migrated: Option<&'static str>,
     resuming: Option<Resume>,
 }
 
@@ -178,6 +188,11 @@ impl RelayBody {
         let stall = Duration::from_millis(app.config.upstream.stall_timeout_ms);
         let first = start.first;
         let now = Instant::now();
+        let migration = Migration::new(app, request, context.request_id);
+        let not_migrated =
+            (migration.is_none() && app.config.migration_limit > 0 && request.is_stream())
+                .then(|| migrate::why_not(&request.typed))
+                .flatten();
         let mut relay = Self {
             upstream: Some(start.body),
             framer: start.framer,
@@ -192,12 +207,14 @@ impl RelayBody {
             _admission: context.permit,
             stall,
             stall_timer: Box::pin(tokio::time::sleep_until(now + stall)),
+            frame_at: now,
             last_data: now,
             last_event: now,
             tokens: 0,
             usage: None,
             finished: false,
-            migration: Migration::new(app, request, context.request_id),
+            migration,
+            not_migrated,
             resuming: None,
         };
         relay.on_event(first);
@@ -205,12 +222,16 @@ impl RelayBody {
     }
 
     fn on_event(&mut self, event: Event) {
+        let now = self.frame_at;
+        self.last_data = now;
         if event.is_done() {
             self.out.push_back(encode_done());
             self.finish();
             return;
         }
-        let now = self.last_data;
+        if let Some(error) = inband::classify(&event.data) {
+            return self.upstream_error(&event, error);
+        }
         if self.tokens > 0 {
             self.tracker.observe_itl(now - self.last_event);
         }
@@ -262,8 +283,25 @@ impl RelayBody {
             .push_back(raw.unwrap_or_else(|| encode_data(&data)));
     }
 
-    /// The worker failed (broken connection, early close, malformed stream, stall): count it
-    /// against the instance, then migrate the stream or end it with an in-band error.
+    /// The worker sent an in-band error event. If it blamed the request, the client gets that
+    /// event and the stream ends (as a 4xx would be passed through); otherwise the instance
+    /// failed.
+    fn upstream_error(&mut self, event: &Event, error: inband::InbandError) {
+        if !error.request_fault {
+            let message = format!("the worker sent an error event: {}", error.message);
+            return self.upstream_failed(&message, false);
+        }
+        self.upstream = None;
+        self._guard = None;
+        self.out.push_back(event.encoded());
+        self.out.push_back(encode_done());
+        self.tracker.count_stream_error();
+        self.finish();
+    }
+
+    /// The worker failed (broken connection, early close, malformed stream, error event,
+    /// stall): count it against the instance, then migrate the stream or end it with an
+    /// in-band error.
     fn upstream_failed(&mut self, message: &str, stalled: bool) {
         if stalled {
             self.instance
@@ -282,10 +320,24 @@ impl RelayBody {
         self.upstream = None;
         self._guard = None;
         let Some(migration) = &mut self.migration else {
-            return self.fail(message);
+            return match self.not_migrated {
+                Some(why) => self.fail(&format!("{message}; not migrated: the request uses {why}")),
+                None => self.fail(message),
+            };
         };
         match migration.step(&self.app, &self.instance) {
             Step::Finish => {
+                self.out.push_back(encode_done());
+                self.finish();
+            }
+            Step::Exhausted => {
+                self.out.push_back(encode_data(&migration.finish_chunk()));
+                let usage = Usage::new(0, migration.tokens_before);
+                if self.client_wants_usage {
+                    self.out
+                        .push_back(encode_data(&migration.usage_chunk(&usage)));
+                }
+                self.usage = Some(usage);
                 self.out.push_back(encode_done());
                 self.finish();
             }
@@ -335,12 +387,13 @@ impl RelayBody {
     }
 
     fn reset_stall_timer(&mut self) {
-        self.last_data = Instant::now();
+        self.frame_at = Instant::now();
+        self.last_data = self.frame_at;
         self.stall_timer.as_mut().reset(self.last_data + self.stall);
     }
 
-    /// True when no data came for the stall timeout. The timer was armed for the earliest
-    /// possible stall; if data came since, it is re-armed from the last frame instead.
+    /// True when no data event came for the stall timeout. The timer was armed for the
+    /// earliest possible stall; if data came since, it is re-armed from the last event.
     fn poll_stalled(&mut self, cx: &mut Context<'_>) -> bool {
         loop {
             if self.stall_timer.as_mut().poll(cx).is_pending() {
@@ -365,7 +418,7 @@ impl RelayBody {
                 if let Some(data) = frame.data_ref() {
                     self.framer.push(data);
                 }
-                self.last_data = Instant::now();
+                self.frame_at = Instant::now();
                 Poll::Ready(())
             }
             Poll::Ready(Some(Err(e))) => {

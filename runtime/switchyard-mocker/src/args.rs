@@ -73,6 +73,17 @@ pub struct MockerArgs {
     #[arg(long = "stall-after-tokens")]
     pub stall_after_tokens: Option<u64>,
 
+    /// While a stream is stalled (`--stall-after-tokens`), send an SSE comment
+    /// (`: keep-alive`) every this many milliseconds: a stall hidden behind keep-alives.
+    #[arg(long = "stall-keepalive-ms", value_name = "MS")]
+    pub stall_keepalive_ms: Option<u64>,
+
+    /// Every stream sends an in-band error event (`data: {"error":{…,"code":500}}`, as vLLM
+    /// does when its engine fails) after this many tokens of its own, then `data: [DONE]`;
+    /// 0 = as its very first event. Non-streamed requests are not affected.
+    #[arg(long = "error-after-tokens", value_name = "N")]
+    pub error_after_tokens: Option<u64>,
+
     /// Answer /health and every generation request with this HTTP status (an unhealthy or
     /// overloaded worker), with an OpenAI error body.
     #[arg(long)]
@@ -98,6 +109,8 @@ impl Default for MockerArgs {
             hang_rate: 0.0,
             die_after_tokens: None,
             stall_after_tokens: None,
+            stall_keepalive_ms: None,
+            error_after_tokens: None,
             status: None,
             seed: 0,
         }
@@ -123,6 +136,9 @@ impl MockerArgs {
             if !(0.0..=1.0).contains(&p) {
                 return bad(format!("{name} must be between 0 and 1, got {p}"));
             }
+        }
+        if self.stall_keepalive_ms == Some(0) {
+            return bad("--stall-keepalive-ms must be at least 1".to_owned());
         }
         if self.max_running == 0 {
             return bad("--max-running must be at least 1".to_owned());
@@ -172,6 +188,7 @@ mod tests {
             &["m", "--ttft-ms", "1e30"],
             &["m", "--max-running", "0"],
             &["m", "--status", "99"],
+            &["m", "--stall-keepalive-ms", "0"],
         ] {
             let args = Cli::try_parse_from(argv).unwrap().args;
             assert!(args.validate().is_err(), "{argv:?}");

@@ -1,10 +1,11 @@
-//! Fault knobs: a worker that errors, hangs, reports a fixed status, crashes or stalls
-//! mid-stream.
+//! Fault knobs: a worker that errors, hangs, reports a fixed status, crashes, stalls
+//! mid-stream (optionally behind keep-alive comments) or reports an in-band error event.
 //! Routers are tested against these; each knob costs nothing when it is off.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::StatusCode;
 use parking_lot::Mutex;
 use rand::rngs::SmallRng;
@@ -45,6 +46,8 @@ pub struct Faults {
     status: Option<StatusCode>,
     die_after: Option<u64>,
     stall_after: Option<u64>,
+    stall_keepalive: Option<Duration>,
+    error_after: Option<u64>,
     generated: AtomicU64,
     rng: Mutex<SmallRng>,
 }
@@ -57,6 +60,8 @@ impl Faults {
             status: args.status.and_then(|s| StatusCode::from_u16(s).ok()),
             die_after: args.die_after_tokens,
             stall_after: args.stall_after_tokens,
+            stall_keepalive: args.stall_keepalive_ms.map(Duration::from_millis),
+            error_after: args.error_after_tokens,
             generated: AtomicU64::new(0),
             rng: Mutex::new(SmallRng::seed_from_u64(args.seed)),
         }
@@ -104,6 +109,25 @@ impl Faults {
         self.stall_after.is_some_and(|n| produced >= n)
     }
 
+    /// How often a stalled stream sends a keep-alive comment (`--stall-keepalive-ms`), once
+    /// it has produced `produced` tokens and stalls.
+    pub fn stall_keepalive(&self, produced: u64) -> Option<Duration> {
+        self.stall_keepalive.filter(|_| self.stalls_at(produced))
+    }
+
+    /// Whether a stream that has produced `produced` tokens sends its in-band error event now
+    /// (`--error-after-tokens`).
+    pub fn errors_at(&self, produced: u64) -> bool {
+        self.error_after == Some(produced)
+    }
+
+    /// The in-band error event, shaped like vLLM's when its engine fails mid-stream.
+    pub fn error_event() -> Bytes {
+        Bytes::from_static(
+            b"data: {\"error\":{\"object\":\"error\",\"message\":\"simulated engine failure (--error-after-tokens)\",\"type\":\"InternalServerError\",\"param\":null,\"code\":500}}\n\n",
+        )
+    }
+
     /// Ends the process shortly, without any cleanup: what a crashed GPU worker looks like.
     /// A plain thread, so a busy or stopped runtime cannot delay it.
     pub fn die_soon() {
@@ -139,6 +163,26 @@ mod tests {
         assert!(!faults.stalls_at(1));
         assert!(faults.stalls_at(2));
         assert!(!Faults::new(&MockerArgs::default()).stalls_at(1_000));
+    }
+
+    #[test]
+    fn keepalives_and_error_events_start_at_their_token() {
+        let faults = Faults::new(&MockerArgs {
+            stall_after_tokens: Some(2),
+            stall_keepalive_ms: Some(50),
+            error_after_tokens: Some(3),
+            ..MockerArgs::default()
+        });
+        assert_eq!(faults.stall_keepalive(1), None);
+        assert_eq!(faults.stall_keepalive(2), Some(Duration::from_millis(50)));
+        assert!(!faults.errors_at(2) && faults.errors_at(3));
+        let off = Faults::new(&MockerArgs::default());
+        assert_eq!(off.stall_keepalive(100), None);
+        assert!(!off.errors_at(0));
+        let event = Faults::error_event();
+        let json: serde_json::Value =
+            serde_json::from_slice(&event["data: ".len()..event.len() - 2]).unwrap();
+        assert_eq!(json["error"]["code"], 500);
     }
 
     #[test]

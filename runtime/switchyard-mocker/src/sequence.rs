@@ -111,6 +111,16 @@ impl Sequence {
         Some(token)
     }
 
+    /// Stalled with keep-alives on (`--stall-keepalive-ms`): how long until the next one.
+    pub fn stall_keepalive(&self) -> Option<Duration> {
+        self.shared.faults.stall_keepalive(u64::from(self.produced))
+    }
+
+    /// Whether the stream reports its in-band error now (`--error-after-tokens`).
+    pub fn errors_now(&self) -> bool {
+        self.shared.faults.errors_at(u64::from(self.produced))
+    }
+
     pub fn usage(&self) -> Usage {
         let prompt = self.prompt_tokens;
         Usage::new(u32::try_from(prompt).unwrap_or(u32::MAX), self.produced)

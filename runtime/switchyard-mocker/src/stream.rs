@@ -1,5 +1,7 @@
 //! The SSE body of a streamed completion: role chunk (chat), one chunk per token, the
-//! `finish_reason` chunk, the optional usage chunk, then `data: [DONE]`.
+//! `finish_reason` chunk, the optional usage chunk, then `data: [DONE]`. Under the fault
+//! knobs: keep-alive comments while stalled, or an in-band error event and `[DONE]` instead
+//! of the rest.
 //!
 //! The body owns the [`Sequence`]: hyper drops the body when the client disconnects, which
 //! stops generation right there and lets the sequence count itself cancelled.
@@ -11,6 +13,7 @@ use http_body::Frame;
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, StreamBody};
 use switchyard_protocol::sse::encode_done;
 
+use crate::faults::Faults;
 use crate::sequence::Sequence;
 use crate::wire::Envelope;
 
@@ -57,11 +60,23 @@ impl Events {
                 Phase::Prefill => {
                     self.seq.prefill().await;
                     self.phase = Phase::Tokens;
+                    if self.seq.errors_now() {
+                        self.phase = Phase::Done;
+                        return Some(Faults::error_event());
+                    }
                     if let Some(chunk) = self.envelope.role_chunk() {
                         return Some(chunk);
                     }
                 }
                 Phase::Tokens => {
+                    if self.seq.errors_now() {
+                        self.phase = Phase::Done;
+                        return Some(Faults::error_event());
+                    }
+                    if let Some(every) = self.seq.stall_keepalive() {
+                        tokio::time::sleep(every).await;
+                        return Some(Bytes::from_static(b": keep-alive\n\n"));
+                    }
                     if let Some(token) = self.seq.next_token().await {
                         return Some(self.envelope.token_chunk(token));
                     }

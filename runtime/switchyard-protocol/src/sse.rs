@@ -60,6 +60,9 @@ pub struct Framer {
     data: BytesMut,
     has_data: bool,
     limit: usize,
+    /// `buf[..scanned]` holds no line terminator: the next search resumes here, so a line that
+    /// arrives one byte at a time is scanned once in total, not once per push.
+    scanned: usize,
 }
 
 impl Default for Framer {
@@ -76,6 +79,7 @@ impl Framer {
             data: BytesMut::new(),
             has_data: false,
             limit,
+            scanned: 0,
         }
     }
 
@@ -86,18 +90,17 @@ impl Framer {
 
     /// The next complete event, if the buffered bytes hold one.
     pub fn next_event(&mut self) -> Result<Option<Event>, FrameError> {
-        if !self.has_data {
-            if let Some(event) = self.take_canonical_event() {
-                return Ok(Some(event));
-            }
-        }
         loop {
-            let Some((line_len, term_len)) = find_line(&self.buf) else {
+            let Some((line_len, term_len)) = self.find_line() else {
                 if self.buf.len() + self.data.len() > self.limit {
                     return Err(FrameError::EventTooLarge { limit: self.limit });
                 }
                 return Ok(None);
             };
+            self.scanned = 0;
+            if let Some(event) = self.take_canonical_event(line_len, term_len) {
+                return Ok(Some(event));
+            }
             let line = self.buf.split_to(line_len + term_len);
             let line = &line[..line_len];
             if line.is_empty() {
@@ -113,25 +116,49 @@ impl Framer {
     }
 
     /// The fast path for what nearly every worker sends: one `data: ` line ended by `\n\n`
-    /// at the front of the buffer. Taken without copying; anything else (several data
-    /// lines, other fields, `\r` line endings, an incomplete event) goes the general way.
-    fn take_canonical_event(&mut self) -> Option<Event> {
+    /// at the front of the buffer, outside any other event. Taken without copying; anything
+    /// else (several data lines, other fields, `\r` line endings, a blank line not yet
+    /// arrived) goes the general way.
+    fn take_canonical_event(&mut self, line_len: usize, term_len: usize) -> Option<Event> {
         const PREFIX: &[u8] = b"data: ";
-        if !self.buf.starts_with(PREFIX) {
-            return None;
-        }
-        let newline = memchr::memchr(b'\n', &self.buf)?;
-        if self.buf.get(newline + 1) != Some(&b'\n')
-            || memchr::memchr(b'\r', &self.buf[..newline]).is_some()
+        if self.has_data
+            || line_len.saturating_sub(PREFIX.len()) > self.limit
+            || term_len != 1
+            || self.buf.get(line_len) != Some(&b'\n')
+            || self.buf.get(line_len + 1) != Some(&b'\n')
+            || !self.buf.starts_with(PREFIX)
         {
             return None;
         }
-        let raw = self.buf.split_to(newline + 2).freeze();
-        let data = raw.slice(PREFIX.len()..newline);
+        let raw = self.buf.split_to(line_len + 2).freeze();
+        let data = raw.slice(PREFIX.len()..line_len);
         Some(Event {
             data,
             raw: Some(raw),
         })
+    }
+
+    /// Finds the first complete line of `buf`: (length without terminator, terminator
+    /// length), searching only bytes not searched before. A lone `\r` at the very end is not
+    /// yet complete: a `\n` may follow in the next chunk.
+    fn find_line(&mut self) -> Option<(usize, usize)> {
+        let from = self.scanned;
+        let Some(offset) = memchr::memchr2(b'\n', b'\r', &self.buf[from..]) else {
+            self.scanned = self.buf.len();
+            return None;
+        };
+        let i = from + offset;
+        if self.buf[i] == b'\n' {
+            return Some((i, 1));
+        }
+        match self.buf.get(i + 1) {
+            Some(b'\n') => Some((i, 2)),
+            Some(_) => Some((i, 1)),
+            None => {
+                self.scanned = i;
+                None
+            }
+        }
     }
 
     /// True when bytes of an unfinished event are buffered (a stream that ends now was cut).
@@ -161,20 +188,6 @@ impl Framer {
             }
         }
         Ok(())
-    }
-}
-
-/// Finds the first complete line: (length without terminator, terminator length).
-/// A lone `\r` at the very end is not yet complete: a `\n` may follow in the next chunk.
-fn find_line(buf: &[u8]) -> Option<(usize, usize)> {
-    let i = memchr::memchr2(b'\n', b'\r', buf)?;
-    if buf[i] == b'\n' {
-        return Some((i, 1));
-    }
-    match buf.get(i + 1) {
-        Some(b'\n') => Some((i, 2)),
-        Some(_) => Some((i, 1)),
-        None => None,
     }
 }
 
@@ -241,6 +254,23 @@ mod tests {
     }
 
     #[test]
+    fn an_event_after_a_comment_or_a_lone_cr_line_keeps_its_wire_bytes() {
+        let mut f = Framer::default();
+        f.push(b": keep-alive\n\ndata: {\"a\":1}\n\n");
+        let e = f.next_event().unwrap().unwrap();
+        assert_eq!(e.raw.as_deref(), Some(&b"data: {\"a\":1}\n\n"[..]));
+        // Fed byte by byte, the blank line arrives after the data line: re-encoded instead.
+        let mut f = Framer::default();
+        let mut events = Vec::new();
+        for b in b"data: x\n\n" {
+            f.push(&[*b]);
+            events.extend(f.next_event().unwrap());
+        }
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].encoded(), encode_data(b"x"));
+    }
+
+    #[test]
     fn cr_only_line_endings_work() {
         // A trailing lone CR is ambiguous until the next byte shows it is not CRLF.
         assert_eq!(
@@ -262,6 +292,16 @@ mod tests {
         let mut f = Framer::new(8);
         f.push(b"data: 0123456789");
         assert!(f.next_event().is_err());
+    }
+
+    #[test]
+    fn an_oversized_event_in_canonical_form_is_an_error_too() {
+        let mut f = Framer::new(8);
+        f.push(b"data: 0123456789\n\n");
+        assert!(f.next_event().is_err());
+        let mut f = Framer::new(10);
+        f.push(b"data: 0123456789\n\n");
+        assert_eq!(f.next_event().unwrap().unwrap().data, &b"0123456789"[..]);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Failing workers before the first byte: black holes, flaky and all-failing pools; retries
-//! stay within the retry budget.
+//! Failing workers before the first byte: black holes, flaky and all-failing pools, workers
+//! whose first event is an error; retries stay within the retry budget; the panic policy.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +9,7 @@ use nix::sys::signal::Signal;
 use switchyard_tests::http::metric;
 use switchyard_tests::{mocker, Proc};
 
-use super::{admin_health, frontend_over, id_of, ADMIN_TOKEN};
+use super::{admin_health, frontend_over, id_of, stream, wait_health, ADMIN_TOKEN};
 use crate::chat;
 
 /// Sends `n` chat requests (alternating streamed and not), `concurrency` at a time; returns
@@ -46,7 +46,7 @@ async fn load(fe: &Proc, n: usize, concurrency: usize) -> Vec<(u16, bool)> {
 }
 
 #[tokio::test]
-async fn a_black_holed_worker_is_ejected_in_time_and_requests_succeed() {
+async fn a_black_holed_worker_is_taken_out_by_the_probe_and_requests_succeed() {
     let hole = mocker(&[]).await.unwrap();
     let good = mocker(&[]).await.unwrap();
     // Requests caught by the black hole before it is detected time out together; their
@@ -57,20 +57,20 @@ async fn a_black_holed_worker_is_ejected_in_time_and_requests_succeed() {
         &["--policy", "round-robin", "--admin-token", ADMIN_TOKEN],
     )
     .await;
+    let id = id_of(&hole);
+    assert_eq!(admin_health(&fe, &id).await, "healthy");
     hole.signal(Signal::SIGSTOP).unwrap();
-    let stopped = Instant::now();
-    let detect = async {
-        // Configured window: one probe period plus its timeout (300 ms); 2 s bounds the wait.
-        while admin_health(&fe, &id_of(&hole)).await == "healthy" {
-            if stopped.elapsed() > Duration::from_secs(2) {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        true
-    };
-    let (detected, statuses) = tokio::join!(detect, load(&fe, 100, 10));
-    assert!(detected, "the black hole was not taken out within 2 s");
+    // `probe_failed` means the active probe caught it (within one period plus its timeout,
+    // 300 ms here, by construction; the time is measured by benches/faults/measure.py), not
+    // the passive ejection of requests that timed out on it. The bound only ends the wait.
+    let (state, statuses) = tokio::join!(
+        wait_health(&fe, &id, "probe_failed", Duration::from_secs(10)),
+        load(&fe, 100, 10)
+    );
+    assert_eq!(
+        state, "probe_failed",
+        "the probe never took the black hole out"
+    );
     let ok = statuses.iter().filter(|(s, _)| *s == 200).count();
     assert!(ok >= 99, "{ok}/100 succeeded: {statuses:?}");
     hole.signal(Signal::SIGCONT).unwrap();
@@ -123,7 +123,7 @@ async fn the_retry_budget_bounds_amplification_when_nothing_can_be_ejected() {
         .map(Result::unwrap)
         .collect();
     let fe = frontend_over(
-        "probe:\n  interval_ms: 0\nupstream:\n  first_byte_timeout_ms: 300\n  max_retries: 2\nhealth:\n  failure_threshold: 100000\nretry_budget:\n  percent: 20\n  min_concurrent: 1\n",
+        "probe:\n  interval_ms: 0\nupstream:\n  first_byte_timeout_ms: 1000\n  max_retries: 2\nhealth:\n  failure_threshold: 100000\nretry_budget:\n  percent: 20\n  min_concurrent: 1\n",
         &pool.iter().collect::<Vec<_>>(),
         &[],
     )
@@ -131,9 +131,82 @@ async fn the_retry_budget_bounds_amplification_when_nothing_can_be_ejected() {
     let statuses = load(&fe, 30, 30).await;
     assert!(statuses.iter().all(|(s, _)| *s == 504), "{statuses:?}");
     let retries = metric(&fe.url(), "switchyard_retries_total").await;
-    // Unbudgeted, 30 requests would make 90 attempts; the budget allows ~20 % extra.
-    assert!(retries <= 15.0, "{retries} retries for 30 requests");
-    assert!(metric(&fe.url(), "switchyard_retry_budget_exhausted_total").await >= 1.0);
+    // Unbudgeted, 30 requests would make 60 retries. The budget allows retries in flight up
+    // to 20 % of the requests in flight (at most 30, so 6); each retry holds its permit for
+    // the whole first-byte timeout (1 s), longer than the 30 first attempts take to time out
+    // together, so no permit is returned and re-used meanwhile. A second retry needs a
+    // permit while its request still holds the first, with at most 6 requests left in
+    // flight (limit: the floor, 1): never granted.
+    assert!(retries >= 1.0, "the budget's floor allows retries");
+    assert!(retries <= 6.0, "{retries} retries for 30 requests");
+    assert!(metric(&fe.url(), "switchyard_retry_budget_exhausted_total").await >= 24.0);
+}
+
+#[tokio::test]
+async fn an_error_event_before_the_first_token_is_retried_and_counted_against_the_worker() {
+    let broken = mocker(&["--error-after-tokens", "0"]).await.unwrap();
+    let good = mocker(&[]).await.unwrap();
+    let fe = frontend_over(
+        "probe:\n  interval_ms: 0\nhealth:\n  eject_base_ms: 60000\n  eject_max_ms: 60000\n",
+        &[&broken, &good],
+        &["--policy", "round-robin", "--admin-token", ADMIN_TOKEN],
+    )
+    .await;
+    for i in 0..6 {
+        let outcome = stream(
+            &fe.url(),
+            "/v1/chat/completions",
+            &chat(&format!("e {i}"), 4, true),
+        )
+        .await;
+        assert_eq!(outcome.status, 200, "stream {i}");
+        assert!(outcome.done(), "stream {i}: {:?}", outcome.events);
+        assert!(
+            outcome.error().is_none(),
+            "stream {i}: {:?}",
+            outcome.error()
+        );
+        assert!(!outcome.text().is_empty(), "stream {i} has no text");
+    }
+    assert!(metric(&fe.url(), "switchyard_retries_total").await >= 1.0);
+    assert_eq!(admin_health(&fe, &id_of(&broken)).await, "ejected");
+}
+
+#[tokio::test]
+async fn with_every_instance_unhealthy_fail_fast_sheds_and_route_all_serves() {
+    let m = mocker(&[]).await.unwrap();
+    // The probe asks a path the worker does not serve: it is marked unhealthy although it
+    // could serve (a wrong health signal, the case panic routing exists for).
+    let yaml = |policy: &str| {
+        format!("probe:\n  interval_ms: 100\n  path: /no-such-path\noverload:\n  panic_policy: {policy}\n")
+    };
+    let fail_fast = frontend_over(&yaml("fail-fast"), &[&m], &["--admin-token", ADMIN_TOKEN]).await;
+    let route_all = frontend_over(&yaml("route-all"), &[&m], &["--admin-token", ADMIN_TOKEN]).await;
+    let id = id_of(&m);
+    for fe in [&fail_fast, &route_all] {
+        assert_eq!(
+            wait_health(fe, &id, "probe_failed", Duration::from_secs(10)).await,
+            "probe_failed"
+        );
+    }
+    let statuses = load(&fail_fast, 4, 2).await;
+    assert!(
+        statuses.iter().all(|s| *s == (503, true)),
+        "fail-fast: {statuses:?}"
+    );
+    let statuses = load(&route_all, 4, 2).await;
+    assert!(
+        statuses.iter().all(|(s, _)| *s == 200),
+        "route-all: {statuses:?}"
+    );
+    assert_eq!(
+        metric(&route_all.url(), "switchyard_panic_routed_total").await,
+        4.0
+    );
+    assert_eq!(
+        metric(&fail_fast.url(), "switchyard_panic_routed_total").await,
+        0.0
+    );
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
-//! Workers dying or stalling mid-stream: migration splices a continuation in with no lost or
-//! duplicated text; without migration the client gets an explicit in-band error.
+//! Workers dying, stalling (also behind keep-alive comments) or reporting an in-band error
+//! mid-stream: migration splices a continuation in with no lost or duplicated text; without
+//! migration the client gets an explicit in-band error.
 
 use std::time::Duration;
 
@@ -14,6 +15,10 @@ use crate::{chat, MODEL};
 
 const CHAT: &str = "/v1/chat/completions";
 const COMPLETIONS: &str = "/v1/completions";
+/// When one of two workers fails, half the streams migrate at once, and every continuation
+/// takes a retry-budget permit: the budget must cover them all (the default, 20 % of the
+/// requests in flight, covers the loss of one worker in five; see docs/reliability.md).
+const BUDGET_FOR_HALF: &str = "retry_budget:\n  percent: 100\n";
 
 /// A mix of chat and completions streams, each long enough to be cut mid-way.
 fn requests(n: usize, tokens: u32) -> Vec<(&'static str, Value)> {
@@ -96,7 +101,7 @@ async fn sigkill_with_migration_every_stream_completes_with_the_exact_text() {
     let victim = mocker(&["--itl-ms", "15"]).await.unwrap();
     let survivor = mocker(&["--itl-ms", "15"]).await.unwrap();
     let fe = frontend_over(
-        "probe:\n  interval_ms: 0\nmigration_limit: 2\n",
+        &format!("probe:\n  interval_ms: 0\nmigration_limit: 2\n{BUDGET_FOR_HALF}"),
         &[&victim, &survivor],
         &["--policy", "round-robin"],
     )
@@ -189,7 +194,7 @@ async fn a_stalled_stream_is_detected_migrated_and_its_instance_degraded() {
     let survivor = mocker(&["--itl-ms", "15"]).await.unwrap();
     // A high failure threshold keeps the staller out of ejection, so `degraded` is visible.
     let fe = frontend_over(
-        "probe:\n  interval_ms: 0\nmigration_limit: 1\nupstream:\n  stall_timeout_ms: 400\nhealth:\n  failure_threshold: 50\n",
+        &format!("probe:\n  interval_ms: 0\nmigration_limit: 1\nupstream:\n  stall_timeout_ms: 400\nhealth:\n  failure_threshold: 50\n{BUDGET_FOR_HALF}"),
         &[&staller, &survivor],
         &["--policy", "round-robin", "--admin-token", ADMIN_TOKEN],
     )
@@ -225,7 +230,7 @@ async fn a_stream_that_stalls_while_health_stays_200_is_migrated() {
     let survivor = mocker(&[]).await.unwrap();
     // The active probe runs and keeps passing: only the stall timeout can catch this.
     let fe = frontend_over(
-        "probe:\n  interval_ms: 100\nmigration_limit: 1\nupstream:\n  stall_timeout_ms: 300\nhealth:\n  failure_threshold: 50\n",
+        &format!("probe:\n  interval_ms: 100\nmigration_limit: 1\nupstream:\n  stall_timeout_ms: 300\nhealth:\n  failure_threshold: 50\n{BUDGET_FOR_HALF}"),
         &[&staller, &survivor],
         &["--policy", "round-robin", "--admin-token", ADMIN_TOKEN],
     )
@@ -237,14 +242,121 @@ async fn a_stream_that_stalls_while_health_stays_200_is_migrated() {
     )
     .await;
     let outcomes = streams_with_fault(&fe.url(), &reqs, Duration::ZERO, || {}).await;
-    for (i, (outcome, expected)) in outcomes.iter().zip(&expected).enumerate() {
+    assert_all_exact(&outcomes, &expected);
+    assert!(metric(&fe.url(), "switchyard_stream_stalls_total").await >= 1.0);
+    assert_eq!(admin_health(&fe, &id_of(&staller)).await, "degraded");
+}
+
+/// Every stream answered 200, ended with `[DONE]`, carried no error and exactly the text a
+/// healthy worker gives.
+fn assert_all_exact(outcomes: &[Streamed], expected: &[String]) {
+    for (i, (outcome, expected)) in outcomes.iter().zip(expected).enumerate() {
+        assert_eq!(outcome.status, 200, "stream {i}");
         assert!(
             outcome.error().is_none(),
             "stream {i}: {:?}",
             outcome.error()
         );
+        assert!(outcome.done(), "stream {i} did not end with [DONE]");
         assert_eq!(&outcome.text(), expected, "stream {i}");
     }
+}
+
+#[tokio::test]
+async fn a_stall_behind_keepalive_comments_is_still_detected_and_migrated() {
+    let reference = mocker(&[]).await.unwrap();
+    // Stalled streams keep sending `: keep-alive` every 50 ms, well inside the stall timeout:
+    // only data events may reset the stall clock.
+    let staller = mocker(&["--stall-after-tokens", "10", "--stall-keepalive-ms", "50"])
+        .await
+        .unwrap();
+    let survivor = mocker(&[]).await.unwrap();
+    let fe = frontend_over(
+        &format!("probe:\n  interval_ms: 0\nmigration_limit: 1\nupstream:\n  stall_timeout_ms: 300\nhealth:\n  failure_threshold: 50\n{BUDGET_FOR_HALF}"),
+        &[&staller, &survivor],
+        &["--policy", "round-robin", "--admin-token", ADMIN_TOKEN],
+    )
+    .await;
+    let reqs = requests(6, 30);
+    let expected = join_all(
+        reqs.iter()
+            .map(|(path, body)| expected_text(&reference, path, body)),
+    )
+    .await;
+    let outcomes = streams_with_fault(&fe.url(), &reqs, Duration::ZERO, || {}).await;
+    assert_all_exact(&outcomes, &expected);
     assert!(metric(&fe.url(), "switchyard_stream_stalls_total").await >= 1.0);
+    assert!(metric(&fe.url(), "switchyard_stream_migrations_total").await >= 1.0);
     assert_eq!(admin_health(&fe, &id_of(&staller)).await, "degraded");
+}
+
+#[tokio::test]
+async fn an_error_event_mid_stream_is_migrated_with_the_exact_text() {
+    let reference = mocker(&[]).await.unwrap();
+    let broken = mocker(&["--error-after-tokens", "10"]).await.unwrap();
+    let survivor = mocker(&[]).await.unwrap();
+    let fe = frontend_over(
+        &format!("probe:\n  interval_ms: 0\nmigration_limit: 1\nhealth:\n  eject_base_ms: 60000\n  eject_max_ms: 60000\n{BUDGET_FOR_HALF}"),
+        &[&broken, &survivor],
+        &["--policy", "round-robin", "--admin-token", ADMIN_TOKEN],
+    )
+    .await;
+    let reqs = requests(8, 30);
+    let expected = join_all(
+        reqs.iter()
+            .map(|(path, body)| expected_text(&reference, path, body)),
+    )
+    .await;
+    let outcomes = streams_with_fault(&fe.url(), &reqs, Duration::ZERO, || {}).await;
+    assert_all_exact(&outcomes, &expected);
+    assert!(metric(&fe.url(), "switchyard_stream_migrations_total").await >= 1.0);
+    // Passive health counted the error events against the worker.
+    assert_eq!(admin_health(&fe, &id_of(&broken)).await, "ejected");
+}
+
+#[tokio::test]
+async fn without_migration_an_error_event_mid_stream_ends_with_stream_interrupted() {
+    let reference = mocker(&[]).await.unwrap();
+    let broken = mocker(&["--error-after-tokens", "10"]).await.unwrap();
+    // Never ejected: every stream must reach the worker and meet its error.
+    let fe = frontend_over(
+        "probe:\n  interval_ms: 0\nhealth:\n  failure_threshold: 1000\n",
+        &[&broken],
+        &[],
+    )
+    .await;
+    let reqs = requests(4, 30);
+    let expected = join_all(
+        reqs.iter()
+            .map(|(path, body)| expected_text(&reference, path, body)),
+    )
+    .await;
+    let outcomes = streams_with_fault(&fe.url(), &reqs, Duration::ZERO, || {}).await;
+    for (i, (outcome, expected)) in outcomes.iter().zip(&expected).enumerate() {
+        assert_eq!(outcome.status, 200, "stream {i}");
+        assert!(outcome.done(), "stream {i}: {:?}", outcome.events);
+        let error = outcome
+            .error()
+            .unwrap_or_else(|| panic!("stream {i} has no error"));
+        assert_eq!(error["error"]["code"], "stream_interrupted", "{error}");
+        let message = error["error"]["message"].as_str().unwrap_or("");
+        assert!(message.contains("simulated engine failure"), "{message}");
+        assert!(
+            expected.starts_with(&outcome.text()),
+            "stream {i}: garbled text"
+        );
+        assert!(
+            !outcome.text().is_empty(),
+            "stream {i}: the first tokens were lost"
+        );
+    }
+    // Only the worker's error turned into ours: its own error event was not relayed.
+    for outcome in &outcomes {
+        let errors = outcome
+            .events
+            .iter()
+            .filter(|e| e.contains("\"error\""))
+            .count();
+        assert_eq!(errors, 1, "{:?}", outcome.events);
+    }
 }

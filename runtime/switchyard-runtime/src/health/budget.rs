@@ -24,6 +24,19 @@ impl Default for RetryBudgetConfig {
     }
 }
 
+impl RetryBudgetConfig {
+    /// `percent` is a share of the requests in flight, as in Envoy's retry budget.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.percent > 100 {
+            return Err(format!(
+                "retry_budget.percent must be between 0 and 100, got {}",
+                self.percent
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Shared by all requests of a frontend.
 #[derive(Debug, Default)]
 pub struct RetryBudget {
@@ -106,6 +119,19 @@ mod tests {
             b.try_acquire(1).is_some(),
             "a returned permit can be reused"
         );
+    }
+
+    #[test]
+    fn a_share_over_100_percent_is_refused() {
+        let config = RetryBudgetConfig {
+            percent: 101,
+            min_concurrent: 3,
+        };
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .contains("retry_budget.percent"));
+        assert!(RetryBudgetConfig::default().validate().is_ok());
     }
 
     #[test]

@@ -38,6 +38,26 @@ impl Default for ProbeConfig {
     }
 }
 
+impl ProbeConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.interval_ms > 0 && self.timeout_ms == 0 {
+            return Err("probe.timeout_ms must be greater than 0".into());
+        }
+        if !self.path.starts_with('/') {
+            return Err(format!(
+                "probe.path must start with `/`, got `{}`",
+                self.path
+            ));
+        }
+        if self.unhealthy_threshold == 0 || self.healthy_threshold == 0 {
+            return Err(
+                "probe.unhealthy_threshold and probe.healthy_threshold must be at least 1".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Probes every instance of `registry` each interval until the task is aborted.
 pub fn spawn_prober(
     registry: Arc<Registry>,
@@ -90,5 +110,47 @@ async fn probe_once(client: &WorkerClient, base: &str, config: &ProbeConfig) -> 
         Ok(Ok(response)) if response.status().is_success() => Outcome::ProbeOk,
         Ok(_) => Outcome::ProbeFailed,
         Err(_) => Outcome::ProbeTimeout,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_key() {
+        assert!(ProbeConfig::default().validate().is_ok());
+        let off = ProbeConfig {
+            interval_ms: 0,
+            timeout_ms: 0,
+            ..ProbeConfig::default()
+        };
+        assert!(off.validate().is_ok(), "a disabled probe needs no timeout");
+        for (bad, key) in [
+            (
+                ProbeConfig {
+                    timeout_ms: 0,
+                    ..ProbeConfig::default()
+                },
+                "probe.timeout_ms",
+            ),
+            (
+                ProbeConfig {
+                    path: "health".into(),
+                    ..ProbeConfig::default()
+                },
+                "probe.path",
+            ),
+            (
+                ProbeConfig {
+                    healthy_threshold: 0,
+                    ..ProbeConfig::default()
+                },
+                "probe.healthy_threshold",
+            ),
+        ] {
+            let err = bad.validate().unwrap_err();
+            assert!(err.contains(key), "{err}");
+        }
     }
 }
