@@ -200,11 +200,10 @@ def served_by(port, instance_port):
     return r.status == 200 and r.getheader("x-switchyard-instance") == f"127.0.0.1:{instance_port}"
 
 
-def kill_scenario(migration, n=32, tokens=60, itl_ms=15, budget_percent=100):
+def kill_scenario(migration, n=32, tokens=60, itl_ms=15):
     ref = mocker()
     victim, survivor = mocker("--itl-ms", str(itl_ms)), mocker("--itl-ms", str(itl_ms))
     yaml = "probe:\n  interval_ms: 0\n" + (f"migration_limit: 2\n" if migration else "")
-    yaml += f"retry_budget:\n  percent: {budget_percent}\n"
     _, fe = frontend(yaml, [victim, survivor], "--policy", "round-robin")
     expected = [post(ref[1], chat(i, tokens, False))[1] for i in range(n)]
     threads, out = parallel(lambda i: post(fe, chat(i, tokens, True)), n)
@@ -221,7 +220,7 @@ def kill_scenario(migration, n=32, tokens=60, itl_ms=15, budget_percent=100):
     gaps = [splice_gap(ts, itl_ms / 1000) for s, t, e, ts in out if ts and ts[-1] > killed]
     migrated = metric(fe, "switchyard_stream_migrations_total")
     splice = max(gaps) if migration and gaps else None
-    name = (f"SIGKILL mid-stream, migration on (retry budget {budget_percent} %)" if migration
+    name = ("SIGKILL mid-stream, migration on (default retry budget)" if migration
             else "SIGKILL mid-stream, migration off")
     recover = f"{splice:.0f} ms (splice)" if splice is not None else "–"
     row(name, 100.0 * exact / n, detect, recover, 1 + migrated / n,
@@ -321,7 +320,7 @@ def stall_keepalive_scenario(n=16, tokens=60, stall_ms=500):
     staller = mocker("--stall-after-tokens", "20", "--stall-keepalive-ms", "50")
     survivor = mocker()
     yaml = (f"probe:\n  interval_ms: 0\nmigration_limit: 1\nupstream:\n  stall_timeout_ms: {stall_ms}\n"
-            "health:\n  failure_threshold: 50\nretry_budget:\n  percent: 100\n")
+            "health:\n  failure_threshold: 50\n")
     _, fe = frontend(yaml, [staller, survivor], "--policy", "round-robin")
     expected = [post(ref[1], chat(i, tokens, False))[1] for i in range(n)]
     start = time.monotonic()
@@ -342,7 +341,7 @@ def error_event_scenario(n=16, tokens=60, itl_ms=15):
     ref = mocker()
     broken = mocker("--error-after-tokens", "20", "--itl-ms", str(itl_ms))
     survivor = mocker("--itl-ms", str(itl_ms))
-    yaml = "probe:\n  interval_ms: 0\nmigration_limit: 1\nretry_budget:\n  percent: 100\n"
+    yaml = "probe:\n  interval_ms: 0\nmigration_limit: 1\n"
     _, fe = frontend(yaml, [broken, survivor], "--policy", "round-robin")
     expected = [post(ref[1], chat(i, tokens, False))[1] for i in range(n)]
     threads, out = parallel(lambda i: post(fe, chat(i, tokens, True)), n)
@@ -542,7 +541,6 @@ def main():
     print("|---|---|---|---|---|---|")
     try:
         kill_scenario(True)
-        kill_scenario(True, budget_percent=20)
         kill_scenario(False)
         stall_scenario()
         stall_keepalive_scenario()

@@ -380,7 +380,11 @@ fn pick_target(app: &App, candidates: &[Arc<Instance>]) -> Option<Arc<Instance>>
 
 /// Sets up the continuation on the best other instance, trying up to `1 + max_retries` of
 /// them. Each attempt is a re-issue like a retry: it needs an instance with room (the
-/// overload thresholds) and a retry-budget permit, held until the continuation's first event.
+/// overload thresholds) and counts against the retry budget until the continuation's first
+/// event. The first attempt is never refused by the budget: a stream that already delivered
+/// tokens shows the pool was serving, its re-issues are bounded by `migration_limit`, and when
+/// a worker dies every stream on it migrates at once — more than a 20 % budget covers with few
+/// workers. Further attempts (the continuation target failing too) need a permit.
 async fn resume(
     app: Arc<App>,
     typed: Arc<TypedRequest>,
@@ -390,7 +394,7 @@ async fn resume(
     request_id: String,
 ) -> Result<StreamStart, String> {
     let mut last = "no other instance of the model is available".to_owned();
-    for _ in 0..=app.config.upstream.max_retries {
+    for attempt in 0..=app.config.upstream.max_retries {
         let candidates = others(&app, &model, &exclude);
         if candidates.is_empty() {
             break;
@@ -402,7 +406,11 @@ async fn resume(
             return Err(format!("could not migrate the stream: {}", shed.message));
         }
         let active = u64::try_from(app.metrics.in_flight.load(Ordering::Relaxed)).unwrap_or(0);
-        let Some(_permit) = app.retry_budget.try_acquire(active) else {
+        let permit = match attempt {
+            0 => Some(app.retry_budget.acquire()),
+            _ => app.retry_budget.try_acquire(active),
+        };
+        let Some(_permit) = permit else {
             app.metrics
                 .retry_budget_exhausted
                 .fetch_add(1, Ordering::Relaxed);

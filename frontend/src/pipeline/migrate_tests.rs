@@ -287,8 +287,9 @@ async fn a_stream_with_tool_calls_gives_up_and_the_limit_is_kept() {
 }
 
 #[tokio::test]
-async fn a_continuation_needs_a_retry_budget_permit() {
-    let app = test_app(&["other"], |c| {
+async fn a_first_continuation_is_never_refused_by_the_budget_but_a_second_needs_a_permit() {
+    // Both other instances refuse connections; the budget allows nothing.
+    let app = test_app(&["o1", "o2"], |c| {
         c.retry_budget.min_concurrent = 0;
         c.retry_budget.percent = 0;
     });
@@ -299,6 +300,16 @@ async fn a_continuation_needs_a_retry_budget_permit() {
     };
     let err = resume.await.err().unwrap_or_default();
     assert!(err.contains("retry budget"), "{err}");
+    // The first attempt went out despite the empty budget (and failed on its instance) …
+    let tried: Vec<_> = app
+        .registry
+        .all()
+        .into_iter()
+        .filter(|i| i.last_error().is_some())
+        .map(|i| i.id().to_owned())
+        .collect();
+    assert_eq!(tried.len(), 1, "{tried:?}");
+    // … the second was refused.
     assert_eq!(
         app.metrics
             .retry_budget_exhausted

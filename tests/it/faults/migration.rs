@@ -15,10 +15,6 @@ use crate::{chat, MODEL};
 
 const CHAT: &str = "/v1/chat/completions";
 const COMPLETIONS: &str = "/v1/completions";
-/// When one of two workers fails, half the streams migrate at once, and every continuation
-/// takes a retry-budget permit: the budget must cover them all (the default, 20 % of the
-/// requests in flight, covers the loss of one worker in five; see docs/reliability.md).
-const BUDGET_FOR_HALF: &str = "retry_budget:\n  percent: 100\n";
 
 /// A mix of chat and completions streams, each long enough to be cut mid-way.
 fn requests(n: usize, tokens: u32) -> Vec<(&'static str, Value)> {
@@ -101,7 +97,7 @@ async fn sigkill_with_migration_every_stream_completes_with_the_exact_text() {
     let victim = mocker(&["--itl-ms", "15"]).await.unwrap();
     let survivor = mocker(&["--itl-ms", "15"]).await.unwrap();
     let fe = frontend_over(
-        &format!("probe:\n  interval_ms: 0\nmigration_limit: 2\n{BUDGET_FOR_HALF}"),
+        "probe:\n  interval_ms: 0\nmigration_limit: 2\n",
         &[&victim, &survivor],
         &["--policy", "round-robin"],
     )
@@ -194,7 +190,7 @@ async fn a_stalled_stream_is_detected_migrated_and_its_instance_degraded() {
     let survivor = mocker(&["--itl-ms", "15"]).await.unwrap();
     // A high failure threshold keeps the staller out of ejection, so `degraded` is visible.
     let fe = frontend_over(
-        &format!("probe:\n  interval_ms: 0\nmigration_limit: 1\nupstream:\n  stall_timeout_ms: 400\nhealth:\n  failure_threshold: 50\n{BUDGET_FOR_HALF}"),
+        "probe:\n  interval_ms: 0\nmigration_limit: 1\nupstream:\n  stall_timeout_ms: 400\nhealth:\n  failure_threshold: 50\n",
         &[&staller, &survivor],
         &["--policy", "round-robin", "--admin-token", ADMIN_TOKEN],
     )
@@ -230,7 +226,7 @@ async fn a_stream_that_stalls_while_health_stays_200_is_migrated() {
     let survivor = mocker(&[]).await.unwrap();
     // The active probe runs and keeps passing: only the stall timeout can catch this.
     let fe = frontend_over(
-        &format!("probe:\n  interval_ms: 100\nmigration_limit: 1\nupstream:\n  stall_timeout_ms: 300\nhealth:\n  failure_threshold: 50\n{BUDGET_FOR_HALF}"),
+        "probe:\n  interval_ms: 100\nmigration_limit: 1\nupstream:\n  stall_timeout_ms: 300\nhealth:\n  failure_threshold: 50\n",
         &[&staller, &survivor],
         &["--policy", "round-robin", "--admin-token", ADMIN_TOKEN],
     )
@@ -272,7 +268,7 @@ async fn a_stall_behind_keepalive_comments_is_still_detected_and_migrated() {
         .unwrap();
     let survivor = mocker(&[]).await.unwrap();
     let fe = frontend_over(
-        &format!("probe:\n  interval_ms: 0\nmigration_limit: 1\nupstream:\n  stall_timeout_ms: 300\nhealth:\n  failure_threshold: 50\n{BUDGET_FOR_HALF}"),
+        "probe:\n  interval_ms: 0\nmigration_limit: 1\nupstream:\n  stall_timeout_ms: 300\nhealth:\n  failure_threshold: 50\n",
         &[&staller, &survivor],
         &["--policy", "round-robin", "--admin-token", ADMIN_TOKEN],
     )
@@ -296,7 +292,7 @@ async fn an_error_event_mid_stream_is_migrated_with_the_exact_text() {
     let broken = mocker(&["--error-after-tokens", "10"]).await.unwrap();
     let survivor = mocker(&[]).await.unwrap();
     let fe = frontend_over(
-        &format!("probe:\n  interval_ms: 0\nmigration_limit: 1\nhealth:\n  eject_base_ms: 60000\n  eject_max_ms: 60000\n{BUDGET_FOR_HALF}"),
+        "probe:\n  interval_ms: 0\nmigration_limit: 1\nhealth:\n  eject_base_ms: 60000\n  eject_max_ms: 60000\n",
         &[&broken, &survivor],
         &["--policy", "round-robin", "--admin-token", ADMIN_TOKEN],
     )

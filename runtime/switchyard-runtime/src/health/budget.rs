@@ -66,6 +66,14 @@ impl RetryBudget {
         }
     }
 
+    /// A permit that is never refused, though it counts against the budget like any other:
+    /// for re-issues that are bounded elsewhere (a stream's first migration, bounded by
+    /// `migration_limit`), so that they do not starve and later retries still see them.
+    pub fn acquire(&self) -> RetryPermit<'_> {
+        self.outstanding.fetch_add(1, Ordering::Relaxed);
+        RetryPermit { budget: self }
+    }
+
     /// A permit for one more retry, given `active` requests in flight; `None` (and the
     /// exhaustion counter bumped) when the budget is spent.
     pub fn try_acquire(&self, active: u64) -> Option<RetryPermit<'_>> {
@@ -119,6 +127,22 @@ mod tests {
             b.try_acquire(1).is_some(),
             "a returned permit can be reused"
         );
+    }
+
+    #[test]
+    fn an_unrefusable_permit_still_counts_against_the_budget() {
+        let b = RetryBudget::new(RetryBudgetConfig {
+            percent: 0,
+            min_concurrent: 1,
+        });
+        let forced = b.acquire();
+        let again = b.acquire();
+        assert!(
+            b.try_acquire(100).is_none(),
+            "the forced permits fill the budget"
+        );
+        drop((forced, again));
+        assert!(b.try_acquire(100).is_some(), "and give it back on drop");
     }
 
     #[test]
