@@ -93,6 +93,9 @@ pub struct WorkerConfig {
     pub labels: BTreeMap<String, String>,
     #[serde(default = "one")]
     pub weight: f32,
+    /// Path the active probe GETs on this worker (default: `probe.path`).
+    #[serde(default)]
+    pub health_path: Option<String>,
 }
 
 fn one() -> f32 {
@@ -347,6 +350,7 @@ impl ServeConfig {
                     labels: w.labels.clone(),
                     weight: w.weight,
                     canary: None,
+                    health_path: w.health_path.clone(),
                 }
             })
             .collect()
@@ -389,6 +393,14 @@ impl WorkerConfig {
             ChatTemplate::from_file(path)
                 .map_err(|e| invalid(format!("{key}.chat_template"), e.to_string()))?;
         }
+        if let Some(path) = &self.health_path {
+            if !path.starts_with('/') {
+                return Err(invalid(
+                    format!("{key}.health_path"),
+                    format!("`{path}` must start with `/`"),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -414,6 +426,7 @@ pub fn parse_worker_flag(flag: &str) -> Result<WorkerConfig, String> {
         chat_template: None,
         labels: BTreeMap::new(),
         weight: 1.0,
+        health_path: None,
     })
 }
 

@@ -147,3 +147,28 @@ async fn the_active_probe_removes_an_unhealthy_instance_before_any_request() {
         "no request should have reached the sick instance"
     );
 }
+
+#[tokio::test]
+async fn a_worker_with_its_own_health_path_is_probed_there() {
+    // The global probe path does not exist on the mocker; worker `a` overrides it.
+    let (a, b) = (mocker(&[]).await.unwrap(), mocker(&[]).await.unwrap());
+    let yaml = format!(
+        "probe:\n  interval_ms: 100\n  path: /nope\nworkers:\n  - {{ id: a, model: {MODEL}, url: \"{}\", health_path: /health }}\n  - {{ id: b, model: {MODEL}, url: \"{}\" }}\n",
+        a.url(),
+        b.url()
+    );
+    let (fe, _dir) = frontend_with_config(&yaml, &[]).await.unwrap();
+    let healthy =
+        |w: &str| format!("switchyard_instance_healthy{{worker=\"{w}\",model=\"{MODEL}\"}}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while metric(&fe.url(), &healthy("b")).await != 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b was never probed on /nope"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(metric(&fe.url(), &healthy("a")).await, 1.0);
+    let counts = crate::spread(&fe, 4, None).await;
+    assert_eq!(counts.get("a"), Some(&4), "{counts:?}");
+}

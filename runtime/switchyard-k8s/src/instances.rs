@@ -110,6 +110,7 @@ fn slice_instances(
         inst.api = pool.api.to_runtime();
         inst.weight = pool.routing.weight as f32;
         inst.canary = Some(canary(&pool.health));
+        inst.health_path = Some(pool.health.path.clone());
         inst.labels = pool.routing.labels.clone();
         inst.labels
             .insert(labels::POOL.to_string(), pool_name.to_string());

@@ -52,6 +52,10 @@ pub struct InstanceSpec {
     /// (on Kubernetes: from the WorkerPool's `spec.health`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryOverride>,
+    /// Path the active probe GETs on this instance, preferred over the frontend's
+    /// `probe.path` (on Kubernetes: the WorkerPool's `spec.health.path`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_path: Option<String>,
 }
 
 /// Per-instance overrides of the idle canary; each `None` falls back to the frontend's config.
@@ -84,6 +88,7 @@ impl InstanceSpec {
             labels: BTreeMap::new(),
             weight: 1.0,
             canary: None,
+            health_path: None,
         }
     }
 }

@@ -79,7 +79,8 @@ pub fn spawn_prober(
                 let registry = &registry;
                 async move {
                     let started = std::time::Instant::now();
-                    let outcome = probe_once(&client, &instance.spec.url, config).await;
+                    let path = instance.spec.health_path.as_deref().unwrap_or(&config.path);
+                    let outcome = probe_once(&client, &instance.spec.url, path, config).await;
                     let ok = outcome == Outcome::ProbeOk;
                     registry.observations.record(
                         instance.num_id,
@@ -101,8 +102,13 @@ pub fn spawn_prober(
     }))
 }
 
-async fn probe_once(client: &WorkerClient, base: &str, config: &ProbeConfig) -> Outcome {
-    let Ok(uri) = format!("{}{}", base.trim_end_matches('/'), config.path).parse::<Uri>() else {
+async fn probe_once(
+    client: &WorkerClient,
+    base: &str,
+    path: &str,
+    config: &ProbeConfig,
+) -> Outcome {
+    let Ok(uri) = format!("{}{}", base.trim_end_matches('/'), path).parse::<Uri>() else {
         return Outcome::ProbeFailed;
     };
     let timeout = Duration::from_millis(config.timeout_ms);
