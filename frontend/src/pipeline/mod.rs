@@ -1,8 +1,9 @@
 //! The request path, one module per stage, in the order a request meets them:
 //!
-//! parse → preprocess → candidates → health filter → select → dispatch → relay (→ finish)
+//! parse → admission → candidates → preprocess → health filter → select → dispatch → relay
+//! (→ migrate on a mid-stream failure; → finish)
 //!
-//! [`generate`] reads top to bottom through them. Admission (the concurrency limit) comes
+//! `run` reads top to bottom through them. Admission (the concurrency limit) comes
 //! after parse: a client that trickles its body waits for it on its own connection, under
 //! the body timeouts, without holding a slot that a complete request could use.
 
