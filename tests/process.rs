@@ -65,13 +65,17 @@ impl Proc {
             .iter()
             .map(|a| a.replace("{port}", &port.to_string()))
             .collect();
+        // One append-mode description shared by stdout and stderr: two separate
+        // `reopen()`s each start at offset 0 and overwrite each other's lines.
+        let out = std::fs::OpenOptions::new().append(true).open(log.path())?;
+        let err = out.try_clone()?;
         let child = Command::new(&bin)
             .args(&args)
             .env("SWITCHYARD_LOG", "info")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
-            .stdout(log.reopen()?)
-            .stderr(log.reopen()?)
+            .stdout(out)
+            .stderr(err)
             .spawn()
             .with_context(|| format!("spawning {name}: {} {args:?}", bin.display()))?;
         Ok(Self {
