@@ -183,10 +183,16 @@ impl ReplicaSync {
             ttl_ms: 0,
             in_flight: Vec::new(),
         };
-        if let Ok(p) = serde_json::to_vec(&bye) {
+        // Without a connection nobody would hear it; peers expire us after the TTL instead.
+        // Bounded either way: a shutdown must not hang on the bus.
+        if let (true, Ok(p)) = (self.conn.is_connected(), serde_json::to_vec(&bye)) {
             let subject = subjects::replica(&self.frontend_id);
-            let _ = self.conn.client.publish(subject, p.into()).await;
-            let _ = tokio::time::timeout(Duration::from_secs(1), self.conn.client.flush()).await;
+            let send = async {
+                if self.conn.client.publish(subject, p.into()).await.is_ok() {
+                    let _ = self.conn.client.flush().await;
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(1), send).await;
         }
     }
 }
