@@ -9,15 +9,21 @@ routing mode, and replays a multi-turn trace whose conversations share system pr
   kv-approx     --policy kv              (approximate index: the frontend's own decisions)
   kv-events     --policy kv --nats URL   (mockers publish KV events; needs nats-server)
 
-Each mode gets fresh mockers (empty caches). Reports TTFT p50/p99 and throughput, writes a JSON
-result file and a plot (matplotlib, installed with pip if missing).
+Each run of a mode gets fresh mockers (empty caches). `--repeats N` runs every mode N times,
+interleaved (mode order rotates each round, so a burst of load elsewhere on a shared machine does
+not always hit the same mode); the report is the median over runs. Reports TTFT p50/p99 and
+throughput, the 1-minute load average around each run, writes a JSON result file and a plot
+(matplotlib, installed with pip if missing).
 
 Trace: generated (default), or Mooncake JSONL (`--mooncake FILE`: one object per line with
 `timestamp`, `input_length`, `output_length`, `hash_ids`; each hash id becomes a deterministic
-text block, so equal hash ids give equal prefixes).
+text block, so equal hash ids give equal prefixes; requests are replayed closed-loop in file
+order, timestamps are not used). `--write-mooncake FILE` writes a small synthetic trace in that
+format (documents shared by several requests, as in Mooncake's traces) and exits.
 
 Usage:
   python3 benches/kv_routing/experiment.py --bin target/release/switchyard --out benches/kv_routing/out
+  python3 -m unittest benches/kv_routing/test_experiment.py     # the trace parsers
 """
 import argparse
 import asyncio
@@ -101,26 +107,61 @@ def generated_trace(args):
 
 def mooncake_trace(args):
     """Mooncake JSONL → one single-request 'conversation' per line (order kept)."""
-    blocks = {}
-    rng = random.Random(args.seed)
-    convs = []
     with open(args.mooncake) as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
+        return parse_mooncake(f, args.seed, args.mooncake_block_bytes, args.max_tokens, args.limit)
+
+
+def parse_mooncake(lines, seed, block_bytes, max_tokens, limit=0):
+    """Each hash id becomes one text block (the same text wherever the id appears), so requests
+    sharing a hash-id prefix share a prompt prefix. Output lengths are capped at `max_tokens`;
+    blank lines are skipped; a malformed line raises ValueError naming its line number."""
+    blocks = {}
+    rng = random.Random(seed)
+    convs = []
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
             rec = json.loads(line)
-            parts = []
-            for h in rec.get("hash_ids", []):
-                if h not in blocks:
-                    blocks[h] = f"<{h}>" + text(rng, args.mooncake_block_bytes)
-                parts.append(blocks[h])
-            prompt = "".join(parts)
-            out = max(1, min(int(rec.get("output_length", args.max_tokens)), args.max_tokens))
-            convs.append([{"kind": "completion", "prompt": prompt, "max_tokens": out}])
-            if args.limit and len(convs) >= args.limit:
-                break
+            ids = rec["hash_ids"]
+            out = int(rec.get("output_length", max_tokens))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"Mooncake trace line {n}: {e}") from None
+        parts = []
+        for h in ids:
+            if h not in blocks:
+                blocks[h] = f"<{h}>" + text(rng, block_bytes)
+            parts.append(blocks[h])
+        convs.append([{"kind": "completion", "prompt": "".join(parts),
+                       "max_tokens": max(1, min(out, max_tokens))}])
+        if limit and len(convs) >= limit:
+            break
     return convs
+
+
+def synthetic_mooncake(records, seed, docs=6, doc_blocks=(6, 14), unique_blocks=(1, 3)):
+    """Mooncake-format records: each request reads a prefix of one shared document (its hash
+    ids) and adds a few ids of its own, like Mooncake's conversation and tool-use traces."""
+    rng = random.Random(seed)
+    next_id = 0
+    documents = []
+    for _ in range(docs):
+        n = rng.randint(*doc_blocks)
+        documents.append(list(range(next_id, next_id + n)))
+        next_id += n
+    out = []
+    t = 0
+    for _ in range(records):
+        doc = rng.choice(documents)
+        shared = doc[:rng.randint(len(doc) // 2, len(doc))]
+        own = list(range(next_id, next_id + rng.randint(*unique_blocks)))
+        next_id += len(own)
+        ids = shared + own
+        t += rng.randint(50, 400)
+        out.append({"timestamp": t, "input_length": 512 * len(ids),
+                    "output_length": rng.randint(4, 32), "hash_ids": ids})
+    return out
 
 
 # ---------------------------------------------------------------- client
@@ -162,19 +203,23 @@ async def one_request(port, turn):
             "total": total, "instance": instance}
 
 
-async def run_trace(port, convs, concurrency):
+async def run_trace(ports, convs, concurrency):
+    """Closed loop: `concurrency` clients, each replaying whole conversations. With several
+    frontends, turn t of conversation c goes to frontend (c + t) mod N, as a load balancer
+    without affinity would send it."""
     queue = asyncio.Queue()
-    for c in convs:
+    for c in enumerate(convs):
         queue.put_nowait(c)
     results = []
 
     async def worker():
         while True:
             try:
-                conv = queue.get_nowait()
+                c, conv = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            for turn in conv:
+            for t, turn in enumerate(conv):
+                port = ports[(c + t) % len(ports)]
                 try:
                     results.append(await one_request(port, turn))
                 except Exception as e:  # a failed request is counted, never fatal
@@ -241,19 +286,28 @@ def run_mode(args, mode, convs, logdir):
             workers.append(port)
         for port in workers:
             wait_http(f"http://127.0.0.1:{port}/health")
-        fe_port = free_port()
         policy = {"round-robin": "round-robin", "least-loaded": "least-loaded",
                   "kv-approx": "kv", "kv-events": "kv"}[mode]
-        argv = [args.bin, "serve", "--listen", f"127.0.0.1:{fe_port}", "--policy", policy]
-        for port in workers:
-            argv += ["--worker", f"{MODEL}=http://127.0.0.1:{port}"]
-        if nats_url:
-            argv += ["--nats", nats_url]
-        procs.spawn(argv, log)
-        wait_http(f"http://127.0.0.1:{fe_port}/health")
+        fe_ports = []
+        for _ in range(args.frontends):
+            fe_port = free_port()
+            argv = [args.bin, "serve", "--listen", f"127.0.0.1:{fe_port}", "--policy", policy]
+            if args.frontend_config:
+                argv += ["--config", args.frontend_config]
+            for port in workers:
+                argv += ["--worker", f"{MODEL}=http://127.0.0.1:{port}"]
+            if nats_url:
+                argv += ["--nats", nats_url]
+            procs.spawn(argv, log)
+            fe_ports.append(fe_port)
+        for fe_port in fe_ports:
+            wait_http(f"http://127.0.0.1:{fe_port}/health")
         if nats_url:
             time.sleep(1.5)  # load snapshots and the initial dumps reach the index
-        results, elapsed = asyncio.run(run_trace(fe_port, convs, args.concurrency))
+        load_before = os.getloadavg()[0]
+        results, elapsed = asyncio.run(run_trace(fe_ports, convs, args.concurrency))
+        load_after = os.getloadavg()[0]
+        cache = mocker_cache_totals(workers)
     finally:
         procs.stop()
         log.close()
@@ -272,11 +326,54 @@ def run_mode(args, mode, convs, logdir):
         "throughput_rps": len(ok) / elapsed if elapsed > 0 else 0.0,
         "elapsed_s": elapsed,
         "per_instance": spread,
+        "loadavg_1m": [load_before, load_after],
+        # Cache efficiency, independent of CPU noise: prompt blocks served from cache vs
+        # prefilled, summed over the mockers.
+        "cached_blocks": cache["hits"],
+        "prefilled_blocks": cache["prefill"],
+        "hit_rate": cache["hits"] / max(1, cache["hits"] + cache["prefill"]),
         "ttfts_ms": ttfts,
     }
 
 
-def plot(results, path):
+def mocker_cache_totals(ports):
+    """Prefix-cache hits and prefilled blocks, summed over the mockers' /metrics."""
+    names = {"switchyard_mocker_prefix_cache_hits_total": "hits",
+             "switchyard_mocker_prefill_blocks_total": "prefill"}
+    totals = {"hits": 0, "prefill": 0}
+    for port in ports:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                parts = line.split()
+                if len(parts) == 2 and parts[0] in names:
+                    totals[names[parts[0]]] += int(float(parts[1]))
+    return totals
+
+
+def summarize(mode, runs):
+    """Median over runs of each figure; every run kept for the record."""
+    med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
+    best = min(runs, key=lambda r: abs(r["ttft_p50_ms"] - med("ttft_p50_ms")))
+    return {
+        "mode": mode,
+        "runs": len(runs),
+        "requests": runs[0]["requests"],
+        "ok": min(r["ok"] for r in runs),
+        "ttft_p50_ms": med("ttft_p50_ms"),
+        "ttft_p99_ms": med("ttft_p99_ms"),
+        "ttft_mean_ms": med("ttft_mean_ms"),
+        "throughput_rps": med("throughput_rps"),
+        "hit_rate": med("hit_rate"),
+        "per_run": [{k: r[k] for k in ("ttft_p50_ms", "ttft_p99_ms", "ttft_mean_ms",
+                                       "throughput_rps", "ok", "loadavg_1m", "per_instance",
+                                       "cached_blocks", "prefilled_blocks", "hit_rate")}
+                    for r in runs],
+        # The CDF in the plot is the run whose p50 is closest to the median.
+        "ttfts_ms": best["ttfts_ms"],
+    }
+
+
+def plot(results, path, args):
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -293,7 +390,7 @@ def plot(results, path):
     axes[0].bar([i + 0.2 for i in x], [r["ttft_p99_ms"] for r in results], 0.4, label="p99")
     axes[0].set_xticks(list(x), modes, rotation=15)
     axes[0].set_ylabel("TTFT (ms)")
-    axes[0].set_title("Time to first token")
+    axes[0].set_title(f"Time to first token (median of {results[0].get('runs', 1)})")
     axes[0].legend()
     axes[1].bar(list(x), [r["throughput_rps"] for r in results], color="tab:green")
     axes[1].set_xticks(list(x), modes, rotation=15)
@@ -308,6 +405,11 @@ def plot(results, path):
     axes[2].set_ylabel("CDF")
     axes[2].set_title("TTFT distribution")
     axes[2].legend()
+    fes = f", {args.frontends} frontends" if args.frontends > 1 else ""
+    trace = (f"Mooncake trace {os.path.basename(args.mooncake)}" if args.mooncake else
+             f"{args.prefixes} shared prefixes, {args.conversations} conversations x "
+             f"{args.turns} turns")
+    fig.suptitle(f"{args.mockers} mockers x {args.kv_blocks} KV blocks{fes}, {trace}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -332,31 +434,61 @@ def main():
     ap.add_argument("--conversations", type=int, default=64)
     ap.add_argument("--turns", type=int, default=4)
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--frontend-config", metavar="YAML",
+                    help="frontend config file for every mode (e.g. kv: weights), flags win")
+    ap.add_argument("--frontends", type=int, default=1,
+                    help="frontends behind a round-robin client (turns of one conversation "
+                         "alternate between them)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--mooncake", help="Mooncake trace JSONL instead of the generated trace")
     ap.add_argument("--mooncake-block-bytes", type=int, default=256)
     ap.add_argument("--limit", type=int, default=0, help="max Mooncake records (0 = all)")
+    ap.add_argument("--write-mooncake", metavar="FILE",
+                    help="write a synthetic Mooncake-format trace to FILE and exit")
+    ap.add_argument("--mooncake-records", type=int, default=200)
+    ap.add_argument("--repeats", type=int, default=1, help="runs per mode; medians are reported")
+    ap.add_argument("--name", default="results", help="output file stem (NAME.json, NAME.png)")
     args = ap.parse_args()
+
+    if args.write_mooncake:
+        with open(args.write_mooncake, "w") as f:
+            for rec in synthetic_mooncake(args.mooncake_records, args.seed):
+                f.write(json.dumps(rec) + "\n")
+        print(f"wrote {args.mooncake_records} records to {args.write_mooncake}")
+        return
 
     os.makedirs(args.out, exist_ok=True)
     convs = mooncake_trace(args) if args.mooncake else generated_trace(args)
-    print(f"trace: {len(convs)} conversations, {sum(len(c) for c in convs)} requests", flush=True)
-    results = []
-    for mode in args.modes.split(","):
-        r = run_mode(args, mode, convs, args.out)
-        results.append(r)
-        print(f"{mode:13s} ok {r['ok']}/{r['requests']}  TTFT p50 {r['ttft_p50_ms']:8.1f} ms  "
+    print(f"trace: {len(convs)} conversations, {sum(len(c) for c in convs)} requests; "
+          f"load average {os.getloadavg()}", flush=True)
+    modes = args.modes.split(",")
+    runs = {m: [] for m in modes}
+    for rep_i in range(args.repeats):
+        order = modes[rep_i % len(modes):] + modes[:rep_i % len(modes)]
+        for mode in order:
+            r = run_mode(args, mode, convs, args.out)
+            runs[mode].append(r)
+            print(f"[{rep_i + 1}/{args.repeats}] {mode:13s} ok {r['ok']}/{r['requests']}  "
+                  f"TTFT p50 {r['ttft_p50_ms']:8.1f} ms  p99 {r['ttft_p99_ms']:8.1f} ms  "
+                  f"throughput {r['throughput_rps']:7.1f} req/s  "
+                  f"hit {r['hit_rate']:.3f}  load {r['loadavg_1m'][0]:.2f}->{r['loadavg_1m'][1]:.2f}  "
+                  f"spread {sorted(r['per_instance'].values())}", flush=True)
+    results = [summarize(m, runs[m]) for m in modes]
+    for r in results:
+        print(f"median of {r['runs']}: {r['mode']:13s} TTFT p50 {r['ttft_p50_ms']:8.1f} ms  "
               f"p99 {r['ttft_p99_ms']:8.1f} ms  throughput {r['throughput_rps']:7.1f} req/s  "
-              f"spread {sorted(r['per_instance'].values())}", flush=True)
-    with open(os.path.join(args.out, "results.json"), "w") as f:
+              f"cache hit rate {r['hit_rate']:.3f}")
+    with open(os.path.join(args.out, f"{args.name}.json"), "w") as f:
         json.dump({"args": vars(args), "results": results}, f, indent=1)
     base = next((r for r in results if r["mode"] == "round-robin"), None)
     for r in results:
         if base and r is not base and r["ttft_p50_ms"] > 0:
             print(f"{r['mode']}: TTFT p50 {base['ttft_p50_ms'] / r['ttft_p50_ms']:.2f}x vs round-robin")
     try:
-        plot(results, os.path.join(args.out, "kv_routing.png"))
-        print(f"plot: {os.path.join(args.out, 'kv_routing.png')}")
+        png = os.path.join(args.out, "kv_routing.png" if args.name == "results"
+                           else f"kv_routing_{args.name}.png")
+        plot(results, png, args)
+        print(f"plot: {png}")
     except Exception as e:  # the numbers stand without the plot
         print(f"plot failed: {e}", file=sys.stderr)
 

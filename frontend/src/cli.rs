@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// etcd endpoint for `--discovery etcd`.
     #[arg(long, env = env::ETCD, value_name = "URL")]
     pub etcd: Option<String>,
+    /// etcd key prefix instances are registered under; must start and end with `/`
+    /// [default: /switchyard/instances/].
+    #[arg(long = "etcd-prefix", env = env::ETCD_PREFIX, value_name = "PREFIX")]
+    pub etcd_prefix: Option<String>,
     /// Namespaces watched by `--discovery kubernetes`, comma-separated (empty: every namespace).
     #[arg(long, env = env::KUBERNETES_NAMESPACE, value_name = "NS[,NS…]")]
     pub kubernetes_namespace: Option<String>,
@@ -112,6 +116,9 @@ impl ServeArgs {
         }
         if self.etcd.is_some() {
             config.etcd = self.etcd;
+        }
+        if self.etcd_prefix.is_some() {
+            config.etcd_prefix = self.etcd_prefix;
         }
         if self.kubernetes_namespace.is_some() {
             config.kubernetes_namespace = self.kubernetes_namespace;

@@ -26,6 +26,8 @@ pub struct ServeConfig {
     /// Static workers.
     pub workers: Vec<WorkerConfig>,
     pub etcd: Option<String>,
+    /// etcd key prefix of the instances (default `/switchyard/instances/`).
+    pub etcd_prefix: Option<String>,
     /// Namespace watched by `--discovery kubernetes` (unset or empty: every namespace).
     pub kubernetes_namespace: Option<String>,
     pub nats: Option<String>,
@@ -197,6 +199,7 @@ impl Default for ServeConfig {
             discovery: DiscoveryKind::Static,
             workers: Vec::new(),
             etcd: None,
+            etcd_prefix: None,
             kubernetes_namespace: None,
             nats: None,
             routing: PolicyConfig::default(),
@@ -286,6 +289,14 @@ impl ServeConfig {
         }
         if self.discovery == DiscoveryKind::Etcd && self.etcd.is_none() {
             return Err(invalid("etcd", "`--discovery etcd` needs `--etcd URL`"));
+        }
+        if let Some(p) = &self.etcd_prefix {
+            if !(p.starts_with('/') && p.ends_with('/')) {
+                return Err(invalid(
+                    "etcd_prefix",
+                    format!("must start and end with '/': {p:?}"),
+                ));
+            }
         }
         if self.limits.max_body_bytes == 0 {
             return Err(invalid("limits.max_body_bytes", "must be greater than 0"));
@@ -529,6 +540,25 @@ mod tests {
             crate::pipeline::health_filter::PanicPolicy::RouteAll
         );
         assert!(ServeConfig::from_yaml("overload:\n  panic_policy: yolo\n").is_err());
+    }
+
+    #[test]
+    fn etcd_prefix_and_partial_kv_weights_from_yaml() {
+        let cfg = ServeConfig::from_yaml(
+            "discovery: etcd\netcd: http://127.0.0.1:2379\netcd_prefix: /blue/\nkv:\n  weights: {overlap_weight: 2}\n",
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.etcd_prefix.as_deref(), Some("/blue/"));
+        let defaults = switchyard_kv::KvCostWeights::default();
+        assert_eq!(cfg.kv.weights.overlap_weight, 2.0);
+        assert_eq!(cfg.kv.weights.decode_weight, defaults.decode_weight);
+        let bad = ServeConfig::from_yaml(
+            "discovery: etcd\netcd: http://127.0.0.1:2379\netcd_prefix: blue\n",
+        )
+        .unwrap();
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("etcd_prefix"), "{err}");
     }
 
     #[test]

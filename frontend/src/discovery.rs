@@ -27,7 +27,10 @@ pub async fn start(
         }
         DiscoveryKind::Etcd => {
             let url = config.etcd.as_deref().unwrap_or_default();
-            let etcd = switchyard_etcd::EtcdConfig::new(url);
+            let mut etcd = switchyard_etcd::EtcdConfig::new(url);
+            if let Some(prefix) = &config.etcd_prefix {
+                etcd.prefix.clone_from(prefix);
+            }
             etcd.validate()?;
             let (tx, rx) = mpsc::unbounded_channel();
             Ok(vec![

@@ -2,28 +2,31 @@
 //! source.
 //!
 //! [`start`] always installs the `kv` policy's router (`switchyard_runtime::policy::kv`): the
-//! approximate index without `--nats`, the event-driven index with it. With `--nats` it also
+//! approximate index without `--nats`, the event-driven index with it, and keeps the source in
+//! step with discovery (an instance that leaves is forgotten at once). With `--nats` it also
 //! runs
 //!
 //! - the [`Subscriber`]: KV events into a shared index, worker load snapshots into each
-//!   instance's `Load.queued` / `Load.kv_usage_ppm` (matched by instance id);
+//!   instance's `Load.queued` / `Load.kv_usage_ppm` (matched by instance id); it only keeps
+//!   state for the ids discovery lists (others get a grace period);
 //! - [`ReplicaSync`]: this frontend's per-instance in-flight counts out, the sum of its peers'
 //!   into `Load.peer_in_flight` (which `total_in_flight()` adds for load-aware policies).
 //!
 //! Nothing here is on the request path except one atomic read of the router. Losing NATS
 //! never fails a request: the index answers "nothing cached" while disconnected, load numbers
 //! from workers expire, and routing continues on local load. The state shows on `/health`
-//! (`events`) and as `switchyard_event_bus_connected`.
+//! (`events`) and as `switchyard_event_bus_*` / `switchyard_kv_*` metrics.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::RwLock;
 use switchyard_kv::{BlockHash, Overlap, SharedKvIndex};
 use switchyard_nats::{ReplicaSync, ReplicaSyncConfig, Subscriber, SubscriberConfig};
-use switchyard_runtime::policy::kv::{self, KvOverlap, KvRouter};
+use switchyard_runtime::policy::kv::{self, KvConfig, KvOverlap, KvRouter};
 use switchyard_runtime::Registry;
 use tokio::task::JoinHandle;
 
@@ -53,46 +56,77 @@ impl KvOverlap for EventOverlap {
     }
 }
 
-/// Running NATS wiring; dropping it stops everything.
-pub struct Events {
-    pub subscriber: Arc<Subscriber>,
-    pub replica: Arc<ReplicaSync>,
-    task: JoinHandle<()>,
+/// The NATS side, for `/health` and `/metrics` (one frontend per process).
+#[derive(Clone)]
+struct Bus {
+    subscriber: Arc<Subscriber>,
+    replica: Arc<ReplicaSync>,
 }
 
-impl Drop for Events {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+/// Set while a frontend with `--nats` runs; cleared when its [`Events`] stop.
+static RUNNING: RwLock<Option<Bus>> = RwLock::new(None);
+
+/// The running event wiring. [`Events::shutdown`] stops it and tells peer frontends to drop
+/// this one's counts at once; dropping it stops the tasks too (peers then expire the counts
+/// after their TTL).
+pub struct Events {
+    bus: Option<Bus>,
+    kv: KvConfig,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Events {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Events")
-            .field("subscriber", &self.subscriber)
-            .field("replica", &self.replica)
-            .finish()
+            .field("nats", &self.bus.is_some())
+            .finish_non_exhaustive()
     }
 }
 
 impl Events {
-    pub fn connected(&self) -> bool {
-        self.subscriber.connected()
+    /// Graceful stop: after this, peers no longer count this frontend's in-flight requests.
+    pub async fn shutdown(mut self) {
+        let bus = self.stop();
+        if let Some(bus) = bus {
+            bus.replica.shutdown().await;
+        }
+    }
+
+    /// Stops every task, releases the NATS side (the `kv` router goes back to an approximate
+    /// index, which holds no connection) and returns it for a goodbye.
+    fn stop(&mut self) -> Option<Bus> {
+        self.tasks.iter().for_each(JoinHandle::abort);
+        let bus = self.bus.take()?;
+        bus.subscriber.stop();
+        bus.replica.stop();
+        *RUNNING.write() = None;
+        kv::install(KvRouter::approximate(self.kv.clone()));
+        Some(bus)
     }
 }
 
-/// The running instance, for `/health` and `/metrics` (one frontend per process).
-static RUNNING: OnceLock<(Arc<Subscriber>, Arc<ReplicaSync>)> = OnceLock::new();
+impl Drop for Events {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
 
 /// Installs the `kv` router and, with `config.nats`, starts the subscriber and replica sync.
 /// NATS being down at start-up is not an error: the client keeps connecting in the background.
-pub async fn start(
-    registry: &Arc<Registry>,
-    config: &ServeConfig,
-) -> anyhow::Result<Option<Events>> {
+pub async fn start(registry: &Arc<Registry>, config: &ServeConfig) -> anyhow::Result<Events> {
     let Some(url) = config.nats.as_deref() else {
-        kv::install(KvRouter::approximate(config.kv.clone()));
-        return Ok(None);
+        let router = KvRouter::approximate(config.kv.clone());
+        let source = Arc::clone(&router.source);
+        kv::install(router);
+        return Ok(Events {
+            bus: None,
+            kv: config.kv.clone(),
+            tasks: vec![tokio::spawn(follow_discovery(
+                Arc::clone(registry),
+                source,
+                None,
+            ))],
+        });
     };
     let frontend_id = format!(
         "{}-{}-{}",
@@ -100,14 +134,42 @@ pub async fn start(
         config.listen,
         std::process::id()
     );
-    let conn = switchyard_nats::connect(url, &frontend_id)
+    let bus = connect_bus(registry, url, &frontend_id).await?;
+    let source: Arc<dyn KvOverlap> = Arc::new(EventOverlap {
+        subscriber: Arc::clone(&bus.subscriber),
+    });
+    kv::install(KvRouter {
+        config: config.kv.clone(),
+        source: Arc::clone(&source),
+    });
+    *RUNNING.write() = Some(bus.clone());
+    let tasks = vec![
+        tokio::spawn(follow_discovery(
+            Arc::clone(registry),
+            source,
+            Some(Arc::clone(&bus.subscriber)),
+        )),
+        tokio::spawn(sync_loop(Arc::clone(registry), bus.clone())),
+    ];
+    tracing::info!(%url, frontend = %frontend_id, "NATS events: KV index, worker load, replica sync");
+    Ok(Events {
+        bus: Some(bus),
+        kv: config.kv.clone(),
+        tasks,
+    })
+}
+
+async fn connect_bus(
+    registry: &Arc<Registry>,
+    url: &str,
+    frontend_id: &str,
+) -> anyhow::Result<Bus> {
+    let conn = switchyard_nats::connect(url, frontend_id)
         .await
         .map_err(|e| anyhow::anyhow!("--nats {url}: {e}"))?;
-    let subscriber = Arc::new(
-        Subscriber::start(&conn, SharedKvIndex::new(), SubscriberConfig::default())
-            .await
-            .map_err(|e| anyhow::anyhow!("NATS subscriber: {e}"))?,
-    );
+    let subscriber = Subscriber::start(&conn, SharedKvIndex::new(), SubscriberConfig::default())
+        .await
+        .map_err(|e| anyhow::anyhow!("NATS subscriber: {e}"))?;
     let local: switchyard_nats::replica::LocalCounts = {
         let registry = Arc::clone(registry);
         Arc::new(move || {
@@ -119,107 +181,112 @@ pub async fn start(
                 .collect()
         })
     };
-    let replica = Arc::new(
-        ReplicaSync::start(
-            &conn,
-            frontend_id.clone(),
-            local,
-            ReplicaSyncConfig::default(),
-        )
+    let replica = ReplicaSync::start(&conn, frontend_id, local, ReplicaSyncConfig::default())
         .await
-        .map_err(|e| anyhow::anyhow!("NATS replica sync: {e}"))?,
-    );
-    kv::install(KvRouter {
-        config: config.kv.clone(),
-        source: Arc::new(EventOverlap {
-            subscriber: Arc::clone(&subscriber),
-        }),
-    });
-    let _ = RUNNING.set((Arc::clone(&subscriber), Arc::clone(&replica)));
-    let task = tokio::spawn(sync_loop(
-        Arc::clone(registry),
-        Arc::clone(&subscriber),
-        Arc::clone(&replica),
-    ));
-    tracing::info!(%url, frontend = %frontend_id, "NATS events: KV index, worker load, replica sync");
-    Ok(Some(Events {
-        subscriber,
-        replica,
-        task,
-    }))
+        .map_err(|e| anyhow::anyhow!("NATS replica sync: {e}"))?;
+    Ok(Bus {
+        subscriber: Arc::new(subscriber),
+        replica: Arc::new(replica),
+    })
 }
 
-/// Copies worker load and peers' in-flight counts into the live instances, tells peers about
-/// local changes, and forgets instances that left discovery.
-async fn sync_loop(
+/// Keeps the overlap source and the subscriber in step with discovery: an instance that
+/// leaves is forgotten at once, and the subscriber only keeps state for listed ids.
+async fn follow_discovery(
     registry: Arc<Registry>,
-    subscriber: Arc<Subscriber>,
-    replica: Arc<ReplicaSync>,
+    source: Arc<dyn KvOverlap>,
+    subscriber: Option<Arc<Subscriber>>,
 ) {
+    let mut changes = registry.subscribe();
+    let mut known: HashSet<String> = HashSet::new();
+    loop {
+        let present: HashSet<String> = registry.all().iter().map(|i| i.id().to_owned()).collect();
+        for gone in known.difference(&present) {
+            source.forget(gone);
+        }
+        if let Some(subscriber) = &subscriber {
+            subscriber.set_members(present.clone());
+        }
+        known = present;
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Copies worker load and peers' in-flight counts into the live instances, and tells peers
+/// about local changes.
+async fn sync_loop(registry: Arc<Registry>, bus: Bus) {
     let mut tick = tokio::time::interval(SYNC_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_local: HashMap<String, u32> = HashMap::new();
-    let mut known: HashSet<String> = HashSet::new();
     loop {
         tick.tick().await;
         let instances = registry.all();
         let mut local = HashMap::with_capacity(instances.len());
-        let mut present = HashSet::with_capacity(instances.len());
         for i in &instances {
-            let load = subscriber.load(i.id()).unwrap_or_default();
+            let load = bus.subscriber.load(i.id()).unwrap_or_default();
             i.load.queued.store(load.waiting, Relaxed);
             let ppm = (f64::from(load.kv_usage.clamp(0.0, 1.0)) * 1e6) as u32;
             i.load.kv_usage_ppm.store(ppm, Relaxed);
             i.load
                 .peer_in_flight
-                .store(replica.remote_in_flight(i.id()), Relaxed);
+                .store(bus.replica.remote_in_flight(i.id()), Relaxed);
             local.insert(i.id().to_owned(), i.load.in_flight());
-            present.insert(i.id().to_owned());
         }
         if local != last_local {
-            replica.notify();
+            bus.replica.notify();
             last_local = local;
         }
-        for gone in known.difference(&present) {
-            subscriber.forget(gone);
-        }
-        known = present;
     }
+}
+
+fn running() -> Option<Bus> {
+    RUNNING.read().clone()
 }
 
 /// `/health` details: `null` without `--nats`.
 pub fn health_details() -> serde_json::Value {
-    match RUNNING.get() {
-        None => serde_json::Value::Null,
-        Some((sub, replica)) => {
-            let stats = sub.stats();
-            serde_json::json!({
-                "connected": sub.connected(),
-                "routing": if sub.connected() { "kv+load" } else { "load-only" },
-                "peers": replica.peers(),
-                "gaps": stats.gaps,
-                "dumps_applied": stats.dumps_applied,
-            })
-        }
-    }
+    let Some(bus) = running() else {
+        return serde_json::Value::Null;
+    };
+    let stats = bus.subscriber.stats();
+    let connected = bus.subscriber.connected();
+    serde_json::json!({
+        "connected": connected,
+        "routing": if connected { "kv+load" } else { "load-only" },
+        "peers": bus.replica.peers(),
+        "gaps": stats.gaps,
+        "dumps_applied": stats.dumps_applied,
+        "indexed_blocks": bus.subscriber.index().len(),
+    })
 }
 
 /// Prometheus lines for the event bus (nothing without `--nats`).
 pub fn render_metrics(out: &mut String) {
-    let Some((sub, replica)) = RUNNING.get() else {
+    let Some(bus) = running() else {
         return;
     };
-    let stats = sub.stats();
-    let _ = writeln!(
-        out,
-        "# HELP switchyard_event_bus_connected 1 while the NATS connection is up.\n# TYPE switchyard_event_bus_connected gauge\nswitchyard_event_bus_connected {}",
-        u8::from(sub.connected())
-    );
-    let _ = writeln!(
-        out,
-        "# HELP switchyard_event_bus_peers Live peer frontends (replica sync).\n# TYPE switchyard_event_bus_peers gauge\nswitchyard_event_bus_peers {}",
-        replica.peers()
-    );
+    let stats = bus.subscriber.stats();
+    for (name, help, v) in [
+        (
+            "switchyard_event_bus_connected",
+            "1 while the NATS connection is up.",
+            u64::from(bus.subscriber.connected()),
+        ),
+        (
+            "switchyard_event_bus_peers",
+            "Live peer frontends (replica sync).",
+            bus.replica.peers() as u64,
+        ),
+        (
+            "switchyard_kv_index_blocks",
+            "Distinct blocks in the event-driven KV index.",
+            bus.subscriber.index().len() as u64,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    }
     for (name, help, v) in [
         (
             "switchyard_kv_event_messages_total",
@@ -230,6 +297,16 @@ pub fn render_metrics(out: &mut String) {
             "switchyard_kv_event_gaps_total",
             "Sequence gaps and epoch changes detected.",
             stats.gaps,
+        ),
+        (
+            "switchyard_kv_event_ignored_total",
+            "KV event and load messages ignored (id not in discovery after its grace period, over the cap, or an unusable seq).",
+            stats.ignored,
+        ),
+        (
+            "switchyard_kv_dumps_requested_total",
+            "Full dumps requested (resyncs started).",
+            stats.dumps_requested,
         ),
         (
             "switchyard_kv_dumps_applied_total",

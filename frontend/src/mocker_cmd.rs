@@ -31,6 +31,11 @@ pub struct MockerCmd {
     #[arg(long, env = "SWITCHYARD_MOCKER_ETCD", value_name = "URL")]
     pub etcd: Option<String>,
 
+    /// etcd key prefix to register under (must start and end with `/`; the frontend's
+    /// `--etcd-prefix`).
+    #[arg(long = "etcd-prefix", default_value = switchyard_etcd::keys::DEFAULT_PREFIX, value_name = "PREFIX")]
+    pub etcd_prefix: String,
+
     /// etcd lease TTL in seconds: a killed mocker disappears from discovery after this long.
     #[arg(long = "etcd-ttl", default_value_t = 10, value_name = "SECS")]
     pub etcd_ttl: u64,
@@ -115,7 +120,8 @@ pub async fn run(cmd: MockerCmd, shutdown: impl Future<Output = ()>) -> anyhow::
 
     let registration = match &cmd.etcd {
         Some(url) => {
-            let cfg = switchyard_etcd::EtcdConfig::new(url);
+            let mut cfg = switchyard_etcd::EtcdConfig::new(url);
+            cfg.prefix.clone_from(&cmd.etcd_prefix);
             let ttl = Duration::from_secs(cmd.etcd_ttl.max(2));
             let registration = switchyard_etcd::Registration::spawn(cfg, spec.clone(), ttl)
                 .map_err(|e| anyhow::anyhow!("--etcd {url}: {e}"))?;

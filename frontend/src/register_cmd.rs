@@ -18,8 +18,8 @@ pub struct RegisterCmd {
     /// etcd endpoint(s), `http://host:port`, comma-separated.
     #[arg(long, env = "SWITCHYARD_ETCD", value_name = "URL")]
     pub etcd: String,
-    /// Key prefix (must start and end with `/`).
-    #[arg(long, default_value = switchyard_etcd::keys::DEFAULT_PREFIX, value_name = "PREFIX")]
+    /// Key prefix (must start and end with `/`; the frontend's `--etcd-prefix`).
+    #[arg(long, alias = "etcd-prefix", env = "SWITCHYARD_ETCD_PREFIX", default_value = switchyard_etcd::keys::DEFAULT_PREFIX, value_name = "PREFIX")]
     pub prefix: String,
     /// Instance id (unique; reported in `x-switchyard-instance`).
     #[arg(long, value_name = "ID")]

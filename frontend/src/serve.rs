@@ -27,8 +27,8 @@ pub async fn run(
     let plugins = Arc::new(start_plugins(&config, &registry).await?);
     let discovery_tasks = discovery::start(&config, &registry, &plugins).await?;
     // NATS events (KV index, worker load, replica sync) and the `kv` policy's overlap source;
-    // held until shutdown (dropping it stops the tasks).
-    let _events = crate::events::start(&registry, &config).await?;
+    // stopped after the server has drained, so peers count our requests until they are done.
+    let events = crate::events::start(&registry, &config).await?;
     let app = App::new(config, Arc::clone(&registry), Arc::clone(&plugins))?;
     let plugin_tasks = [
         tasks::spawn_topology_watch(Arc::clone(&plugins), Arc::clone(&registry)),
@@ -55,7 +55,9 @@ pub async fn run(
         policy = %app.config.routing.policy,
         "switchyard frontend ready"
     );
-    server::serve(listener, app, shutdown).await?;
+    let served = server::serve(listener, app, shutdown).await;
+    events.shutdown().await;
+    served?;
     if let Some(prober) = prober {
         prober.abort();
     }

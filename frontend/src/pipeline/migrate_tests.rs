@@ -209,9 +209,9 @@ fn test_app(instances: &[&str], tune: impl FnOnce(&mut crate::config::ServeConfi
     tune(&mut config);
     let registry = Arc::new(switchyard_runtime::Registry::default());
     for id in instances {
-        registry.apply(switchyard_runtime::DiscoveryEvent::Upsert(
+        registry.apply(switchyard_runtime::DiscoveryEvent::Upsert(Box::new(
             InstanceSpec::new(*id, "m", "http://127.0.0.1:9"),
-        ));
+        )));
     }
     let plugins = crate::plugins::PluginSet::new(Default::default(), None);
     App::new(config, registry, Arc::new(plugins)).unwrap()

@@ -118,7 +118,7 @@ async fn session(
                 EventType::Put => match parse(cfg, kv) {
                     Some(spec) => {
                         ids.insert(kv.key().to_vec(), spec.id.clone());
-                        DiscoveryEvent::Upsert(spec)
+                        DiscoveryEvent::Upsert(Box::new(spec))
                     }
                     None => continue,
                 },

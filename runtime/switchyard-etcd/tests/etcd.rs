@@ -43,7 +43,7 @@ impl View {
                 self.instances = all.iter().map(|s| (s.id.clone(), s.clone())).collect()
             }
             DiscoveryEvent::Upsert(s) => {
-                self.instances.insert(s.id.clone(), s.clone());
+                self.instances.insert(s.id.clone(), (**s).clone());
             }
             DiscoveryEvent::Remove { id } => {
                 self.instances.remove(id);

@@ -152,7 +152,7 @@ pub fn diff(
     }
     for (id, inst) in new {
         if old.get(id) != Some(inst) {
-            events.push(DiscoveryEvent::Upsert(inst.clone()));
+            events.push(DiscoveryEvent::Upsert(Box::new(inst.clone())));
         }
     }
     events

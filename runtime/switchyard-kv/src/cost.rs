@@ -41,7 +41,8 @@ pub struct KvCandidate {
     pub decode_load: f64,
 }
 
-/// Weights of the three cost terms. Serde form is the policy's config.
+/// Weights of the three cost terms. Serde form is the policy's config (`kv.weights`); a
+/// partial map keeps the other defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KvCostWeights {
@@ -50,12 +51,16 @@ pub struct KvCostWeights {
     pub decode_weight: f64,
 }
 
+/// The defaults, here and nowhere else (the `kv` policy's config uses them too). With the
+/// policy's load terms (`queued × prompt_blocks`, `in_flight × prompt_blocks`), decode 0.25
+/// makes a full cache hit worth four extra concurrent requests on the holder, while a queued
+/// request weighs as much as redoing the whole prefill.
 impl Default for KvCostWeights {
     fn default() -> Self {
         Self {
             overlap_weight: 1.0,
             prefill_weight: 1.0,
-            decode_weight: 1.0,
+            decode_weight: 0.25,
         }
     }
 }
@@ -274,8 +279,24 @@ mod tests {
             ..Default::default()
         };
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn a_partial_weights_map_keeps_the_other_defaults() {
+        let d = KvCostWeights::default();
         let w: KvCostWeights = serde_json::from_str(r#"{"overlap_weight": 3}"#).unwrap();
-        assert_eq!(w.overlap_weight, 3.0);
-        assert_eq!(w.decode_weight, 1.0);
+        assert_eq!(
+            w,
+            KvCostWeights {
+                overlap_weight: 3.0,
+                ..d
+            }
+        );
+        let w: KvCostWeights = serde_json::from_str(r#"{"decode_weight": 2}"#).unwrap();
+        assert_eq!(
+            (w.overlap_weight, w.prefill_weight),
+            (d.overlap_weight, d.prefill_weight)
+        );
+        assert!(serde_json::from_str::<KvCostWeights>(r#"{"decode": 2}"#).is_err());
     }
 }

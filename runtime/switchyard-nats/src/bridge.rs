@@ -191,12 +191,10 @@ pub async fn run_bridge(
                 continue;
             }
         };
-        if let Some(prev) = last_seq {
-            if batch.seq > prev + 1 {
-                // ZMQ PUB drops under pressure; our view may now miss blocks until they are
-                // stored again. Removals of unknown blocks are ignored, so it stays safe.
-                tracing::warn!(missed = batch.seq - prev - 1, "vLLM KV events lost");
-            }
+        if let Some(missed) = missed_messages(last_seq, batch.seq) {
+            // ZMQ PUB drops under pressure; our view may now miss blocks until they are
+            // stored again. Removals of unknown blocks are ignored, so it stays safe.
+            tracing::warn!(missed, "vLLM KV events lost");
         }
         last_seq = Some(batch.seq);
         let mut t = translator.lock();
@@ -211,9 +209,30 @@ pub async fn run_bridge(
     }
 }
 
+/// How many messages vLLM's publisher sent between `prev` and `seq`, if any were lost. The
+/// numbers come from the engine: a restart (`seq` going back) or any value at all must not
+/// overflow, so this only reports a forward jump of more than one.
+fn missed_messages(prev: Option<u64>, seq: u64) -> Option<u64> {
+    let step = seq.checked_sub(prev?)?;
+    step.checked_sub(1).filter(|&missed| missed > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missed_messages_never_overflows_on_engine_seq_numbers() {
+        assert_eq!(missed_messages(None, 5), None);
+        assert_eq!(missed_messages(Some(4), 5), None);
+        assert_eq!(missed_messages(Some(4), 8), Some(3));
+        assert_eq!(missed_messages(Some(5), 5), None, "repeat");
+        assert_eq!(missed_messages(Some(9), 2), None, "engine restarted");
+        assert_eq!(missed_messages(Some(u64::MAX), 0), None);
+        assert_eq!(missed_messages(Some(u64::MAX), u64::MAX), None);
+        assert_eq!(missed_messages(Some(u64::MAX - 1), u64::MAX), None);
+        assert_eq!(missed_messages(Some(0), u64::MAX), Some(u64::MAX - 1));
+    }
 
     fn stored(hashes: &[i128], parent: Option<i128>, tokens: Vec<u32>) -> VllmEvent {
         VllmEvent::BlockStored {

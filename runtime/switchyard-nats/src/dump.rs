@@ -26,6 +26,26 @@ pub struct Dump {
 /// JSON bytes per block hash, worst case (`u64::MAX` has 20 digits, plus a comma).
 const BYTES_PER_BLOCK: usize = 21;
 
+/// More parts than this is not a cache (≈ 100M blocks at the default payload limit): the
+/// answer is refused rather than collected.
+pub const MAX_PARTS: u32 = 4096;
+
+/// Checks one reply part from a peer before it is collected.
+fn check_part(part: &DumpPart) -> std::result::Result<(), String> {
+    if part.parts == 0 || part.parts > MAX_PARTS {
+        return Err(format!("parts = {} (1..={MAX_PARTS})", part.parts));
+    }
+    if part.part >= part.parts {
+        return Err(format!("part {} of {}", part.part, part.parts));
+    }
+    // Sequence numbers continue at `seq + 1`; there is none after `u64::MAX`, so a dump
+    // claiming it could never be followed (every later message would look already applied).
+    if part.seq == u64::MAX {
+        return Err("seq = u64::MAX leaves no next sequence number".into());
+    }
+    Ok(())
+}
+
 /// Sends `blocks` to `reply` in as many parts as the server's payload limit requires.
 pub async fn answer(
     client: &async_nats::Client,
@@ -79,6 +99,7 @@ pub async fn request(
         let mut expected: Option<(u64, u64, u32)> = None;
         while let Some(msg) = replies.next().await {
             let part: DumpPart = serde_json::from_slice(&msg.payload)?;
+            check_part(&part).map_err(|reason| fail(format!("bad reply: {reason}")))?;
             let key = (part.epoch, part.seq, part.parts);
             match expected {
                 None => expected = Some(key),
@@ -104,5 +125,32 @@ pub async fn request(
     match tokio::time::timeout(timeout, collect).await {
         Ok(r) => r,
         Err(_) => Err(fail(format!("no complete reply within {timeout:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(seq: u64, part: u32, parts: u32) -> DumpPart {
+        DumpPart {
+            instance: "w".into(),
+            epoch: 1,
+            seq,
+            part,
+            parts,
+            blocks: vec![1],
+        }
+    }
+
+    #[test]
+    fn extreme_parts_and_sequence_numbers_are_refused() {
+        assert!(check_part(&part(0, 0, 1)).is_ok());
+        assert!(check_part(&part(u64::MAX - 1, MAX_PARTS - 1, MAX_PARTS)).is_ok());
+        assert!(check_part(&part(u64::MAX, 0, 1)).is_err());
+        assert!(check_part(&part(1, 0, 0)).is_err());
+        assert!(check_part(&part(1, 1, 1)).is_err());
+        assert!(check_part(&part(1, u32::MAX, u32::MAX)).is_err());
+        assert!(check_part(&part(1, 0, MAX_PARTS + 1)).is_err());
     }
 }

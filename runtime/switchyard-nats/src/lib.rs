@@ -18,6 +18,7 @@ pub mod bridge;
 pub mod conn;
 pub mod dump;
 pub mod error;
+mod members;
 pub mod publisher;
 pub mod replica;
 pub mod subjects;

@@ -101,7 +101,8 @@ impl Publisher {
     }
 
     /// Publishes `load()` every `interval` until the publisher is dropped. Frontends forget a
-    /// load snapshot after a few seconds, so keep `interval` around a second.
+    /// load snapshot after `load_ttl` (5 s by default), so keep `interval` well under it (the
+    /// mocker uses 500 ms).
     pub fn publish_load_every(
         &self,
         interval: Duration,

@@ -69,11 +69,38 @@ impl Table {
         self.sums.clear();
         for (counts, _) in self.peers.values() {
             for (inst, n) in counts {
-                *self.sums.entry(inst.clone()).or_default() += n;
+                // Peers' numbers: a bogus huge count must not overflow (debug builds panic).
+                let sum = self.sums.entry(inst.clone()).or_default();
+                *sum = sum.saturating_add(*n);
             }
         }
     }
+
+    /// Takes one peer message (not our own). TTL 0 means "forget me now"; any other TTL is
+    /// capped at [`MAX_PEER_TTL`] so a peer cannot pin its counts (or overflow the deadline).
+    fn on_message(&mut self, m: ReplicaMessage, now: Instant) {
+        if m.ttl_ms == 0 {
+            if self.peers.contains_key(&m.frontend) {
+                tracing::info!(frontend = %m.frontend, "replica peer left (goodbye)");
+            }
+            self.peers.remove(&m.frontend);
+            self.recompute();
+        } else {
+            let ttl = Duration::from_millis(m.ttl_ms).min(MAX_PEER_TTL);
+            let mut counts: HashMap<String, u32> = HashMap::new();
+            for (inst, n) in m.in_flight.into_iter().filter(|(_, n)| *n > 0) {
+                // A repeated instance adds up rather than the last one winning.
+                let c = counts.entry(inst).or_default();
+                *c = c.saturating_add(n);
+            }
+            self.set_peer(m.frontend, counts, now + ttl);
+        }
+        self.expire(now);
+    }
 }
+
+/// The longest a peer's counts are kept without a newer message, whatever TTL it asks for.
+pub const MAX_PEER_TTL: Duration = Duration::from_secs(60);
 
 /// Handle to a running replica sync. Dropping it stops publishing (peers expire us after
 /// the TTL); [`shutdown`](Self::shutdown) tells them at once.
@@ -142,18 +169,30 @@ impl ReplicaSync {
         self.changed.notify_one();
     }
 
-    /// Stops and tells peers to drop this frontend's counts now.
-    pub async fn shutdown(self) {
+    /// Stops publishing; peers expire this frontend's counts after the TTL.
+    pub fn stop(&self) {
         self.task.abort();
+    }
+
+    /// Stops and tells peers to drop this frontend's counts now (the frontend calls it on a
+    /// graceful shutdown, after its in-flight requests have drained).
+    pub async fn shutdown(&self) {
+        self.stop();
         let bye = ReplicaMessage {
             frontend: self.frontend_id.clone(),
             ttl_ms: 0,
             in_flight: Vec::new(),
         };
-        if let Ok(p) = serde_json::to_vec(&bye) {
+        // Without a connection nobody would hear it; peers expire us after the TTL instead.
+        // Bounded either way: a shutdown must not hang on the bus.
+        if let (true, Ok(p)) = (self.conn.is_connected(), serde_json::to_vec(&bye)) {
             let subject = subjects::replica(&self.frontend_id);
-            let _ = self.conn.client.publish(subject, p.into()).await;
-            let _ = tokio::time::timeout(Duration::from_secs(1), self.conn.client.flush()).await;
+            let send = async {
+                if self.conn.client.publish(subject, p.into()).await.is_ok() {
+                    let _ = self.conn.client.flush().await;
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(1), send).await;
         }
     }
 }
@@ -195,16 +234,7 @@ async fn run(
                 if m.frontend == me {
                     continue;
                 }
-                let now = Instant::now();
-                let mut t = table.write();
-                if m.ttl_ms == 0 {
-                    t.peers.remove(&m.frontend);
-                    t.recompute();
-                } else {
-                    let counts = m.in_flight.into_iter().filter(|(_, n)| *n > 0).collect();
-                    t.set_peer(m.frontend, counts, now + Duration::from_millis(m.ttl_ms));
-                }
-                t.expire(now);
+                table.write().on_message(m, Instant::now());
             }
         }
     }
@@ -234,5 +264,43 @@ async fn publish(
         .is_err()
     {
         tracing::debug!("replica publish timed out");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(frontend: &str, ttl_ms: u64, in_flight: &[(&str, u32)]) -> ReplicaMessage {
+        ReplicaMessage {
+            frontend: frontend.into(),
+            ttl_ms,
+            in_flight: in_flight.iter().map(|(i, n)| ((*i).into(), *n)).collect(),
+        }
+    }
+
+    #[test]
+    fn peer_counts_saturate_instead_of_overflowing() {
+        let now = Instant::now();
+        let mut t = Table::default();
+        t.on_message(msg("a", 1000, &[("w1", u32::MAX), ("w2", 1)]), now);
+        t.on_message(msg("b", 1000, &[("w1", u32::MAX), ("w1", 7)]), now);
+        t.on_message(msg("c", 1000, &[("w1", 1)]), now);
+        assert_eq!(t.sums.get("w1"), Some(&u32::MAX));
+        assert_eq!(t.sums.get("w2"), Some(&1));
+        t.on_message(msg("a", 0, &[]), now);
+        t.on_message(msg("b", 0, &[]), now);
+        assert_eq!(t.sums.get("w1"), Some(&1), "goodbyes drop a peer at once");
+    }
+
+    #[test]
+    fn huge_ttls_are_capped_not_overflowed() {
+        let now = Instant::now();
+        let mut t = Table::default();
+        t.on_message(msg("a", u64::MAX, &[("w1", 2)]), now);
+        assert_eq!(t.sums.get("w1"), Some(&2));
+        assert!(!t.expire(now + MAX_PEER_TTL - Duration::from_millis(1)));
+        assert!(t.expire(now + MAX_PEER_TTL), "a capped TTL still expires");
+        assert!(t.sums.is_empty());
     }
 }

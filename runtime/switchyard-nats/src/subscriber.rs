@@ -9,8 +9,11 @@
 //!
 //! While disconnected, [`Subscriber::connected`] is false: the frontend should route on load
 //! only (the index may be stale), and load snapshots expire on their own.
+//!
+//! State is kept only for ids discovery knows ([`Subscriber::set_members`]); others get a
+//! grace period and a capped number of places (see `members.rs`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::dump::{self, Dump};
+use crate::members::Members;
 use crate::wire::{KvEventsMessage, LoadMessage, LoadSnapshot};
 use crate::{subjects, NatsConnection, Result};
 
@@ -37,6 +41,10 @@ pub struct SubscriberConfig {
     /// Messages buffered per instance during a resync before the buffer is dropped and the
     /// resync restarted (bounds memory when a worker never answers).
     pub max_buffered: usize,
+    /// How long an id that discovery does not list is tracked from its first message.
+    pub stranger_grace: Duration,
+    /// At most this many such ids are tracked (or remembered as ignored) at a time.
+    pub max_strangers: usize,
 }
 
 impl Default for SubscriberConfig {
@@ -46,6 +54,8 @@ impl Default for SubscriberConfig {
             dump_retry: Duration::from_secs(2),
             load_ttl: Duration::from_secs(5),
             max_buffered: 10_000,
+            stranger_grace: Duration::from_secs(30),
+            max_strangers: 64,
         }
     }
 }
@@ -62,6 +72,9 @@ pub struct SubscriberStats {
     pub dumps_failed: u64,
     /// Resyncs of every instance after a NATS reconnect.
     pub reconnect_resyncs: u64,
+    /// Messages dropped because their id is not tracked (not in discovery past its grace
+    /// period, over the stranger cap) or their sequence number is unusable.
+    pub ignored: u64,
 }
 
 #[derive(Default)]
@@ -72,6 +85,7 @@ struct Counters {
     dumps_applied: AtomicU64,
     dumps_failed: AtomicU64,
     reconnect_resyncs: AtomicU64,
+    ignored: AtomicU64,
 }
 
 struct Shared {
@@ -82,6 +96,7 @@ struct Shared {
 enum Cmd {
     Forget(String),
     Resync(String),
+    Members(HashSet<String>),
 }
 
 /// Handle to the running subscriber. Dropping it stops the subscriber.
@@ -123,6 +138,7 @@ impl Subscriber {
                 conn: conn.clone(),
                 index: index.clone(),
                 shared: shared.clone(),
+                members: Members::new(cfg.stranger_grace, cfg.max_strangers),
                 cfg: cfg.clone(),
                 instances: HashMap::new(),
             }
@@ -159,9 +175,22 @@ impl Subscriber {
         let _ = self.cmd.send(Cmd::Forget(instance.to_string()));
     }
 
+    /// The instance ids discovery currently lists. Call whenever the set changes: ids that
+    /// left are forgotten at once, and ids not listed are only tracked for
+    /// [`SubscriberConfig::stranger_grace`]. Until the first call every id is tracked.
+    pub fn set_members(&self, ids: HashSet<String>) {
+        let _ = self.cmd.send(Cmd::Members(ids));
+    }
+
     /// Asks for a dump of `instance` now (e.g. when discovery reports a new instance).
     pub fn resync(&self, instance: &str) {
         let _ = self.cmd.send(Cmd::Resync(instance.to_string()));
+    }
+
+    /// Stops processing messages (what dropping the last handle does), for owners that
+    /// share the handle.
+    pub fn stop(&self) {
+        self.task.abort();
     }
 
     pub fn stats(&self) -> SubscriberStats {
@@ -173,6 +202,7 @@ impl Subscriber {
             dumps_applied: c.dumps_applied.load(Ordering::Relaxed),
             dumps_failed: c.dumps_failed.load(Ordering::Relaxed),
             reconnect_resyncs: c.reconnect_resyncs.load(Ordering::Relaxed),
+            ignored: c.ignored.load(Ordering::Relaxed),
         }
     }
 }
@@ -198,6 +228,7 @@ struct Worker {
     index: SharedKvIndex,
     shared: Arc<Shared>,
     cfg: SubscriberConfig,
+    members: Members,
     instances: HashMap<String, Stream>,
 }
 
@@ -214,11 +245,19 @@ impl Worker {
         let mut state = self.conn.watch_state();
         let mut connects = state.borrow_and_update().connects;
         // Failed dumps are retried on this tick even if the instance stays silent.
-        let mut retry = tokio::time::interval(self.cfg.dump_retry);
+        // The same tick expires strangers past their grace period.
+        let period = self.cfg.dump_retry.min(self.cfg.stranger_grace);
+        let mut retry = tokio::time::interval(period.max(Duration::from_millis(10)));
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = retry.tick() => self.retry_failed(&dump_tx),
+                _ = retry.tick() => {
+                    for id in self.members.sweep(Instant::now()) {
+                        tracing::debug!(instance = %id, "not in discovery after the grace period; dropping its KV state");
+                        self.forget(&id);
+                    }
+                    self.retry_failed(&dump_tx);
+                }
                 Some(msg) = kv.next() => match serde_json::from_slice::<KvEventsMessage>(&msg.payload) {
                     Ok(m) => self.on_kv(m, &dump_tx),
                     Err(e) => tracing::debug!(subject = %msg.subject, error = %e, "bad KV event message"),
@@ -229,12 +268,14 @@ impl Worker {
                 },
                 Some((instance, result)) = dumps.recv() => self.on_dump(instance, result, &dump_tx),
                 Some(cmd) = cmds.recv() => match cmd {
-                    Cmd::Forget(id) => {
-                        self.instances.remove(&id);
-                        self.index.remove_instance(&id);
-                        self.shared.loads.write().remove(&id);
-                    }
+                    Cmd::Forget(id) => self.forget(&id),
                     Cmd::Resync(id) => self.start_resync(id, Vec::new(), &dump_tx),
+                    Cmd::Members(ids) => {
+                        let tracked: Vec<String> = self.tracked().into_iter().collect();
+                        for id in self.members.set_members(ids, tracked, Instant::now()) {
+                            self.forget(&id);
+                        }
+                    }
                 },
                 changed = state.changed() => {
                     if changed.is_err() {
@@ -251,13 +292,51 @@ impl Worker {
         }
     }
 
+    /// Drops everything held for `id` (index entries, load, stream state).
+    fn forget(&mut self, id: &str) {
+        self.instances.remove(id);
+        self.index.remove_instance(id);
+        self.shared.loads.write().remove(id);
+    }
+
+    /// Every id the subscriber holds some state for.
+    fn tracked(&self) -> HashSet<String> {
+        let mut ids: HashSet<String> = self.instances.keys().cloned().collect();
+        ids.extend(self.shared.loads.read().keys().cloned());
+        ids.extend(
+            self.index
+                .read(|i| i.instances().map(str::to_owned).collect::<Vec<_>>()),
+        );
+        ids
+    }
+
+    /// Whether a message from `id` may touch state; counts the ones that may not.
+    fn admit(&mut self, id: &str) -> bool {
+        let ok = self.members.admit(id, Instant::now());
+        if !ok {
+            self.shared.counters.ignored.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
     fn on_kv(&mut self, m: KvEventsMessage, dump_tx: &mpsc::UnboundedSender<DumpResult>) {
+        if !self.admit(&m.instance) {
+            return;
+        }
+        // Publishers count from 1 and never reach u64::MAX (no next number after it).
+        if m.seq == 0 || m.seq == u64::MAX {
+            self.shared.counters.ignored.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(instance = %m.instance, seq = m.seq, "KV event message with an unusable seq");
+            return;
+        }
         let instance = m.instance.clone();
         match self.instances.get_mut(&instance) {
             Some(Stream::InSync { epoch, seq }) if *epoch == m.epoch && m.seq <= *seq => {
                 // Already reflected (it raced a dump); nothing to do.
             }
-            Some(Stream::InSync { epoch, seq }) if *epoch == m.epoch && m.seq == *seq + 1 => {
+            Some(Stream::InSync { epoch, seq })
+                if *epoch == m.epoch && seq.checked_add(1) == Some(m.seq) =>
+            {
                 *seq = m.seq;
                 self.apply(&m);
             }
@@ -280,6 +359,9 @@ impl Worker {
     }
 
     fn on_load(&mut self, m: LoadMessage, dump_tx: &mpsc::UnboundedSender<DumpResult>) {
+        if !self.admit(&m.instance) {
+            return;
+        }
         // A load snapshot from an instance we have no KV state for: it may be idle (no
         // events to trigger a resync), so ask for its cache now.
         let due = match self.instances.get(&m.instance) {
@@ -364,16 +446,43 @@ impl Worker {
             .dumps_applied
             .fetch_add(1, Ordering::Relaxed);
         self.instances.insert(
-            instance,
+            instance.clone(),
             Stream::InSync {
                 epoch: dump.epoch,
                 seq: dump.seq,
             },
         );
-        // Replay what arrived meanwhile; `on_kv` skips what the dump already covers and
-        // resyncs again if the buffer itself has a hole.
+        self.replay(instance, buffer, dump_tx);
+    }
+
+    /// Replays what arrived during a resync onto the dump just applied: messages the dump
+    /// already covers are skipped, the next ones applied. A hole (or a new epoch) starts
+    /// another resync with an empty buffer: every buffered message was published before that
+    /// new request, so the next dump covers them all. (Keeping them would let one bogus
+    /// message — a seq far ahead — restart the resync forever.)
+    fn replay(
+        &mut self,
+        instance: String,
+        buffer: Vec<KvEventsMessage>,
+        dump_tx: &mpsc::UnboundedSender<DumpResult>,
+    ) {
         for m in buffer {
-            self.on_kv(m, dump_tx);
+            let Some(Stream::InSync { epoch, seq }) = self.instances.get_mut(&instance) else {
+                return;
+            };
+            if *epoch == m.epoch && m.seq <= *seq {
+                continue;
+            }
+            if *epoch == m.epoch && seq.checked_add(1) == Some(m.seq) {
+                *seq = m.seq;
+                self.apply(&m);
+                continue;
+            }
+            self.shared.counters.gaps.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(%instance, seq = m.seq, "KV event gap during a resync; resyncing again");
+            self.instances.remove(&instance);
+            self.start_resync(instance, Vec::new(), dump_tx);
+            return;
         }
     }
 

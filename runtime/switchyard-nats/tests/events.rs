@@ -132,22 +132,33 @@ async fn worker_events_and_load_reach_the_frontend() {
 /// A hand-driven worker, so the test can lose a message on purpose.
 struct FakeWorker {
     conn: NatsConnection,
+    id: &'static str,
     epoch: u64,
     state: Arc<Mutex<(u64, BTreeSet<BlockHash>)>>,
+    /// Dump replies still to be sent with `seq = u64::MAX` (a broken worker).
+    bogus_dumps: Arc<Mutex<usize>>,
 }
 
 impl FakeWorker {
     async fn start(conn: NatsConnection, id: &'static str) -> Self {
         let state = Arc::new(Mutex::new((0u64, BTreeSet::new())));
+        let bogus_dumps = Arc::new(Mutex::new(0));
         let mut requests = conn.client.subscribe(subjects::kv_dump(id)).await.unwrap();
         conn.settle().await;
-        let (client, s) = (conn.client.clone(), state.clone());
+        let (client, s, bogus) = (conn.client.clone(), state.clone(), bogus_dumps.clone());
         tokio::spawn(async move {
             while let Some(req) = requests.next().await {
-                let (seq, blocks) = {
+                let (mut seq, blocks) = {
                     let g = s.lock();
                     (g.0, g.1.iter().copied().collect::<Vec<_>>())
                 };
+                {
+                    let mut b = bogus.lock();
+                    if *b > 0 {
+                        *b -= 1;
+                        seq = u64::MAX;
+                    }
+                }
                 let reply = req.reply.unwrap();
                 dump::answer(&client, reply, id, 42, seq, &blocks)
                     .await
@@ -156,8 +167,10 @@ impl FakeWorker {
         });
         Self {
             conn,
+            id,
             epoch: 42,
             state,
+            bogus_dumps,
         }
     }
 
@@ -171,7 +184,7 @@ impl FakeWorker {
         };
         if deliver {
             let m = KvEventsMessage {
-                instance: "gappy".into(),
+                instance: self.id.into(),
                 epoch: self.epoch,
                 seq,
                 events: vec![KvEvent::Stored {
@@ -182,7 +195,7 @@ impl FakeWorker {
             let payload = serde_json::to_vec(&m).unwrap();
             self.conn
                 .client
-                .publish(subjects::kv("gappy"), payload.into())
+                .publish(subjects::kv(self.id), payload.into())
                 .await
                 .unwrap();
         }
@@ -218,6 +231,125 @@ async fn a_sequence_gap_triggers_a_dump_and_the_index_matches_it() {
     })
     .await;
     assert_eq!(index.instance_blocks("gappy"), 4);
+}
+
+/// A dump claiming `seq = u64::MAX` could never be continued (every later message would look
+/// already applied): it is refused like a failed dump, and the retry gets the instance in sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dump_at_the_last_sequence_number_is_refused_and_retried() {
+    let nats = Nats::start().unwrap();
+    let (worker, frontend) = (connected(&nats, "w").await, connected(&nats, "f").await);
+    let index = SharedKvIndex::new();
+    let sub = Subscriber::start(&frontend, index.clone(), test_cfg())
+        .await
+        .unwrap();
+    let fake = FakeWorker::start(worker, "maxed").await;
+    *fake.bogus_dumps.lock() = 1;
+
+    fake.store(&[20], true).await; // first contact: the dump says u64::MAX
+    eventually(SETTLE, "the bogus dump refused", || {
+        sub.stats().dumps_failed == 1
+    })
+    .await;
+    eventually(SETTLE, "the retry applied", || {
+        sub.stats().dumps_applied == 1
+    })
+    .await;
+    // In sync at the real seq: later messages apply.
+    fake.store(&[21], true).await;
+    fake.store(&[22], true).await;
+    eventually(SETTLE, "later events applied", || {
+        index.overlap(&[20, 21, 22]).get("maxed") == 3
+    })
+    .await;
+    assert_eq!(sub.stats().gaps, 0);
+}
+
+/// Publishes until `sub` has seen one load snapshot from `p` (its subscription is live).
+async fn warm(sub: &Subscriber, p: &Publisher) {
+    let idle = LoadSnapshot::default();
+    eventually(SETTLE, "subscription live", || {
+        p.publish_load(idle);
+        sub.load(p.instance()) == Some(idle)
+    })
+    .await;
+}
+
+/// Ids discovery does not list get a grace period and a capped number of places; an id that
+/// discovery lists later is tracked again from its next message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_not_in_discovery_expire_after_a_grace_period_and_are_capped() {
+    let nats = Nats::start().unwrap();
+    let (worker, frontend) = (connected(&nats, "w").await, connected(&nats, "f").await);
+    let index = SharedKvIndex::new();
+    let cfg = SubscriberConfig {
+        stranger_grace: Duration::from_secs(3),
+        max_strangers: 1,
+        ..test_cfg()
+    };
+    let sub = Subscriber::start(&frontend, index.clone(), cfg)
+        .await
+        .unwrap();
+    sub.set_members(["member".to_owned()].into());
+    let (member, a, b) = (Cache::default(), Cache::default(), Cache::default());
+    let pm = Publisher::start(&worker, "member", member.dump_fn())
+        .await
+        .unwrap();
+    warm(&sub, &pm).await;
+    member.store(&pm, &[1, 2]);
+    eventually(SETTLE, "member indexed", || {
+        index.instance_blocks("member") == 2
+    })
+    .await;
+
+    // A stranger is tracked at first (it may just not be registered yet)…
+    let pa = Publisher::start(&worker, "stranger-a", a.dump_fn())
+        .await
+        .unwrap();
+    a.store(&pa, &[5, 6]);
+    eventually(SETTLE, "stranger-a tracked", || {
+        index.instance_blocks("stranger-a") == 2
+    })
+    .await;
+    // …but only one at a time here: a second one is ignored at once.
+    let pb = Publisher::start(&worker, "stranger-b", b.dump_fn())
+        .await
+        .unwrap();
+    let ignored = sub.stats().ignored;
+    b.store(&pb, &[7]);
+    eventually(SETTLE, "stranger-b ignored", || {
+        sub.stats().ignored > ignored
+    })
+    .await;
+    assert_eq!(index.instance_blocks("stranger-b"), 0);
+
+    // After the grace period stranger-a's state goes and its messages are ignored.
+    eventually(SETTLE, "stranger-a dropped", || {
+        index.instance_blocks("stranger-a") == 0
+    })
+    .await;
+    let ignored = sub.stats().ignored;
+    a.store(&pa, &[8]);
+    eventually(SETTLE, "stranger-a ignored", || {
+        sub.stats().ignored > ignored
+    })
+    .await;
+    assert_eq!(index.instance_blocks("stranger-a"), 0);
+    assert_eq!(index.instance_blocks("member"), 2, "members are untouched");
+
+    // Discovery lists it: its next message starts a resync with its whole cache.
+    sub.set_members(["member".to_owned(), "stranger-a".to_owned()].into());
+    a.store(&pa, &[9]);
+    eventually(SETTLE, "stranger-a is a member now", || {
+        index.instance_blocks("stranger-a") == 4
+    })
+    .await;
+    // A member that leaves discovery is dropped at once.
+    sub.set_members(["stranger-a".to_owned()].into());
+    eventually(SETTLE, "member forgotten", || {
+        index.instance_blocks("member") == 0
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

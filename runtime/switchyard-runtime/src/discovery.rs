@@ -13,7 +13,7 @@ pub enum DiscoveryEvent {
     /// The complete set from this source; replaces everything the source reported before.
     Snapshot(Vec<InstanceSpec>),
     /// An instance appeared or changed.
-    Upsert(InstanceSpec),
+    Upsert(Box<InstanceSpec>),
     /// An instance is gone.
     Remove { id: String },
     /// The connection to the source changed.

@@ -126,7 +126,7 @@ impl Registry {
             }
             DiscoveryEvent::Upsert(spec) => {
                 let id = spec.id.clone();
-                match self.reuse_or_build(&instances, spec) {
+                match self.reuse_or_build(&instances, *spec) {
                     Some(instance) => instances.insert(id, instance),
                     None => instances.remove(&id),
                 };
@@ -200,7 +200,7 @@ mod tests {
         assert_eq!(r.topology().model("m").map(|v| v.len()), Some(2));
         r.apply(DiscoveryEvent::Remove { id: "a".into() });
         assert_eq!(r.topology().model("m").map(|v| v.len()), Some(1));
-        r.apply(DiscoveryEvent::Upsert(spec("d", "n")));
+        r.apply(DiscoveryEvent::Upsert(Box::new(spec("d", "n"))));
         assert_eq!(r.topology().model("n").map(|v| v.len()), Some(2));
         assert!(r.topology().model("x").is_none());
         assert_eq!(r.topology().generation, 3);

@@ -40,6 +40,8 @@ pub trait KvOverlap: Send + Sync + std::fmt::Debug {
     /// The policy routed a prompt with these blocks to `instance` (approximate sources learn
     /// from it; event-driven ones wait for the worker's events).
     fn routed(&self, _instance: &str, _blocks: &[BlockHash]) {}
+    /// `instance` left discovery: drop whatever is known or predicted about it.
+    fn forget(&self, _instance: &str) {}
     /// Short name for logs and `/health` (`approximate`, `events`).
     fn kind(&self) -> &'static str;
 }
@@ -55,10 +57,19 @@ impl KvOverlap for ApproxOverlap {
     fn routed(&self, instance: &str, blocks: &[BlockHash]) {
         self.0.record(instance, blocks);
     }
+    fn forget(&self, instance: &str) {
+        self.0.remove_instance(instance);
+    }
     fn kind(&self) -> &'static str {
         "approximate"
     }
 }
+
+/// Upper bound of `kv.block_size`: engines use 16–128; far larger values only make the
+/// hashing buffers absurd.
+pub const MAX_BLOCK_SIZE: usize = 4096;
+/// Upper bound of `kv.approx_ttl_secs` (one day).
+pub const MAX_APPROX_TTL_SECS: u64 = 86_400;
 
 /// The `kv:` section of the frontend configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,11 +91,9 @@ impl Default for KvConfig {
         Self {
             block_size: 16,
             temperature: 0.0,
-            weights: KvCostWeights {
-                overlap_weight: 1.0,
-                prefill_weight: 1.0,
-                decode_weight: 0.25,
-            },
+            // One source of truth: `KvCostWeights::default()` is also what a partial
+            // `weights:` map falls back to.
+            weights: KvCostWeights::default(),
             approx_ttl_secs: switchyard_kv::approx::DEFAULT_TTL.as_secs(),
         }
     }
@@ -92,13 +101,23 @@ impl Default for KvConfig {
 
 impl KvConfig {
     pub fn validate(&self) -> Result<(), String> {
-        if self.block_size == 0 {
-            return Err("block_size must be at least 1".into());
+        if !(1..=MAX_BLOCK_SIZE).contains(&self.block_size) {
+            return Err(format!(
+                "block_size must be between 1 and {MAX_BLOCK_SIZE} tokens, got {}",
+                self.block_size
+            ));
         }
         if !self.temperature.is_finite() || self.temperature < 0.0 {
             return Err(format!(
                 "temperature must be a finite number >= 0, got {}",
                 self.temperature
+            ));
+        }
+        // A day is far beyond any cache residency, and keeps `now + ttl` from overflowing.
+        if !(1..=MAX_APPROX_TTL_SECS).contains(&self.approx_ttl_secs) {
+            return Err(format!(
+                "approx_ttl_secs must be between 1 and {MAX_APPROX_TTL_SECS}, got {}",
+                self.approx_ttl_secs
             ));
         }
         self.weights.validate()
@@ -115,7 +134,7 @@ pub struct KvRouter {
 impl KvRouter {
     /// The approximate index with `config`'s TTL.
     pub fn approximate(config: KvConfig) -> Self {
-        let ttl = Duration::from_secs(config.approx_ttl_secs.max(1));
+        let ttl = Duration::from_secs(config.approx_ttl_secs.clamp(1, MAX_APPROX_TTL_SECS));
         Self {
             config,
             source: Arc::new(ApproxOverlap(SharedApproxIndex::new(ttl))),
@@ -265,6 +284,39 @@ mod tests {
     }
 
     #[test]
+    fn the_approximate_source_forgets_an_instance_that_left() {
+        let src = ApproxOverlap(SharedApproxIndex::new(Duration::from_secs(60)));
+        let blocks: Vec<BlockHash> = (1..=4).collect();
+        src.routed("a", &blocks);
+        src.routed("b", &blocks[..2]);
+        src.forget("a");
+        let o = src.overlap(&blocks);
+        assert_eq!((o.get("a"), o.get("b")), (0, 2));
+    }
+
+    #[test]
+    fn partial_config_keeps_the_documented_defaults() {
+        let d = KvConfig::default();
+        assert_eq!(
+            (
+                d.weights.overlap_weight,
+                d.weights.prefill_weight,
+                d.weights.decode_weight
+            ),
+            (1.0, 1.0, 0.25),
+            "the defaults docs/routing.md documents"
+        );
+        let c: KvConfig = serde_json::from_str(r#"{"weights": {"overlap_weight": 2}}"#).unwrap();
+        assert_eq!(c.weights.overlap_weight, 2.0);
+        assert_eq!(c.weights.prefill_weight, d.weights.prefill_weight);
+        assert_eq!(c.weights.decode_weight, d.weights.decode_weight);
+        assert_eq!((c.block_size, c.temperature), (d.block_size, d.temperature));
+        assert_eq!(c.approx_ttl_secs, d.approx_ttl_secs);
+        let c: KvConfig = serde_json::from_str(r#"{"temperature": 0.5}"#).unwrap();
+        assert_eq!(c.weights, d.weights);
+    }
+
+    #[test]
     fn config_validation() {
         assert!(KvConfig::default().validate().is_ok());
         let bad = KvConfig {
@@ -277,5 +329,12 @@ mod tests {
             ..KvConfig::default()
         };
         assert!(bad.validate().is_err());
+        for ttl in [0, MAX_APPROX_TTL_SECS + 1, u64::MAX] {
+            let bad = KvConfig {
+                approx_ttl_secs: ttl,
+                ..KvConfig::default()
+            };
+            assert!(bad.validate().is_err(), "approx_ttl_secs {ttl}");
+        }
     }
 }
