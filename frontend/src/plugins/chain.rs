@@ -140,7 +140,13 @@ impl Run<'_> {
         self.input.routable[position].id().to_owned()
     }
 
-    fn record(&self, entry: &PluginEntry, candidates: &[Candidate], output: DecisionOutput) {
+    /// Writes the decision to the recorder, if one is on; `output` is only built then.
+    fn record(
+        &self,
+        entry: &PluginEntry,
+        candidates: &[Candidate],
+        output: impl FnOnce() -> DecisionOutput,
+    ) {
         if let Some(recorder) = &self.set.recorder {
             recorder.decision(
                 self.input.request_id,
@@ -148,15 +154,25 @@ impl Run<'_> {
                 entry.config.kind,
                 &self.input.request,
                 candidates,
-                output,
+                output(),
             );
+        }
+    }
+
+    /// Keeps a stage for the explanation. Stages name every candidate, so they are only
+    /// built when this request asked for one: at 64 candidates, building them anyway cost
+    /// more than the plugin call itself.
+    fn push_stage(&mut self, stage: impl FnOnce(&Self) -> Stage) {
+        if self.input.explain {
+            let stage = stage(self);
+            self.stages.push(stage);
         }
     }
 
     /// Applies the failure policy; `Ok` means "skip this stage".
     fn fail(&mut self, entry: &PluginEntry, failure: PluginFailure) -> Result<(), ApiError> {
         let message = failure.to_string();
-        self.stages.push(Stage {
+        self.push_stage(|_| Stage {
             error: Some(message.clone()),
             fell_back: entry.config.failure_policy == FailurePolicy::FailOpen,
             ..stage_of(entry)
@@ -188,13 +204,13 @@ impl Run<'_> {
         let sub = self.sub(None);
         match entry.call(|p| p.filter(&self.input.request, &sub)) {
             Ok(kept) => {
-                self.record(entry, &sub, DecisionOutput::Indices(kept.clone()));
+                self.record(entry, &sub, || DecisionOutput::Indices(kept.clone()));
                 self.positions = kept
                     .iter()
                     .filter_map(|&k| self.positions.get(k).copied())
                     .collect();
-                self.stages.push(Stage {
-                    kept: Some(self.positions.iter().map(|&p| self.name_of(p)).collect()),
+                self.push_stage(|run| Stage {
+                    kept: Some(run.positions.iter().map(|&p| run.name_of(p)).collect()),
                     ..stage_of(entry)
                 });
                 if self.positions.is_empty() {
@@ -218,17 +234,17 @@ impl Run<'_> {
             let sub = self.sub(None);
             match entry.call(|p| p.score(&self.input.request, &sub)) {
                 Ok(scores) => {
-                    self.record(entry, &sub, DecisionOutput::Scores(scores.clone()));
+                    self.record(entry, &sub, || DecisionOutput::Scores(scores.clone()));
                     let t = totals.get_or_insert_with(|| vec![0.0; sub.len()]);
                     for (total, score) in t.iter_mut().zip(&scores) {
                         *total += entry.config.weight * score;
                     }
-                    self.stages.push(Stage {
+                    self.push_stage(|run| Stage {
                         scores: Some(
-                            self.positions
+                            run.positions
                                 .iter()
                                 .zip(&scores)
-                                .map(|(&p, &s)| (self.name_of(p), s))
+                                .map(|(&p, &s)| (run.name_of(p), s))
                                 .collect(),
                         ),
                         ..stage_of(entry)
@@ -249,16 +265,16 @@ impl Run<'_> {
         let sub = self.sub(Some(order));
         match entry.call(|p| p.pick(&self.input.request, &sub)) {
             Ok(ranked) => {
-                self.record(entry, &sub, DecisionOutput::Indices(ranked.clone()));
+                self.record(entry, &sub, || DecisionOutput::Indices(ranked.clone()));
                 let local: Vec<usize> = ranked
                     .iter()
                     .filter_map(|&r| order.get(r).copied())
                     .collect();
-                self.stages.push(Stage {
+                self.push_stage(|run| Stage {
                     ranked: Some(
                         local
                             .iter()
-                            .map(|&l| self.name_of(self.positions[l]))
+                            .map(|&l| run.name_of(run.positions[l]))
                             .collect(),
                     ),
                     ..stage_of(entry)
