@@ -75,7 +75,8 @@ pub fn run(command: PluginCommand) -> anyhow::Result<i32> {
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                print!("{report}");
+                // The report's last line has no newline of its own.
+                println!("{report}");
             }
             Ok(0)
         }
