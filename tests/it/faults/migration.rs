@@ -36,6 +36,18 @@ fn requests(n: usize, tokens: u32) -> Vec<(&'static str, Value)> {
         .collect()
 }
 
+/// The text a healthy worker (`reference`) gives for each request.
+async fn expected_texts(
+    reference: &switchyard_tests::Proc,
+    reqs: &[(&'static str, Value)],
+) -> Vec<String> {
+    join_all(
+        reqs.iter()
+            .map(|(path, body)| expected_text(reference, path, body)),
+    )
+    .await
+}
+
 /// Starts every stream, runs `fault` once they are under way, and collects the outcomes.
 async fn streams_with_fault(
     base: &str,
@@ -103,24 +115,13 @@ async fn sigkill_with_migration_every_stream_completes_with_the_exact_text() {
     )
     .await;
     let reqs = requests(16, 40);
-    let expected = join_all(
-        reqs.iter()
-            .map(|(path, body)| expected_text(&reference, path, body)),
-    )
-    .await;
+    let expected = expected_texts(&reference, &reqs).await;
     let outcomes = streams_with_fault(&fe.url(), &reqs, Duration::from_millis(250), || {
         victim.signal(Signal::SIGKILL).unwrap();
     })
     .await;
-    for (i, (outcome, expected)) in outcomes.iter().zip(&expected).enumerate() {
-        assert_eq!(outcome.status, 200, "stream {i}");
-        assert!(
-            outcome.error().is_none(),
-            "stream {i}: {:?}",
-            outcome.error()
-        );
-        assert!(outcome.done(), "stream {i} did not end with [DONE]");
-        assert_eq!(&outcome.text(), expected, "stream {i}");
+    assert_all_exact(&outcomes, &expected);
+    for (i, outcome) in outcomes.iter().enumerate() {
         if reqs[i].0 == CHAT {
             assert_one_chat_stream(outcome);
         }
@@ -151,11 +152,7 @@ async fn sigkill_without_migration_gives_explicit_errors_never_silent_truncation
     )
     .await;
     let reqs = requests(12, 40);
-    let expected = join_all(
-        reqs.iter()
-            .map(|(path, body)| expected_text(&reference, path, body)),
-    )
-    .await;
+    let expected = expected_texts(&reference, &reqs).await;
     let outcomes = streams_with_fault(&fe.url(), &reqs, Duration::from_millis(250), || {
         victim.signal(Signal::SIGKILL).unwrap();
     })
@@ -196,24 +193,12 @@ async fn a_stalled_stream_is_detected_migrated_and_its_instance_degraded() {
     )
     .await;
     let reqs = requests(8, 40);
-    let expected = join_all(
-        reqs.iter()
-            .map(|(path, body)| expected_text(&reference, path, body)),
-    )
-    .await;
+    let expected = expected_texts(&reference, &reqs).await;
     let outcomes = streams_with_fault(&fe.url(), &reqs, Duration::from_millis(250), || {
         staller.signal(Signal::SIGSTOP).unwrap();
     })
     .await;
-    for (i, (outcome, expected)) in outcomes.iter().zip(&expected).enumerate() {
-        assert!(
-            outcome.error().is_none(),
-            "stream {i}: {:?}",
-            outcome.error()
-        );
-        assert!(outcome.done(), "stream {i}");
-        assert_eq!(&outcome.text(), expected, "stream {i}");
-    }
+    assert_all_exact(&outcomes, &expected);
     assert!(metric(&fe.url(), "switchyard_stream_stalls_total").await >= 1.0);
     assert_eq!(admin_health(&fe, &id_of(&staller)).await, "degraded");
     staller.signal(Signal::SIGCONT).unwrap();
@@ -232,11 +217,7 @@ async fn a_stream_that_stalls_while_health_stays_200_is_migrated() {
     )
     .await;
     let reqs = requests(6, 30);
-    let expected = join_all(
-        reqs.iter()
-            .map(|(path, body)| expected_text(&reference, path, body)),
-    )
-    .await;
+    let expected = expected_texts(&reference, &reqs).await;
     let outcomes = streams_with_fault(&fe.url(), &reqs, Duration::ZERO, || {}).await;
     assert_all_exact(&outcomes, &expected);
     assert!(metric(&fe.url(), "switchyard_stream_stalls_total").await >= 1.0);
@@ -274,11 +255,7 @@ async fn a_stall_behind_keepalive_comments_is_still_detected_and_migrated() {
     )
     .await;
     let reqs = requests(6, 30);
-    let expected = join_all(
-        reqs.iter()
-            .map(|(path, body)| expected_text(&reference, path, body)),
-    )
-    .await;
+    let expected = expected_texts(&reference, &reqs).await;
     let outcomes = streams_with_fault(&fe.url(), &reqs, Duration::ZERO, || {}).await;
     assert_all_exact(&outcomes, &expected);
     assert!(metric(&fe.url(), "switchyard_stream_stalls_total").await >= 1.0);
@@ -298,11 +275,7 @@ async fn an_error_event_mid_stream_is_migrated_with_the_exact_text() {
     )
     .await;
     let reqs = requests(8, 30);
-    let expected = join_all(
-        reqs.iter()
-            .map(|(path, body)| expected_text(&reference, path, body)),
-    )
-    .await;
+    let expected = expected_texts(&reference, &reqs).await;
     let outcomes = streams_with_fault(&fe.url(), &reqs, Duration::ZERO, || {}).await;
     assert_all_exact(&outcomes, &expected);
     assert!(metric(&fe.url(), "switchyard_stream_migrations_total").await >= 1.0);
@@ -322,11 +295,7 @@ async fn without_migration_an_error_event_mid_stream_ends_with_stream_interrupte
     )
     .await;
     let reqs = requests(4, 30);
-    let expected = join_all(
-        reqs.iter()
-            .map(|(path, body)| expected_text(&reference, path, body)),
-    )
-    .await;
+    let expected = expected_texts(&reference, &reqs).await;
     let outcomes = streams_with_fault(&fe.url(), &reqs, Duration::ZERO, || {}).await;
     for (i, (outcome, expected)) in outcomes.iter().zip(&expected).enumerate() {
         assert_eq!(outcome.status, 200, "stream {i}");

@@ -40,7 +40,11 @@ async fn post(fe: &Proc, low_priority: bool) -> (u16, Option<String>, Value) {
     if low_priority {
         req = req.header("x-switchyard-priority", "low");
     }
-    let resp = req.send().await.unwrap();
+    outcome(req.send().await.unwrap()).await
+}
+
+/// Status, `Retry-After` and body of a response.
+async fn outcome(resp: reqwest::Response) -> (u16, Option<String>, Value) {
     let status = resp.status().as_u16();
     let retry_after = resp
         .headers()
@@ -130,17 +134,7 @@ async fn post_to(base: &str) -> (u16, Option<String>, Value) {
         .send()
         .await
         .unwrap();
-    let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    (
-        status,
-        retry_after,
-        resp.json().await.unwrap_or(Value::Null),
-    )
+    outcome(resp).await
 }
 
 #[tokio::test]
