@@ -89,3 +89,89 @@ async fn a_custom_template_file_is_used() {
     assert_eq!(status, 200);
     assert_eq!(response_text(&routed), response_text(&direct));
 }
+
+fn with_tools(mut body: Value) -> Value {
+    body["tools"] = json!([{"type": "function", "function": {"name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]);
+    body
+}
+
+#[tokio::test]
+async fn tools_never_reach_a_completions_only_worker() {
+    let (chat_worker, completions_worker) =
+        (mocker(&[]).await.unwrap(), mocker(&[]).await.unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("switchyard.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "workers:\n  - {{ id: chat-w, model: {MODEL}, url: \"{}\" }}\n  - {{ id: completions-w, model: {MODEL}, url: \"{}\", api: completions }}\n",
+            chat_worker.url(),
+            completions_worker.url()
+        ),
+    )
+    .unwrap();
+    let fe = frontend(&[
+        "--config".into(),
+        config.display().to_string(),
+        "--policy".into(),
+        "round-robin".into(),
+    ])
+    .await
+    .unwrap();
+    let url = format!("{}/v1/chat/completions", fe.url());
+    let served_by = |headers: &reqwest::header::HeaderMap| {
+        headers["x-switchyard-instance"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let mut plain = std::collections::HashSet::new();
+    for i in 0..4 {
+        let (status, headers, body) = post_json(&url, &chat(&format!("q{i}"), 2, false), &[])
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+        plain.insert(served_by(&headers));
+    }
+    assert_eq!(plain.len(), 2, "plain chat uses both workers: {plain:?}");
+    for i in 0..4 {
+        let (status, headers, body) =
+            post_json(&url, &with_tools(chat(&format!("t{i}"), 2, false)), &[])
+                .await
+                .unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            served_by(&headers),
+            "chat-w",
+            "tools went to a completions-only worker"
+        );
+    }
+}
+
+#[tokio::test]
+async fn tools_for_a_completions_only_model_are_refused_by_name() {
+    let m = mocker(&[]).await.unwrap();
+    let (fe, _dir) = completions_only_frontend(&m, None).await;
+    let url = format!("{}/v1/chat/completions", fe.url());
+    let (status, _, body) = post_json(&url, &with_tools(chat("hi", 2, false)), &[])
+        .await
+        .unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["param"], "tools", "{body}");
+    assert_eq!(body["error"]["code"], "unsupported_parameter", "{body}");
+    assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+
+    let mut structured = chat("hi", 2, false);
+    structured["response_format"] = json!({"type": "json_object"});
+    let (status, _, body) = post_json(&url, &structured, &[]).await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["param"], "response_format", "{body}");
+
+    // Values that ask for nothing are still served.
+    let mut harmless = chat("hi", 2, false);
+    harmless["response_format"] = json!({"type": "text"});
+    harmless["tools"] = json!([]);
+    let (status, _, body) = post_json(&url, &harmless, &[]).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+}

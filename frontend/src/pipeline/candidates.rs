@@ -1,16 +1,52 @@
-//! Stage 3 — candidates: the discovery snapshot's instances for the requested model.
+//! Stage 3 — candidates: the discovery snapshot's instances for the requested model that can
+//! serve the request as asked.
 
 use std::sync::Arc;
 
-use switchyard_runtime::{Instance, Registry};
+use switchyard_runtime::{Instance, Registry, WorkerApi};
 
+use super::parse::{ParsedRequest, TypedRequest};
 use crate::error::ApiError;
+use crate::translate;
 
-/// All instances of `model` (healthy or not); 404 if the model is unknown.
-pub fn for_model(registry: &Registry, model: &str) -> Result<Arc<[Arc<Instance>]>, ApiError> {
-    registry
+/// The instances of the request's model (healthy or not); 404 if the model is unknown.
+///
+/// A chat request that asks for something a rendered prompt cannot carry (tools, structured
+/// output, chat log probabilities) is not sent to completions-only workers: the translation
+/// would drop the field and answer as if it had never been asked. When only such workers
+/// serve the model, the request fails with a 400 naming the field instead.
+pub fn for_request(
+    registry: &Registry,
+    request: &ParsedRequest,
+) -> Result<Arc<[Arc<Instance>]>, ApiError> {
+    let model = request.model();
+    let all = registry
         .topology()
         .model(model)
         .cloned()
-        .ok_or_else(|| ApiError::model_not_found(model))
+        .ok_or_else(|| ApiError::model_not_found(model))?;
+    let TypedRequest::Chat(chat) = &request.typed else {
+        return Ok(all);
+    };
+    let Some(field) = translate::lost_in_translation(chat) else {
+        return Ok(all);
+    };
+    if all.iter().all(|i| i.spec.api != WorkerApi::Completions) {
+        return Ok(all);
+    }
+    let capable: Arc<[Arc<Instance>]> = all
+        .iter()
+        .filter(|i| i.spec.api != WorkerApi::Completions)
+        .cloned()
+        .collect();
+    if capable.is_empty() {
+        return Err(ApiError::invalid_request(format!(
+            "`{field}` is not supported for model `{model}`: its workers serve only the \
+             completions API, and the chat template's prompt cannot carry `{field}`. Remove it, \
+             or serve the model from a chat-capable worker."
+        ))
+        .with_param(field)
+        .with_code("unsupported_parameter"));
+    }
+    Ok(capable)
 }

@@ -96,7 +96,7 @@ async fn run(
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         })?;
     tracing::Span::current().record("model", request.model());
-    let instances = candidates::for_model(&app.registry, request.model())?;
+    let instances = candidates::for_request(&app.registry, &request)?;
     tracker.set_model(request.model());
     let routing = app.routing(request.model());
     let hasher = preprocess::hasher_for(app, routing, request.model());
