@@ -11,7 +11,7 @@ use switchyard_runtime::client::ClientConfig;
 use switchyard_runtime::health::{CanaryConfig, HealthConfig, ProbeConfig, RetryBudgetConfig};
 
 use crate::admission::OverloadConfig;
-use switchyard_plugin_host::QuarantinePolicy;
+use switchyard_plugin_host::{HostConfig, QuarantinePolicy};
 use switchyard_runtime::{ChatTemplate, Engine, InstanceSpec, PolicyConfig, WorkerApi};
 
 use crate::plugins::PluginConfig;
@@ -41,6 +41,9 @@ pub struct ServeConfig {
     pub plugins: Vec<PluginConfig>,
     /// When plugins are quarantined after repeated faults, and for how long.
     pub plugin_quarantine: QuarantinePolicy,
+    /// The Wasm host shared by every plugin: epoch tick (budget resolution), pooling slots,
+    /// largest memory cap a plugin may ask for.
+    pub plugin_host: HostConfig,
     /// Write every routing decision's inputs and outputs as JSONL here (for `plugin replay`).
     pub record_decisions: Option<String>,
     /// Re-issue a stream that failed mid-way at most this many times (0 = off).
@@ -207,6 +210,7 @@ impl Default for ServeConfig {
             admin_token: None,
             plugins: Vec::new(),
             plugin_quarantine: QuarantinePolicy::default(),
+            plugin_host: HostConfig::default(),
             record_decisions: None,
             migration_limit: 0,
             kv: Default::default(),
@@ -290,6 +294,9 @@ impl ServeConfig {
         if self.discovery == DiscoveryKind::Etcd && self.etcd.is_none() {
             return Err(invalid("etcd", "`--discovery etcd` needs `--etcd URL`"));
         }
+        self.plugin_host
+            .validate()
+            .map_err(|e| invalid("plugin_host", e.to_string()))?;
         if let Some(p) = &self.etcd_prefix {
             if !(p.starts_with('/') && p.ends_with('/')) {
                 return Err(invalid(
@@ -540,6 +547,31 @@ mod tests {
             crate::pipeline::health_filter::PanicPolicy::RouteAll
         );
         assert!(ServeConfig::from_yaml("overload:\n  panic_policy: yolo\n").is_err());
+    }
+
+    #[test]
+    fn plugin_host_comes_from_yaml_and_is_validated_by_key() {
+        let cfg = ServeConfig::from_yaml(
+            "workers:\n  - { model: m, url: \"http://127.0.0.1:1\" }\nplugin_host: { epochTick: 2ms, maxInstances: 16, maxMemoryBytes: 33554432 }\n",
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(
+            cfg.plugin_host.epoch_tick,
+            std::time::Duration::from_millis(2)
+        );
+        assert_eq!(cfg.plugin_host.max_instances, 16);
+        assert_eq!(cfg.plugin_host.max_memory_bytes, 32 << 20);
+        let bad = ServeConfig::from_yaml(
+            "workers:\n  - { model: m, url: \"http://127.0.0.1:1\" }\nplugin_host: { maxInstances: 0 }\n",
+        )
+        .unwrap();
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("plugin_host") && err.contains("maxInstances"),
+            "{err}"
+        );
+        assert!(ServeConfig::from_yaml("plugin_host: { epochtick: 2ms }\n").is_err());
     }
 
     #[test]

@@ -81,7 +81,11 @@ async fn start_plugins(config: &ServeConfig, registry: &Registry) -> anyhow::Res
         ),
         None => None,
     };
-    let set = Arc::new(PluginSet::new(config.plugin_quarantine.clone(), recorder));
+    let set = Arc::new(PluginSet::new(
+        config.plugin_host.clone(),
+        config.plugin_quarantine.clone(),
+        recorder,
+    ));
     set.refresh_topology(registry);
     for plugin in &config.plugins {
         let Some(path) = plugin.path.clone() else {

@@ -131,3 +131,43 @@ async fn an_invalid_env_value_stops_startup_and_names_the_key() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn the_plugin_host_section_bounds_every_plugins_memory() {
+    let wasm = format!(
+        "{}/../plugins/target/wasm/round-robin.wasm",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let start = |memory: &str| {
+        let config = dir.path().join(format!("host-{memory}.yaml"));
+        std::fs::write(
+            &config,
+            format!(
+                "workers:\n  - {{ model: {MODEL}, url: \"http://127.0.0.1:9\" }}\nplugin_host: {{ maxMemoryBytes: 33554432 }}\nplugins:\n  - {{ name: rr, kind: picker, path: \"{wasm}\", limits: {{ memoryBytes: {memory} }} }}\n"
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let args: Vec<String> = vec![
+            "serve".into(),
+            "--listen".into(),
+            "127.0.0.1:{port}".into(),
+            "--config".into(),
+            config.display().to_string(),
+        ];
+        Proc::spawn("frontend", &args, port).unwrap()
+    };
+    // The plugin's default 64 MiB cap is over the host's 32 MiB: refused at startup, by name.
+    let mut over = start("67108864");
+    assert!(over.wait_exit(Duration::from_secs(20)).await.unwrap());
+    assert!(!over.exit_status().unwrap().unwrap().success());
+    let log = over.log_text();
+    assert!(
+        log.contains("`rr`") && log.contains("maxMemoryBytes 33554432"),
+        "{log}"
+    );
+    // Within the host's bound it loads and serves.
+    let mut within = start("16777216");
+    within.wait_ready("/health").await.unwrap();
+}

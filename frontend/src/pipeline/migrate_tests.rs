@@ -213,7 +213,7 @@ fn test_app(instances: &[&str], tune: impl FnOnce(&mut crate::config::ServeConfi
             InstanceSpec::new(*id, "m", "http://127.0.0.1:9"),
         )));
     }
-    let plugins = crate::plugins::PluginSet::new(Default::default(), None);
+    let plugins = crate::plugins::PluginSet::new(Default::default(), Default::default(), None);
     App::new(config, registry, Arc::new(plugins)).unwrap()
 }
 

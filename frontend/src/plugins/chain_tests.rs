@@ -26,7 +26,7 @@ fn wasm(name: &str) -> Vec<u8> {
 type Spec<'a> = (PluginKind, &'a str, &'a str, f64, &'a str, FailurePolicy);
 
 async fn set_with(plugins: &[Spec<'_>]) -> PluginSet {
-    let set = PluginSet::new(QuarantinePolicy::default(), None);
+    let set = PluginSet::new(Default::default(), QuarantinePolicy::default(), None);
     for &(kind, component, name, weight, config, policy) in plugins {
         let mut cfg = parse_plugin_flag(&format!("{}=/x/{name}.wasm", kind.world())).unwrap();
         cfg.weight = weight;

@@ -122,12 +122,16 @@ impl std::fmt::Debug for PluginSet {
 }
 
 impl PluginSet {
-    pub fn new(quarantine: QuarantinePolicy, recorder: Option<Recorder>) -> Self {
+    pub fn new(
+        host_config: HostConfig,
+        quarantine: QuarantinePolicy,
+        recorder: Option<Recorder>,
+    ) -> Self {
         Self {
             host: Mutex::new(None),
             host_config: HostConfig {
                 clock_origin: Some(switchyard_runtime::clock::origin()),
-                ..HostConfig::default()
+                ..host_config
             },
             quarantine,
             table: ArcSwap::from_pointee(PluginTable::default()),
