@@ -1,14 +1,14 @@
 //! The frontend's shared state, built once from the validated configuration.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use http::HeaderName;
 use switchyard_kv::PromptHasher;
 use switchyard_runtime::{policy, Policy, PolicyConfig, Registry, WorkerClient};
 
-use switchyard_runtime::health::RetryBudget;
+use switchyard_runtime::health::{RetryBudget, RetryPermit};
 
 use crate::admission::Admission;
 use crate::config::{ConfigError, ServeConfig};
@@ -122,6 +122,20 @@ impl App {
             plugins,
             config,
         }))
+    }
+
+    /// A retry-budget permit for one more re-issue (a retry or a migration), judged against
+    /// the requests in flight now; `None` — counted in
+    /// `switchyard_retry_budget_exhausted_total` — when the budget is spent.
+    pub fn retry_permit(&self) -> Option<RetryPermit<'_>> {
+        let active = u64::try_from(self.metrics.in_flight.load(Ordering::Relaxed)).unwrap_or(0);
+        let permit = self.retry_budget.try_acquire(active);
+        if permit.is_none() {
+            self.metrics
+                .retry_budget_exhausted
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        permit
     }
 
     pub fn routing(&self, model: &str) -> &ModelRouting {

@@ -31,7 +31,7 @@ pub fn for_request(
     let Some(field) = translate::lost_in_translation(chat) else {
         return Ok(all);
     };
-    if all.iter().all(|i| i.spec.api != WorkerApi::Completions) {
+    if !all.iter().any(|i| i.spec.api == WorkerApi::Completions) {
         return Ok(all);
     }
     let capable: Arc<[Arc<Instance>]> = all

@@ -19,7 +19,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use switchyard_protocol::sse::{Event, Framer};
 use switchyard_runtime::clock::now_ns;
-use switchyard_runtime::health::{ejection_allowed, HealthConfig, RetryBudget, RetryPermit};
+use switchyard_runtime::health::{ejection_allowed, HealthConfig, RetryPermit};
 use switchyard_runtime::observe::Outcome;
 use switchyard_runtime::{InFlightGuard, Instance};
 
@@ -94,8 +94,7 @@ fn claim<'a>(
     instance: &Instance,
     retry: bool,
     panic: bool,
-    budget: &'a RetryBudget,
-    active: u64,
+    retry_permit: impl FnOnce() -> Option<RetryPermit<'a>>,
     health: &HealthConfig,
 ) -> Claim<'a> {
     let now = now_ns();
@@ -103,7 +102,7 @@ fn claim<'a>(
         return Claim::Skip;
     }
     let permit = if retry {
-        match budget.try_acquire(active) {
+        match retry_permit() {
             Some(permit) => Some(permit),
             None => return Claim::BudgetSpent,
         }
@@ -145,32 +144,26 @@ pub async fn dispatch(
         let Some(&instance) = candidates.get(index) else {
             continue;
         };
-        let active = u64::try_from(app.metrics.in_flight.load(Ordering::Relaxed)).unwrap_or(0);
         let retry = attempts > 0;
         match claim(
             instance,
             retry,
             routable.panic,
-            &app.retry_budget,
-            active,
+            || app.retry_permit(),
             &app.config.health,
         ) {
             Claim::Skip => continue,
             Claim::BudgetSpent => {
-                app.metrics
-                    .retry_budget_exhausted
-                    .fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     instance = instance.id(),
                     "retry budget exhausted: not retrying"
                 );
                 break;
             }
+            Claim::Go(None) => {}
             Claim::Go(permit) => {
-                if retry {
-                    _permit = permit;
-                    tracker.count_retry();
-                }
+                _permit = permit;
+                tracker.count_retry();
             }
         }
         attempts += 1;
@@ -456,7 +449,7 @@ async fn read_error_detail(body: Incoming) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchyard_runtime::health::RetryBudgetConfig;
+    use switchyard_runtime::health::{RetryBudget, RetryBudgetConfig};
     use switchyard_runtime::InstanceSpec;
 
     fn half_open() -> Instance {
@@ -485,7 +478,7 @@ mod tests {
         let health = HealthConfig::default();
         let budget = spent_budget();
         assert!(matches!(
-            claim(&instance, true, false, &budget, 10, &health),
+            claim(&instance, true, false, || budget.try_acquire(10), &health),
             Claim::BudgetSpent
         ));
         assert!(
@@ -500,11 +493,11 @@ mod tests {
         let health = HealthConfig::default();
         let budget = spent_budget();
         assert!(matches!(
-            claim(&instance, false, false, &budget, 10, &health),
+            claim(&instance, false, false, || budget.try_acquire(10), &health),
             Claim::Go(None)
         ));
         assert!(matches!(
-            claim(&instance, false, false, &budget, 10, &health),
+            claim(&instance, false, false, || budget.try_acquire(10), &health),
             Claim::Skip
         ));
     }
@@ -515,17 +508,17 @@ mod tests {
         let budget = RetryBudget::new(RetryBudgetConfig::default());
         let healthy = Instance::new(InstanceSpec::new("h", "m", "http://h"), None);
         assert!(matches!(
-            claim(&healthy, true, false, &budget, 10, &health),
+            claim(&healthy, true, false, || budget.try_acquire(10), &health),
             Claim::Go(Some(_))
         ));
         let ejected = Instance::new(InstanceSpec::new("e", "m", "http://e"), None);
         ejected.health.record_failure(now_ns(), &health, true);
         assert!(matches!(
-            claim(&ejected, false, false, &budget, 10, &health),
+            claim(&ejected, false, false, || budget.try_acquire(10), &health),
             Claim::Skip
         ));
         assert!(matches!(
-            claim(&ejected, false, true, &budget, 10, &health),
+            claim(&ejected, false, true, || budget.try_acquire(10), &health),
             Claim::Go(None)
         ));
     }

@@ -71,12 +71,21 @@ pub struct Migration {
 }
 
 impl Migration {
-    pub fn new(app: &App, request: &ParsedRequest, request_id: &str) -> Option<Box<Self>> {
+    /// The stream's migration state; `Err(None)` when migration is off or the request is not
+    /// a stream, `Err(Some(why))` when it is on but this request cannot be continued exactly.
+    pub fn new(
+        app: &App,
+        request: &ParsedRequest,
+        request_id: &str,
+    ) -> Result<Box<Self>, Option<&'static str>> {
         let limit = app.config.migration_limit;
-        if limit == 0 || !request.is_stream() || why_not(&request.typed).is_some() {
-            return None;
+        if limit == 0 || !request.is_stream() {
+            return Err(None);
         }
-        Some(Box::new(Self {
+        if let Some(why) = why_not(&request.typed) {
+            return Err(Some(why));
+        }
+        Ok(Box::new(Self {
             typed: Arc::new(request.typed.clone()),
             model: request.model().to_owned(),
             request_id: request_id.to_owned(),
@@ -133,39 +142,36 @@ impl Migration {
     /// The chunk that ends a stream whose output budget was spent, in the client's shape,
     /// with the stream's `id` and `created`.
     pub fn finish_chunk(&self) -> Bytes {
-        let (id, created) = self.stamp_or_default();
-        let chunk = match &*self.typed {
-            TypedRequest::Chat(_) => json!({
-                "id": id, "object": "chat.completion.chunk", "created": created,
-                "model": self.model,
-                "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}],
-            }),
-            _ => json!({
-                "id": id, "object": "text_completion", "created": created, "model": self.model,
-                "choices": [{"index": 0, "text": "", "finish_reason": "length"}],
-            }),
+        let choice = match &*self.typed {
+            TypedRequest::Chat(_) => json!({"index": 0, "delta": {}, "finish_reason": "length"}),
+            _ => json!({"index": 0, "text": "", "finish_reason": "length"}),
         };
-        Bytes::from(chunk.to_string())
+        self.chunk(json!([choice]), None)
     }
 
     /// The usage chunk for a stream ended by [`Self::finish_chunk`] (`choices: []`).
     pub fn usage_chunk(&self, usage: &Usage) -> Bytes {
-        let (id, created) = self.stamp_or_default();
+        self.chunk(json!([]), Some(usage))
+    }
+
+    /// A chunk of this stream in the client's shape, with its `id` and `created`.
+    fn chunk(&self, choices: Value, usage: Option<&Usage>) -> Bytes {
+        let (id, created) = self
+            .stamp
+            .clone()
+            .unwrap_or_else(|| (Value::from(format!("cmpl-{}", self.request_id)), 0.into()));
         let object = match &*self.typed {
             TypedRequest::Chat(_) => "chat.completion.chunk",
             _ => "text_completion",
         };
-        let chunk = json!({
+        let mut chunk = json!({
             "id": id, "object": object, "created": created, "model": self.model,
-            "choices": [], "usage": usage,
+            "choices": choices,
         });
+        if let Some(usage) = usage {
+            chunk["usage"] = json!(usage);
+        }
         Bytes::from(chunk.to_string())
-    }
-
-    fn stamp_or_default(&self) -> (Value, Value) {
-        self.stamp
-            .clone()
-            .unwrap_or_else(|| (Value::from(format!("cmpl-{}", self.request_id)), 0.into()))
     }
 
     /// The continuation's usage, counted for the whole spliced stream.
@@ -204,7 +210,7 @@ fn stamp_of(chunk: &[u8]) -> Option<(Value, Value)> {
 /// choices, a prompt that is not text, chat fields a completions request cannot carry
 /// (tools, structured output, chat log probabilities), or completions options whose output
 /// is not a plain continuation of the prompt (`echo`, `best_of`).
-pub fn why_not(typed: &TypedRequest) -> Option<&'static str> {
+fn why_not(typed: &TypedRequest) -> Option<&'static str> {
     let truthy =
         |v: Option<&Value>| v.is_some_and(|v| v != &Value::Null && v != &Value::Bool(false));
     match typed {
@@ -405,15 +411,11 @@ async fn resume(
             app.metrics.shed.fetch_add(1, Ordering::Relaxed);
             return Err(format!("could not migrate the stream: {}", shed.message));
         }
-        let active = u64::try_from(app.metrics.in_flight.load(Ordering::Relaxed)).unwrap_or(0);
         let permit = match attempt {
             0 => Some(app.retry_budget.acquire()),
-            _ => app.retry_budget.try_acquire(active),
+            _ => app.retry_permit(),
         };
         let Some(_permit) = permit else {
-            app.metrics
-                .retry_budget_exhausted
-                .fetch_add(1, Ordering::Relaxed);
             return Err("could not migrate the stream: the retry budget is spent".to_owned());
         };
         let Some(target) = pick_target(&app, &candidates) else {

@@ -34,7 +34,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::dispatch::{self, StreamStart, Upstream};
 use super::inband;
-use super::migrate::{self, Migration, Resume, Step};
+use super::migrate::{Migration, Resume, Step};
 use super::parse::{ParsedRequest, TypedRequest};
 use super::tracker::Tracker;
 use crate::app::App;
@@ -188,11 +188,10 @@ impl RelayBody {
         let stall = Duration::from_millis(app.config.upstream.stall_timeout_ms);
         let first = start.first;
         let now = Instant::now();
-        let migration = Migration::new(app, request, context.request_id);
-        let not_migrated =
-            (migration.is_none() && app.config.migration_limit > 0 && request.is_stream())
-                .then(|| migrate::why_not(&request.typed))
-                .flatten();
+        let (migration, not_migrated) = match Migration::new(app, request, context.request_id) {
+            Ok(migration) => (Some(migration), None),
+            Err(why) => (None, why),
+        };
         let mut relay = Self {
             upstream: Some(start.body),
             framer: start.framer,
@@ -293,10 +292,7 @@ impl RelayBody {
         }
         self.upstream = None;
         self._guard = None;
-        self.out.push_back(event.encoded());
-        self.out.push_back(encode_done());
-        self.tracker.count_stream_error();
-        self.finish();
+        self.end_with_error(event.encoded());
     }
 
     /// The worker failed (broken connection, early close, malformed stream, error event,
@@ -372,10 +368,15 @@ impl RelayBody {
             None,
             Some("stream_interrupted".to_owned()),
         );
-        self.out.push_back(encode_data(body.to_json().as_bytes()));
+        self.instance.set_last_error(message.to_owned());
+        self.end_with_error(encode_data(body.to_json().as_bytes()));
+    }
+
+    /// Ends the stream with an encoded error event and `[DONE]`.
+    fn end_with_error(&mut self, error_event: Bytes) {
+        self.out.push_back(error_event);
         self.out.push_back(encode_done());
         self.tracker.count_stream_error();
-        self.instance.set_last_error(message.to_owned());
         self.finish();
     }
 

@@ -271,7 +271,7 @@ impl Worker {
                     Cmd::Forget(id) => self.forget(&id),
                     Cmd::Resync(id) => self.start_resync(id, Vec::new(), &dump_tx),
                     Cmd::Members(ids) => {
-                        let tracked: Vec<String> = self.tracked().into_iter().collect();
+                        let tracked = self.tracked();
                         for id in self.members.set_members(ids, tracked, Instant::now()) {
                             self.forget(&id);
                         }
