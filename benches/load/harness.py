@@ -9,6 +9,11 @@ the requests wrk completed. Prints a markdown table; medians over --repeat runs.
 
 With --peer sglang-router the same cases run through SGLang's router (pip package
 `sglang-router`, Rust core) in front of the same mocker, pinned to the same CPU, for a ratio.
+
+With --ab OTHER_BIN a second frontend (OTHER_BIN, e.g. the previous commit's release build)
+runs beside the first on the same CPU and mocker, and every repeat measures both back to back:
+an interleaved A/B that the machine's day-to-day speed changes cannot bias. Prints a table of
+medians and B/A ratios.
 """
 import argparse
 import json
@@ -106,6 +111,7 @@ def main():
     ap.add_argument("--peer", help="also measure a peer router: sglang-router")
     ap.add_argument("--peer-python", default=sys.executable,
                     help="Python with the peer's package installed")
+    ap.add_argument("--ab", help="another switchyard binary to measure interleaved with --bin")
     args = ap.parse_args()
 
     mport, fport, pport = free_port(), free_port(), free_port()
@@ -116,21 +122,34 @@ def main():
                      f"http://127.0.0.1:{fport}/health")
     peer = (start_peer(args.peer, args.peer_python, pport, f"http://127.0.0.1:{mport}")
             if args.peer else None)
+    bport = free_port()
+    other = (start([args.ab, "serve", "--listen", f"127.0.0.1:{bport}",
+                    "--worker", f"mock-model=http://127.0.0.1:{mport}"], 0,
+                   f"http://127.0.0.1:{bport}/health") if args.ab else None)
     base = {"model": "mock-model", "messages": [{"role": "user", "content": "hello there"}],
             "max_tokens": 16}
     cases = [("non-stream", {**base}), ("stream-16", {**base, "stream": True})]
-    rows, peer_rows = [], []
+    rows, peer_rows, ab_rows = [], [], []
     try:
         for name, body in cases:
             for conns in (1, 64):
-                runs = {"direct": [], "frontend": [], "peer": []}
+                runs = {"direct": [], "frontend": [], "peer": [], "b": []}
                 for _ in range(args.repeat):
+                    if other:
+                        runs["b"].append(measure(bport, other, body, conns, args.duration))
                     runs["direct"].append(wrk(f"http://127.0.0.1:{mport}", "/v1/chat/completions",
                                               body, conns, args.duration))
                     runs["frontend"].append(measure(fport, frontend, body, conns, args.duration))
                     if peer:
                         runs["peer"].append(measure(pport, peer, body, conns, args.duration))
                 med = lambda target, key: statistics.median(x[key] for x in runs[target])
+                if other:
+                    ab_rows.append({
+                        "case": name, "c": conns,
+                        "a_cpu": med("frontend", "cpu_us_per_req"), "b_cpu": med("b", "cpu_us_per_req"),
+                        "a_p50": med("frontend", "p50_us"), "b_p50": med("b", "p50_us"),
+                        "a_rps": med("frontend", "rps"), "b_rps": med("b", "rps"),
+                    })
                 if peer:
                     peer_rows.append({
                         "case": name, "c": conns, "rps": med("peer", "rps"),
@@ -149,7 +168,7 @@ def main():
                 })
                 print(f"done {name} c={conns}", file=sys.stderr)
     finally:
-        for p in (frontend, mocker, peer):
+        for p in (frontend, mocker, peer, other):
             if p:
                 p.send_signal(signal.SIGKILL)
                 p.wait()
@@ -167,9 +186,18 @@ def main():
         for r in peer_rows:
             print(f"| {r['case']} | {r['c']} | {r['rps']:.0f} | {r['p50']:.0f} | {r['p99']:.0f} "
                   f"| {r['cpu_us']:.1f} | {r['fe_cpu_us']:.1f} | {r['cpu_us'] / r['fe_cpu_us']:.1f}× | {r['errors']} |")
+    if ab_rows:
+        print()
+        print(f"A = {args.bin}, B = {args.ab} (interleaved, medians of {args.repeat})")
+        print()
+        print("| case | c | A CPU µs/req | B CPU µs/req | B/A | A p50 µs | B p50 µs | A req/s | B req/s |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in ab_rows:
+            print(f"| {r['case']} | {r['c']} | {r['a_cpu']:.1f} | {r['b_cpu']:.1f} | {r['b_cpu'] / r['a_cpu']:.3f} "
+                  f"| {r['a_p50']:.0f} | {r['b_p50']:.0f} | {r['a_rps']:.0f} | {r['b_rps']:.0f} |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"frontend": rows, "peer": peer_rows}, f, indent=2)
+            json.dump({"frontend": rows, "peer": peer_rows, "ab": ab_rows}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Load harness: frontend vs direct-to-mocker, streaming and not, concurrency 1 and 64.
-# Usage: benches/load/run.sh [--duration SECONDS] [--peer sglang-router]  (see README.md)
+# Usage: benches/load/run.sh [--duration SECONDS] [--repeat N] [--peer sglang-router]
+#        [--ab OTHER_SWITCHYARD_BINARY]   (interleaved A/B against e.g. the previous commit's build)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v wrk >/dev/null || { echo "installing wrk (Debian)"; apt-get install -y -qq wrk >/dev/null; }
