@@ -9,6 +9,7 @@ use switchyard_kv::PromptHasher;
 use switchyard_runtime::{policy, Policy, PolicyConfig, Registry, WorkerClient};
 
 use switchyard_runtime::health::{RetryBudget, RetryPermit};
+use tokio_util::sync::CancellationToken;
 
 use crate::admission::Admission;
 use crate::config::{ConfigError, ServeConfig};
@@ -46,6 +47,9 @@ pub struct App {
     per_model: HashMap<String, ModelRouting>,
     /// Set on shutdown: `/health` turns 503 so load balancers stop sending traffic.
     pub draining: AtomicBool,
+    /// Cancelled when the shutdown grace ends: streams still open end with an in-band error
+    /// event and `[DONE]` instead of being cut silently.
+    pub grace_over: CancellationToken,
     /// Shared by every request: retries in flight are a bounded share of requests.
     pub retry_budget: RetryBudget,
     /// The concurrency limit and its wait queue.
@@ -117,6 +121,7 @@ impl App {
             default_routing,
             per_model,
             draining: AtomicBool::new(false),
+            grace_over: CancellationToken::new(),
             retry_budget: RetryBudget::new(config.retry_budget.clone()),
             admission: Admission::new(&config.overload),
             plugins,

@@ -129,6 +129,16 @@ impl ApiError {
         Self::new(504, "upstream_timeout", message).with_code("upstream_timeout")
     }
 
+    /// A failure on the way to or from a worker, classified by
+    /// [`crate::pipeline::failure`]: `status` is 5xx (a 503 carries `Retry-After`).
+    pub fn upstream(status: u16, kind: &'static str, message: impl Into<String>) -> Self {
+        let mut e = Self::new(status, kind, message);
+        if status == 503 {
+            e.retry_after = Some(Duration::from_secs(1));
+        }
+        e
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "internal_error", message)
     }

@@ -13,7 +13,7 @@ use crate::admin;
 use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
-use crate::pipeline::{self, Endpoint};
+use crate::pipeline::{self, health_filter, Endpoint};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub const INSTANCE_HEADER: &str = "x-switchyard-instance";
@@ -112,15 +112,7 @@ pub fn json_response(status: StatusCode, body: String) -> Response<Body> {
 
 /// Models with at least one routable instance, sorted.
 fn routable_models(app: &App) -> Vec<String> {
-    let now = now_ns();
-    let topology = app.registry.topology();
-    let mut models: Vec<String> = topology
-        .models()
-        .filter(|(_, instances)| instances.iter().any(|i| i.health.is_routable(now)))
-        .map(|(model, _)| model.clone())
-        .collect();
-    models.sort();
-    models
+    health_filter::routable_models(&app.registry, now_ns())
 }
 
 fn models(app: &App) -> Response<Body> {

@@ -277,7 +277,7 @@ fn render_instances(out: &mut String, registry: &Registry) {
             names::INSTANCE_HEALTHY,
             escape(i.id()),
             escape(&i.spec.model),
-            u8::from(i.health.is_routable(now) && !i.policy_says_unhealthy())
+            u8::from(i.routable(now))
         );
     }
     gauge_header(

@@ -25,6 +25,10 @@ use crate::app::App;
 use crate::coalescing_io::CoalescingStream;
 use crate::http_edge;
 
+/// How long, after the grace period, connections get to deliver their streams' final error
+/// event and `[DONE]`.
+const STREAM_END_FLUSH: Duration = Duration::from_secs(1);
+
 /// Serves until `shutdown` resolves, then drains.
 pub async fn serve(
     listener: TcpListener,
@@ -73,9 +77,21 @@ pub async fn serve(
     drop(listener);
     tracing::info!("shutting down: draining in-flight requests");
     let grace = Duration::from_millis(limits.shutdown_grace_ms);
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections drained"),
-        () = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
+    let drained = graceful.shutdown();
+    tokio::pin!(drained);
+    if tokio::time::timeout(grace, &mut drained).await.is_ok() {
+        tracing::info!("all connections drained");
+        return Ok(());
+    }
+    tracing::warn!("grace period over; ending the streams still open");
+    // Streams end with an in-band error and `[DONE]`; their connections then close after
+    // that response. A client that does not read it is not waited for long.
+    app.grace_over.cancel();
+    if tokio::time::timeout(STREAM_END_FLUSH, &mut drained)
+        .await
+        .is_err()
+    {
+        tracing::warn!("closing connections whose clients did not take the stream's end");
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod failover;
+mod hostile;
 mod migration;
 mod overload;
 mod shutdown;

@@ -1,8 +1,12 @@
 //! Stage 6 — dispatch: send the request to the best-ranked instance; if it fails before the
 //! first byte reaches the client, try the next-ranked one (bounded by the ranking length,
-//! i.e. `1 + max_retries`, and by the retry budget). Only failures of the instance are
-//! retried (connect errors, timeouts, 5xx, broken streams); a 4xx is the request's fault and
-//! goes straight back to the client.
+//! i.e. `1 + max_retries`, and by the retry budget). Whether a failure is retried and whom it
+//! blames is decided by its class ([`super::failure`]): a failure before the worker produced
+//! anything (unreachable, no first token in time, a broken first event) is retried; a 5xx or
+//! first-event error is retried once to find out whose it is — reproduced by a second instance
+//! it is the request's (returned, nobody blamed), otherwise the first instance's; a response
+//! the worker already produced (truncated, too large, stalled) is not re-run elsewhere. A 4xx
+//! is the request's fault and goes straight back to the client.
 //!
 //! "Before the first byte" includes the first SSE event of a stream: the client's response
 //! starts only once a worker has produced something, so a worker that accepts a stream and
@@ -15,16 +19,21 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{StatusCode, Uri};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
+use serde::Deserialize;
 use switchyard_protocol::sse::{Event, Framer};
+use switchyard_protocol::Usage;
+use switchyard_runtime::client::ClientError;
 use switchyard_runtime::clock::now_ns;
-use switchyard_runtime::health::{ejection_allowed, HealthConfig, RetryPermit};
+use switchyard_runtime::health::{HealthConfig, RetryPermit};
 use switchyard_runtime::observe::Outcome;
 use switchyard_runtime::{InFlightGuard, Instance};
 
+use super::failure::{Cause, Failure, Retry};
 use super::health_filter::Routable;
 use super::inband;
+use super::outcome;
 use super::parse::ParsedRequest;
 use super::preprocess::{Prepared, UpstreamRequest};
 use super::tracker::Tracker;
@@ -42,6 +51,8 @@ pub enum Upstream {
         guard: InFlightGuard,
         status: StatusCode,
         body: Bytes,
+        /// The usage a successful body reports (read while checking it is whole JSON).
+        usage: Option<Usage>,
         translated: bool,
     },
     /// A stream whose first event has arrived.
@@ -57,22 +68,14 @@ pub struct StreamStart {
     pub translated: bool,
 }
 
-/// A failed attempt: where it failed and whether another instance may be tried.
+/// Why an attempt produced no answer to relay.
 #[derive(Debug)]
-struct AttemptError {
-    error: ApiError,
-    /// The instance is at fault (connect error, timeout, 5xx): retry elsewhere, count against
-    /// its health. Otherwise the request itself is at fault and retrying cannot help.
-    retryable: bool,
-}
-
-impl AttemptError {
-    fn upstream(error: ApiError) -> Self {
-        Self {
-            error,
-            retryable: true,
-        }
-    }
+enum AttemptError {
+    /// The request cannot be sent to this instance at all (e.g. it cannot be rendered for
+    /// it): answered as is, nobody blamed.
+    Request(ApiError),
+    /// The exchange with the instance failed.
+    Failed(Failure),
 }
 
 /// The outcome of asking to send one more attempt to an instance.
@@ -98,7 +101,7 @@ fn claim<'a>(
     health: &HealthConfig,
 ) -> Claim<'a> {
     let now = now_ns();
-    if !panic && !instance.health.is_routable(now) {
+    if !panic && !instance.routable(now) {
         return Claim::Skip;
     }
     let permit = if retry {
@@ -137,7 +140,10 @@ pub async fn dispatch(
     if routable.panic {
         app.metrics.panic_routed.fetch_add(1, Ordering::Relaxed);
     }
-    let mut last_error = None;
+    let key = outcome::request_key(request_id);
+    let mut last: Option<Failure> = None;
+    // A 5xx (or first-event error) not yet pinned on its instance: the next attempt decides.
+    let mut suspect: Option<(&Arc<Instance>, Failure)> = None;
     let mut attempts = 0u32;
     let mut _permit = None;
     for &index in ranked {
@@ -155,6 +161,7 @@ pub async fn dispatch(
             Claim::Skip => continue,
             Claim::BudgetSpent => {
                 tracing::warn!(
+                    request_id,
                     instance = instance.id(),
                     "retry budget exhausted: not retrying"
                 );
@@ -167,50 +174,63 @@ pub async fn dispatch(
             }
         }
         attempts += 1;
-        match attempt_once(app, request, prepared, instance, request_id, tracker).await {
-            Ok(upstream) => return Ok(upstream),
-            Err(AttemptError {
-                error,
-                retryable: false,
-            }) => return Err(error),
-            Err(AttemptError { error, .. }) => {
-                tracing::warn!(instance = instance.id(), %error, attempts, "upstream attempt failed");
-                record_instance_failure(app, instance, &error);
-                last_error = Some(error);
+        let failure =
+            match attempt_once(app, request, prepared, instance, request_id, tracker).await {
+                Ok(upstream) => {
+                    if let Some((first, failure)) = suspect.take() {
+                        // Another instance served the request: the first one's failure was its own.
+                        outcome::blame(app, first, &failure, key);
+                    }
+                    return Ok(upstream);
+                }
+                Err(AttemptError::Request(error)) => return Err(error),
+                Err(AttemptError::Failed(failure)) => failure,
+            };
+        let class = failure.class();
+        tracing::warn!(
+            request_id,
+            instance = instance.id(),
+            cause = class.label,
+            detail = %failure.detail,
+            attempts,
+            "upstream attempt failed"
+        );
+        match class.retry {
+            Retry::Confirm if suspect.is_some() => {
+                // Two instances failed the same request the same way: the request is at
+                // fault, not them. Stop here and blame no one.
+                tracing::warn!(
+                    request_id,
+                    "the request failed the same way on two instances: not retried, no instance blamed"
+                );
+                return Err(reproduced(instance, failure).to_api_error());
+            }
+            Retry::Confirm => suspect = Some((instance, failure.clone())),
+            Retry::Yes => {
+                outcome::blame(app, instance, &failure, key);
+            }
+            Retry::No => {
+                outcome::blame(app, instance, &failure, key);
+                return Err(failure.to_api_error());
             }
         }
+        last = Some(failure);
     }
-    Err(last_error.unwrap_or_else(|| ApiError::unavailable("No instance could be tried.")))
+    // A suspect that no other instance could confirm or clear stays unblamed: one request
+    // alone never counts against an instance by a failure it may have caused itself.
+    Err(last.map_or_else(
+        || ApiError::unavailable("No instance could be tried."),
+        |failure| failure.to_api_error(),
+    ))
 }
 
-/// Counts a failure against `instance`'s health, ejecting it unless the model's pool is at
-/// its max ejected fraction (the pool is looked up only on this, the failure, path).
-pub(crate) fn record_instance_failure(app: &App, instance: &Instance, error: &ApiError) {
-    let outcome = if error.status == 504 {
-        Outcome::RequestTimeout
-    } else {
-        Outcome::RequestFailed
+/// The request's own fault, shown by a second instance failing it as the first did.
+fn reproduced(instance: &Instance, failure: Failure) -> Failure {
+    let status = match failure.cause {
+        Cause::ServerError(status) => status,
+        _ => 0,
     };
-    app.registry
-        .observations
-        .record(instance.num_id, outcome, 0.0);
-    let now = now_ns();
-    let may_eject = app
-        .registry
-        .topology()
-        .model(&instance.spec.model)
-        .is_none_or(|pool| ejection_allowed(pool, now, &app.config.health));
-    if instance
-        .health
-        .record_failure(now, &app.config.health, may_eject)
-    {
-        tracing::warn!(
-            instance = instance.id(),
-            ejections = instance.health.ejections(),
-            "instance ejected"
-        );
-    }
-    instance.set_last_error(error.message.clone());
+    Failure::new(Cause::Reproduced(status), instance.id(), failure.detail)
 }
 
 async fn attempt_once(
@@ -223,10 +243,7 @@ async fn attempt_once(
 ) -> Result<Upstream, AttemptError> {
     let upstream = prepared
         .upstream_request(request, instance)
-        .map_err(|error| AttemptError {
-            error,
-            retryable: false,
-        })?;
+        .map_err(AttemptError::Request)?;
     send(
         app,
         instance,
@@ -236,6 +253,7 @@ async fn attempt_once(
         Some(tracker),
     )
     .await
+    .map_err(AttemptError::Failed)
 }
 
 /// Sends a continuation of a broken stream (a completions request) to `instance` and waits
@@ -245,19 +263,19 @@ pub(crate) async fn resume_stream(
     instance: &Arc<Instance>,
     body: Bytes,
     request_id: &str,
-) -> Result<StreamStart, ApiError> {
+) -> Result<StreamStart, Failure> {
     let upstream = UpstreamRequest {
         endpoint: Endpoint::Completions,
         body,
         translated: false,
     };
-    match send(app, instance, upstream, true, request_id, None).await {
-        Ok(Upstream::Stream(start)) => Ok(start),
-        Ok(Upstream::Complete { status, .. }) => Err(ApiError::bad_gateway(format!(
-            "instance {} refused the continuation with {status}",
-            instance.id()
-        ))),
-        Err(AttemptError { error, .. }) => Err(error),
+    match send(app, instance, upstream, true, request_id, None).await? {
+        Upstream::Stream(start) => Ok(start),
+        Upstream::Complete { status, .. } => Err(Failure::new(
+            Cause::ContinuationRefused(status.as_u16()),
+            instance.id(),
+            format!("continuation answered {status}"),
+        )),
     }
 }
 
@@ -269,16 +287,12 @@ async fn send(
     stream: bool,
     request_id: &str,
     tracker: Option<&Tracker>,
-) -> Result<Upstream, AttemptError> {
+) -> Result<Upstream, Failure> {
     let guard = instance.start_request();
+    let fail = |cause, detail: String| Failure::new(cause, instance.id(), detail);
     let uri: Uri = format!("{}{}", instance.spec.url, upstream.endpoint.path())
         .parse()
-        .map_err(|e| {
-            AttemptError::upstream(ApiError::bad_gateway(format!(
-                "instance {} has an invalid URL: {e}",
-                instance.id()
-            )))
-        })?;
+        .map_err(|e| fail(Cause::InvalidUrl, format!("{e}")))?;
     let limits = &app.config.upstream;
     let started = Instant::now();
     let response = tokio::time::timeout(
@@ -287,31 +301,31 @@ async fn send(
     )
     .await
     .map_err(|_| {
-        AttemptError::upstream(ApiError::gateway_timeout(format!(
-            "instance {} did not answer within {} ms",
-            instance.id(),
-            limits.first_byte_timeout_ms
-        )))
+        let ms = limits.first_byte_timeout_ms;
+        // A stream's head comes with its first token; a whole response's only after the
+        // generation, whose length the client chose.
+        let cause = if stream {
+            Cause::FirstByteTimeout(ms)
+        } else {
+            Cause::ResponseTimeout(ms)
+        };
+        fail(cause, format!("no response within {ms} ms"))
     })?
-    .map_err(|e| {
-        AttemptError::upstream(ApiError::bad_gateway(format!(
-            "instance {} is unreachable: {e}",
-            instance.id()
-        )))
+    .map_err(|e| match &e {
+        ClientError::Connect(source) => fail(Cause::of_connect_error(source), e.to_string()),
+        ClientError::Request(_) => fail(Cause::InvalidUrl, e.to_string()),
     })?;
 
     let status = response.status();
     let body = response.into_body();
     if status.is_server_error() {
         let detail = read_error_detail(body).await;
-        return Err(AttemptError::upstream(ApiError::bad_gateway(format!(
-            "instance {} returned {status}: {detail}",
-            instance.id()
-        ))));
+        return Err(fail(Cause::ServerError(status.as_u16()), detail));
     }
     if status.is_success() && stream {
         let deadline = started + Duration::from_millis(limits.first_byte_timeout_ms);
-        let (body, framer, first) = first_event(body, deadline, instance).await?;
+        let (body, framer, first) =
+            first_event(body, deadline, instance, limits.first_byte_timeout_ms).await?;
         instance.health.record_success(now_ns());
         observe_ok(app, instance, started);
         if let Some(tracker) = tracker {
@@ -327,14 +341,49 @@ async fn send(
         }));
     }
     let bytes = read_whole(body, instance, limits).await?;
+    let usage = if status.is_success() {
+        whole_json(&bytes, instance)?
+    } else {
+        None
+    };
     instance.health.record_success(now_ns());
     Ok(Upstream::Complete {
         instance: Arc::clone(instance),
         guard,
         status,
         body: bytes,
+        usage,
         translated: upstream.translated && status.is_success(),
     })
+}
+
+#[derive(Deserialize)]
+struct UsageProbe {
+    #[serde(default, deserialize_with = "lenient_usage")]
+    usage: Option<Usage>,
+}
+
+/// A `usage` the frontend cannot read is not counted, but does not fail the response.
+fn lenient_usage<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Usage>, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    Ok(Usage::deserialize(value).ok())
+}
+
+/// Checks that a successful body is one whole JSON object — a body cut short by a closed
+/// connection (no `content-length`, no chunked framing) looks complete to HTTP — and reads
+/// its usage on the way.
+fn whole_json(body: &[u8], instance: &Instance) -> Result<Option<Usage>, Failure> {
+    match serde_json::from_slice::<UsageProbe>(body) {
+        Ok(probe) => Ok(probe.usage),
+        Err(e) => {
+            let cause = if e.is_eof() {
+                Cause::Truncated
+            } else {
+                Cause::Malformed
+            };
+            Err(Failure::new(cause, instance.id(), e.to_string()))
+        }
+    }
 }
 
 fn observe_ok(app: &App, instance: &Instance, started: Instant) {
@@ -348,7 +397,7 @@ async fn read_whole(
     body: Incoming,
     instance: &Instance,
     limits: &UpstreamConfig,
-) -> Result<Bytes, AttemptError> {
+) -> Result<Bytes, Failure> {
     let stall = Duration::from_millis(limits.stall_timeout_ms);
     Ok(tokio::time::timeout(
         stall,
@@ -356,16 +405,21 @@ async fn read_whole(
     )
     .await
     .map_err(|_| {
-        AttemptError::upstream(ApiError::gateway_timeout(format!(
-            "instance {} stalled while sending its response",
-            instance.id()
-        )))
+        Failure::new(
+            Cause::Stalled(limits.stall_timeout_ms),
+            instance.id(),
+            "stalled while sending its response",
+        )
     })?
     .map_err(|e| {
-        AttemptError::upstream(ApiError::bad_gateway(format!(
-            "instance {} failed while sending its response: {e}",
-            instance.id()
-        )))
+        // The limit is the client's choice of output length meeting ours; anything else is
+        // the body breaking off (connection closed early, length mismatch).
+        let cause = if e.downcast_ref::<LengthLimitError>().is_some() {
+            Cause::ResponseTooLarge(limits.max_response_bytes)
+        } else {
+            Cause::Truncated
+        };
+        Failure::new(cause, instance.id(), e.to_string())
     })?
     .to_bytes())
 }
@@ -376,36 +430,29 @@ async fn first_event(
     mut body: Incoming,
     deadline: Instant,
     instance: &Instance,
-) -> Result<(Incoming, Framer, Event), AttemptError> {
+    timeout_ms: u64,
+) -> Result<(Incoming, Framer, Event), Failure> {
+    let fail = |cause, detail: String| Failure::new(cause, instance.id(), detail);
     let mut framer = Framer::default();
     loop {
         match framer.next_event() {
             Ok(Some(event)) => match inband::classify(&event.data) {
                 // A request fault is passed on: the relay ends the stream with it.
                 Some(error) if !error.request_fault => {
-                    return Err(AttemptError::upstream(ApiError::bad_gateway(format!(
-                        "instance {} sent an error event before its first token: {}",
-                        instance.id(),
-                        error.message
-                    ))))
+                    return Err(fail(Cause::ErrorEvent, error.message))
                 }
                 _ => return Ok((body, framer, event)),
             },
             Ok(None) => {}
-            Err(e) => {
-                return Err(AttemptError::upstream(ApiError::bad_gateway(format!(
-                    "instance {} sent a malformed stream: {e}",
-                    instance.id()
-                ))))
-            }
+            Err(e) => return Err(fail(Cause::MalformedStream, e.to_string())),
         }
         let frame = tokio::time::timeout_at(deadline.into(), body.frame())
             .await
             .map_err(|_| {
-                AttemptError::upstream(ApiError::gateway_timeout(format!(
-                    "instance {} sent no token in time",
-                    instance.id()
-                )))
+                fail(
+                    Cause::FirstByteTimeout(timeout_ms),
+                    "no first event in time".to_owned(),
+                )
             })?;
         match frame {
             Some(Ok(frame)) => {
@@ -413,23 +460,13 @@ async fn first_event(
                     framer.push(data);
                 }
             }
-            Some(Err(e)) => {
-                return Err(AttemptError::upstream(ApiError::bad_gateway(format!(
-                    "instance {} failed before its first token: {e}",
-                    instance.id()
-                ))))
-            }
-            None => {
-                return Err(AttemptError::upstream(ApiError::bad_gateway(format!(
-                    "instance {} closed the stream before its first token",
-                    instance.id()
-                ))))
-            }
+            Some(Err(e)) => return Err(fail(Cause::NoFirstEvent, e.to_string())),
+            None => return Err(fail(Cause::NoFirstEvent, "end of stream".to_owned())),
         }
     }
 }
 
-/// A short, bounded excerpt of a worker's error body for the client's message and the logs.
+/// A short, bounded excerpt of a worker's error body for the logs (never the client).
 async fn read_error_detail(body: Incoming) -> String {
     let read = tokio::time::timeout(
         Duration::from_secs(2),
@@ -455,6 +492,7 @@ mod tests {
     fn half_open() -> Instance {
         let i = Instance::new(InstanceSpec::new("i", "m", "http://i"), None);
         let config = HealthConfig {
+            failure_threshold: 1,
             eject_base_ms: 1,
             eject_max_ms: 1,
             ..HealthConfig::default()
@@ -504,7 +542,10 @@ mod tests {
 
     #[test]
     fn a_retry_gets_a_permit_and_panic_mode_ignores_breakers() {
-        let health = HealthConfig::default();
+        let health = HealthConfig {
+            failure_threshold: 1,
+            ..HealthConfig::default()
+        };
         let budget = RetryBudget::new(RetryBudgetConfig::default());
         let healthy = Instance::new(InstanceSpec::new("h", "m", "http://h"), None);
         assert!(matches!(

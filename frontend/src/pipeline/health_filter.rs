@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use switchyard_runtime::clock::now_ns;
 use switchyard_runtime::health::HealthStatus;
-use switchyard_runtime::Instance;
+use switchyard_runtime::{Instance, Registry};
 
 use crate::error::ApiError;
 
@@ -42,10 +42,7 @@ pub fn routable<'a>(
     panic_policy: PanicPolicy,
 ) -> Result<Routable<'a>, ApiError> {
     let now = now_ns();
-    let mut healthy: Vec<&Arc<Instance>> = instances
-        .iter()
-        .filter(|i| i.health.is_routable(now) && !i.policy_says_unhealthy())
-        .collect();
+    let mut healthy: Vec<&Arc<Instance>> = instances.iter().filter(|i| i.routable(now)).collect();
     if healthy.is_empty() {
         if panic_policy == PanicPolicy::RouteAll && !instances.is_empty() {
             tracing::warn!(model, "every instance is unhealthy: routing to all (panic)");
@@ -71,11 +68,32 @@ pub fn routable<'a>(
     })
 }
 
+/// Models with at least one routable instance, sorted: what `/v1/models` lists and what makes
+/// `/health` ready. The same predicate as request routing, so a model whose every instance a
+/// health-policy plugin took out is not advertised.
+pub fn routable_models(registry: &Registry, now: u64) -> Vec<String> {
+    let topology = registry.topology();
+    let mut models: Vec<String> = topology
+        .models()
+        .filter(|(_, instances)| instances.iter().any(|i| i.routable(now)))
+        .map(|(model, _)| model.clone())
+        .collect();
+    models.sort();
+    models
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use switchyard_runtime::health::HealthConfig;
     use switchyard_runtime::InstanceSpec;
+
+    fn one_failure_ejects() -> HealthConfig {
+        HealthConfig {
+            failure_threshold: 1,
+            ..HealthConfig::default()
+        }
+    }
 
     fn pool() -> Vec<Arc<Instance>> {
         ["a", "b"]
@@ -100,7 +118,7 @@ mod tests {
         let p = pool();
         p[0].health.set_probe_ok(false);
         p[1].health
-            .record_failure(now_ns(), &HealthConfig::default(), true);
+            .record_failure(now_ns(), &one_failure_ejects(), true);
         let e = routable(&p, "m", PanicPolicy::FailFast).unwrap_err();
         assert_eq!(e.status, 503);
         assert_eq!(e.code, Some("no_healthy_instance"));
@@ -111,10 +129,33 @@ mod tests {
         let p = pool();
         p[0].health.set_probe_ok(false);
         p[1].health
-            .record_failure(now_ns(), &HealthConfig::default(), true);
+            .record_failure(now_ns(), &one_failure_ejects(), true);
         let r = routable(&p, "m", PanicPolicy::RouteAll).unwrap();
         assert!(r.panic);
         assert_eq!(r.instances.len(), 2);
         assert!(routable(&[], "m", PanicPolicy::RouteAll).is_err());
+    }
+
+    #[test]
+    fn a_health_policy_verdict_takes_a_model_off_the_routable_list() {
+        let registry = Registry::default();
+        for (id, model) in [("a", "m"), ("b", "m"), ("c", "other")] {
+            registry.apply(switchyard_runtime::DiscoveryEvent::Upsert(Box::new(
+                InstanceSpec::new(id, model, "http://x"),
+            )));
+        }
+        let now = now_ns();
+        assert_eq!(routable_models(&registry, now), ["m", "other"]);
+        let all = registry.all();
+        let of = |id: &str| all.iter().find(|i| i.id() == id).cloned().unwrap();
+        // One instance of `m` out: `m` still has a routable one.
+        of("a").set_policy_verdict(Some(false));
+        assert_eq!(routable_models(&registry, now), ["m", "other"]);
+        // Every instance of `m` out by the plugin's verdict, their breakers all closed.
+        of("b").set_policy_verdict(Some(false));
+        assert!(of("b").health.is_routable(now));
+        assert_eq!(routable_models(&registry, now), ["other"]);
+        of("a").set_policy_verdict(Some(true));
+        assert_eq!(routable_models(&registry, now), ["m", "other"]);
     }
 }

@@ -32,6 +32,7 @@ use switchyard_runtime::health::HealthStatus;
 use switchyard_runtime::{ChatTemplate, Instance};
 
 use super::dispatch::{self, StreamStart};
+use super::outcome;
 use super::parse::{ParsedRequest, TypedRequest};
 use crate::admission;
 use crate::app::App;
@@ -362,7 +363,7 @@ fn others(app: &App, model: &str, exclude: &[Arc<Instance>]) -> Vec<Arc<Instance
     let topology = app.registry.topology();
     topology.model(model).map_or_else(Vec::new, |pool| {
         pool.iter()
-            .filter(|i| !exclude.iter().any(|e| Arc::ptr_eq(e, i)) && i.health.is_routable(now))
+            .filter(|i| !exclude.iter().any(|e| Arc::ptr_eq(e, i)) && i.routable(now))
             .cloned()
             .collect()
     })
@@ -431,9 +432,10 @@ async fn resume(
                 );
                 return Ok(start);
             }
-            Err(error) => {
-                dispatch::record_instance_failure(&app, &target, &error);
-                last = error.message;
+            Err(failure) => {
+                tracing::warn!(request_id = %request_id, %failure, "continuation failed");
+                outcome::blame(&app, &target, &failure, outcome::request_key(&request_id));
+                last = failure.message();
                 exclude.push(target);
             }
         }

@@ -331,3 +331,27 @@ async fn a_continuation_is_shed_when_every_other_instance_is_full() {
     let err = resume.await.err().unwrap_or_default();
     assert!(err.contains("at capacity"), "{err}");
 }
+
+#[tokio::test]
+async fn a_health_policy_verdict_keeps_a_continuation_off_the_instance() {
+    // The only other instance has a closed breaker but a health-policy plugin took it out.
+    let app = test_app(&["out"], |_| {});
+    let out = app.registry.all().into_iter().next().unwrap();
+    out.set_policy_verdict(Some(false));
+    let failed = Arc::new(Instance::new(InstanceSpec::new("f", "m", "http://f"), None));
+    let mut m = migration_for(chat_request(""), chunks(&[" a"]));
+    let Step::Resume(resume) = m.step(&app, &failed) else {
+        panic!("expected a continuation attempt");
+    };
+    let err = resume.await.err().unwrap_or_default();
+    assert!(err.contains("no other instance"), "{err}");
+    assert_eq!(out.last_error(), None, "the continuation was sent to it");
+    // With the verdict cleared, the same instance is tried (and refuses the connection).
+    out.set_policy_verdict(None);
+    let mut m = migration_for(chat_request(""), chunks(&[" a"]));
+    let Step::Resume(resume) = m.step(&app, &failed) else {
+        panic!("expected a continuation attempt");
+    };
+    assert!(resume.await.is_err());
+    assert!(out.last_error().is_some(), "the instance was not tried");
+}

@@ -10,9 +10,11 @@
 pub mod body_limits;
 pub mod candidates;
 pub mod dispatch;
+pub mod failure;
 pub mod health_filter;
 pub mod inband;
 pub mod migrate;
+pub mod outcome;
 pub mod parse;
 pub mod preprocess;
 pub mod relay;

@@ -31,15 +31,17 @@ use switchyard_runtime::clock::now_ns;
 use switchyard_runtime::{InFlightGuard, Instance};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use super::dispatch::{self, StreamStart, Upstream};
+use super::dispatch::{StreamStart, Upstream};
+use super::failure::{Cause, Failure};
 use super::inband;
 use super::migrate::{Migration, Resume, Step};
+use super::outcome;
 use super::parse::{ParsedRequest, TypedRequest};
 use super::tracker::Tracker;
 use crate::app::App;
 use crate::body::Body;
-use crate::error::ApiError;
 use crate::http_edge::{error_response, INSTANCE_HEADER};
 use crate::translate::{self, ChunkTranslator};
 
@@ -79,13 +81,16 @@ pub fn respond(
             guard,
             status,
             body,
+            usage,
             translated,
         } => {
             let body = if translated {
                 match translate::completion_to_chat(&body) {
                     Ok(body) => body,
-                    Err(message) => {
-                        let error = ApiError::bad_gateway(message);
+                    Err(detail) => {
+                        let failure = Failure::new(Cause::Malformed, instance.id(), detail);
+                        tracing::warn!(request_id = context.request_id, %failure, "untranslatable response");
+                        let error = failure.to_api_error();
                         tracker.finish_with(error.status);
                         return error_response(&error);
                     }
@@ -93,10 +98,8 @@ pub fn respond(
             } else {
                 body
             };
-            if status.is_success() {
-                if let Some(usage) = probe_usage(&body) {
-                    tracker.record_usage(&usage);
-                }
+            if let Some(usage) = usage {
+                tracker.record_usage(&usage);
             }
             tracker.finish_with(status.as_u16());
             drop(guard);
@@ -121,10 +124,6 @@ struct UsageProbe {
     usage: Option<Usage>,
     #[serde(default)]
     choices: Option<Vec<IgnoredAny>>,
-}
-
-fn probe_usage(body: &[u8]) -> Option<Usage> {
-    serde_json::from_slice::<UsageProbe>(body).ok()?.usage
 }
 
 /// `data` with its `usage` replaced (a spliced stream reports the whole stream's usage).
@@ -175,6 +174,10 @@ pub struct RelayBody {
     /// Migration is on but this request cannot be continued exactly: why (for the error).
     not_migrated: Option<&'static str>,
     resuming: Option<Resume>,
+    /// Tells this request apart in the instances' failure counts ([`outcome::request_key`]).
+    request_key: u64,
+    /// Resolves when the shutdown grace ends (armed at the first wait).
+    grace_over: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
 }
 
 impl RelayBody {
@@ -215,6 +218,8 @@ impl RelayBody {
             migration,
             not_migrated,
             resuming: None,
+            request_key: outcome::request_key(context.request_id),
+            grace_over: None,
         };
         relay.on_event(first);
         relay
@@ -245,7 +250,7 @@ impl RelayBody {
         let data = match &mut self.translator {
             Some(t) => match t.translate(&event.data) {
                 Ok(data) => data,
-                Err(message) => return self.upstream_failed(&message, false),
+                Err(detail) => return self.upstream_failed(Cause::Malformed, detail),
             },
             None => event.data,
         };
@@ -287,8 +292,7 @@ impl RelayBody {
     /// failed.
     fn upstream_error(&mut self, event: &Event, error: inband::InbandError) {
         if !error.request_fault {
-            let message = format!("the worker sent an error event: {}", error.message);
-            return self.upstream_failed(&message, false);
+            return self.upstream_failed(Cause::MidStreamError, error.message);
         }
         self.upstream = None;
         self._guard = None;
@@ -297,21 +301,19 @@ impl RelayBody {
 
     /// The worker failed (broken connection, early close, malformed stream, error event,
     /// stall): count it against the instance, then migrate the stream or end it with an
-    /// in-band error.
-    fn upstream_failed(&mut self, message: &str, stalled: bool) {
-        if stalled {
+    /// in-band error. The worker's own words (`detail`) go to the log only.
+    fn upstream_failed(&mut self, cause: Cause, detail: String) {
+        if matches!(cause, Cause::Stalled(_)) {
             self.instance
                 .health
                 .mark_degraded(now_ns(), &self.app.config.health);
             self.app.metrics.stalls.fetch_add(1, Ordering::Relaxed);
         }
-        let error = ApiError::bad_gateway(message);
-        dispatch::record_instance_failure(&self.app, &self.instance, &error);
-        tracing::warn!(
-            instance = self.instance.id(),
-            message,
-            "stream failed mid-way"
-        );
+        let failure = Failure::new(cause, self.instance.id(), detail);
+        outcome::blame(&self.app, &self.instance, &failure, self.request_key);
+        tracing::warn!(%failure, "stream failed mid-way");
+        let message = failure.message();
+        let message = message.trim_end_matches('.');
         // Dropping the response closes the connection, which cancels a stalled generation.
         self.upstream = None;
         self._guard = None;
@@ -360,15 +362,37 @@ impl RelayBody {
     /// Ends the stream with an in-band error event and `[DONE]`.
     fn fail(&mut self, message: &str) {
         let body = ErrorBody::new(
-            format!(
-                "The stream from instance {} failed: {message}",
-                self.instance.id()
-            ),
+            format!("The stream failed: {message}"),
             "upstream_error",
             None,
             Some("stream_interrupted".to_owned()),
         );
-        self.instance.set_last_error(message.to_owned());
+        self.end_with_error(encode_data(body.to_json().as_bytes()));
+    }
+
+    /// True once the shutdown grace period is over; until then, registers for its end.
+    fn poll_grace_over(&mut self, cx: &mut Context<'_>) -> bool {
+        let app = &self.app;
+        let wait = self
+            .grace_over
+            .get_or_insert_with(|| Box::pin(app.grace_over.clone().cancelled_owned()));
+        wait.as_mut().poll(cx).is_ready()
+    }
+
+    /// The frontend is going away with this stream still open: end it in-band rather than
+    /// by a silent EOF, so the client knows it is incomplete.
+    fn shut_down(&mut self) {
+        self.resuming = None;
+        self.upstream = None;
+        self._guard = None;
+        let body = ErrorBody::new(
+            "The frontend shut down before this stream finished (its shutdown grace period \
+             ended); retry the request."
+                .to_owned(),
+            "service_unavailable",
+            None,
+            Some("shutting_down".to_owned()),
+        );
         self.end_with_error(encode_data(body.to_json().as_bytes()));
     }
 
@@ -423,17 +447,17 @@ impl RelayBody {
                 Poll::Ready(())
             }
             Poll::Ready(Some(Err(e))) => {
-                self.upstream_failed(&format!("connection error: {e}"), false);
+                self.upstream_failed(Cause::BrokenStream, format!("connection error: {e}"));
                 Poll::Ready(())
             }
             Poll::Ready(None) => {
-                self.upstream_failed("the worker closed the stream before it finished", false);
+                self.upstream_failed(Cause::BrokenStream, "closed before [DONE]".to_owned());
                 Poll::Ready(())
             }
             Poll::Pending => {
                 if self.poll_stalled(cx) {
-                    let ms = self.stall.as_millis();
-                    self.upstream_failed(&format!("no data for {ms} ms (stalled)"), true);
+                    let ms = u64::try_from(self.stall.as_millis()).unwrap_or(u64::MAX);
+                    self.upstream_failed(Cause::Stalled(ms), format!("no data for {ms} ms"));
                     return Poll::Ready(());
                 }
                 Poll::Pending
@@ -476,6 +500,10 @@ impl http_body::Body for RelayBody {
             }
             if this.resuming.is_some() {
                 if this.poll_resume(cx).is_pending() {
+                    if this.poll_grace_over(cx) {
+                        this.shut_down();
+                        continue;
+                    }
                     return Poll::Pending;
                 }
                 continue;
@@ -487,11 +515,15 @@ impl http_body::Body for RelayBody {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    this.upstream_failed(&e.to_string(), false);
+                    this.upstream_failed(Cause::Malformed, e.to_string());
                     continue;
                 }
             }
             if this.poll_upstream(cx).is_pending() {
+                if this.poll_grace_over(cx) {
+                    this.shut_down();
+                    continue;
+                }
                 return Poll::Pending;
             }
         }

@@ -89,6 +89,12 @@ pub struct MockerArgs {
     #[arg(long)]
     pub status: Option<u16>,
 
+    /// Test-only: answer 500 to every generation request whose prompt (or rendered chat
+    /// messages) contains this text — a poison request that fails on every instance, as
+    /// llama.cpp answers 500 to a message with an unknown role. Other requests are served.
+    #[arg(long = "fail-on-prompt", value_name = "TEXT")]
+    pub fail_on_prompt: Option<String>,
+
     /// Seed mixed (XOR) into every request's own `seed`, for text, embeddings and fault rolls.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -112,6 +118,7 @@ impl Default for MockerArgs {
             stall_keepalive_ms: None,
             error_after_tokens: None,
             status: None,
+            fail_on_prompt: None,
             seed: 0,
         }
     }

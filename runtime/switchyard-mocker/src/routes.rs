@@ -71,6 +71,14 @@ async fn generate(shared: Arc<Shared>, req: Request<Incoming>, kind: Kind) -> Re
     if let Some(resp) = fault(&shared).await {
         return resp;
     }
+    if let Some(poison) = &shared.args.fail_on_prompt {
+        if parsed.gen.context.contains(poison.as_str()) {
+            return respond::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "simulated failure on this prompt (--fail-on-prompt)",
+            );
+        }
+    }
     let envelope = Envelope::new(kind, &shared);
     let mut seq = Sequence::new(shared, parsed.gen);
     if parsed.stream {

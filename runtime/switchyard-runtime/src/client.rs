@@ -45,6 +45,41 @@ pub enum ClientError {
     Connect(#[source] hyper_util::client::legacy::Error),
 }
 
+impl ClientError {
+    /// True when the call failed because this process ran out of something (file
+    /// descriptors, ports, buffers, memory), not because of the worker: such a failure must
+    /// not count against the worker's health.
+    pub fn is_local_exhaustion(&self) -> bool {
+        is_local_exhaustion(self)
+    }
+}
+
+/// Whether `error`, or any error in its source chain, is a local resource running out:
+/// `EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM` or `EADDRNOTAVAIL` (no ephemeral port left).
+pub fn is_local_exhaustion(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::OutOfMemory
+                || matches!(
+                    io.raw_os_error(),
+                    Some(
+                        libc::EMFILE
+                            | libc::ENFILE
+                            | libc::ENOBUFS
+                            | libc::ENOMEM
+                            | libc::EADDRNOTAVAIL
+                    )
+                )
+            {
+                return true;
+            }
+        }
+        next = e.source();
+    }
+    false
+}
+
 /// Cheap to clone; all clones share one connection pool.
 #[derive(Debug, Clone)]
 pub struct WorkerClient {

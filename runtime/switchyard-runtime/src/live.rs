@@ -133,6 +133,16 @@ impl Instance {
         self.policy_verdict.load(Ordering::Relaxed) == 2
     }
 
+    /// The one routability predicate, used by the health filter, dispatch, migration,
+    /// `/v1/models`, `/health` and the metrics alike: the breaker lets a request through
+    /// (healthy, degraded, or half-open with its trial slot free), the active checks pass, and
+    /// no health-policy plugin declared the instance unhealthy. Deciding this in one place is
+    /// the point: a second, weaker copy let streams migrate onto instances a plugin had taken
+    /// out and kept their models listed.
+    pub fn routable(&self, now_ns: u64) -> bool {
+        self.health.is_routable(now_ns) && !self.policy_says_unhealthy()
+    }
+
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().clone()
     }

@@ -147,3 +147,48 @@ async fn a_slowloris_is_closed_at_the_header_timeout_while_others_are_served() {
     assert_eq!(closed, Ok(()), "the slow connection was not closed");
     assert_eq!(ok, 5, "other clients were not served meanwhile");
 }
+
+#[tokio::test]
+async fn a_stream_still_open_when_the_grace_ends_gets_an_error_event_and_done() {
+    use futures_util::StreamExt;
+    // 400 tokens at 50 ms each: far longer than the 300 ms grace.
+    let m = mocker(&["--itl-ms", "50"]).await.unwrap();
+    let mut fe = frontend_over(
+        "probe:\n  interval_ms: 0\nlimits:\n  shutdown_grace_ms: 300\n",
+        &[&m],
+        &[],
+    )
+    .await;
+    let resp = reqwest::Client::new()
+        .post(format!("{}{CHAT}", fe.url()))
+        .json(&chat("cut at the grace", 400, true))
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.bytes_stream();
+    let mut text = String::new();
+    // Shut down once the stream is flowing.
+    while !text.contains("data: ") {
+        let chunk = body.next().await.expect("the stream ended early").unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    fe.signal(Signal::SIGTERM).unwrap();
+    while let Some(Ok(chunk)) = body.next().await {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let events = switchyard_tests::http::sse_data(&text);
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "cut without [DONE]: {events:?}"
+    );
+    let error = events
+        .iter()
+        .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
+        .find(|v| v.get("error").is_some())
+        .unwrap_or_else(|| panic!("no in-band error event: {events:?}"));
+    assert_eq!(error["error"]["code"], "shutting_down", "{error}");
+    assert!(fe.wait_exit(Duration::from_secs(10)).await.unwrap());
+}

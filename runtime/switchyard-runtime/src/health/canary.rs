@@ -215,7 +215,10 @@ fn is_due(instance: &Instance, now: u64, config: &CanaryConfig) -> bool {
 }
 
 async fn check(client: &WorkerClient, instance: &Instance, config: &CanaryConfig) {
-    let ok = canary_once(client, instance, config).await;
+    let Some(ok) = canary_once(client, instance, config).await else {
+        // Out of local resources: no verdict about the worker either way.
+        return;
+    };
     let was_ok = instance.health.canary_ok();
     let now_ok =
         instance
@@ -230,24 +233,37 @@ async fn check(client: &WorkerClient, instance: &Instance, config: &CanaryConfig
     }
 }
 
-async fn canary_once(client: &WorkerClient, instance: &Instance, config: &CanaryConfig) -> bool {
+/// One canary: `Some(verdict)`, or `None` when this process could not even try (out of
+/// local resources), which says nothing about the worker.
+async fn canary_once(
+    client: &WorkerClient,
+    instance: &Instance,
+    config: &CanaryConfig,
+) -> Option<bool> {
     let spec = &instance.spec;
     let (path, body) = config.payload_for(spec);
     let Ok(uri) = format!("{}{path}", instance.spec.url.trim_end_matches('/')).parse::<Uri>()
     else {
-        return false;
+        return Some(false);
     };
     let call = async {
-        let response = client
+        let response = match client
             .post_json(uri, Bytes::from(body), "switchyard-canary")
             .await
-            .ok()?;
+        {
+            Ok(response) => response,
+            Err(e) if e.is_local_exhaustion() => return None,
+            Err(_) => return Some(false),
+        };
         let status = response.status();
         // Read the whole (small) answer: a worker that sends headers and then hangs fails.
-        Limited::new(response.into_body(), 1024 * 1024)
+        if Limited::new(response.into_body(), 1024 * 1024)
             .collect()
             .await
-            .ok()?;
+            .is_err()
+        {
+            return Some(false);
+        }
         // A 4xx means the canary itself is wrong for this worker (auth, model name, path),
         // not that the worker is sick: counting it would eject a healthy fleet.
         if status.is_client_error() {
@@ -255,10 +271,17 @@ async fn canary_once(client: &WorkerClient, instance: &Instance, config: &Canary
         }
         Some(status.is_success() || status.is_client_error())
     };
-    matches!(
-        tokio::time::timeout(Duration::from_millis(config.timeout_ms_for(spec)), call).await,
-        Ok(Some(true))
-    )
+    match tokio::time::timeout(Duration::from_millis(config.timeout_ms_for(spec)), call).await {
+        Ok(None) => {
+            tracing::warn!(
+                instance = instance.id(),
+                "canary not sent: local resources exhausted"
+            );
+            None
+        }
+        Ok(verdict) => Some(verdict == Some(true)),
+        Err(_) => Some(false),
+    }
 }
 
 #[cfg(test)]
@@ -376,7 +399,7 @@ mod tests {
         let client = WorkerClient::new(&crate::ClientConfig::default());
         let ok = canary_once(&client, &inst, &CanaryConfig::default()).await;
         let (path, body) = sent.await.unwrap();
-        assert!(ok);
+        assert_eq!(ok, Some(true));
         assert_eq!(
             path, "/v1/chat/completions",
             "not vLLM's built-in /v1/completions"
@@ -429,7 +452,11 @@ mod tests {
         )
         .await
         .expect("the 50 ms instance timeout applied");
-        assert!(!ok, "a worker that never answers fails the canary");
+        assert_eq!(
+            ok,
+            Some(false),
+            "a worker that never answers fails the canary"
+        );
     }
 
     #[test]

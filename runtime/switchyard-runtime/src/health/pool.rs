@@ -39,6 +39,7 @@ mod tests {
     #[test]
     fn the_cap_stops_ejections_past_the_fraction() {
         let cfg = HealthConfig {
+            failure_threshold: 1,
             max_ejected_percent: 50,
             ..HealthConfig::default()
         };
@@ -53,6 +54,7 @@ mod tests {
     #[test]
     fn one_ejection_is_always_allowed_and_100_means_no_cap() {
         let cfg = HealthConfig {
+            failure_threshold: 1,
             max_ejected_percent: 10,
             ..HealthConfig::default()
         };
@@ -60,6 +62,10 @@ mod tests {
         assert!(ejection_allowed(&p, 0, &cfg));
         p[0].health.record_failure(0, &cfg, true);
         assert!(!ejection_allowed(&p, 0, &cfg));
-        assert!(ejection_allowed(&p, 0, &HealthConfig::default()));
+        let no_cap = HealthConfig {
+            max_ejected_percent: 100,
+            ..cfg
+        };
+        assert!(ejection_allowed(&p, 0, &no_cap));
     }
 }

@@ -80,7 +80,11 @@ pub fn spawn_prober(
                 async move {
                     let started = std::time::Instant::now();
                     let path = instance.spec.health_path.as_deref().unwrap_or(&config.path);
-                    let outcome = probe_once(&client, &instance.spec.url, path, config).await;
+                    let Some(outcome) = probe_once(&client, &instance.spec.url, path, config).await
+                    else {
+                        // Out of local resources: no verdict about the worker either way.
+                        return;
+                    };
                     let ok = outcome == Outcome::ProbeOk;
                     registry.observations.record(
                         instance.num_id,
@@ -107,16 +111,20 @@ async fn probe_once(
     base: &str,
     path: &str,
     config: &ProbeConfig,
-) -> Outcome {
+) -> Option<Outcome> {
     let Ok(uri) = format!("{}{}", base.trim_end_matches('/'), path).parse::<Uri>() else {
-        return Outcome::ProbeFailed;
+        return Some(Outcome::ProbeFailed);
     };
     let timeout = Duration::from_millis(config.timeout_ms);
-    match tokio::time::timeout(timeout, client.get(uri)).await {
+    Some(match tokio::time::timeout(timeout, client.get(uri)).await {
         Ok(Ok(response)) if response.status().is_success() => Outcome::ProbeOk,
+        Ok(Err(e)) if e.is_local_exhaustion() => {
+            tracing::warn!(error = %e, "health probe not sent: local resources exhausted");
+            return None;
+        }
         Ok(_) => Outcome::ProbeFailed,
         Err(_) => Outcome::ProbeTimeout,
-    }
+    })
 }
 
 #[cfg(test)]

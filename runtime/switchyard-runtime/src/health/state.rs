@@ -15,15 +15,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HealthConfig {
-    /// Consecutive failures (connection errors, 5xx, timeouts, broken streams) that eject an
-    /// instance.
+    /// Consecutive failures caused by the instance (connection errors, 5xx another instance
+    /// did not reproduce, timeouts, broken streams), each from a different request, that eject
+    /// it. More than one, so that no single request can eject an instance.
     pub failure_threshold: u32,
     /// First ejection length, milliseconds; doubles with each consecutive ejection.
     pub eject_base_ms: u64,
     /// Longest ejection, milliseconds.
     pub eject_max_ms: u64,
     /// At most this percentage of a model's instances is passively ejected at once (at least
-    /// one may always be). 100 = no cap: an all-failing pool is fully ejected and fails fast.
+    /// one may always be), so a correlated failure cannot take the whole pool out. 100 = no
+    /// cap: an all-failing pool is fully ejected and fails fast.
     pub max_ejected_percent: u32,
     /// A half-open trial that never reports back frees the trial slot after this long, ms.
     pub trial_timeout_ms: u64,
@@ -35,10 +37,10 @@ pub struct HealthConfig {
 impl Default for HealthConfig {
     fn default() -> Self {
         Self {
-            failure_threshold: 1,
+            failure_threshold: 3,
             eject_base_ms: 1_000,
             eject_max_ms: 30_000,
-            max_ejected_percent: 100,
+            max_ejected_percent: 50,
             trial_timeout_ms: 10_000,
             degraded_ms: 30_000,
         }
@@ -135,6 +137,9 @@ pub struct HealthState {
     ejected_until_ns: AtomicU64,
     consecutive_failures: AtomicU32,
     ejections: AtomicU32,
+    /// The request (a non-zero key) whose failure was counted last: a request failing here
+    /// again (a continuation after a retry) is not a second, independent failure.
+    last_failed_request: AtomicU64,
     /// Set by an ejection, cleared by a success: once the ejection expires, the breaker is
     /// half-open.
     half_open: AtomicBool,
@@ -202,6 +207,9 @@ impl HealthState {
         if self.ejections.load(Ordering::Relaxed) != 0 {
             self.ejections.store(0, Ordering::Relaxed);
         }
+        if self.last_failed_request.load(Ordering::Relaxed) != 0 {
+            self.last_failed_request.store(0, Ordering::Relaxed);
+        }
         if self.half_open.load(Ordering::Relaxed) {
             self.half_open.store(false, Ordering::Relaxed);
             self.trial_until_ns.store(0, Ordering::Relaxed);
@@ -212,7 +220,23 @@ impl HealthState {
     /// the pool's max ejected fraction is reached (the failure still counts). A failure while
     /// half-open (the trial, or a request that raced it) re-opens the breaker at once.
     pub fn record_failure(&self, now_ns: u64, config: &HealthConfig, may_eject: bool) -> bool {
+        self.record_request_failure(now_ns, config, may_eject, 0)
+    }
+
+    /// [`Self::record_failure`] for the request with key `request` (non-zero; 0 = unknown,
+    /// always counted). Consecutive failures count only from distinct requests: a request
+    /// that fails here twice in a row counts once.
+    pub fn record_request_failure(
+        &self,
+        now_ns: u64,
+        config: &HealthConfig,
+        may_eject: bool,
+        request: u64,
+    ) -> bool {
         self.last_used_ns.store(now_ns, Ordering::Relaxed);
+        if request != 0 && self.last_failed_request.swap(request, Ordering::Relaxed) == request {
+            return false;
+        }
         let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
         let reopen = self.half_open.load(Ordering::Relaxed);
         if !reopen && (failures < config.failure_threshold || !may_eject) {

@@ -2,8 +2,10 @@ use super::*;
 
 const MS: u64 = 1_000_000;
 
+/// One failure ejects (the default needs three), to test the breaker on its own.
 fn cfg(base: u64, max: u64) -> HealthConfig {
     HealthConfig {
+        failure_threshold: 1,
         eject_base_ms: base,
         eject_max_ms: max,
         ..HealthConfig::default()
@@ -57,10 +59,46 @@ fn threshold_counts_consecutive_failures() {
 #[test]
 fn a_capped_pool_counts_the_failure_but_does_not_eject() {
     let h = HealthState::default();
-    assert!(!h.record_failure(0, &HealthConfig::default(), false));
+    let cfg = cfg(1_000, 1_000);
+    assert!(!h.record_failure(0, &cfg, false));
     assert_eq!(h.status(1), HealthStatus::Healthy);
     // Once ejection is allowed again, the next failure ejects.
-    assert!(h.record_failure(2, &HealthConfig::default(), true));
+    assert!(h.record_failure(2, &cfg, true));
+}
+
+#[test]
+fn the_defaults_need_three_failures_and_cap_ejection_at_half_the_pool() {
+    let defaults = HealthConfig::default();
+    assert_eq!(
+        (defaults.failure_threshold, defaults.max_ejected_percent),
+        (3, 50)
+    );
+    let h = HealthState::default();
+    assert!(!h.record_failure(0, &defaults, true));
+    assert!(!h.record_failure(0, &defaults, true));
+    assert!(h.record_failure(0, &defaults, true));
+}
+
+#[test]
+fn only_failures_of_distinct_requests_add_up() {
+    let cfg = HealthConfig {
+        failure_threshold: 2,
+        ..HealthConfig::default()
+    };
+    let h = HealthState::default();
+    // The same request failing here again (a retry or a continuation) counts once.
+    assert!(!h.record_request_failure(0, &cfg, true, 7));
+    assert!(!h.record_request_failure(0, &cfg, true, 7));
+    assert!(!h.record_request_failure(0, &cfg, true, 7));
+    assert_eq!(h.status(1), HealthStatus::Healthy);
+    assert!(h.record_request_failure(0, &cfg, true, 8));
+    assert_eq!(h.status(1), HealthStatus::Ejected);
+    // A success forgets the last failed request.
+    let h = HealthState::default();
+    assert!(!h.record_request_failure(0, &cfg, true, 7));
+    h.record_success(0);
+    assert!(!h.record_request_failure(0, &cfg, true, 7));
+    assert!(h.record_request_failure(0, &cfg, true, 9));
 }
 
 #[test]
