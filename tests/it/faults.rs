@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod failover;
+mod memory;
 mod migration;
 mod overload;
 mod shutdown;

@@ -3,12 +3,13 @@
 //! The raw bytes are kept: a request that needs no rewriting is forwarded byte for byte, so
 //! fields Switchyard does not know reach the worker exactly as the client wrote them.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 use switchyard_protocol::{ChatCompletionRequest, CompletionRequest, EmbeddingRequest};
 
+use super::body_budget::{BodyBudget, BodyReservation};
 use super::Endpoint;
 use crate::error::ApiError;
 
@@ -27,6 +28,9 @@ pub struct ParsedRequest {
     pub raw: Bytes,
     pub typed: TypedRequest,
     pub headers: HeaderMap,
+    /// This body's share of `limits.max_inflight_body_bytes`, returned when the request is
+    /// dropped.
+    pub reservation: BodyReservation,
 }
 
 impl ParsedRequest {
@@ -55,48 +59,78 @@ impl ParsedRequest {
     }
 }
 
-/// Reads and decodes the body of `parts`/`body` for `endpoint`. Generic over the body so
-/// the edge can wrap the connection's body in timeouts.
+/// Reads and decodes the body of `parts`/`body` for `endpoint`, charging it to `budget`
+/// before reading. Generic over the body so the edge can wrap the connection's body in
+/// timeouts.
 pub async fn parse<B>(
     headers: HeaderMap,
     body: B,
     endpoint: Endpoint,
     max_body_bytes: usize,
+    budget: &BodyBudget,
 ) -> Result<ParsedRequest, ApiError>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     check_content_type(&headers)?;
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > max_body_bytes as u64 {
-            return Err(ApiError::payload_too_large(max_body_bytes));
-        }
-    }
-    let raw = Limited::new(body, max_body_bytes)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                ApiError::payload_too_large(max_body_bytes)
-            } else {
-                ApiError::invalid_request(format!("could not read the request body: {e}"))
-            }
-        })?
-        .to_bytes();
+    let (raw, reservation) = read_body(&headers, body, max_body_bytes, budget).await?;
     let typed = decode(endpoint, &raw)?;
     Ok(ParsedRequest {
         endpoint,
         raw,
         typed,
         headers,
+        reservation,
     })
+}
+
+/// Reads the whole body into one buffer. The budget is reserved before the bytes are read:
+/// all of `Content-Length` up front, or for a chunked body in doubling steps that match the
+/// buffer's growth. One copy: frames are appended to a buffer sized from `Content-Length`.
+async fn read_body<B>(
+    headers: &HeaderMap,
+    body: B,
+    max_body_bytes: usize,
+    budget: &BodyBudget,
+) -> Result<(Bytes, BodyReservation), ApiError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let mut reservation = BodyReservation::default();
+    let mut buf = BytesMut::new();
+    if let Some(len) = declared {
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|len| *len <= max_body_bytes)
+            .ok_or_else(|| ApiError::payload_too_large(max_body_bytes))?;
+        budget.reserve(&mut reservation, len).await?;
+        buf.reserve(len);
+    }
+    let mut body = std::pin::pin!(body);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::invalid_request(format!("could not read the request body: {}", e.into()))
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers carry nothing we use
+        };
+        let len = buf.len() + data.len();
+        if len > max_body_bytes {
+            return Err(ApiError::payload_too_large(max_body_bytes));
+        }
+        if len > reservation.bytes() {
+            let step = len.max(reservation.bytes() * 2).min(max_body_bytes);
+            budget.reserve(&mut reservation, step).await?;
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok((buf.freeze(), reservation))
 }
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -261,6 +295,6 @@ mod tests {
         .unwrap() else {
             panic!("wrong variant")
         };
-        assert_eq!(r.extra["top_k"], 3);
+        assert_eq!(r.extra["top_k"].get(), "3");
     }
 }
