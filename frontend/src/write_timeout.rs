@@ -28,6 +28,8 @@ pub struct WriteTimeout<S> {
     limit: Option<Duration>,
     /// Running while a write is pending; cleared by any progress.
     stuck: Option<Pin<Box<Sleep>>>,
+    /// The timeout fired: every later write fails at once (and is not counted again).
+    timed_out: bool,
     /// The connection's place under the connection cap; counts timeouts and is released
     /// when the connection (this stream) is dropped.
     guard: ConnGuard,
@@ -40,6 +42,7 @@ impl<S> WriteTimeout<S> {
             inner,
             limit,
             stuck: None,
+            timed_out: false,
             guard,
         }
     }
@@ -53,6 +56,9 @@ impl<S> WriteTimeout<S> {
     where
         S: Unpin,
     {
+        if self.timed_out {
+            return Poll::Ready(Err(timed_out()));
+        }
         match poll(Pin::new(&mut self.inner), cx) {
             Poll::Pending => {
                 let Some(limit) = self.limit else {
@@ -64,15 +70,14 @@ impl<S> WriteTimeout<S> {
                 match timer.as_mut().poll(cx) {
                     Poll::Pending => Poll::Pending,
                     Poll::Ready(()) => {
+                        self.timed_out = true;
+                        self.stuck = None;
                         self.guard
                             .limits()
                             .write_timeouts
                             .fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(?limit, "client stopped reading; closing the connection");
-                        Poll::Ready(Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "the client read nothing for the write timeout",
-                        )))
+                        Poll::Ready(Err(timed_out()))
                     }
                 }
             }
@@ -82,6 +87,13 @@ impl<S> WriteTimeout<S> {
             }
         }
     }
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the client read nothing for the write timeout",
+    )
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for WriteTimeout<S> {
@@ -151,6 +163,13 @@ mod tests {
         let err = io.write_all(&[0; 64]).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert_eq!(limits.write_timeouts.load(Ordering::Relaxed), 1);
+        let again = io.flush().await.unwrap_err();
+        assert_eq!(again.kind(), io::ErrorKind::TimedOut, "stays failed");
+        assert_eq!(
+            limits.write_timeouts.load(Ordering::Relaxed),
+            1,
+            "counted once"
+        );
         drop(io);
         assert_eq!(
             limits.open(),

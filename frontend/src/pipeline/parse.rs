@@ -211,6 +211,91 @@ fn validate(typed: &TypedRequest) -> Result<(), ApiError> {
 }
 
 #[cfg(test)]
+mod budget_tests {
+    use std::time::Duration;
+
+    use super::*;
+    use http::HeaderValue;
+    use http_body::Frame;
+    use http_body_util::StreamBody;
+
+    type Chunk = Result<Frame<Bytes>, std::convert::Infallible>;
+
+    fn chunks(parts: &[&'static str]) -> StreamBody<impl futures_util::Stream<Item = Chunk>> {
+        let frames: Vec<Chunk> = parts
+            .iter()
+            .map(|p| Ok(Frame::data(Bytes::from_static(p.as_bytes()))))
+            .collect();
+        StreamBody::new(futures_util::stream::iter(frames))
+    }
+
+    fn declared(len: usize) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        h
+    }
+
+    const BODY: &str = r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_declared_body_over_the_budget_is_refused_without_reading_it() {
+        let budget = BodyBudget::new(100, Duration::from_millis(50));
+        let mut other = BodyReservation::default();
+        budget.reserve(&mut other, 90).await.unwrap();
+        // A body that never sends: the refusal cannot have waited for it.
+        let never = StreamBody::new(futures_util::stream::pending::<Chunk>());
+        let err = parse(declared(20), never, Endpoint::Chat, 100, &budget)
+            .await
+            .unwrap_err();
+        assert_eq!((err.status, err.code), (503, Some("body_budget_exhausted")));
+        assert_eq!(budget.in_use(), 90);
+    }
+
+    #[tokio::test]
+    async fn a_declared_body_reserves_its_length_until_the_request_is_dropped() {
+        let budget = BodyBudget::new(1000, Duration::from_millis(1));
+        let body = chunks(&[&BODY[..10], &BODY[10..]]);
+        let request = parse(declared(BODY.len()), body, Endpoint::Chat, 1000, &budget)
+            .await
+            .unwrap();
+        assert_eq!(request.raw, BODY.as_bytes());
+        assert_eq!(budget.in_use(), BODY.len());
+        drop(request);
+        assert_eq!(budget.in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_chunked_body_reserves_as_it_grows_and_stops_at_the_size_limit() {
+        let budget = BodyBudget::new(1000, Duration::from_millis(1));
+        let body = chunks(&[&BODY[..5], &BODY[5..20], &BODY[20..]]);
+        let request = parse(HeaderMap::new(), body, Endpoint::Chat, 1000, &budget)
+            .await
+            .unwrap();
+        let held = request.reservation.bytes();
+        assert!(held >= BODY.len() && held <= 2 * BODY.len(), "{held}");
+        assert_eq!(budget.in_use(), held);
+        drop(request);
+
+        let too_big = chunks(&[BODY, BODY]);
+        let err = parse(
+            HeaderMap::new(),
+            too_big,
+            Endpoint::Chat,
+            BODY.len() + 1,
+            &budget,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.status, 413);
+        assert_eq!(budget.in_use(), 0);
+        let declared_too_big = parse(declared(2000), chunks(&[]), Endpoint::Chat, 1000, &budget)
+            .await
+            .unwrap_err();
+        assert_eq!(declared_too_big.status, 413);
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
