@@ -115,7 +115,7 @@ impl ApiError {
     }
 
     /// 503: the in-flight request-body budget (`limits.max_inflight_body_bytes`) stayed
-    /// full for `waited`; the body was not read.
+    /// full for `waited`; the body was drained, not kept.
     pub fn body_budget_exhausted(waited: Duration) -> Self {
         let mut e = Self::new(
             503,

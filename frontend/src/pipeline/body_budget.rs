@@ -5,7 +5,7 @@
 //! A body with a `Content-Length` reserves its whole length up front; a chunked body reserves
 //! as its chunks arrive (doubling, like the buffer it fills). When the pool is empty the
 //! request waits up to `limits.body_budget_wait_ms` and is then refused with 503
-//! `body_budget_exhausted` — its body is never read. The reservation travels with the parsed
+//! `body_budget_exhausted` — its body is drained, never kept (see `parse.rs`). The reservation travels with the parsed
 //! request and is returned when the request is dropped (after dispatch hands it on), so it
 //! covers the raw bytes, the parsed form and the body sent upstream.
 

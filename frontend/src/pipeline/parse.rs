@@ -102,17 +102,24 @@ where
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let declared = declared
+        .map(|len| {
+            usize::try_from(len)
+                .ok()
+                .filter(|len| *len <= max_body_bytes)
+                .ok_or_else(|| ApiError::payload_too_large(max_body_bytes))
+        })
+        .transpose()?;
     let mut reservation = BodyReservation::default();
     let mut buf = BytesMut::new();
+    let mut body = std::pin::pin!(body);
     if let Some(len) = declared {
-        let len = usize::try_from(len)
-            .ok()
-            .filter(|len| *len <= max_body_bytes)
-            .ok_or_else(|| ApiError::payload_too_large(max_body_bytes))?;
-        budget.reserve(&mut reservation, len).await?;
+        if let Err(refused) = budget.reserve(&mut reservation, len).await {
+            drain(body.as_mut(), max_body_bytes).await;
+            return Err(refused);
+        }
         buf.reserve(len);
     }
-    let mut body = std::pin::pin!(body);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
             ApiError::invalid_request(format!("could not read the request body: {}", e.into()))
@@ -126,11 +133,33 @@ where
         }
         if len > reservation.bytes() {
             let step = len.max(reservation.bytes() * 2).min(max_body_bytes);
-            budget.reserve(&mut reservation, step).await?;
+            if let Err(refused) = budget.reserve(&mut reservation, step).await {
+                drop(buf);
+                drop(reservation);
+                drain(body.as_mut(), max_body_bytes - len).await;
+                return Err(refused);
+            }
         }
         buf.extend_from_slice(&data);
     }
     Ok((buf.freeze(), reservation))
+}
+
+/// Reads and discards up to `limit` more body bytes. A refused body is drained, not kept,
+/// so the client — which usually sends its whole body before it reads — gets the 503
+/// instead of a reset connection. The body timeouts around `parse` bound the time.
+async fn drain<B>(mut body: std::pin::Pin<&mut B>, limit: usize)
+where
+    B: http_body::Body<Data = Bytes>,
+{
+    let mut left = limit;
+    while let Some(Ok(frame)) = body.frame().await {
+        let n = frame.data_ref().map_or(0, Bytes::len);
+        if n > left {
+            return; // over the size limit: the connection is closed instead
+        }
+        left -= n;
+    }
 }
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -238,13 +267,12 @@ mod budget_tests {
     const BODY: &str = r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#;
 
     #[tokio::test(start_paused = true)]
-    async fn a_declared_body_over_the_budget_is_refused_without_reading_it() {
+    async fn a_declared_body_over_the_budget_is_refused_and_drained_not_kept() {
         let budget = BodyBudget::new(100, Duration::from_millis(50));
         let mut other = BodyReservation::default();
         budget.reserve(&mut other, 90).await.unwrap();
-        // A body that never sends: the refusal cannot have waited for it.
-        let never = StreamBody::new(futures_util::stream::pending::<Chunk>());
-        let err = parse(declared(20), never, Endpoint::Chat, 100, &budget)
+        let body = chunks(&[&BODY[..20]]);
+        let err = parse(declared(20), body, Endpoint::Chat, 100, &budget)
             .await
             .unwrap_err();
         assert_eq!((err.status, err.code), (503, Some("body_budget_exhausted")));

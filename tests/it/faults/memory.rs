@@ -1,6 +1,6 @@
 //! Memory and connections are bounded before they are spent: request bodies are charged to
 //! a frontend-wide budget before they are read (the one over it waits, then gets 503
-//! `body_budget_exhausted` unread), connections over the cap are refused and counted, and a
+//! `body_budget_exhausted`, its body drained and never kept), connections over the cap are refused and counted, and a
 //! client that stops reading a stream is cut after the write timeout, freeing its slot.
 
 use std::time::Duration;
@@ -76,7 +76,7 @@ async fn read_response(s: &mut TcpStream) -> (u16, String) {
 }
 
 #[tokio::test]
-async fn bodies_over_the_budget_are_refused_unread_and_the_budget_is_returned() {
+async fn bodies_over_the_budget_are_refused_and_the_budget_is_returned() {
     let m = mocker(&[]).await.unwrap();
     let yaml = "limits: { max_body_bytes: 1048576, max_inflight_body_bytes: 2621440, body_budget_wait_ms: 200 }\n";
     let fe = frontend_over(yaml, &[&m], &[]).await;
@@ -96,8 +96,10 @@ async fn bodies_over_the_budget_are_refused_unread_and_the_budget_is_returned() 
         "both bodies are charged before they are read"
     );
 
-    // A third does not fit in the 2.5 MiB budget: it waits, then is refused unread.
+    // A third does not fit in the 2.5 MiB budget: it waits, then is refused; its body is
+    // drained (so the client can read the answer), never kept.
     let mut third = head_only(&addr, MIB).await;
+    third.write_all(body_of_len(MIB).as_bytes()).await.unwrap();
     let (status, body) = read_response(&mut third).await;
     assert_eq!(status, 503, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
