@@ -123,7 +123,8 @@ impl<'de> Deserialize<'de> for MessageContent {
 
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 let mut parts = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-                while let Some(part) = seq.next_element()? {
+                while let Some(part) = seq.next_element::<Box<RawValue>>()? {
+                    crate::raw_extra::check_depth::<A::Error>(&part)?;
                     parts.push(part);
                 }
                 Ok(MessageContent::Parts(parts))

@@ -61,6 +61,40 @@ impl PartialEq for RawExtra {
     }
 }
 
+/// Nesting allowed inside one raw value. serde_json refuses input nested deeper than 128
+/// when it builds values, but skips that check when it only captures a raw slice; without
+/// this, a request Switchyard used to refuse (400) would be forwarded to a worker.
+pub(crate) const MAX_RAW_DEPTH: usize = 127;
+
+/// Fails when `raw` nests arrays/objects deeper than [`MAX_RAW_DEPTH`]. One pass over the
+/// bytes; brackets inside strings do not count.
+pub(crate) fn check_depth<E: serde::de::Error>(raw: &RawValue) -> Result<(), E> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in raw.get().as_bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_RAW_DEPTH {
+                    return Err(E::custom("recursion limit exceeded"));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Implements `Deserialize` for a struct whose unknown fields go to `extra: RawExtra`.
 ///
 /// `required` fields must be present; `optional` fields are `Option<T>` (absent or `null`
@@ -107,6 +141,7 @@ macro_rules! raw_extra_struct {
                                 _ => {
                                     let value: Box<::serde_json::value::RawValue> =
                                         map.next_value()?;
+                                    $crate::raw_extra::check_depth::<A::Error>(&value)?;
                                     extra.insert(key, value);
                                 }
                             }
@@ -180,6 +215,20 @@ mod tests {
         let s: Sample = serde_json::from_str(&body).unwrap();
         // The raw slice is exactly the field's bytes (a Value tree would be ~16x larger).
         assert_eq!(s.extra["x"].get().len(), zeros.len() + 2);
+    }
+
+    #[test]
+    fn nesting_deeper_than_serde_json_allows_is_refused_but_brackets_in_strings_do_not_count() {
+        let deep = |n: usize| format!(r#"{{"name":"n","x":{}{}}}"#, "[".repeat(n), "]".repeat(n));
+        assert!(serde_json::from_str::<Sample>(&deep(MAX_RAW_DEPTH)).is_ok());
+        let err = serde_json::from_str::<Sample>(&deep(100_000)).unwrap_err();
+        assert!(err.to_string().contains("recursion limit"), "{err}");
+        let body = format!(
+            r#"{{"name":"n","x":["{}\"{}"]}}"#,
+            "[".repeat(500),
+            "{".repeat(500)
+        );
+        assert!(serde_json::from_str::<Sample>(&body).is_ok());
     }
 
     #[test]
