@@ -13,7 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admission::Admission;
 use crate::config::{ConfigError, ServeConfig};
+use crate::conn_limits::ConnLimits;
 use crate::metrics::Metrics;
+use crate::pipeline::body_budget::BodyBudget;
 use crate::plugins::PluginSet;
 
 /// How one model is routed.
@@ -54,6 +56,10 @@ pub struct App {
     pub retry_budget: RetryBudget,
     /// The concurrency limit and its wait queue.
     pub admission: Admission,
+    /// Request-body bytes in flight (`limits.max_inflight_body_bytes`).
+    pub body_budget: BodyBudget,
+    /// Open client connections and their caps.
+    pub connections: Arc<ConnLimits>,
     /// Loaded Wasm plugins (empty unless configured).
     pub plugins: Arc<PluginSet>,
     /// Prompt → prefix block hashes, per model (see [`PromptHashers`]).
@@ -124,6 +130,11 @@ impl App {
             grace_over: CancellationToken::new(),
             retry_budget: RetryBudget::new(config.retry_budget.clone()),
             admission: Admission::new(&config.overload),
+            body_budget: BodyBudget::new(
+                config.limits.max_inflight_body_bytes,
+                std::time::Duration::from_millis(config.limits.body_budget_wait_ms),
+            ),
+            connections: Arc::new(ConnLimits::new(&config.limits)),
             plugins,
             config,
         }))

@@ -127,6 +127,23 @@ pub struct HttpLimits {
     /// On shutdown, keep accepting for this long with `/health` answering 503 (so load
     /// balancers stop sending traffic) before the listener closes, milliseconds.
     pub drain_delay_ms: u64,
+    /// Request-body bytes held by all requests at once (read, parsed, being sent upstream).
+    /// A body is charged before it is read; see `pipeline/body_budget.rs`. At least
+    /// `max_body_bytes`, at most 4 GiB − 1.
+    pub max_inflight_body_bytes: usize,
+    /// How long a body waits for room in `max_inflight_body_bytes` before it is refused
+    /// (503 `body_budget_exhausted`), milliseconds.
+    pub body_budget_wait_ms: u64,
+    /// Open client connections; more are answered 503 and closed. Unset: half of the
+    /// process's soft `RLIMIT_NOFILE`.
+    pub max_connections: Option<usize>,
+    /// Open connections per client IP address; 0 = no per-address cap.
+    pub max_connections_per_ip: usize,
+    /// Idle time before TCP keepalive probes on client connections, milliseconds; 0 = off.
+    pub tcp_keepalive_ms: u64,
+    /// A client connection whose writes make no progress for this long (the client stopped
+    /// reading) is closed, and its stream ends, milliseconds; 0 = never.
+    pub write_timeout_ms: u64,
 }
 
 impl Default for HttpLimits {
@@ -140,6 +157,12 @@ impl Default for HttpLimits {
             body_idle_timeout_ms: 10_000,
             max_headers: 128,
             drain_delay_ms: 0,
+            max_inflight_body_bytes: 64 * 1024 * 1024,
+            body_budget_wait_ms: 2_000,
+            max_connections: None,
+            max_connections_per_ip: 0,
+            tcp_keepalive_ms: 60_000,
+            write_timeout_ms: 30_000,
         }
     }
 }
@@ -162,6 +185,22 @@ impl HttpLimits {
         }
         if self.max_headers == 0 {
             return Err(invalid("limits.max_headers", "must be at least 1"));
+        }
+        if self.max_connections == Some(0) {
+            return Err(invalid("limits.max_connections", "must be at least 1"));
+        }
+        // A body the pool could never hold would wait and be refused every time.
+        if self.max_inflight_body_bytes < self.max_body_bytes {
+            return Err(invalid(
+                "limits.max_inflight_body_bytes",
+                "must be at least limits.max_body_bytes",
+            ));
+        }
+        if u32::try_from(self.max_inflight_body_bytes).is_err() {
+            return Err(invalid(
+                "limits.max_inflight_body_bytes",
+                "must be below 4 GiB",
+            ));
         }
         Ok(())
     }
@@ -518,7 +557,13 @@ mod tests {
         };
         assert!(base().validate().is_ok());
         type Break = fn(&mut ServeConfig);
-        let cases: [(&str, Break); 6] = [
+        let cases: [(&str, Break); 8] = [
+            ("limits.max_inflight_body_bytes", |c| {
+                c.limits.max_inflight_body_bytes = c.limits.max_body_bytes - 1
+            }),
+            ("limits.max_inflight_body_bytes", |c| {
+                c.limits.max_inflight_body_bytes = 1 << 32
+            }),
             ("limits.max_header_bytes", |c| {
                 c.limits.max_header_bytes = 512
             }),

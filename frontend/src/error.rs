@@ -114,6 +114,28 @@ impl ApiError {
         e
     }
 
+    /// 503: the in-flight request-body budget (`limits.max_inflight_body_bytes`) stayed
+    /// full for `waited`; the body was drained, not kept.
+    pub fn body_budget_exhausted(waited: Duration) -> Self {
+        let mut e = Self::new(
+            503,
+            "service_unavailable",
+            format!(
+                "The server is holding its limit of in-flight request bodies and none finished within {} ms; retry later.",
+                waited.as_millis()
+            ),
+        )
+        .with_code("body_budget_exhausted");
+        e.retry_after = Some(Duration::from_secs(1));
+        e
+    }
+
+    /// Whether the request body may still be (partly) unread when this error is sent: the
+    /// connection then cannot carry another request.
+    pub fn leaves_body_unread(&self) -> bool {
+        self.status == 413 || self.code == Some("body_budget_exhausted")
+    }
+
     /// 408: the client did not send its request body in time.
     pub fn request_timeout(message: impl Into<String>) -> Self {
         Self::new(408, "invalid_request_error", message).with_code("request_timeout")

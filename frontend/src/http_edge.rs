@@ -90,7 +90,7 @@ pub fn error_response(error: &ApiError) -> Response<Body> {
             response.headers_mut().insert(header::RETRY_AFTER, v);
         }
     }
-    if error.status == 413 {
+    if error.leaves_body_unread() {
         // The body was not (fully) read: the connection cannot carry another request, and a
         // client that pooled it would fail its next request with an incomplete message.
         response
@@ -150,6 +150,13 @@ fn health(app: &App) -> Response<Body> {
 
 fn metrics(app: &App) -> Response<Body> {
     let mut text = app.metrics.render(&app.registry);
+    crate::metrics::render_body_budget(
+        &mut text,
+        app.body_budget.in_use(),
+        app.body_budget.total(),
+        app.body_budget.rejected.load(Ordering::Relaxed),
+    );
+    crate::metrics::render_connections(&mut text, &app.connections);
     app.plugins.render_metrics(&mut text);
     crate::events::render_metrics(&mut text);
     let mut response = Response::new(Body::full(text));

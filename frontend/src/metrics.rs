@@ -14,6 +14,8 @@ use parking_lot::{Mutex, RwLock};
 use switchyard_runtime::clock::now_ns;
 use switchyard_runtime::Registry;
 
+use crate::conn_limits::{ConnLimits, Refusal};
+
 /// Metric names (the public contract).
 pub mod names {
     pub const REQUESTS: &str = "switchyard_requests_total";
@@ -36,6 +38,13 @@ pub mod names {
     pub const INSTANCE_HEALTHY: &str = "switchyard_instance_healthy";
     pub const INSTANCE_EJECTIONS: &str = "switchyard_instance_ejections";
     pub const DISCOVERY_CONNECTED: &str = "switchyard_discovery_connected";
+    pub const BODY_BYTES_IN_FLIGHT: &str = "switchyard_request_body_bytes_in_flight";
+    pub const BODY_BUDGET_BYTES: &str = "switchyard_request_body_budget_bytes";
+    pub const BODY_BUDGET_REJECTED: &str = "switchyard_request_body_budget_rejected_total";
+    pub const CONNECTIONS_OPEN: &str = "switchyard_connections_open";
+    pub const CONNECTIONS_MAX: &str = "switchyard_connections_max";
+    pub const CONNECTIONS_REFUSED: &str = "switchyard_connections_refused_total";
+    pub const WRITE_TIMEOUTS: &str = "switchyard_connection_write_timeouts_total";
 }
 
 /// Label used for requests whose model is unknown, so clients cannot explode cardinality.
@@ -200,6 +209,65 @@ impl Metrics {
         render_instances(&mut out, registry);
         out
     }
+}
+
+/// The request-body budget: bytes reserved now, the pool's size, and refusals.
+pub fn render_body_budget(out: &mut String, in_use: usize, total: usize, rejected: u64) {
+    gauge_header(
+        out,
+        names::BODY_BYTES_IN_FLIGHT,
+        "Request-body bytes reserved by requests being read, parsed or dispatched.",
+    );
+    let _ = writeln!(out, "{} {in_use}", names::BODY_BYTES_IN_FLIGHT);
+    gauge_header(
+        out,
+        names::BODY_BUDGET_BYTES,
+        "The in-flight request-body budget (limits.max_inflight_body_bytes).",
+    );
+    let _ = writeln!(out, "{} {total}", names::BODY_BUDGET_BYTES);
+    counter_header(
+        out,
+        names::BODY_BUDGET_REJECTED,
+        "Requests refused (503 body_budget_exhausted) because the body budget stayed full.",
+    );
+    let _ = writeln!(out, "{} {rejected}", names::BODY_BUDGET_REJECTED);
+}
+
+/// Client connections: open, the cap, refusals by reason, write-progress timeouts.
+pub fn render_connections(out: &mut String, connections: &ConnLimits) {
+    gauge_header(out, names::CONNECTIONS_OPEN, "Open client connections.");
+    let _ = writeln!(out, "{} {}", names::CONNECTIONS_OPEN, connections.open());
+    gauge_header(
+        out,
+        names::CONNECTIONS_MAX,
+        "The cap on open client connections (limits.max_connections).",
+    );
+    let _ = writeln!(out, "{} {}", names::CONNECTIONS_MAX, connections.max());
+    counter_header(
+        out,
+        names::CONNECTIONS_REFUSED,
+        "Client connections refused at accept because a connection cap was reached.",
+    );
+    for reason in [Refusal::MaxConnections, Refusal::MaxConnectionsPerIp] {
+        let _ = writeln!(
+            out,
+            "{}{{reason=\"{}\"}} {}",
+            names::CONNECTIONS_REFUSED,
+            reason.label(),
+            connections.refused(reason)
+        );
+    }
+    counter_header(
+        out,
+        names::WRITE_TIMEOUTS,
+        "Client connections closed because the client read nothing for limits.write_timeout_ms.",
+    );
+    let _ = writeln!(
+        out,
+        "{} {}",
+        names::WRITE_TIMEOUTS,
+        connections.write_timeouts.load(Ordering::Relaxed)
+    );
 }
 
 type ModelSeries = [(Arc<str>, Arc<ModelMetrics>)];

@@ -7,10 +7,13 @@
 //! connections are closed after their current response.
 //!
 //! Per-connection limits: header read timeout (slowloris), header bytes and header count
-//! (431 beyond them). HTTP/2 is not served, so its stream and reset limits do not apply.
+//! (431 beyond them), a write-progress timeout (`write_timeout.rs`), TCP keepalive, and a
+//! cap on open connections overall and per client address (`conn_limits.rs`). HTTP/2 is not
+//! served, so its stream and reset limits do not apply.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +26,9 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::app::App;
 use crate::coalescing_io::CoalescingStream;
+use crate::conn_limits;
 use crate::http_edge;
+use crate::write_timeout::WriteTimeout;
 
 /// How long, after the grace period, connections get to deliver their streams' final error
 /// event and `[DONE]`.
@@ -49,15 +54,30 @@ pub async fn serve(
         .max_buf_size(limits.max_header_bytes.max(8192))
         .max_headers(limits.max_headers)
         .keep_alive(true);
-    let accept = |stream: TcpStream| {
-        let _ = stream.set_nodelay(true);
+    let write_timeout =
+        (limits.write_timeout_ms > 0).then(|| Duration::from_millis(limits.write_timeout_ms));
+    let accept = |stream: TcpStream, peer: SocketAddr| {
+        let guard = match app.connections.admit(peer.ip()) {
+            Ok(guard) => guard,
+            Err(reason) => {
+                tracing::debug!(%peer, reason = reason.label(), "connection refused");
+                conn_limits::refuse(stream, reason);
+                return;
+            }
+        };
+        app.connections.configure(&stream);
         let app = Arc::clone(&app);
         let service = service_fn(move |request| {
             let app = Arc::clone(&app);
             async move { Ok::<_, Infallible>(http_edge::handle(app, request).await) }
         });
-        // Coalesce a streamed response's events into as few writes as arrive together.
-        let io = TokioIo::new(CoalescingStream::new(stream));
+        // Coalesce a streamed response's events into as few writes as arrive together; the
+        // write timeout sits under the coalescing so it sees only the socket's own waits.
+        let io = TokioIo::new(CoalescingStream::new(WriteTimeout::new(
+            stream,
+            write_timeout,
+            guard,
+        )));
         let connection = graceful.watch(builder.serve_connection(io, service));
         tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -100,13 +120,13 @@ pub async fn serve(
 async fn accept_until(
     listener: &TcpListener,
     stop: impl Future<Output = ()>,
-    accept: &impl Fn(TcpStream),
+    accept: &impl Fn(TcpStream, SocketAddr),
 ) {
     tokio::pin!(stop);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => accept(stream),
+                Ok((stream, peer)) => accept(stream, peer),
                 Err(error) => {
                     // EMFILE and friends: back off instead of spinning.
                     tracing::warn!(%error, "accept failed");

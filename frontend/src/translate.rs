@@ -5,6 +5,7 @@
 //! the chat shape, so the client cannot tell the difference.
 
 use bytes::Bytes;
+use serde_json::value::RawValue;
 use switchyard_protocol::{
     ChatChoice, ChatChunkChoice, ChatCompletionChunk, ChatCompletionRequest,
     ChatCompletionResponse, ChatDelta, ChatMessage, CompletionChunk, CompletionRequest,
@@ -39,14 +40,23 @@ const NOT_TRANSLATABLE: &[&str] = &[
 /// completions continuation could not honour it), ignoring values that ask for nothing
 /// (`tools: []`, `tool_choice: "none"`, `response_format: {"type": "text"}`, `false`, `0`).
 pub fn lost_in_translation(chat: &ChatCompletionRequest) -> Option<&'static str> {
-    NOT_TRANSLATABLE
-        .iter()
-        .copied()
-        .find(|field| chat.extra.get(*field).is_some_and(asks_for_something))
+    NOT_TRANSLATABLE.iter().copied().find(|field| {
+        chat.extra
+            .get(*field)
+            .is_some_and(|v| asks_for_something(v))
+    })
 }
 
-fn asks_for_something(value: &serde_json::Value) -> bool {
+/// Every value that asks for nothing is a few bytes; anything longer asks for something and
+/// is not parsed (it may be a huge array).
+fn asks_for_something(raw: &RawValue) -> bool {
     use serde_json::Value;
+    if raw.get().len() > 64 {
+        return true;
+    }
+    let Ok(value) = serde_json::from_str::<Value>(raw.get()) else {
+        return true;
+    };
     match value {
         Value::Null | Value::Bool(false) => false,
         Value::Array(a) => !a.is_empty(),

@@ -5,6 +5,7 @@
 mod bad_input;
 mod failover;
 mod hostile;
+mod memory;
 mod migration;
 mod overload;
 mod shutdown;

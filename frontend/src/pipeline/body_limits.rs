@@ -14,6 +14,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::Sleep;
 
+use super::body_budget::BodyBudget;
 use super::parse::{self, ParsedRequest};
 use super::Endpoint;
 use crate::config::HttpLimits;
@@ -24,6 +25,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Reads and decodes the request within `limits`' body timeouts.
 pub async fn parse_within(
     limits: &HttpLimits,
+    budget: &BodyBudget,
     headers: HeaderMap,
     body: Incoming,
     endpoint: Endpoint,
@@ -32,7 +34,7 @@ pub async fn parse_within(
     let total = Duration::from_millis(limits.body_timeout_ms);
     tokio::time::timeout(
         total,
-        parse::parse(headers, body, endpoint, limits.max_body_bytes),
+        parse::parse(headers, body, endpoint, limits.max_body_bytes, budget),
     )
     .await
     .map_err(|_| {

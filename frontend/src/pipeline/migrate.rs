@@ -25,6 +25,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use switchyard_protocol::{CompletionRequest, Prompt, StreamOptions, Usage};
 use switchyard_runtime::clock::now_ns;
@@ -212,8 +213,9 @@ fn stamp_of(chunk: &[u8]) -> Option<(Value, Value)> {
 /// (tools, structured output, chat log probabilities), or completions options whose output
 /// is not a plain continuation of the prompt (`echo`, `best_of`).
 fn why_not(typed: &TypedRequest) -> Option<&'static str> {
+    // Raw text: a present value other than `null`/`false`, of any size, asks for it.
     let truthy =
-        |v: Option<&Value>| v.is_some_and(|v| v != &Value::Null && v != &Value::Bool(false));
+        |v: Option<&Box<RawValue>>| v.is_some_and(|v| !matches!(v.get().trim(), "null" | "false"));
     match typed {
         TypedRequest::Chat(r) if r.n.unwrap_or(1) > 1 => Some("n > 1"),
         TypedRequest::Chat(r) => translate::lost_in_translation(r),
@@ -223,7 +225,11 @@ fn why_not(typed: &TypedRequest) -> Option<&'static str> {
         }
         TypedRequest::Completion(r) if truthy(r.extra.get("echo")) => Some("echo"),
         TypedRequest::Completion(r)
-            if r.extra.get("best_of").and_then(Value::as_u64).unwrap_or(1) > 1 =>
+            if r.extra
+                .small_value("best_of", 32)
+                .and_then(|v| v.as_u64())
+                .unwrap_or(1)
+                > 1 =>
         {
             Some("best_of > 1")
         }

@@ -7,6 +7,7 @@
 //! after parse: a client that trickles its body waits for it on its own connection, under
 //! the body timeouts, without holding a slot that a complete request could use.
 
+pub mod body_budget;
 pub mod body_limits;
 pub mod candidates;
 pub mod dispatch;
@@ -87,7 +88,14 @@ async fn run(
     request_id: &str,
     tracker: &mut Tracker,
 ) -> Result<Response<Body>, ApiError> {
-    let request = body_limits::parse_within(&app.config.limits, headers, body, endpoint).await?;
+    let request = body_limits::parse_within(
+        &app.config.limits,
+        &app.body_budget,
+        headers,
+        body,
+        endpoint,
+    )
+    .await?;
     let permit = app
         .admission
         .admit(&request.headers, &app.metrics.queued)

@@ -3,12 +3,13 @@
 //! The raw bytes are kept: a request that needs no rewriting is forwarded byte for byte, so
 //! fields Switchyard does not know reach the worker exactly as the client wrote them.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 use switchyard_protocol::{ChatCompletionRequest, CompletionRequest, EmbeddingRequest};
 
+use super::body_budget::{BodyBudget, BodyReservation};
 use super::Endpoint;
 use crate::error::ApiError;
 
@@ -27,6 +28,9 @@ pub struct ParsedRequest {
     pub raw: Bytes,
     pub typed: TypedRequest,
     pub headers: HeaderMap,
+    /// This body's share of `limits.max_inflight_body_bytes`, returned when the request is
+    /// dropped.
+    pub reservation: BodyReservation,
 }
 
 impl ParsedRequest {
@@ -55,48 +59,107 @@ impl ParsedRequest {
     }
 }
 
-/// Reads and decodes the body of `parts`/`body` for `endpoint`. Generic over the body so
-/// the edge can wrap the connection's body in timeouts.
+/// Reads and decodes the body of `parts`/`body` for `endpoint`, charging it to `budget`
+/// before reading. Generic over the body so the edge can wrap the connection's body in
+/// timeouts.
 pub async fn parse<B>(
     headers: HeaderMap,
     body: B,
     endpoint: Endpoint,
     max_body_bytes: usize,
+    budget: &BodyBudget,
 ) -> Result<ParsedRequest, ApiError>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     check_content_type(&headers)?;
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > max_body_bytes as u64 {
-            return Err(ApiError::payload_too_large(max_body_bytes));
-        }
-    }
-    let raw = Limited::new(body, max_body_bytes)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                ApiError::payload_too_large(max_body_bytes)
-            } else {
-                ApiError::invalid_request(format!("could not read the request body: {e}"))
-            }
-        })?
-        .to_bytes();
+    let (raw, reservation) = read_body(&headers, body, max_body_bytes, budget).await?;
     let typed = decode(endpoint, &raw)?;
     Ok(ParsedRequest {
         endpoint,
         raw,
         typed,
         headers,
+        reservation,
     })
+}
+
+/// Reads the whole body into one buffer. The budget is reserved before the bytes are read:
+/// all of `Content-Length` up front, or for a chunked body in doubling steps that match the
+/// buffer's growth. One copy: frames are appended to a buffer sized from `Content-Length`.
+async fn read_body<B>(
+    headers: &HeaderMap,
+    body: B,
+    max_body_bytes: usize,
+    budget: &BodyBudget,
+) -> Result<(Bytes, BodyReservation), ApiError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let declared = declared
+        .map(|len| {
+            usize::try_from(len)
+                .ok()
+                .filter(|len| *len <= max_body_bytes)
+                .ok_or_else(|| ApiError::payload_too_large(max_body_bytes))
+        })
+        .transpose()?;
+    let mut reservation = BodyReservation::default();
+    let mut buf = BytesMut::new();
+    let mut body = std::pin::pin!(body);
+    if let Some(len) = declared {
+        if let Err(refused) = budget.reserve(&mut reservation, len).await {
+            drain(body.as_mut(), max_body_bytes).await;
+            return Err(refused);
+        }
+        buf.reserve(len);
+    }
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::invalid_request(format!("could not read the request body: {}", e.into()))
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers carry nothing we use
+        };
+        let len = buf.len() + data.len();
+        if len > max_body_bytes {
+            return Err(ApiError::payload_too_large(max_body_bytes));
+        }
+        if len > reservation.bytes() {
+            let step = len.max(reservation.bytes() * 2).min(max_body_bytes);
+            if let Err(refused) = budget.reserve(&mut reservation, step).await {
+                drop(buf);
+                drop(reservation);
+                drain(body.as_mut(), max_body_bytes - len).await;
+                return Err(refused);
+            }
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok((buf.freeze(), reservation))
+}
+
+/// Reads and discards up to `limit` more body bytes. A refused body is drained, not kept,
+/// so the client — which usually sends its whole body before it reads — gets the 503
+/// instead of a reset connection. The body timeouts around `parse` bound the time.
+async fn drain<B>(mut body: std::pin::Pin<&mut B>, limit: usize)
+where
+    B: http_body::Body<Data = Bytes>,
+{
+    let mut left = limit;
+    while let Some(Ok(frame)) = body.frame().await {
+        let n = frame.data_ref().map_or(0, Bytes::len);
+        if n > left {
+            return; // over the size limit: the connection is closed instead
+        }
+        left -= n;
+    }
 }
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -174,6 +237,90 @@ fn validate(typed: &TypedRequest) -> Result<(), ApiError> {
         return Err(ApiError::invalid_request("`model` must not be empty.").with_param("model"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use std::time::Duration;
+
+    use super::*;
+    use http::HeaderValue;
+    use http_body::Frame;
+    use http_body_util::StreamBody;
+
+    type Chunk = Result<Frame<Bytes>, std::convert::Infallible>;
+
+    fn chunks(parts: &[&'static str]) -> StreamBody<impl futures_util::Stream<Item = Chunk>> {
+        let frames: Vec<Chunk> = parts
+            .iter()
+            .map(|p| Ok(Frame::data(Bytes::from_static(p.as_bytes()))))
+            .collect();
+        StreamBody::new(futures_util::stream::iter(frames))
+    }
+
+    fn declared(len: usize) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        h
+    }
+
+    const BODY: &str = r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_declared_body_over_the_budget_is_refused_and_drained_not_kept() {
+        let budget = BodyBudget::new(100, Duration::from_millis(50));
+        let mut other = BodyReservation::default();
+        budget.reserve(&mut other, 90).await.unwrap();
+        let body = chunks(&[&BODY[..20]]);
+        let err = parse(declared(20), body, Endpoint::Chat, 100, &budget)
+            .await
+            .unwrap_err();
+        assert_eq!((err.status, err.code), (503, Some("body_budget_exhausted")));
+        assert_eq!(budget.in_use(), 90);
+    }
+
+    #[tokio::test]
+    async fn a_declared_body_reserves_its_length_until_the_request_is_dropped() {
+        let budget = BodyBudget::new(1000, Duration::from_millis(1));
+        let body = chunks(&[&BODY[..10], &BODY[10..]]);
+        let request = parse(declared(BODY.len()), body, Endpoint::Chat, 1000, &budget)
+            .await
+            .unwrap();
+        assert_eq!(request.raw, BODY.as_bytes());
+        assert_eq!(budget.in_use(), BODY.len());
+        drop(request);
+        assert_eq!(budget.in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_chunked_body_reserves_as_it_grows_and_stops_at_the_size_limit() {
+        let budget = BodyBudget::new(1000, Duration::from_millis(1));
+        let body = chunks(&[&BODY[..5], &BODY[5..20], &BODY[20..]]);
+        let request = parse(HeaderMap::new(), body, Endpoint::Chat, 1000, &budget)
+            .await
+            .unwrap();
+        let held = request.reservation.bytes();
+        assert!(held >= BODY.len() && held <= 2 * BODY.len(), "{held}");
+        assert_eq!(budget.in_use(), held);
+        drop(request);
+
+        let too_big = chunks(&[BODY, BODY]);
+        let err = parse(
+            HeaderMap::new(),
+            too_big,
+            Endpoint::Chat,
+            BODY.len() + 1,
+            &budget,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.status, 413);
+        assert_eq!(budget.in_use(), 0);
+        let declared_too_big = parse(declared(2000), chunks(&[]), Endpoint::Chat, 1000, &budget)
+            .await
+            .unwrap_err();
+        assert_eq!(declared_too_big.status, 413);
+    }
 }
 
 #[cfg(test)]
@@ -261,6 +408,6 @@ mod tests {
         .unwrap() else {
             panic!("wrong variant")
         };
-        assert_eq!(r.extra["top_k"], 3);
+        assert_eq!(r.extra["top_k"].get(), "3");
     }
 }

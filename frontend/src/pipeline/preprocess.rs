@@ -176,6 +176,7 @@ mod tests {
             raw: Bytes::copy_from_slice(body.as_bytes()),
             typed: decode(endpoint, body.as_bytes()).unwrap(),
             headers: HeaderMap::new(),
+            reservation: Default::default(),
         }
     }
 

@@ -1,12 +1,15 @@
 //! `POST /v1/chat/completions`: request, response and stream chunk.
 
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
-use crate::{Extra, StreamOptions, Usage};
+use crate::raw_extra::raw_extra_struct;
+use crate::{Extra, RawExtra, StreamOptions, Usage};
 
 /// A chat completion request. Fields Switchyard routes on are typed (and therefore validated);
-/// everything else is kept in `extra` and forwarded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// everything else is kept in `extra`, as raw text, and forwarded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChatCompletionRequest {
     pub model: String,
     pub messages: Vec<ChatMessage>,
@@ -23,8 +26,21 @@ pub struct ChatCompletionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<i64>,
     #[serde(flatten)]
-    pub extra: Extra,
+    pub extra: RawExtra,
 }
+
+raw_extra_struct!(
+    ChatCompletionRequest, "a chat completion request object",
+    required { model: String, messages: Vec<ChatMessage> },
+    optional {
+        stream: bool,
+        stream_options: StreamOptions,
+        max_tokens: u32,
+        max_completion_tokens: u32,
+        n: u32,
+        seed: i64,
+    }
+);
 
 impl ChatCompletionRequest {
     pub fn is_stream(&self) -> bool {
@@ -44,24 +60,85 @@ impl ChatCompletionRequest {
     }
 }
 
-/// One message in the conversation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One message in the conversation (requests and non-streamed responses).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChatMessage {
     pub role: String,
-    #[serde(default)]
     pub content: Option<MessageContent>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(flatten)]
-    pub extra: Extra,
+    pub extra: RawExtra,
 }
 
-/// Message content: a plain string or an array of typed parts (text, image_url, ...).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+raw_extra_struct!(
+    ChatMessage,
+    "a chat message object",
+    required { role: String },
+    optional {
+        content: MessageContent,
+        name: String
+    }
+);
+
+/// Message content: a plain string or an array of typed parts (text, image_url, ...). Parts
+/// are kept as raw text (see [`RawExtra`] for why): only their `text` is ever read.
+#[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum MessageContent {
     Text(String),
-    Parts(Vec<serde_json::Value>),
+    Parts(Vec<Box<RawValue>>),
+}
+
+impl PartialEq for MessageContent {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Text(a), Self::Text(b)) => a == b,
+            (Self::Parts(a), Self::Parts(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.get() == y.get())
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A string or an array, decided by the JSON token: no buffering as `untagged` would.
+impl<'de> Deserialize<'de> for MessageContent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ContentVisitor;
+        impl<'de> Visitor<'de> for ContentVisitor {
+            type Value = MessageContent;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or an array of content parts")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(MessageContent::Text(v.to_owned()))
+            }
+
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(MessageContent::Text(v))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut parts = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+                while let Some(part) = seq.next_element::<Box<RawValue>>()? {
+                    crate::raw_extra::check_depth::<A::Error>(&part)?;
+                    parts.push(part);
+                }
+                Ok(MessageContent::Parts(parts))
+            }
+        }
+        d.deserialize_any(ContentVisitor)
+    }
+}
+
+/// The one field of a content part that is read; everything else is skipped unparsed.
+#[derive(Deserialize)]
+struct PartText {
+    #[serde(default)]
+    text: Option<String>,
 }
 
 impl MessageContent {
@@ -71,7 +148,7 @@ impl MessageContent {
             Self::Text(text) => text.clone(),
             Self::Parts(parts) => parts
                 .iter()
-                .filter_map(|p| p.get("text").and_then(|t| t.as_str()))
+                .filter_map(|p| serde_json::from_str::<PartText>(p.get()).ok()?.text)
                 .collect::<Vec<_>>()
                 .join(""),
         }
@@ -151,8 +228,8 @@ mod tests {
     fn unknown_fields_survive_a_round_trip() {
         let body = r#"{"model":"m","messages":[{"role":"user","content":"hi","x_msg":1}],"top_k":5,"regex":"a+"}"#;
         let req: ChatCompletionRequest = serde_json::from_str(body).unwrap();
-        assert_eq!(req.extra["top_k"], 5);
-        assert_eq!(req.messages[0].extra["x_msg"], 1);
+        assert_eq!(req.extra["top_k"].get(), "5");
+        assert_eq!(req.messages[0].extra["x_msg"].get(), "1");
         let back: serde_json::Value = serde_json::to_value(&req).unwrap();
         assert_eq!(back["regex"], "a+");
         assert_eq!(back["messages"][0]["x_msg"], 1);
@@ -182,5 +259,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.text(), "ab");
+    }
+
+    #[test]
+    fn content_is_a_string_an_array_or_null_and_nothing_else() {
+        let m = |content: &str| {
+            serde_json::from_str::<ChatMessage>(&format!(
+                r#"{{"role":"user","content":{content}}}"#
+            ))
+        };
+        assert_eq!(m(r#""hi""#).unwrap().text(), "hi");
+        assert_eq!(m("null").unwrap().content, None);
+        assert_eq!(
+            m("[]").unwrap().content,
+            Some(MessageContent::Parts(vec![]))
+        );
+        for bad in ["1", "{}", "true", r#"["a","#] {
+            assert!(m(bad).is_err(), "{bad}");
+        }
+        // A part's other fields are kept verbatim and never parsed.
+        let parts = m(r#"[{"type":"image_url","image_url":{"url":"data:x"},"x":[0, 0]}]"#).unwrap();
+        let back = serde_json::to_string(&parts).unwrap();
+        assert!(
+            back.contains(r#"{"type":"image_url","image_url":{"url":"data:x"},"x":[0, 0]}"#),
+            "{back}"
+        );
     }
 }

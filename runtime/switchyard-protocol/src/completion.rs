@@ -2,9 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Extra, StreamOptions, Usage};
+use crate::raw_extra::raw_extra_struct;
+use crate::text_or_tokens::TextOrTokens;
+use crate::{Extra, RawExtra, StreamOptions, Usage};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompletionRequest {
     pub model: String,
     pub prompt: Prompt,
@@ -19,8 +21,24 @@ pub struct CompletionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<i64>,
     #[serde(flatten)]
-    pub extra: Extra,
+    pub extra: RawExtra,
 }
+
+raw_extra_struct!(
+    CompletionRequest,
+    "a completion request object",
+    required {
+        model: String,
+        prompt: Prompt
+    },
+    optional {
+        stream: bool,
+        stream_options: StreamOptions,
+        max_tokens: u32,
+        n: u32,
+        seed: i64,
+    }
+);
 
 impl CompletionRequest {
     pub fn is_stream(&self) -> bool {
@@ -36,13 +54,30 @@ impl CompletionRequest {
 }
 
 /// The `prompt` field: a string, a batch of strings, token ids, or a batch of token-id lists.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Prompt {
     Text(String),
     Texts(Vec<String>),
     Tokens(Vec<u32>),
     TokenBatches(Vec<Vec<u32>>),
+}
+
+impl From<TextOrTokens> for Prompt {
+    fn from(v: TextOrTokens) -> Self {
+        match v {
+            TextOrTokens::Text(t) => Self::Text(t),
+            TextOrTokens::Texts(t) => Self::Texts(t),
+            TextOrTokens::Tokens(t) => Self::Tokens(t),
+            TextOrTokens::TokenBatches(t) => Self::TokenBatches(t),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Prompt {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        TextOrTokens::deserialize(d).map(Self::from)
+    }
 }
 
 impl Prompt {
@@ -106,6 +141,22 @@ mod tests {
             let p: Prompt = serde_json::from_str(body).unwrap();
             assert_eq!(p.as_text(), text);
         }
-        assert!(serde_json::from_str::<Prompt>("{}").is_err());
+        for bad in [
+            "{}",
+            "1",
+            "null",
+            r#"["a",1]"#,
+            r#"[1,"a"]"#,
+            r#"[[1],"a"]"#,
+            "[-1]",
+            "[[1.5]]",
+        ] {
+            assert!(serde_json::from_str::<Prompt>(bad).is_err(), "{bad}");
+        }
+        // As before: an empty array is an empty batch of strings.
+        assert_eq!(
+            serde_json::from_str::<Prompt>("[]").unwrap(),
+            Prompt::Texts(vec![])
+        );
     }
 }

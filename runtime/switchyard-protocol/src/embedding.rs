@@ -2,23 +2,46 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Extra, Usage};
+use crate::raw_extra::raw_extra_struct;
+use crate::text_or_tokens::TextOrTokens;
+use crate::{Extra, RawExtra, Usage};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EmbeddingRequest {
     pub model: String,
     pub input: EmbeddingInput,
     #[serde(flatten)]
-    pub extra: Extra,
+    pub extra: RawExtra,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+raw_extra_struct!(
+    EmbeddingRequest,
+    "an embedding request object",
+    required {
+        model: String,
+        input: EmbeddingInput
+    },
+    optional {}
+);
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum EmbeddingInput {
     Text(String),
     Texts(Vec<String>),
     Tokens(Vec<u32>),
     TokenBatches(Vec<Vec<u32>>),
+}
+
+impl<'de> Deserialize<'de> for EmbeddingInput {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match TextOrTokens::deserialize(d)? {
+            TextOrTokens::Text(t) => Self::Text(t),
+            TextOrTokens::Texts(t) => Self::Texts(t),
+            TextOrTokens::Tokens(t) => Self::Tokens(t),
+            TextOrTokens::TokenBatches(t) => Self::TokenBatches(t),
+        })
+    }
 }
 
 impl EmbeddingInput {

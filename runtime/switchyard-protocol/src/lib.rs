@@ -11,7 +11,9 @@ pub mod completion;
 pub mod embedding;
 pub mod error;
 pub mod models;
+mod raw_extra;
 pub mod sse;
+mod text_or_tokens;
 pub mod usage;
 
 pub use chat::{
@@ -24,7 +26,8 @@ pub use completion::{
 pub use embedding::{EmbeddingData, EmbeddingInput, EmbeddingRequest, EmbeddingResponse};
 pub use error::{ErrorBody, ErrorDetail};
 pub use models::{ModelCard, ModelList};
+pub use raw_extra::RawExtra;
 pub use usage::{StreamOptions, Usage};
 
-/// Unknown JSON fields preserved on a typed value.
+/// Unknown JSON fields preserved on a typed response value (requests use [`RawExtra`]).
 pub type Extra = serde_json::Map<String, serde_json::Value>;

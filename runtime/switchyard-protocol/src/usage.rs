@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Extra;
+use crate::raw_extra::raw_extra_struct;
+use crate::RawExtra;
 
 /// Token counts as OpenAI reports them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,10 +25,19 @@ impl Usage {
 }
 
 /// `stream_options` on a streaming request.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct StreamOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_usage: Option<bool>,
     #[serde(flatten)]
-    pub extra: Extra,
+    pub extra: RawExtra,
 }
+
+raw_extra_struct!(
+    StreamOptions,
+    "a stream_options object",
+    required {},
+    optional {
+        include_usage: bool
+    }
+);
