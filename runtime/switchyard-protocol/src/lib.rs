@@ -6,11 +6,14 @@
 //! The SSE framer lives here too because both the relay and the mocker's tests frame events.
 #![forbid(unsafe_code)]
 
+pub mod bridge;
 pub mod chat;
 pub mod completion;
 pub mod embedding;
 pub mod error;
+pub mod messages;
 pub mod models;
+pub mod responses;
 pub mod sse;
 pub mod usage;
 
