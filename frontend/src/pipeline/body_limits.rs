@@ -43,6 +43,28 @@ pub async fn parse_within(
     })?
 }
 
+/// Reads the raw body within `limits` (size and timeouts), for callers that decode it
+/// themselves (the agent APIs).
+pub async fn read_within(
+    limits: &HttpLimits,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> Result<bytes::Bytes, ApiError> {
+    let body = IdleTimeout::new(body, Duration::from_millis(limits.body_idle_timeout_ms));
+    let total = Duration::from_millis(limits.body_timeout_ms);
+    tokio::time::timeout(
+        total,
+        parse::read_body(headers, body, limits.max_body_bytes),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::request_timeout(format!(
+            "The request body was not received within {} ms.",
+            limits.body_timeout_ms
+        ))
+    })?
+}
+
 /// The body stopped sending.
 #[derive(Debug)]
 struct BodyIdle(Duration);

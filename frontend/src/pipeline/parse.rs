@@ -67,7 +67,28 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    check_content_type(&headers)?;
+    let raw = read_body(&headers, body, max_body_bytes).await?;
+    let typed = decode(endpoint, &raw)?;
+    Ok(ParsedRequest {
+        endpoint,
+        raw,
+        typed,
+        headers,
+    })
+}
+
+/// Reads the whole body within `max_body_bytes` (413 beyond), after checking that it claims
+/// to be JSON. The agent APIs read their bodies through here too, then decode their own types.
+pub async fn read_body<B>(
+    headers: &HeaderMap,
+    body: B,
+    max_body_bytes: usize,
+) -> Result<Bytes, ApiError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    check_content_type(headers)?;
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -90,13 +111,7 @@ where
             }
         })?
         .to_bytes();
-    let typed = decode(endpoint, &raw)?;
-    Ok(ParsedRequest {
-        endpoint,
-        raw,
-        typed,
-        headers,
-    })
+    Ok(raw)
 }
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -114,14 +129,7 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// Decodes and validates the body for `endpoint`.
 pub fn decode(endpoint: Endpoint, raw: &[u8]) -> Result<TypedRequest, ApiError> {
-    let first = raw.iter().find(|b| !b.is_ascii_whitespace());
-    if first != Some(&b'{') {
-        return Err(ApiError::invalid_request(if first.is_none() {
-            "The request body is empty; expected a JSON object.".to_owned()
-        } else {
-            "The request body must be a JSON object.".to_owned()
-        }));
-    }
+    require_object(raw)?;
     let typed = match endpoint {
         Endpoint::Chat => TypedRequest::Chat(from_json(raw)?),
         Endpoint::Completions => TypedRequest::Completion(from_json(raw)?),
@@ -131,8 +139,22 @@ pub fn decode(endpoint: Endpoint, raw: &[u8]) -> Result<TypedRequest, ApiError> 
     Ok(typed)
 }
 
+/// Refuses a body that is not a JSON object before serde sees it (a clear message rather
+/// than "invalid type: sequence").
+pub fn require_object(raw: &[u8]) -> Result<(), ApiError> {
+    let first = raw.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(ApiError::invalid_request(if first.is_none() {
+            "The request body is empty; expected a JSON object.".to_owned()
+        } else {
+            "The request body must be a JSON object.".to_owned()
+        }));
+    }
+    Ok(())
+}
+
 /// Deserializes; on failure re-runs with path tracking to name the offending field.
-fn from_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+pub fn from_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(raw).map_err(|_| {
         let mut de = serde_json::Deserializer::from_slice(raw);
         match serde_path_to_error::deserialize::<_, T>(&mut de) {
@@ -165,6 +187,7 @@ fn validate(typed: &TypedRequest) -> Result<(), ApiError> {
                 return Err(ApiError::invalid_request("`messages` must not be empty.")
                     .with_param("messages"));
             }
+            super::validate::chat(r)?;
             &r.model
         }
         TypedRequest::Completion(r) => &r.model,
