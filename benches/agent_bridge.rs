@@ -6,6 +6,7 @@ use std::hint::black_box;
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use switchyard_protocol::bridge::chat_out::Chunk;
 use switchyard_protocol::bridge::messages_stream::MessagesStream;
 use switchyard_protocol::bridge::responses_stream::ResponsesStream;
 use switchyard_protocol::bridge::StreamBridge;
@@ -57,6 +58,20 @@ fn bridges(c: &mut Criterion) {
     let mut group = c.benchmark_group("agent_bridge_16_tokens");
     group.throughput(Throughput::Elements(16));
     group.bench_function("chat_reframe_only", |b| b.iter(|| run(&data, None)));
+    // The share of the bridges' cost that is decoding the chat chunks.
+    group.bench_function("chat_reframe_and_decode", |b| {
+        b.iter(|| {
+            let mut framer = Framer::default();
+            framer.push(black_box(&data));
+            let mut n = 0;
+            while let Ok(Some(event)) = framer.next_event() {
+                if let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(&event.data) {
+                    n += chunk.choices.len();
+                }
+            }
+            n
+        })
+    });
     group.bench_function("responses", |b| {
         b.iter(|| run(&data, Some(Box::new(ResponsesStream::new(&responses)))))
     });
