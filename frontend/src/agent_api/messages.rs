@@ -19,7 +19,7 @@ use crate::error::ApiError;
 use crate::http_edge::json_response;
 use crate::pipeline;
 
-/// The `endpoint` label of these requests' metrics.
+/// The `route` label of these requests' metrics.
 pub const ROUTE: &str = "messages";
 
 pub async fn handle(

@@ -3,7 +3,7 @@
 //! completions and the answer back ([`switchyard_protocol::bridge`]).
 //!
 //! The translated request enters the ordinary chat path ([`pipeline::generate_as`]), so
-//! routing, plugins, retries, migration, health and metrics (under their own `endpoint`
+//! routing, plugins, retries, migration, health and metrics (under their own `route`
 //! label) treat it exactly like chat; only the body on the way in and out differs.
 
 pub mod messages;

@@ -15,7 +15,7 @@ use crate::body::Body;
 use crate::http_edge::error_response;
 use crate::pipeline;
 
-/// The `endpoint` label of these requests' metrics.
+/// The `route` label of these requests' metrics.
 pub const ROUTE: &str = "responses";
 
 pub async fn handle(

@@ -20,7 +20,7 @@ pub struct Tracker {
 #[derive(Debug)]
 struct Inner {
     app: Arc<App>,
-    /// The `endpoint` metric label: the endpoint, or the API translated onto it.
+    /// The `route` metric label: the endpoint, or the API translated onto it.
     route: &'static str,
     started: Instant,
     model: Option<Arc<ModelMetrics>>,
