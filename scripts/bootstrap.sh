@@ -19,8 +19,8 @@ if [ -x scripts/install-services.sh ]; then
   scripts/install-services.sh
 fi
 
-# Python: the official OpenAI client drives the frontend in one integration test.
-if ! python3 -c 'import openai' 2>/dev/null; then
+# Python: the official OpenAI and Anthropic clients drive the frontend in integration tests.
+if ! python3 -c 'import openai, anthropic' 2>/dev/null; then
   say "installing Python test requirements"
   python3 -m pip install --disable-pip-version-check -q -r tests/python/requirements.txt
 fi

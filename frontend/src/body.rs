@@ -1,4 +1,5 @@
-//! The response body type: a whole buffer, or a live SSE relay.
+//! The response body type: a whole buffer, a live SSE relay, or a relay whose chat events
+//! are rewritten into another API's (the agent APIs).
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -7,11 +8,13 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
+use crate::agent_api::stream::BridgedBody;
 use crate::pipeline::relay::RelayBody;
 
 pub enum Body {
     Full(Option<Bytes>),
     Relay(Box<RelayBody>),
+    Bridged(Box<BridgedBody>),
 }
 
 impl Body {
@@ -35,6 +38,7 @@ impl http_body::Body for Body {
         match self.get_mut() {
             Self::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Self::Relay(relay) => Pin::new(relay.as_mut()).poll_frame(cx),
+            Self::Bridged(bridged) => Pin::new(bridged.as_mut()).poll_frame(cx),
         }
     }
 
@@ -46,7 +50,7 @@ impl http_body::Body for Body {
         match self {
             Self::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Self::Full(None) => SizeHint::with_exact(0),
-            Self::Relay(_) => SizeHint::default(),
+            Self::Relay(_) | Self::Bridged(_) => SizeHint::default(),
         }
     }
 }

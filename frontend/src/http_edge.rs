@@ -10,6 +10,7 @@ use switchyard_protocol::ModelList;
 use switchyard_runtime::clock::now_ns;
 
 use crate::admin;
+use crate::agent_api;
 use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
@@ -40,11 +41,20 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<Body>
         (&Method::POST, "/v1/embeddings") => {
             pipeline::generate(&app, parts.headers, body, Endpoint::Embeddings, &request_id).await
         }
+        (&Method::POST, "/v1/responses") => {
+            agent_api::responses(&app, parts.headers, body, &request_id).await
+        }
+        (&Method::POST, "/v1/messages") => {
+            agent_api::messages(&app, parts.headers, body, &request_id).await
+        }
         (&Method::GET, "/v1/models") => models(&app),
         (&Method::GET, "/health") => health(&app),
         (&Method::GET, "/live") => json_response(StatusCode::OK, r#"{"status":"live"}"#.into()),
         (&Method::GET, "/metrics") => metrics(&app),
         (_, p) if p.starts_with("/admin/") => admin::handle(&app, &parts, body).await,
+        (method, "/v1/messages") => agent_api::messages::error_response(
+            &ApiError::method_not_allowed(method.as_str(), "/v1/messages"),
+        ),
         (method, p) if is_known_path(p) => {
             error_response(&ApiError::method_not_allowed(method.as_str(), p))
         }
@@ -62,6 +72,7 @@ fn is_known_path(path: &str) -> bool {
         "/v1/chat/completions"
             | "/v1/completions"
             | "/v1/embeddings"
+            | "/v1/responses"
             | "/v1/models"
             | "/health"
             | "/live"

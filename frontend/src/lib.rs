@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod admin_plugins;
 pub mod admission;
+pub mod agent_api;
 pub mod app;
 pub mod body;
 pub mod cli;

@@ -3,6 +3,7 @@
 // This whole binary is test code: helpers outside `#[test]` fns may panic on failure too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod agent_apis;
 mod cli;
 mod config;
 mod distributed;
@@ -19,6 +20,7 @@ mod shutdown;
 mod streaming;
 mod templates;
 mod tokenizer;
+mod validation;
 
 use std::collections::HashMap;
 

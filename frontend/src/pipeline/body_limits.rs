@@ -14,7 +14,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::Sleep;
 
-use super::body_budget::BodyBudget;
+use super::body_budget::{BodyBudget, BodyReservation};
 use super::parse::{self, ParsedRequest};
 use super::Endpoint;
 use crate::config::HttpLimits;
@@ -35,6 +35,29 @@ pub async fn parse_within(
     tokio::time::timeout(
         total,
         parse::parse(headers, body, endpoint, limits.max_body_bytes, budget),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::request_timeout(format!(
+            "The request body was not received within {} ms.",
+            limits.body_timeout_ms
+        ))
+    })?
+}
+
+/// Reads the raw body within `limits` (size and timeouts), for callers that decode it
+/// themselves (the agent APIs).
+pub async fn read_within(
+    limits: &HttpLimits,
+    budget: &BodyBudget,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> Result<(bytes::Bytes, BodyReservation), ApiError> {
+    let body = IdleTimeout::new(body, Duration::from_millis(limits.body_idle_timeout_ms));
+    let total = Duration::from_millis(limits.body_timeout_ms);
+    tokio::time::timeout(
+        total,
+        parse::read_body(headers, body, limits.max_body_bytes, budget),
     )
     .await
     .map_err(|_| {

@@ -21,6 +21,7 @@ pub mod preprocess;
 pub mod relay;
 pub mod select;
 pub mod tracker;
+pub mod validate;
 
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
 use crate::http_edge;
+use parse::ParsedRequest;
 use tracker::Tracker;
 
 /// The OpenAI endpoints that generate through a worker.
@@ -79,7 +81,32 @@ pub async fn generate(
     }
 }
 
-#[tracing::instrument(level = "debug", skip_all, fields(endpoint = endpoint.label(), model))]
+/// Serves a request another API was translated into (the agent APIs bridged onto chat):
+/// `parse` reads and translates the body; from there the request takes the same path as
+/// one that came in on its endpoint. `route` labels its metrics.
+pub async fn generate_as<F>(
+    app: &Arc<App>,
+    route: &'static str,
+    request_id: &str,
+    parse: F,
+) -> Response<Body>
+where
+    F: std::future::Future<Output = Result<ParsedRequest, ApiError>>,
+{
+    let mut tracker = Tracker::start_route(app, route);
+    let result = match parse.await {
+        Ok(request) => run_parsed(app, request, request_id, &mut tracker).await,
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(response) => response,
+        Err(error) => {
+            tracker.finish_with(error.status);
+            http_edge::error_response(&error)
+        }
+    }
+}
+
 async fn run(
     app: &Arc<App>,
     headers: HeaderMap,
@@ -96,6 +123,16 @@ async fn run(
         endpoint,
     )
     .await?;
+    run_parsed(app, request, request_id, tracker).await
+}
+
+#[tracing::instrument(level = "debug", skip_all, fields(endpoint = request.endpoint.label(), model))]
+async fn run_parsed(
+    app: &Arc<App>,
+    request: ParsedRequest,
+    request_id: &str,
+    tracker: &mut Tracker,
+) -> Result<Response<Body>, ApiError> {
     let permit = app
         .admission
         .admit(&request.headers, &app.metrics.queued)

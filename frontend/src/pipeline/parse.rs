@@ -73,7 +73,6 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    check_content_type(&headers)?;
     let (raw, reservation) = read_body(&headers, body, max_body_bytes, budget).await?;
     let typed = decode(endpoint, &raw)?;
     Ok(ParsedRequest {
@@ -85,10 +84,12 @@ where
     })
 }
 
-/// Reads the whole body into one buffer. The budget is reserved before the bytes are read:
-/// all of `Content-Length` up front, or for a chunked body in doubling steps that match the
-/// buffer's growth. One copy: frames are appended to a buffer sized from `Content-Length`.
-async fn read_body<B>(
+/// Reads the whole body into one buffer, after checking that it claims to be JSON (the agent
+/// APIs read their bodies through here too, then decode their own types). The budget is
+/// reserved before the bytes are read: all of `Content-Length` up front, or for a chunked body
+/// in doubling steps that match the buffer's growth. One copy: frames are appended to a buffer
+/// sized from `Content-Length`.
+pub async fn read_body<B>(
     headers: &HeaderMap,
     body: B,
     max_body_bytes: usize,
@@ -98,6 +99,7 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    check_content_type(headers)?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -177,14 +179,7 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// Decodes and validates the body for `endpoint`.
 pub fn decode(endpoint: Endpoint, raw: &[u8]) -> Result<TypedRequest, ApiError> {
-    let first = raw.iter().find(|b| !b.is_ascii_whitespace());
-    if first != Some(&b'{') {
-        return Err(ApiError::invalid_request(if first.is_none() {
-            "The request body is empty; expected a JSON object.".to_owned()
-        } else {
-            "The request body must be a JSON object.".to_owned()
-        }));
-    }
+    require_object(raw)?;
     let typed = match endpoint {
         Endpoint::Chat => TypedRequest::Chat(from_json(raw)?),
         Endpoint::Completions => TypedRequest::Completion(from_json(raw)?),
@@ -194,8 +189,22 @@ pub fn decode(endpoint: Endpoint, raw: &[u8]) -> Result<TypedRequest, ApiError> 
     Ok(typed)
 }
 
+/// Refuses a body that is not a JSON object before serde sees it (a clear message rather
+/// than "invalid type: sequence").
+pub fn require_object(raw: &[u8]) -> Result<(), ApiError> {
+    let first = raw.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(ApiError::invalid_request(if first.is_none() {
+            "The request body is empty; expected a JSON object.".to_owned()
+        } else {
+            "The request body must be a JSON object.".to_owned()
+        }));
+    }
+    Ok(())
+}
+
 /// Deserializes; on failure re-runs with path tracking to name the offending field.
-fn from_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+pub fn from_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(raw).map_err(|_| {
         let mut de = serde_json::Deserializer::from_slice(raw);
         match serde_path_to_error::deserialize::<_, T>(&mut de) {
@@ -228,6 +237,7 @@ fn validate(typed: &TypedRequest) -> Result<(), ApiError> {
                 return Err(ApiError::invalid_request("`messages` must not be empty.")
                     .with_param("messages"));
             }
+            super::validate::chat(r)?;
             &r.model
         }
         TypedRequest::Completion(r) => &r.model,

@@ -20,7 +20,8 @@ pub struct Tracker {
 #[derive(Debug)]
 struct Inner {
     app: Arc<App>,
-    endpoint: Endpoint,
+    /// The `route` metric label: the endpoint, or the API translated onto it.
+    route: &'static str,
     started: Instant,
     model: Option<Arc<ModelMetrics>>,
     status: u16,
@@ -29,11 +30,16 @@ struct Inner {
 
 impl Tracker {
     pub fn start(app: &Arc<App>, endpoint: Endpoint) -> Self {
+        Self::start_route(app, endpoint.label())
+    }
+
+    /// Starts the bookkeeping for a request counted under `route`.
+    pub fn start_route(app: &Arc<App>, route: &'static str) -> Self {
         app.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
         Self {
             inner: Some(Inner {
                 app: Arc::clone(app),
-                endpoint,
+                route,
                 started: Instant::now(),
                 model: None,
                 status: 200,
@@ -139,7 +145,7 @@ impl Drop for Inner {
             Some(m) => Arc::clone(m),
             None => metrics.model(UNKNOWN_MODEL),
         };
-        model.count_request(self.endpoint.label(), self.status);
+        model.count_request(self.route, self.status);
         model.duration.observe(self.started.elapsed());
     }
 }

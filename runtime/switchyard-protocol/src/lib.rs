@@ -6,12 +6,15 @@
 //! The SSE framer lives here too because both the relay and the mocker's tests frame events.
 #![forbid(unsafe_code)]
 
+pub mod bridge;
 pub mod chat;
 pub mod completion;
 pub mod embedding;
 pub mod error;
+pub mod messages;
 pub mod models;
 mod raw_extra;
+pub mod responses;
 pub mod sse;
 mod text_or_tokens;
 pub mod usage;

@@ -1,0 +1,146 @@
+//! The APIs coding agents speak — OpenAI Responses (`POST /v1/responses`) and Anthropic
+//! Messages (`POST /v1/messages`) — served by translating each request onto chat
+//! completions and the answer back ([`switchyard_protocol::bridge`]).
+//!
+//! The translated request enters the ordinary chat path ([`pipeline::generate_as`]), so
+//! routing, plugins, retries, migration, health and metrics (under their own `route`
+//! label) treat it exactly like chat; only the body on the way in and out differs.
+
+pub mod messages;
+pub mod responses;
+pub mod stream;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use switchyard_protocol::bridge::{BridgeError, StreamBridge};
+
+use crate::app::App;
+use crate::body::Body;
+use crate::error::ApiError;
+use crate::pipeline::parse::{self, ParsedRequest};
+use crate::pipeline::body_budget::BodyReservation;
+use crate::pipeline::{body_limits, Endpoint};
+use stream::BridgedBody;
+
+/// Reads the body within the limits and decodes it as `T`, naming the offending field.
+/// The reservation holds the body's share of the in-flight body budget until the translated
+/// request is done.
+async fn read<T: DeserializeOwned>(
+    app: &App,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> Result<(T, BodyReservation), ApiError> {
+    let (raw, reservation) =
+        body_limits::read_within(&app.config.limits, &app.body_budget, headers, body).await?;
+    parse::require_object(&raw)?;
+    Ok((parse::from_json(&raw)?, reservation))
+}
+
+/// The chat request the pipeline will serve, from the translated JSON; it is validated as
+/// any chat request is.
+fn chat_request(
+    chat: Result<Value, BridgeError>,
+    headers: HeaderMap,
+    reservation: BodyReservation,
+) -> Result<ParsedRequest, ApiError> {
+    let chat = chat.map_err(|e| {
+        let error = ApiError::invalid_request(e.message);
+        match e.param {
+            Some(param) => error.with_param(param),
+            None => error,
+        }
+    })?;
+    let raw =
+        Bytes::from(serde_json::to_vec(&chat).map_err(|e| ApiError::internal(e.to_string()))?);
+    let typed = parse::decode(Endpoint::Chat, &raw)?;
+    Ok(ParsedRequest {
+        endpoint: Endpoint::Chat,
+        raw,
+        typed,
+        headers,
+        reservation,
+    })
+}
+
+/// Rewrites the chat pipeline's answer for the client's API: a stream through `bridge`, a
+/// whole completion through `whole` (a worker reply it cannot read is a 502 rendered by
+/// `error`). Error responses pass unchanged (OpenAI-shaped; see [`reshape_error`]).
+fn translate_answer(
+    response: Response<Body>,
+    whole: impl FnOnce(&[u8]) -> Result<Vec<u8>, String>,
+    bridge: impl FnOnce() -> Box<dyn StreamBridge>,
+    error: impl FnOnce(&ApiError) -> Response<Body>,
+) -> Response<Body> {
+    let (parts, body) = response.into_parts();
+    match body {
+        Body::Relay(relay) => {
+            let bridged = BridgedBody::new(Body::Relay(relay), bridge());
+            Response::from_parts(parts, Body::Bridged(Box::new(bridged)))
+        }
+        Body::Full(bytes) if parts.status.is_success() => {
+            match whole(bytes.as_deref().unwrap_or_default()) {
+                Ok(body) => Response::from_parts(parts, Body::full(body)),
+                Err(message) => error(&ApiError::bad_gateway(message)),
+            }
+        }
+        other => Response::from_parts(parts, other),
+    }
+}
+
+/// Re-renders an error response (ours are OpenAI-shaped) through `error`, keeping the
+/// headers the pipeline set (Retry-After, instance); any other response is returned as is.
+pub(crate) fn reshape_error(
+    response: Response<Body>,
+    error: impl FnOnce(&ApiError) -> Response<Body>,
+) -> Response<Body> {
+    let (mut parts, body) = response.into_parts();
+    let bytes = match body {
+        Body::Full(bytes) if !parts.status.is_success() => bytes,
+        other => return Response::from_parts(parts, other),
+    };
+    let api_error = openai_error(parts.status, bytes.as_deref().unwrap_or_default());
+    let (new_parts, new_body) = error(&api_error).into_parts();
+    for (name, value) in &new_parts.headers {
+        parts.headers.insert(name, value.clone());
+    }
+    parts.status = new_parts.status;
+    Response::from_parts(parts, new_body)
+}
+
+/// Reads an error response body back into an [`ApiError`] (ours are OpenAI-shaped; a
+/// worker's own error body may not be, and is then quoted as the message).
+fn openai_error(status: StatusCode, body: &[u8]) -> ApiError {
+    let (message, param) = match serde_json::from_slice::<switchyard_protocol::ErrorBody>(body) {
+        Ok(e) => (e.error.message, e.error.param),
+        Err(_) => (String::from_utf8_lossy(body).into_owned(), None),
+    };
+    let mut error = ApiError::invalid_request(message);
+    error.status = status.as_u16();
+    error.param = param;
+    error
+}
+
+/// Serves `POST /v1/responses`.
+pub async fn responses(
+    app: &Arc<App>,
+    headers: HeaderMap,
+    body: Incoming,
+    request_id: &str,
+) -> Response<Body> {
+    responses::handle(app, headers, body, request_id).await
+}
+
+/// Serves `POST /v1/messages`.
+pub async fn messages(
+    app: &Arc<App>,
+    headers: HeaderMap,
+    body: Incoming,
+    request_id: &str,
+) -> Response<Body> {
+    messages::handle(app, headers, body, request_id).await
+}
