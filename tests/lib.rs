@@ -4,6 +4,7 @@
 //! The binary is `target/<profile>/switchyard` next to the test executable (built by the
 //! README test command), or `$SWITCHYARD_BIN`.
 
+pub mod certs;
 pub mod http;
 pub mod process;
 pub mod services;

@@ -38,15 +38,36 @@ pub struct Etcd {
     child: Option<Child>,
     pub port: u16,
     peer_port: u16,
+    /// Plain-HTTP metrics/health listener: readiness without a TLS client.
+    metrics_port: u16,
+    /// Client TLS: `(ca, server cert, server key)`; clients must present a certificate
+    /// signed by `ca`.
+    tls: Option<(PathBuf, PathBuf, PathBuf)>,
     dir: tempfile::TempDir,
 }
 
 impl Etcd {
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_inner(None).await
+    }
+
+    /// An etcd serving clients over TLS only (`https://`), with `--client-cert-auth`.
+    pub async fn start_tls(certs: &crate::certs::Certs) -> anyhow::Result<Self> {
+        let tls = (
+            certs.ca.clone(),
+            certs.server_cert.clone(),
+            certs.server_key.clone(),
+        );
+        Self::start_inner(Some(tls)).await
+    }
+
+    async fn start_inner(tls: Option<(PathBuf, PathBuf, PathBuf)>) -> anyhow::Result<Self> {
         let mut e = Self {
             child: None,
             port: free_port(),
             peer_port: free_port(),
+            metrics_port: free_port(),
+            tls,
             dir: tempfile::tempdir()?,
         };
         e.spawn().await?;
@@ -54,7 +75,8 @@ impl Etcd {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// SIGKILL: a crashed or lost etcd.
@@ -82,9 +104,24 @@ impl Etcd {
     async fn spawn(&mut self) -> anyhow::Result<()> {
         let client = self.url();
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let metrics = format!("http://127.0.0.1:{}", self.metrics_port);
         let log = std::fs::File::create(self.dir.path().join("etcd.log"))?;
+        let mut tls_args: Vec<std::ffi::OsString> = Vec::new();
+        if let Some((ca, cert, key)) = &self.tls {
+            for (flag, path) in [
+                ("--trusted-ca-file", ca),
+                ("--cert-file", cert),
+                ("--key-file", key),
+            ] {
+                tls_args.push(flag.into());
+                tls_args.push(path.into());
+            }
+            tls_args.push("--client-cert-auth".into());
+        }
         let child = Command::new(find_binary("etcd")?)
             .args(["--name", "it"])
+            .args(&tls_args)
+            .args(["--listen-metrics-urls", &metrics])
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
             .args([
@@ -110,7 +147,7 @@ impl Etcd {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(r) = http.get(format!("{client}/health")).send().await {
+            if let Ok(r) = http.get(format!("{metrics}/health")).send().await {
                 if r.text().await.unwrap_or_default().contains("\"true\"") {
                     return Ok(());
                 }
@@ -138,6 +175,8 @@ impl Drop for Etcd {
 pub struct Nats {
     child: Option<Child>,
     pub port: u16,
+    /// Extra `nats-server` flags (auth, TLS).
+    args: Vec<String>,
 }
 
 impl Nats {
@@ -147,7 +186,16 @@ impl Nats {
 
     /// On a given port (a client may be configured with it before the server exists).
     pub fn start_on(port: u16) -> anyhow::Result<Self> {
-        let mut n = Self { child: None, port };
+        Self::start_with_args(port, &[])
+    }
+
+    /// With extra `nats-server` flags, e.g. `--user u --pass p` or `--auth TOKEN`.
+    pub fn start_with_args(port: u16, args: &[&str]) -> anyhow::Result<Self> {
+        let mut n = Self {
+            child: None,
+            port,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+        };
         n.spawn()?;
         Ok(n)
     }
@@ -171,6 +219,7 @@ impl Nats {
     fn spawn(&mut self) -> anyhow::Result<()> {
         let child = Command::new(find_binary("nats-server")?)
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

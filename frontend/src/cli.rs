@@ -1,6 +1,7 @@
 //! Command-line interface: one binary, subcommands per role.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -64,6 +65,8 @@ pub struct ServeArgs {
     /// NATS server for KV-cache and load events.
     #[arg(long, env = env::NATS, value_name = "URL")]
     pub nats: Option<String>,
+    #[command(flatten)]
+    pub secure: Box<SecureLinkArgs>,
     /// Hugging Face `tokenizer.json` for prefix hashing over token ids (every model; YAML
     /// `tokenizers:` sets per-model files). Without it, prefix blocks are prompt bytes.
     #[arg(long, env = env::TOKENIZER, value_name = "PATH")]
@@ -126,6 +129,7 @@ impl ServeArgs {
         if self.nats.is_some() {
             config.nats = self.nats;
         }
+        (*self.secure).apply(&mut config);
         if self.tokenizer.is_some() {
             config.tokenizer = self.tokenizer;
         }
@@ -178,4 +182,72 @@ pub struct DemoArgs {
     /// A Wasm plugin, `KIND=PATH` (repeatable), e.g. `scorer=plugins/target/wasm/least-loaded.wasm`.
     #[arg(long = "plugin", value_name = "KIND=PATH")]
     pub plugins: Vec<String>,
+}
+
+/// Credentials and TLS for the etcd and NATS links (YAML `etcd_auth:` / `nats_auth:`). Every
+/// secret is a *file* path: secrets never go on a command line.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SecureLinkArgs {
+    /// etcd user (role-based auth); needs `--etcd-password-file`.
+    #[arg(long, env = env::ETCD_USER, value_name = "NAME")]
+    pub etcd_user: Option<String>,
+    /// File holding the etcd user's password.
+    #[arg(long, env = env::ETCD_PASSWORD_FILE, value_name = "FILE")]
+    pub etcd_password_file: Option<PathBuf>,
+    /// PEM CA of the etcd server certificates (turns TLS on; use https:// endpoints).
+    #[arg(long, env = env::ETCD_CA, value_name = "FILE")]
+    pub etcd_ca: Option<PathBuf>,
+    /// PEM client certificate for etcd (with `--etcd-key`).
+    #[arg(long, env = env::ETCD_CERT, value_name = "FILE")]
+    pub etcd_cert: Option<PathBuf>,
+    #[arg(long, env = env::ETCD_KEY, value_name = "FILE")]
+    pub etcd_key: Option<PathBuf>,
+    /// File holding the NATS authorization token.
+    #[arg(long, env = env::NATS_TOKEN_FILE, value_name = "FILE")]
+    pub nats_token_file: Option<PathBuf>,
+    /// NATS user; needs `--nats-password-file`.
+    #[arg(long, env = env::NATS_USER, value_name = "NAME")]
+    pub nats_user: Option<String>,
+    #[arg(long, env = env::NATS_PASSWORD_FILE, value_name = "FILE")]
+    pub nats_password_file: Option<PathBuf>,
+    /// NATS `.creds` file (JWT + nkey seed).
+    #[arg(long, env = env::NATS_CREDS, value_name = "FILE")]
+    pub nats_creds: Option<PathBuf>,
+    /// File holding an nkey seed.
+    #[arg(long, env = env::NATS_NKEY_FILE, value_name = "FILE")]
+    pub nats_nkey_file: Option<PathBuf>,
+    /// PEM CA of the NATS server certificate (turns TLS on).
+    #[arg(long, env = env::NATS_CA, value_name = "FILE")]
+    pub nats_ca: Option<PathBuf>,
+    /// PEM client certificate for NATS (with `--nats-key`).
+    #[arg(long, env = env::NATS_CERT, value_name = "FILE")]
+    pub nats_cert: Option<PathBuf>,
+    #[arg(long, env = env::NATS_KEY, value_name = "FILE")]
+    pub nats_key: Option<PathBuf>,
+}
+
+impl SecureLinkArgs {
+    /// Flags (and env) over the YAML sections, field by field.
+    fn apply(self, config: &mut ServeConfig) {
+        fn set<T>(slot: &mut Option<T>, flag: Option<T>) {
+            if flag.is_some() {
+                *slot = flag;
+            }
+        }
+        let etcd = &mut config.etcd_auth;
+        set(&mut etcd.user, self.etcd_user);
+        set(&mut etcd.password_file, self.etcd_password_file);
+        set(&mut etcd.ca, self.etcd_ca);
+        set(&mut etcd.cert, self.etcd_cert);
+        set(&mut etcd.key, self.etcd_key);
+        let nats = &mut config.nats_auth;
+        set(&mut nats.token_file, self.nats_token_file);
+        set(&mut nats.user, self.nats_user);
+        set(&mut nats.password_file, self.nats_password_file);
+        set(&mut nats.creds_file, self.nats_creds);
+        set(&mut nats.nkey_seed_file, self.nats_nkey_file);
+        set(&mut nats.tls.ca, self.nats_ca);
+        set(&mut nats.tls.cert, self.nats_cert);
+        set(&mut nats.tls.key, self.nats_key);
+    }
 }

@@ -12,7 +12,9 @@ use switchyard_runtime::health::{CanaryConfig, HealthConfig, ProbeConfig, RetryB
 
 use crate::admission::OverloadConfig;
 use switchyard_plugin_host::{HostConfig, QuarantinePolicy};
-use switchyard_runtime::{ChatTemplate, Engine, InstanceSpec, PolicyConfig, WorkerApi};
+use switchyard_runtime::{
+    spec_check, ChatTemplate, Engine, InstanceSpec, PolicyConfig, TemplateCatalog, WorkerApi,
+};
 
 use crate::plugins::PluginConfig;
 
@@ -25,12 +27,21 @@ pub struct ServeConfig {
     pub discovery: DiscoveryKind,
     /// Static workers.
     pub workers: Vec<WorkerConfig>,
+    /// Chat templates by name, for completions-only workers: `{path: FILE}` or
+    /// `{inline: TEXT}`. Discovered workers (etcd, Kubernetes) pick one by name; files are
+    /// read only from here, at startup.
+    pub chat_templates: BTreeMap<String, TemplateSource>,
     pub etcd: Option<String>,
     /// etcd key prefix of the instances (default `/switchyard/instances/`).
     pub etcd_prefix: Option<String>,
+    /// etcd user/password (from a file) and TLS (CA, client certificate).
+    pub etcd_auth: switchyard_etcd::EtcdAuth,
     /// Namespace watched by `--discovery kubernetes` (unset or empty: every namespace).
     pub kubernetes_namespace: Option<String>,
     pub nats: Option<String>,
+    /// NATS credentials (token, user/password, creds or nkey file) and TLS; secrets are
+    /// read from files.
+    pub nats_auth: switchyard_nats::NatsAuth,
     /// Default routing for every model.
     pub routing: PolicyConfig,
     /// Per-model routing overrides.
@@ -105,6 +116,28 @@ pub struct WorkerConfig {
 
 fn one() -> f32 {
     1.0
+}
+
+/// Where a configured chat template's source is: exactly one of `path` and `inline`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TemplateSource {
+    /// A minijinja file, read at startup.
+    pub path: Option<String>,
+    /// The template itself.
+    pub inline: Option<String>,
+}
+
+impl TemplateSource {
+    fn compile(&self) -> Result<ChatTemplate, switchyard_runtime::TemplateError> {
+        match (&self.path, &self.inline) {
+            (Some(path), None) => ChatTemplate::from_file(path),
+            (None, Some(text)) => ChatTemplate::from_source(text.clone()),
+            _ => Err(switchyard_runtime::TemplateError::Compile(
+                "set exactly one of `path` and `inline`".into(),
+            )),
+        }
+    }
 }
 
 /// Limits on what clients may send.
@@ -240,10 +273,13 @@ impl Default for ServeConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8000)),
             discovery: DiscoveryKind::Static,
             workers: Vec::new(),
+            chat_templates: BTreeMap::new(),
             etcd: None,
             etcd_prefix: None,
+            etcd_auth: Default::default(),
             kubernetes_namespace: None,
             nats: None,
+            nats_auth: Default::default(),
             routing: PolicyConfig::default(),
             models: BTreeMap::new(),
             admin_token: None,
@@ -320,6 +356,12 @@ impl ServeConfig {
             .validate()
             .map_err(|m| invalid("retry_budget", m))?;
         self.limits.validate()?;
+        self.nats_auth
+            .validate()
+            .map_err(|m| invalid("nats_auth", m))?;
+        self.etcd_auth
+            .validate()
+            .map_err(|e| invalid("etcd_auth", e.to_string()))?;
         validate_policy("routing", &self.routing)?;
         for (model, policy) in &self.models {
             validate_policy(&format!("models.{model}"), policy)?;
@@ -350,8 +392,23 @@ impl ServeConfig {
         if self.upstream.first_byte_timeout_ms == 0 || self.upstream.stall_timeout_ms == 0 {
             return Err(invalid("upstream", "timeouts must be greater than 0"));
         }
+        for (name, source) in &self.chat_templates {
+            let key = format!("chat_templates.{name}");
+            if !spec_check::is_template_name(name) {
+                return Err(invalid(
+                    key,
+                    "names are [A-Za-z0-9._-], not starting with '.'",
+                ));
+            }
+            source.compile().map_err(|e| invalid(key, e.to_string()))?;
+        }
         for (i, worker) in self.workers.iter().enumerate() {
-            worker.validate(&format!("workers[{i}]"))?;
+            worker.validate(&format!("workers[{i}]"), &self.chat_templates)?;
+        }
+        // Static workers pass the same check as discovered ones.
+        for (i, spec) in self.instance_specs().iter().enumerate() {
+            spec_check::check(spec)
+                .map_err(|r| invalid(format!("workers[{i}].{}", r.reason.as_str()), r.message))?;
         }
         let mut names = std::collections::HashSet::new();
         for (i, plugin) in self.plugins.iter().enumerate() {
@@ -387,12 +444,33 @@ impl ServeConfig {
         Ok(())
     }
 
+    /// Every chat template the frontend knows: `chat_templates`, plus each static worker's
+    /// template file under the name [`worker_template_name`]. Reads the files.
+    pub fn template_catalog(&self) -> Result<TemplateCatalog, ConfigError> {
+        let mut catalog = TemplateCatalog::default();
+        for (name, source) in &self.chat_templates {
+            let template = source
+                .compile()
+                .map_err(|e| invalid(format!("chat_templates.{name}"), e.to_string()))?;
+            catalog.insert(name.clone(), template);
+        }
+        for (i, worker) in self.workers.iter().enumerate() {
+            if let Some(path) = worker.template_path(&self.chat_templates) {
+                let template = ChatTemplate::from_file(path)
+                    .map_err(|e| invalid(format!("workers[{i}].chat_template"), e.to_string()))?;
+                catalog.insert(worker_template_name(i), template);
+            }
+        }
+        Ok(catalog)
+    }
+
     /// Static workers as instance specs with unique ids.
     pub fn instance_specs(&self) -> Vec<InstanceSpec> {
         let mut seen = std::collections::HashSet::new();
         self.workers
             .iter()
-            .map(|w| {
+            .enumerate()
+            .map(|(i, w)| {
                 let mut id = w.id.clone().unwrap_or_else(|| authority(&w.url));
                 if !seen.insert(id.clone()) {
                     id = format!("{id}/{}", w.model);
@@ -403,7 +481,11 @@ impl ServeConfig {
                     url: w.url.trim_end_matches('/').to_owned(),
                     engine: w.engine,
                     api: w.api,
-                    chat_template: w.chat_template.clone(),
+                    chat_template: match w.template_path(&self.chat_templates) {
+                        Some(_) => Some(worker_template_name(i)),
+                        None => w.chat_template.clone(),
+                    },
+                    chat_template_text: None,
                     labels: w.labels.clone(),
                     weight: w.weight,
                     canary: None,
@@ -425,8 +507,25 @@ fn validate_policy(key: &str, policy: &PolicyConfig) -> Result<(), ConfigError> 
         .map_err(|m| invalid(format!("{key}.policy"), m))
 }
 
+/// The catalog name of static worker `i`'s template file.
+fn worker_template_name(i: usize) -> String {
+    format!("workers.{i}")
+}
+
 impl WorkerConfig {
-    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+    /// This worker's `chat_template` when it is a file path (the operator's own config may
+    /// name files) rather than a key of `chat_templates`.
+    fn template_path<'a>(&'a self, named: &BTreeMap<String, TemplateSource>) -> Option<&'a str> {
+        self.chat_template
+            .as_deref()
+            .filter(|t| !named.contains_key(*t))
+    }
+
+    fn validate(
+        &self,
+        key: &str,
+        named: &BTreeMap<String, TemplateSource>,
+    ) -> Result<(), ConfigError> {
         if self.model.trim().is_empty() {
             return Err(invalid(format!("{key}.model"), "must not be empty"));
         }
@@ -446,7 +545,7 @@ impl WorkerConfig {
                 "must be a positive number",
             ));
         }
-        if let Some(path) = &self.chat_template {
+        if let Some(path) = self.template_path(named) {
             ChatTemplate::from_file(path)
                 .map_err(|e| invalid(format!("{key}.chat_template"), e.to_string()))?;
         }
@@ -650,3 +749,7 @@ mod tests {
         assert!(parse_worker_flag("no-equals").is_err());
     }
 }
+
+#[cfg(test)]
+#[path = "config_templates_tests.rs"]
+mod templates_tests;

@@ -31,26 +31,29 @@ pub async fn start(
             if let Some(prefix) = &config.etcd_prefix {
                 etcd.prefix.clone_from(prefix);
             }
+            etcd.auth = config.etcd_auth.clone();
             etcd.validate()?;
             let (tx, rx) = mpsc::unbounded_channel();
             Ok(vec![
                 switchyard_etcd::spawn_discovery(etcd, tx),
-                apply(registry, rx),
+                apply(registry, "etcd", rx),
             ])
         }
         DiscoveryKind::Kubernetes => kubernetes::start(config, registry, plugins).await,
     }
 }
 
-/// Applies discovery events to the registry until the backend stops.
+/// Applies discovery events to the registry until the backend stops; `source` labels the
+/// specs it rejects.
 fn apply(
     registry: &Arc<Registry>,
+    source: &'static str,
     mut rx: mpsc::UnboundedReceiver<DiscoveryEvent>,
 ) -> JoinHandle<()> {
     let registry = Arc::clone(registry);
     tokio::spawn(async move {
         while let Some(event) = rx.recv().await {
-            registry.apply(event);
+            registry.apply_from(source, event);
         }
     })
 }

@@ -134,7 +134,7 @@ pub async fn start(registry: &Arc<Registry>, config: &ServeConfig) -> anyhow::Re
         config.listen,
         std::process::id()
     );
-    let bus = connect_bus(registry, url, &frontend_id).await?;
+    let bus = connect_bus(registry, url, &frontend_id, &config.kv, &config.nats_auth).await?;
     let source: Arc<dyn KvOverlap> = Arc::new(EventOverlap {
         subscriber: Arc::clone(&bus.subscriber),
     });
@@ -151,7 +151,7 @@ pub async fn start(registry: &Arc<Registry>, config: &ServeConfig) -> anyhow::Re
         )),
         tokio::spawn(sync_loop(Arc::clone(registry), bus.clone())),
     ];
-    tracing::info!(%url, frontend = %frontend_id, "NATS events: KV index, worker load, replica sync");
+    tracing::info!(url = %switchyard_nats::redact_url(url), frontend = %frontend_id, "NATS events: KV index, worker load, replica sync");
     Ok(Events {
         bus: Some(bus),
         kv: config.kv.clone(),
@@ -163,11 +163,14 @@ async fn connect_bus(
     registry: &Arc<Registry>,
     url: &str,
     frontend_id: &str,
+    kv_config: &KvConfig,
+    auth: &switchyard_nats::NatsAuth,
 ) -> anyhow::Result<Bus> {
-    let conn = switchyard_nats::connect(url, frontend_id)
+    let conn = switchyard_nats::connect_with(url, frontend_id, auth)
         .await
-        .map_err(|e| anyhow::anyhow!("--nats {url}: {e}"))?;
-    let subscriber = Subscriber::start(&conn, SharedKvIndex::new(), SubscriberConfig::default())
+        .map_err(|e| anyhow::anyhow!("--nats {}: {e}", switchyard_nats::redact_url(url)))?;
+    let index = SharedKvIndex::with_max_blocks_per_instance(kv_config.max_blocks_per_instance);
+    let subscriber = Subscriber::start(&conn, index, SubscriberConfig::default())
         .await
         .map_err(|e| anyhow::anyhow!("NATS subscriber: {e}"))?;
     let local: switchyard_nats::replica::LocalCounts = {
@@ -318,10 +321,23 @@ pub fn render_metrics(out: &mut String) {
             "Dump requests that failed.",
             stats.dumps_failed,
         ),
+        (
+            "switchyard_kv_index_evicted_total",
+            "Blocks evicted because an instance went over kv.max_blocks_per_instance.",
+            bus.subscriber.index().evicted(),
+        ),
     ] {
         let _ = writeln!(
             out,
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
         );
+    }
+    let name = "switchyard_event_messages_rejected_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} KV event and load messages dropped as malformed or hostile, by reason.\n# TYPE {name} counter"
+    );
+    for (reason, v) in stats.rejected {
+        let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {v}");
     }
 }

@@ -35,7 +35,7 @@ pub struct KvBridgeCmd {
 pub async fn run(cmd: KvBridgeCmd, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let conn = switchyard_nats::connect(&cmd.nats, &format!("kv-bridge {}", cmd.instance))
         .await
-        .map_err(|e| anyhow::anyhow!("--nats {}: {e}", cmd.nats))?;
+        .map_err(|e| anyhow::anyhow!("--nats {}: {e}", switchyard_nats::redact_url(&cmd.nats)))?;
     let cfg = BridgeConfig {
         zmq_endpoint: cmd.zmq,
         topic: cmd.topic,

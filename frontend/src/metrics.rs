@@ -45,6 +45,7 @@ pub mod names {
     pub const CONNECTIONS_MAX: &str = "switchyard_connections_max";
     pub const CONNECTIONS_REFUSED: &str = "switchyard_connections_refused_total";
     pub const WRITE_TIMEOUTS: &str = "switchyard_connection_write_timeouts_total";
+    pub const DISCOVERY_REJECTED: &str = "switchyard_discovery_rejected_total";
 }
 
 /// Label used for requests whose model is unknown, so clients cannot explode cardinality.
@@ -373,6 +374,20 @@ fn render_instances(out: &mut String, registry: &Registry) {
         names::DISCOVERY_CONNECTED,
         u8::from(registry.discovery_connected())
     );
+    counter_header(
+        out,
+        names::DISCOVERY_REJECTED,
+        "Instance specs skipped as invalid, by source and reason.",
+    );
+    // Both labels come from fixed sets (the source kinds and `Reason::as_str`).
+    for ((source, reason), n) in registry.rejections() {
+        let _ = writeln!(
+            out,
+            "{}{{source=\"{source}\",reason=\"{}\"}} {n}",
+            names::DISCOVERY_REJECTED,
+            reason.as_str()
+        );
+    }
 }
 
 fn counter_header(out: &mut String, name: &str, help: &str) {

@@ -85,7 +85,7 @@ pub async fn run(cmd: MockerCmd, shutdown: impl Future<Output = ()>) -> anyhow::
     if let Some(url) = &cmd.nats {
         let conn = switchyard_nats::connect(url, &format!("mocker {}", spec.id))
             .await
-            .map_err(|e| anyhow::anyhow!("--nats {url}: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("--nats {}: {e}", switchyard_nats::redact_url(url)))?;
         // The publisher answers dump requests from a mirror of the cache's block set. The
         // mirror is updated *before* the event is handed to the publisher, so a dump taken at
         // seq N contains every event up to N (and maybe later ones, which are idempotent).

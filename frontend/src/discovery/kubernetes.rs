@@ -60,7 +60,7 @@ pub(super) async fn start(
     });
     Ok(vec![
         instances,
-        super::apply(registry, rx),
+        super::apply(registry, "kubernetes", rx),
         plugin_watch,
         apply_plugins(plugins, prx, pools_rx),
     ])

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 
 use etcd_client::{EventType, GetOptions, KeyValue, WatchOptions};
+use switchyard_runtime::spec_check::{self, Reason, Rejection};
 use switchyard_runtime::{DiscoveryEvent, DiscoveryState, InstanceSpec};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
@@ -76,9 +77,16 @@ async fn session(
     let mut ids: HashMap<Vec<u8>, String> = HashMap::new();
     let mut specs: Vec<InstanceSpec> = Vec::with_capacity(listed.kvs().len());
     for kv in listed.kvs() {
-        if let Some(spec) = parse(cfg, kv) {
-            ids.insert(kv.key().to_vec(), spec.id.clone());
-            specs.push(spec);
+        match parse(cfg, kv) {
+            Ok(spec) => {
+                ids.insert(kv.key().to_vec(), spec.id.clone());
+                specs.push(spec);
+            }
+            Err(reason) => {
+                if tx.send(DiscoveryEvent::Rejected(reason)).is_err() {
+                    return Ok(());
+                }
+            }
         }
     }
     let watch = client.watch(
@@ -116,11 +124,27 @@ async fn session(
             let Some(kv) = ev.kv() else { continue };
             let event = match ev.event_type() {
                 EventType::Put => match parse(cfg, kv) {
-                    Some(spec) => {
-                        ids.insert(kv.key().to_vec(), spec.id.clone());
+                    Ok(spec) => {
+                        // A key re-registered under another id: the old id is gone.
+                        if let Some(old) = ids.insert(kv.key().to_vec(), spec.id.clone()) {
+                            if old != spec.id
+                                && tx.send(DiscoveryEvent::Remove { id: old }).is_err()
+                            {
+                                return Ok(());
+                            }
+                        }
                         DiscoveryEvent::Upsert(Box::new(spec))
                     }
-                    None => continue,
+                    Err(reason) => {
+                        if tx.send(DiscoveryEvent::Rejected(reason)).is_err() {
+                            return Ok(());
+                        }
+                        // What this key registered before no longer stands.
+                        match ids.remove(kv.key()) {
+                            Some(id) => DiscoveryEvent::Remove { id },
+                            None => continue,
+                        }
+                    }
                 },
                 EventType::Delete => {
                     let id = ids.remove(kv.key()).or_else(|| {
@@ -141,15 +165,17 @@ async fn session(
     }
 }
 
-/// A key's spec, or None (logged) if it is not valid JSON for an `InstanceSpec`: one bad
-/// registration must not stop discovery of the others.
-fn parse(cfg: &EtcdConfig, kv: &KeyValue) -> Option<InstanceSpec> {
-    match serde_json::from_slice::<InstanceSpec>(kv.value()) {
-        Ok(spec) => Some(spec),
-        Err(e) => {
-            let key = String::from_utf8_lossy(kv.key());
-            tracing::warn!(%key, prefix = %cfg.prefix, error = %e, "ignoring invalid instance registration");
-            None
-        }
-    }
+/// A key's spec, or why it is unusable (logged here, with its key): not JSON for an
+/// `InstanceSpec`, or a spec that fails [`spec_check::check`]. One bad registration must not
+/// stop discovery of the others; the registry checks again, whatever the source.
+fn parse(cfg: &EtcdConfig, kv: &KeyValue) -> std::result::Result<InstanceSpec, Reason> {
+    let checked = serde_json::from_slice::<InstanceSpec>(kv.value())
+        .map_err(|e| Rejection::new(Reason::Parse, e.to_string()))
+        .and_then(|spec| spec_check::check(&spec).map(|()| spec));
+    checked.map_err(|rejection| {
+        // The key is the registrant's choice: show it escaped and bounded.
+        let key = String::from_utf8_lossy(&kv.key()[..kv.key().len().min(256)]).into_owned();
+        tracing::warn!(key = ?key, prefix = %cfg.prefix, reason = rejection.reason.as_str(), error = %rejection.message, "ignoring invalid instance registration");
+        rejection.reason
+    })
 }

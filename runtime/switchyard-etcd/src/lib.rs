@@ -22,7 +22,7 @@ pub mod keys;
 pub mod registration;
 pub mod sidecar;
 
-pub use config::EtcdConfig;
+pub use config::{EtcdAuth, EtcdConfig};
 pub use discovery::spawn_discovery;
 pub use error::{Error, Result};
 pub use registration::{Registration, RegistrationState};

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchyard_etcd::{keys, run_sidecar, spawn_discovery, Registration, SidecarConfig};
-use switchyard_runtime::{DiscoveryEvent, DiscoveryState, InstanceSpec};
+use switchyard_runtime::{
+    DiscoveryEvent, DiscoveryState, InstanceSpec, RejectReason as Reason, WorkerApi,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
@@ -24,6 +26,7 @@ struct View {
     rx: UnboundedReceiver<DiscoveryEvent>,
     instances: BTreeMap<String, InstanceSpec>,
     state: Option<DiscoveryState>,
+    rejected: Vec<Reason>,
     log: Vec<DiscoveryEvent>,
 }
 
@@ -33,6 +36,7 @@ impl View {
             rx,
             instances: BTreeMap::new(),
             state: None,
+            rejected: Vec::new(),
             log: Vec::new(),
         }
     }
@@ -49,6 +53,7 @@ impl View {
                 self.instances.remove(id);
             }
             DiscoveryEvent::State(s) => self.state = Some(*s),
+            DiscoveryEvent::Rejected(r) => self.rejected.push(*r),
         }
         self.log.push(ev);
     }
@@ -274,4 +279,65 @@ async fn sidecar_follows_worker_health_and_deregisters_on_shutdown() {
         !v.instances.contains_key("side-1")
     })
     .await;
+}
+
+/// Puts raw bytes under the instance prefix, as anyone with write access to etcd could.
+async fn put_raw(etcd: &Etcd, id: &str, value: Vec<u8>) {
+    let mut client = etcd_client::Client::connect([etcd.url()], None)
+        .await
+        .unwrap();
+    let key = keys::instance_key(keys::DEFAULT_PREFIX, "org/model", id);
+    client.put(key, value, None).await.unwrap();
+}
+
+fn path_template(id: &str) -> Vec<u8> {
+    let mut bad = spec(id);
+    bad.api = WorkerApi::Completions;
+    bad.chat_template = Some("/proc/self/environ".into());
+    serde_json::to_vec(&bad).unwrap()
+}
+
+#[tokio::test]
+async fn bad_entries_are_rejected_beside_good_ones_in_the_list_and_the_watch() {
+    let etcd = Etcd::start().await.unwrap();
+    put_raw(
+        &etcd,
+        "good-1",
+        serde_json::to_vec(&spec("good-1")).unwrap(),
+    )
+    .await;
+    put_raw(&etcd, "tpl-1", path_template("tpl-1")).await;
+    put_raw(&etcd, "junk-1", b"{not json".to_vec()).await;
+    let mut view = discover(&etcd);
+    view.until(SETTLE, "initial sync", |v| {
+        v.state == Some(DiscoveryState::Connected)
+    })
+    .await;
+    assert_eq!(view.instances.keys().collect::<Vec<_>>(), ["good-1"]);
+    let mut listed = view.rejected.clone();
+    listed.sort();
+    assert_eq!(listed, [Reason::Parse, Reason::ChatTemplate]);
+
+    // The same through the watch, and a good key turned bad stops being routed.
+    let mut ftp = spec("ftp-1");
+    ftp.url = "ftp://127.0.0.1/".into();
+    put_raw(&etcd, "ftp-1", serde_json::to_vec(&ftp).unwrap()).await;
+    put_raw(
+        &etcd,
+        "good-2",
+        serde_json::to_vec(&spec("good-2")).unwrap(),
+    )
+    .await;
+    put_raw(&etcd, "good-1", path_template("good-1")).await;
+    view.until(SETTLE, "good-2 in, good-1 out", |v| {
+        v.instances.contains_key("good-2") && !v.instances.contains_key("good-1")
+    })
+    .await;
+    assert_eq!(view.instances.keys().collect::<Vec<_>>(), ["good-2"]);
+    assert_eq!(
+        view.rejected[2..],
+        [Reason::Url, Reason::ChatTemplate],
+        "{:?}",
+        view.log
+    );
 }

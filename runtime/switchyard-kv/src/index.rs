@@ -10,7 +10,7 @@
 //! Instance ids are interned into small integer slots so a block entry stores a few `u32`s
 //! rather than strings; at 1M blocks that is the difference between ~40 and ~100+ bytes a block.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use foldhash::fast::RandomState;
@@ -119,15 +119,40 @@ impl Overlap {
     }
 }
 
+/// Default [`KvIndex::set_max_blocks_per_instance`]: far above what one GPU's cache holds
+/// (an 80 GB H100 serving an 8B model keeps ~30k blocks of 16 tokens), yet it caps what a
+/// publisher that never sends `removed` (or lies) can make one frontend remember.
+pub const DEFAULT_MAX_BLOCKS_PER_INSTANCE: usize = 1 << 20;
+
 /// Block-hash chains → instances. Not synchronised; see [`SharedKvIndex`] for the shared handle.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KvIndex {
     blocks: HashMap<BlockHash, Holders, RandomState>,
     /// What each slot holds, so `Cleared` and instance removal don't scan the whole map.
     held: Vec<HashSet<BlockHash, RandomState>>,
+    /// Per slot, blocks in the order they were stored (with stale entries for blocks since
+    /// removed, skipped and compacted lazily): the oldest go first when a slot is over the cap.
+    order: Vec<VecDeque<BlockHash>>,
+    max_per_instance: usize,
+    evicted: u64,
     names: Vec<Option<Arc<str>>>,
     slots: HashMap<Arc<str>, Slot>,
     free: Vec<Slot>,
+}
+
+impl Default for KvIndex {
+    fn default() -> Self {
+        Self {
+            blocks: HashMap::default(),
+            held: Vec::new(),
+            order: Vec::new(),
+            max_per_instance: DEFAULT_MAX_BLOCKS_PER_INSTANCE,
+            evicted: 0,
+            names: Vec::new(),
+            slots: HashMap::new(),
+            free: Vec::new(),
+        }
+    }
 }
 
 impl KvIndex {
@@ -141,6 +166,17 @@ impl KvIndex {
             blocks: HashMap::with_capacity_and_hasher(blocks, RandomState::default()),
             ..Self::default()
         }
+    }
+
+    /// At most `max` blocks are remembered per instance; storing more evicts that instance's
+    /// oldest blocks (never another instance's). At least 1.
+    pub fn set_max_blocks_per_instance(&mut self, max: usize) {
+        self.max_per_instance = max.max(1);
+    }
+
+    /// Blocks evicted by the per-instance cap so far.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
     }
 
     /// Applies one event reported by `instance`.
@@ -251,6 +287,7 @@ impl KvIndex {
     }
 
     fn drop_blocks_of(&mut self, slot: Slot) {
+        self.order[slot as usize] = VecDeque::new();
         let held = std::mem::take(&mut self.held[slot as usize]);
         for b in held {
             self.unlink(slot, b);
@@ -274,6 +311,7 @@ impl KvIndex {
             None => {
                 self.names.push(Some(name.clone()));
                 self.held.push(HashSet::default());
+                self.order.push(VecDeque::new());
                 (self.names.len() - 1) as Slot
             }
         };
@@ -282,7 +320,8 @@ impl KvIndex {
     }
 
     pub(crate) fn insert_slot(&mut self, slot: Slot, block: BlockHash) {
-        if !self.held[slot as usize].insert(block) {
+        let i = slot as usize;
+        if !self.held[i].insert(block) {
             return;
         }
         match self.blocks.get_mut(&block) {
@@ -292,6 +331,21 @@ impl KvIndex {
             None => {
                 self.blocks.insert(block, Holders::One(slot));
             }
+        }
+        self.order[i].push_back(block);
+        while self.held[i].len() > self.max_per_instance {
+            let Some(oldest) = self.order[i].pop_front() else {
+                break;
+            };
+            if self.held[i].remove(&oldest) {
+                self.unlink(slot, oldest);
+                self.evicted += 1;
+            }
+        }
+        // Removed blocks leave stale entries behind; keep the queue within 2× what is held.
+        if self.order[i].len() > 2 * self.held[i].len() + 64 {
+            let held = &self.held[i];
+            self.order[i].retain(|b| held.contains(b));
         }
     }
 
@@ -328,6 +382,19 @@ impl SharedKvIndex {
         Self {
             inner: Arc::new(RwLock::new(KvIndex::with_capacity(blocks))),
         }
+    }
+
+    /// An index remembering at most `max` blocks per instance (see
+    /// [`KvIndex::set_max_blocks_per_instance`]).
+    pub fn with_max_blocks_per_instance(max: usize) -> Self {
+        let index = Self::default();
+        index.inner.write().set_max_blocks_per_instance(max);
+        index
+    }
+
+    /// Blocks evicted by the per-instance cap so far.
+    pub fn evicted(&self) -> u64 {
+        self.inner.read().evicted()
     }
 
     pub fn apply(&self, instance: &str, event: &KvEvent) {
@@ -464,5 +531,40 @@ mod tests {
         assert_eq!(reader.overlap(&[1]).get("a"), 1);
         idx.remove_instance("a");
         assert!(reader.is_empty());
+    }
+
+    #[test]
+    fn the_per_instance_cap_evicts_that_instances_oldest_blocks_only() {
+        let mut idx = KvIndex::new();
+        idx.set_max_blocks_per_instance(3);
+        let stored = |blocks: Vec<BlockHash>| KvEvent::Stored {
+            parent: None,
+            blocks,
+        };
+        idx.apply("other", &stored(vec![1, 2]));
+        idx.apply("flood", &stored(vec![1, 2, 3]));
+        idx.apply("flood", &KvEvent::Removed { blocks: vec![2] });
+        idx.apply("flood", &stored(vec![4, 5]));
+        // flood held 1, 3 then stored 4, 5: its oldest (1) went; 3, 4, 5 stay.
+        assert_eq!(idx.instance_blocks("flood"), 3);
+        assert_eq!(idx.evicted(), 1);
+        assert_eq!(idx.overlap(&[3]).get("flood"), 1);
+        assert_eq!(idx.overlap(&[1]).get("flood"), 0);
+        // The other instance's copy of block 1 is untouched.
+        assert_eq!(idx.overlap(&[1, 2]).get("other"), 2);
+        // A flood of distinct blocks stays bounded, stale queue entries included.
+        for i in 0..10_000u64 {
+            idx.apply("flood", &stored(vec![100 + i]));
+            idx.apply(
+                "flood",
+                &KvEvent::Removed {
+                    blocks: vec![100 + i],
+                },
+            );
+            idx.apply("flood", &stored(vec![1_000_000 + i]));
+        }
+        assert_eq!(idx.instance_blocks("flood"), 3);
+        assert!(idx.order[idx.slot_of("flood").unwrap() as usize].len() <= 2 * 3 + 64 + 1);
+        assert_eq!(idx.instance_blocks("other"), 2);
     }
 }

@@ -10,6 +10,9 @@ use std::time::Duration;
 use async_nats::{ConnectOptions, Event};
 use tokio::sync::watch;
 
+use crate::auth::NatsAuth;
+use crate::redact::redact_url;
+
 use crate::Result;
 
 /// Connection state as seen by event consumers.
@@ -54,15 +57,26 @@ impl NatsConnection {
 /// server is down: the client keeps trying in the background, so a frontend starts (and
 /// routes load-only) without NATS.
 pub async fn connect(url: &str, name: &str) -> Result<NatsConnection> {
+    connect_with(url, name, &NatsAuth::default()).await
+}
+
+/// [`connect`] with credentials and TLS settings.
+pub async fn connect_with(url: &str, name: &str, auth: &NatsAuth) -> Result<NatsConnection> {
     let (tx, state) = watch::channel(ConnState::default());
     // Try a plain connect first and only fall back to async-nats' retry-on-initial-connect
     // mode when the server is down: in that mode (0.51), commands issued right after the
     // first connect were observed to stall until the next ping on a current-thread runtime.
-    let client = match options(name, tx.clone()).connect(url).await {
+    let client = match auth
+        .apply(options(name, tx.clone()))
+        .await?
+        .connect(url)
+        .await
+    {
         Ok(client) => client,
         Err(e) => {
-            tracing::warn!(%url, error = %e, "NATS unreachable; retrying in the background");
-            options(name, tx)
+            tracing::warn!(url = %redact_url(url), error = %e, "NATS unreachable; retrying in the background");
+            auth.apply(options(name, tx))
+                .await?
                 .retry_on_initial_connect()
                 .connect(url)
                 .await?

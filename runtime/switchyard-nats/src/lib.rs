@@ -14,21 +14,26 @@
 //! [`SharedKvIndex`]: switchyard_kv::SharedKvIndex
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod bridge;
 pub mod conn;
 pub mod dump;
 pub mod error;
+pub mod inbound;
 mod members;
 pub mod publisher;
+pub mod redact;
 pub mod replica;
 pub mod subjects;
 pub mod subscriber;
 pub mod vllm;
 pub mod wire;
 
-pub use conn::{connect, ConnState, NatsConnection};
+pub use auth::{NatsAuth, NatsTls};
+pub use conn::{connect, connect_with, ConnState, NatsConnection};
 pub use error::{Error, Result};
 pub use publisher::{DumpFn, Publisher};
+pub use redact::redact_url;
 pub use replica::{ReplicaSync, ReplicaSyncConfig};
 pub use subscriber::{Subscriber, SubscriberConfig, SubscriberStats};
 pub use wire::LoadSnapshot;

@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::dump::{self, Dump};
+use crate::inbound::{self, Reject, RejectCounters};
 use crate::members::Members;
 use crate::wire::{KvEventsMessage, LoadMessage, LoadSnapshot};
 use crate::{subjects, NatsConnection, Result};
@@ -41,6 +42,8 @@ pub struct SubscriberConfig {
     /// Messages buffered per instance during a resync before the buffer is dropped and the
     /// resync restarted (bounds memory when a worker never answers).
     pub max_buffered: usize,
+    /// The same bound in payload bytes: a few huge messages weigh as much as many small ones.
+    pub max_buffered_bytes: usize,
     /// How long an id that discovery does not list is tracked from its first message.
     pub stranger_grace: Duration,
     /// At most this many such ids are tracked (or remembered as ignored) at a time.
@@ -54,6 +57,7 @@ impl Default for SubscriberConfig {
             dump_retry: Duration::from_secs(2),
             load_ttl: Duration::from_secs(5),
             max_buffered: 10_000,
+            max_buffered_bytes: 8 << 20,
             stranger_grace: Duration::from_secs(30),
             max_strangers: 64,
         }
@@ -75,6 +79,8 @@ pub struct SubscriberStats {
     /// Messages dropped because their id is not tracked (not in discovery past its grace
     /// period, over the stranger cap) or their sequence number is unusable.
     pub ignored: u64,
+    /// Messages dropped as malformed or hostile, by reason (see [`inbound`]).
+    pub rejected: [(&'static str, u64); Reject::ALL.len()],
 }
 
 #[derive(Default)]
@@ -91,6 +97,7 @@ struct Counters {
 struct Shared {
     loads: RwLock<HashMap<String, (LoadSnapshot, Instant)>>,
     counters: Counters,
+    rejected: RejectCounters,
 }
 
 enum Cmd {
@@ -131,6 +138,7 @@ impl Subscriber {
         let shared = Arc::new(Shared {
             loads: RwLock::new(HashMap::new()),
             counters: Counters::default(),
+            rejected: RejectCounters::default(),
         });
         let (cmd, cmd_rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(
@@ -203,6 +211,7 @@ impl Subscriber {
             dumps_failed: c.dumps_failed.load(Ordering::Relaxed),
             reconnect_resyncs: c.reconnect_resyncs.load(Ordering::Relaxed),
             ignored: c.ignored.load(Ordering::Relaxed),
+            rejected: self.shared.rejected.snapshot(),
         }
     }
 }
@@ -218,9 +227,33 @@ enum Stream {
     /// Applying messages as they come.
     InSync { epoch: u64, seq: u64 },
     /// A dump is in flight; messages wait here.
-    Resyncing { buffer: Vec<KvEventsMessage> },
+    Resyncing { buffer: Buffer },
     /// The last dump failed; don't ask again before `retry_at`.
     Failed { retry_at: Instant },
+}
+
+/// Messages waiting for a dump, with their payload sizes: bounded by count and by bytes
+/// ([`SubscriberConfig::max_buffered`], [`SubscriberConfig::max_buffered_bytes`]).
+#[derive(Default)]
+struct Buffer {
+    messages: Vec<(KvEventsMessage, usize)>,
+    bytes: usize,
+}
+
+impl Buffer {
+    fn push(&mut self, m: KvEventsMessage, size: usize) {
+        self.bytes = self.bytes.saturating_add(size);
+        self.messages.push((m, size));
+    }
+
+    fn clear(&mut self) {
+        self.messages.clear();
+        self.bytes = 0;
+    }
+
+    fn len(&self) -> usize {
+        self.messages.len()
+    }
 }
 
 struct Worker {
@@ -258,18 +291,18 @@ impl Worker {
                     }
                     self.retry_failed(&dump_tx);
                 }
-                Some(msg) = kv.next() => match serde_json::from_slice::<KvEventsMessage>(&msg.payload) {
-                    Ok(m) => self.on_kv(m, &dump_tx),
-                    Err(e) => tracing::debug!(subject = %msg.subject, error = %e, "bad KV event message"),
+                Some(msg) = kv.next() => match inbound::kv_message(&msg.subject, &msg.payload) {
+                    Ok(m) => self.on_kv(m, msg.payload.len(), &dump_tx),
+                    Err(reason) => self.reject(&msg.subject, reason),
                 },
-                Some(msg) = load.next() => match serde_json::from_slice::<LoadMessage>(&msg.payload) {
+                Some(msg) = load.next() => match inbound::load_message(&msg.subject, &msg.payload) {
                     Ok(m) => self.on_load(m, &dump_tx),
-                    Err(e) => tracing::debug!(subject = %msg.subject, error = %e, "bad load message"),
+                    Err(reason) => self.reject(&msg.subject, reason),
                 },
                 Some((instance, result)) = dumps.recv() => self.on_dump(instance, result, &dump_tx),
                 Some(cmd) = cmds.recv() => match cmd {
                     Cmd::Forget(id) => self.forget(&id),
-                    Cmd::Resync(id) => self.start_resync(id, Vec::new(), &dump_tx),
+                    Cmd::Resync(id) => self.start_resync(id, Buffer::default(), &dump_tx),
                     Cmd::Members(ids) => {
                         let tracked = self.tracked();
                         for id in self.members.set_members(ids, tracked, Instant::now()) {
@@ -310,6 +343,13 @@ impl Worker {
         ids
     }
 
+    fn reject(&self, subject: &str, reason: Reject) {
+        self.shared.rejected.count(reason);
+        // Subjects are bounded by the server's limits; log a bounded, escaped prefix anyway.
+        let subject: String = subject.chars().take(200).collect();
+        tracing::debug!(subject = ?subject, reason = reason.as_str(), "event message rejected");
+    }
+
     /// Whether a message from `id` may touch state; counts the ones that may not.
     fn admit(&mut self, id: &str) -> bool {
         let ok = self.members.admit(id, Instant::now());
@@ -319,7 +359,12 @@ impl Worker {
         ok
     }
 
-    fn on_kv(&mut self, m: KvEventsMessage, dump_tx: &mpsc::UnboundedSender<DumpResult>) {
+    fn on_kv(
+        &mut self,
+        m: KvEventsMessage,
+        size: usize,
+        dump_tx: &mpsc::UnboundedSender<DumpResult>,
+    ) {
         if !self.admit(&m.instance) {
             return;
         }
@@ -341,11 +386,13 @@ impl Worker {
                 self.apply(&m);
             }
             Some(Stream::Resyncing { buffer }) => {
-                if buffer.len() >= self.cfg.max_buffered {
+                if buffer.len() >= self.cfg.max_buffered
+                    || buffer.bytes.saturating_add(size) > self.cfg.max_buffered_bytes
+                {
                     // The dump is taking too long; its reply would be stale anyway.
                     buffer.clear();
                 }
-                buffer.push(m);
+                buffer.push(m, size);
             }
             Some(Stream::Failed { retry_at }) if Instant::now() < *retry_at => {}
             existing => {
@@ -353,7 +400,9 @@ impl Worker {
                     self.shared.counters.gaps.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(%instance, seq = m.seq, "KV event gap; resyncing");
                 }
-                self.start_resync(instance, vec![m], dump_tx);
+                let mut buffer = Buffer::default();
+                buffer.push(m, size);
+                self.start_resync(instance, buffer, dump_tx);
             }
         }
     }
@@ -370,7 +419,7 @@ impl Worker {
             Some(_) => false,
         };
         if due {
-            self.start_resync(m.instance.clone(), Vec::new(), dump_tx);
+            self.start_resync(m.instance.clone(), Buffer::default(), dump_tx);
         }
         self.shared
             .loads
@@ -388,11 +437,13 @@ impl Worker {
     fn start_resync(
         &mut self,
         instance: String,
-        buffer: Vec<KvEventsMessage>,
+        buffer: Buffer,
         dump_tx: &mpsc::UnboundedSender<DumpResult>,
     ) {
         if let Some(Stream::Resyncing { buffer: b }) = self.instances.get_mut(&instance) {
-            b.extend(buffer);
+            for (m, size) in buffer.messages {
+                b.push(m, size);
+            }
             return;
         }
         self.shared
@@ -463,10 +514,10 @@ impl Worker {
     fn replay(
         &mut self,
         instance: String,
-        buffer: Vec<KvEventsMessage>,
+        buffer: Buffer,
         dump_tx: &mpsc::UnboundedSender<DumpResult>,
     ) {
-        for m in buffer {
+        for (m, _) in buffer.messages {
             let Some(Stream::InSync { epoch, seq }) = self.instances.get_mut(&instance) else {
                 return;
             };
@@ -481,7 +532,7 @@ impl Worker {
             self.shared.counters.gaps.fetch_add(1, Ordering::Relaxed);
             tracing::info!(%instance, seq = m.seq, "KV event gap during a resync; resyncing again");
             self.instances.remove(&instance);
-            self.start_resync(instance, Vec::new(), dump_tx);
+            self.start_resync(instance, Buffer::default(), dump_tx);
             return;
         }
     }
@@ -498,7 +549,7 @@ impl Worker {
             .map(|(id, _)| id.clone())
             .collect();
         for id in due {
-            self.start_resync(id, Vec::new(), dump_tx);
+            self.start_resync(id, Buffer::default(), dump_tx);
         }
     }
 
@@ -515,7 +566,7 @@ impl Worker {
         for id in known {
             // Drop any in-flight resync's claim so a fresh request goes out.
             self.instances.remove(&id);
-            self.start_resync(id, Vec::new(), dump_tx);
+            self.start_resync(id, Buffer::default(), dump_tx);
         }
     }
 }

@@ -5,6 +5,7 @@
 //! that loses its source sends `State(Disconnected)` and *keeps quiet*: the registry then serves
 //! the last known set (fail-static) until a fresh `Snapshot` arrives.
 
+use crate::spec_check::Reason;
 use crate::InstanceSpec;
 
 /// A change to the instance set, as a discovery backend reports it.
@@ -16,6 +17,9 @@ pub enum DiscoveryEvent {
     Upsert(Box<InstanceSpec>),
     /// An instance is gone.
     Remove { id: String },
+    /// An entry the backend could not turn into a spec (it has logged which): counted in
+    /// `switchyard_discovery_rejected_total`, nothing else changes.
+    Rejected(Reason),
     /// The connection to the source changed.
     State(DiscoveryState),
 }

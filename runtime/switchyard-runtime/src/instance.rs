@@ -40,9 +40,14 @@ pub struct InstanceSpec {
     pub engine: Engine,
     #[serde(default)]
     pub api: WorkerApi,
-    /// Path of a minijinja chat template used when `api` is `completions`.
+    /// Name of the chat template used when `api` is `completions`: a key of the frontend's
+    /// `chat_templates` config, never a file path (see [`crate::spec_check`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat_template: Option<String>,
+    /// The chat template's source itself (minijinja), for workers that publish their own;
+    /// at most [`crate::spec_check::MAX_TEMPLATE_TEXT_BYTES`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_template_text: Option<String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// Routing weight (default 1.0).
@@ -85,6 +90,7 @@ impl InstanceSpec {
             engine: Engine::default(),
             api: WorkerApi::default(),
             chat_template: None,
+            chat_template_text: None,
             labels: BTreeMap::new(),
             weight: 1.0,
             canary: None,

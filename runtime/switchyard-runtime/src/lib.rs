@@ -15,7 +15,9 @@ pub mod live;
 pub mod observe;
 pub mod policy;
 pub mod registry;
+pub mod spec_check;
 pub mod template;
+pub mod templates;
 
 pub use client::{ClientConfig, ClientError, WorkerClient};
 pub use discovery::{DiscoveryEvent, DiscoveryState};
@@ -23,4 +25,6 @@ pub use instance::{Engine, InstanceSpec, WorkerApi};
 pub use live::{InFlightGuard, Instance};
 pub use policy::{Policy, PolicyConfig, RouteContext};
 pub use registry::{Registry, Topology};
+pub use spec_check::{Reason as RejectReason, Rejection};
 pub use template::{ChatTemplate, TemplateError};
+pub use templates::TemplateCatalog;

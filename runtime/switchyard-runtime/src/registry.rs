@@ -14,7 +14,8 @@ use tokio::sync::watch;
 
 use crate::live::Instance;
 use crate::observe::ObservationLog;
-use crate::{ChatTemplate, DiscoveryEvent, DiscoveryState, InstanceSpec, WorkerApi};
+use crate::spec_check::{self, Reason};
+use crate::{DiscoveryEvent, DiscoveryState, InstanceSpec, TemplateCatalog};
 
 /// An immutable snapshot of the instance set.
 #[derive(Debug, Default)]
@@ -40,16 +41,17 @@ impl Topology {
     }
 }
 
-/// Loads a chat template for a completions-only instance.
-pub type TemplateLoader =
-    Box<dyn Fn(&InstanceSpec) -> Result<Option<Arc<ChatTemplate>>, String> + Send + Sync>;
+/// Counts of rejected specs by (source, reason), for `switchyard_discovery_rejected_total`.
+pub type RejectionCounts = BTreeMap<(&'static str, Reason), u64>;
 
 pub struct Registry {
     current: ArcSwap<Topology>,
     instances: Mutex<BTreeMap<String, Arc<Instance>>>,
     changes: watch::Sender<u64>,
     connected: AtomicBool,
-    load_template: TemplateLoader,
+    /// Chat templates by name (from the operator's config); resolving one does no I/O.
+    templates: TemplateCatalog,
+    rejected: Mutex<RejectionCounts>,
     /// Probe and request outcomes, buffered for health-policy plugins.
     pub observations: ObservationLog,
 }
@@ -64,30 +66,22 @@ impl std::fmt::Debug for Registry {
 
 impl Default for Registry {
     fn default() -> Self {
-        Self::new(Box::new(default_template_loader))
+        Self::new(TemplateCatalog::default())
     }
 }
 
-/// Completions-only instances get their configured template file, or the built-in default.
-pub fn default_template_loader(spec: &InstanceSpec) -> Result<Option<Arc<ChatTemplate>>, String> {
-    if spec.api != WorkerApi::Completions {
-        return Ok(None);
-    }
-    let template = match &spec.chat_template {
-        Some(path) => ChatTemplate::from_file(path).map_err(|e| e.to_string())?,
-        None => ChatTemplate::default(),
-    };
-    Ok(Some(Arc::new(template)))
-}
+/// The `source` label of specs applied with [`Registry::apply`] (the operator's own config).
+pub const STATIC_SOURCE: &str = "static";
 
 impl Registry {
-    pub fn new(load_template: TemplateLoader) -> Self {
+    pub fn new(templates: TemplateCatalog) -> Self {
         Self {
             current: ArcSwap::from_pointee(Topology::default()),
             instances: Mutex::new(BTreeMap::new()),
             changes: watch::channel(0).0,
             connected: AtomicBool::new(true),
-            load_template,
+            templates,
+            rejected: Mutex::new(BTreeMap::new()),
             observations: ObservationLog::default(),
         }
     }
@@ -111,54 +105,98 @@ impl Registry {
         self.connected.load(Ordering::Relaxed)
     }
 
+    /// Specs rejected so far, by source and reason.
+    pub fn rejections(&self) -> RejectionCounts {
+        self.rejected.lock().clone()
+    }
+
+    /// Counts a spec that `source` could not use (the backend has logged why).
+    pub fn count_rejection(&self, source: &'static str, reason: Reason) {
+        *self.rejected.lock().entry((source, reason)).or_default() += 1;
+    }
+
+    /// Applies an event from the operator's static config.
     pub fn apply(&self, event: DiscoveryEvent) {
-        let mut instances = self.instances.lock();
+        self.apply_from(STATIC_SOURCE, event);
+    }
+
+    /// Applies an event from a discovery source. Every spec is checked
+    /// ([`crate::spec_check::check`]) and its template resolved *before* the registry lock is
+    /// taken; a bad spec is logged, counted under `source`, and skipped, and the rest of a
+    /// snapshot still applies. An upsert that fails removes the instance it names: its
+    /// registration no longer describes a worker that can be routed to.
+    pub fn apply_from(&self, source: &'static str, event: DiscoveryEvent) {
         match event {
             DiscoveryEvent::Snapshot(specs) => {
+                let built: Vec<Arc<Instance>> = specs
+                    .into_iter()
+                    .filter_map(|spec| self.admit(source, spec))
+                    .collect();
+                let mut instances = self.instances.lock();
                 let mut next = BTreeMap::new();
-                for spec in specs {
-                    if let Some(instance) = self.reuse_or_build(&instances, spec) {
-                        next.insert(instance.spec.id.clone(), instance);
-                    }
+                for instance in built {
+                    let kept = Self::keep_unchanged(&instances, instance);
+                    next.insert(kept.spec.id.clone(), kept);
                 }
                 *instances = next;
                 self.connected.store(true, Ordering::Relaxed);
+                self.publish(&instances);
             }
             DiscoveryEvent::Upsert(spec) => {
                 let id = spec.id.clone();
-                match self.reuse_or_build(&instances, *spec) {
-                    Some(instance) => instances.insert(id, instance),
-                    None => instances.remove(&id),
-                };
+                let built = self.admit(source, *spec);
+                let mut instances = self.instances.lock();
+                match built {
+                    Some(instance) => {
+                        let kept = Self::keep_unchanged(&instances, instance);
+                        instances.insert(id, kept);
+                    }
+                    None => {
+                        instances.remove(&id);
+                    }
+                }
+                self.publish(&instances);
             }
             DiscoveryEvent::Remove { id } => {
+                let mut instances = self.instances.lock();
                 instances.remove(&id);
+                self.publish(&instances);
             }
+            DiscoveryEvent::Rejected(reason) => self.count_rejection(source, reason),
             DiscoveryEvent::State(state) => {
                 self.connected
                     .store(state == DiscoveryState::Connected, Ordering::Relaxed);
-                return;
             }
         }
-        self.publish(&instances);
     }
 
-    fn reuse_or_build(
-        &self,
-        existing: &BTreeMap<String, Arc<Instance>>,
-        spec: InstanceSpec,
-    ) -> Option<Arc<Instance>> {
-        if let Some(old) = existing.get(&spec.id) {
-            if old.spec == spec {
-                return Some(Arc::clone(old));
-            }
-        }
-        match (self.load_template)(&spec) {
+    /// A checked spec with its template, or `None` (logged and counted).
+    fn admit(&self, source: &'static str, spec: InstanceSpec) -> Option<Arc<Instance>> {
+        let admitted = spec_check::check(&spec).and_then(|()| self.templates.resolve(&spec));
+        match admitted {
             Ok(template) => Some(Arc::new(Instance::new(spec, template))),
-            Err(error) => {
-                tracing::error!(instance = %spec.id, %error, "instance skipped: bad chat template");
+            Err(rejection) => {
+                // The id is logged only once it is known to be printable and bounded.
+                let id = if rejection.reason == Reason::Id {
+                    "<invalid>"
+                } else {
+                    spec.id.as_str()
+                };
+                tracing::warn!(source, instance = %id, reason = rejection.reason.as_str(), error = %rejection.message, "instance spec rejected");
+                self.count_rejection(source, rejection.reason);
                 None
             }
+        }
+    }
+
+    /// An instance whose spec did not change keeps its `Arc` (and so its load and health).
+    fn keep_unchanged(
+        existing: &BTreeMap<String, Arc<Instance>>,
+        built: Arc<Instance>,
+    ) -> Arc<Instance> {
+        match existing.get(&built.spec.id) {
+            Some(old) if old.spec == built.spec => Arc::clone(old),
+            _ => built,
         }
     }
 
@@ -184,6 +222,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::WorkerApi;
 
     fn spec(id: &str, model: &str) -> InstanceSpec {
         InstanceSpec::new(id, model, format!("http://127.0.0.1:1/{id}"))
@@ -230,14 +269,71 @@ mod tests {
         assert_eq!(r.topology().all().len(), 1);
     }
 
+    fn ids(r: &Registry) -> Vec<String> {
+        r.all().iter().map(|i| i.id().to_owned()).collect()
+    }
+
     #[test]
-    fn a_bad_template_skips_only_that_instance() {
+    fn a_template_path_from_discovery_is_rejected_and_counted() {
         let r = Registry::default();
         let mut bad = spec("bad", "m");
         bad.api = WorkerApi::Completions;
-        bad.chat_template = Some("/nonexistent/template.jinja".into());
+        bad.chat_template = Some("/proc/self/environ".into());
+        r.apply_from("etcd", DiscoveryEvent::Snapshot(vec![bad, spec("ok", "m")]));
+        assert_eq!(ids(&r), vec!["ok"]);
+        assert_eq!(
+            r.rejections().get(&("etcd", Reason::ChatTemplate)),
+            Some(&1)
+        );
+    }
+
+    #[test]
+    fn an_unknown_template_name_skips_only_that_instance() {
+        let r = Registry::default();
+        let mut bad = spec("bad", "m");
+        bad.api = WorkerApi::Completions;
+        bad.chat_template = Some("nonexistent".into());
         r.apply(DiscoveryEvent::Snapshot(vec![bad, spec("ok", "m")]));
-        let ids: Vec<_> = r.all().iter().map(|i| i.id().to_owned()).collect();
-        assert_eq!(ids, vec!["ok"]);
+        assert_eq!(ids(&r), vec!["ok"]);
+        assert_eq!(
+            r.rejections().get(&(STATIC_SOURCE, Reason::ChatTemplate)),
+            Some(&1)
+        );
+    }
+
+    #[test]
+    fn bad_specs_beside_good_ones_in_one_snapshot() {
+        let r = Registry::default();
+        let mut ftp = spec("ftp", "m");
+        ftp.url = "ftp://h/".into();
+        let mut nan = spec("nan", "m");
+        nan.weight = f32::NAN;
+        let newline = spec("x\ny", "m");
+        r.apply_from(
+            "kubernetes",
+            DiscoveryEvent::Snapshot(vec![ftp, spec("a", "m"), nan, newline, spec("b", "n")]),
+        );
+        assert_eq!(ids(&r), vec!["a", "b"]);
+        let counts = r.rejections();
+        assert_eq!(counts.get(&("kubernetes", Reason::Url)), Some(&1));
+        assert_eq!(counts.get(&("kubernetes", Reason::Weight)), Some(&1));
+        assert_eq!(counts.get(&("kubernetes", Reason::Id)), Some(&1));
+    }
+
+    #[test]
+    fn a_bad_upsert_removes_what_that_id_registered_before() {
+        let r = Registry::default();
+        r.apply_from(
+            "etcd",
+            DiscoveryEvent::Snapshot(vec![spec("a", "m"), spec("b", "m")]),
+        );
+        let mut bad = spec("a", "m");
+        bad.url = "file:///etc/passwd".into();
+        r.apply_from("etcd", DiscoveryEvent::Upsert(Box::new(bad)));
+        assert_eq!(ids(&r), vec!["b"]);
+        r.apply_from("etcd", DiscoveryEvent::Rejected(Reason::Parse));
+        let counts = r.rejections();
+        assert_eq!(counts.get(&("etcd", Reason::Url)), Some(&1));
+        assert_eq!(counts.get(&("etcd", Reason::Parse)), Some(&1));
     }
 }

@@ -1,6 +1,6 @@
 //! The real `nats-server` process comes from the workspace's one harness (`switchyard-tests`);
 //! this adds a polling helper for conditions read synchronously.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::time::{Duration, Instant};
 

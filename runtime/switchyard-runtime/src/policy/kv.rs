@@ -70,6 +70,8 @@ impl KvOverlap for ApproxOverlap {
 pub const MAX_BLOCK_SIZE: usize = 4096;
 /// Upper bound of `kv.approx_ttl_secs` (one day).
 pub const MAX_APPROX_TTL_SECS: u64 = 86_400;
+/// Upper bound of `kv.max_blocks_per_instance` (2^26 blocks: a few GiB of index).
+pub const MAX_BLOCKS_PER_INSTANCE: usize = 1 << 26;
 
 /// The `kv:` section of the frontend configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,6 +86,9 @@ pub struct KvConfig {
     pub weights: KvCostWeights,
     /// How long the approximate index (no `--nats`) assumes a routed prefix stays cached.
     pub approx_ttl_secs: u64,
+    /// Most blocks the event-driven index (`--nats`) remembers per instance; storing more
+    /// evicts that instance's oldest. Bounds what one publisher can make a frontend hold.
+    pub max_blocks_per_instance: usize,
 }
 
 impl Default for KvConfig {
@@ -95,6 +100,7 @@ impl Default for KvConfig {
             // `weights:` map falls back to.
             weights: KvCostWeights::default(),
             approx_ttl_secs: switchyard_kv::approx::DEFAULT_TTL.as_secs(),
+            max_blocks_per_instance: switchyard_kv::index::DEFAULT_MAX_BLOCKS_PER_INSTANCE,
         }
     }
 }
@@ -118,6 +124,12 @@ impl KvConfig {
             return Err(format!(
                 "approx_ttl_secs must be between 1 and {MAX_APPROX_TTL_SECS}, got {}",
                 self.approx_ttl_secs
+            ));
+        }
+        if !(1..=MAX_BLOCKS_PER_INSTANCE).contains(&self.max_blocks_per_instance) {
+            return Err(format!(
+                "max_blocks_per_instance must be between 1 and {MAX_BLOCKS_PER_INSTANCE}, got {}",
+                self.max_blocks_per_instance
             ));
         }
         self.weights.validate()
