@@ -6,6 +6,7 @@
 mod cli;
 mod config;
 mod distributed;
+mod engines;
 mod errors;
 mod failures;
 mod faults;

@@ -9,6 +9,7 @@
 pub mod client;
 pub mod clock;
 pub mod discovery;
+pub mod engine_load;
 pub mod health;
 pub mod instance;
 pub mod live;
@@ -19,8 +20,8 @@ pub mod template;
 
 pub use client::{ClientConfig, ClientError, WorkerClient};
 pub use discovery::{DiscoveryEvent, DiscoveryState};
-pub use instance::{Engine, InstanceSpec, WorkerApi};
-pub use live::{InFlightGuard, Instance};
+pub use instance::{Engine, InstanceSpec, WorkerApi, WorkerAuth};
+pub use live::{EngineReport, InFlightGuard, Instance, ReportSource};
 pub use policy::{Policy, PolicyConfig, RouteContext};
 pub use registry::{Registry, Topology};
 pub use template::{ChatTemplate, TemplateError};
