@@ -1,5 +1,6 @@
 //! The token-protected admin API (`/admin/*`).
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use http::request::Parts;
@@ -25,7 +26,13 @@ struct InstanceView<'a> {
     health: HealthStatus,
     health_policy_says_unhealthy: bool,
     in_flight: u32,
+    /// The engine's own figures (scraped or from NATS) and where they came from.
+    queued: u32,
+    running: u32,
     kv_usage: f32,
+    prefix_hit_rate: f32,
+    load_source: &'static str,
+    load_age_ms: Option<u64>,
     ejections: u32,
     last_error: Option<String>,
 }
@@ -89,7 +96,8 @@ fn instances(app: &App) -> Response<Body> {
     let all = app.registry.all();
     let views: Vec<InstanceView<'_>> = all
         .iter()
-        .map(|i| InstanceView {
+        .map(|i| (i, i.load.report(now)))
+        .map(|(i, report)| InstanceView {
             id: i.id(),
             model: &i.spec.model,
             url: &i.spec.url,
@@ -98,7 +106,14 @@ fn instances(app: &App) -> Response<Body> {
             health: i.health.status(now),
             health_policy_says_unhealthy: i.policy_says_unhealthy(),
             in_flight: i.load.in_flight(),
+            queued: i.load.queued.load(Relaxed),
+            running: i.load.running.load(Relaxed),
             kv_usage: i.load.kv_usage(),
+            prefix_hit_rate: i.load.prefix_hit_ppm.load(Relaxed) as f32 / 1e6,
+            load_source: report.0.as_str(),
+            load_age_ms: report
+                .1
+                .map(|a| u64::try_from(a.as_millis()).unwrap_or(u64::MAX)),
             ejections: i.health.ejections(),
             last_error: i.last_error(),
         })

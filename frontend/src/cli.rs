@@ -46,8 +46,10 @@ pub struct ServeArgs {
     /// Address to listen on [default: 0.0.0.0:8000].
     #[arg(long, env = env::LISTEN, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// A static worker, `MODEL=URL` (repeatable; env: comma-separated).
-    #[arg(long = "worker", env = env::WORKERS, value_name = "MODEL=URL", value_delimiter = ',')]
+    /// A static worker, `MODEL=URL` (repeatable; env: comma-separated), optionally followed by
+    /// `;key=value` worker options: `engine` (vllm, sglang, trtllm, llamacpp, mocker, generic),
+    /// `health_path`, `id`, `api`, `weight`, `chat_template`.
+    #[arg(long = "worker", env = env::WORKERS, value_name = "MODEL=URL[;key=value…]", value_delimiter = ',')]
     pub workers: Vec<String>,
     /// Where instances come from [default: static].
     #[arg(long, env = env::DISCOVERY, value_enum)]

@@ -8,12 +8,14 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 use switchyard_runtime::client::ClientConfig;
+use switchyard_runtime::engine_load::ScrapeConfig;
 use switchyard_runtime::health::{CanaryConfig, HealthConfig, ProbeConfig, RetryBudgetConfig};
 
 use crate::admission::OverloadConfig;
 use switchyard_plugin_host::{HostConfig, QuarantinePolicy};
 use switchyard_runtime::{
     spec_check, ChatTemplate, Engine, InstanceSpec, PolicyConfig, TemplateCatalog, WorkerApi,
+    WorkerAuth,
 };
 
 use crate::plugins::PluginConfig;
@@ -74,6 +76,8 @@ pub struct ServeConfig {
     pub probe: ProbeConfig,
     /// Idle canary generations (active health beyond `GET /health`).
     pub canary: CanaryConfig,
+    /// Load figures read from each engine's own metrics endpoint (`docs/engines.md`).
+    pub load_scrape: ScrapeConfig,
     /// Retries in flight as a share of requests in flight.
     pub retry_budget: RetryBudgetConfig,
     /// Admission control and load shedding.
@@ -112,6 +116,28 @@ pub struct WorkerConfig {
     /// Path the active probe GETs on this worker (default: `probe.path`).
     #[serde(default)]
     pub health_path: Option<String>,
+    /// File holding the API key the worker was started with (vLLM/SGLang/llama.cpp
+    /// `--api-key`); sent as `Authorization: Bearer …` on requests, probes, canaries and
+    /// scrapes, never logged.
+    #[serde(default)]
+    pub api_key_file: Option<String>,
+}
+
+impl WorkerConfig {
+    /// The worker's credentials, read from `api_key_file`.
+    fn auth(&self, key: &str) -> Result<Option<WorkerAuth>, ConfigError> {
+        let Some(path) = &self.api_key_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| invalid(format!("{key}.api_key_file"), format!("{path}: {e}")))?;
+        WorkerAuth::bearer(&text).map(Some).ok_or_else(|| {
+            invalid(
+                format!("{key}.api_key_file"),
+                format!("{path} holds no usable key (empty, or characters a header cannot carry)"),
+            )
+        })
+    }
 }
 
 fn one() -> f32 {
@@ -296,6 +322,7 @@ impl Default for ServeConfig {
             health: HealthConfig::default(),
             probe: ProbeConfig::default(),
             canary: CanaryConfig::default(),
+            load_scrape: ScrapeConfig::default(),
             retry_budget: RetryBudgetConfig::default(),
             overload: OverloadConfig::default(),
         }
@@ -352,6 +379,9 @@ impl ServeConfig {
             .validate()
             .map_err(|m| invalid("overload", m))?;
         self.probe.validate().map_err(|m| invalid("probe", m))?;
+        self.load_scrape
+            .validate()
+            .map_err(|m| invalid("load_scrape", m))?;
         self.retry_budget
             .validate()
             .map_err(|m| invalid("retry_budget", m))?;
@@ -471,6 +501,12 @@ impl ServeConfig {
             .iter()
             .enumerate()
             .map(|(i, w)| {
+                let auth = w.auth(&format!("workers[{i}]")).unwrap_or_else(|e| {
+                    // `validate` read it moments ago; if it vanished since, say so (requests
+                    // will get the worker's 401) rather than stop the frontend.
+                    tracing::warn!(error = %e, "worker credentials unreadable");
+                    None
+                });
                 let mut id = w.id.clone().unwrap_or_else(|| authority(&w.url));
                 if !seen.insert(id.clone()) {
                     id = format!("{id}/{}", w.model);
@@ -490,6 +526,7 @@ impl ServeConfig {
                     weight: w.weight,
                     canary: None,
                     health_path: w.health_path.clone(),
+                    auth,
                 }
             })
             .collect()
@@ -549,6 +586,7 @@ impl WorkerConfig {
             ChatTemplate::from_file(path)
                 .map_err(|e| invalid(format!("{key}.chat_template"), e.to_string()))?;
         }
+        self.auth(key)?;
         if let Some(path) = &self.health_path {
             if !path.starts_with('/') {
                 return Err(invalid(
@@ -568,27 +606,66 @@ fn authority(url: &str) -> String {
         .unwrap_or_else(|| url.to_owned())
 }
 
-/// Parses a `--worker MODEL=URL` flag.
+/// Parses a `--worker MODEL=URL[;key=value…]` flag. The options are the YAML worker keys
+/// (`id`, `engine`, `api`, `weight`, `health_path`, `chat_template`), so a worker that needs
+/// one (an engine kind, a probe path) does not force a YAML file on its operator.
 pub fn parse_worker_flag(flag: &str) -> Result<WorkerConfig, String> {
-    let (model, url) = flag
+    let mut parts = flag.split(';');
+    let head = parts.next().unwrap_or_default();
+    let (model, url) = head
         .split_once('=')
-        .ok_or_else(|| format!("`{flag}` is not MODEL=URL"))?;
-    Ok(WorkerConfig {
-        model: model.to_owned(),
-        url: url.to_owned(),
-        id: None,
-        engine: Engine::Generic,
-        api: WorkerApi::Chat,
-        chat_template: None,
-        labels: BTreeMap::new(),
-        weight: 1.0,
-        health_path: None,
-    })
+        .ok_or_else(|| format!("`{flag}` is not MODEL=URL[;key=value…]"))?;
+    let mut fields = serde_json::Map::new();
+    fields.insert("model".into(), model.into());
+    fields.insert("url".into(), url.into());
+    for option in parts.filter(|p| !p.is_empty()) {
+        let (key, value) = option
+            .split_once('=')
+            .ok_or_else(|| format!("worker option `{option}` is not key=value"))?;
+        let value = match key {
+            "weight" => value
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(serde_json::Value::Number)
+                .ok_or_else(|| format!("worker option weight=`{value}` is not a number"))?,
+            _ => value.into(),
+        };
+        if fields.insert(key.to_owned(), value).is_some() {
+            return Err(format!("worker option `{key}` given twice"));
+        }
+    }
+    serde_json::from_value(serde_json::Value::Object(fields)).map_err(|e| format!("`{flag}`: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn worker_flags_take_per_worker_options() {
+        let w = parse_worker_flag("m=http://h:1").unwrap();
+        assert_eq!((w.engine, w.health_path), (Engine::Generic, None));
+        let w = parse_worker_flag(
+            "m=http://h:1;engine=llamacpp;health_path=/v1/models;weight=2.5;id=w1;api=completions",
+        )
+        .unwrap();
+        assert_eq!(w.engine, Engine::Llamacpp);
+        assert_eq!(w.health_path.as_deref(), Some("/v1/models"));
+        assert_eq!((w.weight, w.id.as_deref()), (2.5, Some("w1")));
+        assert_eq!(w.api, WorkerApi::Completions);
+        for (flag, named) in [
+            ("m=http://h:1;engin=vllm", "engin"),
+            ("m=http://h:1;engine=tgi", "tgi"),
+            ("m=http://h:1;weight=heavy", "weight"),
+            ("m=http://h:1;engine", "engine"),
+            ("m=http://h:1;id=a;id=b", "id"),
+            ("http://h:1", "MODEL=URL"),
+        ] {
+            let err = parse_worker_flag(flag).unwrap_err();
+            assert!(err.contains(named), "{flag}: {err}");
+        }
+    }
 
     #[test]
     fn unknown_keys_are_named() {

@@ -27,7 +27,7 @@ use parking_lot::RwLock;
 use switchyard_kv::{BlockHash, Overlap, SharedKvIndex};
 use switchyard_nats::{ReplicaSync, ReplicaSyncConfig, Subscriber, SubscriberConfig};
 use switchyard_runtime::policy::kv::{self, KvConfig, KvOverlap, KvRouter};
-use switchyard_runtime::Registry;
+use switchyard_runtime::{EngineReport, Registry, ReportSource};
 use tokio::task::JoinHandle;
 
 use crate::config::ServeConfig;
@@ -228,10 +228,22 @@ async fn sync_loop(registry: Arc<Registry>, bus: Bus) {
         let instances = registry.all();
         let mut local = HashMap::with_capacity(instances.len());
         for i in &instances {
-            let load = bus.subscriber.load(i.id()).unwrap_or_default();
-            i.load.queued.store(load.waiting, Relaxed);
-            let ppm = (f64::from(load.kv_usage.clamp(0.0, 1.0)) * 1e6) as u32;
-            i.load.kv_usage_ppm.store(ppm, Relaxed);
+            let now = switchyard_runtime::clock::now_ns();
+            match bus.subscriber.load(i.id()) {
+                // A worker's own snapshots win over scraping its metrics endpoint.
+                Some(load) => {
+                    let report = EngineReport {
+                        running: Some(f64::from(load.running)),
+                        waiting: Some(f64::from(load.waiting)),
+                        kv_usage: Some(f64::from(load.kv_usage)),
+                        prefix_hit_rate: None,
+                    };
+                    i.load.record_report(ReportSource::Nats, &report, now);
+                }
+                // Expired: unknown again (the scraper, if the engine has a dialect, takes over).
+                None if i.load.report(now).0 == ReportSource::Nats => i.load.clear_report(),
+                None => {}
+            }
             i.load
                 .peer_in_flight
                 .store(bus.replica.remote_in_flight(i.id()), Relaxed);

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use switchyard_runtime::clock::now_ns;
+use switchyard_runtime::engine_load::ScrapeStats;
 use switchyard_runtime::Registry;
 
 use crate::conn_limits::{ConnLimits, Refusal};
@@ -46,6 +47,11 @@ pub mod names {
     pub const CONNECTIONS_REFUSED: &str = "switchyard_connections_refused_total";
     pub const WRITE_TIMEOUTS: &str = "switchyard_connection_write_timeouts_total";
     pub const DISCOVERY_REJECTED: &str = "switchyard_discovery_rejected_total";
+    pub const INSTANCE_QUEUED: &str = "switchyard_instance_queued";
+    pub const INSTANCE_RUNNING: &str = "switchyard_instance_running";
+    pub const INSTANCE_KV_USAGE: &str = "switchyard_instance_kv_usage";
+    pub const LOAD_SCRAPES: &str = "switchyard_load_scrapes_total";
+    pub const LOAD_SCRAPE_MALFORMED: &str = "switchyard_load_scrape_malformed_lines_total";
 }
 
 /// Label used for requests whose model is unknown, so clients cannot explode cardinality.
@@ -122,6 +128,8 @@ pub struct Metrics {
     pub stalls: AtomicU64,
     pub shed: AtomicU64,
     pub panic_routed: AtomicU64,
+    /// How scrapes of engines' metrics endpoints ended (`load_scrape`).
+    pub scrapes: Arc<ScrapeStats>,
 }
 
 impl Metrics {
@@ -206,6 +214,25 @@ impl Metrics {
             counter_header(&mut out, name, help);
             let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
         }
+        counter_header(
+            &mut out,
+            names::LOAD_SCRAPES,
+            "Scrapes of engines' own metrics endpoints, by result.",
+        );
+        for (result, n) in self.scrapes.by_result() {
+            let _ = writeln!(out, "{}{{result=\"{result}\"}} {n}", names::LOAD_SCRAPES);
+        }
+        counter_header(
+            &mut out,
+            names::LOAD_SCRAPE_MALFORMED,
+            "Malformed lines skipped in engines' metrics (the rest of the scrape is used).",
+        );
+        let _ = writeln!(
+            out,
+            "{} {}",
+            names::LOAD_SCRAPE_MALFORMED,
+            self.scrapes.malformed_lines.load(Ordering::Relaxed)
+        );
         render_models(&mut out, &models);
         render_instances(&mut out, registry);
         out
@@ -316,6 +343,9 @@ fn render_models(out: &mut String, models: &ModelSeries) {
     }
 }
 
+/// Reads one per-instance figure for a gauge.
+type InstanceGauge = fn(&switchyard_runtime::Instance) -> String;
+
 fn render_instances(out: &mut String, registry: &Registry) {
     let now = now_ns();
     let instances = registry.all();
@@ -333,6 +363,35 @@ fn render_instances(out: &mut String, registry: &Registry) {
             escape(&i.spec.model),
             i.load.in_flight()
         );
+    }
+    let engine_gauges: [(&str, &str, InstanceGauge); 3] = [
+        (
+            names::INSTANCE_QUEUED,
+            "Requests waiting at the engine, as it last reported (0 when unknown).",
+            |i| i.load.queued.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            names::INSTANCE_RUNNING,
+            "Requests the engine last reported generating (0 when unknown).",
+            |i| i.load.running.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            names::INSTANCE_KV_USAGE,
+            "KV-cache usage the engine last reported, 0..1 (0 when unknown).",
+            |i| i.load.kv_usage().to_string(),
+        ),
+    ];
+    for (name, help, value) in engine_gauges {
+        gauge_header(out, name, help);
+        for i in &instances {
+            let _ = writeln!(
+                out,
+                "{name}{{worker=\"{}\",model=\"{}\"}} {}",
+                escape(i.id()),
+                escape(&i.spec.model),
+                value(i)
+            );
+        }
     }
     gauge_header(
         out,

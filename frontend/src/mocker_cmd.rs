@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use parking_lot::Mutex;
 use switchyard_kv::{BlockHash, KvEvent};
-use switchyard_mocker::{MockerArgs, MockerHooks};
+use switchyard_mocker::{EngineDialect, MockerArgs, MockerHooks};
 use switchyard_runtime::{Engine, InstanceSpec};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -65,7 +65,15 @@ impl MockerCmd {
             .clone()
             .unwrap_or_else(|| format!("http://{listen}"));
         let mut spec = InstanceSpec::new(id, self.mocker.model.clone(), url);
-        spec.engine = Engine::Mocker;
+        // A mocker speaking an engine's dialect registers as that engine, so frontends
+        // scrape it the way they would scrape the real one.
+        spec.engine = match self.mocker.engine {
+            EngineDialect::Mocker => Engine::Mocker,
+            EngineDialect::Vllm => Engine::Vllm,
+            EngineDialect::Sglang => Engine::Sglang,
+            EngineDialect::Trtllm => Engine::Trtllm,
+            EngineDialect::Llamacpp => Engine::Llamacpp,
+        };
         spec
     }
 }

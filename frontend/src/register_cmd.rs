@@ -84,7 +84,7 @@ impl RegisterCmd {
         let engine: Engine = serde_json::from_value(serde_json::Value::String(self.engine.clone()))
             .map_err(|_| {
                 anyhow::anyhow!(
-                    "--engine `{}`: expected vllm, sglang, trtllm, mocker or generic",
+                    "--engine `{}`: expected vllm, sglang, trtllm, llamacpp, mocker or generic",
                     self.engine
                 )
             })?;

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use std::time::Duration;
+use switchyard_runtime::engine_load::spawn_scraper;
 use switchyard_runtime::health::{spawn_canary, spawn_prober};
 use switchyard_runtime::Registry;
 
@@ -50,6 +51,12 @@ pub async fn run(
         app.client.clone(),
         app.config.canary.clone(),
     );
+    let scraper = spawn_scraper(
+        Arc::clone(&registry),
+        app.client.clone(),
+        app.config.load_scrape.clone(),
+        Arc::clone(&app.metrics.scrapes),
+    );
     tracing::info!(
         listen = %listener.local_addr()?,
         instances = registry.all().len(),
@@ -64,6 +71,9 @@ pub async fn run(
     }
     if let Some(canary) = canary {
         canary.abort();
+    }
+    if let Some(scraper) = scraper {
+        scraper.abort();
     }
     plugin_tasks.iter().for_each(JoinHandle::abort);
     discovery_tasks.iter().for_each(JoinHandle::abort);

@@ -7,6 +7,7 @@ mod agent_apis;
 mod cli;
 mod config;
 mod distributed;
+mod engines;
 mod errors;
 mod failures;
 mod faults;

@@ -297,7 +297,8 @@ async fn send(
     let started = Instant::now();
     let response = tokio::time::timeout(
         Duration::from_millis(limits.first_byte_timeout_ms),
-        app.client.post_json(uri, upstream.body, request_id),
+        app.client
+            .post_json(uri, upstream.body, request_id, instance.spec.auth_header()),
     )
     .await
     .map_err(|_| {

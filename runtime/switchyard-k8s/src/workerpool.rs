@@ -73,6 +73,8 @@ pub enum EngineKind {
     Vllm,
     Sglang,
     Trtllm,
+    /// llama.cpp's `llama-server`.
+    Llamacpp,
     Mocker,
     #[default]
     Generic,
@@ -240,6 +242,7 @@ impl EngineKind {
             Self::Vllm => "vllm",
             Self::Sglang => "sglang",
             Self::Trtllm => "trtllm",
+            Self::Llamacpp => "llamacpp",
             Self::Mocker => "mocker",
             Self::Generic => "generic",
         }
@@ -251,6 +254,7 @@ impl EngineKind {
             Self::Vllm => switchyard_runtime::Engine::Vllm,
             Self::Sglang => switchyard_runtime::Engine::Sglang,
             Self::Trtllm => switchyard_runtime::Engine::Trtllm,
+            Self::Llamacpp => switchyard_runtime::Engine::Llamacpp,
             Self::Mocker => switchyard_runtime::Engine::Mocker,
             Self::Generic => switchyard_runtime::Engine::Generic,
         }

@@ -98,6 +98,29 @@ pub struct MockerArgs {
     /// Seed mixed (XOR) into every request's own `seed`, for text, embeddings and fault rolls.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+
+    /// Engine whose metric names the mocker also exports (at that engine's metrics path:
+    /// `/metrics`, or `/prometheus/metrics` for trtllm), so load scrapers are tested against
+    /// the real dialects.
+    #[arg(long, value_enum, default_value_t = EngineDialect::Mocker)]
+    pub engine: EngineDialect,
+
+    /// Require `Authorization: Bearer KEY` on `/v1/*`, as vLLM's `--api-key` does (`/health`
+    /// and `/metrics` stay open); a missing or wrong key gets 401.
+    #[arg(long = "api-key", env = "SWITCHYARD_MOCKER_API_KEY")]
+    pub api_key: Option<String>,
+}
+
+/// Engines whose metrics the mocker can speak (`--engine`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EngineDialect {
+    /// Only the mocker's own `switchyard_mocker_*` series.
+    #[default]
+    Mocker,
+    Vllm,
+    Sglang,
+    Trtllm,
+    Llamacpp,
 }
 
 impl Default for MockerArgs {
@@ -120,6 +143,8 @@ impl Default for MockerArgs {
             status: None,
             fail_on_prompt: None,
             seed: 0,
+            engine: EngineDialect::Mocker,
+            api_key: None,
         }
     }
 }

@@ -43,7 +43,7 @@ use switchyard_kv::KvEvent;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::UnboundedSender;
 
-pub use args::MockerArgs;
+pub use args::{EngineDialect, MockerArgs};
 pub use error::{MockerError, Result};
 pub use metrics::{LoadProbe, LoadSnapshot};
 

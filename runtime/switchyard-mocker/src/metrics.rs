@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+use crate::args::EngineDialect;
+
 /// Metric names, one place so docs, dashboards and tests agree.
 pub mod names {
     pub const RUNNING: &str = "switchyard_mocker_running";
@@ -167,6 +169,134 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// Appends the load series of `engine` under that engine's own names and labels (from
+    /// each engine's docs: vLLM labels by `model_name` and data-parallel `engine`, SGLang by
+    /// `model_name`, TRT-LLM by `model_name` and `engine_type`, llama.cpp not at all).
+    pub(crate) fn render_dialect(&self, engine: EngineDialect, model: &str, out: &mut String) {
+        let snap = self.snapshot();
+        let hits = self.prefix_hits.load(Relaxed);
+        let queries = hits + self.prefill_blocks.load(Relaxed);
+        let hit_rate = if queries == 0 {
+            0.0
+        } else {
+            hits as f64 / queries as f64
+        };
+        let model = model.replace('\\', "\\\\").replace('"', "\\\"");
+        let series: Vec<(&str, &str, String, String)> = match engine {
+            EngineDialect::Mocker => return,
+            EngineDialect::Vllm => {
+                let l = format!("{{engine=\"0\",model_name=\"{model}\"}}");
+                vec![
+                    (
+                        "vllm:num_requests_running",
+                        "gauge",
+                        l.clone(),
+                        snap.running.to_string(),
+                    ),
+                    (
+                        "vllm:num_requests_waiting",
+                        "gauge",
+                        l.clone(),
+                        snap.waiting.to_string(),
+                    ),
+                    (
+                        "vllm:kv_cache_usage_perc",
+                        "gauge",
+                        l.clone(),
+                        snap.kv_usage.to_string(),
+                    ),
+                    (
+                        "vllm:prefix_cache_queries_total",
+                        "counter",
+                        l.clone(),
+                        queries.to_string(),
+                    ),
+                    (
+                        "vllm:prefix_cache_hits_total",
+                        "counter",
+                        l,
+                        hits.to_string(),
+                    ),
+                ]
+            }
+            EngineDialect::Sglang => {
+                let l = format!("{{model_name=\"{model}\"}}");
+                vec![
+                    (
+                        "sglang:num_running_reqs",
+                        "gauge",
+                        l.clone(),
+                        snap.running.to_string(),
+                    ),
+                    (
+                        "sglang:num_queue_reqs",
+                        "gauge",
+                        l.clone(),
+                        snap.waiting.to_string(),
+                    ),
+                    (
+                        "sglang:token_usage",
+                        "gauge",
+                        l.clone(),
+                        snap.kv_usage.to_string(),
+                    ),
+                    ("sglang:cache_hit_rate", "gauge", l, hit_rate.to_string()),
+                ]
+            }
+            EngineDialect::Trtllm => {
+                let l = format!("{{engine_type=\"trtllm\",model_name=\"{model}\"}}");
+                vec![
+                    (
+                        "trtllm_num_requests_running",
+                        "gauge",
+                        l.clone(),
+                        snap.running.to_string(),
+                    ),
+                    (
+                        "trtllm_num_requests_waiting",
+                        "gauge",
+                        l.clone(),
+                        snap.waiting.to_string(),
+                    ),
+                    (
+                        "trtllm_kv_cache_utilization",
+                        "gauge",
+                        l.clone(),
+                        snap.kv_usage.to_string(),
+                    ),
+                    ("trtllm_kv_cache_hit_rate", "gauge", l, hit_rate.to_string()),
+                ]
+            }
+            EngineDialect::Llamacpp => vec![
+                (
+                    "llamacpp:requests_processing",
+                    "gauge",
+                    String::new(),
+                    snap.running.to_string(),
+                ),
+                (
+                    "llamacpp:requests_deferred",
+                    "gauge",
+                    String::new(),
+                    snap.waiting.to_string(),
+                ),
+                (
+                    "llamacpp:kv_cache_usage_ratio",
+                    "gauge",
+                    String::new(),
+                    snap.kv_usage.to_string(),
+                ),
+            ],
+        };
+        for (name, kind, labels, value) in series {
+            // A counter's family name drops `_total` (as prometheus_client writes it).
+            let family = name.strip_suffix("_total").unwrap_or(name);
+            let _ = write!(out, "# TYPE {family} {kind}\n{name}{labels} {value}\n");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +315,30 @@ mod tests {
         );
         assert!(text.contains("# TYPE switchyard_mocker_requests_cancelled_total counter"));
         assert_eq!(m.snapshot().kv_usage, 0.25);
+    }
+
+    #[test]
+    fn dialects_use_each_engines_names() {
+        let m = Metrics::default();
+        m.waiting.store(4, Relaxed);
+        let mut out = String::new();
+        m.render_dialect(EngineDialect::Vllm, "m\"x", &mut out);
+        assert!(
+            out.contains("vllm:num_requests_waiting{engine=\"0\",model_name=\"m\\\"x\"} 4\n"),
+            "{out}"
+        );
+        assert!(out.contains("# TYPE vllm:prefix_cache_hits counter\nvllm:prefix_cache_hits_total"));
+        for (engine, name) in [
+            (EngineDialect::Sglang, "sglang:num_queue_reqs{"),
+            (EngineDialect::Trtllm, "trtllm_num_requests_waiting{"),
+            (EngineDialect::Llamacpp, "llamacpp:requests_deferred 4"),
+        ] {
+            let mut out = String::new();
+            m.render_dialect(engine, "m", &mut out);
+            assert!(out.contains(name), "{out}");
+        }
+        let mut out = String::new();
+        m.render_dialect(EngineDialect::Mocker, "m", &mut out);
+        assert!(out.is_empty());
     }
 }

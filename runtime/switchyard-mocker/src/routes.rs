@@ -4,6 +4,8 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use crate::args::EngineDialect;
+
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -35,14 +37,36 @@ struct Parsed {
 /// Serves one request.
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path();
+    if path.starts_with("/v1/") && !authorized(&shared, &req) {
+        // vLLM's answer to a missing or wrong key.
+        return respond::json(
+            StatusCode::UNAUTHORIZED,
+            Bytes::from_static(br#"{"error":"Unauthorized"}"#),
+        );
+    }
     match (req.method(), path) {
         (&Method::POST, "/v1/chat/completions") => generate(shared, req, Kind::Chat).await,
         (&Method::POST, "/v1/completions") => generate(shared, req, Kind::Completion).await,
         (&Method::POST, "/v1/embeddings") => embeddings(shared, req).await,
         (&Method::GET, "/v1/models") => respond::json(StatusCode::OK, shared.models_json.clone()),
         (&Method::GET, "/health") => health(&shared),
+        (&Method::GET, "/metrics") if shared.args.engine != EngineDialect::Trtllm => {
+            let mut text = shared.metrics.render();
+            shared
+                .metrics
+                .render_dialect(shared.args.engine, &shared.args.model, &mut text);
+            respond::text("text/plain; version=0.0.4", text)
+        }
         (&Method::GET, "/metrics") => {
             respond::text("text/plain; version=0.0.4", shared.metrics.render())
+        }
+        // trtllm-serve's Prometheus text lives beside its JSON `/metrics`.
+        (&Method::GET, "/prometheus/metrics") if shared.args.engine == EngineDialect::Trtllm => {
+            let mut text = String::new();
+            shared
+                .metrics
+                .render_dialect(EngineDialect::Trtllm, &shared.args.model, &mut text);
+            respond::text("text/plain; version=0.0.4", text)
         }
         (_, "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings")
         | (_, "/v1/models" | "/health" | "/metrics") => {
@@ -50,6 +74,17 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         }
         _ => respond::error(StatusCode::NOT_FOUND, format!("no route for {path}")),
     }
+}
+
+fn authorized(shared: &Shared, req: &Request<Incoming>) -> bool {
+    let Some(key) = &shared.args.api_key else {
+        return true;
+    };
+    req.headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| given == key)
 }
 
 fn health(shared: &Shared) -> Response<Body> {

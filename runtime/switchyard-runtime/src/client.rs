@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, Method, Request, Response, Uri};
+use http::{header, HeaderValue, Method, Request, Response, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -101,32 +101,40 @@ impl WorkerClient {
         Self { inner }
     }
 
-    /// POSTs a JSON body. `request_id` is forwarded as `x-request-id` so worker logs correlate.
+    /// POSTs a JSON body. `request_id` is forwarded as `x-request-id` so worker logs correlate;
+    /// `auth` is the worker's `Authorization` header when it needs one.
     pub async fn post_json(
         &self,
         uri: Uri,
         body: Bytes,
         request_id: &str,
+        auth: Option<&HeaderValue>,
     ) -> Result<Response<Incoming>, ClientError> {
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(Method::POST)
             .uri(uri)
             .header(header::CONTENT_TYPE, "application/json")
-            .header("x-request-id", request_id)
-            .body(Full::new(body))?;
+            .header("x-request-id", request_id);
+        if let Some(auth) = auth {
+            request = request.header(header::AUTHORIZATION, auth.clone());
+        }
         self.inner
-            .request(request)
+            .request(request.body(Full::new(body))?)
             .await
             .map_err(ClientError::Connect)
     }
 
-    pub async fn get(&self, uri: Uri) -> Result<Response<Incoming>, ClientError> {
-        let request = Request::builder()
-            .method(Method::GET)
-            .uri(uri)
-            .body(Full::new(Bytes::new()))?;
+    pub async fn get(
+        &self,
+        uri: Uri,
+        auth: Option<&HeaderValue>,
+    ) -> Result<Response<Incoming>, ClientError> {
+        let mut request = Request::builder().method(Method::GET).uri(uri);
+        if let Some(auth) = auth {
+            request = request.header(header::AUTHORIZATION, auth.clone());
+        }
         self.inner
-            .request(request)
+            .request(request.body(Full::new(Bytes::new()))?)
             .await
             .map_err(ClientError::Connect)
     }

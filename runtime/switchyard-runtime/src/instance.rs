@@ -12,6 +12,8 @@ pub enum Engine {
     Vllm,
     Sglang,
     Trtllm,
+    /// llama.cpp's `llama-server` (start it with `--metrics` for load signals).
+    Llamacpp,
     Mocker,
     #[default]
     Generic,
@@ -61,6 +63,39 @@ pub struct InstanceSpec {
     /// `probe.path` (on Kubernetes: the WorkerPool's `spec.health.path`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_path: Option<String>,
+    /// Credentials the worker expects on every call (requests, probes, canaries, scrapes).
+    /// Only from the frontend's own configuration: never read from or written to discovery.
+    #[serde(skip)]
+    pub auth: Option<WorkerAuth>,
+}
+
+/// An `Authorization` header value for a worker started with an API key (vLLM `--api-key`,
+/// llama.cpp `--api-key`, SGLang `--api-key`). Its `Debug` never shows the key, and the header
+/// is marked sensitive so HTTP/2 never indexes it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WorkerAuth(http::HeaderValue);
+
+impl WorkerAuth {
+    /// `Bearer KEY`; `None` when the key is empty or not a valid header value.
+    pub fn bearer(key: &str) -> Option<Self> {
+        let key = key.trim();
+        if key.is_empty() {
+            return None;
+        }
+        let mut value = http::HeaderValue::from_str(&format!("Bearer {key}")).ok()?;
+        value.set_sensitive(true);
+        Some(Self(value))
+    }
+
+    pub fn header(&self) -> &http::HeaderValue {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for WorkerAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WorkerAuth(<redacted>)")
+    }
 }
 
 /// Per-instance overrides of the idle canary; each `None` falls back to the frontend's config.
@@ -95,6 +130,12 @@ impl InstanceSpec {
             weight: 1.0,
             canary: None,
             health_path: None,
+            auth: None,
         }
+    }
+
+    /// The `Authorization` header to send this worker, if it needs one.
+    pub fn auth_header(&self) -> Option<&http::HeaderValue> {
+        self.auth.as_ref().map(WorkerAuth::header)
     }
 }

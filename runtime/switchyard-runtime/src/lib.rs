@@ -9,6 +9,7 @@
 pub mod client;
 pub mod clock;
 pub mod discovery;
+pub mod engine_load;
 pub mod health;
 pub mod instance;
 pub mod live;
@@ -21,8 +22,8 @@ pub mod templates;
 
 pub use client::{ClientConfig, ClientError, WorkerClient};
 pub use discovery::{DiscoveryEvent, DiscoveryState};
-pub use instance::{Engine, InstanceSpec, WorkerApi};
-pub use live::{InFlightGuard, Instance};
+pub use instance::{Engine, InstanceSpec, WorkerApi, WorkerAuth};
+pub use live::{EngineReport, InFlightGuard, Instance, ReportSource};
 pub use policy::{Policy, PolicyConfig, RouteContext};
 pub use registry::{Registry, Topology};
 pub use spec_check::{Reason as RejectReason, Rejection};

@@ -45,6 +45,51 @@ pub struct Load {
     pub ttft_ewma_us: AtomicU64,
     /// EWMA of inter-token latency, microseconds.
     pub itl_ewma_us: AtomicU64,
+    /// Requests the engine reports generating (0 when unknown).
+    pub running: AtomicU32,
+    /// The engine's prefix-cache hit rate in parts per million (0 when unknown).
+    pub prefix_hit_ppm: AtomicU32,
+    /// The engine's running + waiting at its last report, and this frontend's `in_flight`
+    /// at that moment: between reports, [`Load::outstanding`] moves the engine's figure by
+    /// what this frontend sent or finished since.
+    engine_outstanding: AtomicU32,
+    in_flight_at_report: AtomicU32,
+    /// Who reported the engine figures last ([`ReportSource`]) and when ([`crate::clock`] ns).
+    report_source: AtomicU8,
+    reported_at_ns: AtomicU64,
+}
+
+/// Where an instance's engine-side load figures (`queued`, `running`, `kv_usage`) come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ReportSource {
+    /// Nobody reports: the figures read 0 (unknown).
+    None = 0,
+    /// The frontend scrapes the engine's own metrics endpoint.
+    Scrape = 1,
+    /// The worker publishes load snapshots on NATS (these win over scrapes).
+    Nats = 2,
+}
+
+impl ReportSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Scrape => "scrape",
+            Self::Nats => "nats",
+        }
+    }
+}
+
+/// One engine load report; `None` fields were not reported and keep reading 0.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct EngineReport {
+    pub running: Option<f64>,
+    pub waiting: Option<f64>,
+    /// Fraction 0..=1.
+    pub kv_usage: Option<f64>,
+    /// Fraction 0..=1.
+    pub prefix_hit_rate: Option<f64>,
 }
 
 impl Load {
@@ -60,6 +105,59 @@ impl Load {
 
     pub fn kv_usage(&self) -> f32 {
         self.kv_usage_ppm.load(Ordering::Relaxed) as f32 / 1_000_000.0
+    }
+
+    /// Requests outstanding at the engine as best known: the engine's last report of running
+    /// plus waiting (which includes other clients' requests), moved by this frontend's sends
+    /// and completions since, and never less than what this frontend and its peers have in
+    /// flight. Without a report it is [`Load::total_in_flight`].
+    pub fn outstanding(&self) -> u32 {
+        let local = self.total_in_flight();
+        let engine = self.engine_outstanding.load(Ordering::Relaxed);
+        if engine == 0 {
+            return local;
+        }
+        let now = i64::from(self.in_flight());
+        let then = i64::from(self.in_flight_at_report.load(Ordering::Relaxed));
+        let adjusted = (i64::from(engine) + now - then).clamp(0, i64::from(u32::MAX));
+        local.max(u32::try_from(adjusted).unwrap_or(u32::MAX))
+    }
+
+    /// Stores an engine's load report. The figures are clamped: they come from the worker.
+    pub fn record_report(&self, source: ReportSource, report: &EngineReport, now_ns: u64) {
+        let count = |v: Option<f64>| v.map_or(0, |v| v.clamp(0.0, f64::from(u32::MAX)) as u32);
+        let ppm = |v: Option<f64>| v.map_or(0, |v| (v.clamp(0.0, 1.0) * 1e6) as u32);
+        let running = count(report.running);
+        let waiting = count(report.waiting);
+        self.running.store(running, Ordering::Relaxed);
+        self.queued.store(waiting, Ordering::Relaxed);
+        self.kv_usage_ppm
+            .store(ppm(report.kv_usage), Ordering::Relaxed);
+        self.prefix_hit_ppm
+            .store(ppm(report.prefix_hit_rate), Ordering::Relaxed);
+        self.engine_outstanding
+            .store(running.saturating_add(waiting), Ordering::Relaxed);
+        self.in_flight_at_report
+            .store(self.in_flight(), Ordering::Relaxed);
+        self.reported_at_ns.store(now_ns, Ordering::Relaxed);
+        self.report_source.store(source as u8, Ordering::Relaxed);
+    }
+
+    /// Forgets the engine figures (a stale report reads as unknown, not as the last value).
+    pub fn clear_report(&self) {
+        self.record_report(ReportSource::None, &EngineReport::default(), 0);
+    }
+
+    /// Who reported last and how long ago (`None` without a report).
+    pub fn report(&self, now_ns: u64) -> (ReportSource, Option<std::time::Duration>) {
+        let source = match self.report_source.load(Ordering::Relaxed) {
+            1 => ReportSource::Scrape,
+            2 => ReportSource::Nats,
+            _ => return (ReportSource::None, None),
+        };
+        let at = self.reported_at_ns.load(Ordering::Relaxed);
+        let age = std::time::Duration::from_nanos(now_ns.saturating_sub(at));
+        (source, Some(age))
     }
 
     /// Folds a new sample into an EWMA (alpha = 1/8; integer math, racy updates are fine:
@@ -145,5 +243,62 @@ impl Instance {
 
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::InstanceSpec;
+
+    fn instance() -> Arc<Instance> {
+        Arc::new(Instance::new(InstanceSpec::new("a", "m", "http://a"), None))
+    }
+
+    #[test]
+    fn outstanding_follows_local_sends_between_engine_reports() {
+        let i = instance();
+        let _before = i.start_request();
+        assert_eq!(i.load.outstanding(), 1, "no report: local in-flight");
+        let report = EngineReport {
+            running: Some(5.0),
+            waiting: Some(3.0),
+            ..EngineReport::default()
+        };
+        i.load.record_report(ReportSource::Scrape, &report, 10);
+        assert_eq!(i.load.outstanding(), 8);
+        assert_eq!(i.load.queued.load(Ordering::Relaxed), 3);
+        let sent: Vec<_> = (0..2).map(|_| i.start_request()).collect();
+        assert_eq!(i.load.outstanding(), 10, "two sent since the report");
+        drop(sent);
+        drop(_before);
+        assert_eq!(i.load.outstanding(), 7, "one finished since the report");
+        assert_eq!(
+            i.load.report(1_000_000_010),
+            (
+                ReportSource::Scrape,
+                Some(std::time::Duration::from_secs(1))
+            )
+        );
+        i.load.clear_report();
+        assert_eq!(i.load.outstanding(), 0);
+        assert_eq!(i.load.report(20), (ReportSource::None, None));
+    }
+
+    #[test]
+    fn reported_figures_are_clamped() {
+        let i = instance();
+        let report = EngineReport {
+            running: Some(1e300),
+            waiting: Some(-4.0),
+            kv_usage: Some(3.0),
+            prefix_hit_rate: Some(f64::NAN),
+        };
+        i.load.record_report(ReportSource::Nats, &report, 1);
+        assert_eq!(i.load.running.load(Ordering::Relaxed), u32::MAX);
+        assert_eq!(i.load.queued.load(Ordering::Relaxed), 0);
+        assert_eq!(i.load.kv_usage(), 1.0);
+        assert_eq!(i.load.prefix_hit_ppm.load(Ordering::Relaxed), 0);
+        assert_eq!(i.load.outstanding(), u32::MAX);
     }
 }

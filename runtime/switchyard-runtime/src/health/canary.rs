@@ -70,7 +70,7 @@ impl CanaryConfig {
         for (engine, payload) in &self.payloads {
             if !matches!(
                 engine.as_str(),
-                "vllm" | "sglang" | "trtllm" | "mocker" | "generic"
+                "vllm" | "sglang" | "trtllm" | "llamacpp" | "mocker" | "generic"
             ) {
                 return Err(format!("canary.payloads: unknown engine `{engine}`"));
             }
@@ -141,16 +141,18 @@ fn engine_key(engine: Engine) -> &'static str {
         Engine::Vllm => "vllm",
         Engine::Sglang => "sglang",
         Engine::Trtllm => "trtllm",
+        Engine::Llamacpp => "llamacpp",
         Engine::Mocker => "mocker",
         Engine::Generic => "generic",
     }
 }
 
-/// Built-in one-token generations: OpenAI completions for vLLM and TensorRT-LLM's
-/// `trtllm-serve`, SGLang's native `/generate`, and chat for anything else.
+/// Built-in one-token generations: OpenAI completions for vLLM, TensorRT-LLM's
+/// `trtllm-serve` and llama.cpp's `llama-server`, SGLang's native `/generate`, and chat for
+/// anything else.
 fn builtin(engine: Engine) -> (&'static str, &'static str) {
     match engine {
-        Engine::Vllm | Engine::Trtllm => (
+        Engine::Vllm | Engine::Trtllm | Engine::Llamacpp => (
             "/v1/completions",
             r#"{"model":"{model}","prompt":"Hi","max_tokens":1,"temperature":0}"#,
         ),
@@ -248,7 +250,7 @@ async fn canary_once(
     };
     let call = async {
         let response = match client
-            .post_json(uri, Bytes::from(body), "switchyard-canary")
+            .post_json(uri, Bytes::from(body), "switchyard-canary", spec.auth_header())
             .await
         {
             Ok(response) => response,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
 use crate::client::WorkerClient;
+use crate::instance::InstanceSpec;
 use crate::observe::Outcome;
 use crate::registry::Registry;
 
@@ -80,7 +81,7 @@ pub fn spawn_prober(
                 async move {
                     let started = std::time::Instant::now();
                     let path = instance.spec.health_path.as_deref().unwrap_or(&config.path);
-                    let Some(outcome) = probe_once(&client, &instance.spec.url, path, config).await
+                    let Some(outcome) = probe_once(&client, &instance.spec, path, config).await
                     else {
                         // Out of local resources: no verdict about the worker either way.
                         return;
@@ -108,15 +109,15 @@ pub fn spawn_prober(
 
 async fn probe_once(
     client: &WorkerClient,
-    base: &str,
+    spec: &InstanceSpec,
     path: &str,
     config: &ProbeConfig,
 ) -> Option<Outcome> {
-    let Ok(uri) = format!("{}{}", base.trim_end_matches('/'), path).parse::<Uri>() else {
+    let Ok(uri) = format!("{}{}", spec.url.trim_end_matches('/'), path).parse::<Uri>() else {
         return Some(Outcome::ProbeFailed);
     };
     let timeout = Duration::from_millis(config.timeout_ms);
-    Some(match tokio::time::timeout(timeout, client.get(uri)).await {
+    Some(match tokio::time::timeout(timeout, client.get(uri, spec.auth_header())).await {
         Ok(Ok(response)) if response.status().is_success() => Outcome::ProbeOk,
         Ok(Err(e)) if e.is_local_exhaustion() => {
             tracing::warn!(error = %e, "health probe not sent: local resources exhausted");

@@ -44,6 +44,28 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_the_engine_reports_counts_though_this_frontend_sent_nothing() {
+        use crate::live::{EngineReport, ReportSource};
+        let inst = instances(3);
+        // Another client built a standing queue of 10 on instance 0.
+        let report = EngineReport {
+            running: Some(4.0),
+            waiting: Some(10.0),
+            ..EngineReport::default()
+        };
+        inst[0].load.record_report(ReportSource::Scrape, &report, 1);
+        let _g1 = inst[1].start_request();
+        let c = refs(&inst);
+        let ctx = RouteContext {
+            want: 3,
+            ..Default::default()
+        };
+        for _ in 0..8 {
+            assert_eq!(LeastLoaded::default().rank(&ctx, &c), vec![2, 1, 0]);
+        }
+    }
+
+    #[test]
     fn idle_ties_are_spread_evenly() {
         let inst = instances(4);
         let c = refs(&inst);

@@ -104,14 +104,17 @@ fn build_named(name: &str, config: &PolicyConfig) -> Result<Arc<dyn Policy>, Str
     })
 }
 
-/// Load key used by load-aware policies: in-flight (local + peers) divided by weight.
+/// Load key used by load-aware policies: requests outstanding at the instance (see
+/// [`crate::live::Load::outstanding`]) divided by weight.
 fn weighted_load(instance: &Instance) -> f32 {
     let weight = if instance.spec.weight > 0.0 {
         instance.spec.weight
     } else {
         1.0
     };
-    instance.load.total_in_flight() as f32 / weight
+    // Requests outstanding at the engine (its own report, when it has one, so a queue other
+    // clients built counts), not only what this frontend sent.
+    instance.load.outstanding() as f32 / weight
 }
 
 /// The `want` indices with the smallest `key`, ascending, in one pass over the candidates.
