@@ -22,8 +22,8 @@ use switchyard_protocol::bridge::{BridgeError, StreamBridge};
 use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
-use crate::pipeline::parse::{self, ParsedRequest};
 use crate::pipeline::body_budget::BodyReservation;
+use crate::pipeline::parse::{self, ParsedRequest};
 use crate::pipeline::{body_limits, Endpoint};
 use stream::BridgedBody;
 

@@ -52,7 +52,7 @@ pub fn chat(request: &ChatCompletionRequest) -> Result<(), ApiError> {
         }
     }
     for (field, low, high) in RANGES {
-        let Some(value) = request.extra.get(*field).filter(|v| !v.is_null()) else {
+        let Some(value) = small(request, field).filter(|v| !v.is_null()) else {
             continue;
         };
         let in_range = value
@@ -77,13 +77,58 @@ pub fn chat(request: &ChatCompletionRequest) -> Result<(), ApiError> {
     typed(request, "stop", "a string or an array of strings", |v| {
         v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string))
     })?;
-    typed(request, "tools", "an array", Value::is_array)?;
-    typed(request, "tool_choice", "a string or an object", |v| {
-        v.is_string() || v.is_object()
+    // Structured fields may be large: their kind is read off the first byte of the raw text
+    // (serde_json already checked it is well-formed JSON), without building a tree.
+    shaped(request, "tools", "an array", |c| c == b'[')?;
+    shaped(request, "tool_choice", "a string or an object", |c| {
+        c == b'"' || c == b'{'
     })?;
-    typed(request, "response_format", "an object", Value::is_object)?;
-    typed(request, "user", "a string", Value::is_string)?;
+    shaped(request, "response_format", "an object", |c| c == b'{')?;
+    shaped(request, "user", "a string", |c| c == b'"')?;
     Ok(())
+}
+
+/// Largest unknown field parsed into a `Value` for a check; scalars and stop lists are far
+/// smaller, and a bigger one is refused rather than expanded into a tree.
+const SMALL_FIELD: usize = 64 * 1024;
+
+/// A small field of `extra` as a `Value`; an oversized one reads as a JSON string naming
+/// its size, so the type checks below refuse it with a clear message.
+fn small(request: &ChatCompletionRequest, field: &str) -> Option<Value> {
+    let raw = request.extra.get(field)?;
+    Some(
+        request
+            .extra
+            .small_value(field, SMALL_FIELD)
+            .unwrap_or_else(|| Value::String(format!("<{} bytes>", raw.get().len()))),
+    )
+}
+
+/// Checks the JSON kind of an optional, possibly large parameter (null counts as absent).
+fn shaped(
+    request: &ChatCompletionRequest,
+    field: &str,
+    what: &str,
+    ok: impl Fn(u8) -> bool,
+) -> Result<(), ApiError> {
+    let Some(raw) = request.extra.get(field) else {
+        return Ok(());
+    };
+    let first = raw
+        .get()
+        .trim_start()
+        .as_bytes()
+        .first()
+        .copied()
+        .unwrap_or(b'n');
+    if first == b'n' || ok(first) {
+        return Ok(());
+    }
+    let shown: String = raw.get().chars().take(40).collect();
+    Err(invalid(
+        field,
+        &format!("`{field}` must be {what}, got {shown}."),
+    ))
 }
 
 /// Checks an optional parameter kept in `extra` (null counts as absent).
@@ -93,8 +138,8 @@ fn typed(
     what: &str,
     ok: impl Fn(&Value) -> bool,
 ) -> Result<(), ApiError> {
-    match request.extra.get(field) {
-        Some(value) if !value.is_null() && !ok(value) => Err(invalid(
+    match small(request, field) {
+        Some(value) if !value.is_null() && !ok(&value) => Err(invalid(
             field,
             &format!("`{field}` must be {what}, got {value}."),
         )),

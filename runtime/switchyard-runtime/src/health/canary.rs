@@ -250,7 +250,12 @@ async fn canary_once(
     };
     let call = async {
         let response = match client
-            .post_json(uri, Bytes::from(body), "switchyard-canary", spec.auth_header())
+            .post_json(
+                uri,
+                Bytes::from(body),
+                "switchyard-canary",
+                spec.auth_header(),
+            )
             .await
         {
             Ok(response) => response,

@@ -117,15 +117,17 @@ async fn probe_once(
         return Some(Outcome::ProbeFailed);
     };
     let timeout = Duration::from_millis(config.timeout_ms);
-    Some(match tokio::time::timeout(timeout, client.get(uri, spec.auth_header())).await {
-        Ok(Ok(response)) if response.status().is_success() => Outcome::ProbeOk,
-        Ok(Err(e)) if e.is_local_exhaustion() => {
-            tracing::warn!(error = %e, "health probe not sent: local resources exhausted");
-            return None;
-        }
-        Ok(_) => Outcome::ProbeFailed,
-        Err(_) => Outcome::ProbeTimeout,
-    })
+    Some(
+        match tokio::time::timeout(timeout, client.get(uri, spec.auth_header())).await {
+            Ok(Ok(response)) if response.status().is_success() => Outcome::ProbeOk,
+            Ok(Err(e)) if e.is_local_exhaustion() => {
+                tracing::warn!(error = %e, "health probe not sent: local resources exhausted");
+                return None;
+            }
+            Ok(_) => Outcome::ProbeFailed,
+            Err(_) => Outcome::ProbeTimeout,
+        },
+    )
 }
 
 #[cfg(test)]
