@@ -66,10 +66,6 @@ impl Tracker {
         self.inner.as_ref().map(|i| i.started)
     }
 
-    pub fn app(&self) -> Option<&Arc<App>> {
-        self.inner.as_ref().map(|i| &i.app)
-    }
-
     /// Ends the request with `status` now.
     pub fn finish_with(&mut self, status: u16) {
         if let Some(inner) = &mut self.inner {
@@ -77,12 +73,6 @@ impl Tracker {
             inner.completed = true;
         }
         self.inner = None;
-    }
-
-    pub fn set_status(&mut self, status: u16) {
-        if let Some(inner) = &mut self.inner {
-            inner.status = status;
-        }
     }
 
     /// The response was fully produced (not cut short by the client).

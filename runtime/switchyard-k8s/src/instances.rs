@@ -9,7 +9,7 @@ use switchyard_runtime::instance::CanaryOverride;
 use switchyard_runtime::{DiscoveryEvent, InstanceSpec};
 
 use crate::labels;
-use crate::workerpool::{HealthCheck, WorkerPool, WorkerPoolSpec};
+use crate::workerpool::{HealthCheck, WorkerPoolSpec};
 
 /// `(namespace, name)` of an object.
 pub type Key = (String, String);
@@ -28,10 +28,6 @@ pub struct InstanceIndex {
 impl InstanceIndex {
     pub fn key_of<K: kube::Resource>(obj: &K) -> Key {
         (obj.namespace().unwrap_or_default(), obj.name_any())
-    }
-
-    pub fn upsert_pool(&mut self, pool: WorkerPool) {
-        self.pools.insert(Self::key_of(&pool), pool.spec);
     }
 
     pub fn upsert_slice(&mut self, slice: EndpointSlice) {

@@ -60,11 +60,6 @@ impl LoadProbe {
         self.metrics.snapshot()
     }
 
-    /// Requests whose client went away before completion.
-    pub fn cancelled_total(&self) -> u64 {
-        self.metrics.cancelled.load(Relaxed)
-    }
-
     /// The Prometheus text `/metrics` serves.
     pub fn render(&self) -> String {
         self.metrics.render()

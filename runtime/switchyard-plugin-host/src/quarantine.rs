@@ -81,11 +81,6 @@ impl Quarantine {
         self.state
     }
 
-    /// Whether the plugin is quarantined or on probation (for metrics and admin status).
-    pub fn is_quarantined(&self) -> bool {
-        !matches!(self.state, QuarantineState::Active)
-    }
-
     /// Asks whether the plugin may be called now. In probation, exactly one caller gets
     /// `true` until it reports back with [`Self::record_success`] or [`Self::record_fault`].
     pub fn allow(&mut self, now: Instant) -> bool {
