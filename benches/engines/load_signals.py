@@ -86,12 +86,11 @@ async def one(client, base, out):
         if r.status_code != 200:
             out["errors"] += 1
             return
+        first = True
         async for line in r.aiter_lines():
-            if line.startswith("data: ") and '"content"' in line:
+            if first and line.startswith("data: ") and '"content"' in line:
                 out["ttft"].append((time.perf_counter() - t0) * 1000)
-                break
-        async for _ in r.aiter_bytes():
-            pass
+                first = False
 
 
 async def drive(base, concurrency, seconds):
