@@ -113,6 +113,9 @@ where
         })
         .transpose()?;
     let mut reservation = BodyReservation::default();
+    // Most bodies arrive in one frame: that frame is kept as is (no copy); only a second
+    // frame starts a buffer, sized from `Content-Length` when there is one.
+    let mut first: Option<Bytes> = None;
     let mut buf = BytesMut::new();
     let mut body = std::pin::pin!(body);
     if let Some(len) = declared {
@@ -120,7 +123,6 @@ where
             drain(body.as_mut(), max_body_bytes).await;
             return Err(refused);
         }
-        buf.reserve(len);
     }
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
@@ -129,22 +131,35 @@ where
         let Ok(data) = frame.into_data() else {
             continue; // trailers carry nothing we use
         };
-        let len = buf.len() + data.len();
+        let have = first.as_ref().map_or(0, Bytes::len) + buf.len();
+        let len = have + data.len();
         if len > max_body_bytes {
             return Err(ApiError::payload_too_large(max_body_bytes));
         }
         if len > reservation.bytes() {
             let step = len.max(reservation.bytes() * 2).min(max_body_bytes);
             if let Err(refused) = budget.reserve(&mut reservation, step).await {
-                drop(buf);
+                drop((first, buf));
                 drop(reservation);
                 drain(body.as_mut(), max_body_bytes - len).await;
                 return Err(refused);
             }
         }
+        if have == 0 {
+            first = Some(data);
+            continue;
+        }
+        if let Some(head) = first.take() {
+            buf.reserve(declared.unwrap_or(0).max(len));
+            buf.extend_from_slice(&head);
+        }
         buf.extend_from_slice(&data);
     }
-    Ok((buf.freeze(), reservation))
+    let raw = match first {
+        Some(only) => only,
+        None => buf.freeze(),
+    };
+    Ok((raw, reservation))
 }
 
 /// Reads and discards up to `limit` more body bytes. A refused body is drained, not kept,
