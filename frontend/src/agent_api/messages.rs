@@ -10,14 +10,13 @@ use hyper::body::Incoming;
 use switchyard_protocol::bridge::messages_reply::{self, MessageHead};
 use switchyard_protocol::bridge::messages_request;
 use switchyard_protocol::bridge::messages_stream::MessagesStream;
-use switchyard_protocol::messages::{AnthropicError, MessagesRequest};
+use switchyard_protocol::messages::AnthropicError;
 
-use super::{chat_request, read, reshape_error, translate_answer};
+use super::{reshape_error, serve_bridged, translate_answer};
 use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
 use crate::http_edge::json_response;
-use crate::pipeline;
 
 /// The `route` label of these requests' metrics.
 pub const ROUTE: &str = "messages";
@@ -28,14 +27,14 @@ pub async fn handle(
     body: Incoming,
     request_id: &str,
 ) -> Response<Body> {
-    let mut head = None;
-    let head_slot = &mut head;
-    let parse = async move {
-        let (request, reservation): (MessagesRequest, _) = read(app, &headers, body).await?;
-        *head_slot = Some(MessageHead::new(&request));
-        chat_request(messages_request::to_chat(&request), headers, reservation)
-    };
-    let response = pipeline::generate_as(app, ROUTE, request_id, parse).await;
+    let (response, head) = serve_bridged(
+        app,
+        ROUTE,
+        (headers, body, request_id),
+        MessageHead::new,
+        messages_request::to_chat,
+    )
+    .await;
     let Some(head) = head else {
         return reshape_error(response, error_response);
     };

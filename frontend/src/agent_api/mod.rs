@@ -41,6 +41,31 @@ async fn read<T: DeserializeOwned>(
     Ok((parse::from_json(&raw)?, reservation))
 }
 
+/// Serves one agent-API request through the chat pipeline: reads and decodes the body as
+/// `R`, keeps what the answer needs from it (`head`), translates it to chat (`to_chat`) and
+/// generates under `route`. The head is `None` when the request was refused before
+/// translation (its error response is then still OpenAI-shaped).
+async fn serve_bridged<R, H>(
+    app: &Arc<App>,
+    route: &'static str,
+    (headers, body, request_id): (HeaderMap, Incoming, &str),
+    head: fn(&R) -> H,
+    to_chat: fn(&R) -> Result<Value, BridgeError>,
+) -> (Response<Body>, Option<H>)
+where
+    R: DeserializeOwned,
+{
+    let mut kept = None;
+    let slot = &mut kept;
+    let parse = async move {
+        let (request, reservation): (R, _) = read(app, &headers, body).await?;
+        *slot = Some(head(&request));
+        chat_request(to_chat(&request), headers, reservation)
+    };
+    let response = crate::pipeline::generate_as(app, route, request_id, parse).await;
+    (response, kept)
+}
+
 /// The chat request the pipeline will serve, from the translated JSON; it is validated as
 /// any chat request is.
 fn chat_request(

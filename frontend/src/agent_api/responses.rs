@@ -7,13 +7,11 @@ use hyper::body::Incoming;
 use switchyard_protocol::bridge::responses_reply::{self, ResponseHead};
 use switchyard_protocol::bridge::responses_request;
 use switchyard_protocol::bridge::responses_stream::ResponsesStream;
-use switchyard_protocol::responses::ResponsesRequest;
 
-use super::{chat_request, read, translate_answer};
+use super::{serve_bridged, translate_answer};
 use crate::app::App;
 use crate::body::Body;
 use crate::http_edge::error_response;
-use crate::pipeline;
 
 /// The `route` label of these requests' metrics.
 pub const ROUTE: &str = "responses";
@@ -24,14 +22,14 @@ pub async fn handle(
     body: Incoming,
     request_id: &str,
 ) -> Response<Body> {
-    let mut head = None;
-    let head_slot = &mut head;
-    let parse = async move {
-        let (request, reservation): (ResponsesRequest, _) = read(app, &headers, body).await?;
-        *head_slot = Some(ResponseHead::new(&request));
-        chat_request(responses_request::to_chat(&request), headers, reservation)
-    };
-    let response = pipeline::generate_as(app, ROUTE, request_id, parse).await;
+    let (response, head) = serve_bridged(
+        app,
+        ROUTE,
+        (headers, body, request_id),
+        ResponseHead::new,
+        responses_request::to_chat,
+    )
+    .await;
     let Some(head) = head else {
         return response; // refused before translation: already an OpenAI-shaped error
     };
