@@ -422,6 +422,9 @@ impl ServeConfig {
         if self.upstream.first_byte_timeout_ms == 0 || self.upstream.stall_timeout_ms == 0 {
             return Err(invalid("upstream", "timeouts must be greater than 0"));
         }
+        self.plugin_quarantine
+            .validate()
+            .map_err(|m| invalid("plugin_quarantine", m))?;
         for (name, source) in &self.chat_templates {
             let key = format!("chat_templates.{name}");
             if !spec_check::is_template_name(name) {

@@ -162,10 +162,22 @@ impl PluginEntry {
             return Err(PluginFailure::Quarantined);
         }
         let result = decide(&self.plugin);
-        self.metrics.duration.observe(now.elapsed());
+        let took = now.elapsed();
+        self.metrics.duration.observe(took);
         match result {
             Ok(value) => {
-                self.quarantine.lock().record_success();
+                let budget = self.plugin.limits().decision_budget;
+                if self
+                    .quarantine
+                    .lock()
+                    .record_completed(Instant::now(), took, budget)
+                {
+                    tracing::warn!(
+                        plugin = self.name(),
+                        took_ms = took.as_secs_f64() * 1e3,
+                        "plugin quarantined: its calls keep running close to their budget"
+                    );
+                }
                 Ok(value)
             }
             Err(error) => {
