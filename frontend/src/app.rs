@@ -64,6 +64,8 @@ pub struct App {
     pub plugins: Arc<PluginSet>,
     /// Prompt → prefix block hashes, per model (see [`PromptHashers`]).
     pub prompt_hashers: PromptHashers,
+    /// API-key tenants and their limits (open when none are configured).
+    pub tenants: Arc<crate::tenants::Tenants>,
 }
 
 /// How each model's prompts are cut into prefix blocks: with the model's tokenizer (config
@@ -119,7 +121,14 @@ impl App {
             })
             .collect::<Result<_, ConfigError>>()?;
         let prompt_hashers = PromptHashers::load(&config)?;
+        let tenants =
+            crate::tenants::Tenants::load(&config.tenants, config.tenants_file.as_deref())
+                .map_err(|message| ConfigError::Invalid {
+                    key: "tenants".into(),
+                    message,
+                })?;
         Ok(Arc::new(Self {
+            tenants: Arc::new(tenants),
             prompt_hashers,
             client: WorkerClient::new(&config.upstream.client),
             metrics: Metrics::default(),

@@ -97,6 +97,9 @@ pub struct ServeArgs {
     /// Largest accepted request body in bytes [default: 16 MiB].
     #[arg(long, env = env::MAX_BODY_BYTES, value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// YAML file with the tenant list (API keys, models, limits); reloaded when it changes.
+    #[arg(long = "tenants", env = env::TENANTS, value_name = "FILE")]
+    pub tenants_file: Option<String>,
 }
 
 impl ServeArgs {
@@ -164,6 +167,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.max_body_bytes {
             config.limits.max_body_bytes = v;
+        }
+        if self.tenants_file.is_some() {
+            config.tenants_file = self.tenants_file;
         }
         config.validate()?;
         Ok(config)

@@ -82,6 +82,10 @@ pub struct ServeConfig {
     pub retry_budget: RetryBudgetConfig,
     /// Admission control and load shedding.
     pub overload: OverloadConfig,
+    /// API-key tenants with model lists and limits (`docs/tenants.md`); empty = open.
+    pub tenants: Vec<crate::tenants::TenantSpec>,
+    /// A YAML file with the tenant list, reloaded when it changes (instead of `tenants`).
+    pub tenants_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -325,6 +329,8 @@ impl Default for ServeConfig {
             load_scrape: ScrapeConfig::default(),
             retry_budget: RetryBudgetConfig::default(),
             overload: OverloadConfig::default(),
+            tenants: Vec::new(),
+            tenants_file: None,
         }
     }
 }
@@ -466,6 +472,8 @@ impl ServeConfig {
                 }
             }
         }
+        crate::tenants::Tenants::load(&self.tenants, self.tenants_file.as_deref())
+            .map_err(|m| invalid("tenants", m))?;
         if let Some(token) = &self.admin_token {
             if token.len() < 8 {
                 return Err(invalid("admin_token", "must be at least 8 characters"));

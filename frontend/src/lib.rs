@@ -30,5 +30,6 @@ pub mod plugins;
 pub mod register_cmd;
 pub mod serve;
 pub mod server;
+pub mod tenants;
 pub mod translate;
 pub mod write_timeout;

@@ -51,6 +51,7 @@ pub async fn run(
         app.client.clone(),
         app.config.canary.clone(),
     );
+    let tenant_watch = crate::tenants::reload::spawn(Arc::clone(&app.tenants));
     let scraper = spawn_scraper(
         Arc::clone(&registry),
         app.client.clone(),
@@ -76,6 +77,7 @@ pub async fn run(
         scraper.abort();
     }
     plugin_tasks.iter().for_each(JoinHandle::abort);
+    tenant_watch.iter().for_each(JoinHandle::abort);
     discovery_tasks.iter().for_each(JoinHandle::abort);
     Ok(())
 }

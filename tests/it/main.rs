@@ -20,6 +20,7 @@ mod routing;
 mod shutdown;
 mod streaming;
 mod templates;
+mod tenants;
 mod tokenizer;
 mod validation;
 

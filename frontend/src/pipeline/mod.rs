@@ -32,6 +32,7 @@ use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
 use crate::http_edge;
+use crate::tenants::Lease;
 use parse::ParsedRequest;
 use tracker::Tracker;
 
@@ -64,14 +65,15 @@ impl Endpoint {
 }
 
 /// Serves one generation request; every failure becomes an OpenAI-shaped error response.
+/// `lease` is the caller's tenant hold, when tenants are configured.
 pub async fn generate(
     app: &Arc<App>,
-    headers: HeaderMap,
-    body: Incoming,
+    (headers, body, lease): (HeaderMap, Incoming, Option<Lease>),
     endpoint: Endpoint,
     request_id: &str,
 ) -> Response<Body> {
     let mut tracker = Tracker::start(app, endpoint);
+    tracker.set_lease(lease);
     match run(app, headers, body, endpoint, request_id, &mut tracker).await {
         Ok(response) => response,
         Err(error) => {
@@ -86,7 +88,7 @@ pub async fn generate(
 /// one that came in on its endpoint. `route` labels its metrics.
 pub async fn generate_as<F>(
     app: &Arc<App>,
-    route: &'static str,
+    (route, lease): (&'static str, Option<Lease>),
     request_id: &str,
     parse: F,
 ) -> Response<Body>
@@ -94,6 +96,7 @@ where
     F: std::future::Future<Output = Result<ParsedRequest, ApiError>>,
 {
     let mut tracker = Tracker::start_route(app, route);
+    tracker.set_lease(lease);
     let result = match parse.await {
         Ok(request) => run_parsed(app, request, request_id, &mut tracker).await,
         Err(error) => Err(error),
@@ -126,13 +129,17 @@ async fn run(
     run_parsed(app, request, request_id, tracker).await
 }
 
-#[tracing::instrument(level = "debug", skip_all, fields(endpoint = request.endpoint.label(), model))]
+#[tracing::instrument(level = "debug", skip_all, fields(endpoint = request.endpoint.label(), model, tenant))]
 async fn run_parsed(
     app: &Arc<App>,
     request: ParsedRequest,
     request_id: &str,
     tracker: &mut Tracker,
 ) -> Result<Response<Body>, ApiError> {
+    if let Some(lease) = tracker.lease_mut() {
+        tracing::Span::current().record("tenant", lease.tenant().id.as_str());
+        lease.charge(request.model(), request.output_limit())?;
+    }
     let permit = app
         .admission
         .admit(&request.headers, &app.metrics.queued)
