@@ -50,6 +50,8 @@ pub struct ServeConfig {
     pub models: BTreeMap<String, PolicyConfig>,
     /// Bearer token for `/admin/*`; the admin API is disabled without one.
     pub admin_token: Option<String>,
+    /// The admin API's own listener, token file and the explain token.
+    pub admin: crate::admin_listener::AdminConfig,
     /// Wasm plugins (filters, scorers, pickers, health policies).
     pub plugins: Vec<PluginConfig>,
     /// When plugins are quarantined after repeated faults, and for how long.
@@ -313,6 +315,7 @@ impl Default for ServeConfig {
             routing: PolicyConfig::default(),
             models: BTreeMap::new(),
             admin_token: None,
+            admin: Default::default(),
             plugins: Vec::new(),
             plugin_quarantine: QuarantinePolicy::default(),
             plugin_host: HostConfig::default(),
@@ -472,6 +475,9 @@ impl ServeConfig {
                 }
             }
         }
+        self.admin
+            .validate(self.admin_token.as_deref())
+            .map_err(|m| invalid("admin", m))?;
         crate::tenants::Tenants::load(&self.tenants, self.tenants_file.as_deref())
             .map_err(|m| invalid("tenants", m))?;
         if let Some(token) = &self.admin_token {

@@ -1,5 +1,6 @@
 //! The HTTP edge: route by method and path, stamp `x-request-id`, render errors, and the
-//! small non-generating endpoints (`/v1/models`, `/health`, `/live`, `/metrics`, `/admin`).
+//! small non-generating endpoints (`/v1/models`, `/health`, `/live`, `/metrics`). The admin
+//! API is not served here but on its own listener ([`crate::admin_listener`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -9,7 +10,6 @@ use hyper::body::Incoming;
 use switchyard_protocol::ModelList;
 use switchyard_runtime::clock::now_ns;
 
-use crate::admin;
 use crate::agent_api;
 use crate::app::App;
 use crate::body::Body;
@@ -53,7 +53,6 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<Body>
         (&Method::GET, "/health") => health(&app),
         (&Method::GET, "/live") => json_response(StatusCode::OK, r#"{"status":"live"}"#.into()),
         (&Method::GET, "/metrics") => metrics(&app),
-        (_, p) if p.starts_with("/admin/") => admin::handle(&app, &parts, body).await,
         (method, "/v1/messages") => agent_api::messages::error_response(
             &ApiError::method_not_allowed(method.as_str(), "/v1/messages"),
         ),

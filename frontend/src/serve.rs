@@ -52,6 +52,7 @@ pub async fn run(
         app.config.canary.clone(),
     );
     let tenant_watch = crate::tenants::reload::spawn(Arc::clone(&app.tenants));
+    let admin = crate::admin_listener::start(&app).await?;
     let scraper = spawn_scraper(
         Arc::clone(&registry),
         app.client.clone(),
@@ -78,6 +79,7 @@ pub async fn run(
     }
     plugin_tasks.iter().for_each(JoinHandle::abort);
     tenant_watch.iter().for_each(JoinHandle::abort);
+    admin.iter().for_each(JoinHandle::abort);
     discovery_tasks.iter().for_each(JoinHandle::abort);
     Ok(())
 }
