@@ -66,6 +66,8 @@ pub struct App {
     pub prompt_hashers: PromptHashers,
     /// API-key tenants and their limits (open when none are configured).
     pub tenants: Arc<crate::tenants::Tenants>,
+    /// The waiting room in front of saturated instances.
+    pub flow: Arc<crate::flow::FlowControl>,
 }
 
 /// How each model's prompts are cut into prefix blocks: with the model's tokenizer (config
@@ -129,6 +131,7 @@ impl App {
                 })?;
         Ok(Arc::new(Self {
             tenants: Arc::new(tenants),
+            flow: Arc::new(crate::flow::FlowControl::new(&config.flow_control)),
             prompt_hashers,
             client: WorkerClient::new(&config.upstream.client),
             metrics: Metrics::default(),

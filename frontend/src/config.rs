@@ -88,6 +88,8 @@ pub struct ServeConfig {
     pub tenants: Vec<crate::tenants::TenantSpec>,
     /// A YAML file with the tenant list, reloaded when it changes (instead of `tenants`).
     pub tenants_file: Option<String>,
+    /// Requests wait in priority bands, fairly across tenants, when every instance is full.
+    pub flow_control: crate::flow::FlowConfig,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -334,6 +336,7 @@ impl Default for ServeConfig {
             overload: OverloadConfig::default(),
             tenants: Vec::new(),
             tenants_file: None,
+            flow_control: Default::default(),
         }
     }
 }
@@ -475,6 +478,9 @@ impl ServeConfig {
                 }
             }
         }
+        self.flow_control
+            .validate()
+            .map_err(|m| invalid("flow_control", m))?;
         self.admin
             .validate(self.admin_token.as_deref())
             .map_err(|m| invalid("admin", m))?;

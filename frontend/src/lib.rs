@@ -21,6 +21,7 @@ pub mod discovery;
 pub mod env_names;
 pub mod error;
 pub mod events;
+pub mod flow;
 pub mod http_edge;
 pub mod kv_bridge_cmd;
 pub mod metrics;

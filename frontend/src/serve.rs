@@ -53,6 +53,7 @@ pub async fn run(
     );
     let tenant_watch = crate::tenants::reload::spawn(Arc::clone(&app.tenants));
     let admin = crate::admin_listener::start(&app).await?;
+    let flow_ticker = app.flow.spawn_ticker();
     let scraper = spawn_scraper(
         Arc::clone(&registry),
         app.client.clone(),
@@ -80,6 +81,7 @@ pub async fn run(
     plugin_tasks.iter().for_each(JoinHandle::abort);
     tenant_watch.iter().for_each(JoinHandle::abort);
     admin.iter().for_each(JoinHandle::abort);
+    flow_ticker.iter().for_each(JoinHandle::abort);
     discovery_tasks.iter().for_each(JoinHandle::abort);
     Ok(())
 }

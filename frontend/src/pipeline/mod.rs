@@ -157,6 +157,8 @@ async fn run_parsed(
     let prepared = preprocess::prepare(&request, routing, hasher);
     let panic_policy = app.config.overload.panic_policy;
     let routable = health_filter::routable(&instances, request.model(), panic_policy)?;
+    let tenant = tracker.lease_mut().map(|l| Arc::clone(l.tenant()));
+    crate::flow::admit(app, &request, &routable.instances, tenant.as_deref()).await?;
     let ranked = select::rank(
         app,
         routing,

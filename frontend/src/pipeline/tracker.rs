@@ -153,6 +153,8 @@ impl Drop for Inner {
             None => metrics.model(UNKNOWN_MODEL),
         };
         model.count_request(self.route, self.status);
+        // An instance may have room now: the next waiting request gets its turn.
+        self.app.flow.request_ended();
         if let Some(lease) = &mut self.lease {
             lease.finish(self.status);
         }

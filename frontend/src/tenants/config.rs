@@ -32,6 +32,10 @@ pub struct TenantSpec {
     pub weight: u32,
     #[serde(default)]
     pub limits: TenantLimits,
+    /// How long this tenant's requests may wait for room (flow control), milliseconds;
+    /// default `flow_control.max_wait_ms`.
+    #[serde(default)]
+    pub queue_deadline_ms: Option<u64>,
 }
 
 fn one() -> u32 {

@@ -20,6 +20,7 @@ pub struct Tenant {
     models: Vec<String>,
     pub priority: Priority,
     pub weight: u32,
+    pub queue_deadline_ms: Option<u64>,
     pub limiter: Arc<Limiter>,
     pub metrics: Arc<TenantMetrics>,
 }
@@ -76,6 +77,7 @@ impl TenantSet {
                 models: spec.models.clone(),
                 priority: spec.priority,
                 weight: spec.weight,
+                queue_deadline_ms: spec.queue_deadline_ms,
                 limiter,
                 metrics,
             }));
