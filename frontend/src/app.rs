@@ -68,6 +68,8 @@ pub struct App {
     pub tenants: Arc<crate::tenants::Tenants>,
     /// The waiting room in front of saturated instances.
     pub flow: Arc<crate::flow::FlowControl>,
+    /// TLS on the public listener, when configured.
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 /// How each model's prompts are cut into prefix blocks: with the model's tokenizer (config
@@ -132,6 +134,17 @@ impl App {
         Ok(Arc::new(Self {
             tenants: Arc::new(tenants),
             flow: Arc::new(crate::flow::FlowControl::new(&config.flow_control)),
+            tls: match &config.tls {
+                Some(tls) => {
+                    Some(
+                        crate::tls::Tls::load(tls).map_err(|message| ConfigError::Invalid {
+                            key: "tls".into(),
+                            message,
+                        })?,
+                    )
+                }
+                None => None,
+            },
             prompt_hashers,
             client: WorkerClient::new(&config.upstream.client),
             metrics: Metrics::default(),

@@ -90,6 +90,8 @@ pub struct ServeConfig {
     pub tenants_file: Option<String>,
     /// Requests wait in priority bands, fairly across tenants, when every instance is full.
     pub flow_control: crate::flow::FlowConfig,
+    /// TLS on `listen` (HTTP/1.1 and HTTP/2 by ALPN; certificate reloaded on change).
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -337,6 +339,7 @@ impl Default for ServeConfig {
             tenants: Vec::new(),
             tenants_file: None,
             flow_control: Default::default(),
+            tls: None,
         }
     }
 }

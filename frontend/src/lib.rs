@@ -33,5 +33,6 @@ pub mod register_cmd;
 pub mod serve;
 pub mod server;
 pub mod tenants;
+pub mod tls;
 pub mod translate;
 pub mod write_timeout;

@@ -54,6 +54,7 @@ pub async fn run(
     let tenant_watch = crate::tenants::reload::spawn(Arc::clone(&app.tenants));
     let admin = crate::admin_listener::start(&app).await?;
     let flow_ticker = app.flow.spawn_ticker();
+    let tls_watch = app.tls.as_ref().map(crate::tls::Tls::spawn_reload);
     let scraper = spawn_scraper(
         Arc::clone(&registry),
         app.client.clone(),
@@ -82,6 +83,7 @@ pub async fn run(
     tenant_watch.iter().for_each(JoinHandle::abort);
     admin.iter().for_each(JoinHandle::abort);
     flow_ticker.iter().for_each(JoinHandle::abort);
+    tls_watch.iter().for_each(JoinHandle::abort);
     discovery_tasks.iter().for_each(JoinHandle::abort);
     Ok(())
 }

@@ -22,6 +22,7 @@ mod shutdown;
 mod streaming;
 mod templates;
 mod tenants;
+mod tls;
 mod tokenizer;
 mod validation;
 
