@@ -52,6 +52,8 @@ pub async fn run(
         app.config.canary.clone(),
     );
     let tenant_watch = crate::tenants::reload::spawn(Arc::clone(&app.tenants));
+    let tenant_replicas =
+        crate::tenants::replicas::spawn(Arc::clone(&app.tenants), crate::events::replicas);
     let admin = crate::admin_listener::start(&app).await?;
     let flow_ticker = app.flow.spawn_ticker();
     let tls_watch = app.tls.as_ref().map(crate::tls::Tls::spawn_reload);
@@ -81,6 +83,7 @@ pub async fn run(
     }
     plugin_tasks.iter().for_each(JoinHandle::abort);
     tenant_watch.iter().for_each(JoinHandle::abort);
+    tenant_replicas.iter().for_each(JoinHandle::abort);
     admin.iter().for_each(JoinHandle::abort);
     flow_ticker.iter().for_each(JoinHandle::abort);
     tls_watch.iter().for_each(JoinHandle::abort);

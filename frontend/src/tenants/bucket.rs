@@ -10,6 +10,8 @@ use tokio::time::Instant;
 pub struct Bucket {
     capacity: f64,
     per_second: f64,
+    /// This replica's share of the configured capacity and rate (`1 / replicas`).
+    share: f64,
     level: f64,
     at: Instant,
 }
@@ -20,18 +22,32 @@ impl Bucket {
         Self {
             capacity,
             per_second,
+            share: 1.0,
             level: capacity,
             at: now,
         }
     }
 
+    /// The capacity this replica enforces.
     pub fn capacity(&self) -> f64 {
-        self.capacity
+        self.capacity * self.share
+    }
+
+    fn rate(&self) -> f64 {
+        self.per_second * self.share
+    }
+
+    /// Enforces `share` of the configured capacity and rate from now on (several replicas
+    /// each take `1 / replicas`); the level is clamped to the new capacity.
+    pub fn set_share(&mut self, share: f64, now: Instant) {
+        self.refill(now);
+        self.share = share;
+        self.level = self.level.min(self.capacity());
     }
 
     fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.level = (self.level + elapsed * self.per_second).min(self.capacity);
+        self.level = (self.level + elapsed * self.rate()).min(self.capacity());
         self.at = now;
     }
 
@@ -39,19 +55,19 @@ impl Bucket {
     /// is full rather than never), or says how long until it could.
     pub fn try_take(&mut self, n: f64, now: Instant) -> Result<(), Duration> {
         self.refill(now);
-        let n = n.min(self.capacity);
+        let n = n.min(self.capacity());
         if self.level >= n {
             self.level -= n;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((n - self.level) / self.per_second))
+            Err(Duration::from_secs_f64((n - self.level) / self.rate()))
         }
     }
 
     /// Adds `delta` (negative: charges more; may leave the bucket in debt).
     pub fn adjust(&mut self, delta: f64, now: Instant) {
         self.refill(now);
-        self.level = (self.level + delta).min(self.capacity);
+        self.level = (self.level + delta).min(self.capacity());
     }
 
     /// Whole units available now.
@@ -63,7 +79,7 @@ impl Bucket {
     /// Time until the bucket is full again.
     pub fn until_full(&mut self, now: Instant) -> Duration {
         self.refill(now);
-        Duration::from_secs_f64(((self.capacity - self.level) / self.per_second).max(0.0))
+        Duration::from_secs_f64(((self.capacity() - self.level) / self.rate()).max(0.0))
     }
 }
 

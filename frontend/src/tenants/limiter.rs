@@ -51,6 +51,8 @@ pub struct Limiter {
     requests: Option<Mutex<Bucket>>,
     tokens: Option<Mutex<Bucket>>,
     in_flight: AtomicU32,
+    /// Frontend replicas sharing the limits; each enforces `1 / replicas` of them.
+    replicas: AtomicU32,
 }
 
 /// How long a client is told to wait when only concurrency refused it: a slot frees when
@@ -72,7 +74,26 @@ impl Limiter {
             requests,
             tokens,
             in_flight: AtomicU32::new(0),
+            replicas: AtomicU32::new(1),
         }
+    }
+
+    /// Shares the limits among `replicas` frontends: each enforces `limit / replicas` (the
+    /// concurrency share rounded up, so every replica admits at least one request).
+    pub fn set_replicas(&self, replicas: u32, now: Instant) {
+        let replicas = replicas.max(1);
+        if self.replicas.swap(replicas, Ordering::AcqRel) == replicas {
+            return;
+        }
+        let share = 1.0 / f64::from(replicas);
+        for bucket in [&self.requests, &self.tokens].into_iter().flatten() {
+            bucket.lock().set_share(share, now);
+        }
+    }
+
+    fn max_concurrency(&self) -> Option<u32> {
+        let replicas = self.replicas.load(Ordering::Relaxed).max(1);
+        self.limits.max_concurrency.map(|m| m.div_ceil(replicas))
     }
 
     pub fn limits(&self) -> &TenantLimits {
@@ -83,11 +104,7 @@ impl Limiter {
     /// caller holds a concurrency slot until [`Self::release`].
     pub fn admit(&self, now: Instant) -> Result<(), Refusal> {
         let running = self.in_flight.fetch_add(1, Ordering::AcqRel);
-        if self
-            .limits
-            .max_concurrency
-            .is_some_and(|max| running >= max)
-        {
+        if self.max_concurrency().is_some_and(|max| running >= max) {
             self.release();
             return Err(Refusal {
                 limit: Limit::Concurrency,
@@ -214,6 +231,45 @@ mod tests {
         assert_eq!(refusal.retry_after, Duration::from_secs(21));
         tokio::time::advance(Duration::from_secs(21)).await;
         assert_eq!(l.reserve(10, Instant::now()).unwrap(), 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn replicas_each_enforce_their_share() {
+        let now = Instant::now();
+        let l = Limiter::new(
+            &limits(
+                "{requests_per_second: 10, burst: 10, tokens_per_minute: 600, max_concurrency: 3}",
+            ),
+            now,
+        );
+        l.set_replicas(2, now);
+        let w = l.requests_window(now).unwrap();
+        assert_eq!((w.limit, w.remaining), (5, 5));
+        assert_eq!(l.tokens_window(now).unwrap().limit, 300);
+        for _ in 0..2 {
+            l.admit(now).unwrap();
+        }
+        assert_eq!(
+            l.admit(now).unwrap_err().limit,
+            Limit::Concurrency,
+            "3 / 2 rounds up to 2"
+        );
+        l.release();
+        l.release();
+        for _ in 0..3 {
+            l.admit(now).unwrap();
+            l.release();
+        }
+        let refusal = l.admit(now).unwrap_err();
+        assert_eq!(refusal.limit, Limit::Requests);
+        assert_eq!(
+            refusal.retry_after,
+            Duration::from_millis(200),
+            "5 a second here"
+        );
+        // A peer leaves: the whole limit again.
+        l.set_replicas(1, now);
+        assert_eq!(l.requests_window(now).unwrap().limit, 10);
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod lease;
 pub mod limiter;
 pub mod metrics;
 pub mod reload;
+pub mod replicas;
 pub mod set;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,6 +43,8 @@ pub struct Tenants {
     auth_failures: AtomicU64,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
+    /// Frontend replicas the limits are shared among (see [`replicas`]).
+    replicas: std::sync::atomic::AtomicU32,
 }
 
 impl Tenants {
@@ -79,6 +82,10 @@ impl Tenants {
         let previous = self.current.load_full();
         match read_file(path, previous.as_deref()) {
             Ok(set) => {
+                let replicas = self.replicas.load(Ordering::Relaxed).max(1);
+                let now = tokio::time::Instant::now();
+                set.iter()
+                    .for_each(|t| t.limiter.set_replicas(replicas, now));
                 let n = set.len();
                 self.current.store(Some(Arc::new(set)));
                 self.reloads_ok.fetch_add(1, Ordering::Relaxed);
@@ -110,6 +117,16 @@ impl Tenants {
             self.auth_failures.fetch_add(1, Ordering::Relaxed);
             invalid_api_key(message)
         })
+    }
+
+    /// Shares every tenant's limits among `replicas` frontends from now on.
+    pub fn set_replicas(&self, replicas: u32) {
+        self.replicas.store(replicas.max(1), Ordering::Relaxed);
+        if let Some(set) = self.current() {
+            let now = tokio::time::Instant::now();
+            set.iter()
+                .for_each(|t| t.limiter.set_replicas(replicas, now));
+        }
     }
 
     pub fn auth_failures(&self) -> u64 {
