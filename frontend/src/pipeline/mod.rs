@@ -1,7 +1,12 @@
 //! The request path, one module per stage, in the order a request meets them:
 //!
-//! parse → admission → candidates → preprocess → health filter → select → dispatch → relay
-//! (→ migrate on a mid-stream failure; → finish)
+//! parse → tenant charge → admission → candidates → preprocess → health filter → flow control
+//! → select → dispatch → relay (→ migrate on a mid-stream failure; → finish)
+//!
+//! The tenant was authenticated and admitted against its request rate at the edge, before
+//! the body was read ([`crate::tenants::edge`]); after parsing, its model list and token rate
+//! are checked ([`crate::tenants::Lease::charge`]). Flow control ([`crate::flow`]) waits for
+//! an instance with room just before selection, so the pick sees fresh load.
 //!
 //! `run` reads top to bottom through them. Admission (the concurrency limit) comes
 //! after parse: a client that trickles its body waits for it on its own connection, under
