@@ -128,17 +128,18 @@ impl FlowControl {
         Duration::from_millis(ms.min(ceiling))
     }
 
-    /// Returns once `room()` says an instance can take the request — at once when nobody
-    /// waits for this model and there is room — or `shed`'s error when the deadline passes
-    /// or the band is full. A request dropped while waiting leaves the queue.
+    /// Returns once `room()` says an instance can take the request — at once (`false`) when
+    /// nobody waits for this model and there is room, else after waiting (`true`) — or
+    /// `shed`'s error when the deadline passes or the band is full. A request dropped while
+    /// waiting leaves the queue.
     pub async fn wait_for_room(
         &self,
         ticket: Ticket<'_>,
         room: impl Fn() -> bool,
         shed: impl Fn(&str) -> ApiError,
-    ) -> Result<(), ApiError> {
+    ) -> Result<bool, ApiError> {
         if self.waiting.load(Ordering::Acquire) == 0 && room() {
-            return Ok(());
+            return Ok(false);
         }
         let band = band_index(ticket.band);
         let expires = tokio::time::Instant::now() + ticket.deadline;
@@ -146,7 +147,7 @@ impl FlowControl {
             let mut queues = self.queues.lock();
             let q = queues.entry(ticket.model.to_owned()).or_default();
             if q.is_empty() && room() {
-                return Ok(());
+                return Ok(false);
             }
             if q.band_len(band) >= self.config.max_queue_per_band {
                 self.rejected[band].fetch_add(1, Ordering::Relaxed);
@@ -171,7 +172,7 @@ impl FlowControl {
                     // Our turn: go if there is room, else back to our place in line.
                     if room() {
                         guard.done = true;
-                        return Ok(());
+                        return Ok(true);
                     }
                     let (tx, new_rx) = oneshot::channel();
                     self.queues
@@ -337,23 +338,29 @@ pub async fn admit(
         deadline: flow.deadline(headers, tenant.and_then(|t| t.queue_deadline_ms)),
     };
     let low = ticket.band == Priority::Low;
-    flow.wait_for_room(
-        ticket,
-        || has_room(overload, routable),
-        |message| {
-            let status = if low {
-                overload.low_priority_status
-            } else {
-                503
-            };
-            ApiError::overloaded(
-                status,
-                message,
-                Duration::from_secs(overload.retry_after_s.max(1)),
-            )
-        },
-    )
-    .await
+    let started = tokio::time::Instant::now();
+    let waited = flow
+        .wait_for_room(
+            ticket,
+            || has_room(overload, routable),
+            |message| {
+                let status = if low {
+                    overload.low_priority_status
+                } else {
+                    503
+                };
+                ApiError::overloaded(
+                    status,
+                    message,
+                    Duration::from_secs(overload.retry_after_s.max(1)),
+                )
+            },
+        )
+        .await;
+    if let (Ok(true), Some(t)) = (&waited, tenant) {
+        t.metrics.count_queue_wait(started.elapsed());
+    }
+    waited.map(|_| ())
 }
 
 #[cfg(test)]
