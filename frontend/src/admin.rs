@@ -67,7 +67,7 @@ const EXPLAIN: &str = "/admin/explain/";
 fn authorize(app: &App, parts: &Parts) -> Result<(), ApiError> {
     let Some(expected) = app.config.admin_token.as_deref() else {
         return Err(ApiError::forbidden(
-            "The admin API is disabled: start the frontend with --admin-token or SWITCHYARD_ADMIN_TOKEN.",
+            "The admin API is disabled: start the frontend with --admin-token-file (or SWITCHYARD_ADMIN_TOKEN).",
         ));
     };
     let given = parts

@@ -235,7 +235,7 @@ pub async fn delete(app: &App, name: &str) -> Result<Response<Body>, ApiError> {
 pub fn explain(app: &App, request_id: &str) -> Result<Response<Body>, ApiError> {
     let explanation = app.plugins.explains.get(request_id).ok_or_else(|| {
         ApiError::not_found(format!(
-            "No explanation for request `{request_id}` (send the request with `x-switchyard-explain: <admin token>`; the last 512 are kept)."
+            "No explanation for request `{request_id}` (send the request with `x-switchyard-explain: <explain token>` (`admin.explain_token`); the last 512 are kept)."
         ))
     })?;
     Ok(json_response(

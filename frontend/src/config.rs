@@ -50,6 +50,8 @@ pub struct ServeConfig {
     pub models: BTreeMap<String, PolicyConfig>,
     /// Bearer token for `/admin/*`; the admin API is disabled without one.
     pub admin_token: Option<String>,
+    /// The admin API's own listener, token file and the explain token.
+    pub admin: crate::admin_listener::AdminConfig,
     /// Wasm plugins (filters, scorers, pickers, health policies).
     pub plugins: Vec<PluginConfig>,
     /// When plugins are quarantined after repeated faults, and for how long.
@@ -82,6 +84,14 @@ pub struct ServeConfig {
     pub retry_budget: RetryBudgetConfig,
     /// Admission control and load shedding.
     pub overload: OverloadConfig,
+    /// API-key tenants with model lists and limits (`docs/tenants.md`); empty = open.
+    pub tenants: Vec<crate::tenants::TenantSpec>,
+    /// A YAML file with the tenant list, reloaded when it changes (instead of `tenants`).
+    pub tenants_file: Option<String>,
+    /// Requests wait in priority bands, fairly across tenants, when every instance is full.
+    pub flow_control: crate::flow::FlowConfig,
+    /// TLS on `listen` (HTTP/1.1 and HTTP/2 by ALPN; certificate reloaded on change).
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -309,6 +319,7 @@ impl Default for ServeConfig {
             routing: PolicyConfig::default(),
             models: BTreeMap::new(),
             admin_token: None,
+            admin: Default::default(),
             plugins: Vec::new(),
             plugin_quarantine: QuarantinePolicy::default(),
             plugin_host: HostConfig::default(),
@@ -325,6 +336,10 @@ impl Default for ServeConfig {
             load_scrape: ScrapeConfig::default(),
             retry_budget: RetryBudgetConfig::default(),
             overload: OverloadConfig::default(),
+            tenants: Vec::new(),
+            tenants_file: None,
+            flow_control: Default::default(),
+            tls: None,
         }
     }
 }
@@ -469,6 +484,14 @@ impl ServeConfig {
                 }
             }
         }
+        self.flow_control
+            .validate()
+            .map_err(|m| invalid("flow_control", m))?;
+        self.admin
+            .validate(self.admin_token.as_deref())
+            .map_err(|m| invalid("admin", m))?;
+        crate::tenants::Tenants::load(&self.tenants, self.tenants_file.as_deref())
+            .map_err(|m| invalid("tenants", m))?;
         if let Some(token) = &self.admin_token {
             if token.len() < 8 {
                 return Err(invalid("admin_token", "must be at least 8 characters"));

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admin_listener;
 pub mod admin_plugins;
 pub mod admission;
 pub mod agent_api;
@@ -20,6 +21,7 @@ pub mod discovery;
 pub mod env_names;
 pub mod error;
 pub mod events;
+pub mod flow;
 pub mod http_edge;
 pub mod kv_bridge_cmd;
 pub mod metrics;
@@ -30,5 +32,7 @@ pub mod plugins;
 pub mod register_cmd;
 pub mod serve;
 pub mod server;
+pub mod tenants;
+pub mod tls;
 pub mod translate;
 pub mod write_timeout;

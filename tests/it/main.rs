@@ -11,6 +11,7 @@ mod engines;
 mod errors;
 mod failures;
 mod faults;
+mod flow;
 mod kv_bridge;
 mod metrics;
 mod openai_client;
@@ -20,6 +21,8 @@ mod routing;
 mod shutdown;
 mod streaming;
 mod templates;
+mod tenants;
+mod tls;
 mod tokenizer;
 mod validation;
 

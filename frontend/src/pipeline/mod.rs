@@ -1,7 +1,12 @@
 //! The request path, one module per stage, in the order a request meets them:
 //!
-//! parse → admission → candidates → preprocess → health filter → select → dispatch → relay
-//! (→ migrate on a mid-stream failure; → finish)
+//! parse → tenant charge → admission → candidates → preprocess → health filter → flow control
+//! → select → dispatch → relay (→ migrate on a mid-stream failure; → finish)
+//!
+//! The tenant was authenticated and admitted against its request rate at the edge, before
+//! the body was read ([`crate::tenants::edge`]); after parsing, its model list and token rate
+//! are checked ([`crate::tenants::Lease::charge`]). Flow control ([`crate::flow`]) waits for
+//! an instance with room just before selection, so the pick sees fresh load.
 //!
 //! `run` reads top to bottom through them. Admission (the concurrency limit) comes
 //! after parse: a client that trickles its body waits for it on its own connection, under
@@ -32,6 +37,7 @@ use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
 use crate::http_edge;
+use crate::tenants::Lease;
 use parse::ParsedRequest;
 use tracker::Tracker;
 
@@ -64,14 +70,15 @@ impl Endpoint {
 }
 
 /// Serves one generation request; every failure becomes an OpenAI-shaped error response.
+/// `lease` is the caller's tenant hold, when tenants are configured.
 pub async fn generate(
     app: &Arc<App>,
-    headers: HeaderMap,
-    body: Incoming,
+    (headers, body, lease): (HeaderMap, Incoming, Option<Lease>),
     endpoint: Endpoint,
     request_id: &str,
 ) -> Response<Body> {
     let mut tracker = Tracker::start(app, endpoint);
+    tracker.set_lease(lease);
     match run(app, headers, body, endpoint, request_id, &mut tracker).await {
         Ok(response) => response,
         Err(error) => {
@@ -86,7 +93,7 @@ pub async fn generate(
 /// one that came in on its endpoint. `route` labels its metrics.
 pub async fn generate_as<F>(
     app: &Arc<App>,
-    route: &'static str,
+    (route, lease): (&'static str, Option<Lease>),
     request_id: &str,
     parse: F,
 ) -> Response<Body>
@@ -94,6 +101,7 @@ where
     F: std::future::Future<Output = Result<ParsedRequest, ApiError>>,
 {
     let mut tracker = Tracker::start_route(app, route);
+    tracker.set_lease(lease);
     let result = match parse.await {
         Ok(request) => run_parsed(app, request, request_id, &mut tracker).await,
         Err(error) => Err(error),
@@ -126,13 +134,17 @@ async fn run(
     run_parsed(app, request, request_id, tracker).await
 }
 
-#[tracing::instrument(level = "debug", skip_all, fields(endpoint = request.endpoint.label(), model))]
+#[tracing::instrument(level = "debug", skip_all, fields(endpoint = request.endpoint.label(), model, tenant))]
 async fn run_parsed(
     app: &Arc<App>,
     request: ParsedRequest,
     request_id: &str,
     tracker: &mut Tracker,
 ) -> Result<Response<Body>, ApiError> {
+    if let Some(lease) = tracker.lease_mut() {
+        tracing::Span::current().record("tenant", lease.tenant().id.as_str());
+        lease.charge(request.model(), request.output_limit())?;
+    }
     let permit = app
         .admission
         .admit(&request.headers, &app.metrics.queued)
@@ -150,6 +162,8 @@ async fn run_parsed(
     let prepared = preprocess::prepare(&request, routing, hasher);
     let panic_policy = app.config.overload.panic_policy;
     let routable = health_filter::routable(&instances, request.model(), panic_policy)?;
+    let tenant = tracker.lease_mut().map(|l| Arc::clone(l.tenant()));
+    crate::flow::admit(app, &request, &routable.instances, tenant.as_deref()).await?;
     let ranked = select::rank(
         app,
         routing,
