@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admin_plugin_params;
 pub mod admin_plugins;
 pub mod admission;
 pub mod agent_api;

@@ -14,6 +14,7 @@ mod faults;
 mod kv_bridge;
 mod metrics;
 mod openai_client;
+mod plugin_admin;
 mod plugins;
 mod register;
 mod routing;

@@ -19,6 +19,11 @@ pub struct ExplainedCandidate {
     pub kv_usage: f32,
     pub cached_prefix_blocks: u32,
     pub weight: f32,
+    /// The instance's latency averages as plugins saw them (0: nothing measured yet).
+    pub ttft_ewma_ms: f32,
+    pub itl_ewma_ms: f32,
+    /// `healthy`, `degraded` or `unhealthy`, as plugins saw it.
+    pub health: &'static str,
 }
 
 /// What one plugin (or the native policy) decided.

@@ -8,6 +8,7 @@ pub mod entry;
 pub mod explain;
 pub mod record;
 pub mod set;
+pub mod shadow;
 pub mod tasks;
 
 pub use config::{parse_plugin_flag, FailurePolicy, PluginConfig, PluginMode};
