@@ -38,6 +38,10 @@ struct InstanceView<'a> {
 }
 
 pub async fn handle(app: &Arc<App>, parts: &Parts, body: Incoming) -> Response<Body> {
+    // The console page holds no data: it asks for the token and sends it on its own requests.
+    if parts.method == Method::GET && parts.uri.path() == "/console" {
+        return crate::console::page();
+    }
     if let Err(error) = authorize(app, parts) {
         return error_response(&error);
     }
@@ -45,6 +49,7 @@ pub async fn handle(app: &Arc<App>, parts: &Parts, body: Incoming) -> Response<B
     let result = match (&parts.method, path) {
         (&Method::GET, "/admin/instances") => Ok(instances(app)),
         (&Method::GET, "/admin/plugins") => Ok(admin_plugins::list(app)),
+        (&Method::GET, "/admin/decisions/stream") => Ok(crate::console::feed::stream(app)),
         (&Method::GET, p) if p.starts_with(PLUGINS) => admin_plugins::get(app, &p[PLUGINS.len()..]),
         (&Method::PUT, p) if p.starts_with(PLUGINS) => {
             admin_plugins::put(app, &p[PLUGINS.len()..], parts.uri.query(), body).await

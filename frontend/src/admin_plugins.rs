@@ -45,6 +45,9 @@ struct PluginView {
     source: String,
     quarantine: String,
     calls: u64,
+    /// Over this version's most recent calls (up to 1024), microseconds.
+    p50_us: Option<f64>,
+    p99_us: Option<f64>,
     faults: std::collections::HashMap<&'static str, u64>,
     fallbacks: u64,
     shadow_agreements: u64,
@@ -74,6 +77,7 @@ pub fn get(app: &App, name: &str) -> Result<Response<Body>, ApiError> {
 
 fn view(e: &PluginEntry) -> PluginView {
     use std::sync::atomic::Ordering::Relaxed;
+    let percentiles = e.recent.percentiles_us();
     PluginView {
         name: e.name().to_owned(),
         kind: e.config.kind,
@@ -99,6 +103,8 @@ fn view(e: &PluginEntry) -> PluginView {
             QuarantineState::Probation { .. } => "probation".into(),
         },
         calls: e.plugin.stats().calls,
+        p50_us: percentiles.map(|p| p.0),
+        p99_us: percentiles.map(|p| p.1),
         faults: e.metrics.faults(),
         fallbacks: e.metrics.fallbacks.load(Relaxed),
         shadow_agreements: e.metrics.shadow_agreements.load(Relaxed),

@@ -51,7 +51,9 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<Body>
         (&Method::GET, "/health") => health(&app),
         (&Method::GET, "/live") => json_response(StatusCode::OK, r#"{"status":"live"}"#.into()),
         (&Method::GET, "/metrics") => metrics(&app),
-        (_, p) if p.starts_with("/admin/") => admin::handle(&app, &parts, body).await,
+        (_, p) if p.starts_with("/admin/") || p == "/console" => {
+            admin::handle(&app, &parts, body).await
+        }
         (method, "/v1/messages") => agent_api::messages::error_response(
             &ApiError::method_not_allowed(method.as_str(), "/v1/messages"),
         ),

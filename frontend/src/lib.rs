@@ -16,6 +16,7 @@ pub mod cli;
 pub mod coalescing_io;
 pub mod config;
 pub mod conn_limits;
+pub mod console;
 pub mod demo;
 pub mod discovery;
 pub mod env_names;

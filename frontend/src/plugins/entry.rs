@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use switchyard_plugin_host::{Error as HostError, LoadedPlugin, Quarantine, QuarantineState};
 
 use super::config::PluginConfig;
+use super::recent::RecentDurations;
 use crate::metrics::Histogram;
 
 /// Where a plugin's bytes came from (decides whether the file watcher reloads it).
@@ -152,6 +153,8 @@ pub struct PluginEntry {
     pub metrics: Arc<PluginMetrics>,
     /// This version's call durations (one of `metrics`' per-version histograms).
     duration: Arc<Histogram>,
+    /// This version's recent call durations (p50/p99 for the admin API and the console).
+    pub recent: RecentDurations,
     quarantine: Mutex<Quarantine>,
     /// Generation of the last topology delivered to it (see `PluginSet::deliver`).
     pub(super) topology_generation: AtomicU64,
@@ -172,6 +175,7 @@ impl PluginEntry {
             source,
             metrics,
             duration,
+            recent: RecentDurations::default(),
             quarantine: Mutex::new(quarantine),
             topology_generation: AtomicU64::new(0),
         }
@@ -195,7 +199,9 @@ impl PluginEntry {
             return Err(PluginFailure::Quarantined);
         }
         let result = decide(&self.plugin);
-        self.duration.observe(now.elapsed());
+        let elapsed = now.elapsed();
+        self.duration.observe(elapsed);
+        self.recent.record(elapsed);
         match result {
             Ok(value) => {
                 self.quarantine.lock().record_success();
