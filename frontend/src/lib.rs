@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod mocker_cmd;
 pub mod pipeline;
 pub mod plugin_cli;
+pub mod plugin_new;
 pub mod plugins;
 pub mod register_cmd;
 pub mod serve;

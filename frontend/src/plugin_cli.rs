@@ -15,6 +15,8 @@ pub enum PluginCommand {
     /// Feed a recorded decision trace (`serve --record-decisions`) to a plugin and report how
     /// its choices differ from what was recorded. Deterministic: same trace, same output.
     Replay(ReplayArgs),
+    /// Scaffold a buildable plugin: source, a unit test, build.sh, test.sh, README and wit/.
+    New(crate::plugin_new::NewArgs),
 }
 
 #[derive(Debug, Args)]
@@ -78,6 +80,16 @@ pub fn run(command: PluginCommand) -> anyhow::Result<i32> {
                 // The report's last line has no newline of its own.
                 println!("{report}");
             }
+            Ok(0)
+        }
+        PluginCommand::New(a) => {
+            let (lang, kind, name) = (a.lang, a.kind, a.name.clone());
+            let dir = crate::plugin_new::run(a)?;
+            println!(
+                "created {} ({lang:?} {kind:?} `{name}`); next:\n  cd {}\n  ./test.sh     # unit tests, build, switchyard plugin check\nsee its README.md",
+                dir.display(),
+                dir.display()
+            );
             Ok(0)
         }
         PluginCommand::Replay(a) => {

@@ -16,6 +16,7 @@ mod kv_bridge;
 mod metrics;
 mod openai_client;
 mod plugin_admin;
+mod plugin_new;
 mod plugins;
 mod register;
 mod routing;

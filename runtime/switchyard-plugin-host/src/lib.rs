@@ -63,4 +63,6 @@ pub use record::{
     best_scored, DecisionInput, DecisionOutput, DecisionRecord, DECISION_RECORD_VERSION,
 };
 pub use replay::{replay, ReplayDecision, ReplayReport, SkippedDecision};
-pub use sample::{sample_candidates, sample_request, sample_topology};
+pub use sample::{
+    check_candidates, sample_candidates, sample_request, sample_topology, CHECK_CASES,
+};
