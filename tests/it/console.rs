@@ -35,11 +35,21 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver is missing: run scripts/install-services.sh (apt-get install chromium chromium-driver)");
-        let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
+        // From here on `drop` stops chromedriver, whatever fails below.
+        let mut browser = Self {
+            driver,
+            base: format!("http://127.0.0.1:{port}"),
+            session: String::new(),
+            http: reqwest::Client::new(),
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let ready = match http.get(format!("{base}/status")).send().await {
+            let ready = match browser
+                .http
+                .get(format!("{}/status", browser.base))
+                .send()
+                .await
+            {
                 Ok(r) => r.json::<Value>().await.ok(),
                 Err(_) => None,
             };
@@ -57,8 +67,9 @@ impl Browser {
                          "--disable-dev-shm-usage", "--window-size=1400,900"]
             }
         }}});
-        let created: Value = http
-            .post(format!("{base}/session"))
+        let created: Value = browser
+            .http
+            .post(format!("{}/session", browser.base))
             .json(&capabilities)
             .send()
             .await
@@ -66,16 +77,11 @@ impl Browser {
             .json()
             .await
             .unwrap();
-        let session = created["value"]["sessionId"]
+        browser.session = created["value"]["sessionId"]
             .as_str()
             .unwrap_or_else(|| panic!("no WebDriver session: {created}"))
             .to_owned();
-        Self {
-            driver,
-            base,
-            session,
-            http,
-        }
+        browser
     }
 
     async fn command(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
@@ -132,7 +138,24 @@ impl Browser {
 }
 
 impl Drop for Browser {
+    /// Ends the session first, so chromedriver quits Chromium: killing only chromedriver
+    /// would leave the browser running, orphaned. A plain blocking request, since `drop`
+    /// cannot await (and also runs when the test panics).
     fn drop(&mut self) {
+        use std::io::{Read, Write};
+        let address = self.base.trim_start_matches("http://").to_owned();
+        let session = !self.session.is_empty();
+        if let (true, Ok(mut stream)) = (session, std::net::TcpStream::connect(&address)) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let request = format!(
+                "DELETE /session/{} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                self.session
+            );
+            if stream.write_all(request.as_bytes()).is_ok() {
+                // The reply comes once the browser has quit.
+                let _ = stream.read_to_end(&mut Vec::new());
+            }
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
