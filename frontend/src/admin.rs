@@ -35,6 +35,9 @@ struct InstanceView<'a> {
     load_age_ms: Option<u64>,
     ejections: u32,
     last_error: Option<String>,
+    /// This frontend's latency averages for the instance (0: nothing measured yet).
+    ttft_ewma_ms: f32,
+    itl_ewma_ms: f32,
 }
 
 pub async fn handle(app: &Arc<App>, parts: &Parts, body: Incoming) -> Response<Body> {
@@ -121,6 +124,8 @@ fn instances(app: &App) -> Response<Body> {
                 .map(|a| u64::try_from(a.as_millis()).unwrap_or(u64::MAX)),
             ejections: i.health.ejections(),
             last_error: i.last_error(),
+            ttft_ewma_ms: i.load.ttft_ewma_us.load(Relaxed) as f32 / 1000.0,
+            itl_ewma_ms: i.load.itl_ewma_us.load(Relaxed) as f32 / 1000.0,
         })
         .collect();
     json_response(

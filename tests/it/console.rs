@@ -241,6 +241,14 @@ async fn the_console_shows_the_demo_instances_and_a_live_decision() {
             "the plugin's calls are not shown",
         )
         .await;
+    // The instances' latency averages move once they have served (the demo's TTFT is 20 ms).
+    browser
+        .until(
+            "return [...document.querySelectorAll('#instances tr[data-instance]')] \
+               .some((row) => Number(row.children[7].textContent) > 0)",
+            "no instance shows a TTFT average",
+        )
+        .await;
     // Layout: instances and plugins side by side, decisions below both.
     let layout = browser
         .eval(
