@@ -6,7 +6,8 @@
 //! explaining costs a string per candidate per stage, so it is paid only while watched.
 //! The stream starts with the last few explanations already kept, sends a comment every
 //! 15 s so proxies keep it open and a gone client is noticed, and says in a comment how many
-//! decisions a watcher too slow to keep up skipped.
+//! decisions a watcher too slow to keep up skipped. It ends within a second of the frontend
+//! starting to shut down: an open console must not hold the shutdown for its whole grace.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +23,9 @@ use crate::plugins::explain::{Explanation, Watch};
 
 /// Explanations replayed to a new watcher.
 const BACKLOG: usize = 20;
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How often the feed looks at the shutdown flag; every 15th look sends a keep-alive.
+const TICK: Duration = Duration::from_secs(1);
+const TICKS_PER_KEEP_ALIVE: u32 = 15;
 /// Frames buffered toward one client before the feed waits for it.
 const CLIENT_BUFFER: usize = 64;
 
@@ -32,7 +35,9 @@ pub fn stream(app: &Arc<App>) -> Response<Body> {
     let backlog = app.plugins.explains.latest(BACKLOG);
     let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
     // Ends when the client goes (the body, and with it `rx`, is dropped) or the feed closes.
-    tokio::spawn(forward(watch, backlog, tx));
+    let app_ = Arc::clone(app);
+    let draining = move || app_.draining.load(std::sync::atomic::Ordering::Relaxed);
+    tokio::spawn(forward(watch, backlog, tx, draining));
     let mut response = Response::new(Body::Channel(rx));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
@@ -44,7 +49,12 @@ pub fn stream(app: &Arc<App>) -> Response<Body> {
     response
 }
 
-async fn forward(mut watch: Watch, backlog: Vec<Arc<Explanation>>, tx: mpsc::Sender<Bytes>) {
+async fn forward(
+    mut watch: Watch,
+    backlog: Vec<Arc<Explanation>>,
+    tx: mpsc::Sender<Bytes>,
+    draining: impl Fn() -> bool,
+) {
     if tx
         .send(Bytes::from_static(b": decisions\n\n"))
         .await
@@ -57,8 +67,9 @@ async fn forward(mut watch: Watch, backlog: Vec<Arc<Explanation>>, tx: mpsc::Sen
             return;
         }
     }
-    let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
-    keep_alive.tick().await;
+    let mut tick = tokio::time::interval(TICK);
+    tick.tick().await;
+    let mut quiet_ticks = 0;
     loop {
         let frame = tokio::select! {
             received = watch.decisions.recv() => match received {
@@ -68,7 +79,18 @@ async fn forward(mut watch: Watch, backlog: Vec<Arc<Explanation>>, tx: mpsc::Sen
                 }
                 Err(RecvError::Closed) => return,
             },
-            _ = keep_alive.tick() => Bytes::from_static(b": keep-alive\n\n"),
+            _ = tick.tick() => {
+                if draining() {
+                    let _ = tx.send(Bytes::from_static(b": the frontend is shutting down\n\n")).await;
+                    return;
+                }
+                quiet_ticks += 1;
+                if quiet_ticks < TICKS_PER_KEEP_ALIVE {
+                    continue;
+                }
+                quiet_ticks = 0;
+                Bytes::from_static(b": keep-alive\n\n")
+            }
         };
         if tx.send(frame).await.is_err() {
             return;
@@ -107,7 +129,7 @@ mod tests {
         let watch = log.watch();
         assert!(log.watched());
         let (tx, mut rx) = mpsc::channel(8);
-        let task = tokio::spawn(forward(watch, log.latest(BACKLOG), tx));
+        let task = tokio::spawn(forward(watch, log.latest(BACKLOG), tx, || false));
         let mut frames = Vec::new();
         for _ in 0..2 {
             frames.push(rx.recv().await.unwrap());
@@ -127,5 +149,25 @@ mod tests {
         log.push(explanation("after"));
         task.await.unwrap();
         assert!(!log.watched(), "a closed feed must stop the explaining");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_feed_ends_when_the_frontend_starts_draining() {
+        let log = ExplainLog::default();
+        let (tx, mut rx) = mpsc::channel(8);
+        let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&draining);
+        let task = tokio::spawn(forward(log.watch(), Vec::new(), tx, move || {
+            flag.load(std::sync::atomic::Ordering::Relaxed)
+        }));
+        assert_eq!(rx.recv().await.unwrap(), ": decisions\n\n");
+        draining.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Paused time: the next tick comes at once, and the feed says why it ends.
+        assert_eq!(
+            rx.recv().await.unwrap(),
+            ": the frontend is shutting down\n\n"
+        );
+        assert!(rx.recv().await.is_none(), "the feed must end");
+        task.await.unwrap();
     }
 }
