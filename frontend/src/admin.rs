@@ -35,9 +35,16 @@ struct InstanceView<'a> {
     load_age_ms: Option<u64>,
     ejections: u32,
     last_error: Option<String>,
+    /// This frontend's latency averages for the instance (0: nothing measured yet).
+    ttft_ewma_ms: f32,
+    itl_ewma_ms: f32,
 }
 
 pub async fn handle(app: &Arc<App>, parts: &Parts, body: Incoming) -> Response<Body> {
+    // The console page holds no data: it asks for the token and sends it on its own requests.
+    if parts.method == Method::GET && parts.uri.path() == "/console" {
+        return crate::console::page();
+    }
     if let Err(error) = authorize(app, parts) {
         return error_response(&error);
     }
@@ -45,6 +52,7 @@ pub async fn handle(app: &Arc<App>, parts: &Parts, body: Incoming) -> Response<B
     let result = match (&parts.method, path) {
         (&Method::GET, "/admin/instances") => Ok(instances(app)),
         (&Method::GET, "/admin/plugins") => Ok(admin_plugins::list(app)),
+        (&Method::GET, "/admin/decisions/stream") => Ok(crate::console::feed::stream(app)),
         (&Method::GET, p) if p.starts_with(PLUGINS) => admin_plugins::get(app, &p[PLUGINS.len()..]),
         (&Method::PUT, p) if p.starts_with(PLUGINS) => {
             admin_plugins::put(app, &p[PLUGINS.len()..], parts.uri.query(), body).await
@@ -116,6 +124,8 @@ fn instances(app: &App) -> Response<Body> {
                 .map(|a| u64::try_from(a.as_millis()).unwrap_or(u64::MAX)),
             ejections: i.health.ejections(),
             last_error: i.last_error(),
+            ttft_ewma_ms: i.load.ttft_ewma_us.load(Relaxed) as f32 / 1000.0,
+            itl_ewma_ms: i.load.itl_ewma_us.load(Relaxed) as f32 / 1000.0,
         })
         .collect();
     json_response(

@@ -135,7 +135,7 @@ async fn serve(listener: TcpListener, app: Arc<App>) {
 pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Body> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
-    let mut response = if path.starts_with("/admin/") {
+    let mut response = if path.starts_with("/admin/") || path == "/console" {
         crate::admin::handle(app, &parts, body).await
     } else {
         error_response(&ApiError::not_found(format!("No admin route for {path}.")))

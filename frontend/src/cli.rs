@@ -226,6 +226,13 @@ pub struct DemoArgs {
     /// Address the demo frontend listens on.
     #[arg(long, default_value = "127.0.0.1:8000", value_name = "ADDR")]
     pub listen: SocketAddr,
+    /// Address of the admin API and the routing console.
+    #[arg(
+        long = "admin-listen",
+        default_value = "127.0.0.1:8001",
+        value_name = "ADDR"
+    )]
+    pub admin_listen: SocketAddr,
     /// Number of in-process mocker workers.
     #[arg(long, default_value_t = 3)]
     pub workers: usize,

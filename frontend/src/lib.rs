@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod admin_listener;
+pub mod admin_plugin_params;
 pub mod admin_plugins;
 pub mod admission;
 pub mod agent_api;
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod coalescing_io;
 pub mod config;
 pub mod conn_limits;
+pub mod console;
 pub mod demo;
 pub mod discovery;
 pub mod env_names;
@@ -28,6 +30,7 @@ pub mod metrics;
 pub mod mocker_cmd;
 pub mod pipeline;
 pub mod plugin_cli;
+pub mod plugin_new;
 pub mod plugins;
 pub mod register_cmd;
 pub mod serve;

@@ -6,6 +6,7 @@
 mod agent_apis;
 mod cli;
 mod config;
+mod console;
 mod distributed;
 mod engines;
 mod errors;
@@ -15,6 +16,8 @@ mod flow;
 mod kv_bridge;
 mod metrics;
 mod openai_client;
+mod plugin_admin;
+mod plugin_new;
 mod plugins;
 mod register;
 mod routing;

@@ -11,12 +11,12 @@ use switchyard_tests::{frontend, frontend_slow, frontend_with_config, mocker, wo
 
 use crate::{chat, MODEL};
 
-const TOKEN: &str = "test-admin-token";
+pub const TOKEN: &str = "test-admin-token";
 /// Data-plane clients ask for explanations with this, never with the admin token.
-const EXPLAIN: &str = "test-explain-token";
+pub const EXPLAIN: &str = "test-explain-token";
 
 /// Path of a built plugin; fails with instructions when the plugins were not built.
-fn wasm(name: &str) -> String {
+pub fn wasm(name: &str) -> String {
     let path = format!(
         "{}/../plugins/target/wasm/{name}.wasm",
         env!("CARGO_MANIFEST_DIR")
@@ -28,13 +28,13 @@ fn wasm(name: &str) -> String {
     path
 }
 
-fn admin(fe: &Proc, path: &str) -> reqwest::RequestBuilder {
+pub fn admin(fe: &Proc, path: &str) -> reqwest::RequestBuilder {
     reqwest::Client::new()
         .get(format!("{}{path}", fe.admin_url()))
         .bearer_auth(TOKEN)
 }
 
-async fn plugins_view(fe: &Proc) -> HashMap<String, Value> {
+pub async fn plugins_view(fe: &Proc) -> HashMap<String, Value> {
     let v: Value = admin(fe, "/admin/plugins")
         .send()
         .await
@@ -50,7 +50,7 @@ async fn plugins_view(fe: &Proc) -> HashMap<String, Value> {
         .collect()
 }
 
-async fn mockers(n: usize, extra: &[&str]) -> Vec<Proc> {
+pub async fn mockers(n: usize, extra: &[&str]) -> Vec<Proc> {
     let mut v = Vec::new();
     for _ in 0..n {
         v.push(mocker(extra).await.unwrap());
@@ -58,7 +58,7 @@ async fn mockers(n: usize, extra: &[&str]) -> Vec<Proc> {
     v
 }
 
-fn args_with(mockers: &[Proc], extra: &[String]) -> Vec<String> {
+pub fn args_with(mockers: &[Proc], extra: &[String]) -> Vec<String> {
     let refs: Vec<&Proc> = mockers.iter().collect();
     let mut args = worker_flags(MODEL, &refs);
     args.extend(["--admin-token".to_owned(), TOKEN.to_owned()]);
@@ -237,7 +237,7 @@ async fn python_scorer_and_javascript_picker_route_real_requests() {
 }
 
 /// PUT a component through the admin API.
-async fn upload(
+pub async fn upload(
     fe: &Proc,
     name: &str,
     file: &str,

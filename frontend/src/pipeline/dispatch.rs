@@ -329,6 +329,7 @@ async fn send(
             first_event(body, deadline, instance, limits.first_byte_timeout_ms).await?;
         instance.health.record_success(now_ns());
         observe_ok(app, instance, started);
+        super::latency::first_token(instance, started.elapsed());
         if let Some(tracker) = tracker {
             tracker.observe_ttft(tracker.started().map_or(started, |s| s).elapsed());
         }
@@ -348,6 +349,13 @@ async fn send(
         None
     };
     instance.health.record_success(now_ns());
+    if status.is_success() {
+        super::latency::whole_response(
+            instance,
+            started.elapsed(),
+            usage.as_ref().map(|u| u.completion_tokens),
+        );
+    }
     Ok(Upstream::Complete {
         instance: Arc::clone(instance),
         guard,

@@ -19,6 +19,7 @@ pub mod dispatch;
 pub mod failure;
 pub mod health_filter;
 pub mod inband;
+pub mod latency;
 pub mod migrate;
 pub mod outcome;
 pub mod parse;

@@ -238,6 +238,7 @@ impl RelayBody {
         }
         if self.tokens > 0 {
             self.tracker.observe_itl(now - self.last_event);
+            super::latency::inter_token(&self.instance, now - self.last_event);
         }
         self.last_event = now;
         let migrated = self.migration.as_ref().is_some_and(|m| m.migrated());

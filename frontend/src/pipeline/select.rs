@@ -35,7 +35,7 @@ pub fn rank(
         want,
     };
     let native = |subset: &[&Arc<Instance>]| routing.policy.rank(&ctx, subset);
-    let explain = wants_explanation(app, &request.headers);
+    let explain = wants_explanation(app, &request.headers) || app.plugins.explains.watched();
     let table = app.plugins.table();
     if !table.routes(request.model()) {
         let ranked = native(routable);
