@@ -17,6 +17,7 @@ pub mod inband;
 pub mod migrate;
 pub mod outcome;
 pub mod parse;
+pub mod pd;
 pub mod preprocess;
 pub mod relay;
 pub mod select;

@@ -1,0 +1,145 @@
+//! The prefill stage of disaggregated serving (`docs/disaggregation.md`).
+//!
+//! Dispatch has chosen a decode instance with the model's policy or plugin chain. For each
+//! attempt on it, [`plan`] decides whether to split the request: only for a model with
+//! `role: prefill` instances, only when more than `min_uncached_tokens` of the prompt are
+//! missing from that decode instance's KV cache, and only when some prefill instance has at
+//! most `max_prefill_queue` requests outstanding. The usable prefill instances are ranked by
+//! the `kv` cost (cache overlap on the prefill side plus load). [`run`] then speaks the
+//! model's protocol ([`vllm`] or [`sglang`]) and returns the decode instance's answer to
+//! relay, exactly as an aggregated attempt would — so retries, migration and the relay treat
+//! both the same. A failed prefill falls back to an aggregated request on the decode
+//! instance (or, with `on_prefill_failure: retry`, tries the next prefill instance first).
+
+pub mod body;
+pub mod config;
+pub mod decide;
+pub mod exchange;
+mod flow;
+pub mod metrics;
+pub mod sglang;
+pub mod vllm;
+
+use std::sync::Arc;
+
+use switchyard_runtime::clock::now_ns;
+use switchyard_runtime::policy::{kv, Kv, Policy};
+use switchyard_runtime::{Instance, RouteContext};
+
+use super::dispatch::Upstream;
+use super::failure::Failure;
+use super::parse::{ParsedRequest, TypedRequest};
+use super::preprocess::{self, Prepared, UpstreamRequest};
+use super::tracker::Tracker;
+use crate::app::App;
+use config::{OnPrefillFailure, PdProtocol};
+use decide::Inputs;
+
+pub use metrics::PdMetrics;
+
+/// A decided disaggregation: the protocol and the prefill instances to try, best first.
+#[derive(Debug)]
+pub struct Plan {
+    protocol: PdProtocol,
+    prefills: Vec<Arc<Instance>>,
+}
+
+/// Whether (and with which prefill instances) to disaggregate `upstream` on `decode`; `None`
+/// sends it aggregated. Counts the decision for models that have prefill instances.
+pub fn plan(
+    app: &App,
+    request: &ParsedRequest,
+    prepared: &Prepared,
+    decode: &Arc<Instance>,
+    upstream: &UpstreamRequest,
+) -> Option<Plan> {
+    // A body the frontend rendered for a completions-only worker is not handed over: the
+    // prefill instance may render differently. Embeddings have nothing to decode.
+    if upstream.translated || matches!(request.typed, TypedRequest::Embedding(_)) {
+        return None;
+    }
+    let model = request.model();
+    let pool = app.registry.topology().model(model).cloned()?;
+    if !pool
+        .iter()
+        .any(|i| i.spec.role == switchyard_runtime::Role::Prefill)
+    {
+        return None;
+    }
+    let settings = &app.config.disaggregation;
+    let protocol = settings.protocol(model);
+    let now = now_ns();
+    let candidates: Vec<&Arc<Instance>> = pool
+        .iter()
+        .filter(|i| i.spec.role.prefills() && i.id() != decode.id() && i.routable(now))
+        .filter(|i| protocol != PdProtocol::Sglang || i.spec.bootstrap_port.is_some())
+        .collect();
+    let computed;
+    let hashes = if prepared.block_hashes.is_empty() {
+        computed = preprocess::prompt_block_hashes(request, app.prompt_hashers.get(model));
+        &computed
+    } else {
+        &prepared.block_hashes
+    };
+    let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let inputs = Inputs {
+        prompt_blocks: to_u32(hashes.len()),
+        cached_on_decode: kv::cached_blocks(hashes, &[decode])
+            .first()
+            .copied()
+            .unwrap_or(0),
+        block_size: to_u32(app.config.kv.block_size),
+        min_uncached_tokens: settings.min_uncached_tokens(model),
+        max_prefill_queue: settings.max_prefill_queue,
+    };
+    let queues: Vec<u32> = candidates.iter().map(|i| i.load.outstanding()).collect();
+    let usable = match decide::usable_prefills(&inputs, &queues) {
+        Ok(usable) => usable,
+        Err(why) => {
+            app.metrics.pd.aggregated(why);
+            return None;
+        }
+    };
+    let usable: Vec<&Arc<Instance>> = usable.iter().map(|&n| candidates[n]).collect();
+    let want = match settings.on_prefill_failure {
+        OnPrefillFailure::Fallback => 1,
+        OnPrefillFailure::Retry => 1 + app.config.upstream.max_retries as usize,
+    };
+    let ctx = RouteContext {
+        session_key: None,
+        block_hashes: hashes,
+        want,
+    };
+    let prefills = Kv
+        .rank(&ctx, &usable)
+        .into_iter()
+        .filter_map(|n| usable.get(n).map(|i| Arc::clone(i)))
+        .collect();
+    app.metrics.pd.disaggregated();
+    Some(Plan { protocol, prefills })
+}
+
+/// Runs the planned stages and returns the decode instance's answer (or, after a failed
+/// prefill, the aggregated answer of the same decode instance). A failure returned here is
+/// the decode instance's, for dispatch to retry elsewhere.
+pub async fn run(
+    app: &Arc<App>,
+    plan: Plan,
+    request: &ParsedRequest,
+    decode: &Arc<Instance>,
+    upstream: UpstreamRequest,
+    request_id: &str,
+    tracker: &Tracker,
+) -> Result<Upstream, Failure> {
+    let call = flow::Call {
+        app,
+        request,
+        decode,
+        request_id,
+        tracker,
+    };
+    match plan.protocol {
+        PdProtocol::Vllm => flow::vllm(&call, &plan.prefills, upstream).await,
+        PdProtocol::Sglang => flow::sglang(&call, &plan.prefills, upstream).await,
+    }
+}
