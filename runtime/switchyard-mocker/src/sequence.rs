@@ -47,6 +47,9 @@ pub(crate) struct Sequence {
     produced: u32,
     slot: Option<Slot>,
     kv: Option<Allocation>,
+    /// Keep the prompt's KV pinned after finishing (a prefill for a remote decode).
+    hold_kv: bool,
+    held: Option<Allocation>,
     finished: bool,
 }
 
@@ -62,6 +65,8 @@ impl Sequence {
             produced: 0,
             slot: None,
             kv: None,
+            hold_kv: false,
+            held: None,
             finished: false,
             shared,
         }
@@ -81,7 +86,21 @@ impl Sequence {
             .fetch_add(alloc.uncached() as u64, Relaxed);
         let delay = timing::prefill_delay(self.shared.ttft, alloc.uncached());
         self.kv = Some(alloc);
-        sleep(delay).await;
+        if self.shared.args.pd.prefill_interference && !delay.is_zero() {
+            tokio::time::sleep_until(self.shared.gpu.reserve_prefill(delay)).await;
+        } else {
+            sleep(delay).await;
+        }
+    }
+
+    /// Keeps the prompt's KV pinned when the sequence finishes, for [`Sequence::take_held`].
+    pub fn hold_kv(&mut self) {
+        self.hold_kv = true;
+    }
+
+    /// The KV kept by [`Sequence::hold_kv`] once the sequence finished.
+    pub fn take_held(&mut self) -> Option<Allocation> {
+        self.held.take()
     }
 
     /// The next token, or `None` when the output budget is spent (the sequence is then
@@ -93,6 +112,13 @@ impl Sequence {
         }
         if self.produced > 0 {
             sleep(self.inter_token_latency()).await;
+            if self.shared.args.pd.prefill_interference {
+                // A token cannot complete while another sequence's prefill holds the GPU.
+                let busy = self.shared.gpu.busy_until();
+                if busy > tokio::time::Instant::now() {
+                    tokio::time::sleep_until(busy).await;
+                }
+            }
         }
         if self.shared.faults.stalls_at(u64::from(self.produced)) {
             // Hold the connection open and send nothing until the client gives up.
@@ -138,6 +164,11 @@ impl Sequence {
         let Some(alloc) = self.kv.take() else {
             return;
         };
+        if self.hold_kv {
+            self.held = Some(alloc);
+            self.slot = None;
+            return;
+        }
         let hasher = &self.shared.hasher;
         let block_bytes = hasher.block_size() * BYTES_PER_TOKEN;
         let full_len = self.context.len() + self.text.len();
@@ -160,6 +191,9 @@ impl Sequence {
 impl Drop for Sequence {
     fn drop(&mut self) {
         if let Some(alloc) = self.kv.take() {
+            self.shared.kv_release(alloc, None);
+        }
+        if let Some(alloc) = self.held.take() {
             self.shared.kv_release(alloc, None);
         }
         if !self.finished {
