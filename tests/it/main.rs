@@ -6,6 +6,7 @@
 mod agent_apis;
 mod cli;
 mod config;
+mod disaggregation;
 mod distributed;
 mod engines;
 mod errors;

@@ -118,14 +118,25 @@ async fn generate(shared: Arc<Shared>, req: Request<Incoming>, kind: Kind) -> Re
             );
         }
     }
-    if let pd::Stage::Pull(source) = &stage {
-        let hashes = shared
+    if matches!(stage, pd::Stage::PrefillForRoom(_)) {
+        // SGLang's prefill side: one token, answered whole; the decode side streams.
+        parsed.gen.max_tokens = 1;
+        parsed.stream = false;
+    }
+    let hashes = matches!(stage, pd::Stage::Pull(_)).then(|| {
+        shared
             .hasher
             .hash(&parsed.gen.context, parsed.gen.kind)
-            .hashes;
+            .hashes
+    });
+    let envelope = Envelope::new(kind, &shared);
+    // Created before the pull, so a client that leaves while it waits counts as cancelled.
+    let mut seq = Sequence::new(shared.clone(), parsed.gen);
+    if let (pd::Stage::Pull(source), Some(hashes)) = (&stage, hashes) {
         if let Err(why) = pd::pull(&shared, source, &hashes).await {
             tracing::warn!(error = %why, "KV pull failed");
             if shared.args.pd.kv_load_failure_policy == pd::args::LoadFailurePolicy::Fail {
+                seq.discard();
                 return respond::error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     format!("KV transfer failed: {why}"),
@@ -133,13 +144,6 @@ async fn generate(shared: Arc<Shared>, req: Request<Incoming>, kind: Kind) -> Re
             }
         }
     }
-    if matches!(stage, pd::Stage::PrefillForRoom(_)) {
-        // SGLang's prefill side: one token, answered whole; the decode side streams.
-        parsed.gen.max_tokens = 1;
-        parsed.stream = false;
-    }
-    let envelope = Envelope::new(kind, &shared);
-    let mut seq = Sequence::new(shared.clone(), parsed.gen);
     let holds = matches!(
         stage,
         pd::Stage::PrefillForHandle | pd::Stage::PrefillForRoom(_)

@@ -98,6 +98,11 @@ impl Sequence {
         self.hold_kv = true;
     }
 
+    /// Drops a sequence refused before it started (not a cancellation).
+    pub fn discard(mut self) {
+        self.finished = true;
+    }
+
     /// The KV kept by [`Sequence::hold_kv`] once the sequence finished.
     pub fn take_held(&mut self) -> Option<Allocation> {
         self.held.take()

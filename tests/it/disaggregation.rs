@@ -1,0 +1,227 @@
+//! Disaggregated prefill/decode through real processes: a frontend, a `--role prefill` and a
+//! `--role decode` mocker, in vLLM's and SGLang's protocols. The mockers' own counters show
+//! which stage reached which instance with which fields (a pull succeeds only with the
+//! handle or room the prefill really holds).
+
+use std::time::Duration;
+
+use serde_json::Value;
+use switchyard_tests::http::{metric, post_json, post_sse, response_text, stream_text};
+use switchyard_tests::{frontend_with_config, mocker, Proc};
+
+use crate::distributed::eventually;
+use crate::{chat, MODEL};
+
+/// 4-token blocks on both sides; a 4-byte token without a tokenizer.
+const BLOCK: &str = "4";
+
+fn long_prompt(tag: &str) -> String {
+    format!(
+        "{tag}: {}",
+        "a long document about rivers and their many bends ".repeat(8)
+    )
+}
+
+fn config(protocol: &str, prefill: &Proc, decode: &Proc) -> String {
+    let port = prefill.url().rsplit(':').next().unwrap().to_owned();
+    format!(
+        "probe:\n  interval_ms: 0\ncanary:\n  idle_ms: 0\nload_scrape:\n  interval_ms: 0\n\
+         kv:\n  block_size: {BLOCK}\n\
+         disaggregation:\n  pd_protocol: {protocol}\n  min_uncached_tokens: 32\n\
+         workers:\n\
+         \x20 - {{model: {MODEL}, url: \"{}\", id: prefill, role: prefill, bootstrap_port: {port}}}\n\
+         \x20 - {{model: {MODEL}, url: \"{}\", id: decode, role: decode}}\n",
+        prefill.url(),
+        decode.url()
+    )
+}
+
+async fn pool(protocol: &str, prefill_flags: &[&str]) -> (Proc, Proc, Proc, tempfile::TempDir) {
+    let mut flags = vec!["--role", "prefill", "--block-size", BLOCK];
+    flags.extend_from_slice(prefill_flags);
+    let prefill = mocker(&flags).await.unwrap();
+    let decode = mocker(&["--role", "decode", "--block-size", BLOCK, "--itl-ms", "20"])
+        .await
+        .unwrap();
+    let (fe, dir) = frontend_with_config(&config(protocol, &prefill, &decode), &[])
+        .await
+        .unwrap();
+    (fe, prefill, decode, dir)
+}
+
+/// The text an aggregated mocker gives for this request (every mocker gives the same).
+async fn expected(worker: &Proc, body: &Value) -> String {
+    let mut body = body.clone();
+    body["stream"] = false.into();
+    let (status, _, v) = post_json(&format!("{}/v1/chat/completions", worker.url()), &body, &[])
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{v}");
+    response_text(&v)
+}
+
+#[tokio::test]
+async fn long_prompts_disaggregate_and_short_ones_stay_aggregated_in_both_protocols() {
+    for protocol in ["vllm", "sglang"] {
+        let (fe, prefill, decode, _dir) = pool(protocol, &[]).await;
+        let url = format!("{}/v1/chat/completions", fe.url());
+
+        let long = chat(&long_prompt(protocol), 12, true);
+        let (status, headers, events) = post_sse(&url, &long).await.unwrap();
+        assert_eq!(status, 200, "{protocol}: {events:?}");
+        assert_eq!(headers["x-switchyard-instance"], "decode", "{protocol}");
+        let text = stream_text(&events);
+        assert_eq!(text, expected(&decode, &long).await, "{protocol}");
+        // One prefill for a remote decode, handed over once, pulled once by the decode side.
+        let m = |p: &Proc, s: &'static str| {
+            let u = p.url();
+            async move { metric(&u, s).await }
+        };
+        assert_eq!(
+            m(&prefill, "switchyard_mocker_remote_prefills_total").await,
+            1.0,
+            "{protocol}"
+        );
+        assert_eq!(
+            m(&prefill, "switchyard_mocker_kv_handed_over_total").await,
+            1.0,
+            "{protocol}"
+        );
+        assert_eq!(
+            m(&decode, "switchyard_mocker_kv_pulls_total").await,
+            1.0,
+            "{protocol}"
+        );
+        assert_eq!(
+            m(&decode, "switchyard_mocker_kv_pull_failures_total").await,
+            0.0,
+            "{protocol}"
+        );
+        assert_eq!(
+            m(
+                &fe,
+                "switchyard_pd_decisions_total{decision=\"disaggregated\""
+            )
+            .await,
+            1.0,
+            "{protocol}"
+        );
+
+        // Not streamed: the same path.
+        let mut whole = chat(&long_prompt(&format!("{protocol} whole")), 5, false);
+        whole["stream"] = false.into();
+        let (status, _, v) = post_json(&url, &whole, &[]).await.unwrap();
+        assert_eq!(status, 200, "{protocol}: {v}");
+        assert_eq!(
+            response_text(&v),
+            expected(&decode, &whole).await,
+            "{protocol}"
+        );
+        assert_eq!(
+            m(&decode, "switchyard_mocker_kv_pulls_total").await,
+            2.0,
+            "{protocol}"
+        );
+
+        // A short prompt never reaches the prefill instance.
+        let before = m(&prefill, "switchyard_mocker_requests_total").await;
+        let (status, headers, _) = post_json(&url, &chat("hi", 3, false), &[]).await.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(headers["x-switchyard-instance"], "decode");
+        assert_eq!(
+            m(&prefill, "switchyard_mocker_requests_total").await,
+            before,
+            "{protocol}"
+        );
+        assert_eq!(
+            m(
+                &fe,
+                "switchyard_pd_decisions_total{decision=\"aggregated\",reason=\"short_prompt\""
+            )
+            .await,
+            1.0,
+            "{protocol}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_dead_prefill_instance_falls_back_to_aggregated_with_the_exact_text() {
+    for protocol in ["vllm", "sglang"] {
+        let (fe, prefill, decode, _dir) = pool(protocol, &[]).await;
+        drop(prefill); // killed
+        let body = chat(&long_prompt("fallback"), 10, true);
+        let (status, headers, events) =
+            post_sse(&format!("{}/v1/chat/completions", fe.url()), &body)
+                .await
+                .unwrap();
+        assert_eq!(status, 200, "{protocol}: {events:?}");
+        assert_eq!(headers["x-switchyard-instance"], "decode");
+        assert_eq!(
+            stream_text(&events),
+            expected(&decode, &body).await,
+            "{protocol}"
+        );
+        assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+        assert_eq!(
+            metric(&fe.url(), "switchyard_pd_fallbacks_total").await,
+            1.0,
+            "{protocol}"
+        );
+        assert_eq!(
+            metric(&fe.url(), "switchyard_pd_prefill_failures_total").await,
+            1.0,
+            "{protocol}"
+        );
+        // The decode instance served it whole: nothing was pulled.
+        assert_eq!(
+            metric(&decode.url(), "switchyard_mocker_kv_pulls_total").await,
+            0.0
+        );
+    }
+}
+
+/// Sends a long streamed request, waits until `busy` is computing it, then goes away.
+async fn leave_while_busy(fe: &Proc, busy: &Proc) {
+    let body = chat(&long_prompt("cancelled"), 50, true);
+    let url = format!("{}/v1/chat/completions", fe.url());
+    let request = tokio::spawn(async move { post_sse(&url, &body).await });
+    eventually(
+        Duration::from_secs(20),
+        "the slow prefill is running",
+        || async { (metric(&busy.url(), "switchyard_mocker_running").await == 1.0).then_some(()) },
+    )
+    .await;
+    request.abort();
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_cancels_the_stages_in_flight() {
+    // vLLM: the prefill is in flight (slow: 100 ms per block) when the client leaves.
+    let (fe, prefill, _decode, _dir) = pool("vllm", &["--ttft-ms", "100"]).await;
+    leave_while_busy(&fe, &prefill).await;
+    eventually(
+        Duration::from_secs(20),
+        "the prefill sees the cancel",
+        || async {
+            (metric(&prefill.url(), "switchyard_mocker_requests_cancelled_total").await == 1.0)
+                .then_some(())
+        },
+    )
+    .await;
+
+    // SGLang: both sides are in flight at once (the decode waits for the room).
+    let (fe, prefill, decode, _dir) = pool("sglang", &["--ttft-ms", "100"]).await;
+    leave_while_busy(&fe, &prefill).await;
+    for side in [&prefill, &decode] {
+        eventually(
+            Duration::from_secs(20),
+            "both sides see the cancel",
+            || async {
+                (metric(&side.url(), "switchyard_mocker_requests_cancelled_total").await == 1.0)
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+}
