@@ -22,10 +22,12 @@ fn long_prompt(tag: &str) -> String {
     )
 }
 
+/// The `kv` policy on purpose: its approximate index records the decode pick as holding the
+/// prompt before the disaggregation decision runs, which must not make the prompt look cached.
 fn config(protocol: &str, prefill: &Proc, decode: &Proc) -> String {
     let port = prefill.url().rsplit(':').next().unwrap().to_owned();
     format!(
-        "probe:\n  interval_ms: 0\ncanary:\n  idle_ms: 0\nload_scrape:\n  interval_ms: 0\n\
+        "routing:\n  policy: kv\nprobe:\n  interval_ms: 0\ncanary:\n  idle_ms: 0\nload_scrape:\n  interval_ms: 0\n\
          kv:\n  block_size: {BLOCK}\n\
          disaggregation:\n  pd_protocol: {protocol}\n  min_uncached_tokens: 32\n\
          workers:\n\

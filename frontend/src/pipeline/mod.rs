@@ -148,7 +148,8 @@ async fn run_parsed(
     tracker.set_model(request.model());
     let routing = app.routing(request.model());
     let hasher = preprocess::hasher_for(app, routing, request.model());
-    let prepared = preprocess::prepare(&request, routing, hasher);
+    let mut prepared = preprocess::prepare(&request, routing, hasher);
+    pd::before_routing(app, &request, &mut prepared);
     let panic_policy = app.config.overload.panic_policy;
     let routable = health_filter::routable(&instances, request.model(), panic_policy)?;
     let ranked = select::rank(

@@ -20,6 +20,9 @@ use crate::translate;
 pub struct Prepared {
     pub session_key: Option<String>,
     pub block_hashes: Vec<BlockHash>,
+    /// The prompt's cached blocks per instance before this request was routed (set only for
+    /// models that disaggregate: see [`super::pd::before_routing`]).
+    pub overlap_before_routing: Option<switchyard_kv::Overlap>,
     native: OnceLock<Bytes>,
     translated: OnceLock<Result<Bytes, String>>,
 }

@@ -44,6 +44,33 @@ pub struct Plan {
     prefills: Vec<Arc<Instance>>,
 }
 
+/// For a model with prefill instances: the prompt's block hashes and what each instance
+/// caches of them *before* routing — the `kv` policy's approximate index records its pick
+/// as holding the prompt the moment it picks, which would make every prompt look cached on
+/// its decode instance.
+pub fn before_routing(app: &App, request: &ParsedRequest, prepared: &mut Prepared) {
+    if matches!(request.typed, TypedRequest::Embedding(_))
+        || !has_prefill_pool(app, request.model())
+    {
+        return;
+    }
+    if prepared.block_hashes.is_empty() {
+        prepared.block_hashes =
+            preprocess::prompt_block_hashes(request, app.prompt_hashers.get(request.model()));
+    }
+    if !prepared.block_hashes.is_empty() {
+        prepared.overlap_before_routing =
+            Some(kv::current().source.overlap(&prepared.block_hashes));
+    }
+}
+
+fn has_prefill_pool(app: &App, model: &str) -> bool {
+    app.registry.topology().model(model).is_some_and(|pool| {
+        pool.iter()
+            .any(|i| i.spec.role == switchyard_runtime::Role::Prefill)
+    })
+}
+
 /// Whether (and with which prefill instances) to disaggregate `upstream` on `decode`; `None`
 /// sends it aggregated. Counts the decision for models that have prefill instances.
 pub fn plan(
@@ -74,20 +101,15 @@ pub fn plan(
         .filter(|i| i.spec.role.prefills() && i.id() != decode.id() && i.routable(now))
         .filter(|i| protocol != PdProtocol::Sglang || i.spec.bootstrap_port.is_some())
         .collect();
-    let computed;
-    let hashes = if prepared.block_hashes.is_empty() {
-        computed = preprocess::prompt_block_hashes(request, app.prompt_hashers.get(model));
-        &computed
-    } else {
-        &prepared.block_hashes
-    };
+    let hashes = &prepared.block_hashes;
     let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let cached_on_decode = prepared
+        .overlap_before_routing
+        .as_ref()
+        .map_or(0, |o| to_u32(o.get(decode.id())));
     let inputs = Inputs {
         prompt_blocks: to_u32(hashes.len()),
-        cached_on_decode: kv::cached_blocks(hashes, &[decode])
-            .first()
-            .copied()
-            .unwrap_or(0),
+        cached_on_decode,
         block_size: to_u32(app.config.kv.block_size),
         min_uncached_tokens: settings.min_uncached_tokens(model),
         max_prefill_queue: settings.max_prefill_queue,
