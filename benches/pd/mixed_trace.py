@@ -194,6 +194,11 @@ def main():
                     fe, url = frontend(args.bin, workers, tmp, name, args.min_uncached)
                     procs.append(fe)
                     print(report(name, asyncio.run(run_trace(url, items))), flush=True)
+                    if name == "pd":
+                        text = httpx.get(f"{url}/metrics").text
+                        print("      " + "; ".join(
+                            l.replace("switchyard_pd_", "") for l in text.splitlines()
+                            if l.startswith(("switchyard_pd_decisions", "switchyard_pd_fallbacks"))))
                 finally:
                     for p in procs:
                         p.terminate()
