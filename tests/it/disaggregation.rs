@@ -227,3 +227,98 @@ async fn a_client_that_leaves_cancels_the_stages_in_flight() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn a_decode_dying_mid_stream_migrates_with_the_exact_text_and_roles_are_shown() {
+    let prefill = mocker(&["--role", "prefill", "--block-size", BLOCK])
+        .await
+        .unwrap();
+    let dying = mocker(&[
+        "--role",
+        "decode",
+        "--block-size",
+        BLOCK,
+        "--die-after-tokens",
+        "5",
+    ])
+    .await
+    .unwrap();
+    let steady = mocker(&["--role", "decode", "--block-size", BLOCK])
+        .await
+        .unwrap();
+    // Round-robin over the two decode instances: of two requests, one lands on the dying one.
+    let yaml = format!(
+        "routing:\n  policy: round-robin\nmigration_limit: 2\nprobe:\n  interval_ms: 0\n\
+         canary:\n  idle_ms: 0\nload_scrape:\n  interval_ms: 0\nkv:\n  block_size: {BLOCK}\n\
+         disaggregation:\n  min_uncached_tokens: 32\nworkers:\n\
+         \x20 - {{model: {MODEL}, url: \"{}\", id: prefill, role: prefill}}\n\
+         \x20 - {{model: {MODEL}, url: \"{}\", id: dying, role: decode}}\n\
+         \x20 - {{model: {MODEL}, url: \"{}\", id: steady, role: decode}}\n",
+        prefill.url(),
+        dying.url(),
+        steady.url()
+    );
+    let token = "pd-admin-token";
+    let (fe, _dir) = frontend_with_config(&yaml, &["--admin-token".to_owned(), token.to_owned()])
+        .await
+        .unwrap();
+    let admin: Value = reqwest::Client::new()
+        .get(format!("{}/admin/instances", fe.url()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let roles: Vec<(String, String)> = admin["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["id"].as_str().unwrap().to_owned(),
+                i["role"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        roles.contains(&("prefill".into(), "prefill".into())),
+        "{roles:?}"
+    );
+    assert!(
+        roles.contains(&("dying".into(), "decode".into())),
+        "{roles:?}"
+    );
+    assert_eq!(
+        metric(
+            &fe.url(),
+            "switchyard_instance_info{worker=\"prefill\",model=\"mock-model\",role=\"prefill\"}"
+        )
+        .await,
+        1.0
+    );
+
+    for i in 0..2 {
+        let body = chat(&long_prompt(&format!("migrate {i}")), 12, true);
+        let (status, _, events) = post_sse(&format!("{}/v1/chat/completions", fe.url()), &body)
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(
+            stream_text(&events),
+            expected(&steady, &body).await,
+            "request {i}"
+        );
+        assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    }
+    assert_eq!(
+        metric(&fe.url(), "switchyard_stream_migrations_total").await,
+        1.0
+    );
+    assert_eq!(
+        metric(&prefill.url(), "switchyard_mocker_remote_prefills_total").await,
+        2.0,
+        "both requests were disaggregated"
+    );
+}
