@@ -116,8 +116,18 @@ pub async fn vllm(
     call.fall_back(upstream).await
 }
 
-/// SGLang: prefill and decode at once, sharing a bootstrap room. A prefill that fails first
-/// cancels the waiting decode request (it is dropped) before anything else is tried.
+/// How one prefill instance's attempt ended.
+// Built once per attempt and matched at once: boxing the big variant would only add an
+// allocation.
+#[allow(clippy::large_enum_variant)]
+enum Attempt {
+    /// The decode instance answered (or failed on its own): dispatch takes it from here.
+    Decoded(Result<Upstream, Failure>),
+    /// The prefill failed; `retry` says whether to try the next prefill instance.
+    PrefillFailed { retry: bool },
+}
+
+/// SGLang: prefill and decode at once, sharing a bootstrap room.
 pub async fn sglang(
     call: &Call<'_>,
     prefills: &[Arc<Instance>],
@@ -134,57 +144,63 @@ pub async fn sglang(
         let Some(body) = sglang::with_bootstrap(&upstream.body, &host, port, room) else {
             break;
         };
-        let started = Instant::now();
-        let prefill_call = exchange::prefill(
-            call.app,
-            prefill,
-            upstream.endpoint,
-            body.clone(),
-            call.request_id,
-        );
-        let decode_call = call.decode_with(UpstreamRequest {
+        let decode = UpstreamRequest {
             endpoint: upstream.endpoint,
             body,
             translated: upstream.translated,
-        });
-        tokio::pin!(prefill_call, decode_call);
-        let decoded = tokio::select! {
-            biased;
-            answer = &mut prefill_call => match answer {
-                Ok(_) => {
-                    call.app.metrics.pd.observe_prefill(started.elapsed());
-                    Some(decode_call.await)
-                }
-                Err(error) => {
-                    if call.prefill_failed(prefill, &error) {
-                        continue;
-                    }
-                    None
-                }
-            },
-            decoded = &mut decode_call => {
-                if decoded.is_ok() {
-                    // The decode side started, so the KV arrived; the prefill's own answer is
-                    // still read and checked.
-                    match prefill_call.await {
-                        Ok(_) => call.app.metrics.pd.observe_prefill(started.elapsed()),
-                        Err(error) => {
-                            call.prefill_failed(prefill, &error);
-                        }
-                    }
-                }
-                Some(decoded)
-            }
         };
-        match decoded {
-            Some(decoded) => {
-                if decoded.is_ok() {
-                    call.app.metrics.pd.observe_decode(started.elapsed());
-                }
-                return decoded;
-            }
-            None => break,
+        match together(call, prefill, decode).await {
+            Attempt::Decoded(decoded) => return decoded,
+            Attempt::PrefillFailed { retry: true } => continue,
+            Attempt::PrefillFailed { retry: false } => break,
         }
     }
     call.fall_back(upstream).await
+}
+
+/// Sends `decode`'s body to the prefill and the decode instance at once. A prefill that fails
+/// first cancels the waiting decode request (it is dropped); a decode that fails first is
+/// blamed on the prefill if the prefill failed too (the room never filled).
+async fn together(call: &Call<'_>, prefill: &Arc<Instance>, decode: UpstreamRequest) -> Attempt {
+    let started = Instant::now();
+    let prefill_call = exchange::prefill(
+        call.app,
+        prefill,
+        decode.endpoint,
+        decode.body.clone(),
+        call.request_id,
+    );
+    let decode_call = call.decode_with(decode);
+    tokio::pin!(prefill_call, decode_call);
+    let failed = |error: PrefillError| Attempt::PrefillFailed {
+        retry: call.prefill_failed(prefill, &error),
+    };
+    let attempt = tokio::select! {
+        biased;
+        answer = &mut prefill_call => match answer {
+            Ok(_) => {
+                call.app.metrics.pd.observe_prefill(started.elapsed());
+                Attempt::Decoded(decode_call.await)
+            }
+            Err(error) => failed(error),
+        },
+        decoded = &mut decode_call => match (decoded, prefill_call.await) {
+            (Ok(upstream), prefilled) => {
+                // The decode started, so the KV arrived; the prefill's answer is still checked.
+                match prefilled {
+                    Ok(_) => call.app.metrics.pd.observe_prefill(started.elapsed()),
+                    Err(error) => {
+                        call.prefill_failed(prefill, &error);
+                    }
+                }
+                Attempt::Decoded(Ok(upstream))
+            }
+            (Err(failure), Ok(_)) => Attempt::Decoded(Err(failure)),
+            (Err(_), Err(error)) => failed(error),
+        },
+    };
+    if let Attempt::Decoded(Ok(_)) = &attempt {
+        call.app.metrics.pd.observe_decode(started.elapsed());
+    }
+    attempt
 }
