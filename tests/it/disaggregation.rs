@@ -322,3 +322,61 @@ async fn a_decode_dying_mid_stream_migrates_with_the_exact_text_and_roles_are_sh
         "both requests were disaggregated"
     );
 }
+
+#[tokio::test]
+async fn with_retry_a_failing_prefill_is_replaced_by_another_prefill_not_by_aggregation() {
+    let failing = mocker(&[
+        "--role",
+        "prefill",
+        "--block-size",
+        BLOCK,
+        "--fail-rate",
+        "1",
+    ])
+    .await
+    .unwrap();
+    let working = mocker(&["--role", "prefill", "--block-size", BLOCK])
+        .await
+        .unwrap();
+    let decode = mocker(&["--role", "decode", "--block-size", BLOCK])
+        .await
+        .unwrap();
+    let yaml = format!(
+        "probe:\n  interval_ms: 0\ncanary:\n  idle_ms: 0\nload_scrape:\n  interval_ms: 0\n\
+         kv:\n  block_size: {BLOCK}\n\
+         disaggregation:\n  min_uncached_tokens: 32\n  on_prefill_failure: retry\nworkers:\n\
+         \x20 - {{model: {MODEL}, url: \"{}\", id: failing, role: prefill}}\n\
+         \x20 - {{model: {MODEL}, url: \"{}\", id: working, role: prefill}}\n\
+         \x20 - {{model: {MODEL}, url: \"{}\", id: decode, role: decode}}\n",
+        failing.url(),
+        working.url(),
+        decode.url()
+    );
+    let (fe, _dir) = frontend_with_config(&yaml, &[]).await.unwrap();
+    // Equal prefill instances are ranked at random: send until one request met the failing
+    // one first (each does with probability 1/2).
+    let mut sent = 0;
+    while metric(&fe.url(), "switchyard_pd_prefill_failures_total").await == 0.0 {
+        assert!(
+            sent < 20,
+            "the failing prefill instance was never ranked first"
+        );
+        let body = chat(&long_prompt(&format!("retry {sent}")), 6, true);
+        let (status, _, events) = post_sse(&format!("{}/v1/chat/completions", fe.url()), &body)
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(stream_text(&events), expected(&decode, &body).await);
+        sent += 1;
+    }
+    assert_eq!(
+        metric(&fe.url(), "switchyard_pd_fallbacks_total").await,
+        0.0
+    );
+    let pulled = metric(&decode.url(), "switchyard_mocker_kv_pulls_total").await;
+    assert_eq!(pulled, f64::from(sent), "every request was disaggregated");
+    assert_eq!(
+        metric(&working.url(), "switchyard_mocker_remote_prefills_total").await,
+        f64::from(sent)
+    );
+}
