@@ -380,3 +380,53 @@ async fn with_retry_a_failing_prefill_is_replaced_by_another_prefill_not_by_aggr
         f64::from(sent)
     );
 }
+
+#[tokio::test]
+async fn roles_and_the_bootstrap_port_arrive_through_etcd() {
+    use crate::distributed::{instance_count, registered_mocker};
+    let etcd = switchyard_tests::services::Etcd::start().await.unwrap();
+    // A `--role prefill` mocker registers its role and its listen port as `bootstrap_port`;
+    // the SGLang protocol cannot run without that port.
+    let prefill = registered_mocker(
+        &etcd,
+        "p",
+        "10",
+        &["--role", "prefill", "--block-size", BLOCK],
+    )
+    .await;
+    let decode = registered_mocker(
+        &etcd,
+        "d",
+        "10",
+        &["--role", "decode", "--block-size", BLOCK],
+    )
+    .await;
+    let yaml = format!(
+        "discovery: etcd\netcd: \"{}\"\nprobe:\n  interval_ms: 0\ncanary:\n  idle_ms: 0\n\
+         load_scrape:\n  interval_ms: 0\nkv:\n  block_size: {BLOCK}\n\
+         disaggregation:\n  pd_protocol: sglang\n  min_uncached_tokens: 32\n",
+        etcd.url()
+    );
+    let (fe, _dir) = frontend_with_config(&yaml, &[]).await.unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "both mockers discovered",
+        || async { (instance_count(&fe).await == 2).then_some(()) },
+    )
+    .await;
+    let body = chat(&long_prompt("etcd"), 8, true);
+    let (status, headers, events) = post_sse(&format!("{}/v1/chat/completions", fe.url()), &body)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-switchyard-instance"], "d");
+    assert_eq!(stream_text(&events), expected(&decode, &body).await);
+    assert_eq!(
+        metric(&prefill.url(), "switchyard_mocker_remote_prefills_total").await,
+        1.0
+    );
+    assert_eq!(
+        metric(&decode.url(), "switchyard_mocker_kv_pulls_total").await,
+        1.0
+    );
+}
