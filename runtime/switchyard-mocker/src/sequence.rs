@@ -266,6 +266,50 @@ mod tests {
         );
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn with_interference_a_long_prefill_holds_up_another_sequences_next_token() {
+        let ms = Duration::from_millis(1);
+        for interference in [false, true] {
+            let mut args = MockerArgs {
+                ttft_ms: 10.0,
+                itl_ms: 2.0,
+                block_size: 1,
+                ..MockerArgs::default()
+            };
+            args.pd.prefill_interference = interference;
+            let shared = engine(args);
+            let mut decoding = Sequence::new(shared.clone(), request());
+            decoding.prefill().await;
+            decoding.next_token().await;
+            // A 10-block prompt starts its 100 ms prefill now; the first sequence's next token
+            // is due in 2 ms.
+            let mut long = Sequence::new(
+                shared.clone(),
+                GenRequest {
+                    context: "0123456789".repeat(4),
+                    ..request()
+                },
+            );
+            let start = Instant::now();
+            let prefilling = tokio::spawn(async move {
+                long.prefill().await;
+                long
+            });
+            tokio::task::yield_now().await;
+            decoding.next_token().await;
+            let waited = start.elapsed();
+            if interference {
+                assert_eq!(waited, 100 * ms, "the token waits for the prefill");
+            } else {
+                assert!(
+                    waited < 5 * ms,
+                    "independent without interference: {waited:?}"
+                );
+            }
+            drop(prefilling.await.unwrap());
+        }
+    }
+
     #[tokio::test]
     async fn dropping_an_unfinished_sequence_counts_a_cancellation_and_frees_it() {
         let shared = engine(MockerArgs {
