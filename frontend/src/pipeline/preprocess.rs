@@ -20,9 +20,8 @@ use crate::translate;
 pub struct Prepared {
     pub session_key: Option<String>,
     pub block_hashes: Vec<BlockHash>,
-    /// The prompt's cached blocks per instance before this request was routed (set only for
-    /// models that disaggregate: see [`super::pd::before_routing`]).
-    pub overlap_before_routing: Option<switchyard_kv::Overlap>,
+    /// Set only for models that disaggregate ([`super::pd::before_routing`]).
+    pub pd: Option<super::pd::Snapshot>,
     native: OnceLock<Bytes>,
     translated: OnceLock<Result<Bytes, String>>,
 }

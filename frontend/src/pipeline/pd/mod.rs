@@ -44,10 +44,17 @@ pub struct Plan {
     prefills: Vec<Arc<Instance>>,
 }
 
-/// For a model with prefill instances: the prompt's block hashes and what each instance
-/// caches of them *before* routing — the `kv` policy's approximate index records its pick
-/// as holding the prompt the moment it picks, which would make every prompt look cached on
-/// its decode instance.
+/// What the decision needs to know from before the select stage.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// The prompt's cached blocks per instance before this request was routed: the `kv`
+    /// policy's approximate index records its pick as holding the prompt the moment it picks,
+    /// which would make every prompt look cached on its decode instance.
+    overlap: switchyard_kv::Overlap,
+}
+
+/// For a model with prefill instances: hashes the prompt (if routing did not already) and
+/// takes the [`Snapshot`]. Other models pay one topology lookup.
 pub fn before_routing(app: &App, request: &ParsedRequest, prepared: &mut Prepared) {
     if matches!(request.typed, TypedRequest::Embedding(_))
         || !has_prefill_pool(app, request.model())
@@ -58,10 +65,12 @@ pub fn before_routing(app: &App, request: &ParsedRequest, prepared: &mut Prepare
         prepared.block_hashes =
             preprocess::prompt_block_hashes(request, app.prompt_hashers.get(request.model()));
     }
-    if !prepared.block_hashes.is_empty() {
-        prepared.overlap_before_routing =
-            Some(kv::current().source.overlap(&prepared.block_hashes));
-    }
+    let overlap = if prepared.block_hashes.is_empty() {
+        switchyard_kv::Overlap::default()
+    } else {
+        kv::current().source.overlap(&prepared.block_hashes)
+    };
+    prepared.pd = Some(Snapshot { overlap });
 }
 
 fn has_prefill_pool(app: &App, model: &str) -> bool {
@@ -80,19 +89,15 @@ pub fn plan(
     decode: &Arc<Instance>,
     upstream: &UpstreamRequest,
 ) -> Option<Plan> {
+    // Only models with prefill instances have a snapshot (embeddings never do).
+    let snapshot = prepared.pd.as_ref()?;
     // A body the frontend rendered for a completions-only worker is not handed over: the
-    // prefill instance may render differently. Embeddings have nothing to decode.
-    if upstream.translated || matches!(request.typed, TypedRequest::Embedding(_)) {
+    // prefill instance may render differently.
+    if upstream.translated {
         return None;
     }
     let model = request.model();
     let pool = app.registry.topology().model(model).cloned()?;
-    if !pool
-        .iter()
-        .any(|i| i.spec.role == switchyard_runtime::Role::Prefill)
-    {
-        return None;
-    }
     let settings = &app.config.disaggregation;
     let protocol = settings.protocol(model);
     let now = now_ns();
@@ -103,10 +108,7 @@ pub fn plan(
         .collect();
     let hashes = &prepared.block_hashes;
     let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-    let cached_on_decode = prepared
-        .overlap_before_routing
-        .as_ref()
-        .map_or(0, |o| to_u32(o.get(decode.id())));
+    let cached_on_decode = to_u32(snapshot.overlap.get(decode.id()));
     let inputs = Inputs {
         prompt_blocks: to_u32(hashes.len()),
         cached_on_decode,
