@@ -100,12 +100,7 @@ pub fn plan(
     let pool = app.registry.topology().model(model).cloned()?;
     let settings = &app.config.disaggregation;
     let protocol = settings.protocol(model);
-    let now = now_ns();
-    let candidates: Vec<&Arc<Instance>> = pool
-        .iter()
-        .filter(|i| i.spec.role.prefills() && i.id() != decode.id() && i.routable(now))
-        .filter(|i| protocol != PdProtocol::Sglang || i.spec.bootstrap_port.is_some())
-        .collect();
+    let candidates = prefill_candidates(&pool, decode, protocol);
     let hashes = &prepared.block_hashes;
     let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     let cached_on_decode = to_u32(snapshot.overlap.get(decode.id()));
@@ -143,6 +138,20 @@ pub fn plan(
     Some(Plan { protocol, prefills })
 }
 
+/// The routable instances that may prefill for `decode`: `prefill` and `both` ones other than
+/// `decode` itself; for SGLang only those with a bootstrap port.
+fn prefill_candidates<'a>(
+    pool: &'a [Arc<Instance>],
+    decode: &Instance,
+    protocol: PdProtocol,
+) -> Vec<&'a Arc<Instance>> {
+    let now = now_ns();
+    pool.iter()
+        .filter(|i| i.spec.role.prefills() && i.id() != decode.id() && i.routable(now))
+        .filter(|i| protocol != PdProtocol::Sglang || i.spec.bootstrap_port.is_some())
+        .collect()
+}
+
 /// Runs the planned stages and returns the decode instance's answer (or, after a failed
 /// prefill, the aggregated answer of the same decode instance). A failure returned here is
 /// the decode instance's, for dispatch to retry elsewhere.
@@ -165,5 +174,44 @@ pub async fn run(
     match plan.protocol {
         PdProtocol::Vllm => flow::vllm(&call, &plan.prefills, upstream).await,
         PdProtocol::Sglang => flow::sglang(&call, &plan.prefills, upstream).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use switchyard_runtime::{InstanceSpec, Role};
+
+    use super::*;
+
+    fn instance(id: &str, role: Role, bootstrap_port: Option<u16>) -> Arc<Instance> {
+        let mut spec = InstanceSpec::new(id, "m", format!("http://{id}:1"));
+        spec.role = role;
+        spec.bootstrap_port = bootstrap_port;
+        Arc::new(Instance::new(spec, None))
+    }
+
+    #[test]
+    fn prefill_candidates_are_prefill_and_both_instances_other_than_the_decode_one() {
+        let pool = vec![
+            instance("p", Role::Prefill, None),
+            instance("b", Role::Both, Some(8998)),
+            instance("d", Role::Decode, Some(8998)),
+            instance("p2", Role::Prefill, Some(8998)),
+        ];
+        let ids = |v: Vec<&Arc<Instance>>| v.iter().map(|i| i.id().to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            ids(prefill_candidates(&pool, &pool[2], PdProtocol::Vllm)),
+            ["p", "b", "p2"]
+        );
+        // `b` decodes this request, so it does not also prefill it.
+        assert_eq!(
+            ids(prefill_candidates(&pool, &pool[1], PdProtocol::Vllm)),
+            ["p", "p2"]
+        );
+        // SGLang needs the prefill's bootstrap port.
+        assert_eq!(
+            ids(prefill_candidates(&pool, &pool[2], PdProtocol::Sglang)),
+            ["b", "p2"]
+        );
     }
 }
