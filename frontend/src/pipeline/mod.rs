@@ -1,7 +1,9 @@
 //! The request path, one module per stage, in the order a request meets them:
 //!
 //! parse → admission → candidates → preprocess → health filter → select → dispatch → relay
-//! (→ migrate on a mid-stream failure; → finish)
+//! (→ migrate on a mid-stream failure; → finish). For models with prefill instances, `pd`
+//! adds the prefill stage inside dispatch: each decode attempt may first run a prefill on a
+//! prefill instance (vLLM's or SGLang's protocol).
 //!
 //! `run` reads top to bottom through them. Admission (the concurrency limit) comes
 //! after parse: a client that trickles its body waits for it on its own connection, under
