@@ -48,7 +48,8 @@ pub struct ServeArgs {
     pub listen: Option<SocketAddr>,
     /// A static worker, `MODEL=URL` (repeatable; env: comma-separated), optionally followed by
     /// `;key=value` worker options: `engine` (vllm, sglang, trtllm, llamacpp, mocker, generic),
-    /// `health_path`, `id`, `api`, `weight`, `chat_template`.
+    /// `health_path`, `id`, `api`, `weight`, `chat_template`, `role` (both, prefill, decode),
+    /// `bootstrap_port`.
     #[arg(long = "worker", env = env::WORKERS, value_name = "MODEL=URL[;key=value…]", value_delimiter = ',')]
     pub workers: Vec<String>,
     /// Where instances come from [default: static].

@@ -92,6 +92,8 @@ pub struct ServeConfig {
     pub flow_control: crate::flow::FlowConfig,
     /// TLS on `listen` (HTTP/1.1 and HTTP/2 by ALPN; certificate reloaded on change).
     pub tls: Option<crate::tls::TlsConfig>,
+    /// Disaggregated prefill and decode (`docs/disaggregation.md`).
+    pub disaggregation: crate::pipeline::pd::config::DisaggregationConfig,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -131,6 +133,12 @@ pub struct WorkerConfig {
     /// scrapes, never logged.
     #[serde(default)]
     pub api_key_file: Option<String>,
+    /// `both` (default), `prefill` or `decode` ([disaggregation](../docs/disaggregation.md)).
+    #[serde(default)]
+    pub role: switchyard_runtime::Role,
+    /// A prefill worker's SGLang bootstrap port (`pd_protocol: sglang`).
+    #[serde(default)]
+    pub bootstrap_port: Option<u16>,
 }
 
 impl WorkerConfig {
@@ -340,6 +348,7 @@ impl Default for ServeConfig {
             tenants_file: None,
             flow_control: Default::default(),
             tls: None,
+            disaggregation: Default::default(),
         }
     }
 }
@@ -401,6 +410,9 @@ impl ServeConfig {
             .validate()
             .map_err(|m| invalid("retry_budget", m))?;
         self.limits.validate()?;
+        self.disaggregation
+            .validate()
+            .map_err(|m| invalid("disaggregation", m))?;
         self.nats_auth
             .validate()
             .map_err(|m| invalid("nats_auth", m))?;
@@ -552,6 +564,8 @@ impl ServeConfig {
                     weight: w.weight,
                     canary: None,
                     health_path: w.health_path.clone(),
+                    role: w.role,
+                    bootstrap_port: w.bootstrap_port,
                     auth,
                 }
             })
@@ -655,6 +669,10 @@ pub fn parse_worker_flag(flag: &str) -> Result<WorkerConfig, String> {
                 .and_then(serde_json::Number::from_f64)
                 .map(serde_json::Value::Number)
                 .ok_or_else(|| format!("worker option weight=`{value}` is not a number"))?,
+            "bootstrap_port" => value
+                .parse::<u16>()
+                .map(serde_json::Value::from)
+                .map_err(|_| format!("worker option bootstrap_port=`{value}` is not a port"))?,
             _ => value.into(),
         };
         if fields.insert(key.to_owned(), value).is_some() {
@@ -680,7 +698,12 @@ mod tests {
         assert_eq!(w.health_path.as_deref(), Some("/v1/models"));
         assert_eq!((w.weight, w.id.as_deref()), (2.5, Some("w1")));
         assert_eq!(w.api, WorkerApi::Completions);
+        let w = parse_worker_flag("m=http://h:1;role=prefill;bootstrap_port=8998").unwrap();
+        assert_eq!(w.role, switchyard_runtime::Role::Prefill);
+        assert_eq!(w.bootstrap_port, Some(8998));
         for (flag, named) in [
+            ("m=http://h:1;role=encode", "encode"),
+            ("m=http://h:1;bootstrap_port=70000", "bootstrap_port"),
             ("m=http://h:1;engin=vllm", "engin"),
             ("m=http://h:1;engine=tgi", "tgi"),
             ("m=http://h:1;weight=heavy", "weight"),

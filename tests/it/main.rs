@@ -7,6 +7,7 @@ mod agent_apis;
 mod cli;
 mod config;
 mod console;
+mod disaggregation;
 mod distributed;
 mod engines;
 mod errors;

@@ -244,6 +244,11 @@ async fn attempt_once(
     let upstream = prepared
         .upstream_request(request, instance)
         .map_err(AttemptError::Request)?;
+    if let Some(plan) = super::pd::plan(app, request, prepared, instance, &upstream) {
+        return super::pd::run(app, plan, request, instance, upstream, request_id, tracker)
+            .await
+            .map_err(AttemptError::Failed);
+    }
     send(
         app,
         instance,
@@ -280,7 +285,7 @@ pub(crate) async fn resume_stream(
 }
 
 /// One HTTP exchange with `instance`: a whole response, or a stream up to its first event.
-async fn send(
+pub(crate) async fn send(
     app: &Arc<App>,
     instance: &Arc<Instance>,
     upstream: UpstreamRequest,

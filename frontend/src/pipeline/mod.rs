@@ -8,6 +8,9 @@
 //! are checked ([`crate::tenants::Lease::charge`]). Flow control ([`crate::flow`]) waits for
 //! an instance with room just before selection, so the pick sees fresh load.
 //!
+//! For models with prefill instances, `pd` adds the prefill stage inside dispatch: each decode
+//! attempt may first run a prefill on a prefill instance (vLLM's or SGLang's protocol).
+//!
 //! `run` reads top to bottom through them. Admission (the concurrency limit) comes
 //! after parse: a client that trickles its body waits for it on its own connection, under
 //! the body timeouts, without holding a slot that a complete request could use.
@@ -23,6 +26,7 @@ pub mod latency;
 pub mod migrate;
 pub mod outcome;
 pub mod parse;
+pub mod pd;
 pub mod preprocess;
 pub mod relay;
 pub mod select;
@@ -160,7 +164,8 @@ async fn run_parsed(
     tracker.set_model(request.model());
     let routing = app.routing(request.model());
     let hasher = preprocess::hasher_for(app, routing, request.model());
-    let prepared = preprocess::prepare(&request, routing, hasher);
+    let mut prepared = preprocess::prepare(&request, routing, hasher);
+    pd::before_routing(app, &request, &mut prepared);
     let panic_policy = app.config.overload.panic_policy;
     let routable = health_filter::routable(&instances, request.model(), panic_policy)?;
     let tenant = tracker.lease_mut().map(|l| Arc::clone(l.tenant()));

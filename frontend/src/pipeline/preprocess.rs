@@ -20,6 +20,8 @@ use crate::translate;
 pub struct Prepared {
     pub session_key: Option<String>,
     pub block_hashes: Vec<BlockHash>,
+    /// Set only for models that disaggregate ([`super::pd::before_routing`]).
+    pub pd: Option<super::pd::Snapshot>,
     native: OnceLock<Bytes>,
     translated: OnceLock<Result<Bytes, String>>,
 }
