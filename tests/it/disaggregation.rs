@@ -263,7 +263,7 @@ async fn a_decode_dying_mid_stream_migrates_with_the_exact_text_and_roles_are_sh
         .await
         .unwrap();
     let admin: Value = reqwest::Client::new()
-        .get(format!("{}/admin/instances", fe.url()))
+        .get(format!("{}/admin/instances", fe.admin_url()))
         .bearer_auth(token)
         .send()
         .await

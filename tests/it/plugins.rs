@@ -346,7 +346,19 @@ async fn hot_swap_100_times_under_load_fails_nothing() {
         .map(|p| sha256_hex(&std::fs::read(p).unwrap()))
         .collect();
     let versions = [paths[0].clone(), paths[1].clone()];
-    let (status, body) = upload(&fe, "swap", &versions[0], "kind=picker", Some(TOKEN), None).await;
+    // A generous decision budget: this test is about swaps. On a starved machine a 10 ms budget
+    // times out or overruns, and enough of either quarantines the version (plugin_quarantine),
+    // which hides which version decided.
+    const BUDGET: &str = "decisionBudget=2s";
+    let (status, body) = upload(
+        &fe,
+        "swap",
+        &versions[0],
+        &format!("kind=picker&{BUDGET}"),
+        Some(TOKEN),
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let url = format!("{}/v1/chat/completions", fe.url());
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -392,7 +404,7 @@ async fn hot_swap_100_times_under_load_fails_nothing() {
             &fe,
             "swap",
             &versions[(swap + 1) % 2],
-            "",
+            BUDGET,
             Some(TOKEN),
             None,
         )
