@@ -49,6 +49,7 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<Body>
         }
         (&Method::GET, "/v1/models") => models(&app),
         (&Method::GET, "/health") => health(&app),
+        (&Method::GET, "/ready") => crate::readiness::ready(&app),
         (&Method::GET, "/live") => json_response(StatusCode::OK, r#"{"status":"live"}"#.into()),
         (&Method::GET, "/metrics") => metrics(&app),
         (_, p) if p.starts_with("/admin/") => admin::handle(&app, &parts, body).await,
@@ -75,6 +76,7 @@ fn is_known_path(path: &str) -> bool {
             | "/v1/responses"
             | "/v1/models"
             | "/health"
+            | "/ready"
             | "/live"
             | "/metrics"
     )

@@ -27,6 +27,7 @@ pub mod mocker_cmd;
 pub mod pipeline;
 pub mod plugin_cli;
 pub mod plugins;
+pub mod readiness;
 pub mod register_cmd;
 pub mod serve;
 pub mod server;

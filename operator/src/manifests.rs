@@ -8,14 +8,14 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction, PodSpec,
     PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec,
-    Volume, VolumeMount,
+    TCPSocketAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use switchyard_k8s::labels;
-use switchyard_k8s::{EngineKind, WorkerPool};
+use switchyard_k8s::{EngineKind, HealthCheck, WorkerPool};
 
 use crate::{Error, Result};
 
@@ -109,6 +109,7 @@ pub fn deployment(pool: &WorkerPool) -> Result<Deployment> {
                     max_unavailable: Some(IntOrString::Int(1)),
                 }),
             }),
+            progress_deadline_seconds: Some(progress_deadline(&spec.health)),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
@@ -137,20 +138,7 @@ fn container(pool: &WorkerPool, mounts: Option<Vec<VolumeMount>>) -> Container {
     } else {
         t.args.clone()
     };
-    let probe = |period: i32, failures: i32| Probe {
-        http_get: Some(HTTPGetAction {
-            path: Some(spec.health.path.clone()),
-            port: IntOrString::String(PORT_NAME.to_string()),
-            ..HTTPGetAction::default()
-        }),
-        period_seconds: Some(period),
-        timeout_seconds: Some(spec.health.timeout_seconds),
-        failure_threshold: Some(failures),
-        ..Probe::default()
-    };
-    // Model download and load can take many minutes; the startup probe covers it so the
-    // liveness probe can stay strict afterwards.
-    let startup_failures = (spec.health.startup_seconds / 10).max(1);
+    let probes = probes(&spec.health);
     Container {
         name: CONTAINER.to_string(),
         image: Some(t.image.clone()),
@@ -165,9 +153,9 @@ fn container(pool: &WorkerPool, mounts: Option<Vec<VolumeMount>>) -> Container {
             protocol: Some("TCP".to_string()),
             ..ContainerPort::default()
         }]),
-        startup_probe: Some(probe(10, startup_failures)),
-        readiness_probe: Some(probe(5, 3)),
-        liveness_probe: Some(probe(10, 6)),
+        startup_probe: Some(probes.startup),
+        readiness_probe: Some(probes.readiness),
+        liveness_probe: Some(probes.liveness),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             capabilities: Some(Capabilities {
@@ -184,6 +172,78 @@ fn container(pool: &WorkerPool, mounts: Option<Vec<VolumeMount>>) -> Container {
         ..Container::default()
     }
 }
+
+/// The engine container's three probes.
+pub struct Probes {
+    pub startup: Probe,
+    pub readiness: Probe,
+    pub liveness: Probe,
+}
+
+/// Startup covers model download and load (`health.startupSeconds`); readiness takes a busy or
+/// failing engine out of the Service quickly; liveness only restarts an engine that is truly
+/// stuck. A restart re-loads (often re-downloads) the model, so liveness is a TCP check by
+/// default — a saturated vLLM answers `/health` slowly but still accepts connections — or a
+/// lenient HTTP check of `health.livenessPath`, and tolerates two minutes of failures.
+pub fn probes(health: &HealthCheck) -> Probes {
+    let http = |path: &str| HTTPGetAction {
+        path: Some(path.to_string()),
+        port: IntOrString::String(PORT_NAME.to_string()),
+        ..HTTPGetAction::default()
+    };
+    let port = || IntOrString::String(PORT_NAME.to_string());
+    let startup = Probe {
+        http_get: Some(http(&health.path)),
+        period_seconds: Some(STARTUP_PERIOD_SECONDS),
+        timeout_seconds: Some(health.timeout_seconds),
+        failure_threshold: Some(startup_failures(health.startup_seconds)),
+        ..Probe::default()
+    };
+    let readiness = Probe {
+        http_get: Some(http(&health.path)),
+        period_seconds: Some(5),
+        timeout_seconds: Some(health.timeout_seconds),
+        failure_threshold: Some(3),
+        ..Probe::default()
+    };
+    let liveness = Probe {
+        http_get: health.liveness_path.as_deref().map(http),
+        tcp_socket: health.liveness_path.is_none().then(|| TCPSocketAction {
+            port: port(),
+            ..TCPSocketAction::default()
+        }),
+        period_seconds: Some(20),
+        timeout_seconds: Some(health.timeout_seconds.max(LIVENESS_MIN_TIMEOUT_SECONDS)),
+        failure_threshold: Some(6),
+        ..Probe::default()
+    };
+    Probes {
+        startup,
+        readiness,
+        liveness,
+    }
+}
+
+/// Period of the startup probe.
+const STARTUP_PERIOD_SECONDS: i32 = 10;
+/// A liveness check waits at least this long for an answer.
+const LIVENESS_MIN_TIMEOUT_SECONDS: i32 = 10;
+
+/// Startup-probe failures that add up to `startup_seconds` (rounded up).
+fn startup_failures(startup_seconds: i32) -> i32 {
+    ((startup_seconds.saturating_add(STARTUP_PERIOD_SECONDS - 1)) / STARTUP_PERIOD_SECONDS).max(1)
+}
+
+/// The Deployment's `progressDeadlineSeconds`: longer than the startup allowance, or every
+/// slow model load would be reported as a failed rollout (`ProgressDeadlineExceeded`).
+pub fn progress_deadline(health: &HealthCheck) -> i32 {
+    health
+        .startup_seconds
+        .saturating_add(PROGRESS_MARGIN_SECONDS)
+}
+
+/// How much longer than the startup allowance a rollout step may take.
+const PROGRESS_MARGIN_SECONDS: i32 = 600;
 
 /// vLLM, SGLang and TRT-LLM use `/dev/shm` for tensor-parallel communication; the container
 /// default (64 MiB) is too small.

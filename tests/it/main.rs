@@ -11,6 +11,7 @@ mod engines;
 mod errors;
 mod failures;
 mod faults;
+mod kubernetes;
 mod kv_bridge;
 mod metrics;
 mod openai_client;

@@ -6,3 +6,4 @@ mod figures;
 mod leader;
 mod routerplugin;
 mod workerpool;
+mod workerpool_pods;

@@ -18,6 +18,7 @@ pub mod routerplugin;
 mod schema;
 pub mod scope;
 pub mod source;
+pub mod trust;
 pub mod workerpool;
 
 pub use discovery::run_discovery;

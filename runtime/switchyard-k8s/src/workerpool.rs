@@ -175,6 +175,12 @@ pub struct HealthCheck {
     #[serde(default = "default_startup_seconds")]
     #[x_kube(validation = Rule::new("self >= 10 && self <= 86400").message("health.startupSeconds must be between 10 and 86400"))]
     pub startup_seconds: i32,
+    /// Path of the liveness probe (HTTP GET, at least 10 s timeout, six failures 20 s apart).
+    /// Omitted means a TCP check of the port: a busy engine answers `path` slowly but is not
+    /// stuck, and a restart reloads the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('/')").message("health.livenessPath must start with '/'"))]
+    pub liveness_path: Option<String>,
 }
 
 /// How the frontend treats this pool's instances.
@@ -223,6 +229,7 @@ impl Default for HealthCheck {
             idle_seconds: default_idle_seconds(),
             timeout_seconds: default_timeout_seconds(),
             startup_seconds: default_startup_seconds(),
+            liveness_path: None,
         }
     }
 }
