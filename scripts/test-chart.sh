@@ -405,6 +405,13 @@ with helm.Chart.load(chart_dir) as chart:
                            "switchyard_instance_in_flight", "switchyard_instance_healthy"]:
                 check(f"dashboard charts {metric}", metric in exprs)
 
+    # values.schema.json closes the chart's own objects: a misspelt key fails the install.
+    try:
+        chart.render({"frontend": {"replica": 3}}, name="sy", namespace=RELEASE_NS, is_install=True)
+        check("values.schema.json refuses a misspelt key (frontend.replica)", False, "rendered")
+    except helm.HelmError as e:
+        check("values.schema.json refuses a misspelt key (frontend.replica)", "replica" in str(e), e)
+
     # The single-namespace key of earlier versions fails loudly instead of being ignored.
     try:
         chart.render({"watchNamespace": "models"}, name="sy", namespace=RELEASE_NS, is_install=True)
@@ -445,6 +452,8 @@ print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
 PY
 
+# values.schema.json is generated from values.yaml (every key, with its comment).
+"$VENV/bin/python" "$ROOT/scripts/gen-values-schema.py" --check || status=1
 # The container images, checked offline against the chart (scripts/check-images.py).
 "$VENV/bin/python" "$ROOT/scripts/check-images.py" "$ROOT" || status=1
 # The dashboard against a running frontend's /metrics (scripts/check-dashboard.py).
