@@ -91,6 +91,11 @@ VARIANTS = {
     "other-watch-namespace": {"watchNamespaces": ["models"], "operator": {"leaderElection": False}},
     "namespace-list": {"watchNamespaces": ["models-b", "models-a"], "networkPolicy": {"enabled": True}},
     "exact-namespace-list": {"watchNamespaces": ["models"], "watchReleaseNamespace": False},
+    "ingress-tls": {"exposure": {"ingress": {"enabled": True, "className": "nginx", "host": "llm.example.com",
+                                             "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"},
+                                             "tls": [{"secretName": "llm-tls", "hosts": ["llm.example.com"]}]}}},
+    "gateway-httproute": {"exposure": {"httpRoute": {"enabled": True, "hostnames": ["llm.example.com"],
+                                                     "parentRefs": [{"name": "public", "namespace": "infra", "sectionName": "https"}]}}},
 }
 RELEASE_NS = "switchyard"
 
@@ -132,6 +137,24 @@ SERVICE_MONITOR = {
 }
 
 
+# Subset of the Gateway API HTTPRoute schema (gateway.networking.k8s.io/v1) for what the chart renders.
+HTTP_ROUTE = {
+    "type": "object", "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {"spec": {"type": "object", "required": ["parentRefs", "rules"], "additionalProperties": False,
+                            "properties": {
+                                "parentRefs": {"type": "array", "minItems": 1, "items": {
+                                    "type": "object", "required": ["name"], "additionalProperties": False,
+                                    "properties": {k: {"type": "string"} for k in ["name", "namespace", "sectionName", "group", "kind"]}}},
+                                "hostnames": {"type": "array", "items": {"type": "string"}},
+                                "rules": {"type": "array", "items": {"type": "object", "additionalProperties": False, "properties": {
+                                    "matches": {"type": "array", "items": {"type": "object", "properties": {"path": {
+                                        "type": "object", "additionalProperties": False,
+                                        "properties": {"type": {"enum": ["Exact", "PathPrefix", "RegularExpression"]}, "value": {"type": "string"}}}}}},
+                                    "backendRefs": {"type": "array", "items": {"type": "object", "required": ["name", "port"],
+                                                    "properties": {"name": {"type": "string"}, "port": {"type": "integer"}}}}}}}}}},
+}
+
+
 def validate_doc(label, doc):
     kind, api = doc.get("kind"), doc.get("apiVersion")
     name = f'{label} {kind}/{doc.get("metadata", {}).get("name")}'
@@ -148,6 +171,13 @@ def validate_doc(label, doc):
             check(f"{name} vs ServiceMonitor subset schema", True)
         except jsonschema.ValidationError as e:
             check(f"{name} vs ServiceMonitor subset schema", False, e.message)
+        return
+    if api == "gateway.networking.k8s.io/v1" and kind == "HTTPRoute":
+        try:
+            jsonschema.validate(doc, HTTP_ROUTE)
+            check(f"{name} vs HTTPRoute subset schema", True)
+        except jsonschema.ValidationError as e:
+            check(f"{name} vs HTTPRoute subset schema", False, e.message)
         return
     for v in versions:
         try:
@@ -312,6 +342,20 @@ def check_hygiene(label, values, docs):
                   mount is not None and vols[mount].get("configMap", {}).get("name") == ca, (path, mounts))
 
 
+def check_exposure(label, docs):
+    """Ingress and HTTPRoute route only the OpenAI paths to the public Service, never the admin port."""
+    for d in docs:
+        if d["kind"] == "Ingress":
+            paths = [p for r in d["spec"]["rules"] for p in r["http"]["paths"]]
+            check(f"{label} Ingress routes only /v1 to the public Service's http port",
+                  [p["path"] for p in paths] == ["/v1"] and all(p["backend"]["service"] == {"name": "sy-switchyard", "port": {"name": "http"}} for p in paths), paths)
+            check(f"{label} Ingress has TLS", bool(d["spec"].get("tls")), d["spec"])
+        if d["kind"] == "HTTPRoute":
+            rule = d["spec"]["rules"][0]
+            check(f"{label} HTTPRoute routes only /v1 to the public Service",
+                  [m["path"]["value"] for m in rule["matches"]] == ["/v1"] and rule["backendRefs"] == [{"name": "sy-switchyard", "port": 80}], rule)
+
+
 def frontend_parts(docs):
     deploy = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-frontend"))
     cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-frontend-config"))
@@ -385,6 +429,7 @@ with helm.Chart.load(chart_dir) as chart:
         check_frontend_command(label, values, docs)
         check_rollout(label, values, docs)
         check_hygiene(label, values, docs)
+        check_exposure(label, docs)
         again = chart.render(copy.deepcopy(values), name="sy", namespace=RELEASE_NS, is_install=True)
         check(f"{label} renders identically twice (no random or looked-up values)", again == rendered)
         check_namespaces(label, values, docs)
