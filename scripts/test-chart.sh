@@ -322,6 +322,12 @@ def check_hygiene(label, values, docs):
             events = [r for r in d["rules"] if "events" in r["resources"]]
             check(f"{label} {d['kind']} {d['metadata']['name']} may record Events",
                   any(set(r["verbs"]) >= {"create", "patch"} for r in events), d["rules"])
+    pull = [p["name"] for p in values.get("imagePullSecrets", [])]
+    for d in docs:
+        if pull and d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-operator"):
+            env = {e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+            check(f"{label} the chart's imagePullSecrets reach worker pods (operator env)",
+                  env.get("SWITCHYARD_WORKER_IMAGE_PULL_SECRETS") == ",".join(pull), env)
     registry = values.get("global", {}).get("imageRegistry")
     ca = values.get("pluginCA", {}).get("configMap")
     for d in docs:

@@ -7,6 +7,7 @@ use switchyard_k8s::source::{HttpFetcher, SourceFetcher, UrlFetcher};
 
 use crate::backoff::Backoff;
 use crate::metrics::Metrics;
+use crate::pod_extras::WorkerDefaults;
 use crate::validator::ComponentValidator;
 use crate::Result;
 
@@ -18,6 +19,8 @@ pub struct Context {
     pub backoff: Backoff,
     pub fetcher: SourceFetcher,
     pub validator: Arc<dyn ComponentValidator>,
+    /// Settings every worker pod gets (the chart's pull secrets).
+    pub worker_defaults: WorkerDefaults,
 }
 
 impl Context {
@@ -43,6 +46,7 @@ impl Context {
             metrics,
             backoff: Backoff::default(),
             validator,
+            worker_defaults: WorkerDefaults::default(),
         }
     }
 }

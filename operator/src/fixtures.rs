@@ -284,6 +284,7 @@ pub fn pool(name: &str) -> WorkerPool {
             port: 8000,
             health: Default::default(),
             routing: Default::default(),
+            role: Default::default(),
         },
     );
     p.metadata.namespace = Some(NS.to_string());

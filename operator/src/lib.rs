@@ -17,6 +17,7 @@ pub mod leader;
 pub mod manifests;
 pub mod metrics;
 pub mod plugin_sources;
+pub mod pod_extras;
 pub mod routerplugin;
 pub mod server;
 pub mod validator;

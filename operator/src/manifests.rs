@@ -6,17 +6,17 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction, PodSpec,
-    PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec,
-    TCPSocketAction, Volume, VolumeMount,
+    Capabilities, Container, ContainerPort, HTTPGetAction, PodSpec, PodTemplateSpec, Probe,
+    SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec, TCPSocketAction,
+    VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use switchyard_k8s::labels;
 use switchyard_k8s::{EngineKind, HealthCheck, WorkerPool};
 
+use crate::pod_extras::{self, WorkerDefaults};
 use crate::{Error, Result};
 
 /// Name of the engine container.
@@ -46,6 +46,10 @@ pub fn common_labels(pool: &WorkerPool) -> BTreeMap<String, String> {
         pool.spec.engine.as_str().to_string(),
     );
     l.insert(
+        labels::ROLE.to_string(),
+        pool.spec.role.as_str().to_string(),
+    );
+    l.insert(
         labels::APP_NAME.to_string(),
         "switchyard-worker".to_string(),
     );
@@ -73,19 +77,23 @@ fn meta(pool: &WorkerPool) -> Result<ObjectMeta> {
     })
 }
 
-/// The pool's Deployment.
-pub fn deployment(pool: &WorkerPool) -> Result<Deployment> {
+/// The pool's Deployment; `defaults` are the operator-wide worker settings.
+pub fn deployment(pool: &WorkerPool, defaults: &WorkerDefaults) -> Result<Deployment> {
     let spec = &pool.spec;
     let mut pod_labels = spec.template.pod_labels.clone();
     pod_labels.extend(common_labels(pool));
     let mut annotations = spec.template.pod_annotations.clone();
     annotations.insert(labels::MODEL_ANNOTATION.to_string(), spec.model.clone());
-    let (volumes, mounts) = shm_volume(pool);
+    let (volumes, mounts) = pod_extras::volumes(pool);
     let pod = PodSpec {
         containers: vec![container(pool, mounts)],
         node_selector: non_empty_map(&spec.template.node_selector),
         tolerations: non_empty_vec(&spec.template.tolerations),
         service_account_name: spec.template.service_account_name.clone(),
+        image_pull_secrets: pod_extras::image_pull_secrets(pool, defaults),
+        affinity: spec.template.affinity.clone(),
+        priority_class_name: spec.template.priority_class_name.clone(),
+        runtime_class_name: spec.template.runtime_class_name.clone(),
         // Opt-in (engine images often need root); the container settings below always apply.
         security_context: spec.template.pod_security_context.clone(),
         volumes,
@@ -136,7 +144,7 @@ fn container(pool: &WorkerPool, mounts: Option<Vec<VolumeMount>>) -> Container {
             spec.model.clone(),
         ]
     } else {
-        t.args.clone()
+        pod_extras::args(pool, t.args.clone())
     };
     let probes = probes(&spec.health);
     Container {
@@ -145,7 +153,7 @@ fn container(pool: &WorkerPool, mounts: Option<Vec<VolumeMount>>) -> Container {
         image_pull_policy: t.image_pull_policy.clone(),
         command: non_empty_vec(&t.command),
         args: non_empty_vec(&args),
-        env: non_empty_vec(&t.env),
+        env: non_empty_vec(&pod_extras::env(pool)),
         resources: t.resources.clone(),
         ports: Some(vec![ContainerPort {
             name: Some(PORT_NAME.to_string()),
@@ -244,37 +252,6 @@ pub fn progress_deadline(health: &HealthCheck) -> i32 {
 
 /// How much longer than the startup allowance a rollout step may take.
 const PROGRESS_MARGIN_SECONDS: i32 = 600;
-
-/// vLLM, SGLang and TRT-LLM use `/dev/shm` for tensor-parallel communication; the container
-/// default (64 MiB) is too small.
-fn shm_volume(pool: &WorkerPool) -> (Option<Vec<Volume>>, Option<Vec<VolumeMount>>) {
-    if !matches!(
-        pool.spec.engine,
-        EngineKind::Vllm | EngineKind::Sglang | EngineKind::Trtllm
-    ) {
-        return (None, None);
-    }
-    let size = pool
-        .spec
-        .template
-        .shm_size
-        .clone()
-        .unwrap_or_else(|| "8Gi".to_string());
-    let volume = Volume {
-        name: "dshm".to_string(),
-        empty_dir: Some(EmptyDirVolumeSource {
-            medium: Some("Memory".to_string()),
-            size_limit: Some(Quantity(size)),
-        }),
-        ..Volume::default()
-    };
-    let mount = VolumeMount {
-        name: "dshm".to_string(),
-        mount_path: "/dev/shm".to_string(),
-        ..VolumeMount::default()
-    };
-    (Some(vec![volume]), Some(vec![mount]))
-}
 
 /// The pool's headless Service: the frontend routes to each pod itself, so no ClusterIP; the
 /// Service exists for its EndpointSlices.

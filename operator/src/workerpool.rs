@@ -47,7 +47,7 @@ pub async fn reconcile(pool: Arc<WorkerPool>, ctx: Arc<Context>) -> Result<Actio
         .patch(
             &name,
             &params,
-            &Patch::Apply(&manifests::deployment(&pool)?),
+            &Patch::Apply(&manifests::deployment(&pool, &ctx.worker_defaults)?),
         )
         .await?;
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);

@@ -60,3 +60,111 @@ async fn a_liveness_path_makes_liveness_an_http_check() {
     );
     assert_eq!(deploy["spec"]["progressDeadlineSeconds"], 695);
 }
+
+#[tokio::test]
+async fn pod_template_fields_reach_the_pods() {
+    let mut p = pool("llama");
+    p.spec.role = switchyard_k8s::WorkerRole::Decode;
+    p.spec.template.args = vec!["--model".into(), "/weights/llama".into()];
+    p.spec.template.model_cache = Some(switchyard_k8s::ModelCache {
+        persistent_volume_claim: Some("hf-cache".into()),
+        host_path: None,
+        mount_path: "/models".into(),
+    });
+    p.spec.template.image_pull_secrets = vec![k8s_openapi::api::core::v1::LocalObjectReference {
+        name: "team-pull".into(),
+    }];
+    p.spec.template.priority_class_name = Some("gpu-high".into());
+    p.spec.template.runtime_class_name = Some("nvidia".into());
+    p.spec.template.affinity = serde_json::from_value(json!({"nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "nvidia.com/gpu.product", "operator": "In", "values": ["NVIDIA-H100-80GB-HBM3"]}]}]}}}))
+    .unwrap();
+    p.spec.template.volumes =
+        serde_json::from_value(json!([{"name": "tmpl", "configMap": {"name": "chat-template"}}]))
+            .unwrap();
+    p.spec.template.volume_mounts =
+        serde_json::from_value(json!([{"name": "tmpl", "mountPath": "/templates"}])).unwrap();
+
+    let (ctx, api) = context(FakeValidator(Ok(vec![])), StaticUrls::default());
+    let mut ctx = Arc::into_inner(ctx).unwrap();
+    ctx.worker_defaults.image_pull_secrets = vec!["regcred".into(), "team-pull".into()];
+    let handle = api.run(Scenario::pool_changed(deploy_status(2, 2), vec![]));
+    reconcile(Arc::new(p), Arc::new(ctx)).await.unwrap();
+    let deploy = finish(handle).await[0].body.clone();
+    let pod = &deploy["spec"]["template"];
+    let spec = &pod["spec"];
+    assert_eq!(pod["metadata"]["labels"]["switchyard.dev/role"], "decode");
+    assert_eq!(
+        spec["imagePullSecrets"],
+        json!([{"name": "regcred"}, {"name": "team-pull"}]),
+        "the chart's secrets first, each once"
+    );
+    assert_eq!(spec["priorityClassName"], "gpu-high");
+    assert_eq!(spec["runtimeClassName"], "nvidia");
+    assert_eq!(
+        spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            ["nodeSelectorTerms"][0]["matchExpressions"][0]["key"],
+        "nvidia.com/gpu.product"
+    );
+    let volumes: Vec<&str> = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(volumes, ["dshm", "model-cache", "tmpl"]);
+    assert_eq!(
+        spec["volumes"][1]["persistentVolumeClaim"]["claimName"],
+        "hf-cache"
+    );
+    let c = &spec["containers"][0];
+    let mounts: Vec<(&str, &str)> = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap(),
+                m["mountPath"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        mounts,
+        [
+            ("dshm", "/dev/shm"),
+            ("model-cache", "/models"),
+            ("tmpl", "/templates")
+        ]
+    );
+    assert!(
+        c["env"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"name": "HF_HOME", "value": "/models"})),
+        "downloads land on the cache: {}",
+        c["env"]
+    );
+    assert_eq!(
+        c["args"],
+        json!([
+            "--model",
+            "/weights/llama",
+            "--served-model-name",
+            "meta-llama/Llama-3.1-8B-Instruct"
+        ]),
+        "vLLM answers to the pool's model name"
+    );
+}
+
+#[tokio::test]
+async fn args_that_name_the_served_model_are_left_alone() {
+    let mut p = pool("llama");
+    p.spec.template.args = vec!["--served-model-name=llama".into()];
+    let deploy = applied_deployment(p).await;
+    assert_eq!(
+        deploy["spec"]["template"]["spec"]["containers"][0]["args"],
+        json!(["--served-model-name=llama"])
+    );
+}

@@ -110,6 +110,8 @@ fn slice_instances(
         inst.labels = pool.routing.labels.clone();
         inst.labels
             .insert(labels::POOL.to_string(), pool_name.to_string());
+        inst.labels
+            .insert(labels::ROLE.to_string(), pool.role.as_str().to_string());
         inst.labels.insert(
             "switchyard.dev/namespace".to_string(),
             namespace.to_string(),
