@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use kube::runtime::events::{Recorder, Reporter};
 use kube::Client;
 use switchyard_k8s::source::{HttpFetcher, SourceFetcher, UrlFetcher};
 
@@ -21,6 +22,8 @@ pub struct Context {
     pub validator: Arc<dyn ComponentValidator>,
     /// Settings every worker pod gets (the chart's pull secrets).
     pub worker_defaults: WorkerDefaults,
+    /// Publishes Events on the objects it reconciles (one cache, so repeats become a series).
+    pub recorder: Recorder,
 }
 
 impl Context {
@@ -41,6 +44,7 @@ impl Context {
         urls: Arc<dyn UrlFetcher>,
     ) -> Self {
         Self {
+            recorder: Recorder::new(client.clone(), reporter()),
             fetcher: SourceFetcher::new(client.clone(), urls),
             client,
             metrics,
@@ -48,5 +52,13 @@ impl Context {
             validator,
             worker_defaults: WorkerDefaults::default(),
         }
+    }
+}
+
+/// Who reports Events: the operator, and its pod when the chart sets `POD_NAME`.
+fn reporter() -> Reporter {
+    Reporter {
+        controller: switchyard_k8s::labels::FIELD_MANAGER.to_string(),
+        instance: std::env::var("POD_NAME").ok(),
     }
 }

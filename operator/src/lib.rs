@@ -13,6 +13,7 @@ pub mod backoff;
 pub mod context;
 pub mod controller;
 pub mod error;
+pub mod failure;
 pub mod leader;
 pub mod manifests;
 pub mod metrics;
