@@ -9,6 +9,8 @@
 # - restricted pod security, least-privilege RBAC (a Role per watched namespace) and "every
 #   values.yaml key is commented";
 # - the Dockerfiles against the chart (scripts/check-images.py; no image is built);
+# - docs/kubernetes.md's quick start, every command (scripts/check-quickstart.py);
+# - values.schema.json regenerated from values.yaml (scripts/gen-values-schema.py --check);
 # - the Grafana dashboard's metrics and labels against what the built frontend really exports
 #   (scripts/check-dashboard.py; needs target/debug/switchyard or $SWITCHYARD_BIN).
 #
@@ -503,6 +505,8 @@ print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
 PY
 
+# docs/kubernetes.md's quick start, command by command, against the chart and the examples.
+"$VENV/bin/python" "$ROOT/scripts/check-quickstart.py" "$ROOT" || status=1
 # values.schema.json is generated from values.yaml (every key, with its comment).
 "$VENV/bin/python" "$ROOT/scripts/gen-values-schema.py" --check || status=1
 # The container images, checked offline against the chart (scripts/check-images.py).
