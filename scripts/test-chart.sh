@@ -93,6 +93,7 @@ VARIANTS = {
     "other-watch-namespace": {"watchNamespaces": ["models"], "operator": {"leaderElection": False}},
     "namespace-list": {"watchNamespaces": ["models-b", "models-a"], "networkPolicy": {"enabled": True}},
     "exact-namespace-list": {"watchNamespaces": ["models"], "watchReleaseNamespace": False},
+    "nats": {"nats": {"enabled": True}, "networkPolicy": {"enabled": True}},
     "ingress-tls": {"exposure": {"ingress": {"enabled": True, "className": "nginx", "host": "llm.example.com",
                                              "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"},
                                              "tls": [{"secretName": "llm-tls", "hosts": ["llm.example.com"]}]}}},
@@ -192,7 +193,7 @@ def validate_doc(label, doc):
 
 
 def pod_specs(doc):
-    if doc.get("kind") == "Deployment":
+    if doc.get("kind") in ("Deployment", "StatefulSet"):
         yield doc["spec"]["template"]["spec"]
 
 
@@ -350,6 +351,21 @@ def check_hygiene(label, values, docs):
                   mount is not None and vols[mount].get("configMap", {}).get("name") == ca, (path, mounts))
 
 
+def check_nats(label, values, docs):
+    """The chart's NATS is wired into the frontend's config and the operator's bridge default."""
+    if not values.get("nats", {}).get("enabled"):
+        check(f"{label} no NATS unless asked", not any(d["kind"] == "StatefulSet" for d in docs))
+        return
+    url = "nats://sy-switchyard-nats.switchyard.svc:4222"
+    _, cm = frontend_parts(docs)
+    check(f"{label} frontend config points at the chart's NATS", yaml.safe_load(cm["data"]["switchyard.yaml"]).get("nats") == url, cm["data"])
+    op = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-operator"))
+    env = {e["name"]: e.get("value") for e in op["spec"]["template"]["spec"]["containers"][0]["env"]}
+    check(f"{label} operator's kvEvents bridges default to the chart's NATS", env.get("SWITCHYARD_WORKER_NATS") == url, env)
+    svc = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "sy-switchyard-nats"]
+    check(f"{label} NATS Service on 4222", svc and svc[0]["spec"]["ports"][0]["port"] == 4222, svc)
+
+
 def check_exposure(label, docs):
     """Ingress and HTTPRoute route only the OpenAI paths to the public Service, never the admin port."""
     for d in docs:
@@ -438,6 +454,7 @@ with helm.Chart.load(chart_dir) as chart:
         check_rollout(label, values, docs)
         check_hygiene(label, values, docs)
         check_exposure(label, docs)
+        check_nats(label, values, docs)
         again = chart.render(copy.deepcopy(values), name="sy", namespace=RELEASE_NS, is_install=True)
         check(f"{label} renders identically twice (no random or looked-up values)", again == rendered)
         check_namespaces(label, values, docs)

@@ -28,6 +28,8 @@ const MAX_NOTE: usize = 1000;
 /// The reconcile step that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
+    /// The spec cannot be built into a Deployment (e.g. a bridge with no NATS URL).
+    Spec,
     Deployment,
     Service,
     EndpointSlices,
@@ -38,6 +40,7 @@ impl Step {
     /// The condition's and the Event's reason.
     pub fn reason(self) -> &'static str {
         match self {
+            Self::Spec => "InvalidSpec",
             Self::Deployment => "DeploymentApplyFailed",
             Self::Service => "ServiceApplyFailed",
             Self::EndpointSlices => "EndpointSliceListFailed",
@@ -47,6 +50,7 @@ impl Step {
 
     fn action(self) -> &'static str {
         match self {
+            Self::Spec => "BuildDeployment",
             Self::Deployment => "ApplyDeployment",
             Self::Service => "ApplyService",
             Self::EndpointSlices => "ListEndpointSlices",

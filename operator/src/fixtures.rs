@@ -310,6 +310,7 @@ pub fn pool(name: &str) -> WorkerPool {
             health: Default::default(),
             routing: Default::default(),
             role: Default::default(),
+            kv_events: None,
         },
     );
     p.metadata.namespace = Some(NS.to_string());

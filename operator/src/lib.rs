@@ -14,6 +14,7 @@ pub mod context;
 pub mod controller;
 pub mod error;
 pub mod failure;
+pub mod kv_bridge;
 pub mod leader;
 pub mod manifests;
 pub mod metrics;

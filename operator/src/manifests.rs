@@ -16,6 +16,7 @@ use kube::{Resource, ResourceExt};
 use switchyard_k8s::labels;
 use switchyard_k8s::{EngineKind, HealthCheck, WorkerPool};
 
+use crate::kv_bridge;
 use crate::pod_extras::{self, WorkerDefaults};
 use crate::{Error, Result};
 
@@ -85,8 +86,10 @@ pub fn deployment(pool: &WorkerPool, defaults: &WorkerDefaults) -> Result<Deploy
     let mut annotations = spec.template.pod_annotations.clone();
     annotations.insert(labels::MODEL_ANNOTATION.to_string(), spec.model.clone());
     let (volumes, mounts) = pod_extras::volumes(pool);
+    let mut containers = vec![container(pool, mounts)];
+    containers.extend(kv_bridge::sidecar(pool, defaults)?);
     let pod = PodSpec {
-        containers: vec![container(pool, mounts)],
+        containers,
         node_selector: non_empty_map(&spec.template.node_selector),
         tolerations: non_empty_vec(&spec.template.tolerations),
         service_account_name: spec.template.service_account_name.clone(),
@@ -144,7 +147,7 @@ fn container(pool: &WorkerPool, mounts: Option<Vec<VolumeMount>>) -> Container {
             spec.model.clone(),
         ]
     } else {
-        pod_extras::args(pool, t.args.clone())
+        kv_bridge::engine_args(pool, pod_extras::args(pool, t.args.clone()))
     };
     let probes = probes(&spec.health);
     Container {

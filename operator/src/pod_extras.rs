@@ -18,7 +18,16 @@ pub const MODEL_CACHE_VOLUME: &str = "model-cache";
 pub struct WorkerDefaults {
     /// Pull secrets every worker pod gets (the chart's `imagePullSecrets`).
     pub image_pull_secrets: Vec<String>,
+    /// Image of the `kvEvents` bridge sidecar (the chart's frontend image).
+    pub bridge_image: Option<String>,
+    /// NATS URL the bridge sidecars publish to (the chart's NATS).
+    pub nats_url: Option<String>,
 }
+
+/// Environment variable holding [`WorkerDefaults::bridge_image`].
+pub const BRIDGE_IMAGE_ENV: &str = "SWITCHYARD_WORKER_BRIDGE_IMAGE";
+/// Environment variable holding [`WorkerDefaults::nats_url`].
+pub const NATS_ENV: &str = "SWITCHYARD_WORKER_NATS";
 
 /// Environment variable listing [`WorkerDefaults::image_pull_secrets`], comma-separated.
 pub const IMAGE_PULL_SECRETS_ENV: &str = "SWITCHYARD_WORKER_IMAGE_PULL_SECRETS";
@@ -27,8 +36,11 @@ impl WorkerDefaults {
     /// From [`IMAGE_PULL_SECRETS_ENV`]; names that are not DNS subdomains are skipped.
     pub fn from_env() -> Self {
         let names = std::env::var(IMAGE_PULL_SECRETS_ENV).unwrap_or_default();
+        let non_empty = |key: &str| std::env::var(key).ok().filter(|v| !v.trim().is_empty());
         Self {
             image_pull_secrets: parse_names(&names),
+            bridge_image: non_empty(BRIDGE_IMAGE_ENV),
+            nats_url: non_empty(NATS_ENV),
         }
     }
 }

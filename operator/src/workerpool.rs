@@ -64,8 +64,7 @@ async fn apply(
     let params = PatchParams::apply(labels::FIELD_MANAGER).force();
     let at = |step: Step| move |e: kube::Error| (step, Error::from(e));
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
-    let body =
-        manifests::deployment(pool, &ctx.worker_defaults).map_err(|e| (Step::Deployment, e))?;
+    let body = manifests::deployment(pool, &ctx.worker_defaults).map_err(|e| (Step::Spec, e))?;
     let deployment = deployments
         .patch(name, &params, &Patch::Apply(&body))
         .await

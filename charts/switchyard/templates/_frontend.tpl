@@ -6,6 +6,9 @@ The frontend's switchyard.yaml: what the chart derives (drain delay and shutdown
 {{- define "switchyard.frontend.config" -}}
 {{- $r := .Values.frontend.rollout -}}
 {{- $base := dict "limits" (dict "drain_delay_ms" (mul (int $r.drainDelaySeconds) 1000) "shutdown_grace_ms" (mul (int $r.shutdownGraceSeconds) 1000)) -}}
+{{- if .Values.nats.enabled -}}
+{{- $_ := set $base "nats" (include "switchyard.natsUrl" .) -}}
+{{- end -}}
 {{- if .Values.frontend.admin.enabled -}}
 {{- $_ := set $base "admin" (dict "listen" (printf "0.0.0.0:%d" (int .Values.frontend.admin.port))) -}}
 {{- end -}}
@@ -45,4 +48,9 @@ that would scrape every pod twice). */}}
 {{/* Replicas the frontend is guaranteed to have (the HPA's minimum when autoscaling). */}}
 {{- define "switchyard.frontend.minReplicas" -}}
 {{- if .Values.frontend.autoscaling.enabled -}}{{ int .Values.frontend.autoscaling.minReplicas }}{{- else -}}{{ int .Values.frontend.replicas }}{{- end -}}
+{{- end -}}
+
+{{/* URL of the chart's NATS. */}}
+{{- define "switchyard.natsUrl" -}}
+{{- printf "nats://%s-nats.%s.svc:4222" (include "switchyard.fullname" .) .Release.Namespace -}}
 {{- end -}}

@@ -168,3 +168,85 @@ async fn args_that_name_the_served_model_are_left_alone() {
         json!(["--served-model-name=llama"])
     );
 }
+
+#[tokio::test]
+async fn a_kv_event_bridge_runs_beside_vllm_under_the_discovery_id() {
+    let mut p = pool("llama");
+    p.spec.template.args = vec!["--model".into(), "m".into()];
+    p.spec.kv_events = Some(switchyard_k8s::KvEvents {
+        bridge: true,
+        nats_url: None,
+        image: None,
+        block_size: 32,
+        zmq_port: 5557,
+    });
+    let (ctx, api) = context(FakeValidator(Ok(vec![])), StaticUrls::default());
+    let mut ctx = Arc::into_inner(ctx).unwrap();
+    ctx.worker_defaults.nats_url = Some("nats://sy-nats:4222".into());
+    ctx.worker_defaults.bridge_image = Some("registry.example.com/switchyard:0.1.0".into());
+    let handle = api.run(Scenario::pool_changed(deploy_status(2, 2), vec![]));
+    reconcile(Arc::new(p), Arc::new(ctx)).await.unwrap();
+    let deploy = finish(handle).await[0].body.clone();
+    let containers = deploy["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(containers.len(), 2);
+    let engine_args: Vec<String> = serde_json::from_value(containers[0]["args"].clone()).unwrap();
+    let at = engine_args
+        .iter()
+        .position(|a| a == "--kv-events-config")
+        .expect("vLLM publishes KV events");
+    let config: Value = serde_json::from_str(&engine_args[at + 1]).unwrap();
+    assert_eq!(
+        config,
+        json!({"enable_kv_cache_events": true, "publisher": "zmq", "endpoint": "tcp://*:5557", "topic": "kv-events"})
+    );
+    assert!(engine_args.windows(2).any(|w| w == ["--block-size", "32"]));
+    let bridge = &containers[1];
+    assert_eq!(bridge["name"], "kv-bridge");
+    assert_eq!(bridge["image"], "registry.example.com/switchyard:0.1.0");
+    assert_eq!(
+        bridge["args"],
+        json!([
+            "kv-bridge",
+            "--zmq",
+            "tcp://127.0.0.1:5557",
+            "--topic",
+            "kv-events",
+            "--instance",
+            "$(POD_NAMESPACE)/llama/$(POD_NAME)",
+            "--block-size",
+            "32",
+            "--nats",
+            "nats://sy-nats:4222"
+        ])
+    );
+    assert_eq!(bridge["securityContext"]["runAsNonRoot"], true);
+}
+
+#[tokio::test]
+async fn a_bridge_without_nats_is_a_spec_error_on_the_pool() {
+    let mut p = pool("llama");
+    p.spec.kv_events = Some(switchyard_k8s::KvEvents {
+        bridge: true,
+        image: Some("i".into()),
+        ..Default::default()
+    });
+    let (ctx, api) = context(FakeValidator(Ok(vec![])), StaticUrls::default());
+    // Building the Deployment fails before any apply: status + Event only.
+    let handle = api.run(vec![Call::PatchPoolStatus, Call::CreateEvent]);
+    let err = reconcile(Arc::new(p), ctx).await.unwrap_err();
+    let calls = finish(handle).await;
+    assert!(err.to_string().contains("natsUrl"), "{err}");
+    assert_eq!(calls[1].body["reason"], "InvalidSpec");
+    let reconciled = calls[0].body["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Reconciled")
+        .cloned()
+        .unwrap();
+    assert_eq!(reconciled["status"], "False");
+    assert!(calls[1].body["note"].as_str().unwrap().contains("natsUrl"));
+}

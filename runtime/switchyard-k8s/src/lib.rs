@@ -30,6 +30,6 @@ pub use routerplugin::{
 };
 pub use scope::WatchScope;
 pub use workerpool::{
-    EngineKind, HealthCheck, ModelCache, Routing, WorkerApiKind, WorkerPool, WorkerPoolSpec,
-    WorkerPoolStatus, WorkerRole, WorkerTemplate,
+    EngineKind, HealthCheck, KvEvents, ModelCache, Routing, WorkerApiKind, WorkerPool,
+    WorkerPoolSpec, WorkerPoolStatus, WorkerRole, WorkerTemplate,
 };

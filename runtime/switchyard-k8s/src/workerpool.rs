@@ -39,6 +39,7 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.kvEvents) || !self.kvEvents.bridge || self.engine == 'vllm'").message("kvEvents.bridge needs engine: vllm (the bridge reads vLLM's ZMQ KV events)"))]
 pub struct WorkerPoolSpec {
     /// Model name clients request (the OpenAI `model` field). Immutable: create a new pool to
     /// serve a different model.
@@ -70,10 +71,41 @@ pub struct WorkerPoolSpec {
     /// How the frontend weighs and labels this pool's instances.
     #[serde(default)]
     pub routing: Routing,
+    /// KV-cache events for KV-aware routing: `{bridge: true}` runs `switchyard kv-bridge` next
+    /// to a vLLM engine (which gets `--kv-events-config` for it), republishing its cache events
+    /// on NATS under the instance's discovery id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_events: Option<KvEvents>,
     /// Role in disaggregated serving: `both` (default), `prefill` or `decode`; put on the pods
     /// and every instance as the label `switchyard.dev/role`.
     #[serde(default)]
     pub role: WorkerRole,
+}
+
+/// The KV-event bridge sidecar of a pool.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct KvEvents {
+    /// Run the `kv-bridge` sidecar (vLLM pools only).
+    #[serde(default)]
+    pub bridge: bool,
+    /// NATS server the sidecar publishes to; omitted means the operator's default (the chart's
+    /// NATS when `nats.enabled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('nats://') || self.startsWith('tls://')").message("kvEvents.natsUrl must be a nats:// or tls:// URL"))]
+    pub nats_url: Option<String>,
+    /// Image of the sidecar (the `switchyard` image); omitted means the operator's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Tokens per KV block: vLLM's `--block-size` (added when the args lack it), the bridge's,
+    /// and it must equal the frontend's `kv.block_size`.
+    #[serde(default = "default_block_size")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 1024").message("kvEvents.blockSize must be between 1 and 1024"))]
+    pub block_size: i32,
+    /// Port of vLLM's ZMQ publisher inside the pod.
+    #[serde(default = "default_zmq_port")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("kvEvents.zmqPort must be between 1 and 65535"))]
+    pub zmq_port: i32,
 }
 
 /// Role of a pool's workers in disaggregated (prefill/decode) serving.
@@ -366,6 +398,12 @@ fn default_timeout_seconds() -> i32 {
 }
 fn default_startup_seconds() -> i32 {
     1800
+}
+fn default_block_size() -> i32 {
+    16
+}
+fn default_zmq_port() -> i32 {
+    5557
 }
 fn default_cache_mount() -> String {
     "/models".to_string()

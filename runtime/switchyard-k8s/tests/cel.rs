@@ -290,3 +290,26 @@ fn a_model_cache_is_exactly_one_volume_kind() {
         "{relative:?}"
     );
 }
+
+#[test]
+fn a_kv_event_bridge_needs_vllm() {
+    let s = schema::<WorkerPool>();
+    let mut p = pool();
+    p["spec"]["kvEvents"] = json!({"bridge": true, "natsUrl": "nats://nats:4222"});
+    assert!(messages(&s, &p, None).is_empty());
+    p["spec"]["engine"] = json!("sglang");
+    let got = messages(&s, &p, None);
+    assert!(
+        got.iter()
+            .any(|m| m.starts_with("kvEvents.bridge needs engine: vllm")),
+        "{got:?}"
+    );
+    let mut bad_url = pool();
+    bad_url["spec"]["kvEvents"] = json!({"bridge": true, "natsUrl": "http://nats:4222"});
+    let got = messages(&s, &bad_url, None);
+    assert!(
+        got.iter()
+            .any(|m| m == "kvEvents.natsUrl must be a nats:// or tls:// URL"),
+        "{got:?}"
+    );
+}
