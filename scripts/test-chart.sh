@@ -524,6 +524,8 @@ PY
 
 # docs/kubernetes.md's quick start, command by command, against the chart and the examples.
 "$VENV/bin/python" "$ROOT/scripts/check-quickstart.py" "$ROOT" || status=1
+# The autoscaling examples: targets exist, metrics are documented (scripts/check-scaling.py).
+"$VENV/bin/python" "$ROOT/scripts/check-scaling.py" "$ROOT" || status=1
 # values.schema.json is generated from values.yaml (every key, with its comment).
 "$VENV/bin/python" "$ROOT/scripts/gen-values-schema.py" --check || status=1
 # The container images, checked offline against the chart (scripts/check-images.py).
