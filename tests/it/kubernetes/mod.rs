@@ -1,8 +1,11 @@
 //! `--discovery kubernetes` end to end against a stand-in API server ([`fake_api`]): readiness
 //! waits for the first discovery list, and a model whose pool has no ready instance answers
-//! 503 `model_unavailable` (retryable) instead of 404.
+//! 503 `model_unavailable` (retryable) instead of 404; and a frontend rolling restart under
+//! streaming load ([`rollout`]).
 
+mod balancer;
 mod fake_api;
+mod rollout;
 
 use std::time::Duration;
 
