@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the external services Switchyard's distributed tests start as real processes
-# (etcd, nats-server) and the protobuf toolchain etcd-client needs to build.
+# (etcd, nats-server), the protobuf toolchain etcd-client needs to build, and the headless
+# browser the routing-console test drives (chromium + chromedriver).
 #
 # Idempotent: packages already present are left alone, and `apt-get update` runs at most once,
 # only when something is missing. Prints what it did; exits non-zero with a reason if it can't.
 set -euo pipefail
 
-PACKAGES=(etcd-server nats-server protobuf-compiler libprotobuf-dev)
+PACKAGES=(etcd-server nats-server protobuf-compiler libprotobuf-dev chromium chromium-driver)
 
 say() { printf 'install-services: %s\n' "$*"; }
 die() { printf 'install-services: error: %s\n' "$*" >&2; exit 1; }
@@ -46,7 +47,7 @@ fi
 
 # Debian installs etcd as a service; the tests start their own on free ports, so a packaged
 # instance on 2379 is not needed. We do not stop or disable it: that is the operator's call.
-for bin in etcd nats-server protoc; do
+for bin in etcd nats-server protoc chromium chromedriver; do
     path=$(command -v "$bin" 2>/dev/null) || die "$bin is still not on PATH after installing"
     say "$bin: $path"
 done

@@ -36,6 +36,8 @@ pub fn free_port() -> u16 {
 pub struct Proc {
     pub name: String,
     pub port: u16,
+    /// The admin listener's port (frontends started by [`frontend`]); 0 otherwise.
+    pub admin_port: u16,
     child: Child,
     log: tempfile::NamedTempFile,
 }
@@ -81,6 +83,7 @@ impl Proc {
         Ok(Self {
             name: name.to_owned(),
             port,
+            admin_port: 0,
             child,
             log,
         })
@@ -88,6 +91,11 @@ impl Proc {
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The admin API's base URL (its own listener).
+    pub fn admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.admin_port)
     }
 
     pub fn pid(&self) -> Pid {
@@ -171,16 +179,21 @@ pub async fn mocker(extra: &[&str]) -> anyhow::Result<Proc> {
     Ok(p)
 }
 
-/// Starts a frontend with `serve` flags and waits for `/live`.
+/// Starts a frontend with `serve` flags and waits for `/live`. Its admin API (when it has
+/// an admin token) listens on a port of its own too: [`Proc::admin_url`].
 pub async fn frontend(extra: &[String]) -> anyhow::Result<Proc> {
     let port = free_port();
+    let admin_port = free_port();
     let mut args = vec![
         "serve".to_owned(),
         "--listen".to_owned(),
         "127.0.0.1:{port}".to_owned(),
+        "--admin-listen".to_owned(),
+        format!("127.0.0.1:{admin_port}"),
     ];
     args.extend(extra.iter().cloned());
     let mut p = Proc::spawn("frontend", &args, port)?;
+    p.admin_port = admin_port;
     p.wait_ready("/live").await?;
     Ok(p)
 }
@@ -196,13 +209,17 @@ pub fn worker_flags(model: &str, mockers: &[&Proc]) -> Vec<String> {
 /// Starts a frontend that loads slow-to-compile plugins (Python/JS): a long readiness deadline.
 pub async fn frontend_slow(extra: &[String]) -> anyhow::Result<Proc> {
     let port = free_port();
+    let admin_port = free_port();
     let mut args = vec![
         "serve".to_owned(),
         "--listen".to_owned(),
         "127.0.0.1:{port}".to_owned(),
+        "--admin-listen".to_owned(),
+        format!("127.0.0.1:{admin_port}"),
     ];
     args.extend(extra.iter().cloned());
     let mut p = Proc::spawn("frontend", &args, port)?;
+    p.admin_port = admin_port;
     p.wait_ready_within("/live", Duration::from_secs(240))
         .await?;
     Ok(p)

@@ -26,6 +26,7 @@ import time
 BIN = sys.argv[1] if len(sys.argv) > 1 else "target/release/switchyard"
 MODEL = "mock-model"
 TOKEN = "bench-admin-token"
+ADMIN_PORTS = {}  # frontend port -> its admin port
 PROCS = []
 
 
@@ -67,11 +68,14 @@ def frontend(yaml, workers, *extra):
     f = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
     f.write(yaml)
     f.close()
-    args = ["serve", "--listen", "127.0.0.1:{port}", "--config", f.name, "--admin-token", TOKEN]
+    admin = free_port()
+    args = ["serve", "--listen", "127.0.0.1:{port}", "--config", f.name, "--admin-token", TOKEN,
+            "--admin-listen", f"127.0.0.1:{admin}"]
     for _, port in workers:
         args += ["--worker", f"{MODEL}=http://127.0.0.1:{port}"]
     p, port = spawn(args + list(extra))
     wait_ready(port, "/live")
+    ADMIN_PORTS[port] = admin  # the admin API has a listener of its own
     return p, port
 
 
@@ -136,7 +140,7 @@ def metric(port, name):
 
 
 def health(port, instance_port):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    c = http.client.HTTPConnection("127.0.0.1", ADMIN_PORTS[port], timeout=5)
     c.request("GET", "/admin/instances", headers={"authorization": f"Bearer {TOKEN}"})
     for i in json.loads(c.getresponse().read())["instances"]:
         if i["id"] == f"127.0.0.1:{instance_port}":

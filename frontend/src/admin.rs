@@ -23,6 +23,7 @@ struct InstanceView<'a> {
     url: &'a str,
     engine: switchyard_runtime::Engine,
     api: switchyard_runtime::WorkerApi,
+    role: switchyard_runtime::Role,
     health: HealthStatus,
     health_policy_says_unhealthy: bool,
     in_flight: u32,
@@ -35,9 +36,16 @@ struct InstanceView<'a> {
     load_age_ms: Option<u64>,
     ejections: u32,
     last_error: Option<String>,
+    /// This frontend's latency averages for the instance (0: nothing measured yet).
+    ttft_ewma_ms: f32,
+    itl_ewma_ms: f32,
 }
 
 pub async fn handle(app: &Arc<App>, parts: &Parts, body: Incoming) -> Response<Body> {
+    // The console page holds no data: it asks for the token and sends it on its own requests.
+    if parts.method == Method::GET && parts.uri.path() == "/console" {
+        return crate::console::page();
+    }
     if let Err(error) = authorize(app, parts) {
         return error_response(&error);
     }
@@ -45,6 +53,7 @@ pub async fn handle(app: &Arc<App>, parts: &Parts, body: Incoming) -> Response<B
     let result = match (&parts.method, path) {
         (&Method::GET, "/admin/instances") => Ok(instances(app)),
         (&Method::GET, "/admin/plugins") => Ok(admin_plugins::list(app)),
+        (&Method::GET, "/admin/decisions/stream") => Ok(crate::console::feed::stream(app)),
         (&Method::GET, p) if p.starts_with(PLUGINS) => admin_plugins::get(app, &p[PLUGINS.len()..]),
         (&Method::PUT, p) if p.starts_with(PLUGINS) => {
             admin_plugins::put(app, &p[PLUGINS.len()..], parts.uri.query(), body).await
@@ -67,7 +76,7 @@ const EXPLAIN: &str = "/admin/explain/";
 fn authorize(app: &App, parts: &Parts) -> Result<(), ApiError> {
     let Some(expected) = app.config.admin_token.as_deref() else {
         return Err(ApiError::forbidden(
-            "The admin API is disabled: start the frontend with --admin-token or SWITCHYARD_ADMIN_TOKEN.",
+            "The admin API is disabled: start the frontend with --admin-token-file (or SWITCHYARD_ADMIN_TOKEN).",
         ));
     };
     let given = parts
@@ -103,6 +112,7 @@ fn instances(app: &App) -> Response<Body> {
             url: &i.spec.url,
             engine: i.spec.engine,
             api: i.spec.api,
+            role: i.spec.role,
             health: i.health.status(now),
             health_policy_says_unhealthy: i.policy_says_unhealthy(),
             in_flight: i.load.in_flight(),
@@ -116,6 +126,8 @@ fn instances(app: &App) -> Response<Body> {
                 .map(|a| u64::try_from(a.as_millis()).unwrap_or(u64::MAX)),
             ejections: i.health.ejections(),
             last_error: i.last_error(),
+            ttft_ewma_ms: i.load.ttft_ewma_us.load(Relaxed) as f32 / 1000.0,
+            itl_ewma_ms: i.load.itl_ewma_us.load(Relaxed) as f32 / 1000.0,
         })
         .collect();
     json_response(

@@ -1,9 +1,10 @@
 //! `/admin/plugins` and `/admin/explain`: list, upload (with a required sha256), swap,
 //! delete, and decision explanations.
 //!
-//! `PUT /admin/plugins/{name}?sha256=HEX&kind=scorer[&weight=..&failurePolicy=..&mode=..&order=..&models=a,b&config=JSON]`
-//! with the component bytes as the body. An existing plugin keeps its settings unless a
-//! parameter overrides them. The bytes are compiled off the request path, then swapped in
+//! `PUT /admin/plugins/{name}?sha256=HEX&kind=scorer[&weight=..&failurePolicy=..&mode=..&order=..&models=a,b&config=JSON&limits=JSON&memoryBytes=..]`
+//! with the component bytes as the body (every parameter: `admin_plugin_params.rs`; an
+//! unknown one is a 400). An existing plugin keeps its settings unless a parameter overrides
+//! them. The bytes are compiled off the request path, then swapped in
 //! atomically: requests in flight finish with the version they started with.
 
 use std::sync::Arc;
@@ -15,12 +16,13 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use switchyard_plugin_host::{PluginKind, PluginLimits, QuarantineState};
 
+use crate::admin_plugin_params::PutParams;
 use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
 use crate::http_edge::json_response;
 use crate::plugins::entry::PluginEntry;
-use crate::plugins::{FailurePolicy, PluginConfig, PluginMode, PluginSource};
+use crate::plugins::{FailurePolicy, PluginMode, PluginSource};
 
 /// Largest component accepted (Python components are ~20 MB).
 const MAX_COMPONENT_BYTES: usize = 128 * 1024 * 1024;
@@ -34,10 +36,18 @@ struct PluginView {
     mode: PluginMode,
     failure_policy: FailurePolicy,
     weight: f64,
+    order: i32,
     models: Vec<String>,
+    /// The JSON given to the plugin's `configure`.
+    config: serde_json::Value,
+    /// The limits it runs under (defaults filled in).
+    limits: PluginLimits,
     source: String,
     quarantine: String,
     calls: u64,
+    /// Over this version's most recent calls (up to 1024), microseconds.
+    p50_us: Option<f64>,
+    p99_us: Option<f64>,
     faults: std::collections::HashMap<&'static str, u64>,
     fallbacks: u64,
     shadow_agreements: u64,
@@ -67,6 +77,7 @@ pub fn get(app: &App, name: &str) -> Result<Response<Body>, ApiError> {
 
 fn view(e: &PluginEntry) -> PluginView {
     use std::sync::atomic::Ordering::Relaxed;
+    let percentiles = e.recent.percentiles_us();
     PluginView {
         name: e.name().to_owned(),
         kind: e.config.kind,
@@ -75,7 +86,10 @@ fn view(e: &PluginEntry) -> PluginView {
         mode: e.config.mode,
         failure_policy: e.config.failure_policy,
         weight: e.config.weight,
+        order: e.config.order,
         models: e.config.models.clone(),
+        config: e.config.config.clone(),
+        limits: e.plugin.limits().clone(),
         source: match &e.source {
             PluginSource::File { path, .. } => format!("file:{path}"),
             PluginSource::Admin => "admin".into(),
@@ -89,6 +103,8 @@ fn view(e: &PluginEntry) -> PluginView {
             QuarantineState::Probation { .. } => "probation".into(),
         },
         calls: e.plugin.stats().calls,
+        p50_us: percentiles.map(|p| p.0),
+        p99_us: percentiles.map(|p| p.1),
         faults: e.metrics.faults(),
         fallbacks: e.metrics.fallbacks.load(Relaxed),
         shadow_agreements: e.metrics.shadow_agreements.load(Relaxed),
@@ -102,16 +118,9 @@ pub async fn put(
     query: Option<&str>,
     body: Incoming,
 ) -> Result<Response<Body>, ApiError> {
-    let params: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .into_owned()
-        .collect();
-    let param = |key: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
-    let expected = param("sha256")
+    let params = PutParams::parse(query)?;
+    let expected = params
+        .get("sha256")
         .ok_or_else(|| {
             ApiError::invalid_request("`sha256` (hex digest of the body) is required.")
                 .with_param("sha256")
@@ -131,7 +140,7 @@ pub async fn put(
         .with_code("sha256_mismatch"));
     }
     let existing = app.plugins.table().get(name).map(|e| e.config.clone());
-    let config = settings(name, existing, &param)?;
+    let config = params.settings(name, existing)?;
     let entry = app
         .plugins
         .load(config, bytes.to_vec(), PluginSource::Admin)
@@ -152,76 +161,6 @@ pub async fn put(
     ))
 }
 
-/// The plugin's settings: the existing ones (on a swap) overridden by query parameters.
-fn settings<'a>(
-    name: &str,
-    existing: Option<PluginConfig>,
-    param: &impl Fn(&str) -> Option<&'a str>,
-) -> Result<PluginConfig, ApiError> {
-    let bad = |key: &str, msg: String| ApiError::invalid_request(msg).with_param(key);
-    let kind = match (param("kind"), &existing) {
-        (Some(k), _) => k
-            .parse::<PluginKind>()
-            .map_err(|e| bad("kind", e.to_string()))?,
-        (None, Some(e)) => e.kind,
-        (None, None) => {
-            return Err(bad(
-                "kind",
-                "`kind` is required for a new plugin (filter, scorer, picker or health).".into(),
-            ))
-        }
-    };
-    let mut config = existing.unwrap_or_else(|| PluginConfig {
-        name: name.to_owned(),
-        kind,
-        path: None,
-        weight: 1.0,
-        order: 0,
-        config: serde_json::json!({}),
-        failure_policy: FailurePolicy::FailOpen,
-        mode: PluginMode::Active,
-        models: Vec::new(),
-        limits: PluginLimits::default(),
-    });
-    config.kind = kind;
-    config.path = None;
-    if let Some(w) = param("weight") {
-        config.weight = w
-            .parse()
-            .map_err(|_| bad("weight", format!("`{w}` is not a number")))?;
-    }
-    if let Some(o) = param("order") {
-        config.order = o
-            .parse()
-            .map_err(|_| bad("order", format!("`{o}` is not an integer")))?;
-    }
-    if let Some(p) = param("failurePolicy") {
-        config.failure_policy = serde_json::from_value(serde_json::json!(p)).map_err(|_| {
-            bad(
-                "failurePolicy",
-                format!("`{p}` is not FailOpen or FailClosed"),
-            )
-        })?;
-    }
-    if let Some(m) = param("mode") {
-        config.mode = serde_json::from_value(serde_json::json!(m))
-            .map_err(|_| bad("mode", format!("`{m}` is not Active or Shadow")))?;
-    }
-    if let Some(models) = param("models") {
-        config.models = models
-            .split(',')
-            .filter(|m| !m.is_empty())
-            .map(str::to_owned)
-            .collect();
-    }
-    if let Some(c) = param("config") {
-        config.config = serde_json::from_str(c)
-            .map_err(|e| bad("config", format!("config is not JSON: {e}")))?;
-    }
-    config.validate().map_err(ApiError::invalid_request)?;
-    Ok(config)
-}
-
 pub async fn delete(app: &App, name: &str) -> Result<Response<Body>, ApiError> {
     if app.plugins.remove(name).await {
         let mut response = Response::new(Body::empty());
@@ -235,7 +174,7 @@ pub async fn delete(app: &App, name: &str) -> Result<Response<Body>, ApiError> {
 pub fn explain(app: &App, request_id: &str) -> Result<Response<Body>, ApiError> {
     let explanation = app.plugins.explains.get(request_id).ok_or_else(|| {
         ApiError::not_found(format!(
-            "No explanation for request `{request_id}` (send the request with `x-switchyard-explain: <admin token>`; the last 512 are kept)."
+            "No explanation for request `{request_id}` (send the request with `x-switchyard-explain: <explain token>` (`admin.explain_token`); the last 512 are kept)."
         ))
     })?;
     Ok(json_response(

@@ -83,7 +83,8 @@ impl OverloadConfig {
         })
     }
 
-    fn shed(&self, headers: &HeaderMap, message: &str) -> ApiError {
+    /// The error for a request shed under load: 429 when it is low priority, else 503.
+    pub fn shed(&self, headers: &HeaderMap, message: &str) -> ApiError {
         let status = if self.is_low_priority(headers) {
             self.low_priority_status
         } else {
@@ -166,6 +167,19 @@ impl Drop for QueueGuard<'_> {
     }
 }
 
+/// Whether some candidate is under the in-flight and KV-usage thresholds (always true when
+/// none is configured). Flow control waits on it; [`check_capacity`] sheds on it.
+pub fn has_room(config: &OverloadConfig, routable: &[&Arc<Instance>]) -> bool {
+    let in_flight = config.max_in_flight_per_instance;
+    let kv = config.max_kv_usage;
+    if in_flight == 0 && kv <= 0.0 {
+        return true;
+    }
+    routable.iter().any(|i| {
+        (in_flight == 0 || i.load.in_flight() < in_flight) && (kv <= 0.0 || i.load.kv_usage() < kv)
+    })
+}
+
 /// Sheds the request when every candidate is over its in-flight or KV-usage threshold.
 /// Costs nothing when no threshold is configured.
 pub fn check_capacity(
@@ -173,15 +187,7 @@ pub fn check_capacity(
     headers: &HeaderMap,
     routable: &[&Arc<Instance>],
 ) -> Result<(), ApiError> {
-    let in_flight = config.max_in_flight_per_instance;
-    let kv = config.max_kv_usage;
-    if in_flight == 0 && kv <= 0.0 {
-        return Ok(());
-    }
-    let has_room = |i: &&Arc<Instance>| {
-        (in_flight == 0 || i.load.in_flight() < in_flight) && (kv <= 0.0 || i.load.kv_usage() < kv)
-    };
-    if routable.iter().any(has_room) {
+    if has_room(config, routable) {
         Ok(())
     } else {
         Err(config.shed(

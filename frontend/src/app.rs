@@ -64,6 +64,12 @@ pub struct App {
     pub plugins: Arc<PluginSet>,
     /// Prompt → prefix block hashes, per model (see [`PromptHashers`]).
     pub prompt_hashers: PromptHashers,
+    /// API-key tenants and their limits (open when none are configured).
+    pub tenants: Arc<crate::tenants::Tenants>,
+    /// The waiting room in front of saturated instances.
+    pub flow: Arc<crate::flow::FlowControl>,
+    /// TLS on the public listener, when configured.
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 /// How each model's prompts are cut into prefix blocks: with the model's tokenizer (config
@@ -119,7 +125,26 @@ impl App {
             })
             .collect::<Result<_, ConfigError>>()?;
         let prompt_hashers = PromptHashers::load(&config)?;
+        let tenants =
+            crate::tenants::Tenants::load(&config.tenants, config.tenants_file.as_deref())
+                .map_err(|message| ConfigError::Invalid {
+                    key: "tenants".into(),
+                    message,
+                })?;
         Ok(Arc::new(Self {
+            tenants: Arc::new(tenants),
+            flow: Arc::new(crate::flow::FlowControl::new(&config.flow_control)),
+            tls: match &config.tls {
+                Some(tls) => {
+                    Some(
+                        crate::tls::Tls::load(tls).map_err(|message| ConfigError::Invalid {
+                            key: "tls".into(),
+                            message,
+                        })?,
+                    )
+                }
+                None => None,
+            },
             prompt_hashers,
             client: WorkerClient::new(&config.upstream.client),
             metrics: Metrics::default(),

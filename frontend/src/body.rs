@@ -1,5 +1,5 @@
-//! The response body type: a whole buffer, a live SSE relay, or a relay whose chat events
-//! are rewritten into another API's (the agent APIs).
+//! The response body type: a whole buffer, a live SSE relay, a relay whose chat events
+//! are rewritten into another API's (the agent APIs), or frames from a task.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -13,6 +13,8 @@ use crate::pipeline::relay::RelayBody;
 
 pub enum Body {
     Full(Option<Bytes>),
+    /// Frames produced by a task (the console's decision feed); ends when the task does.
+    Channel(tokio::sync::mpsc::Receiver<Bytes>),
     Relay(Box<RelayBody>),
     Bridged(Box<BridgedBody>),
 }
@@ -37,6 +39,7 @@ impl http_body::Body for Body {
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.get_mut() {
             Self::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Self::Channel(rx) => rx.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b)))),
             Self::Relay(relay) => Pin::new(relay.as_mut()).poll_frame(cx),
             Self::Bridged(bridged) => Pin::new(bridged.as_mut()).poll_frame(cx),
         }
@@ -50,7 +53,7 @@ impl http_body::Body for Body {
         match self {
             Self::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Self::Full(None) => SizeHint::with_exact(0),
-            Self::Relay(_) | Self::Bridged(_) => SizeHint::default(),
+            Self::Relay(_) | Self::Bridged(_) | Self::Channel(_) => SizeHint::default(),
         }
     }
 }

@@ -48,7 +48,8 @@ pub struct ServeArgs {
     pub listen: Option<SocketAddr>,
     /// A static worker, `MODEL=URL` (repeatable; env: comma-separated), optionally followed by
     /// `;key=value` worker options: `engine` (vllm, sglang, trtllm, llamacpp, mocker, generic),
-    /// `health_path`, `id`, `api`, `weight`, `chat_template`.
+    /// `health_path`, `id`, `api`, `weight`, `chat_template`, `role` (both, prefill, decode),
+    /// `bootstrap_port`.
     #[arg(long = "worker", env = env::WORKERS, value_name = "MODEL=URL[;key=value…]", value_delimiter = ',')]
     pub workers: Vec<String>,
     /// Where instances come from [default: static].
@@ -97,6 +98,53 @@ pub struct ServeArgs {
     /// Largest accepted request body in bytes [default: 16 MiB].
     #[arg(long, env = env::MAX_BODY_BYTES, value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// YAML file with the tenant list (API keys, models, limits); reloaded when it changes.
+    #[arg(long = "tenants", env = env::TENANTS, value_name = "FILE")]
+    pub tenants_file: Option<String>,
+    #[command(flatten)]
+    pub admin: Box<AdminArgs>,
+}
+
+/// Where the admin API listens and where its tokens come from.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AdminArgs {
+    /// Address of the admin API's own listener [default: 127.0.0.1:8001]; it starts only
+    /// with an admin token.
+    #[arg(long = "admin-listen", env = env::ADMIN_LISTEN, value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+    /// File holding the admin token (keeps it off the command line).
+    #[arg(long = "admin-token-file", env = env::ADMIN_TOKEN_FILE, value_name = "FILE")]
+    pub admin_token_file: Option<String>,
+    /// Token that data-plane requests send as `x-switchyard-explain` (not the admin token).
+    #[arg(long = "explain-token", env = env::EXPLAIN_TOKEN, value_name = "TOKEN", hide_env_values = true)]
+    pub explain_token: Option<String>,
+    /// File holding the explain token.
+    #[arg(long = "explain-token-file", env = env::EXPLAIN_TOKEN_FILE, value_name = "FILE")]
+    pub explain_token_file: Option<String>,
+}
+
+impl AdminArgs {
+    fn apply(self, config: &mut ServeConfig) -> Result<(), ConfigError> {
+        let admin = &mut config.admin;
+        if let Some(v) = self.admin_listen {
+            admin.listen = v;
+        }
+        if self.admin_token_file.is_some() {
+            admin.token_file = self.admin_token_file;
+        }
+        if self.explain_token.is_some() {
+            admin.explain_token = self.explain_token;
+        }
+        if self.explain_token_file.is_some() {
+            admin.explain_token_file = self.explain_token_file;
+        }
+        admin
+            .read_token_files(&mut config.admin_token)
+            .map_err(|message| ConfigError::Invalid {
+                key: "admin".into(),
+                message,
+            })
+    }
 }
 
 impl ServeArgs {
@@ -165,6 +213,10 @@ impl ServeArgs {
         if let Some(v) = self.max_body_bytes {
             config.limits.max_body_bytes = v;
         }
+        if self.tenants_file.is_some() {
+            config.tenants_file = self.tenants_file;
+        }
+        (*self.admin).apply(&mut config)?;
         config.validate()?;
         Ok(config)
     }
@@ -175,6 +227,13 @@ pub struct DemoArgs {
     /// Address the demo frontend listens on.
     #[arg(long, default_value = "127.0.0.1:8000", value_name = "ADDR")]
     pub listen: SocketAddr,
+    /// Address of the admin API and the routing console.
+    #[arg(
+        long = "admin-listen",
+        default_value = "127.0.0.1:8001",
+        value_name = "ADDR"
+    )]
+    pub admin_listen: SocketAddr,
     /// Number of in-process mocker workers.
     #[arg(long, default_value_t = 3)]
     pub workers: usize,

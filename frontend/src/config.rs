@@ -50,6 +50,8 @@ pub struct ServeConfig {
     pub models: BTreeMap<String, PolicyConfig>,
     /// Bearer token for `/admin/*`; the admin API is disabled without one.
     pub admin_token: Option<String>,
+    /// The admin API's own listener, token file and the explain token.
+    pub admin: crate::admin_listener::AdminConfig,
     /// Wasm plugins (filters, scorers, pickers, health policies).
     pub plugins: Vec<PluginConfig>,
     /// When plugins are quarantined after repeated faults, and for how long.
@@ -82,6 +84,16 @@ pub struct ServeConfig {
     pub retry_budget: RetryBudgetConfig,
     /// Admission control and load shedding.
     pub overload: OverloadConfig,
+    /// API-key tenants with model lists and limits (`docs/tenants.md`); empty = open.
+    pub tenants: Vec<crate::tenants::TenantSpec>,
+    /// A YAML file with the tenant list, reloaded when it changes (instead of `tenants`).
+    pub tenants_file: Option<String>,
+    /// Requests wait in priority bands, fairly across tenants, when every instance is full.
+    pub flow_control: crate::flow::FlowConfig,
+    /// TLS on `listen` (HTTP/1.1 and HTTP/2 by ALPN; certificate reloaded on change).
+    pub tls: Option<crate::tls::TlsConfig>,
+    /// Disaggregated prefill and decode (`docs/disaggregation.md`).
+    pub disaggregation: crate::pipeline::pd::config::DisaggregationConfig,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -121,6 +133,12 @@ pub struct WorkerConfig {
     /// scrapes, never logged.
     #[serde(default)]
     pub api_key_file: Option<String>,
+    /// `both` (default), `prefill` or `decode` ([disaggregation](../docs/disaggregation.md)).
+    #[serde(default)]
+    pub role: switchyard_runtime::Role,
+    /// A prefill worker's SGLang bootstrap port (`pd_protocol: sglang`).
+    #[serde(default)]
+    pub bootstrap_port: Option<u16>,
 }
 
 impl WorkerConfig {
@@ -309,6 +327,7 @@ impl Default for ServeConfig {
             routing: PolicyConfig::default(),
             models: BTreeMap::new(),
             admin_token: None,
+            admin: Default::default(),
             plugins: Vec::new(),
             plugin_quarantine: QuarantinePolicy::default(),
             plugin_host: HostConfig::default(),
@@ -325,6 +344,11 @@ impl Default for ServeConfig {
             load_scrape: ScrapeConfig::default(),
             retry_budget: RetryBudgetConfig::default(),
             overload: OverloadConfig::default(),
+            tenants: Vec::new(),
+            tenants_file: None,
+            flow_control: Default::default(),
+            tls: None,
+            disaggregation: Default::default(),
         }
     }
 }
@@ -386,6 +410,9 @@ impl ServeConfig {
             .validate()
             .map_err(|m| invalid("retry_budget", m))?;
         self.limits.validate()?;
+        self.disaggregation
+            .validate()
+            .map_err(|m| invalid("disaggregation", m))?;
         self.nats_auth
             .validate()
             .map_err(|m| invalid("nats_auth", m))?;
@@ -422,6 +449,9 @@ impl ServeConfig {
         if self.upstream.first_byte_timeout_ms == 0 || self.upstream.stall_timeout_ms == 0 {
             return Err(invalid("upstream", "timeouts must be greater than 0"));
         }
+        self.plugin_quarantine
+            .validate()
+            .map_err(|m| invalid("plugin_quarantine", m))?;
         for (name, source) in &self.chat_templates {
             let key = format!("chat_templates.{name}");
             if !spec_check::is_template_name(name) {
@@ -466,6 +496,14 @@ impl ServeConfig {
                 }
             }
         }
+        self.flow_control
+            .validate()
+            .map_err(|m| invalid("flow_control", m))?;
+        self.admin
+            .validate(self.admin_token.as_deref())
+            .map_err(|m| invalid("admin", m))?;
+        crate::tenants::Tenants::load(&self.tenants, self.tenants_file.as_deref())
+            .map_err(|m| invalid("tenants", m))?;
         if let Some(token) = &self.admin_token {
             if token.len() < 8 {
                 return Err(invalid("admin_token", "must be at least 8 characters"));
@@ -526,6 +564,8 @@ impl ServeConfig {
                     weight: w.weight,
                     canary: None,
                     health_path: w.health_path.clone(),
+                    role: w.role,
+                    bootstrap_port: w.bootstrap_port,
                     auth,
                 }
             })
@@ -629,6 +669,10 @@ pub fn parse_worker_flag(flag: &str) -> Result<WorkerConfig, String> {
                 .and_then(serde_json::Number::from_f64)
                 .map(serde_json::Value::Number)
                 .ok_or_else(|| format!("worker option weight=`{value}` is not a number"))?,
+            "bootstrap_port" => value
+                .parse::<u16>()
+                .map(serde_json::Value::from)
+                .map_err(|_| format!("worker option bootstrap_port=`{value}` is not a port"))?,
             _ => value.into(),
         };
         if fields.insert(key.to_owned(), value).is_some() {
@@ -654,7 +698,12 @@ mod tests {
         assert_eq!(w.health_path.as_deref(), Some("/v1/models"));
         assert_eq!((w.weight, w.id.as_deref()), (2.5, Some("w1")));
         assert_eq!(w.api, WorkerApi::Completions);
+        let w = parse_worker_flag("m=http://h:1;role=prefill;bootstrap_port=8998").unwrap();
+        assert_eq!(w.role, switchyard_runtime::Role::Prefill);
+        assert_eq!(w.bootstrap_port, Some(8998));
         for (flag, named) in [
+            ("m=http://h:1;role=encode", "encode"),
+            ("m=http://h:1;bootstrap_port=70000", "bootstrap_port"),
             ("m=http://h:1;engin=vllm", "engin"),
             ("m=http://h:1;engine=tgi", "tgi"),
             ("m=http://h:1;weight=heavy", "weight"),

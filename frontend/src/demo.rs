@@ -48,6 +48,13 @@ pub async fn run(args: DemoArgs, shutdown: impl Future<Output = ()>) -> anyhow::
             .plugins
             .push(crate::plugins::parse_plugin_flag(flag).map_err(anyhow::Error::msg)?);
     }
+    // The console needs the admin API: the given token (env), else a fresh one for this run.
+    let token = match std::env::var(crate::env_names::ADMIN_TOKEN) {
+        Ok(t) if !t.is_empty() => t,
+        _ => format!("{:032x}", rand::random::<u128>()),
+    };
+    config.admin_token = Some(token.clone());
+    config.admin.listen = args.admin_listen;
     config.validate()?;
     let listener = TcpListener::bind(config.listen).await?;
     let url = format!("http://{}", listener.local_addr()?);
@@ -63,6 +70,11 @@ pub async fn run(args: DemoArgs, shutdown: impl Future<Output = ()>) -> anyhow::
     for plugin in &args.plugins {
         println!("  plugin: {plugin}");
     }
+    // The token goes in the fragment, which browsers never send to the server.
+    println!(
+        "  routing console: http://{}/console#token={token}",
+        args.admin_listen
+    );
     println!("  metrics: {url}/metrics   (Ctrl-C stops everything)");
     let result = serve::run(config, listener, shutdown).await;
     let _ = stop.send(true);

@@ -260,6 +260,12 @@ fn running() -> Option<Bus> {
     RUNNING.read().clone()
 }
 
+/// Frontend replicas known to be running: this one plus its live NATS peers (1 without
+/// `--nats`). Tenant limits are shared out by it.
+pub fn replicas() -> usize {
+    running().map_or(1, |bus| bus.replica.peers() + 1)
+}
+
 /// `/health` details: `null` without `--nats`.
 pub fn health_details() -> serde_json::Value {
     let Some(bus) = running() else {

@@ -1,5 +1,6 @@
 //! The HTTP edge: route by method and path, stamp `x-request-id`, render errors, and the
-//! small non-generating endpoints (`/v1/models`, `/health`, `/live`, `/metrics`, `/admin`).
+//! small non-generating endpoints (`/v1/models`, `/health`, `/live`, `/metrics`). The admin
+//! API is not served here but on its own listener ([`crate::admin_listener`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -9,12 +10,12 @@ use hyper::body::Incoming;
 use switchyard_protocol::ModelList;
 use switchyard_runtime::clock::now_ns;
 
-use crate::admin;
 use crate::agent_api;
 use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
 use crate::pipeline::{self, health_filter, Endpoint};
+use crate::tenants::{self, Tenant};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub const INSTANCE_HEADER: &str = "x-switchyard-instance";
@@ -24,35 +25,35 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<Body>
     let request_id = request_id(request.headers());
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
+    let caller = tenants::edge::gate(&app.tenants, &parts.method, path, &parts.headers);
+    let (tenant, lease) = match caller {
+        Ok(caller) => (caller.tenant, caller.lease),
+        Err(refused) => return with_request_id(*refused, &request_id),
+    };
     let mut response = match (&parts.method, path) {
         (&Method::POST, "/v1/chat/completions") => {
-            pipeline::generate(&app, parts.headers, body, Endpoint::Chat, &request_id).await
+            let req = (parts.headers, body, lease);
+            pipeline::generate(&app, req, Endpoint::Chat, &request_id).await
         }
         (&Method::POST, "/v1/completions") => {
-            pipeline::generate(
-                &app,
-                parts.headers,
-                body,
-                Endpoint::Completions,
-                &request_id,
-            )
-            .await
+            let req = (parts.headers, body, lease);
+            pipeline::generate(&app, req, Endpoint::Completions, &request_id).await
         }
         (&Method::POST, "/v1/embeddings") => {
-            pipeline::generate(&app, parts.headers, body, Endpoint::Embeddings, &request_id).await
+            let req = (parts.headers, body, lease);
+            pipeline::generate(&app, req, Endpoint::Embeddings, &request_id).await
         }
         (&Method::POST, "/v1/responses") => {
-            agent_api::responses(&app, parts.headers, body, &request_id).await
+            agent_api::responses(&app, (parts.headers, body, lease), &request_id).await
         }
         (&Method::POST, "/v1/messages") => {
-            agent_api::messages(&app, parts.headers, body, &request_id).await
+            agent_api::messages(&app, (parts.headers, body, lease), &request_id).await
         }
-        (&Method::GET, "/v1/models") => models(&app),
+        (&Method::GET, "/v1/models") => models(&app, tenant.as_deref()),
         (&Method::GET, "/health") => health(&app),
         (&Method::GET, "/ready") => crate::readiness::ready(&app),
         (&Method::GET, "/live") => json_response(StatusCode::OK, r#"{"status":"live"}"#.into()),
         (&Method::GET, "/metrics") => metrics(&app),
-        (_, p) if p.starts_with("/admin/") => admin::handle(&app, &parts, body).await,
         (method, "/v1/messages") => agent_api::messages::error_response(
             &ApiError::method_not_allowed(method.as_str(), "/v1/messages"),
         ),
@@ -61,7 +62,12 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<Body>
         }
         (_, p) => error_response(&ApiError::not_found(format!("No route for {p}."))),
     };
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    tenants::edge::stamp(tenant.as_deref(), &mut response);
+    with_request_id(response, &request_id)
+}
+
+fn with_request_id(mut response: Response<Body>, request_id: &str) -> Response<Body> {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     response
@@ -128,8 +134,13 @@ fn routable_models(app: &App) -> Vec<String> {
     health_filter::routable_models(&app.registry, now_ns())
 }
 
-fn models(app: &App) -> Response<Body> {
-    let list = ModelList::new(routable_models(app));
+/// The routable models; a tenant sees only those its list allows.
+fn models(app: &App, tenant: Option<&Tenant>) -> Response<Body> {
+    let mut names = routable_models(app);
+    if let Some(tenant) = tenant {
+        names.retain(|m| tenant.allows_model(m));
+    }
+    let list = ModelList::new(names);
     json_response(
         StatusCode::OK,
         serde_json::to_string(&list).unwrap_or_default(),
@@ -170,8 +181,11 @@ fn metrics(app: &App) -> Response<Body> {
         app.body_budget.rejected.load(Ordering::Relaxed),
     );
     crate::metrics::render_connections(&mut text, &app.connections);
+    app.metrics.pd.render(&mut text, &app.registry);
     app.plugins.render_metrics(&mut text);
     crate::events::render_metrics(&mut text);
+    tenants::metrics::render(&mut text, &app.tenants);
+    app.flow.render_metrics(&mut text);
     let mut response = Response::new(Body::full(text));
     response.headers_mut().insert(
         header::CONTENT_TYPE,

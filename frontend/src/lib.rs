@@ -6,6 +6,8 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admin_listener;
+pub mod admin_plugin_params;
 pub mod admin_plugins;
 pub mod admission;
 pub mod agent_api;
@@ -15,21 +17,26 @@ pub mod cli;
 pub mod coalescing_io;
 pub mod config;
 pub mod conn_limits;
+pub mod console;
 pub mod demo;
 pub mod discovery;
 pub mod env_names;
 pub mod error;
 pub mod events;
+pub mod flow;
 pub mod http_edge;
 pub mod kv_bridge_cmd;
 pub mod metrics;
 pub mod mocker_cmd;
 pub mod pipeline;
 pub mod plugin_cli;
+pub mod plugin_new;
 pub mod plugins;
 pub mod readiness;
 pub mod register_cmd;
 pub mod serve;
 pub mod server;
+pub mod tenants;
+pub mod tls;
 pub mod translate;
 pub mod write_timeout;

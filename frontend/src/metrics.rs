@@ -130,6 +130,8 @@ pub struct Metrics {
     pub panic_routed: AtomicU64,
     /// How scrapes of engines' metrics endpoints ended (`load_scrape`).
     pub scrapes: Arc<ScrapeStats>,
+    /// Disaggregated prefill/decode decisions, fallbacks and stage times.
+    pub pd: crate::pipeline::pd::PdMetrics,
 }
 
 impl Metrics {

@@ -74,6 +74,14 @@ impl MockerCmd {
             EngineDialect::Trtllm => Engine::Trtllm,
             EngineDialect::Llamacpp => Engine::Llamacpp,
         };
+        // Its disaggregation role too; an SGLang-protocol prefill is pulled from on its own
+        // listener, which is therefore its bootstrap port.
+        use switchyard_mocker::pd::args::Role as MockerRole;
+        (spec.role, spec.bootstrap_port) = match self.mocker.pd.role {
+            MockerRole::Both => (switchyard_runtime::Role::Both, None),
+            MockerRole::Prefill => (switchyard_runtime::Role::Prefill, Some(listen.port())),
+            MockerRole::Decode => (switchyard_runtime::Role::Decode, None),
+        };
         spec
     }
 }

@@ -51,6 +51,12 @@ pub async fn run(
         app.client.clone(),
         app.config.canary.clone(),
     );
+    let tenant_watch = crate::tenants::reload::spawn(Arc::clone(&app.tenants));
+    let tenant_replicas =
+        crate::tenants::replicas::spawn(Arc::clone(&app.tenants), crate::events::replicas);
+    let admin = crate::admin_listener::start(&app).await?;
+    let flow_ticker = app.flow.spawn_ticker();
+    let tls_watch = app.tls.as_ref().map(crate::tls::Tls::spawn_reload);
     let scraper = spawn_scraper(
         Arc::clone(&registry),
         app.client.clone(),
@@ -76,6 +82,11 @@ pub async fn run(
         scraper.abort();
     }
     plugin_tasks.iter().for_each(JoinHandle::abort);
+    tenant_watch.iter().for_each(JoinHandle::abort);
+    tenant_replicas.iter().for_each(JoinHandle::abort);
+    admin.iter().for_each(JoinHandle::abort);
+    flow_ticker.iter().for_each(JoinHandle::abort);
+    tls_watch.iter().for_each(JoinHandle::abort);
     discovery_tasks.iter().for_each(JoinHandle::abort);
     Ok(())
 }

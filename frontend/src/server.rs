@@ -8,8 +8,9 @@
 //!
 //! Per-connection limits: header read timeout (slowloris), header bytes and header count
 //! (431 beyond them), a write-progress timeout (`write_timeout.rs`), TCP keepalive, and a
-//! cap on open connections overall and per client address (`conn_limits.rs`). HTTP/2 is not
-//! served, so its stream and reset limits do not apply.
+//! cap on open connections overall and per client address (`conn_limits.rs`). HTTP/2 is
+//! served only over TLS, to clients that negotiate it by ALPN, with the stream, header-list
+//! and reset limits in `tls.rs`.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -56,6 +57,7 @@ pub async fn serve(
         .keep_alive(true);
     let write_timeout =
         (limits.write_timeout_ms > 0).then(|| Duration::from_millis(limits.write_timeout_ms));
+    let tls = app.tls.clone();
     let accept = |stream: TcpStream, peer: SocketAddr| {
         let guard = match app.connections.admit(peer.ip()) {
             Ok(guard) => guard,
@@ -71,6 +73,22 @@ pub async fn serve(
             let app = Arc::clone(&app);
             async move { Ok::<_, Infallible>(http_edge::handle(app, request).await) }
         });
+        if let Some(tls) = &tls {
+            let io = WriteTimeout::new(stream, write_timeout, guard);
+            let handshake = Duration::from_millis(limits.header_read_timeout_ms);
+            let (h1, watcher) = (builder.clone(), graceful.watcher());
+            let max_header = limits.max_header_bytes;
+            crate::tls::spawn_connection(
+                tls.acceptor(),
+                io,
+                h1,
+                service,
+                watcher,
+                handshake,
+                max_header,
+            );
+            return;
+        }
         // Coalesce a streamed response's events into as few writes as arrive together; the
         // write timeout sits under the coalescing so it sees only the socket's own waits.
         let io = TokioIo::new(CoalescingStream::new(WriteTimeout::new(

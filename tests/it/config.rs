@@ -10,7 +10,7 @@ use crate::{chat, MODEL};
 
 async fn admin_status(fe: &Proc, token: &str) -> u16 {
     reqwest::Client::new()
-        .get(format!("{}/admin/instances", fe.url()))
+        .get(format!("{}/admin/instances", fe.admin_url()))
         .bearer_auth(token)
         .send()
         .await
@@ -70,12 +70,16 @@ async fn env_overrides_the_file_and_flags_override_env() {
     .map(|s| (*s).to_owned())
     .collect();
     let worker_b = format!("{MODEL}={}", b.url());
+    let admin_port = free_port();
+    let admin_listen = format!("127.0.0.1:{admin_port}");
     let env = [
+        ("SWITCHYARD_ADMIN_LISTEN", admin_listen.as_str()),
         ("SWITCHYARD_ADMIN_TOKEN", "env-token"),
         ("SWITCHYARD_MAX_BODY_BYTES", "2000"),
         ("SWITCHYARD_WORKERS", worker_b.as_str()),
     ];
     let mut fe = Proc::spawn_with_env("frontend", &args, port, &env).unwrap();
+    fe.admin_port = admin_port;
     fe.wait_ready("/health").await.unwrap();
 
     // Env over file.
@@ -86,7 +90,7 @@ async fn env_overrides_the_file_and_flags_override_env() {
     assert_eq!(post_len(&fe, 3500).await, 413);
     // Workers from env are added to the file's.
     let instances: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/admin/instances", fe.url()))
+        .get(format!("{}/admin/instances", fe.admin_url()))
         .bearer_auth("env-token")
         .send()
         .await

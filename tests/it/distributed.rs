@@ -95,7 +95,7 @@ pub(crate) async fn instance_count(fe: &Proc) -> u64 {
 /// needs `--admin-token TOKEN`).
 pub(crate) async fn instance_ids(fe: &Proc) -> BTreeSet<String> {
     let Ok(resp) = reqwest::Client::new()
-        .get(format!("{}/admin/instances", fe.url()))
+        .get(format!("{}/admin/instances", fe.admin_url()))
         .bearer_auth(TOKEN)
         .send()
         .await

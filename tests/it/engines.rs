@@ -175,7 +175,7 @@ async fn a_worker_started_with_an_api_key_gets_it_on_every_call_and_it_is_never_
     let counts = spread(&fe, 3, None).await;
     assert_eq!(counts.get("k"), Some(&3));
     let admin = reqwest::Client::new()
-        .get(format!("{}/admin/instances", fe.url()))
+        .get(format!("{}/admin/instances", fe.admin_url()))
         .bearer_auth(ADMIN)
         .send()
         .await

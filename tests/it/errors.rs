@@ -173,10 +173,17 @@ async fn a_deep_body_within_the_limit_is_400() {
 #[tokio::test]
 async fn admin_requires_the_token() {
     let m = mocker(&[]).await.unwrap();
+    // The token comes from a file (a mounted Secret), never the command line.
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("admin-token");
+    std::fs::write(&token_file, "test-admin-token\n").unwrap();
     let mut args = worker_flags(MODEL, &[&m]);
-    args.extend(["--admin-token".into(), "test-admin-token".into()]);
+    args.extend([
+        "--admin-token-file".into(),
+        token_file.display().to_string(),
+    ]);
     let fe = frontend(&args).await.unwrap();
-    let url = format!("{}/admin/instances", fe.url());
+    let url = format!("{}/admin/instances", fe.admin_url());
     let client = reqwest::Client::new();
     assert_eq!(client.get(&url).send().await.unwrap().status(), 401);
     assert_eq!(
@@ -200,16 +207,23 @@ async fn admin_requires_the_token() {
     assert_eq!(v["instances"][0]["model"], MODEL);
     assert_eq!(v["instances"][0]["health"], "healthy");
 
-    let open = frontend(&worker_flags(MODEL, &[&m])).await.unwrap();
-    let resp = client
-        .get(format!("{}/admin/instances", open.url()))
-        .bearer_auth("x")
+    // The public listener does not serve the admin API, even with the right token.
+    let public = client
+        .get(format!("{}/admin/instances", fe.url()))
+        .bearer_auth("test-admin-token")
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        resp.status(),
-        403,
+    assert_eq!(public.status(), 404);
+
+    // Without a token there is no admin listener at all.
+    let open = frontend(&worker_flags(MODEL, &[&m])).await.unwrap();
+    let refused = client
+        .get(format!("{}/admin/instances", open.admin_url()))
+        .send()
+        .await;
+    assert!(
+        refused.is_err(),
         "admin must be disabled without a configured token"
     );
 }

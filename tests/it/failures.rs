@@ -51,7 +51,7 @@ async fn a_failing_instance_is_ejected_and_traffic_continues() {
     let retries = metric(&fe.url(), "switchyard_retries_total").await;
     assert!((1.0..5.0).contains(&retries), "retries = {retries}");
     let admin: Value = reqwest::Client::new()
-        .get(format!("{}/admin/instances", fe.url()))
+        .get(format!("{}/admin/instances", fe.admin_url()))
         .bearer_auth("test-admin-token")
         .send()
         .await
@@ -127,7 +127,7 @@ async fn a_5xx_that_a_second_instance_reproduces_is_returned_and_blames_no_one()
     // so every request reached the workers (no fast 503).
     assert_eq!(metric(&fe.url(), "switchyard_retries_total").await, 4.0);
     let admin: Value = reqwest::Client::new()
-        .get(format!("{}/admin/instances", fe.url()))
+        .get(format!("{}/admin/instances", fe.admin_url()))
         .bearer_auth("test-admin-token")
         .send()
         .await

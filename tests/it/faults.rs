@@ -114,7 +114,7 @@ pub async fn wait_metric(
 /// pass for a changed one.
 pub async fn admin_health(fe: &Proc, id: &str) -> String {
     let resp = reqwest::Client::new()
-        .get(format!("{}/admin/instances", fe.url()))
+        .get(format!("{}/admin/instances", fe.admin_url()))
         .bearer_auth(ADMIN_TOKEN)
         .timeout(Duration::from_secs(5))
         .send()

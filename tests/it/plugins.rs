@@ -11,10 +11,12 @@ use switchyard_tests::{frontend, frontend_slow, frontend_with_config, mocker, wo
 
 use crate::{chat, MODEL};
 
-const TOKEN: &str = "test-admin-token";
+pub const TOKEN: &str = "test-admin-token";
+/// Data-plane clients ask for explanations with this, never with the admin token.
+pub const EXPLAIN: &str = "test-explain-token";
 
 /// Path of a built plugin; fails with instructions when the plugins were not built.
-fn wasm(name: &str) -> String {
+pub fn wasm(name: &str) -> String {
     let path = format!(
         "{}/../plugins/target/wasm/{name}.wasm",
         env!("CARGO_MANIFEST_DIR")
@@ -26,13 +28,13 @@ fn wasm(name: &str) -> String {
     path
 }
 
-fn admin(fe: &Proc, path: &str) -> reqwest::RequestBuilder {
+pub fn admin(fe: &Proc, path: &str) -> reqwest::RequestBuilder {
     reqwest::Client::new()
-        .get(format!("{}{path}", fe.url()))
+        .get(format!("{}{path}", fe.admin_url()))
         .bearer_auth(TOKEN)
 }
 
-async fn plugins_view(fe: &Proc) -> HashMap<String, Value> {
+pub async fn plugins_view(fe: &Proc) -> HashMap<String, Value> {
     let v: Value = admin(fe, "/admin/plugins")
         .send()
         .await
@@ -48,7 +50,7 @@ async fn plugins_view(fe: &Proc) -> HashMap<String, Value> {
         .collect()
 }
 
-async fn mockers(n: usize, extra: &[&str]) -> Vec<Proc> {
+pub async fn mockers(n: usize, extra: &[&str]) -> Vec<Proc> {
     let mut v = Vec::new();
     for _ in 0..n {
         v.push(mocker(extra).await.unwrap());
@@ -56,10 +58,11 @@ async fn mockers(n: usize, extra: &[&str]) -> Vec<Proc> {
     v
 }
 
-fn args_with(mockers: &[Proc], extra: &[String]) -> Vec<String> {
+pub fn args_with(mockers: &[Proc], extra: &[String]) -> Vec<String> {
     let refs: Vec<&Proc> = mockers.iter().collect();
     let mut args = worker_flags(MODEL, &refs);
     args.extend(["--admin-token".to_owned(), TOKEN.to_owned()]);
+    args.extend(["--explain-token".to_owned(), EXPLAIN.to_owned()]);
     args.extend(extra.iter().cloned());
     args
 }
@@ -234,7 +237,7 @@ async fn python_scorer_and_javascript_picker_route_real_requests() {
 }
 
 /// PUT a component through the admin API.
-async fn upload(
+pub async fn upload(
     fe: &Proc,
     name: &str,
     file: &str,
@@ -247,7 +250,7 @@ async fn upload(
     let mut req = reqwest::Client::new()
         .put(format!(
             "{}/admin/plugins/{name}?sha256={sha}&{query}",
-            fe.url()
+            fe.admin_url()
         ))
         .body(bytes);
     if let Some(t) = token {
@@ -323,7 +326,7 @@ async fn admin_upload_needs_the_token_and_the_right_sha256() {
     send(&fe, 3).await;
     assert!(plugins_view(&fe).await["rr"]["calls"].as_u64().unwrap() >= 3);
     let resp = reqwest::Client::new()
-        .delete(format!("{}/admin/plugins/rr", fe.url()))
+        .delete(format!("{}/admin/plugins/rr", fe.admin_url()))
         .bearer_auth(TOKEN)
         .send()
         .await
@@ -359,7 +362,7 @@ async fn hot_swap_100_times_under_load_fails_nothing() {
                 let stream = i % 2 == 0;
                 let resp = client
                     .post(&url)
-                    .header("x-switchyard-explain", TOKEN)
+                    .header("x-switchyard-explain", EXPLAIN)
                     .json(&chat(&format!("w{w} r{i}"), 4, stream))
                     .send()
                     .await;
@@ -618,7 +621,7 @@ async fn explain_shows_candidates_scores_and_the_pick() {
     let (status, headers, _) = post_json(
         &format!("{}/v1/chat/completions", fe.url()),
         &chat("x", 2, false),
-        &[("x-switchyard-explain", TOKEN)],
+        &[("x-switchyard-explain", EXPLAIN)],
     )
     .await
     .unwrap();
@@ -639,11 +642,11 @@ async fn explain_shows_candidates_scores_and_the_pick() {
         headers["x-switchyard-instance"].to_str().unwrap(),
         "{e}"
     );
-    // Without the token no explanation is recorded.
+    // Without the explain token no explanation is recorded; the admin token is not one.
     let (_, headers, _) = post_json(
         &format!("{}/v1/chat/completions", fe.url()),
         &chat("x", 2, false),
-        &[("x-switchyard-explain", "guess")],
+        &[("x-switchyard-explain", TOKEN)],
     )
     .await
     .unwrap();
@@ -796,7 +799,7 @@ async fn without_worker_events_plugins_see_the_prefixes_they_routed() {
         let (status, h, _) = post_json(
             &format!("{}/v1/chat/completions", fe.url()),
             &body,
-            &[("x-switchyard-explain", TOKEN)],
+            &[("x-switchyard-explain", EXPLAIN)],
         )
         .await
         .unwrap();

@@ -17,19 +17,19 @@ use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
 use crate::http_edge::json_response;
+use crate::tenants::Lease;
 
 /// The `route` label of these requests' metrics.
 pub const ROUTE: &str = "messages";
 
 pub async fn handle(
     app: &Arc<App>,
-    headers: HeaderMap,
-    body: Incoming,
+    (headers, body, lease): (HeaderMap, Incoming, Option<Lease>),
     request_id: &str,
 ) -> Response<Body> {
     let (response, head) = serve_bridged(
         app,
-        ROUTE,
+        (ROUTE, lease),
         (headers, body, request_id),
         MessageHead::new,
         messages_request::to_chat,

@@ -25,6 +25,7 @@ use crate::error::ApiError;
 use crate::pipeline::body_budget::BodyReservation;
 use crate::pipeline::parse::{self, ParsedRequest};
 use crate::pipeline::{body_limits, Endpoint};
+use crate::tenants::Lease;
 use stream::BridgedBody;
 
 /// Reads the body within the limits and decodes it as `T`, naming the offending field.
@@ -47,7 +48,7 @@ async fn read<T: DeserializeOwned>(
 /// translation (its error response is then still OpenAI-shaped).
 async fn serve_bridged<R, H>(
     app: &Arc<App>,
-    route: &'static str,
+    route: (&'static str, Option<Lease>),
     (headers, body, request_id): (HeaderMap, Incoming, &str),
     head: fn(&R) -> H,
     to_chat: fn(&R) -> Result<Value, BridgeError>,
@@ -153,19 +154,17 @@ fn openai_error(status: StatusCode, body: &[u8]) -> ApiError {
 /// Serves `POST /v1/responses`.
 pub async fn responses(
     app: &Arc<App>,
-    headers: HeaderMap,
-    body: Incoming,
+    request: (HeaderMap, Incoming, Option<Lease>),
     request_id: &str,
 ) -> Response<Body> {
-    responses::handle(app, headers, body, request_id).await
+    responses::handle(app, request, request_id).await
 }
 
 /// Serves `POST /v1/messages`.
 pub async fn messages(
     app: &Arc<App>,
-    headers: HeaderMap,
-    body: Incoming,
+    request: (HeaderMap, Incoming, Option<Lease>),
     request_id: &str,
 ) -> Response<Body> {
-    messages::handle(app, headers, body, request_id).await
+    messages::handle(app, request, request_id).await
 }

@@ -12,19 +12,19 @@ use super::{serve_bridged, translate_answer};
 use crate::app::App;
 use crate::body::Body;
 use crate::http_edge::error_response;
+use crate::tenants::Lease;
 
 /// The `route` label of these requests' metrics.
 pub const ROUTE: &str = "responses";
 
 pub async fn handle(
     app: &Arc<App>,
-    headers: HeaderMap,
-    body: Incoming,
+    (headers, body, lease): (HeaderMap, Incoming, Option<Lease>),
     request_id: &str,
 ) -> Response<Body> {
     let (response, head) = serve_bridged(
         app,
-        ROUTE,
+        (ROUTE, lease),
         (headers, body, request_id),
         ResponseHead::new,
         responses_request::to_chat,

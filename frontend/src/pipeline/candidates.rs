@@ -29,6 +29,15 @@ pub fn for_request(
             ApiError::model_not_found(model)
         }
     })?;
+    // Prefill-only instances take part only through the disaggregation stage (`pd`).
+    let all = if all.iter().all(|i| i.spec.role.decodes()) {
+        all
+    } else {
+        all.iter()
+            .filter(|i| i.spec.role.decodes())
+            .cloned()
+            .collect()
+    };
     let TypedRequest::Chat(chat) = &request.typed else {
         return Ok(all);
     };

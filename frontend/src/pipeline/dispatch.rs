@@ -244,6 +244,11 @@ async fn attempt_once(
     let upstream = prepared
         .upstream_request(request, instance)
         .map_err(AttemptError::Request)?;
+    if let Some(plan) = super::pd::plan(app, request, prepared, instance, &upstream) {
+        return super::pd::run(app, plan, request, instance, upstream, request_id, tracker)
+            .await
+            .map_err(AttemptError::Failed);
+    }
     send(
         app,
         instance,
@@ -280,7 +285,7 @@ pub(crate) async fn resume_stream(
 }
 
 /// One HTTP exchange with `instance`: a whole response, or a stream up to its first event.
-async fn send(
+pub(crate) async fn send(
     app: &Arc<App>,
     instance: &Arc<Instance>,
     upstream: UpstreamRequest,
@@ -329,6 +334,7 @@ async fn send(
             first_event(body, deadline, instance, limits.first_byte_timeout_ms).await?;
         instance.health.record_success(now_ns());
         observe_ok(app, instance, started);
+        super::latency::first_token(instance, started.elapsed());
         if let Some(tracker) = tracker {
             tracker.observe_ttft(tracker.started().map_or(started, |s| s).elapsed());
         }
@@ -348,6 +354,13 @@ async fn send(
         None
     };
     instance.health.record_success(now_ns());
+    if status.is_success() {
+        super::latency::whole_response(
+            instance,
+            started.elapsed(),
+            usage.as_ref().map(|u| u.completion_tokens),
+        );
+    }
     Ok(Upstream::Complete {
         instance: Arc::clone(instance),
         guard,

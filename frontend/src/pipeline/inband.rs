@@ -21,7 +21,9 @@ pub struct InbandError {
 /// Classifies one event payload; `None` for anything that is not an error event. Costs one
 /// substring search for ordinary chunks.
 pub fn classify(data: &[u8]) -> Option<InbandError> {
-    memchr::memmem::find(data, b"\"error\"")?;
+    if !switchyard_protocol::json_key::ERROR.in_bytes(data) {
+        return None;
+    }
     let value: Value = serde_json::from_slice(data).ok()?;
     let object = value.as_object()?;
     let error = match object.get("error") {

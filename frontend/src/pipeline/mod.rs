@@ -1,7 +1,15 @@
 //! The request path, one module per stage, in the order a request meets them:
 //!
-//! parse → admission → candidates → preprocess → health filter → select → dispatch → relay
-//! (→ migrate on a mid-stream failure; → finish)
+//! parse → tenant charge → admission → candidates → preprocess → health filter → flow control
+//! → select → dispatch → relay (→ migrate on a mid-stream failure; → finish)
+//!
+//! The tenant was authenticated and admitted against its request rate at the edge, before
+//! the body was read ([`crate::tenants::edge`]); after parsing, its model list and token rate
+//! are checked ([`crate::tenants::Lease::charge`]). Flow control ([`crate::flow`]) waits for
+//! an instance with room just before selection, so the pick sees fresh load.
+//!
+//! For models with prefill instances, `pd` adds the prefill stage inside dispatch: each decode
+//! attempt may first run a prefill on a prefill instance (vLLM's or SGLang's protocol).
 //!
 //! `run` reads top to bottom through them. Admission (the concurrency limit) comes
 //! after parse: a client that trickles its body waits for it on its own connection, under
@@ -14,9 +22,11 @@ pub mod dispatch;
 pub mod failure;
 pub mod health_filter;
 pub mod inband;
+pub mod latency;
 pub mod migrate;
 pub mod outcome;
 pub mod parse;
+pub mod pd;
 pub mod preprocess;
 pub mod relay;
 pub mod select;
@@ -32,6 +42,7 @@ use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
 use crate::http_edge;
+use crate::tenants::Lease;
 use parse::ParsedRequest;
 use tracker::Tracker;
 
@@ -64,14 +75,15 @@ impl Endpoint {
 }
 
 /// Serves one generation request; every failure becomes an OpenAI-shaped error response.
+/// `lease` is the caller's tenant hold, when tenants are configured.
 pub async fn generate(
     app: &Arc<App>,
-    headers: HeaderMap,
-    body: Incoming,
+    (headers, body, lease): (HeaderMap, Incoming, Option<Lease>),
     endpoint: Endpoint,
     request_id: &str,
 ) -> Response<Body> {
     let mut tracker = Tracker::start(app, endpoint);
+    tracker.set_lease(lease);
     match run(app, headers, body, endpoint, request_id, &mut tracker).await {
         Ok(response) => response,
         Err(error) => {
@@ -86,7 +98,7 @@ pub async fn generate(
 /// one that came in on its endpoint. `route` labels its metrics.
 pub async fn generate_as<F>(
     app: &Arc<App>,
-    route: &'static str,
+    (route, lease): (&'static str, Option<Lease>),
     request_id: &str,
     parse: F,
 ) -> Response<Body>
@@ -94,6 +106,7 @@ where
     F: std::future::Future<Output = Result<ParsedRequest, ApiError>>,
 {
     let mut tracker = Tracker::start_route(app, route);
+    tracker.set_lease(lease);
     let result = match parse.await {
         Ok(request) => run_parsed(app, request, request_id, &mut tracker).await,
         Err(error) => Err(error),
@@ -126,13 +139,17 @@ async fn run(
     run_parsed(app, request, request_id, tracker).await
 }
 
-#[tracing::instrument(level = "debug", skip_all, fields(endpoint = request.endpoint.label(), model))]
+#[tracing::instrument(level = "debug", skip_all, fields(endpoint = request.endpoint.label(), model, tenant))]
 async fn run_parsed(
     app: &Arc<App>,
     request: ParsedRequest,
     request_id: &str,
     tracker: &mut Tracker,
 ) -> Result<Response<Body>, ApiError> {
+    if let Some(lease) = tracker.lease_mut() {
+        tracing::Span::current().record("tenant", lease.tenant().id.as_str());
+        lease.charge(request.model(), request.output_limit())?;
+    }
     let permit = app
         .admission
         .admit(&request.headers, &app.metrics.queued)
@@ -147,9 +164,12 @@ async fn run_parsed(
     tracker.set_model(request.model());
     let routing = app.routing(request.model());
     let hasher = preprocess::hasher_for(app, routing, request.model());
-    let prepared = preprocess::prepare(&request, routing, hasher);
+    let mut prepared = preprocess::prepare(&request, routing, hasher);
+    pd::before_routing(app, &request, &mut prepared);
     let panic_policy = app.config.overload.panic_policy;
     let routable = health_filter::routable(&instances, request.model(), panic_policy)?;
+    let tenant = tracker.lease_mut().map(|l| Arc::clone(l.tenant()));
+    crate::flow::admit(app, &request, &routable.instances, tenant.as_deref()).await?;
     let ranked = select::rank(
         app,
         routing,

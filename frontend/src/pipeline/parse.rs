@@ -50,6 +50,16 @@ impl ParsedRequest {
         }
     }
 
+    /// The most tokens the request may generate, when it says (`max_completion_tokens`
+    /// or `max_tokens`); what a tenant's token rate reserves up front.
+    pub fn output_limit(&self) -> Option<u32> {
+        match &self.typed {
+            TypedRequest::Chat(r) => r.output_limit(),
+            TypedRequest::Completion(r) => r.max_tokens,
+            TypedRequest::Embedding(_) => None,
+        }
+    }
+
     pub fn include_usage(&self) -> bool {
         match &self.typed {
             TypedRequest::Chat(r) => r.include_usage(),

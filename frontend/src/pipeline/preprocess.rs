@@ -20,6 +20,8 @@ use crate::translate;
 pub struct Prepared {
     pub session_key: Option<String>,
     pub block_hashes: Vec<BlockHash>,
+    /// Set only for models that disaggregate ([`super::pd::before_routing`]).
+    pub pd: Option<super::pd::Snapshot>,
     native: OnceLock<Bytes>,
     translated: OnceLock<Result<Bytes, String>>,
 }
@@ -128,7 +130,7 @@ fn native_body(request: &ParsedRequest) -> Bytes {
         return request.raw.clone();
     }
     let raw = &request.raw;
-    if memchr::memmem::find(raw, b"\"stream_options\"").is_some() {
+    if switchyard_protocol::json_key::STREAM_OPTIONS.in_bytes(raw) {
         // The key is there (an object without include_usage, or null): edit it in place.
         return with_stream_usage(raw).unwrap_or_else(|| raw.clone());
     }

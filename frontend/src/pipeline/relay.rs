@@ -238,6 +238,7 @@ impl RelayBody {
         }
         if self.tokens > 0 {
             self.tracker.observe_itl(now - self.last_event);
+            super::latency::inter_token(&self.instance, now - self.last_event);
         }
         self.last_event = now;
         let migrated = self.migration.as_ref().is_some_and(|m| m.migrated());
@@ -258,7 +259,7 @@ impl RelayBody {
             Some(m) if migrated => m.restamp(data),
             _ => data,
         };
-        if memchr::memmem::find(&data, b"\"usage\"").is_some() {
+        if switchyard_protocol::json_key::USAGE.in_bytes(&data) {
             if let Ok(probe) = serde_json::from_slice::<UsageProbe>(&data) {
                 let usage_only = probe.choices.as_ref().is_some_and(Vec::is_empty);
                 if let Some(usage) = probe.usage {

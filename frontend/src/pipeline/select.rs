@@ -35,7 +35,7 @@ pub fn rank(
         want,
     };
     let native = |subset: &[&Arc<Instance>]| routing.policy.rank(&ctx, subset);
-    let explain = wants_explanation(app, &request.headers);
+    let explain = wants_explanation(app, &request.headers) || app.plugins.explains.watched();
     let table = app.plugins.table();
     if !table.routes(request.model()) {
         let ranked = native(routable);
@@ -69,7 +69,7 @@ pub fn rank(
 fn wants_explanation(app: &App, headers: &HeaderMap) -> bool {
     match (
         headers.get(EXPLAIN_HEADER),
-        app.config.admin_token.as_deref(),
+        app.config.admin.explain_token.as_deref(),
     ) {
         (Some(given), Some(token)) => {
             crate::admin::constant_time_eq(given.as_bytes(), token.as_bytes())

@@ -11,6 +11,7 @@ use switchyard_protocol::Usage;
 use super::Endpoint;
 use crate::app::App;
 use crate::metrics::{ModelMetrics, UNKNOWN_MODEL};
+use crate::tenants::Lease;
 
 #[derive(Debug, Default)]
 pub struct Tracker {
@@ -26,6 +27,8 @@ struct Inner {
     model: Option<Arc<ModelMetrics>>,
     status: u16,
     completed: bool,
+    /// The caller's tenant hold: released, and its tokens settled, when the request ends.
+    lease: Option<Lease>,
 }
 
 impl Tracker {
@@ -44,6 +47,7 @@ impl Tracker {
                 model: None,
                 status: 200,
                 completed: false,
+                lease: None,
             }),
         }
     }
@@ -53,6 +57,16 @@ impl Tracker {
         if let Some(inner) = &mut self.inner {
             inner.model = Some(inner.app.metrics.model(model));
         }
+    }
+
+    pub fn set_lease(&mut self, lease: Option<Lease>) {
+        if let Some(inner) = &mut self.inner {
+            inner.lease = lease;
+        }
+    }
+
+    pub fn lease_mut(&mut self) -> Option<&mut Lease> {
+        self.inner.as_mut().and_then(|i| i.lease.as_mut())
     }
 
     /// Moves the bookkeeping out (into a response body), leaving an inert tracker behind.
@@ -82,7 +96,10 @@ impl Tracker {
         }
     }
 
-    pub fn record_usage(&self, usage: &Usage) {
+    pub fn record_usage(&mut self, usage: &Usage) {
+        if let Some(lease) = self.lease_mut() {
+            lease.settle(usage);
+        }
         if let Some(m) = self.model() {
             m.input_tokens
                 .fetch_add(u64::from(usage.prompt_tokens), Ordering::Relaxed);
@@ -136,6 +153,11 @@ impl Drop for Inner {
             None => metrics.model(UNKNOWN_MODEL),
         };
         model.count_request(self.route, self.status);
+        // An instance may have room now: the next waiting request gets its turn.
+        self.app.flow.request_ended();
+        if let Some(lease) = &mut self.lease {
+            lease.finish(self.status);
+        }
         model.duration.observe(self.started.elapsed());
     }
 }

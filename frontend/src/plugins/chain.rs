@@ -16,6 +16,7 @@ use super::config::FailurePolicy;
 use super::entry::{PluginEntry, PluginFailure};
 use super::explain::{ExplainedCandidate, Explanation, Stage};
 use super::set::{PluginSet, PluginTable};
+use super::shadow::ShadowRun;
 use crate::error::ApiError;
 
 /// Everything the chain needs about one request.
@@ -285,15 +286,27 @@ impl Run<'_> {
         }
     }
 
-    /// Runs shadow plugins on the same snapshot after the decision, off the request path.
+    /// Runs shadow plugins on the same snapshot after the decision, off the request path
+    /// (see `shadow.rs`): filters on every candidate, scorers and pickers on those the
+    /// active filters kept.
     fn shadow(&self, table: &PluginTable, ranked: &[usize]) {
         let Some(&first) = ranked.first() else { return };
         let active_pick = self.candidates[first].id;
+        let mut eligible: Option<Vec<Candidate>> = None;
         for entry in table.shadows(self.input.model) {
-            let entry = Arc::clone(entry);
-            let request = self.input.request;
-            let candidates = self.candidates.clone();
-            tokio::spawn(async move { shadow_one(&entry, &request, &candidates, active_pick) });
+            let candidates = match entry.config.kind {
+                PluginKind::Filter => self.candidates.clone(),
+                _ => eligible.get_or_insert_with(|| self.sub(None)).clone(),
+            };
+            let run = ShadowRun {
+                entry: Arc::clone(entry),
+                request_id: self.input.request_id.to_owned(),
+                request: self.input.request,
+                candidates,
+                active_pick,
+                recorder: self.set.recorder.clone(),
+            };
+            tokio::spawn(async move { run.run() });
         }
     }
 
@@ -339,45 +352,15 @@ pub fn explained(routable: &[&Arc<Instance>], candidates: &[Candidate]) -> Vec<E
             kv_usage: c.kv_usage,
             cached_prefix_blocks: c.cached_prefix_blocks,
             weight: c.weight,
+            ttft_ewma_ms: c.ttft_ewma_ms,
+            itl_ewma_ms: c.itl_ewma_ms,
+            health: match c.health {
+                Health::Healthy => "healthy",
+                Health::Degraded => "degraded",
+                Health::Unhealthy => "unhealthy",
+            },
         })
         .collect()
-}
-
-/// One shadow decision: does the shadow plugin's first choice match the active pick?
-fn shadow_one(entry: &PluginEntry, request: &Request, candidates: &[Candidate], active_pick: u32) {
-    let choice: Result<Option<u32>, PluginFailure> = match entry.config.kind {
-        PluginKind::Picker => entry
-            .call(|p| p.pick(request, candidates))
-            .map(|r| r.first().map(|&i| candidates[i].id)),
-        PluginKind::Scorer => entry.call(|p| p.score(request, candidates)).map(|scores| {
-            scores
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .map(|(i, _)| candidates[i].id)
-        }),
-        PluginKind::Filter => entry.call(|p| p.filter(request, candidates)).map(|kept| {
-            // A filter agrees when it keeps the active pick.
-            kept.iter()
-                .any(|&k| candidates[k].id == active_pick)
-                .then_some(active_pick)
-        }),
-        _ => return,
-    };
-    let metrics = &entry.metrics;
-    match choice {
-        Ok(Some(id)) if id == active_pick => {
-            metrics
-                .shadow_agreements
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        Ok(_) => {
-            metrics
-                .shadow_disagreements
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        Err(error) => tracing::debug!(plugin = entry.name(), %error, "shadow plugin failed"),
-    }
 }
 
 #[cfg(test)]

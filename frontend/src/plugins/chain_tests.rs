@@ -206,3 +206,84 @@ async fn candidates_carry_their_health() {
     let health: Vec<f64> = scores.iter().map(|(_, s)| *s).collect();
     assert_eq!(health, [0.0, 1.0, 0.0], "healthy = 0, degraded = 1");
 }
+
+/// Waits (yielding to the spawned shadow tasks) until `done` holds; fails after 10 s.
+async fn until(mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition not reached"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn shadowed_set(recorder: Option<super::super::record::Recorder>) -> PluginSet {
+    let set = PluginSet::new(Default::default(), QuarantinePolicy::default(), recorder);
+    for (name, mode) in [
+        ("active", crate::plugins::PluginMode::Active),
+        ("shadow", crate::plugins::PluginMode::Shadow),
+    ] {
+        let mut cfg = parse_plugin_flag(&format!("scorer=/x/{name}.wasm")).unwrap();
+        cfg.mode = mode;
+        let entry = set
+            .load_blocking(cfg, &wasm("least-loaded"), PluginSource::Admin)
+            .unwrap();
+        set.install(entry).await;
+    }
+    set
+}
+
+#[tokio::test]
+async fn an_identical_shadow_scorer_agrees_on_every_tie() {
+    // An idle pool: least-loaded scores every instance 0, the chain rotates among the tie,
+    // and the shadow's best-scored set holds every instance, so whatever was picked agrees.
+    let set = shadowed_set(None).await;
+    let all = instances(&[1.0; 3]);
+    for _ in 0..30 {
+        run(&set, &all).unwrap();
+    }
+    let shadow = set.table().get("shadow").map(Arc::clone).unwrap();
+    let metrics = &shadow.metrics;
+    let counted = || {
+        metrics
+            .shadow_agreements
+            .load(std::sync::atomic::Ordering::Relaxed)
+            + metrics
+                .shadow_disagreements
+                .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    until(|| counted() == 30).await;
+    assert_eq!(
+        metrics
+            .shadow_disagreements
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
+
+#[tokio::test]
+async fn shadow_decisions_go_to_the_decision_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("decisions.jsonl");
+    let recorder = super::super::record::Recorder::open(path.to_str().unwrap()).unwrap();
+    let set = shadowed_set(Some(recorder)).await;
+    run(&set, &instances(&[1.0; 3])).unwrap();
+    let records = || -> Vec<switchyard_plugin_host::DecisionRecord> {
+        std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    until(|| records().iter().any(|r| r.shadow)).await;
+    let shadow: Vec<_> = records().into_iter().filter(|r| r.shadow).collect();
+    assert_eq!(shadow.len(), 1, "{shadow:?}");
+    assert_eq!(shadow[0].plugin.as_deref(), Some("shadow"));
+    assert_eq!(shadow[0].request_id.as_deref(), Some("r1"));
+    assert!(matches!(
+        shadow[0].output,
+        Some(switchyard_plugin_host::DecisionOutput::Scores(ref s)) if s.len() == 3
+    ));
+}

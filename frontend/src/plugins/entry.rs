@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use switchyard_plugin_host::{Error as HostError, LoadedPlugin, Quarantine, QuarantineState};
 
 use super::config::PluginConfig;
+use super::recent::RecentDurations;
 use crate::metrics::Histogram;
 
 /// Where a plugin's bytes came from (decides whether the file watcher reloads it).
@@ -43,10 +44,19 @@ impl FileStamp {
     }
 }
 
-/// Per-plugin-name metrics; they outlive swaps of the plugin's bytes.
+/// Versions of one plugin whose call-duration series are kept (the newest ones).
+const KEPT_VERSIONS: usize = 4;
+
+/// Characters of the sha256 in the `version` label.
+pub const VERSION_LABEL_LEN: usize = 12;
+
+/// Per-plugin-name metrics; they outlive swaps of the plugin's bytes (and go with the name
+/// when the plugin is deleted).
 #[derive(Debug, Default)]
 pub struct PluginMetrics {
-    pub duration: Histogram,
+    /// Call durations per version (sha256 prefix), oldest first: a swap shows both versions
+    /// side by side instead of mixing them in one histogram.
+    durations: Mutex<Vec<(String, Arc<Histogram>)>>,
     faults: Mutex<HashMap<&'static str, u64>>,
     pub fallbacks: AtomicU64,
     pub rejections: AtomicU64,
@@ -64,10 +74,30 @@ impl PluginMetrics {
         self.faults.lock().clone()
     }
 
+    /// The duration histogram of the version with this sha256 (created on first use).
+    pub fn version(&self, sha256: &str) -> Arc<Histogram> {
+        let version: String = sha256.chars().take(VERSION_LABEL_LEN).collect();
+        let mut durations = self.durations.lock();
+        if let Some((_, h)) = durations.iter().find(|(v, _)| *v == version) {
+            return Arc::clone(h);
+        }
+        if durations.len() >= KEPT_VERSIONS {
+            durations.remove(0);
+        }
+        let histogram = Arc::new(Histogram::default());
+        durations.push((version, Arc::clone(&histogram)));
+        histogram
+    }
+
     pub fn render(&self, out: &mut String, name: &str, quarantined: bool) {
         let label = format!("plugin=\"{name}\"");
-        self.duration
-            .render(out, "switchyard_plugin_call_duration_seconds", &label);
+        for (version, histogram) in self.durations.lock().iter() {
+            histogram.render(
+                out,
+                "switchyard_plugin_call_duration_seconds",
+                &format!("{label},version=\"{version}\""),
+            );
+        }
         for (reason, n) in self.faults() {
             let _ = writeln!(
                 out,
@@ -121,6 +151,10 @@ pub struct PluginEntry {
     pub plugin: LoadedPlugin,
     pub source: PluginSource,
     pub metrics: Arc<PluginMetrics>,
+    /// This version's call durations (one of `metrics`' per-version histograms).
+    duration: Arc<Histogram>,
+    /// This version's recent call durations (p50/p99 for the admin API and the console).
+    pub recent: RecentDurations,
     quarantine: Mutex<Quarantine>,
     /// Generation of the last topology delivered to it (see `PluginSet::deliver`).
     pub(super) topology_generation: AtomicU64,
@@ -134,11 +168,14 @@ impl PluginEntry {
         metrics: Arc<PluginMetrics>,
         quarantine: Quarantine,
     ) -> Self {
+        let duration = metrics.version(plugin.sha256());
         Self {
             config,
             plugin,
             source,
             metrics,
+            duration,
+            recent: RecentDurations::default(),
             quarantine: Mutex::new(quarantine),
             topology_generation: AtomicU64::new(0),
         }
@@ -162,10 +199,23 @@ impl PluginEntry {
             return Err(PluginFailure::Quarantined);
         }
         let result = decide(&self.plugin);
-        self.metrics.duration.observe(now.elapsed());
+        let took = now.elapsed();
+        self.duration.observe(took);
+        self.recent.record(took);
         match result {
             Ok(value) => {
-                self.quarantine.lock().record_success();
+                let budget = self.plugin.limits().decision_budget;
+                if self
+                    .quarantine
+                    .lock()
+                    .record_completed(Instant::now(), took, budget)
+                {
+                    tracing::warn!(
+                        plugin = self.name(),
+                        took_ms = took.as_secs_f64() * 1e3,
+                        "plugin quarantined: its calls keep running close to their budget"
+                    );
+                }
                 Ok(value)
             }
             Err(error) => {

@@ -1,8 +1,10 @@
 //! Decision explanations: the candidates, what each stage made of them, and the pick.
-//! Recorded only for requests that ask (`x-switchyard-explain: <admin token>`), kept in a
-//! bounded ring, served by `GET /admin/explain/{request_id}`.
+//! Recorded only for requests that ask (`x-switchyard-explain: <admin token>`) or while the
+//! routing console watches the decision feed (`GET /admin/decisions/stream`); kept in a
+//! bounded ring, served by `GET /admin/explain/{request_id}`, and sent to every watcher.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -19,6 +21,11 @@ pub struct ExplainedCandidate {
     pub kv_usage: f32,
     pub cached_prefix_blocks: u32,
     pub weight: f32,
+    /// The instance's latency averages as plugins saw them (0: nothing measured yet).
+    pub ttft_ewma_ms: f32,
+    pub itl_ewma_ms: f32,
+    /// `healthy`, `degraded` or `unhealthy`, as plugins saw it.
+    pub health: &'static str,
 }
 
 /// What one plugin (or the native policy) decided.
@@ -53,18 +60,76 @@ pub struct Explanation {
     pub pick: Vec<String>,
 }
 
-#[derive(Debug, Default)]
+/// Explanations a slow watcher may fall behind by before it skips some.
+const FEED_CAPACITY: usize = 256;
+
+#[derive(Debug)]
 pub struct ExplainLog {
     ring: Mutex<VecDeque<Arc<Explanation>>>,
+    feed: tokio::sync::broadcast::Sender<Arc<Explanation>>,
+    /// Open feed subscriptions: while any, every decision is explained. An atomic rather
+    /// than the channel's receiver count, which takes a lock, because every request reads it.
+    watchers: Arc<AtomicUsize>,
+}
+
+impl Default for ExplainLog {
+    fn default() -> Self {
+        Self {
+            ring: Mutex::default(),
+            feed: tokio::sync::broadcast::channel(FEED_CAPACITY).0,
+            watchers: Arc::default(),
+        }
+    }
+}
+
+/// A subscription to the decision feed; dropping it stops the explaining (when it was the
+/// last one).
+#[derive(Debug)]
+pub struct Watch {
+    pub decisions: tokio::sync::broadcast::Receiver<Arc<Explanation>>,
+    watchers: Arc<AtomicUsize>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.watchers.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl ExplainLog {
     pub fn push(&self, explanation: Explanation) {
+        let explanation = Arc::new(explanation);
+        if self.watched() {
+            // No receiver is not an error: the last watcher may have just left.
+            let _ = self.feed.send(Arc::clone(&explanation));
+        }
         let mut ring = self.ring.lock();
         if ring.len() >= CAPACITY {
             ring.pop_front();
         }
-        ring.push_back(Arc::new(explanation));
+        ring.push_back(explanation);
+    }
+
+    /// Whether someone watches the feed, so every decision should be explained.
+    pub fn watched(&self) -> bool {
+        self.watchers.load(Ordering::Relaxed) > 0
+    }
+
+    pub fn watch(&self) -> Watch {
+        self.watchers.fetch_add(1, Ordering::Relaxed);
+        Watch {
+            decisions: self.feed.subscribe(),
+            watchers: Arc::clone(&self.watchers),
+        }
+    }
+
+    /// The newest explanations, newest last (what a console shows before its feed starts).
+    pub fn latest(&self, n: usize) -> Vec<Arc<Explanation>> {
+        let ring = self.ring.lock();
+        ring.iter()
+            .skip(ring.len().saturating_sub(n))
+            .cloned()
+            .collect()
     }
 
     pub fn get(&self, request_id: &str) -> Option<Arc<Explanation>> {

@@ -6,8 +6,10 @@ pub mod chain;
 pub mod config;
 pub mod entry;
 pub mod explain;
+pub mod recent;
 pub mod record;
 pub mod set;
+pub mod shadow;
 pub mod tasks;
 
 pub use config::{parse_plugin_flag, FailurePolicy, PluginConfig, PluginMode};

@@ -16,7 +16,8 @@ use switchyard_runtime::clock::now_ns;
 
 const QUEUE: usize = 16 * 1024;
 
-#[derive(Debug)]
+/// Cheap to clone: every clone feeds the same writer thread (shadow runs take one along).
+#[derive(Debug, Clone)]
 pub struct Recorder {
     tx: SyncSender<DecisionRecord>,
     pub dropped: Arc<AtomicU64>,
@@ -48,6 +49,7 @@ impl Recorder {
             at_ns: now_ns(),
             request_id: None,
             plugin: None,
+            shadow: false,
             input: DecisionInput::Topology {
                 topology: topology.clone(),
             },
@@ -65,29 +67,60 @@ impl Recorder {
         candidates: &[Candidate],
         output: DecisionOutput,
     ) {
-        let (request, candidates) = (*request, candidates.to_vec());
-        let input = match kind {
-            PluginKind::Filter => DecisionInput::Filter {
-                request,
-                candidates,
-            },
-            PluginKind::Scorer => DecisionInput::Scorer {
-                request,
-                candidates,
-            },
-            _ => DecisionInput::Picker {
-                request,
-                candidates,
-            },
-        };
-        self.send(DecisionRecord {
-            v: DECISION_RECORD_VERSION,
-            at_ns: now_ns(),
-            request_id: Some(request_id.to_owned()),
-            plugin: Some(plugin.to_owned()),
-            input,
-            output: Some(output),
-        });
+        self.send(routing_record(
+            request_id, plugin, kind, request, candidates, output, false,
+        ));
+    }
+
+    /// One shadow plugin's decision on the candidates the active chain saw (marked
+    /// `"shadow": true`: it was not used for routing).
+    pub fn shadow_decision(
+        &self,
+        request_id: &str,
+        plugin: &str,
+        kind: PluginKind,
+        request: &Request,
+        candidates: &[Candidate],
+        output: DecisionOutput,
+    ) {
+        self.send(routing_record(
+            request_id, plugin, kind, request, candidates, output, true,
+        ));
+    }
+}
+
+fn routing_record(
+    request_id: &str,
+    plugin: &str,
+    kind: PluginKind,
+    request: &Request,
+    candidates: &[Candidate],
+    output: DecisionOutput,
+    shadow: bool,
+) -> DecisionRecord {
+    let (request, candidates) = (*request, candidates.to_vec());
+    let input = match kind {
+        PluginKind::Filter => DecisionInput::Filter {
+            request,
+            candidates,
+        },
+        PluginKind::Scorer => DecisionInput::Scorer {
+            request,
+            candidates,
+        },
+        _ => DecisionInput::Picker {
+            request,
+            candidates,
+        },
+    };
+    DecisionRecord {
+        v: DECISION_RECORD_VERSION,
+        at_ns: now_ns(),
+        request_id: Some(request_id.to_owned()),
+        plugin: Some(plugin.to_owned()),
+        shadow,
+        input,
+        output: Some(output),
     }
 }
 
@@ -99,6 +132,7 @@ impl Recorder {
             at_ns: now_ns(),
             request_id: None,
             plugin: Some(plugin.to_owned()),
+            shadow: false,
             input: DecisionInput::HealthPolicy {
                 observations: observations.to_vec(),
             },

@@ -294,6 +294,8 @@ impl PluginSet {
             .cloned()
             .collect();
         self.table.store(Arc::new(PluginTable { entries }));
+        // Its series leave /metrics with it (a re-added plugin of that name starts afresh).
+        self.metrics.write().remove(name);
         tracing::info!(plugin = name, "plugin removed");
         true
     }

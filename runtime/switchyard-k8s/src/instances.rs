@@ -104,6 +104,8 @@ fn slice_instances(
         );
         inst.engine = pool.engine.to_runtime();
         inst.api = pool.api.to_runtime();
+        // The pool's role drives two-stage routing (docs/disaggregation.md).
+        inst.role = pool.role.to_runtime();
         inst.weight = pool.routing.weight as f32;
         inst.canary = Some(canary(&pool.health));
         inst.health_path = Some(pool.health.path.clone());

@@ -120,6 +120,15 @@ pub enum WorkerRole {
 }
 
 impl WorkerRole {
+    /// The frontend's role enum.
+    pub fn to_runtime(self) -> switchyard_runtime::Role {
+        match self {
+            Self::Both => switchyard_runtime::Role::Both,
+            Self::Prefill => switchyard_runtime::Role::Prefill,
+            Self::Decode => switchyard_runtime::Role::Decode,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Both => "both",

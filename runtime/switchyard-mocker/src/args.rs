@@ -109,6 +109,10 @@ pub struct MockerArgs {
     /// and `/metrics` stay open); a missing or wrong key gets 401.
     #[arg(long = "api-key", env = "SWITCHYARD_MOCKER_API_KEY")]
     pub api_key: Option<String>,
+
+    /// Disaggregated serving: role, KV transfer and interference (`crate::pd::args`).
+    #[command(flatten)]
+    pub pd: crate::pd::args::PdArgs,
 }
 
 /// Engines whose metrics the mocker can speak (`--engine`).
@@ -145,6 +149,7 @@ impl Default for MockerArgs {
             seed: 0,
             engine: EngineDialect::Mocker,
             api_key: None,
+            pd: crate::pd::args::PdArgs::default(),
         }
     }
 }
@@ -178,6 +183,7 @@ impl MockerArgs {
         if self.block_size == 0 {
             return bad("--block-size must be at least 1".to_owned());
         }
+        self.pd.validate().map_err(MockerError::InvalidArgs)?;
         if self.model.is_empty() {
             return bad("--model must not be empty".to_owned());
         }

@@ -24,10 +24,12 @@ pub mod faults;
 pub mod generate;
 pub mod kv_cache;
 pub mod metrics;
+pub mod pd;
 pub mod scheduler;
 pub mod timing;
 
 mod embed;
+mod interference;
 mod respond;
 mod routes;
 mod sequence;
@@ -101,6 +103,9 @@ pub async fn run_with(
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     let addr = listener.local_addr()?;
     tracing::info!(%addr, model = %args.model, "mocker listening");
+    // Handles name the address this mocker really listens on (the caller may bind port 0).
+    let mut args = args;
+    args.listen = addr;
     let shared = Arc::new(state::Shared::new(args, hasher, hooks, stopped));
     server::serve(listener, shared, shutdown, stopping).await;
     tracing::info!(%addr, "mocker stopped");

@@ -18,7 +18,7 @@ use crate::respond::{self, ApiError, Body};
 use crate::sequence::{GenRequest, Sequence, DEFAULT_MAX_TOKENS};
 use crate::state::Shared;
 use crate::wire::{Envelope, Kind};
-use crate::{embed, stream};
+use crate::{embed, pd, stream};
 use switchyard_kv::PromptKind;
 
 /// Largest request body accepted.
@@ -48,17 +48,18 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         (&Method::POST, "/v1/chat/completions") => generate(shared, req, Kind::Chat).await,
         (&Method::POST, "/v1/completions") => generate(shared, req, Kind::Completion).await,
         (&Method::POST, "/v1/embeddings") => embeddings(shared, req).await,
+        (&Method::POST, "/kv/pull") => kv_pull(shared, req).await,
         (&Method::GET, "/v1/models") => respond::json(StatusCode::OK, shared.models_json.clone()),
         (&Method::GET, "/health") => health(&shared),
         (&Method::GET, "/metrics") if shared.args.engine != EngineDialect::Trtllm => {
-            let mut text = shared.metrics.render();
+            let mut text = metrics_text(&shared);
             shared
                 .metrics
                 .render_dialect(shared.args.engine, &shared.args.model, &mut text);
             respond::text("text/plain; version=0.0.4", text)
         }
         (&Method::GET, "/metrics") => {
-            respond::text("text/plain; version=0.0.4", shared.metrics.render())
+            respond::text("text/plain; version=0.0.4", metrics_text(&shared))
         }
         // trtllm-serve's Prometheus text lives beside its JSON `/metrics`.
         (&Method::GET, "/prometheus/metrics") if shared.args.engine == EngineDialect::Trtllm => {
@@ -95,10 +96,13 @@ fn health(shared: &Shared) -> Response<Body> {
 }
 
 async fn generate(shared: Arc<Shared>, req: Request<Incoming>, kind: Kind) -> Response<Body> {
-    let parsed = match read_json(req)
-        .await
-        .and_then(|body| parse(&shared, &body, kind))
-    {
+    let (mut parsed, stage) = match read_json(req).await.and_then(|body| {
+        let parsed = parse(&shared, &body, kind)?;
+        let stage = pd::Fields::parse(&body)
+            .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, m))?
+            .stage(shared.args.pd.role);
+        Ok((parsed, stage))
+    }) {
         Ok(parsed) => parsed,
         Err(e) => return e.into_response(),
     };
@@ -114,14 +118,71 @@ async fn generate(shared: Arc<Shared>, req: Request<Incoming>, kind: Kind) -> Re
             );
         }
     }
+    if matches!(stage, pd::Stage::PrefillForRoom(_)) {
+        // SGLang's prefill side: one token, answered whole; the decode side streams.
+        parsed.gen.max_tokens = 1;
+        parsed.stream = false;
+    }
+    let hashes = matches!(stage, pd::Stage::Pull(_)).then(|| {
+        shared
+            .hasher
+            .hash(&parsed.gen.context, parsed.gen.kind)
+            .hashes
+    });
     let envelope = Envelope::new(kind, &shared);
-    let mut seq = Sequence::new(shared, parsed.gen);
-    if parsed.stream {
+    // Created before the pull, so a client that leaves while it waits counts as cancelled.
+    let mut seq = Sequence::new(shared.clone(), parsed.gen);
+    if let (pd::Stage::Pull(source), Some(hashes)) = (&stage, hashes) {
+        if let Err(why) = pd::pull(&shared, source, &hashes).await {
+            tracing::warn!(error = %why, "KV pull failed");
+            if shared.args.pd.kv_load_failure_policy == pd::args::LoadFailurePolicy::Fail {
+                seq.discard();
+                return respond::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("KV transfer failed: {why}"),
+                );
+            }
+        }
+    }
+    let holds = matches!(
+        stage,
+        pd::Stage::PrefillForHandle | pd::Stage::PrefillForRoom(_)
+    );
+    if holds {
+        seq.hold_kv();
+    } else if parsed.stream {
         return respond::sse(stream::body(seq, envelope, parsed.include_usage));
     }
     seq.prefill().await;
     while seq.next_token().await.is_some() {}
-    respond::json(StatusCode::OK, envelope.response(&seq.text, seq.usage()))
+    let answer = envelope.response(&seq.text, seq.usage());
+    let answer = match (stage, seq.take_held()) {
+        (pd::Stage::PrefillForHandle, Some(alloc)) => pd::prefill_answer(&shared, answer, alloc),
+        (pd::Stage::PrefillForRoom(room), Some(alloc)) => {
+            pd::hold_room(&shared, room, alloc);
+            answer
+        }
+        _ => answer,
+    };
+    respond::json(StatusCode::OK, answer)
+}
+
+/// `POST /kv/pull`, the prefill side of a KV hand-over.
+async fn kv_pull(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    match read_json(req).await {
+        Ok(body) => pd::handle_pull(shared, body).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn metrics_text(shared: &Shared) -> String {
+    let mut text = shared.metrics.render();
+    let held = shared.pd.handover.held_blocks();
+    shared
+        .pd
+        .counters
+        .render(shared.args.pd.role, held, &mut text);
+    text
 }
 
 /// Parses and validates a chat or completion body into what the engine needs.

@@ -47,6 +47,9 @@ pub(crate) struct Sequence {
     produced: u32,
     slot: Option<Slot>,
     kv: Option<Allocation>,
+    /// Keep the prompt's KV pinned after finishing (a prefill for a remote decode).
+    hold_kv: bool,
+    held: Option<Allocation>,
     finished: bool,
 }
 
@@ -62,6 +65,8 @@ impl Sequence {
             produced: 0,
             slot: None,
             kv: None,
+            hold_kv: false,
+            held: None,
             finished: false,
             shared,
         }
@@ -81,7 +86,26 @@ impl Sequence {
             .fetch_add(alloc.uncached() as u64, Relaxed);
         let delay = timing::prefill_delay(self.shared.ttft, alloc.uncached());
         self.kv = Some(alloc);
-        sleep(delay).await;
+        if self.shared.args.pd.prefill_interference && !delay.is_zero() {
+            tokio::time::sleep_until(self.shared.gpu.reserve_prefill(delay)).await;
+        } else {
+            sleep(delay).await;
+        }
+    }
+
+    /// Keeps the prompt's KV pinned when the sequence finishes, for [`Sequence::take_held`].
+    pub fn hold_kv(&mut self) {
+        self.hold_kv = true;
+    }
+
+    /// Drops a sequence refused before it started (not a cancellation).
+    pub fn discard(mut self) {
+        self.finished = true;
+    }
+
+    /// The KV kept by [`Sequence::hold_kv`] once the sequence finished.
+    pub fn take_held(&mut self) -> Option<Allocation> {
+        self.held.take()
     }
 
     /// The next token, or `None` when the output budget is spent (the sequence is then
@@ -93,6 +117,13 @@ impl Sequence {
         }
         if self.produced > 0 {
             sleep(self.inter_token_latency()).await;
+            if self.shared.args.pd.prefill_interference {
+                // A token cannot complete while another sequence's prefill holds the GPU.
+                let busy = self.shared.gpu.busy_until();
+                if busy > tokio::time::Instant::now() {
+                    tokio::time::sleep_until(busy).await;
+                }
+            }
         }
         if self.shared.faults.stalls_at(u64::from(self.produced)) {
             // Hold the connection open and send nothing until the client gives up.
@@ -138,6 +169,11 @@ impl Sequence {
         let Some(alloc) = self.kv.take() else {
             return;
         };
+        if self.hold_kv {
+            self.held = Some(alloc);
+            self.slot = None;
+            return;
+        }
         let hasher = &self.shared.hasher;
         let block_bytes = hasher.block_size() * BYTES_PER_TOKEN;
         let full_len = self.context.len() + self.text.len();
@@ -160,6 +196,9 @@ impl Sequence {
 impl Drop for Sequence {
     fn drop(&mut self) {
         if let Some(alloc) = self.kv.take() {
+            self.shared.kv_release(alloc, None);
+        }
+        if let Some(alloc) = self.held.take() {
             self.shared.kv_release(alloc, None);
         }
         if !self.finished {
@@ -225,6 +264,50 @@ mod tests {
             10 * ms,
             "fully cached prompt pays one block"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_interference_a_long_prefill_holds_up_another_sequences_next_token() {
+        let ms = Duration::from_millis(1);
+        for interference in [false, true] {
+            let mut args = MockerArgs {
+                ttft_ms: 10.0,
+                itl_ms: 2.0,
+                block_size: 1,
+                ..MockerArgs::default()
+            };
+            args.pd.prefill_interference = interference;
+            let shared = engine(args);
+            let mut decoding = Sequence::new(shared.clone(), request());
+            decoding.prefill().await;
+            decoding.next_token().await;
+            // A 10-block prompt starts its 100 ms prefill now; the first sequence's next token
+            // is due in 2 ms.
+            let mut long = Sequence::new(
+                shared.clone(),
+                GenRequest {
+                    context: "0123456789".repeat(4),
+                    ..request()
+                },
+            );
+            let start = Instant::now();
+            let prefilling = tokio::spawn(async move {
+                long.prefill().await;
+                long
+            });
+            tokio::task::yield_now().await;
+            decoding.next_token().await;
+            let waited = start.elapsed();
+            if interference {
+                assert_eq!(waited, 100 * ms, "the token waits for the prefill");
+            } else {
+                assert!(
+                    waited < 5 * ms,
+                    "independent without interference: {waited:?}"
+                );
+            }
+            drop(prefilling.await.unwrap());
+        }
     }
 
     #[tokio::test]

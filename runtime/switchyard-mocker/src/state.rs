@@ -34,6 +34,10 @@ pub(crate) struct Shared {
     pub models_json: Bytes,
     /// Becomes true when the mocker shuts down (releases hanging requests).
     pub shutdown: watch::Receiver<bool>,
+    /// Disaggregation: this engine's id, KV held for pulls, the client that pulls.
+    pub pd: crate::pd::PdState,
+    /// Prefill/decode interference (`--prefill-interference`).
+    pub gpu: crate::interference::Gpu,
     next_id: AtomicU64,
 }
 
@@ -60,6 +64,8 @@ impl Shared {
             models_json: Bytes::from(serde_json::to_vec(&models).unwrap_or_default()),
             metrics,
             shutdown,
+            pd: crate::pd::PdState::new(&args.pd),
+            gpu: crate::interference::Gpu::default(),
             next_id: AtomicU64::new(1),
             args,
         }

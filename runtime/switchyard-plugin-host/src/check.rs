@@ -4,14 +4,14 @@
 use std::fmt;
 use std::time::Instant;
 
-use crate::sample::sample_observations;
+use crate::sample::{check_candidates, sample_observations, CHECK_CASES};
 use crate::{
-    sample_candidates, sample_request, sample_topology, HostConfig, PluginHost, PluginKind,
+    sample_request, sample_topology, Candidate, Health, HostConfig, PluginHost, PluginKind,
     PluginLimits,
 };
 
-/// Candidates in the sample decision.
-const SAMPLE_CANDIDATES: usize = 8;
+/// Candidates in the sample decision (one per edge case, see [`check_candidates`]).
+const SAMPLE_CANDIDATES: usize = CHECK_CASES.len();
 
 /// One step of a check.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -38,6 +38,8 @@ pub struct CheckReport {
     pub size_bytes: usize,
     /// Compile + first instantiation time, milliseconds.
     pub load_ms: f64,
+    /// The candidates the routing decisions were run on.
+    pub candidates: Vec<Candidate>,
     /// The steps, in order.
     pub steps: Vec<CheckStep>,
 }
@@ -51,6 +53,7 @@ pub fn check(bytes: &[u8], config_json: &str, limits: PluginLimits) -> CheckRepo
         sha256: None,
         size_bytes: bytes.len(),
         load_ms: 0.0,
+        candidates: check_candidates(),
         steps: Vec::new(),
     };
     let host = match PluginHost::new(HostConfig {
@@ -100,14 +103,14 @@ pub fn check(bytes: &[u8], config_json: &str, limits: PluginLimits) -> CheckRepo
             .map_err(|e| e.to_string()),
     );
     let request = sample_request();
-    let candidates = sample_candidates(SAMPLE_CANDIDATES);
+    let candidates = report.candidates.clone();
     for kind in plugin
         .kinds()
         .iter()
         .copied()
         .filter(|k| *k != PluginKind::Router)
     {
-        let name = format!("run the {kind} on {SAMPLE_CANDIDATES} sample candidates");
+        let name = format!("run the {kind} on the {SAMPLE_CANDIDATES} sample candidates");
         let outcome = match kind {
             PluginKind::Filter => plugin
                 .filter(&request, &candidates)
@@ -146,6 +149,34 @@ fn step(report: &mut CheckReport, name: &str, outcome: Result<String, String>) -
 
 impl fmt::Display for CheckReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.kinds.is_empty() {
+            writeln!(
+                f,
+                "sample candidates (positions as the answers below use them):"
+            )?;
+            writeln!(
+                f,
+                "  pos  case            in-flight  queued  kv-usage  cached  ttft-ms  itl-ms  health     weight"
+            )?;
+            for (position, (c, case)) in self.candidates.iter().zip(CHECK_CASES).enumerate() {
+                let health = match c.health {
+                    Health::Healthy => "healthy",
+                    Health::Degraded => "degraded",
+                    Health::Unhealthy => "unhealthy",
+                };
+                writeln!(
+                    f,
+                    "  {position:>3}  {case:<14} {:>10} {:>7} {:>9.2} {:>7} {:>8.1} {:>7.1}  {health:<9} {:>6.1}",
+                    c.in_flight,
+                    c.queued,
+                    c.kv_usage,
+                    c.cached_prefix_blocks,
+                    c.ttft_ewma_ms,
+                    c.itl_ewma_ms,
+                    c.weight
+                )?;
+            }
+        }
         for s in &self.steps {
             writeln!(
                 f,
@@ -158,7 +189,7 @@ impl fmt::Display for CheckReport {
         if let Some(sha) = &self.sha256 {
             writeln!(f, "sha256 {sha}, {} bytes", self.size_bytes)?;
         }
-        write!(
+        writeln!(
             f,
             "{}",
             if self.ok {

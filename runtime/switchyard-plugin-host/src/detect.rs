@@ -30,8 +30,10 @@ pub(crate) fn kinds_of(
     component: &Component,
 ) -> Result<Vec<PluginKind>> {
     let pre = linker.instantiate_pre(component).map_err(|e| {
+        let detail = format!("{e:#}");
         Error::NotAPlugin(format!(
-            "it imports something the host does not provide (only switchyard:plugin/host and an empty WASI are available): {e:#}"
+            "it imports something the host does not provide (only switchyard:plugin/host and an empty WASI are available): {detail}{}",
+            build_fix(&detail)
         ))
     })?;
     if lifecycle::GuestIndices::new(&pre).is_err() {
@@ -63,6 +65,20 @@ pub(crate) fn kinds_of(
     Ok(kinds)
 }
 
+/// The build change that drops an import the host refuses, for the toolchains that add one
+/// unasked (the message names the missing import).
+fn build_fix(missing: &str) -> &'static str {
+    if missing.contains("wasi:http") {
+        // componentize-js links its fetch() support unless told not to; its CLI's
+        // `-d/--disable <feature...>` takes the feature names.
+        "; a JavaScript component built with componentize-js imports wasi:http unless built with `-d http -d fetch-event` (the same flags for `jco componentize`)"
+    } else if missing.contains("wasi:sockets") || missing.contains("wasi:filesystem") {
+        "; plugins get no network or filesystem: remove the code that opens sockets or files (in Rust, std::net and std::fs; in Python, socket/open)"
+    } else {
+        ""
+    }
+}
+
 fn detection_engine() -> Result<&'static (Engine, Linker<HostState>)> {
     static ENGINE: OnceLock<std::result::Result<(Engine, Linker<HostState>), String>> =
         OnceLock::new();
@@ -76,4 +92,14 @@ fn detection_engine() -> Result<&'static (Engine, Linker<HostState>)> {
         })
         .as_ref()
         .map_err(|e| Error::Host(format!("detection engine: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_wasi_http_import_names_the_componentize_js_flags() {
+        let fix = super::build_fix("component imports instance `wasi:http/types@0.2.3`, but ...");
+        assert!(fix.contains("-d http -d fetch-event"), "{fix}");
+        assert_eq!(super::build_fix("something else"), "");
+    }
 }

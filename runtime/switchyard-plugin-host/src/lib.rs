@@ -40,6 +40,7 @@ mod plugin_host;
 mod quarantine;
 mod record;
 mod replay;
+mod replay_in_place;
 mod sample;
 mod ticker;
 mod validate;
@@ -58,6 +59,10 @@ pub use limits::{HostConfig, PluginLimits};
 pub use plugin::{LoadedPlugin, PluginStats};
 pub use plugin_host::PluginHost;
 pub use quarantine::{Quarantine, QuarantinePolicy, QuarantineState};
-pub use record::{DecisionInput, DecisionOutput, DecisionRecord, DECISION_RECORD_VERSION};
-pub use replay::{replay, ReplayDecision, ReplayReport};
-pub use sample::{sample_candidates, sample_request, sample_topology};
+pub use record::{
+    best_scored, DecisionInput, DecisionOutput, DecisionRecord, DECISION_RECORD_VERSION,
+};
+pub use replay::{replay, ReplayDecision, ReplayReport, SkippedDecision};
+pub use sample::{
+    check_candidates, sample_candidates, sample_request, sample_topology, CHECK_CASES,
+};

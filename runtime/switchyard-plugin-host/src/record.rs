@@ -31,6 +31,9 @@ pub struct DecisionRecord {
     /// Who decided: a plugin name or `native:<policy>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<String>,
+    /// A shadow plugin's decision: computed on the same candidates, never used for routing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
     /// What was asked.
     #[serde(flatten)]
     pub input: DecisionInput,
@@ -107,7 +110,12 @@ impl DecisionOutput {
                 a == b
             }
             (DecisionOutput::Indices(a), DecisionOutput::Indices(b)) => a.first() == b.first(),
-            (DecisionOutput::Scores(a), DecisionOutput::Scores(b)) => argmax(a) == argmax(b),
+            // The router orders equal totals from a rotating start, so any of the best-scored
+            // candidates may have been routed to: two scorings agree when they share one.
+            (DecisionOutput::Scores(a), DecisionOutput::Scores(b)) => {
+                let b = best_scored(b);
+                best_scored(a).iter().any(|i| b.contains(i))
+            }
             (DecisionOutput::Verdicts(a), DecisionOutput::Verdicts(b)) => {
                 let key = |v: &Verdict| (v.id, v.healthy);
                 let (mut a, mut b): (Vec<_>, Vec<_>) =
@@ -122,15 +130,26 @@ impl DecisionOutput {
     }
 }
 
-/// Position of the highest score; the first one on ties (as the router breaks ties).
-fn argmax(scores: &[f64]) -> Option<usize> {
-    let mut best: Option<(usize, f64)> = None;
-    for (i, &s) in scores.iter().enumerate() {
-        if best.is_none_or(|(_, b)| s > b) {
-            best = Some((i, s));
-        }
+/// Positions of the highest score: every candidate the router could have picked from these
+/// scores (it breaks ties by a rotating start). Scores within a relative 1e-9 of the best
+/// count as equal, so the same arithmetic done in another order still ties. Non-finite
+/// scores never win (the host refuses them before they reach the router).
+pub fn best_scored(scores: &[f64]) -> Vec<usize> {
+    let best = scores
+        .iter()
+        .copied()
+        .filter(|s| s.is_finite())
+        .fold(f64::NEG_INFINITY, f64::max);
+    if !best.is_finite() {
+        return Vec::new();
     }
-    best.map(|(i, _)| i)
+    let slack = 1e-9 * best.abs().max(1.0);
+    scores
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.is_finite() && best - **s <= slack)
+        .map(|(i, _)| i)
+        .collect()
 }
 
 #[cfg(test)]
@@ -146,6 +165,7 @@ mod tests {
                 at_ns: 1,
                 request_id: None,
                 plugin: None,
+                shadow: false,
                 input: DecisionInput::Topology {
                     topology: sample_topology(2),
                 },
@@ -156,6 +176,7 @@ mod tests {
                 at_ns: 2,
                 request_id: Some("r1".into()),
                 plugin: Some("native:least-loaded".into()),
+                shadow: true,
                 input: DecisionInput::Scorer {
                     request: sample_request(),
                     candidates: sample_candidates(2),
@@ -184,5 +205,16 @@ mod tests {
         assert!(Indices(vec![2, 0]).agrees_with(&Indices(vec![0, 2]), true));
         assert!(Scores(vec![1.0, 3.0]).agrees_with(&Scores(vec![0.0, 0.5]), false));
         assert!(!Scores(vec![1.0, 3.0]).agrees_with(&Error("x".into()), false));
+        // Ties: either of two equal best scores may have been routed to.
+        assert!(Scores(vec![0.0, 0.0, -1.0]).agrees_with(&Scores(vec![-2.0, 5.0, 1.0]), false));
+        assert!(!Scores(vec![0.0, 0.0, 1.0]).agrees_with(&Scores(vec![0.0, 5.0, 1.0]), false));
+    }
+
+    #[test]
+    fn best_scored_keeps_every_tie_and_ignores_non_finite() {
+        assert_eq!(best_scored(&[1.0, 3.0, 3.0, 2.0]), [1, 2]);
+        assert_eq!(best_scored(&[0.1 + 0.2, 0.3]), [0, 1]);
+        assert_eq!(best_scored(&[f64::NAN, 1.0, f64::INFINITY]), [1]);
+        assert!(best_scored(&[]).is_empty());
     }
 }

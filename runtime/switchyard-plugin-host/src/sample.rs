@@ -40,6 +40,90 @@ pub fn sample_candidates(n: usize) -> Vec<Candidate> {
         .collect()
 }
 
+/// The candidates `switchyard plugin check` runs a plugin on: one per edge case, so every
+/// branch of a typical filter or scorer runs (ids `0..8`, matching [`sample_topology`]):
+///
+/// | id | case |
+/// |---|---|
+/// | 0 | idle: zero load, nothing cached, no latency measured yet |
+/// | 1 | saturated KV cache (usage 1.0) with a queue |
+/// | 2 | unhealthy |
+/// | 3 | degraded |
+/// | 4, 5 | identical (a tie) |
+/// | 6 | the longest cached prefix |
+/// | 7 | heavily loaded, slow, weight 2 |
+pub fn check_candidates() -> Vec<Candidate> {
+    let base = Candidate {
+        id: 0,
+        in_flight: 0,
+        queued: 0,
+        kv_usage: 0.0,
+        cached_prefix_blocks: 0,
+        ttft_ewma_ms: 0.0,
+        itl_ewma_ms: 0.0,
+        health: Health::Healthy,
+        weight: 1.0,
+    };
+    let typical = Candidate {
+        in_flight: 3,
+        queued: 0,
+        kv_usage: 0.4,
+        cached_prefix_blocks: 2,
+        ttft_ewma_ms: 80.0,
+        itl_ewma_ms: 12.0,
+        ..base
+    };
+    vec![
+        base,
+        Candidate {
+            id: 1,
+            in_flight: 12,
+            queued: 6,
+            kv_usage: 1.0,
+            ..typical
+        },
+        Candidate {
+            id: 2,
+            health: Health::Unhealthy,
+            ..typical
+        },
+        Candidate {
+            id: 3,
+            health: Health::Degraded,
+            ..typical
+        },
+        Candidate { id: 4, ..typical },
+        Candidate { id: 5, ..typical },
+        Candidate {
+            id: 6,
+            cached_prefix_blocks: 8,
+            ..typical
+        },
+        Candidate {
+            id: 7,
+            in_flight: 40,
+            queued: 10,
+            kv_usage: 0.9,
+            ttft_ewma_ms: 900.0,
+            itl_ewma_ms: 60.0,
+            weight: 2.0,
+            ..typical
+        },
+    ]
+}
+
+/// What each of [`check_candidates`] stands for, by position.
+pub const CHECK_CASES: [&str; 8] = [
+    "idle",
+    "KV saturated",
+    "unhealthy",
+    "degraded",
+    "tie",
+    "tie",
+    "longest prefix",
+    "overloaded",
+];
+
 /// A topology with `n` instances (ids `0..n`) of one model.
 pub fn sample_topology(n: usize) -> Topology {
     Topology {

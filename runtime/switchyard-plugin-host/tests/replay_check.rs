@@ -18,6 +18,7 @@ fn trace(decisions: usize, kind: &str) -> String {
         at_ns: 0,
         request_id: None,
         plugin: None,
+        shadow: false,
         input: DecisionInput::Topology {
             topology: sample_topology(8),
         },
@@ -40,6 +41,7 @@ fn trace(decisions: usize, kind: &str) -> String {
             at_ns: 1_000 * i as u64,
             request_id: Some(format!("req-{i}")),
             plugin: None,
+            shadow: false,
             input,
             output: None,
         });
@@ -120,15 +122,125 @@ fn replay_compares_with_recorded_outputs_and_skips_other_kinds() {
         .collect();
     let report = replay(&ll, "{}", Cursor::new(recorded)).unwrap();
     assert_eq!((report.compared, report.disagreements), (10, 1));
-    // A scorer cannot replay picker decisions: they are skipped, not failed.
+    // A picker plugin's decisions cannot be replayed by a scorer: skipped with a reason.
     let skipped = replay(&ll, "{}", Cursor::new(trace(4, "picker"))).unwrap();
     assert_eq!((skipped.skipped, skipped.decisions.len()), (4, 0));
+    assert_eq!(skipped.skips.len(), 4);
+    assert!(
+        skipped.skips[0]
+            .reason
+            .contains("picker decision by the plugin"),
+        "{:?}",
+        skipped.skips[0]
+    );
     // A malformed line is an error that names the line.
     let broken = replay(&ll, "{}", Cursor::new("{\"atNs\":1,\"kind\":\"nope\"}\n"));
     assert!(matches!(
         broken,
         Err(switchyard_plugin_host::Error::Trace { line: 1, .. })
     ));
+}
+
+/// A native trace: picker records from `native:round-robin` whose recorded pick is
+/// `pick(i)` (a position) for decision `i`.
+fn native_trace(decisions: usize, pick: impl Fn(usize) -> usize) -> String {
+    let t = trace(decisions, "picker");
+    t.lines()
+        .map(|l| {
+            let mut r: DecisionRecord = serde_json::from_str(l).unwrap();
+            if let DecisionInput::Picker { candidates, .. } = &r.input {
+                let first = pick(r.line_index());
+                let mut ranked: Vec<usize> = vec![first];
+                ranked.extend((0..candidates.len()).filter(|&p| p != first));
+                r.output = Some(DecisionOutput::Indices(ranked));
+                r.plugin = Some("native:round-robin".into());
+            }
+            serde_json::to_string(&r).unwrap() + "\n"
+        })
+        .collect()
+}
+
+trait LineIndex {
+    fn line_index(&self) -> usize;
+}
+
+impl LineIndex for DecisionRecord {
+    /// Decision `i` of [`trace`] has request id `req-i`.
+    fn line_index(&self) -> usize {
+        self.request_id
+            .as_deref()
+            .and_then(|r| r.strip_prefix("req-"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+#[test]
+fn a_scorer_replays_against_native_decisions_in_place() {
+    let ll = wasm("least-loaded");
+    // First learn what the scorer would pick, then record exactly that natively.
+    let probe = replay(&ll, "{}", Cursor::new(native_trace(10, |_| 0))).unwrap();
+    assert_eq!((probe.decisions.len(), probe.skipped), (10, 0), "{probe:?}");
+    let best: Vec<u32> = probe
+        .decisions
+        .iter()
+        .map(|d| d.would_pick.as_ref().unwrap()[0])
+        .collect();
+    // Candidate ids equal positions in the sample candidates.
+    let agreeing = native_trace(10, |i| best[i] as usize);
+    let report = replay(&ll, "{}", Cursor::new(agreeing)).unwrap();
+    assert_eq!(
+        (report.compared, report.disagreements),
+        (10, 0),
+        "{report:?}"
+    );
+    assert!(report
+        .decisions
+        .iter()
+        .all(|d| d.kind == PluginKind::Scorer && d.recorded_kind == PluginKind::Picker));
+    // Recording a pick the scorer does not rank best is a disagreement.
+    let differing = native_trace(10, |i| {
+        let n = 3 + i % 5;
+        (0..n)
+            .find(|p| {
+                !probe.decisions[i]
+                    .would_pick
+                    .as_ref()
+                    .unwrap()
+                    .contains(&(*p as u32))
+            })
+            .unwrap_or(0)
+    });
+    let report = replay(&ll, "{}", Cursor::new(differing)).unwrap();
+    assert!(report.disagreements > 0, "{report:?}");
+}
+
+#[test]
+fn a_filter_replays_against_native_decisions_in_place() {
+    // label-selector keeps zone z0: sample topology ids 0, 3, 6 (zone = id % 3).
+    let filter = wasm("label-selector");
+    let config = r#"{"match":{"zone":"z0"}}"#;
+    let keeps_pick = replay(&filter, config, Cursor::new(native_trace(5, |_| 0))).unwrap();
+    assert_eq!(
+        (keeps_pick.compared, keeps_pick.disagreements),
+        (5, 0),
+        "{keeps_pick:?}"
+    );
+    assert!(keeps_pick
+        .decisions
+        .iter()
+        .all(|d| d.would_pick.as_deref() == Some(&[0][..])));
+    let drops_pick = replay(&filter, config, Cursor::new(native_trace(5, |_| 1))).unwrap();
+    assert_eq!(
+        (drops_pick.compared, drops_pick.disagreements),
+        (5, 5),
+        "{drops_pick:?}"
+    );
+    // The filter in place: the native ranking's first kept entry (position 0, ranked second).
+    assert!(drops_pick
+        .decisions
+        .iter()
+        .all(|d| d.would_pick.as_deref() == Some(&[0][..])));
 }
 
 #[test]

@@ -11,6 +11,7 @@ pub mod chat;
 pub mod completion;
 pub mod embedding;
 pub mod error;
+pub mod json_key;
 pub mod messages;
 pub mod models;
 mod raw_extra;

@@ -63,6 +63,13 @@ pub struct InstanceSpec {
     /// `probe.path` (on Kubernetes: the WorkerPool's `spec.health.path`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_path: Option<String>,
+    /// Its part in disaggregated serving (`both`, `prefill`, `decode`).
+    #[serde(default)]
+    pub role: crate::Role,
+    /// A prefill worker's SGLang bootstrap port (its `--disaggregation-bootstrap-port`), sent
+    /// to both sides of an SGLang-protocol disaggregated request as `bootstrap_port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap_port: Option<u16>,
     /// Credentials the worker expects on every call (requests, probes, canaries, scrapes).
     /// Only from the frontend's own configuration: never read from or written to discovery.
     #[serde(skip)]
@@ -130,6 +137,8 @@ impl InstanceSpec {
             weight: 1.0,
             canary: None,
             health_path: None,
+            role: crate::Role::Both,
+            bootstrap_port: None,
             auth: None,
         }
     }

@@ -98,6 +98,14 @@ pub fn check(spec: &InstanceSpec) -> Result<(), Rejection> {
     check_name(&spec.model, MAX_MODEL_BYTES, is_model_char)
         .map_err(|m| Rejection::new(Reason::Model, format!("model name {m}")))?;
     check_url(&spec.url).map_err(|m| Rejection::new(Reason::Url, m))?;
+    // The bootstrap port completes the URL's host into a second address (SGLang's KV
+    // hand-over); a role needs no check, serde accepts only its three names.
+    if spec.bootstrap_port == Some(0) {
+        return Err(Rejection::new(
+            Reason::Url,
+            "bootstrap_port must be 1-65535",
+        ));
+    }
     if !(spec.weight > 0.0 && spec.weight <= MAX_WEIGHT) {
         return Err(Rejection::new(
             Reason::Weight,
@@ -376,6 +384,24 @@ mod tests {
             }),
             Some(Reason::Canary)
         );
+    }
+
+    #[test]
+    fn a_role_is_one_of_three_names_and_a_bootstrap_port_is_a_real_port() {
+        assert_eq!(reason(|s| s.bootstrap_port = Some(0)), Some(Reason::Url));
+        assert_eq!(
+            reason(|s| {
+                s.role = crate::Role::Prefill;
+                s.bootstrap_port = Some(8998);
+            }),
+            None
+        );
+        let mut json = serde_json::to_value(ok()).unwrap();
+        json["role"] = "prefill".into();
+        let spec: InstanceSpec = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(spec.role, crate::Role::Prefill);
+        json["role"] = "encoder".into();
+        assert!(serde_json::from_value::<InstanceSpec>(json).is_err());
     }
 
     #[test]

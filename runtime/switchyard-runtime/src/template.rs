@@ -4,9 +4,24 @@
 //! from. Both use [`ChatTemplate::default`] unless configured otherwise, which is what makes a
 //! chat request and its completions continuation (prompt + generated text) line up.
 
+use std::io;
+
 use minijinja::{context, Environment, Error as JinjaError, ErrorKind};
 use serde::Serialize;
 use switchyard_protocol::ChatMessage;
+
+/// Template instructions one render may execute. A chat template is code, and one from
+/// discovery (`chat_template_text`) is written by whoever can write to etcd or Kubernetes: a
+/// nested loop over `range(100000)` must fail the render, not spin a core. Real templates use a
+/// few hundred instructions per message, so this allows conversations of thousands of turns.
+pub const RENDER_FUEL: u64 = 5_000_000;
+
+/// Rendered bytes allowed per input byte (plus [`RENDER_OUTPUT_SLACK`]): a template adds a
+/// header per message, it does not multiply the conversation. Bounds what `"x" * n` in a loop
+/// could otherwise allocate.
+pub const RENDER_OUTPUT_FACTOR: usize = 4;
+/// Rendered bytes always allowed, whatever the input (system prompts a template adds itself).
+pub const RENDER_OUTPUT_SLACK: usize = 1 << 20;
 
 /// The default template: a ChatML-like layout that any completions model can continue.
 pub const DEFAULT_TEMPLATE: &str = "{%- for message in messages -%}\n\
@@ -20,6 +35,8 @@ pub enum TemplateError {
     Compile(String),
     #[error("chat template failed to render: {0}")]
     Render(String),
+    #[error("chat template exceeded its render budget ({0})")]
+    Budget(&'static str),
 }
 
 /// A compiled chat template.
@@ -55,6 +72,7 @@ impl ChatTemplate {
     /// and `raise_exception(msg)` fails the render with `msg`.
     pub fn from_source(source: String) -> Result<Self, TemplateError> {
         let mut env = Environment::new();
+        env.set_fuel(Some(RENDER_FUEL));
         env.add_function(
             "raise_exception",
             |msg: String| -> Result<String, JinjaError> {
@@ -91,18 +109,61 @@ impl ChatTemplate {
                 name: m.name.as_deref(),
             })
             .collect();
+        let input: usize = messages
+            .iter()
+            .map(|m| m.role.len() + m.content.len() + m.name.map_or(0, str::len))
+            .fold(0, usize::saturating_add);
         let template = self
             .env
             .get_template("chat")
             .map_err(|e| TemplateError::Render(e.to_string()))?;
-        template
-            .render(context! {
-                messages => messages,
-                add_generation_prompt => true,
-                bos_token => "",
-                eos_token => "",
-            })
-            .map_err(|e| TemplateError::Render(e.to_string()))
+        let mut out = Bounded {
+            buf: Vec::with_capacity(input + 64),
+            max: input
+                .saturating_mul(RENDER_OUTPUT_FACTOR)
+                .saturating_add(RENDER_OUTPUT_SLACK),
+            overflowed: false,
+        };
+        let ctx = context! {
+            messages => messages,
+            add_generation_prompt => true,
+            bos_token => "",
+            eos_token => "",
+        };
+        match template.render_captured_to(ctx, &mut out) {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::OutOfFuel => {
+                return Err(TemplateError::Budget("too many template instructions"))
+            }
+            Err(_) if out.overflowed => {
+                return Err(TemplateError::Budget("rendered prompt too large"))
+            }
+            Err(e) => return Err(TemplateError::Render(e.to_string())),
+        }
+        String::from_utf8(out.buf).map_err(|e| TemplateError::Render(e.to_string()))
+    }
+}
+
+/// A render target that refuses to grow past `max` bytes, so a template cannot allocate more
+/// than its budget however it loops.
+struct Bounded {
+    buf: Vec<u8>,
+    max: usize,
+    overflowed: bool,
+}
+
+impl io::Write for Bounded {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if self.buf.len().saturating_add(bytes.len()) > self.max {
+            self.overflowed = true;
+            return Err(io::Error::other("rendered prompt too large"));
+        }
+        self.buf.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -155,6 +216,36 @@ mod tests {
             .render(&msgs(r#"[{"role":"tool","content":"x"}]"#))
             .unwrap_err();
         assert!(err.to_string().contains("no tools"), "{err}");
+    }
+
+    #[test]
+    fn a_template_that_loops_without_end_runs_out_of_fuel() {
+        let t = ChatTemplate::from_source(
+            "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
+                .into(),
+        )
+        .unwrap();
+        let err = t
+            .render(&msgs(r#"[{"role":"user","content":"x"}]"#))
+            .unwrap_err();
+        assert!(matches!(err, TemplateError::Budget(_)), "{err}");
+    }
+
+    #[test]
+    fn a_template_cannot_render_more_than_its_output_budget() {
+        // 100000 × 100 kB = 10 GB without the bound; few instructions, so fuel alone would
+        // not stop it.
+        let t = ChatTemplate::from_source(
+            "{% for a in range(100000) %}{{ 'x' * 100000 }}{% endfor %}".into(),
+        )
+        .unwrap();
+        let err = t
+            .render(&msgs(r#"[{"role":"user","content":"x"}]"#))
+            .unwrap_err();
+        assert!(
+            matches!(err, TemplateError::Budget("rendered prompt too large")),
+            "{err}"
+        );
     }
 
     #[test]

@@ -9,7 +9,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::spec_check::{Reason, Rejection};
+use crate::template::TemplateError;
 use crate::{ChatTemplate, InstanceSpec, WorkerApi};
+use switchyard_protocol::ChatMessage;
+
+/// A short, ordinary conversation: what an inline template is tried on before it is admitted.
+fn sample_conversation() -> Vec<ChatMessage> {
+    const SAMPLE: &str = r#"[{"role":"system","content":"You are brief."},{"role":"user","content":"Hello"},{"role":"assistant","content":"Hi."},{"role":"user","content":"Bye"}]"#;
+    // A constant that the tests parse; empty (still a fair trial) if it ever failed to.
+    serde_json::from_str(SAMPLE).unwrap_or_default()
+}
 
 /// Compiled chat templates by name, plus the built-in default.
 #[derive(Debug, Clone)]
@@ -46,9 +55,15 @@ impl TemplateCatalog {
             return Ok(None);
         }
         if let Some(text) = &spec.chat_template_text {
-            return ChatTemplate::from_source(text.clone())
-                .map(|t| Some(Arc::new(t)))
-                .map_err(|e| Rejection::new(Reason::ChatTemplate, e.to_string()));
+            let template = ChatTemplate::from_source(text.clone())
+                .map_err(|e| Rejection::new(Reason::ChatTemplate, e.to_string()))?;
+            // A template that blows its budget on an ordinary conversation would fail (after
+            // burning its fuel) on every request: refuse it at the door. Other render errors
+            // (`raise_exception` on roles it does not support) are the requests' business.
+            if let Err(e @ TemplateError::Budget(_)) = template.render(&sample_conversation()) {
+                return Err(Rejection::new(Reason::ChatTemplate, e.to_string()));
+            }
+            return Ok(Some(Arc::new(template)));
         }
         match &spec.chat_template {
             Some(name) => self.named.get(name).cloned().map(Some).ok_or_else(|| {
@@ -70,6 +85,34 @@ mod tests {
         let mut spec = InstanceSpec::new(id, "m", "http://h:1");
         spec.api = WorkerApi::Completions;
         spec
+    }
+
+    #[test]
+    fn an_inline_template_that_spins_is_rejected_at_admission() {
+        let catalog = TemplateCatalog::default();
+        let mut spec = completions("a");
+        spec.chat_template_text = Some(
+            "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
+                .into(),
+        );
+        let rejection = catalog.resolve(&spec).unwrap_err();
+        assert_eq!(rejection.reason, Reason::ChatTemplate);
+        assert!(
+            rejection.message.contains("budget"),
+            "{}",
+            rejection.message
+        );
+    }
+
+    #[test]
+    fn an_inline_template_that_raises_on_the_sample_is_still_admitted() {
+        let catalog = TemplateCatalog::default();
+        let mut spec = completions("a");
+        spec.chat_template_text = Some(
+            "{% if messages[0].role == 'system' %}{{ raise_exception('no system') }}{% endif %}"
+                .into(),
+        );
+        assert!(catalog.resolve(&spec).unwrap().is_some());
     }
 
     #[test]

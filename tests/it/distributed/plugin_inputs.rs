@@ -10,6 +10,8 @@ use switchyard_tests::services::Nats;
 use switchyard_tests::{frontend_with_config, worker_flags, Proc};
 
 use super::{complete, eventually, health, long_prefix, static_mockers, TOKEN};
+
+const EXPLAIN: &str = "distributed-explain-token";
 use crate::MODEL;
 
 fn wasm(name: &str) -> String {
@@ -26,7 +28,7 @@ fn wasm(name: &str) -> String {
 
 async fn explanation(fe: &Proc, request_id: &str) -> Value {
     reqwest::Client::new()
-        .get(format!("{}/admin/explain/{request_id}", fe.url()))
+        .get(format!("{}/admin/explain/{request_id}", fe.admin_url()))
         .bearer_auth(TOKEN)
         .send()
         .await
@@ -46,7 +48,17 @@ async fn plugins_receive_cached_prefix_blocks_from_nats_events() {
         wasm("prefix-affinity")
     );
     let mut args = worker_flags(MODEL, &refs);
-    args.extend(["--nats", &nats.url(), "--admin-token", TOKEN].map(String::from));
+    args.extend(
+        [
+            "--nats",
+            &nats.url(),
+            "--admin-token",
+            TOKEN,
+            "--explain-token",
+            EXPLAIN,
+        ]
+        .map(String::from),
+    );
     let (fe, _dir) = frontend_with_config(&yaml, &args).await.unwrap();
     eventually(Duration::from_secs(10), "event bus connected", || async {
         (health(&fe).await["events"]["connected"] == json!(true)).then_some(())
@@ -54,7 +66,7 @@ async fn plugins_receive_cached_prefix_blocks_from_nats_events() {
     .await;
 
     let prefix = long_prefix("plugin");
-    let explain = [("x-switchyard-explain", TOKEN)];
+    let explain = [("x-switchyard-explain", EXPLAIN)];
     // Nothing cached yet: every candidate reaches the plugin with zero cached blocks.
     let (holder, id) = complete(&fe, &format!("{prefix} turn 0"), &explain).await;
     let e = explanation(&fe, &id).await;

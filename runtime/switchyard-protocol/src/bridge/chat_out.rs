@@ -100,7 +100,9 @@ pub struct FunctionDelta<'a> {
 /// The message of an in-band error event (`{"error":{"message",...}}`), if `data` is one.
 pub fn stream_error(data: &[u8]) -> Option<String> {
     // Cheap pre-check: chunks almost never contain the key; only candidates are decoded.
-    memchr::memmem::find(data, b"\"error\"")?;
+    if !crate::json_key::ERROR.in_bytes(data) {
+        return None;
+    }
     #[derive(Deserialize)]
     struct Probe {
         error: Option<serde_json::Value>,

@@ -1,0 +1,527 @@
+//! Flow control: when every candidate of a model is saturated (the `overload` thresholds:
+//! in-flight per instance, KV usage), requests wait here instead of piling onto engines or
+//! being shed at once. They leave in priority-band order, fairly across tenants within a
+//! band ([`queue`]), when an instance has room: a request ending wakes the next waiter, and
+//! a short tick re-checks for room that appears otherwise (KV usage scraped down, another
+//! client's load gone). The waiter then goes on to select an instance with fresh load.
+//!
+//! A request waits at most its deadline (`x-switchyard-deadline-ms`, else its tenant's
+//! `queue_deadline_ms`, else `flow_control.max_wait_ms`) and is then answered like a shed
+//! request: 429 for low priority, else 503, with `Retry-After`. A full band refuses at once.
+//! Off unless `flow_control.enabled`; then the old behaviour (shed at once) applies.
+
+pub mod queue;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderMap;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use switchyard_runtime::Instance;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::admission::{has_room, OverloadConfig};
+use crate::error::ApiError;
+use crate::tenants::Priority;
+use queue::{band_index, band_label, FairQueue, Slot};
+
+/// Request header: how long this request may wait in the queue, milliseconds.
+pub const DEADLINE_HEADER: &str = "x-switchyard-deadline-ms";
+
+/// `flow_control:` in the YAML.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlowConfig {
+    pub enabled: bool,
+    /// Requests that may wait in each band (per model); beyond it the band refuses at once.
+    pub max_queue_per_band: usize,
+    /// Longest wait when neither the request nor its tenant says otherwise, milliseconds.
+    pub max_wait_ms: u64,
+    /// How often waiters are re-checked for room that no request ending announced.
+    pub tick_ms: u64,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            max_queue_per_band: 1024,
+            max_wait_ms: 5_000,
+            tick_ms: 10,
+        }
+    }
+}
+
+impl FlowConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.tick_ms == 0 {
+            return Err("flow_control.tick_ms: must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Who is asking to wait, and how.
+#[derive(Debug, Clone)]
+pub struct Ticket<'a> {
+    pub model: &'a str,
+    pub band: Priority,
+    pub tenant: &'a str,
+    pub weight: u32,
+    pub deadline: Duration,
+}
+
+type Waker = oneshot::Sender<Slot>;
+
+#[derive(Debug, Default)]
+pub struct FlowControl {
+    config: FlowConfig,
+    queues: Mutex<HashMap<String, FairQueue<Waker>>>,
+    /// Waiting requests over every model: the fast "nobody waits" check.
+    waiting: AtomicUsize,
+    depth: [AtomicUsize; 3],
+    timeouts: [AtomicU64; 3],
+    rejected: [AtomicU64; 3],
+}
+
+impl FlowControl {
+    pub fn new(config: &FlowConfig) -> Self {
+        Self {
+            config: config.clone(),
+            ..Self::default()
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.config.enabled
+    }
+
+    /// The band a request waits in: the header (`x-switchyard-priority`) may lower the
+    /// caller's band (its tenant's, else normal), never raise it.
+    pub fn band(overload: &OverloadConfig, headers: &HeaderMap, cap: Priority) -> Priority {
+        let asked = headers
+            .get(overload.priority_header.as_str())
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| match v.to_ascii_lowercase().as_str() {
+                "high" => Some(Priority::High),
+                "normal" => Some(Priority::Normal),
+                "low" => Some(Priority::Low),
+                _ => None,
+            });
+        asked.map_or(cap, |p| p.min(cap))
+    }
+
+    /// The deadline: the request's header, else the tenant's default, else
+    /// `max_wait_ms`; a header cannot ask for more than the larger of the two defaults.
+    pub fn deadline(&self, headers: &HeaderMap, tenant_default: Option<u64>) -> Duration {
+        let ceiling = self.config.max_wait_ms.max(tenant_default.unwrap_or(0));
+        let asked = headers
+            .get(DEADLINE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let ms = asked.or(tenant_default).unwrap_or(self.config.max_wait_ms);
+        Duration::from_millis(ms.min(ceiling))
+    }
+
+    /// Returns once `room()` says an instance can take the request — at once (`false`) when
+    /// nobody waits for this model and there is room, else after waiting (`true`) — or
+    /// `shed`'s error when the deadline passes or the band is full. A request dropped while
+    /// waiting leaves the queue.
+    pub async fn wait_for_room(
+        &self,
+        ticket: Ticket<'_>,
+        room: impl Fn() -> bool,
+        shed: impl Fn(&str) -> ApiError,
+    ) -> Result<bool, ApiError> {
+        if self.waiting.load(Ordering::Acquire) == 0 && room() {
+            return Ok(false);
+        }
+        let band = band_index(ticket.band);
+        let expires = tokio::time::Instant::now() + ticket.deadline;
+        let (mut rx, mut guard) = {
+            let mut queues = self.queues.lock();
+            let q = queues.entry(ticket.model.to_owned()).or_default();
+            if q.is_empty() && room() {
+                return Ok(false);
+            }
+            if q.band_len(band) >= self.config.max_queue_per_band {
+                self.rejected[band].fetch_add(1, Ordering::Relaxed);
+                return Err(shed("The wait queue for this model is full; retry later."));
+            }
+            let (tx, rx) = oneshot::channel();
+            let id = q.push(band, ticket.tenant, ticket.weight, tx);
+            self.entered(band);
+            let guard = Waiting {
+                flow: self,
+                model: ticket.model,
+                band,
+                tenant: ticket.tenant,
+                id,
+                done: false,
+            };
+            (rx, guard)
+        };
+        loop {
+            match tokio::time::timeout_at(expires, &mut rx).await {
+                Ok(Ok(slot)) => {
+                    // Our turn: go if there is room, else back to our place in line.
+                    if room() {
+                        guard.done = true;
+                        return Ok(true);
+                    }
+                    let (tx, new_rx) = oneshot::channel();
+                    self.queues
+                        .lock()
+                        .entry(ticket.model.to_owned())
+                        .or_default()
+                        .push_front(slot, tx);
+                    self.entered(band);
+                    rx = new_rx;
+                }
+                // The deadline passed (a dropped waker cannot happen while queued; treat it
+                // the same): leave and shed.
+                Ok(Err(_)) | Err(_) => {
+                    drop(guard);
+                    self.timeouts[band].fetch_add(1, Ordering::Relaxed);
+                    return Err(shed(&format!(
+                        "No instance of the model had room within {} ms; retry later.",
+                        ticket.deadline.as_millis()
+                    )));
+                }
+            }
+        }
+    }
+
+    /// A request ended, so an instance may have room: give the next waiter of each model
+    /// its turn. Costs one atomic load when nobody waits.
+    pub fn request_ended(&self) {
+        if self.waiting.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut queues = self.queues.lock();
+        for q in queues.values_mut() {
+            self.wake_next(q);
+        }
+        queues.retain(|_, q| !q.is_empty());
+    }
+
+    /// Pops waiters until one takes the turn (a waiter gone meanwhile does not).
+    fn wake_next(&self, q: &mut FairQueue<Waker>) {
+        while let Some((slot, tx)) = q.pop() {
+            self.left(slot.band);
+            if tx.send(slot).is_ok() {
+                return;
+            }
+        }
+    }
+
+    fn entered(&self, band: usize) {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        self.depth[band].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn left(&self, band: usize) {
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        self.depth[band].fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Re-checks waiters every `tick_ms` for room that no request ending announced.
+    pub fn spawn_ticker(self: &Arc<Self>) -> Option<JoinHandle<()>> {
+        if !self.config.enabled {
+            return None;
+        }
+        let flow = Arc::clone(self);
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(flow.config.tick_ms));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                flow.request_ended();
+            }
+        }))
+    }
+
+    /// `switchyard_flow_*` series (only when flow control is on).
+    pub fn render_metrics(&self, out: &mut String) {
+        if !self.config.enabled {
+            return;
+        }
+        let _ = writeln!(out, "# HELP {QUEUE_DEPTH} Requests waiting for an instance with room, by priority band (a KEDA/HPA signal).\n# TYPE {QUEUE_DEPTH} gauge");
+        for (i, d) in self.depth.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{QUEUE_DEPTH}{{band=\"{}\"}} {}",
+                band_label(i),
+                d.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(out, "# HELP {QUEUE_TIMEOUTS} Waiting requests answered 429/503 at their deadline, by band.\n# TYPE {QUEUE_TIMEOUTS} counter");
+        for (i, n) in self.timeouts.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{QUEUE_TIMEOUTS}{{band=\"{}\"}} {}",
+                band_label(i),
+                n.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(out, "# HELP {QUEUE_REJECTED} Requests refused because their band's queue was full, by band.\n# TYPE {QUEUE_REJECTED} counter");
+        for (i, n) in self.rejected.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{QUEUE_REJECTED}{{band=\"{}\"}} {}",
+                band_label(i),
+                n.load(Ordering::Relaxed)
+            );
+        }
+    }
+}
+
+pub const QUEUE_DEPTH: &str = "switchyard_flow_queue_depth";
+pub const QUEUE_TIMEOUTS: &str = "switchyard_flow_queue_timeouts_total";
+pub const QUEUE_REJECTED: &str = "switchyard_flow_queue_rejected_total";
+
+/// A request's place in line; leaving (deadline, client gone) takes it out, and a turn it
+/// was given but will not use passes to the next waiter.
+struct Waiting<'a> {
+    flow: &'a FlowControl,
+    model: &'a str,
+    band: usize,
+    tenant: &'a str,
+    id: u64,
+    done: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut queues = self.flow.queues.lock();
+        let Some(q) = queues.get_mut(self.model) else {
+            return;
+        };
+        if q.remove(self.band, self.tenant, self.id) {
+            self.flow.left(self.band);
+        } else if !self.done {
+            // Popped for a turn we will not take: hand it on.
+            self.flow.wake_next(q);
+        }
+    }
+}
+
+/// The flow-control stage of the request path: with flow control on, waits until some
+/// routable instance has room (see the module docs); otherwise returns at once and the
+/// capacity check at dispatch sheds as before.
+pub async fn admit(
+    app: &crate::app::App,
+    request: &crate::pipeline::parse::ParsedRequest,
+    routable: &[&Arc<Instance>],
+    tenant: Option<&crate::tenants::Tenant>,
+) -> Result<(), ApiError> {
+    let flow = &app.flow;
+    if !flow.enabled() {
+        return Ok(());
+    }
+    let overload = &app.config.overload;
+    let headers = &request.headers;
+    let ticket = Ticket {
+        model: request.model(),
+        band: FlowControl::band(
+            overload,
+            headers,
+            tenant.map_or(Priority::Normal, |t| t.priority),
+        ),
+        tenant: tenant.map_or("", |t| t.id.as_str()),
+        weight: tenant.map_or(1, |t| t.weight),
+        deadline: flow.deadline(headers, tenant.and_then(|t| t.queue_deadline_ms)),
+    };
+    let low = ticket.band == Priority::Low;
+    let started = tokio::time::Instant::now();
+    let waited = flow
+        .wait_for_room(
+            ticket,
+            || has_room(overload, routable),
+            |message| {
+                let status = if low {
+                    overload.low_priority_status
+                } else {
+                    503
+                };
+                ApiError::overloaded(
+                    status,
+                    message,
+                    Duration::from_secs(overload.retry_after_s.max(1)),
+                )
+            },
+        )
+        .await;
+    if let (Ok(true), Some(t)) = (&waited, tenant) {
+        t.metrics.count_queue_wait(started.elapsed());
+    }
+    waited.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+    use std::sync::atomic::AtomicBool;
+
+    fn flow() -> FlowControl {
+        FlowControl::new(&FlowConfig {
+            enabled: true,
+            max_queue_per_band: 2,
+            ..FlowConfig::default()
+        })
+    }
+
+    fn ticket(band: Priority, tenant: &str, ms: u64) -> Ticket<'_> {
+        Ticket {
+            model: "m",
+            band,
+            tenant,
+            weight: 1,
+            deadline: Duration::from_millis(ms),
+        }
+    }
+
+    fn shed(m: &str) -> ApiError {
+        ApiError::overloaded(503, m, Duration::from_secs(1))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiters_leave_in_band_order_as_requests_end() {
+        let f = flow();
+        let full = AtomicBool::new(true);
+        let room = || !full.load(Ordering::Relaxed);
+        let mut low = Box::pin(f.wait_for_room(ticket(Priority::Low, "a", 10_000), room, shed));
+        let mut high = Box::pin(f.wait_for_room(ticket(Priority::High, "b", 10_000), room, shed));
+        assert!(low.as_mut().now_or_never().is_none());
+        assert!(high.as_mut().now_or_never().is_none());
+        assert_eq!(f.depth[0].load(Ordering::Relaxed), 1);
+        assert_eq!(f.depth[2].load(Ordering::Relaxed), 1);
+        // A newcomer queues behind them even though it could not tell there is no room.
+        full.store(false, Ordering::Relaxed);
+        let mut late = Box::pin(f.wait_for_room(ticket(Priority::High, "c", 10_000), room, shed));
+        assert!(
+            late.as_mut().now_or_never().is_none(),
+            "no overtaking the line"
+        );
+        // One request ends: the high-priority waiter that came first goes.
+        f.request_ended();
+        assert!(high.as_mut().now_or_never().unwrap().is_ok());
+        assert!(low.as_mut().now_or_never().is_none());
+        f.request_ended();
+        assert!(late.as_mut().now_or_never().unwrap().is_ok());
+        f.request_ended();
+        assert!(low.as_mut().now_or_never().unwrap().is_ok());
+        assert_eq!(f.waiting.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_woken_waiter_without_room_keeps_its_place() {
+        let f = flow();
+        let room = || false;
+        let mut first =
+            Box::pin(f.wait_for_room(ticket(Priority::Normal, "a", 10_000), room, shed));
+        assert!(first.as_mut().now_or_never().is_none());
+        let mut second =
+            Box::pin(f.wait_for_room(ticket(Priority::Normal, "a", 10_000), room, shed));
+        assert!(second.as_mut().now_or_never().is_none());
+        f.request_ended();
+        assert!(
+            first.as_mut().now_or_never().is_none(),
+            "no room: back in line"
+        );
+        assert_eq!(f.waiting.load(Ordering::Relaxed), 2);
+        // The next turn is the first waiter's again, not the second's: it went back to the
+        // head of the line, not the tail.
+        f.request_ended();
+        assert!(first.as_mut().now_or_never().is_none());
+        assert!(second.as_mut().now_or_never().is_none());
+        let popped = f
+            .queues
+            .lock()
+            .get_mut("m")
+            .and_then(|q| q.pop())
+            .map(|(s, _)| s.id);
+        assert_eq!(
+            popped,
+            Some(0),
+            "the first waiter (id 0) is still first in line"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_sheds_and_a_full_band_refuses_at_once() {
+        let f = flow();
+        let room = || false;
+        let waiting = f.wait_for_room(ticket(Priority::Normal, "a", 200), room, shed);
+        let _other = Box::pin(f.wait_for_room(ticket(Priority::Normal, "a", 10_000), room, shed))
+            .as_mut()
+            .now_or_never();
+        let started = tokio::time::Instant::now();
+        let e = waiting.await.unwrap_err();
+        assert_eq!(e.status, 503);
+        assert_eq!(started.elapsed(), Duration::from_millis(200));
+        assert_eq!(f.timeouts[1].load(Ordering::Relaxed), 1);
+        assert_eq!(f.waiting.load(Ordering::Relaxed), 0, "it left the queue");
+
+        let mut a = Box::pin(f.wait_for_room(ticket(Priority::Low, "a", 10_000), room, shed));
+        let mut b = Box::pin(f.wait_for_room(ticket(Priority::Low, "b", 10_000), room, shed));
+        assert!(a.as_mut().now_or_never().is_none() && b.as_mut().now_or_never().is_none());
+        let e = f
+            .wait_for_room(ticket(Priority::Low, "c", 10_000), room, shed)
+            .now_or_never()
+            .unwrap()
+            .unwrap_err();
+        assert!(e.message.contains("queue for this model is full"), "{e}");
+        assert_eq!(f.rejected[2].load(Ordering::Relaxed), 1);
+        drop(a);
+        assert_eq!(
+            f.depth[2].load(Ordering::Relaxed),
+            1,
+            "a dropped waiter leaves"
+        );
+    }
+
+    #[test]
+    fn the_header_lowers_the_band_but_never_raises_it() {
+        let overload = OverloadConfig::default();
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-switchyard-priority",
+            http::HeaderValue::from_static("high"),
+        );
+        assert_eq!(
+            FlowControl::band(&overload, &h, Priority::Normal),
+            Priority::Normal
+        );
+        h.insert(
+            "x-switchyard-priority",
+            http::HeaderValue::from_static("low"),
+        );
+        assert_eq!(
+            FlowControl::band(&overload, &h, Priority::High),
+            Priority::Low
+        );
+        assert_eq!(
+            FlowControl::band(&overload, &HeaderMap::new(), Priority::High),
+            Priority::High
+        );
+    }
+
+    #[test]
+    fn deadlines_come_from_the_header_the_tenant_or_the_config() {
+        let f = flow();
+        let mut h = HeaderMap::new();
+        assert_eq!(f.deadline(&h, None), Duration::from_secs(5));
+        assert_eq!(f.deadline(&h, Some(700)), Duration::from_millis(700));
+        h.insert(DEADLINE_HEADER, http::HeaderValue::from_static("250"));
+        assert_eq!(f.deadline(&h, Some(700)), Duration::from_millis(250));
+        h.insert(DEADLINE_HEADER, http::HeaderValue::from_static("999999"));
+        assert_eq!(f.deadline(&h, None), Duration::from_secs(5), "capped");
+    }
+}

@@ -1,0 +1,50 @@
+//! Cheap "does this JSON payload mention key X" probes, run on every streamed event before
+//! anything is decoded.
+//!
+//! `memchr::memmem::find` builds a searcher on every call, which for these short needles
+//! costs more than the search itself (callgrind: ~13 k instructions per 16-token stream,
+//! about 6 % of the frontend's work per streamed request). Each needle here is compiled
+//! once per process instead.
+
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
+
+/// A JSON object key, quoted as it appears on the wire, with its searcher built on first use.
+pub struct JsonKey {
+    finder: LazyLock<Finder<'static>>,
+}
+
+impl JsonKey {
+    const fn new(init: fn() -> Finder<'static>) -> Self {
+        Self {
+            finder: LazyLock::new(init),
+        }
+    }
+
+    /// Whether `data` contains the quoted key anywhere (a pre-check: the caller decodes to be sure).
+    pub fn in_bytes(&self, data: &[u8]) -> bool {
+        self.finder.find(data).is_some()
+    }
+}
+
+/// `"error"`: in-band error events.
+pub static ERROR: JsonKey = JsonKey::new(|| Finder::new(b"\"error\""));
+/// `"usage"`: usage chunks and fields.
+pub static USAGE: JsonKey = JsonKey::new(|| Finder::new(b"\"usage\""));
+/// `"stream_options"`: a request that already says whether it wants usage.
+pub static STREAM_OPTIONS: JsonKey = JsonKey::new(|| Finder::new(b"\"stream_options\""));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_found_only_when_quoted() {
+        assert!(ERROR.in_bytes(br#"{"error":{"message":"x"}}"#));
+        assert!(!ERROR.in_bytes(br#"{"content":"an error occurred"}"#));
+        assert!(USAGE.in_bytes(br#"{"choices":[],"usage":{"prompt_tokens":1}}"#));
+        assert!(!USAGE.in_bytes(b""));
+        assert!(STREAM_OPTIONS.in_bytes(br#"{"stream_options":null}"#));
+    }
+}
