@@ -9,6 +9,8 @@
 # - restricted pod security, least-privilege RBAC (a Role per watched namespace) and "every
 #   values.yaml key is commented";
 # - the Dockerfiles against the chart (scripts/check-images.py; no image is built);
+# - docs/kubernetes.md's quick start, every command (scripts/check-quickstart.py);
+# - values.schema.json regenerated from values.yaml (scripts/gen-values-schema.py --check);
 # - the Grafana dashboard's metrics and labels against what the built frontend really exports
 #   (scripts/check-dashboard.py; needs target/debug/switchyard or $SWITCHYARD_BIN).
 #
@@ -72,6 +74,8 @@ EVERYTHING = {
         "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/x"}},
     },
     "operator": {"replicas": 2, "pdb": {"enabled": True}},
+    "global": {"imageRegistry": "registry.example.com/ml"},
+    "pluginCA": {"configMap": "corp-ca"},
     "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}},
                 "dashboard": {"enabled": True}},
     "networkPolicy": {"enabled": True,
@@ -83,8 +87,18 @@ VARIANTS = {
     "everything-on": EVERYTHING,
     "frontend-only+existing-secret": {"operator": {"enabled": False},
                                       "frontend": {"adminToken": {"existingSecret": "my-token"}}},
+    "one-replica+token-value+config": {"frontend": {"replicas": 1, "adminToken": {"value": "t0ken"},
+                                                    "config": {"limits": {"shutdown_grace_ms": 600000},
+                                                               "routing": {"policy": "least-loaded"}}}},
     "other-watch-namespace": {"watchNamespaces": ["models"], "operator": {"leaderElection": False}},
     "namespace-list": {"watchNamespaces": ["models-b", "models-a"], "networkPolicy": {"enabled": True}},
+    "exact-namespace-list": {"watchNamespaces": ["models"], "watchReleaseNamespace": False},
+    "nats": {"nats": {"enabled": True}, "networkPolicy": {"enabled": True}},
+    "ingress-tls": {"exposure": {"ingress": {"enabled": True, "className": "nginx", "host": "llm.example.com",
+                                             "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"},
+                                             "tls": [{"secretName": "llm-tls", "hosts": ["llm.example.com"]}]}}},
+    "gateway-httproute": {"exposure": {"httpRoute": {"enabled": True, "hostnames": ["llm.example.com"],
+                                                     "parentRefs": [{"name": "public", "namespace": "infra", "sectionName": "https"}]}}},
 }
 RELEASE_NS = "switchyard"
 
@@ -126,6 +140,24 @@ SERVICE_MONITOR = {
 }
 
 
+# Subset of the Gateway API HTTPRoute schema (gateway.networking.k8s.io/v1) for what the chart renders.
+HTTP_ROUTE = {
+    "type": "object", "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {"spec": {"type": "object", "required": ["parentRefs", "rules"], "additionalProperties": False,
+                            "properties": {
+                                "parentRefs": {"type": "array", "minItems": 1, "items": {
+                                    "type": "object", "required": ["name"], "additionalProperties": False,
+                                    "properties": {k: {"type": "string"} for k in ["name", "namespace", "sectionName", "group", "kind"]}}},
+                                "hostnames": {"type": "array", "items": {"type": "string"}},
+                                "rules": {"type": "array", "items": {"type": "object", "additionalProperties": False, "properties": {
+                                    "matches": {"type": "array", "items": {"type": "object", "properties": {"path": {
+                                        "type": "object", "additionalProperties": False,
+                                        "properties": {"type": {"enum": ["Exact", "PathPrefix", "RegularExpression"]}, "value": {"type": "string"}}}}}},
+                                    "backendRefs": {"type": "array", "items": {"type": "object", "required": ["name", "port"],
+                                                    "properties": {"name": {"type": "string"}, "port": {"type": "integer"}}}}}}}}}},
+}
+
+
 def validate_doc(label, doc):
     kind, api = doc.get("kind"), doc.get("apiVersion")
     name = f'{label} {kind}/{doc.get("metadata", {}).get("name")}'
@@ -143,6 +175,13 @@ def validate_doc(label, doc):
         except jsonschema.ValidationError as e:
             check(f"{name} vs ServiceMonitor subset schema", False, e.message)
         return
+    if api == "gateway.networking.k8s.io/v1" and kind == "HTTPRoute":
+        try:
+            jsonschema.validate(doc, HTTP_ROUTE)
+            check(f"{name} vs HTTPRoute subset schema", True)
+        except jsonschema.ValidationError as e:
+            check(f"{name} vs HTTPRoute subset schema", False, e.message)
+        return
     for v in versions:
         try:
             kubernetes_validate.validate(doc, v, strict=True)
@@ -154,7 +193,7 @@ def validate_doc(label, doc):
 
 
 def pod_specs(doc):
-    if doc.get("kind") == "Deployment":
+    if doc.get("kind") in ("Deployment", "StatefulSet"):
         yield doc["spec"]["template"]["spec"]
 
 
@@ -193,7 +232,9 @@ def check_namespaces(label, values, docs):
     """Namespace scope: a Role + RoleBinding per watched namespace and component, and both
     binaries told the same list; cluster scope: ClusterRoles and `--all-namespaces`."""
     cluster = values.get("scope") == "cluster"
-    watched = sorted(set(values.get("watchNamespaces") or [RELEASE_NS]))
+    listed = values.get("watchNamespaces") or []
+    with_release = not listed or values.get("watchReleaseNamespace", True)
+    watched = sorted(set(listed + ([RELEASE_NS] if with_release else [])))
     components = ["frontend"] + (["operator"] if values.get("operator", {}).get("enabled", True) else [])
     roles = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]): d for d in docs
              if d["kind"] in ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")}
@@ -231,16 +272,165 @@ def check_namespaces(label, values, docs):
                   sorted(values_in[0]) == watched if values_in else False, selectors)
 
 
-def check_frontend_command(label, docs):
+def check_frontend_command(label, values, docs):
+    token = values.get("frontend", {}).get("adminToken", {})
     for d in docs:
         if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-frontend"):
             c = d["spec"]["template"]["spec"]["containers"][0]
             args = c["args"]
-            check(f"{label} frontend runs `serve --discovery kubernetes --listen 0.0.0.0:8000`",
-                  args[:5] == ["serve", "--discovery", "kubernetes", "--listen", "0.0.0.0:8000"], args)
+            check(f"{label} frontend runs `serve --discovery kubernetes --listen 0.0.0.0:8000 --config …`",
+                  args[:7] == ["serve", "--discovery", "kubernetes", "--listen", "0.0.0.0:8000",
+                               "--config", "/etc/switchyard/switchyard.yaml"], args)
             env = {e["name"]: e for e in c["env"]}
-            check(f"{label} admin token comes from a Secret",
-                  "secretKeyRef" in env.get("SWITCHYARD_ADMIN_TOKEN", {}).get("valueFrom", {}), env.get("SWITCHYARD_ADMIN_TOKEN"))
+            if token.get("existingSecret") or token.get("value"):
+                check(f"{label} admin token comes from a Secret",
+                      "secretKeyRef" in env.get("SWITCHYARD_ADMIN_TOKEN", {}).get("valueFrom", {}), env.get("SWITCHYARD_ADMIN_TOKEN"))
+            else:
+                check(f"{label} no admin token configured: admin API off, no Secret generated",
+                      "SWITCHYARD_ADMIN_TOKEN" not in env and not any(x["kind"] == "Secret" for x in docs), env)
+
+
+def check_hygiene(label, values, docs):
+    """NetworkPolicy egress never reaches the metadata service, Events RBAC for the operator,
+    the registry set once, the plugin CA mounted where the env var points."""
+    import ipaddress
+    metadata = ipaddress.ip_address("169.254.169.254")
+    for d in docs:
+        if d["kind"] != "NetworkPolicy":
+            continue
+        name = d["metadata"]["name"]
+        rules = d["spec"].get("egress", [])
+        check(f"{label} NetworkPolicy {name} has no egress rule open to every destination",
+              all(r.get("to") for r in rules), rules)
+        for r in rules:
+            ports = {p.get("port") for p in r.get("ports", [])}
+            for peer in r.get("to", []):
+                block = peer.get("ipBlock")
+                if not block:
+                    continue
+                covered = metadata in ipaddress.ip_network(block["cidr"]) and not any(
+                    metadata in ipaddress.ip_network(e) for e in block.get("except", []))
+                check(f"{label} NetworkPolicy {name} egress to {block['cidr']} (ports {sorted(ports, key=str)}) excludes 169.254.169.254",
+                      not covered, block)
+        if name.endswith("-frontend"):
+            egress_ports = {p.get("port") for r in rules for p in r.get("ports", [])}
+            check(f"{label} frontend NetworkPolicy allows NATS (4222) and etcd (2379)", {4222, 2379} <= egress_ports, egress_ports)
+            metrics_from = values.get("networkPolicy", {}).get("metricsIngressFrom")
+            api_rule = d["spec"]["ingress"][0]
+            if api_rule.get("from") and metrics_from:
+                check(f"{label} Prometheus may still scrape a frontend restricted by frontendIngressFrom",
+                      all(m in api_rule["from"] for m in metrics_from), api_rule)
+    for d in docs:
+        if d["kind"] in ("Role", "ClusterRole") and d["metadata"]["name"].endswith("-operator"):
+            events = [r for r in d["rules"] if "events" in r["resources"]]
+            check(f"{label} {d['kind']} {d['metadata']['name']} may record Events",
+                  any(set(r["verbs"]) >= {"create", "patch"} for r in events), d["rules"])
+    pull = [p["name"] for p in values.get("imagePullSecrets", [])]
+    for d in docs:
+        if pull and d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-operator"):
+            env = {e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+            check(f"{label} the chart's imagePullSecrets reach worker pods (operator env)",
+                  env.get("SWITCHYARD_WORKER_IMAGE_PULL_SECRETS") == ",".join(pull), env)
+    registry = values.get("global", {}).get("imageRegistry")
+    ca = values.get("pluginCA", {}).get("configMap")
+    for d in docs:
+        if d["kind"] != "Deployment":
+            continue
+        pod = d["spec"]["template"]["spec"]
+        c = pod["containers"][0]
+        if registry:
+            check(f"{label} {d['metadata']['name']} image comes from global.imageRegistry",
+                  c["image"].startswith(registry + "/switchyard/") and "ghcr.io" not in c["image"], c["image"])
+        if ca:
+            env = {e["name"]: e.get("value") for e in c.get("env", [])}
+            mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+            path = env.get("SWITCHYARD_PLUGIN_CA_FILE", "")
+            vols = {v["name"]: v for v in pod.get("volumes", [])}
+            mount = mounts.get(os.path.dirname(path))
+            check(f"{label} {d['metadata']['name']} trusts the plugin CA from ConfigMap {ca}",
+                  mount is not None and vols[mount].get("configMap", {}).get("name") == ca, (path, mounts))
+
+
+def check_nats(label, values, docs):
+    """The chart's NATS is wired into the frontend's config and the operator's bridge default."""
+    if not values.get("nats", {}).get("enabled"):
+        check(f"{label} no NATS unless asked", not any(d["kind"] == "StatefulSet" for d in docs))
+        return
+    url = "nats://sy-switchyard-nats.switchyard.svc:4222"
+    _, cm = frontend_parts(docs)
+    check(f"{label} frontend config points at the chart's NATS", yaml.safe_load(cm["data"]["switchyard.yaml"]).get("nats") == url, cm["data"])
+    op = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-operator"))
+    env = {e["name"]: e.get("value") for e in op["spec"]["template"]["spec"]["containers"][0]["env"]}
+    check(f"{label} operator's kvEvents bridges default to the chart's NATS", env.get("SWITCHYARD_WORKER_NATS") == url, env)
+    svc = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "sy-switchyard-nats"]
+    check(f"{label} NATS Service on 4222", svc and svc[0]["spec"]["ports"][0]["port"] == 4222, svc)
+
+
+def check_exposure(label, docs):
+    """Ingress and HTTPRoute route only the OpenAI paths to the public Service, never the admin port."""
+    for d in docs:
+        if d["kind"] == "Ingress":
+            paths = [p for r in d["spec"]["rules"] for p in r["http"]["paths"]]
+            check(f"{label} Ingress routes only /v1 to the public Service's http port",
+                  [p["path"] for p in paths] == ["/v1"] and all(p["backend"]["service"] == {"name": "sy-switchyard", "port": {"name": "http"}} for p in paths), paths)
+            check(f"{label} Ingress has TLS", bool(d["spec"].get("tls")), d["spec"])
+        if d["kind"] == "HTTPRoute":
+            rule = d["spec"]["rules"][0]
+            check(f"{label} HTTPRoute routes only /v1 to the public Service",
+                  [m["path"]["value"] for m in rule["matches"]] == ["/v1"] and rule["backendRefs"] == [{"name": "sy-switchyard", "port": 80}], rule)
+
+
+def frontend_parts(docs):
+    deploy = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-frontend"))
+    cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-frontend-config"))
+    return deploy, cm
+
+
+def check_rollout(label, values, docs):
+    """Safe rollouts: readiness after discovery, preStop + drain delay, a grace period that covers
+    them, a config checksum, PDBs only when satisfiable, default spread."""
+    import hashlib
+    fv = values.get("frontend", {})
+    deploy, cm = frontend_parts(docs)
+    pod = deploy["spec"]["template"]
+    c = pod["spec"]["containers"][0]
+    text = cm["data"]["switchyard.yaml"]
+    config = yaml.safe_load(text)
+    limits = config.get("limits", {})
+    check(f"{label} frontend readiness probes /ready", c["readinessProbe"]["httpGet"]["path"] == fv.get("readinessPath", "/ready"), c["readinessProbe"])
+    sleep = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+    check(f"{label} frontend has a preStop sleep", sleep > 0, c.get("lifecycle"))
+    check(f"{label} frontend drains (limits.drain_delay_ms > 0)", limits.get("drain_delay_ms", 0) > 0, limits)
+    need = sleep + limits.get("drain_delay_ms", 0) / 1000 + limits.get("shutdown_grace_ms", 30000) / 1000
+    grace = pod["spec"]["terminationGracePeriodSeconds"]
+    check(f"{label} terminationGracePeriodSeconds {grace} covers preStop + drain + grace ({need:g})", grace > need)
+    check(f"{label} config checksum annotation is the rendered config's sha256",
+          pod["metadata"]["annotations"].get("checksum/config") == hashlib.sha256(text.strip("\n").encode()).hexdigest()
+          or pod["metadata"]["annotations"].get("checksum/config") == hashlib.sha256(text.rstrip("\n").encode()).hexdigest(),
+          pod["metadata"]["annotations"].get("checksum/config"))
+    check(f"{label} config mounted from the ConfigMap",
+          any(v.get("configMap", {}).get("name") == cm["metadata"]["name"] for v in pod["spec"]["volumes"]))
+    fe_min = fv.get("autoscaling", {}).get("minReplicas", 2) if fv.get("autoscaling", {}).get("enabled") else fv.get("replicas", 2)
+    pdbs = [d for d in docs if d["kind"] == "PodDisruptionBudget" and d["metadata"]["name"].endswith("-frontend")]
+    want_pdb = fv.get("pdb", {}).get("enabled", True) and fe_min > fv.get("pdb", {}).get("minAvailable", 1)
+    check(f"{label} frontend PDB rendered only when satisfiable ({fe_min} replicas)", bool(pdbs) == want_pdb, pdbs)
+    check(f"{label} frontend spreads over nodes and zones",
+          {t["topologyKey"] for t in pod["spec"].get("topologySpreadConstraints", [])} >= {"kubernetes.io/hostname"}
+          or bool(fv.get("topologySpreadConstraints")), pod["spec"].get("topologySpreadConstraints"))
+    monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
+    scraped = [d["metadata"]["name"] for d in docs if d["kind"] == "Deployment"
+               and "prometheus.io/scrape" in (d["spec"]["template"]["metadata"].get("annotations") or {})]
+    check(f"{label} pods are not scraped twice (annotations and ServiceMonitors)", not (monitors and scraped), scraped)
+    for m in monitors:
+        check(f"{label} ServiceMonitor {m['metadata']['name']} carries a Prometheus selector label",
+              "release" in m["metadata"]["labels"] or bool(values.get("metrics", {}).get("serviceMonitor", {}).get("labels")), m["metadata"]["labels"])
+    if fv.get("admin", {}).get("enabled", True):
+        admin = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-admin")]
+        check(f"{label} admin listener on its own ClusterIP Service",
+              len(admin) == 1 and admin[0]["spec"]["type"] == "ClusterIP" and config.get("admin", {}).get("listen", "").startswith("0.0.0.0:"), admin)
+        public = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "sy-switchyard"]
+        check(f"{label} the public Service has no admin port",
+              all(p["name"] != "admin" for d in public for p in d["spec"]["ports"]), public)
 
 
 with helm.Chart.load(chart_dir) as chart:
@@ -260,7 +450,13 @@ with helm.Chart.load(chart_dir) as chart:
             validate_doc(label, doc)
         check_security(label, docs)
         check_rbac(label, values, docs)
-        check_frontend_command(label, docs)
+        check_frontend_command(label, values, docs)
+        check_rollout(label, values, docs)
+        check_hygiene(label, values, docs)
+        check_exposure(label, docs)
+        check_nats(label, values, docs)
+        again = chart.render(copy.deepcopy(values), name="sy", namespace=RELEASE_NS, is_install=True)
+        check(f"{label} renders identically twice (no random or looked-up values)", again == rendered)
         check_namespaces(label, values, docs)
         if label == "everything-on":
             kinds = {d["kind"] for d in docs}
@@ -278,6 +474,13 @@ with helm.Chart.load(chart_dir) as chart:
                            "switchyard_input_tokens_total", "switchyard_output_tokens_total", "switchyard_retries_total",
                            "switchyard_instance_in_flight", "switchyard_instance_healthy"]:
                 check(f"dashboard charts {metric}", metric in exprs)
+
+    # values.schema.json closes the chart's own objects: a misspelt key fails the install.
+    try:
+        chart.render({"frontend": {"replica": 3}}, name="sy", namespace=RELEASE_NS, is_install=True)
+        check("values.schema.json refuses a misspelt key (frontend.replica)", False, "rendered")
+    except helm.HelmError as e:
+        check("values.schema.json refuses a misspelt key (frontend.replica)", "replica" in str(e), e)
 
     # The single-namespace key of earlier versions fails loudly instead of being ignored.
     try:
@@ -319,6 +522,12 @@ print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
 PY
 
+# docs/kubernetes.md's quick start, command by command, against the chart and the examples.
+"$VENV/bin/python" "$ROOT/scripts/check-quickstart.py" "$ROOT" || status=1
+# The autoscaling examples: targets exist, metrics are documented (scripts/check-scaling.py).
+"$VENV/bin/python" "$ROOT/scripts/check-scaling.py" "$ROOT" || status=1
+# values.schema.json is generated from values.yaml (every key, with its comment).
+"$VENV/bin/python" "$ROOT/scripts/gen-values-schema.py" --check || status=1
 # The container images, checked offline against the chart (scripts/check-images.py).
 "$VENV/bin/python" "$ROOT/scripts/check-images.py" "$ROOT" || status=1
 # The dashboard against a running frontend's /metrics (scripts/check-dashboard.py).

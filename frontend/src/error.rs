@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use switchyard_protocol::ErrorBody;
 
+/// `Retry-After` of [`ApiError::model_unavailable`]: a starting engine takes seconds to
+/// minutes, so retrying every second only adds load.
+const MODEL_UNAVAILABLE_RETRY: Duration = Duration::from_secs(5);
+
 /// An error on its way to the client.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
@@ -67,6 +71,20 @@ impl ApiError {
         )
         .with_param("model")
         .with_code("model_not_found")
+    }
+
+    /// 503: discovery declares the model (e.g. a WorkerPool exists) but no instance serves
+    /// it yet — scaled to zero, starting, or rolling out. Clients should retry, not give up.
+    pub fn model_unavailable(model: &str) -> Self {
+        let mut e = Self::new(
+            503,
+            "service_unavailable",
+            format!("The model `{model}` has no ready instance right now; retry later."),
+        )
+        .with_param("model")
+        .with_code("model_unavailable");
+        e.retry_after = Some(MODEL_UNAVAILABLE_RETRY);
+        e
     }
 
     pub fn method_not_allowed(method: &str, path: &str) -> Self {

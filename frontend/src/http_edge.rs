@@ -51,6 +51,7 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<Body>
         }
         (&Method::GET, "/v1/models") => models(&app, tenant.as_deref()),
         (&Method::GET, "/health") => health(&app),
+        (&Method::GET, "/ready") => crate::readiness::ready(&app),
         (&Method::GET, "/live") => json_response(StatusCode::OK, r#"{"status":"live"}"#.into()),
         (&Method::GET, "/metrics") => metrics(&app),
         (method, "/v1/messages") => agent_api::messages::error_response(
@@ -81,6 +82,7 @@ fn is_known_path(path: &str) -> bool {
             | "/v1/responses"
             | "/v1/models"
             | "/health"
+            | "/ready"
             | "/live"
             | "/metrics"
     )

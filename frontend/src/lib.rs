@@ -32,6 +32,7 @@ pub mod pipeline;
 pub mod plugin_cli;
 pub mod plugin_new;
 pub mod plugins;
+pub mod readiness;
 pub mod register_cmd;
 pub mod serve;
 pub mod server;

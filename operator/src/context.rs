@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
+use kube::runtime::events::{Recorder, Reporter};
 use kube::Client;
 use switchyard_k8s::source::{HttpFetcher, SourceFetcher, UrlFetcher};
 
 use crate::backoff::Backoff;
 use crate::metrics::Metrics;
+use crate::pod_extras::WorkerDefaults;
 use crate::validator::ComponentValidator;
 use crate::Result;
 
@@ -18,6 +20,10 @@ pub struct Context {
     pub backoff: Backoff,
     pub fetcher: SourceFetcher,
     pub validator: Arc<dyn ComponentValidator>,
+    /// Settings every worker pod gets (the chart's pull secrets).
+    pub worker_defaults: WorkerDefaults,
+    /// Publishes Events on the objects it reconciles (one cache, so repeats become a series).
+    pub recorder: Recorder,
 }
 
 impl Context {
@@ -38,11 +44,21 @@ impl Context {
         urls: Arc<dyn UrlFetcher>,
     ) -> Self {
         Self {
+            recorder: Recorder::new(client.clone(), reporter()),
             fetcher: SourceFetcher::new(client.clone(), urls),
             client,
             metrics,
             backoff: Backoff::default(),
             validator,
+            worker_defaults: WorkerDefaults::default(),
         }
+    }
+}
+
+/// Who reports Events: the operator, and its pod when the chart sets `POD_NAME`.
+fn reporter() -> Reporter {
+    Reporter {
+        controller: switchyard_k8s::labels::FIELD_MANAGER.to_string(),
+        instance: std::env::var("POD_NAME").ok(),
     }
 }

@@ -12,6 +12,10 @@ pub enum Error {
     /// A resource lacks a field the API server always sets.
     #[error("object is missing {0}")]
     MissingField(&'static str),
+    /// The spec asks for something the operator cannot build (e.g. a KV-event bridge with no
+    /// NATS URL anywhere); fixed by editing the pool, reported as a condition and an Event.
+    #[error("spec: {0}")]
+    Spec(String),
     /// A background validation task failed to run.
     #[error("validation task: {0}")]
     Task(String),
@@ -37,6 +41,7 @@ impl Error {
             Self::Kube(_) => "client",
             Self::K8s(_) => "k8s",
             Self::MissingField(_) => "missing_field",
+            Self::Spec(_) => "spec",
             Self::Task(_) => "task",
             Self::Server(_) => "server",
             Self::LostLease(_) => "lost_lease",

@@ -50,6 +50,8 @@ pub enum Call {
     GetLease(Option<Value>),
     /// POST of a new Lease.
     CreateLease,
+    /// POST of an `events.k8s.io/v1` Event.
+    CreateEvent,
     /// Any request, answered with this HTTP error status.
     Fail(Method, u16),
 }
@@ -94,6 +96,24 @@ impl Scenario {
             Call::ApplyService,
             Call::ListSlices(slices),
         ]
+    }
+
+    /// A pool reconcile whose `step`-th call fails with `code`: the failure is then written
+    /// to the pool's status (unless that write is what failed) and recorded as an Event.
+    pub fn pool_fails(ds: DeploymentStatus, failing: usize, code: u16) -> Vec<Call> {
+        let mut calls = Self::pool_changed(ds, Vec::new());
+        let method = if failing == 2 {
+            Method::GET
+        } else {
+            Method::PATCH
+        };
+        calls.truncate(failing);
+        calls.push(Call::Fail(method, code));
+        if failing != 3 {
+            calls.push(Call::PatchPoolStatus);
+        }
+        calls.push(Call::CreateEvent);
+        calls
     }
 
     /// A plugin reconcile reading a ConfigMap and writing status.
@@ -206,6 +226,11 @@ impl ApiServerVerifier {
                 check(Method::POST, "/leases");
                 (201, body)
             }
+            Call::CreateEvent => {
+                check(Method::POST, "/events");
+                assert!(path.starts_with("/apis/events.k8s.io/v1/"), "{path}");
+                (201, body)
+            }
             Call::Fail(m, code) => {
                 assert_eq!(method, m, "method of {path}");
                 (code, status_json(code, "InternalError"))
@@ -284,6 +309,8 @@ pub fn pool(name: &str) -> WorkerPool {
             port: 8000,
             health: Default::default(),
             routing: Default::default(),
+            role: Default::default(),
+            kv_events: None,
         },
     );
     p.metadata.namespace = Some(NS.to_string());

@@ -109,11 +109,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let scope = scope(&args);
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(Readiness::default());
-    let ctx = Arc::new(Context::new(
+    let mut ctx = Context::new(
         client.clone(),
         metrics.clone(),
         validator::default_validator(),
-    )?);
+    )?;
+    ctx.worker_defaults = switchyard_operator::pod_extras::WorkerDefaults::from_env();
+    let ctx = Arc::new(ctx);
     let server = tokio::spawn(server::serve(args.listen, metrics.clone(), ready.clone()));
 
     let elector = match args.leader_elect {

@@ -6,17 +6,18 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction, PodSpec,
-    PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec,
-    Volume, VolumeMount,
+    Capabilities, Container, ContainerPort, HTTPGetAction, PodSpec, PodTemplateSpec, Probe,
+    SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec, TCPSocketAction,
+    VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use switchyard_k8s::labels;
-use switchyard_k8s::{EngineKind, WorkerPool};
+use switchyard_k8s::{EngineKind, HealthCheck, WorkerPool};
 
+use crate::kv_bridge;
+use crate::pod_extras::{self, WorkerDefaults};
 use crate::{Error, Result};
 
 /// Name of the engine container.
@@ -46,6 +47,10 @@ pub fn common_labels(pool: &WorkerPool) -> BTreeMap<String, String> {
         pool.spec.engine.as_str().to_string(),
     );
     l.insert(
+        labels::ROLE.to_string(),
+        pool.spec.role.as_str().to_string(),
+    );
+    l.insert(
         labels::APP_NAME.to_string(),
         "switchyard-worker".to_string(),
     );
@@ -73,19 +78,25 @@ fn meta(pool: &WorkerPool) -> Result<ObjectMeta> {
     })
 }
 
-/// The pool's Deployment.
-pub fn deployment(pool: &WorkerPool) -> Result<Deployment> {
+/// The pool's Deployment; `defaults` are the operator-wide worker settings.
+pub fn deployment(pool: &WorkerPool, defaults: &WorkerDefaults) -> Result<Deployment> {
     let spec = &pool.spec;
     let mut pod_labels = spec.template.pod_labels.clone();
     pod_labels.extend(common_labels(pool));
     let mut annotations = spec.template.pod_annotations.clone();
     annotations.insert(labels::MODEL_ANNOTATION.to_string(), spec.model.clone());
-    let (volumes, mounts) = shm_volume(pool);
+    let (volumes, mounts) = pod_extras::volumes(pool);
+    let mut containers = vec![container(pool, mounts)];
+    containers.extend(kv_bridge::sidecar(pool, defaults)?);
     let pod = PodSpec {
-        containers: vec![container(pool, mounts)],
+        containers,
         node_selector: non_empty_map(&spec.template.node_selector),
         tolerations: non_empty_vec(&spec.template.tolerations),
         service_account_name: spec.template.service_account_name.clone(),
+        image_pull_secrets: pod_extras::image_pull_secrets(pool, defaults),
+        affinity: spec.template.affinity.clone(),
+        priority_class_name: spec.template.priority_class_name.clone(),
+        runtime_class_name: spec.template.runtime_class_name.clone(),
         // Opt-in (engine images often need root); the container settings below always apply.
         security_context: spec.template.pod_security_context.clone(),
         volumes,
@@ -109,6 +120,7 @@ pub fn deployment(pool: &WorkerPool) -> Result<Deployment> {
                     max_unavailable: Some(IntOrString::Int(1)),
                 }),
             }),
+            progress_deadline_seconds: Some(progress_deadline(&spec.health)),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
@@ -135,29 +147,16 @@ fn container(pool: &WorkerPool, mounts: Option<Vec<VolumeMount>>) -> Container {
             spec.model.clone(),
         ]
     } else {
-        t.args.clone()
+        kv_bridge::engine_args(pool, pod_extras::args(pool, t.args.clone()))
     };
-    let probe = |period: i32, failures: i32| Probe {
-        http_get: Some(HTTPGetAction {
-            path: Some(spec.health.path.clone()),
-            port: IntOrString::String(PORT_NAME.to_string()),
-            ..HTTPGetAction::default()
-        }),
-        period_seconds: Some(period),
-        timeout_seconds: Some(spec.health.timeout_seconds),
-        failure_threshold: Some(failures),
-        ..Probe::default()
-    };
-    // Model download and load can take many minutes; the startup probe covers it so the
-    // liveness probe can stay strict afterwards.
-    let startup_failures = (spec.health.startup_seconds / 10).max(1);
+    let probes = probes(&spec.health);
     Container {
         name: CONTAINER.to_string(),
         image: Some(t.image.clone()),
         image_pull_policy: t.image_pull_policy.clone(),
         command: non_empty_vec(&t.command),
         args: non_empty_vec(&args),
-        env: non_empty_vec(&t.env),
+        env: non_empty_vec(&pod_extras::env(pool)),
         resources: t.resources.clone(),
         ports: Some(vec![ContainerPort {
             name: Some(PORT_NAME.to_string()),
@@ -165,9 +164,9 @@ fn container(pool: &WorkerPool, mounts: Option<Vec<VolumeMount>>) -> Container {
             protocol: Some("TCP".to_string()),
             ..ContainerPort::default()
         }]),
-        startup_probe: Some(probe(10, startup_failures)),
-        readiness_probe: Some(probe(5, 3)),
-        liveness_probe: Some(probe(10, 6)),
+        startup_probe: Some(probes.startup),
+        readiness_probe: Some(probes.readiness),
+        liveness_probe: Some(probes.liveness),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             capabilities: Some(Capabilities {
@@ -185,36 +184,77 @@ fn container(pool: &WorkerPool, mounts: Option<Vec<VolumeMount>>) -> Container {
     }
 }
 
-/// vLLM, SGLang and TRT-LLM use `/dev/shm` for tensor-parallel communication; the container
-/// default (64 MiB) is too small.
-fn shm_volume(pool: &WorkerPool) -> (Option<Vec<Volume>>, Option<Vec<VolumeMount>>) {
-    if !matches!(
-        pool.spec.engine,
-        EngineKind::Vllm | EngineKind::Sglang | EngineKind::Trtllm
-    ) {
-        return (None, None);
-    }
-    let size = pool
-        .spec
-        .template
-        .shm_size
-        .clone()
-        .unwrap_or_else(|| "8Gi".to_string());
-    let volume = Volume {
-        name: "dshm".to_string(),
-        empty_dir: Some(EmptyDirVolumeSource {
-            medium: Some("Memory".to_string()),
-            size_limit: Some(Quantity(size)),
-        }),
-        ..Volume::default()
-    };
-    let mount = VolumeMount {
-        name: "dshm".to_string(),
-        mount_path: "/dev/shm".to_string(),
-        ..VolumeMount::default()
-    };
-    (Some(vec![volume]), Some(vec![mount]))
+/// The engine container's three probes.
+pub struct Probes {
+    pub startup: Probe,
+    pub readiness: Probe,
+    pub liveness: Probe,
 }
+
+/// Startup covers model download and load (`health.startupSeconds`); readiness takes a busy or
+/// failing engine out of the Service quickly; liveness only restarts an engine that is truly
+/// stuck. A restart re-loads (often re-downloads) the model, so liveness is a TCP check by
+/// default — a saturated vLLM answers `/health` slowly but still accepts connections — or a
+/// lenient HTTP check of `health.livenessPath`, and tolerates two minutes of failures.
+pub fn probes(health: &HealthCheck) -> Probes {
+    let http = |path: &str| HTTPGetAction {
+        path: Some(path.to_string()),
+        port: IntOrString::String(PORT_NAME.to_string()),
+        ..HTTPGetAction::default()
+    };
+    let port = || IntOrString::String(PORT_NAME.to_string());
+    let startup = Probe {
+        http_get: Some(http(&health.path)),
+        period_seconds: Some(STARTUP_PERIOD_SECONDS),
+        timeout_seconds: Some(health.timeout_seconds),
+        failure_threshold: Some(startup_failures(health.startup_seconds)),
+        ..Probe::default()
+    };
+    let readiness = Probe {
+        http_get: Some(http(&health.path)),
+        period_seconds: Some(5),
+        timeout_seconds: Some(health.timeout_seconds),
+        failure_threshold: Some(3),
+        ..Probe::default()
+    };
+    let liveness = Probe {
+        http_get: health.liveness_path.as_deref().map(http),
+        tcp_socket: health.liveness_path.is_none().then(|| TCPSocketAction {
+            port: port(),
+            ..TCPSocketAction::default()
+        }),
+        period_seconds: Some(20),
+        timeout_seconds: Some(health.timeout_seconds.max(LIVENESS_MIN_TIMEOUT_SECONDS)),
+        failure_threshold: Some(6),
+        ..Probe::default()
+    };
+    Probes {
+        startup,
+        readiness,
+        liveness,
+    }
+}
+
+/// Period of the startup probe.
+const STARTUP_PERIOD_SECONDS: i32 = 10;
+/// A liveness check waits at least this long for an answer.
+const LIVENESS_MIN_TIMEOUT_SECONDS: i32 = 10;
+
+/// Startup-probe failures that add up to `startup_seconds` (rounded up).
+fn startup_failures(startup_seconds: i32) -> i32 {
+    ((startup_seconds.saturating_add(STARTUP_PERIOD_SECONDS - 1)) / STARTUP_PERIOD_SECONDS).max(1)
+}
+
+/// The Deployment's `progressDeadlineSeconds`: longer than the startup allowance, or every
+/// slow model load would be reported as a failed rollout (`ProgressDeadlineExceeded`).
+pub fn progress_deadline(health: &HealthCheck) -> i32 {
+    health
+        .startup_seconds
+        .saturating_add(PROGRESS_MARGIN_SECONDS)
+}
+
+/// How much longer than the startup allowance a rollout step may take.
+const PROGRESS_MARGIN_SECONDS: i32 = 600;
 
 /// The pool's headless Service: the frontend routes to each pod itself, so no ClusterIP; the
 /// Service exists for its EndpointSlices.

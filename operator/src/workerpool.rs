@@ -21,6 +21,7 @@ use switchyard_k8s::labels;
 use switchyard_k8s::{WorkerPool, WorkerPoolStatus};
 use tracing::instrument;
 
+use crate::failure::{self, Step};
 use crate::{manifests, Context, Error, Result};
 
 /// Controller name in metrics and logs.
@@ -28,7 +29,7 @@ pub const CONTROLLER: &str = "workerpool";
 /// Periodic resync of a healthy pool.
 pub const RESYNC: Duration = Duration::from_secs(300);
 
-/// Reconciles one WorkerPool.
+/// Reconciles one WorkerPool; a failure is also recorded on the pool ([`failure::report`]).
 #[instrument(skip(pool, ctx), fields(namespace = pool.namespace().unwrap_or_default(), pool = %pool.name_any()))]
 pub async fn reconcile(pool: Arc<WorkerPool>, ctx: Arc<Context>) -> Result<Action> {
     let _timer = ctx.metrics.reconcile(CONTROLLER);
@@ -41,37 +42,58 @@ pub async fn reconcile(pool: Arc<WorkerPool>, ctx: Arc<Context>) -> Result<Actio
         ctx.backoff.succeeded(&key(&namespace, &name));
         return Ok(Action::await_change());
     }
+    match apply(&pool, &ctx, &namespace, &name).await {
+        Ok(()) => {
+            ctx.backoff.succeeded(&key(&namespace, &name));
+            Ok(Action::requeue(RESYNC))
+        }
+        Err((step, error)) => {
+            failure::report(&ctx, &pool, step, &error).await;
+            Err(error)
+        }
+    }
+}
+
+/// Applies the children and the status; an error names the step it happened at.
+async fn apply(
+    pool: &WorkerPool,
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<(), (Step, Error)> {
     let params = PatchParams::apply(labels::FIELD_MANAGER).force();
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    let at = |step: Step| move |e: kube::Error| (step, Error::from(e));
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
+    let body = manifests::deployment(pool, &ctx.worker_defaults).map_err(|e| (Step::Spec, e))?;
     let deployment = deployments
-        .patch(
-            &name,
-            &params,
-            &Patch::Apply(&manifests::deployment(&pool)?),
-        )
-        .await?;
-    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
+        .patch(name, &params, &Patch::Apply(&body))
+        .await
+        .map_err(at(Step::Deployment))?;
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
+    let body = manifests::service(pool).map_err(|e| (Step::Service, e))?;
     services
-        .patch(&name, &params, &Patch::Apply(&manifests::service(&pool)?))
-        .await?;
-    let slices: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), &namespace);
+        .patch(name, &params, &Patch::Apply(&body))
+        .await
+        .map_err(at(Step::Service))?;
+    let slices: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), namespace);
     let listed = slices
         .list(&ListParams::default().labels(&format!("{}={name}", labels::SERVICE_NAME)))
-        .await?;
-    let status = status(&pool, &deployment, listed.items, now());
+        .await
+        .map_err(at(Step::EndpointSlices))?;
+    let status = status(pool, &deployment, listed.items, now());
     if pool.status.as_ref() != Some(&status) {
-        let pools: Api<WorkerPool> = Api::namespaced(ctx.client.clone(), &namespace);
+        let pools: Api<WorkerPool> = Api::namespaced(ctx.client.clone(), namespace);
         let body = json!({
             "apiVersion": "switchyard.dev/v1alpha1",
             "kind": "WorkerPool",
             "status": status,
         });
         pools
-            .patch_status(&name, &params, &Patch::Apply(&body))
-            .await?;
+            .patch_status(name, &params, &Patch::Apply(&body))
+            .await
+            .map_err(at(Step::Status))?;
     }
-    ctx.backoff.succeeded(&key(&namespace, &name));
-    Ok(Action::requeue(RESYNC))
+    Ok(())
 }
 
 /// Retries a failed reconcile with capped exponential backoff.
@@ -167,7 +189,7 @@ pub fn status(
         endpoints,
         conditions: conditions::merge(
             existing,
-            vec![available, progressing],
+            vec![available, progressing, failure::reconciled()],
             pool.metadata.generation,
             now,
         ),

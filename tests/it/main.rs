@@ -14,6 +14,7 @@ mod errors;
 mod failures;
 mod faults;
 mod flow;
+mod kubernetes;
 mod kv_bridge;
 mod metrics;
 mod openai_client;

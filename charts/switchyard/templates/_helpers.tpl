@@ -42,13 +42,31 @@ single-namespace key of earlier chart versions is refused rather than silently i
 {{- if hasKey .Values "watchNamespace" -}}
 {{- fail "watchNamespace was replaced by the list watchNamespaces (e.g. --set 'watchNamespaces={models}')" -}}
 {{- end -}}
-{{- $list := .Values.watchNamespaces | default (list .Release.Namespace) -}}
+{{- $list := .Values.watchNamespaces | default list -}}
+{{- if or (not $list) .Values.watchReleaseNamespace -}}
+{{- $list = append $list .Release.Namespace -}}
+{{- end -}}
 {{- join "," (sortAlpha (uniq $list)) -}}
 {{- end -}}
 
-{{/* Image reference; call with (dict "ctx" . "image" .Values.frontend.image). */}}
+{{/*
+Image reference; call with (dict "ctx" . "image" .Values.frontend.image). `global.imageRegistry`
+replaces the repository's registry host (its first path element when that has a `.` or `:` or
+is `localhost`), so the registry is set once for every image.
+*/}}
 {{- define "switchyard.image" -}}
-{{- printf "%s:%s" .image.repository (default .ctx.Chart.AppVersion .image.tag) -}}
+{{- $repo := .image.repository -}}
+{{- $registry := "" -}}
+{{- if .ctx.Values.global -}}{{- $registry = .ctx.Values.global.imageRegistry | default "" -}}{{- end -}}
+{{- if $registry -}}
+{{- $parts := splitList "/" $repo -}}
+{{- $head := first $parts -}}
+{{- if and (gt (len $parts) 1) (or (contains "." $head) (contains ":" $head) (eq $head "localhost")) -}}
+{{- $repo = join "/" (rest $parts) -}}
+{{- end -}}
+{{- $repo = printf "%s/%s" (trimSuffix "/" $registry) $repo -}}
+{{- end -}}
+{{- printf "%s:%s" $repo (default .ctx.Chart.AppVersion .image.tag) -}}
 {{- end -}}
 
 {{- define "switchyard.frontend.serviceAccountName" -}}

@@ -9,7 +9,9 @@ use super::parse::{ParsedRequest, TypedRequest};
 use crate::error::ApiError;
 use crate::translate;
 
-/// The instances of the request's model (healthy or not); 404 if the model is unknown.
+/// The instances of the request's model (healthy or not); 404 if the model is unknown, 503
+/// `model_unavailable` if discovery declares it but it has no instance (a pool scaling up or
+/// rolling out).
 ///
 /// A chat request that asks for something a rendered prompt cannot carry (tools, structured
 /// output, chat log probabilities) is not sent to completions-only workers: the translation
@@ -20,11 +22,13 @@ pub fn for_request(
     request: &ParsedRequest,
 ) -> Result<Arc<[Arc<Instance>]>, ApiError> {
     let model = request.model();
-    let all = registry
-        .topology()
-        .model(model)
-        .cloned()
-        .ok_or_else(|| ApiError::model_not_found(model))?;
+    let all = registry.topology().model(model).cloned().ok_or_else(|| {
+        if registry.declared.declares(model) {
+            ApiError::model_unavailable(model)
+        } else {
+            ApiError::model_not_found(model)
+        }
+    })?;
     // Prefill-only instances take part only through the disaggregation stage (`pd`).
     let all = if all.iter().all(|i| i.spec.role.decodes()) {
         all
@@ -58,4 +62,55 @@ pub fn for_request(
         .with_code("unsupported_parameter"));
     }
     Ok(capable)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use http::HeaderMap;
+    use switchyard_runtime::{DiscoveryEvent, InstanceSpec};
+
+    use super::*;
+    use crate::pipeline::parse::decode;
+    use crate::pipeline::Endpoint;
+
+    fn chat(model: &str) -> ParsedRequest {
+        let body = format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"x"}}]}}"#);
+        ParsedRequest {
+            endpoint: Endpoint::Chat,
+            raw: Bytes::from(body.clone()),
+            typed: decode(Endpoint::Chat, body.as_bytes()).unwrap(),
+            headers: HeaderMap::new(),
+            reservation: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_declared_model_without_instances_is_unavailable_and_an_unknown_one_not_found() {
+        let registry = Registry::default();
+        registry.apply_from(
+            "kubernetes",
+            DiscoveryEvent::Models(vec!["scaling".into(), "served".into()]),
+        );
+        registry.apply_from(
+            "kubernetes",
+            DiscoveryEvent::Snapshot(vec![InstanceSpec::new(
+                "ns/p/a",
+                "served",
+                "http://10.0.0.1:8000",
+            )]),
+        );
+        assert_eq!(for_request(&registry, &chat("served")).unwrap().len(), 1);
+
+        let unavailable = for_request(&registry, &chat("scaling")).unwrap_err();
+        assert_eq!(unavailable.status, 503);
+        assert_eq!(unavailable.code, Some("model_unavailable"));
+        assert!(unavailable.retry_after.is_some(), "503 carries Retry-After");
+
+        let missing = for_request(&registry, &chat("nope")).unwrap_err();
+        assert_eq!(
+            (missing.status, missing.code),
+            (404, Some("model_not_found"))
+        );
+    }
 }

@@ -68,6 +68,9 @@ fn serve(failures: u32, applies: UnboundedSender<Instant>) -> Client {
                     obj["status"] = body["status"].clone();
                     (200, obj)
                 }
+                // Each failure is recorded as an Event (a repeat patches its series).
+                (&Method::POST, "events") => (201, body),
+                (&Method::PATCH, _) if path.contains("/events/") => (200, body),
                 _ => panic!("unexpected {method} {path}?{query}"),
             };
             let response = Response::builder()

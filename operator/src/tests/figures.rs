@@ -81,6 +81,44 @@ async fn reconcile_figures() {
     )
     .await;
 
+    // A pool using every new field (model cache, KV-event bridge, pull secrets, affinity,
+    // volumes, role): still one Deployment apply; the fields cost bytes, not calls.
+    let mut full = pool("llama");
+    full.spec.role = switchyard_k8s::WorkerRole::Prefill;
+    full.spec.template.args = vec!["--model".into(), "m".into()];
+    full.spec.template.model_cache = Some(switchyard_k8s::ModelCache {
+        persistent_volume_claim: Some("hf".into()),
+        host_path: None,
+        mount_path: "/models".into(),
+    });
+    full.spec.kv_events = Some(switchyard_k8s::KvEvents {
+        bridge: true,
+        nats_url: Some("nats://nats:4222".into()),
+        image: Some("switchyard:0.1.0".into()),
+        block_size: 16,
+        zmq_port: 5557,
+    });
+    full.spec.template.priority_class_name = Some("gpu".into());
+    full.spec.template.runtime_class_name = Some("nvidia".into());
+    let full = Arc::new(full);
+    let (full_calls, full_us) = measure(
+        context(FakeValidator(Ok(vec![])), StaticUrls::default()),
+        repeat(Scenario::pool_changed(deploy_status(2, 2), slices.clone())),
+        |ctx| crate::workerpool::reconcile(full.clone(), ctx),
+    )
+    .await;
+    let body_bytes = |p: &switchyard_k8s::WorkerPool| {
+        let d = crate::manifests::deployment(p, &Default::default()).unwrap();
+        serde_json::to_vec(&d).unwrap().len()
+    };
+    let (base_bytes, full_bytes) = (body_bytes(&new_pool), body_bytes(&full));
+
+    // A reconcile whose Service apply fails: the failure costs a status write and an Event.
+    let (ctx, api) = context(FakeValidator(Ok(vec![])), StaticUrls::default());
+    let handle = api.run(Scenario::pool_fails(deploy_status(2, 2), 1, 422));
+    let _ = crate::workerpool::reconcile(new_pool.clone(), ctx).await;
+    let failed_calls = finish(handle).await.len();
+
     let build = if cfg!(debug_assertions) {
         "debug"
     } else {
@@ -90,7 +128,11 @@ async fn reconcile_figures() {
     println!("  workerpool created/changed: {changed_calls:.1} API calls (apply Deployment, apply Service, list EndpointSlices, apply status), {changed_us:.0} us/reconcile");
     println!("  workerpool steady state   : {steady_calls:.1} API calls (no status write), {steady_us:.0} us/reconcile");
     println!("  routerplugin validate     : {plugin_calls:.1} API calls (get ConfigMap, apply status), {plugin_us:.0} us/reconcile (fake validator)");
+    println!("  workerpool, every new field: {full_calls:.1} API calls, {full_us:.0} us/reconcile; Deployment apply body {base_bytes} -> {full_bytes} bytes");
+    println!("  workerpool, Service apply fails: {failed_calls} API calls (apply Deployment, apply Service (422), apply status Reconciled=False, create Event)");
     assert_eq!(changed_calls, 4.0);
+    assert_eq!(full_calls, 4.0);
+    assert_eq!(failed_calls, 4);
     assert_eq!(steady_calls, 3.0);
     assert_eq!(plugin_calls, 2.0);
 }

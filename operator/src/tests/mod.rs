@@ -6,3 +6,5 @@ mod figures;
 mod leader;
 mod routerplugin;
 mod workerpool;
+mod workerpool_failures;
+mod workerpool_pods;

@@ -1,6 +1,5 @@
 use std::time::Duration;
 
-use http::Method;
 use kube::runtime::controller::Action;
 use serde_json::json;
 use switchyard_k8s::conditions;
@@ -254,7 +253,7 @@ async fn deletion_is_left_to_owner_references() {
 #[tokio::test]
 async fn api_errors_back_off_exponentially_with_a_cap() {
     let (ctx, api) = context(FakeValidator(Ok(vec![])), StaticUrls::default());
-    let handle = api.run(vec![Call::Fail(Method::PATCH, 500)]);
+    let handle = api.run(Scenario::pool_fails(deploy_status(2, 2), 0, 500));
     let p = std::sync::Arc::new(pool("llama"));
     let err = reconcile(p.clone(), ctx.clone()).await.unwrap_err();
     finish(handle).await;

@@ -43,6 +43,8 @@ struct Tracker {
     pools: Vec<Listing<WorkerPoolSpec>>,
     slices: Vec<Listing<EndpointSlice>>,
     reported: Option<BTreeMap<String, InstanceSpec>>,
+    /// The pools' models as last reported (`DiscoveryEvent::Models`).
+    reported_models: Option<Vec<String>>,
     connected: bool,
 }
 
@@ -156,6 +158,7 @@ impl Tracker {
             pools: scope.watches().into_iter().map(Listing::new).collect(),
             slices: scope.watches().into_iter().map(Listing::new).collect(),
             reported: None,
+            reported_models: None,
             connected: false,
         }
     }
@@ -184,6 +187,13 @@ impl Tracker {
             self.connected = true;
             events.push(DiscoveryEvent::State(DiscoveryState::Connected));
         }
+        // Models before instances: a new pool's model is declared before its instances, so a
+        // request in between is a 503 `model_unavailable`, never a 404.
+        let models = self.declared_models();
+        if self.reported_models.as_ref() != Some(&models) {
+            events.push(DiscoveryEvent::Models(models.clone()));
+            self.reported_models = Some(models);
+        }
         let now = self.index.instances();
         match &self.reported {
             None => events.push(DiscoveryEvent::Snapshot(now.values().cloned().collect())),
@@ -191,6 +201,14 @@ impl Tracker {
         }
         self.reported = Some(now);
         events
+    }
+
+    /// Every pool's model, sorted and deduplicated.
+    fn declared_models(&self) -> Vec<String> {
+        let mut models: Vec<String> = self.index.pools.values().map(|p| p.model.clone()).collect();
+        models.sort();
+        models.dedup();
+        models
     }
 
     fn disconnected(&mut self) -> Vec<DiscoveryEvent> {
@@ -251,11 +269,12 @@ mod tests {
             "b not listed yet"
         );
         let events = list(&mut tracker, 1, "b", Some("10.0.0.2"));
-        let [DiscoveryEvent::State(DiscoveryState::Connected), DiscoveryEvent::Snapshot(all)] =
+        let [DiscoveryEvent::State(DiscoveryState::Connected), DiscoveryEvent::Models(models), DiscoveryEvent::Snapshot(all)] =
             events.as_slice()
         else {
-            panic!("expected Connected + Snapshot, got {events:?}")
+            panic!("expected Connected + Models + Snapshot, got {events:?}")
         };
+        assert_eq!(models, &["m-a".to_string(), "m-b".to_string()]);
         let ids: Vec<&str> = all.iter().map(|i| i.id.as_str()).collect();
         assert_eq!(ids, ["a/llama/10.0.0.1", "b/llama/10.0.0.2"]);
     }

@@ -104,12 +104,16 @@ fn slice_instances(
         );
         inst.engine = pool.engine.to_runtime();
         inst.api = pool.api.to_runtime();
+        // The pool's role drives two-stage routing (docs/disaggregation.md).
+        inst.role = pool.role.to_runtime();
         inst.weight = pool.routing.weight as f32;
         inst.canary = Some(canary(&pool.health));
         inst.health_path = Some(pool.health.path.clone());
         inst.labels = pool.routing.labels.clone();
         inst.labels
             .insert(labels::POOL.to_string(), pool_name.to_string());
+        inst.labels
+            .insert(labels::ROLE.to_string(), pool.role.as_str().to_string());
         inst.labels.insert(
             "switchyard.dev/namespace".to_string(),
             namespace.to_string(),

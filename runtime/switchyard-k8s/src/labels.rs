@@ -11,6 +11,8 @@ pub const POOL: &str = "switchyard.dev/pool";
 pub const MODEL: &str = "switchyard.dev/model";
 /// Pod label carrying the pool's engine.
 pub const ENGINE: &str = "switchyard.dev/engine";
+/// Pod and instance label carrying the pool's role (`both`, `prefill`, `decode`).
+pub const ROLE: &str = "switchyard.dev/role";
 /// Pod annotation carrying the exact model name (label values cannot hold `/`).
 pub const MODEL_ANNOTATION: &str = "switchyard.dev/model";
 /// Label the EndpointSlice controller puts on every slice of a Service.

@@ -18,6 +18,7 @@ pub mod routerplugin;
 mod schema;
 pub mod scope;
 pub mod source;
+pub mod trust;
 pub mod workerpool;
 
 pub use discovery::run_discovery;
@@ -29,6 +30,6 @@ pub use routerplugin::{
 };
 pub use scope::WatchScope;
 pub use workerpool::{
-    EngineKind, HealthCheck, Routing, WorkerApiKind, WorkerPool, WorkerPoolSpec, WorkerPoolStatus,
-    WorkerTemplate,
+    EngineKind, HealthCheck, KvEvents, ModelCache, Routing, WorkerApiKind, WorkerPool,
+    WorkerPoolSpec, WorkerPoolStatus, WorkerRole, WorkerTemplate,
 };

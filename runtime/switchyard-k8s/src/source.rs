@@ -28,7 +28,8 @@ pub trait UrlFetcher: Send + Sync {
     fn fetch<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<Bytes>>;
 }
 
-/// HTTP/HTTPS fetcher (rustls with the Mozilla roots, HTTP/1.1). Follows up to
+/// HTTP/HTTPS fetcher (rustls with the Mozilla roots and an optional private CA bundle, see
+/// [`crate::trust`]; HTTP/1.1). Follows up to
 /// [`MAX_REDIRECTS`] redirects (301, 302, 303, 307, 308) to `http`/`https` URLs, never from
 /// `https` down to `http`; the sha256 is checked on the final bytes either way.
 pub struct HttpFetcher {
@@ -47,13 +48,17 @@ pub struct SourceFetcher {
 
 impl HttpFetcher {
     pub fn new() -> Result<Self> {
-        let provider = rustls::crypto::ring::default_provider();
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(provider)
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
             .map_err(|e| Error::Fetch {
                 url: String::new(),
                 message: format!("TLS setup: {e}"),
             })?
+            .with_root_certificates(crate::trust::roots_from_env()?)
+            .with_no_client_auth();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .build();

@@ -2,7 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{EnvVar, PodSecurityContext, ResourceRequirements, Toleration};
+use k8s_openapi::api::core::v1::{
+    Affinity, EnvVar, LocalObjectReference, PodSecurityContext, ResourceRequirements, Toleration,
+    Volume, VolumeMount,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -20,6 +23,9 @@ use serde::{Deserialize, Serialize};
     namespaced,
     status = "WorkerPoolStatus",
     derive = "PartialEq",
+    // The pool's name becomes its Service's name: a DNS-1035 label, or the Deployment is
+    // created (and GPUs load the model) while the Service fails to apply.
+    validation = Rule::new("size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter, at most 63 characters): it names the pool's Service"),
     doc = "A pool of identical inference-engine pods serving one model; the operator reconciles a Deployment and a headless Service, and the frontend routes to its ready endpoints.",
     scale(
         spec_replicas_path = ".spec.replicas",
@@ -33,6 +39,7 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.kvEvents) || !self.kvEvents.bridge || self.engine == 'vllm'").message("kvEvents.bridge needs engine: vllm (the bridge reads vLLM's ZMQ KV events)"))]
 pub struct WorkerPoolSpec {
     /// Model name clients request (the OpenAI `model` field). Immutable: create a new pool to
     /// serve a different model.
@@ -64,6 +71,91 @@ pub struct WorkerPoolSpec {
     /// How the frontend weighs and labels this pool's instances.
     #[serde(default)]
     pub routing: Routing,
+    /// KV-cache events for KV-aware routing: `{bridge: true}` runs `switchyard kv-bridge` next
+    /// to a vLLM engine (which gets `--kv-events-config` for it), republishing its cache events
+    /// on NATS under the instance's discovery id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_events: Option<KvEvents>,
+    /// Role in disaggregated serving: `both` (default), `prefill` or `decode`; put on the pods
+    /// and every instance as the label `switchyard.dev/role`.
+    #[serde(default)]
+    pub role: WorkerRole,
+}
+
+/// The KV-event bridge sidecar of a pool.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct KvEvents {
+    /// Run the `kv-bridge` sidecar (vLLM pools only).
+    #[serde(default)]
+    pub bridge: bool,
+    /// NATS server the sidecar publishes to; omitted means the operator's default (the chart's
+    /// NATS when `nats.enabled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('nats://') || self.startsWith('tls://')").message("kvEvents.natsUrl must be a nats:// or tls:// URL"))]
+    pub nats_url: Option<String>,
+    /// Image of the sidecar (the `switchyard` image); omitted means the operator's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Tokens per KV block: vLLM's `--block-size` (added when the args lack it), the bridge's,
+    /// and it must equal the frontend's `kv.block_size`.
+    #[serde(default = "default_block_size")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 1024").message("kvEvents.blockSize must be between 1 and 1024"))]
+    pub block_size: i32,
+    /// Port of vLLM's ZMQ publisher inside the pod.
+    #[serde(default = "default_zmq_port")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("kvEvents.zmqPort must be between 1 and 65535"))]
+    pub zmq_port: i32,
+}
+
+/// Role of a pool's workers in disaggregated (prefill/decode) serving.
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerRole {
+    /// Prefill and decode (no disaggregation).
+    #[default]
+    Both,
+    Prefill,
+    Decode,
+}
+
+impl WorkerRole {
+    /// The frontend's role enum.
+    pub fn to_runtime(self) -> switchyard_runtime::Role {
+        match self {
+            Self::Both => switchyard_runtime::Role::Both,
+            Self::Prefill => switchyard_runtime::Role::Prefill,
+            Self::Decode => switchyard_runtime::Role::Decode,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Both => "both",
+            Self::Prefill => "prefill",
+            Self::Decode => "decode",
+        }
+    }
+}
+
+/// A persistent model cache mounted into the engine (so a restart does not download the model
+/// again): exactly one of `persistentVolumeClaim` and `hostPath`.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.persistentVolumeClaim) != has(self.hostPath)").message("modelCache needs exactly one of persistentVolumeClaim and hostPath"))]
+pub struct ModelCache {
+    /// Name of an existing PersistentVolumeClaim in the pool's namespace (ReadWriteMany to share
+    /// it between replicas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_volume_claim: Option<String>,
+    /// A directory on the node (each node keeps its own copy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('/')").message("modelCache.hostPath must be an absolute path"))]
+    pub host_path: Option<String>,
+    /// Where the cache is mounted in the engine container; `HF_HOME` points there.
+    #[serde(default = "default_cache_mount")]
+    #[x_kube(validation = Rule::new("self.startsWith('/')").message("modelCache.mountPath must be an absolute path"))]
+    pub mount_path: String,
 }
 
 /// Serving engine of a pool.
@@ -139,6 +231,27 @@ pub struct WorkerTemplate {
     /// as a Kubernetes quantity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shm_size: Option<String>,
+    /// Secrets for pulling the image (besides the ones the chart gives the operator).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// Extra pod volumes (e.g. a Secret with a token, a ConfigMap with a chat template).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
+    /// Where the engine container mounts them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_mounts: Vec<VolumeMount>,
+    /// Shortcut for a persistent model cache volume (PVC or hostPath) with `HF_HOME` on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_cache: Option<ModelCache>,
+    /// Pod affinity and anti-affinity (e.g. GPU types, spreading replicas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// PriorityClass of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    /// RuntimeClass of the pods (e.g. `nvidia`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_class_name: Option<String>,
 }
 
 /// Health checking of a worker.
@@ -175,6 +288,12 @@ pub struct HealthCheck {
     #[serde(default = "default_startup_seconds")]
     #[x_kube(validation = Rule::new("self >= 10 && self <= 86400").message("health.startupSeconds must be between 10 and 86400"))]
     pub startup_seconds: i32,
+    /// Path of the liveness probe (HTTP GET, at least 10 s timeout, six failures 20 s apart).
+    /// Omitted means a TCP check of the port: a busy engine answers `path` slowly but is not
+    /// stuck, and a restart reloads the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('/')").message("health.livenessPath must start with '/'"))]
+    pub liveness_path: Option<String>,
 }
 
 /// How the frontend treats this pool's instances.
@@ -223,6 +342,7 @@ impl Default for HealthCheck {
             idle_seconds: default_idle_seconds(),
             timeout_seconds: default_timeout_seconds(),
             startup_seconds: default_startup_seconds(),
+            liveness_path: None,
         }
     }
 }
@@ -287,6 +407,15 @@ fn default_timeout_seconds() -> i32 {
 }
 fn default_startup_seconds() -> i32 {
     1800
+}
+fn default_block_size() -> i32 {
+    16
+}
+fn default_zmq_port() -> i32 {
+    5557
+}
+fn default_cache_mount() -> String {
+    "/models".to_string()
 }
 fn default_weight() -> f64 {
     1.0

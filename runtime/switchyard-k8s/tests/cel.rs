@@ -243,3 +243,73 @@ fn crds_have_subresources_columns_and_short_names() {
         ["properties"]["config"];
     assert_eq!(config["x-kubernetes-preserve-unknown-fields"], true);
 }
+
+#[test]
+fn pool_names_that_cannot_name_a_service_are_rejected() {
+    let s = schema::<WorkerPool>();
+    let expected = "metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter, at most 63 characters): it names the pool's Service";
+    for bad in [
+        "llama-3.1-8b",
+        "Llama",
+        "8b-llama",
+        "llama-",
+        &"a".repeat(64),
+    ] {
+        let got = messages(&s, &with(pool(), "/metadata/name", json!(bad)), None);
+        assert!(got.iter().any(|m| m == expected), "{bad}: {got:?}");
+    }
+    for good in ["llama-3-1-8b", "a", &"a".repeat(63)] {
+        let got = messages(&s, &with(pool(), "/metadata/name", json!(good)), None);
+        assert!(got.is_empty(), "{good}: {got:?}");
+    }
+}
+
+#[test]
+fn a_model_cache_is_exactly_one_volume_kind() {
+    let s = schema::<WorkerPool>();
+    let cache = |v: Value| {
+        let mut p = pool();
+        p["spec"]["template"]["modelCache"] = v;
+        messages(&s, &p, None)
+    };
+    assert!(cache(json!({"persistentVolumeClaim": "hf", "mountPath": "/models"})).is_empty());
+    assert!(cache(json!({"hostPath": "/mnt/hf", "mountPath": "/models"})).is_empty());
+    let both = cache(
+        json!({"persistentVolumeClaim": "hf", "hostPath": "/mnt/hf", "mountPath": "/models"}),
+    );
+    assert!(
+        both.iter()
+            .any(|m| m.contains("exactly one of persistentVolumeClaim and hostPath")),
+        "{both:?}"
+    );
+    let relative = cache(json!({"hostPath": "mnt/hf", "mountPath": "/models"}));
+    assert!(
+        relative
+            .iter()
+            .any(|m| m == "modelCache.hostPath must be an absolute path"),
+        "{relative:?}"
+    );
+}
+
+#[test]
+fn a_kv_event_bridge_needs_vllm() {
+    let s = schema::<WorkerPool>();
+    let mut p = pool();
+    p["spec"]["kvEvents"] = json!({"bridge": true, "natsUrl": "nats://nats:4222"});
+    assert!(messages(&s, &p, None).is_empty());
+    p["spec"]["engine"] = json!("sglang");
+    let got = messages(&s, &p, None);
+    assert!(
+        got.iter()
+            .any(|m| m.starts_with("kvEvents.bridge needs engine: vllm")),
+        "{got:?}"
+    );
+    let mut bad_url = pool();
+    bad_url["spec"]["kvEvents"] = json!({"bridge": true, "natsUrl": "http://nats:4222"});
+    let got = messages(&s, &bad_url, None);
+    assert!(
+        got.iter()
+            .any(|m| m == "kvEvents.natsUrl must be a nats:// or tls:// URL"),
+        "{got:?}"
+    );
+}

@@ -22,6 +22,10 @@ pub enum DiscoveryEvent {
     Rejected(Reason),
     /// The connection to the source changed.
     State(DiscoveryState),
+    /// Every model the source declares, whether or not it has a ready instance (Kubernetes:
+    /// the model of every WorkerPool). A request for a declared model without instances is a
+    /// 503 `model_unavailable` (scaling up, rolling out), not a 404. Replaces the previous list.
+    Models(Vec<String>),
 }
 
 /// Connectivity of a discovery source, exported on `/health` details and as a metric.

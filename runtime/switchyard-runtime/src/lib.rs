@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod clock;
+pub mod declared;
 pub mod discovery;
 pub mod engine_load;
 pub mod health;

@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use crate::declared::Declared;
 use crate::live::Instance;
 use crate::observe::ObservationLog;
 use crate::spec_check::{self, Reason};
@@ -54,6 +55,8 @@ pub struct Registry {
     rejected: Mutex<RejectionCounts>,
     /// Probe and request outcomes, buffered for health-policy plugins.
     pub observations: ObservationLog,
+    /// Whether discovery has listed once, and the models it declares without instances.
+    pub declared: Declared,
 }
 
 impl std::fmt::Debug for Registry {
@@ -83,6 +86,7 @@ impl Registry {
             templates,
             rejected: Mutex::new(BTreeMap::new()),
             observations: ObservationLog::default(),
+            declared: Declared::default(),
         }
     }
 
@@ -141,6 +145,7 @@ impl Registry {
                 *instances = next;
                 self.connected.store(true, Ordering::Relaxed);
                 self.publish(&instances);
+                self.declared.mark_listed();
             }
             DiscoveryEvent::Upsert(spec) => {
                 let id = spec.id.clone();
@@ -163,6 +168,7 @@ impl Registry {
                 self.publish(&instances);
             }
             DiscoveryEvent::Rejected(reason) => self.count_rejection(source, reason),
+            DiscoveryEvent::Models(models) => self.declared.replace(source, models),
             DiscoveryEvent::State(state) => {
                 self.connected
                     .store(state == DiscoveryState::Connected, Ordering::Relaxed);
@@ -258,6 +264,19 @@ mod tests {
         let after = r.topology().model("m").unwrap()[0].clone();
         assert!(Arc::ptr_eq(&before, &after));
         assert_eq!(after.load.in_flight(), 1);
+    }
+
+    #[test]
+    fn the_first_snapshot_marks_discovery_listed() {
+        let r = Registry::default();
+        r.apply_from("kubernetes", DiscoveryEvent::Models(vec!["m".into()]));
+        assert!(!r.declared.listed(), "declared models alone are not a list");
+        assert!(r.declared.declares("m"));
+        r.apply_from("kubernetes", DiscoveryEvent::Snapshot(Vec::new()));
+        assert!(
+            r.declared.listed(),
+            "an empty snapshot is still a complete list"
+        );
     }
 
     #[test]

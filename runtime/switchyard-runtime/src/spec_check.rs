@@ -153,6 +153,11 @@ pub fn is_template_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
+/// Checks a model name as [`check`] does for a spec's model.
+pub fn check_model(model: &str) -> Result<(), String> {
+    check_name(model, MAX_MODEL_BYTES, is_model_char)
+}
+
 fn check_name(value: &str, max: usize, allowed: fn(u8) -> bool) -> Result<(), String> {
     if value.is_empty() {
         return Err("is empty".into());

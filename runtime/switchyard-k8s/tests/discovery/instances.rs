@@ -56,6 +56,11 @@ async fn instances_appear_change_and_disappear() {
         event(&mut rx).await,
         DiscoveryEvent::State(DiscoveryState::Connected)
     );
+    // The pool's model is declared before its instances arrive.
+    assert_eq!(
+        event(&mut rx).await,
+        DiscoveryEvent::Models(vec!["meta-llama/Llama-3.1-8B-Instruct".into()])
+    );
     let DiscoveryEvent::Snapshot(snapshot) = event(&mut rx).await else {
         panic!("expected a snapshot")
     };
@@ -139,6 +144,7 @@ async fn instances_appear_change_and_disappear() {
     // The pool is deleted: its instances disappear even before the slice does.
     let req = next(&mut api.pools, true).await;
     reply(req, watch_events(&[("DELETED", pool(3.0, "6"))]));
+    assert_eq!(event(&mut rx).await, DiscoveryEvent::Models(Vec::new()));
     assert_eq!(
         event(&mut rx).await,
         DiscoveryEvent::Remove {
@@ -205,6 +211,10 @@ async fn a_namespace_list_watches_each_namespace_and_merges_them() {
         event(&mut rx).await,
         DiscoveryEvent::State(DiscoveryState::Connected)
     );
+    let DiscoveryEvent::Models(models) = event(&mut rx).await else {
+        panic!("expected the pools' models first")
+    };
+    assert_eq!(models.len(), 1, "both pools serve one model: {models:?}");
     let DiscoveryEvent::Snapshot(mut snapshot) = event(&mut rx).await else {
         panic!("expected one snapshot of both namespaces")
     };
