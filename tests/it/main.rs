@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod agent_apis;
+mod agent_count_tokens;
 mod cli;
 mod config;
 mod distributed;
