@@ -14,6 +14,7 @@ mod failures;
 mod faults;
 mod kv_bridge;
 mod metrics;
+mod mocker_chat_features;
 mod openai_client;
 mod plugins;
 mod register;

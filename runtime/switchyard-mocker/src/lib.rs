@@ -27,6 +27,8 @@ pub mod metrics;
 pub mod scheduler;
 pub mod timing;
 
+mod choices;
+mod choices_stream;
 mod embed;
 mod respond;
 mod routes;
@@ -34,6 +36,7 @@ mod sequence;
 mod server;
 mod state;
 mod stream;
+mod tools;
 mod wire;
 
 use std::future::Future;

@@ -142,6 +142,16 @@ impl Envelope {
         sse(&self.body(self.chunk_object(), [(); 0], Some(usage)))
     }
 
+    /// A whole chat response with choices shaped elsewhere (`choices.rs`).
+    pub fn chat_response_with<C: Serialize>(&self, choices: C, usage: Usage) -> Bytes {
+        json(&self.body("chat.completion", choices, Some(usage)))
+    }
+
+    /// A chat stream chunk with choices shaped elsewhere (`choices.rs`).
+    pub fn chat_chunk_with<C: Serialize>(&self, choices: C) -> Bytes {
+        sse(&self.body("chat.completion.chunk", choices, None))
+    }
+
     fn chat_chunk(
         &self,
         role: Option<&'static str>,
