@@ -16,6 +16,7 @@ mod kv_bridge;
 mod metrics;
 mod mocker_chat_features;
 mod openai_client;
+mod openai_npm;
 mod plugins;
 mod register;
 mod routing;
