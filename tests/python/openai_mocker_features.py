@@ -106,4 +106,27 @@ answer = client.responses.create(
 )
 assert answer.output[0].type == "message" and len(answer.output_text.split()) == 4, answer
 
+# JSON output: chat `response_format` and Responses `text.format` answer a JSON object
+# with the schema's required properties.
+schema = {
+    "type": "object",
+    "properties": {"title": {"type": "string"}, "pages": {"type": "integer"}},
+    "required": ["title", "pages"],
+}
+j = client.chat.completions.create(
+    model=model,
+    messages=messages,
+    response_format={"type": "json_schema", "json_schema": {"name": "book", "schema": schema}},
+)
+book = json.loads(j.choices[0].message.content)
+assert isinstance(book["title"], str) and isinstance(book["pages"], int), book
+assert j.choices[0].finish_reason == "stop", j.choices[0]
+r = client.responses.create(
+    model=model,
+    input="a book please",
+    text={"format": {"type": "json_schema", "name": "book", "schema": schema}},
+)
+assert r.status == "completed", r.status
+assert json.loads(r.output_text).keys() == {"title", "pages"}, r.output_text
+
 print("ALL OK")

@@ -1,6 +1,7 @@
 //! The chat features beyond one plain text choice: `n > 1` (n deterministic choices),
 //! `stop` sequences (the text is cut before the first stop string, `finish_reason: "stop"`)
-//! and tool calls ([`ToolCall`], `finish_reason: "tool_calls"`).
+//! tool calls ([`ToolCall`], `finish_reason: "tool_calls"`) and JSON output for
+//! `response_format` (`json_object`, `json_schema`).
 //!
 //! The [`Sequence`](crate::sequence::Sequence) still paces the request (one decode step per
 //! inter-token interval, faults, KV); each step advances every choice by one token. Choice 0
@@ -15,7 +16,7 @@ use switchyard_protocol::{ChatCompletionRequest, Usage};
 
 use crate::generate::TextGen;
 use crate::respond::ApiError;
-use crate::tools::ToolCall;
+use crate::tools::{self, ToolCall};
 use crate::wire::Envelope;
 
 /// Most choices one request may ask for: bounds the work one request can cause.
@@ -27,6 +28,8 @@ pub(crate) struct ChatPlan {
     pub n: u32,
     pub stop: Vec<String>,
     pub tool: Option<ToolCall>,
+    /// The content every choice answers under `response_format` (a JSON object).
+    pub json: Option<String>,
 }
 
 impl ChatPlan {
@@ -43,20 +46,37 @@ impl ChatPlan {
         };
         let raw = |key: &str| req.extra.get(key).map(|r| r.get());
         let tool = ToolCall::plan(raw("tools"), raw("tool_choice"), seed).map_err(bad)?;
-        Ok(Self { n, stop, tool })
+        let json = tools::json_output(raw("response_format"), seed).map_err(bad)?;
+        Ok(Self {
+            n,
+            stop,
+            tool,
+            json,
+        })
     }
 
     /// `None` for one plain text choice, which the ordinary path serves unchanged.
     pub fn into_extended(self) -> Option<Self> {
-        (self.n > 1 || !self.stop.is_empty() || self.tool.is_some()).then_some(self)
+        let plain = self.n == 1 && self.stop.is_empty() && self.fixed().is_none();
+        (!plain).then_some(self)
     }
 
     /// Decode steps the request runs: a tool call takes one per piece of its arguments
     /// (whatever `max_tokens` says: a cut call would not be valid JSON).
     pub fn steps(&self, requested: u32) -> u32 {
-        match &self.tool {
-            Some(call) => u32::try_from(call.pieces().len().max(1)).unwrap_or(u32::MAX),
+        match self.fixed() {
+            Some(text) => u32::try_from(tools::pieces(text).len().max(1)).unwrap_or(u32::MAX),
             None => requested,
+        }
+    }
+
+    /// The text streamed in fixed pieces instead of generated: a tool call's arguments
+    /// (which win over `response_format`, as the call is the answer), or the JSON output.
+    fn fixed(&self) -> Option<&str> {
+        match (&self.tool, &self.json) {
+            (Some(call), _) => Some(&call.arguments),
+            (None, Some(json)) => Some(json),
+            (None, None) => None,
         }
     }
 }
@@ -130,7 +150,7 @@ impl Choices {
     /// stopped, so the sequence can end early.
     pub fn advance(&mut self, token: &str) -> bool {
         self.steps += 1;
-        if self.plan.tool.is_some() {
+        if self.plan.fixed().is_some() {
             return false;
         }
         for choice in self.choices.iter_mut().filter(|c| c.finish.is_none()) {
@@ -151,10 +171,11 @@ impl Choices {
 
     /// The output budget is spent: every choice still going ends.
     pub fn finish_rest(&mut self) {
-        let reason = if self.plan.tool.is_some() {
-            "tool_calls"
-        } else {
-            "length"
+        let reason = match (&self.plan.tool, &self.plan.json) {
+            (Some(_), _) => "tool_calls",
+            // The whole JSON object was sent: it ended, it was not cut.
+            (None, Some(_)) => "stop",
+            (None, None) => "length",
         };
         for choice in &mut self.choices {
             choice.finish.get_or_insert(reason);
@@ -163,7 +184,7 @@ impl Choices {
 
     /// Usage over all choices.
     pub fn usage(&self, prompt_tokens: u32) -> Usage {
-        let completion = match self.plan.tool {
+        let completion = match self.plan.fixed() {
             Some(_) => self.steps.saturating_mul(self.plan.n),
             None => self.choices.iter().map(|c| c.tokens).sum(),
         };
@@ -178,7 +199,11 @@ impl Choices {
                 index,
                 message: WholeMessage {
                     role: "assistant",
-                    content: self.plan.tool.is_none().then_some(c.text.as_str()),
+                    content: match (&self.plan.tool, &self.plan.json) {
+                        (Some(_), _) => None,
+                        (None, Some(json)) => Some(json.as_str()),
+                        (None, None) => Some(c.text.as_str()),
+                    },
                     tool_calls: self.plan.tool.as_ref().map(|call| {
                         [WholeToolCall {
                             id: call.id(index),
@@ -217,7 +242,7 @@ impl Choices {
     /// that ended. Empty when there is nothing to send yet.
     pub fn step_chunks(&mut self, envelope: &Envelope) -> Bytes {
         let mut out = BytesMut::new();
-        let pieces = self.plan.tool.as_ref().map(ToolCall::pieces);
+        let pieces = self.plan.fixed().map(tools::pieces);
         let step = self.steps as usize;
         let new_step = self.steps > self.streamed_steps;
         self.streamed_steps = self.steps;
@@ -239,8 +264,15 @@ impl Choices {
                         }]),
                     })
                 }
-                (Some(_), _) => None,
-                (None, _) => {
+                (None, Some(pieces)) if new_step && step >= 1 && step <= pieces.len() => {
+                    Some(Delta {
+                        role: None,
+                        content: Some(pieces[step - 1]),
+                        tool_calls: None,
+                    })
+                }
+                (_, Some(_)) | (Some(_), None) => None,
+                (None, None) => {
                     let mut upto = match choice.finish {
                         Some(_) => choice.text.len(),
                         None => choice.text.len().saturating_sub(self.hold),

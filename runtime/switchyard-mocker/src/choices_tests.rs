@@ -67,6 +67,7 @@ fn plan(n: u32, stop: &[&str], tool: Option<ToolCall>) -> ChatPlan {
         n,
         stop: stop.iter().map(|s| s.to_string()).collect(),
         tool,
+        json: None,
     }
 }
 
@@ -179,4 +180,21 @@ fn plans_refuse_bad_values_and_plain_requests_stay_plain() {
     let p = ChatPlan::from_request(&req(body), 0).unwrap();
     assert_eq!(p.stop, ["END"]);
     assert!(p.into_extended().is_some());
+}
+
+#[test]
+fn response_format_answers_the_json_whole_and_in_pieces() {
+    let json = r#"{"answer":"river","count":3}"#.to_owned();
+    let steps = crate::tools::pieces(&json).len();
+    let plan = ChatPlan {
+        json: Some(json.clone()),
+        ..plan(1, &[], None)
+    };
+    let mut choices = Choices::new(plan, CONTEXT, SEED);
+    let streamed = collect(&drive(&mut choices, steps), 1);
+    assert_eq!(streamed[0].0, json);
+    assert_eq!(streamed[0].2, ["stop"]);
+    let whole: Value =
+        serde_json::from_slice(&choices.response(&envelope(), choices.usage(1))).unwrap();
+    assert_eq!(whole["choices"][0]["message"]["content"], json.as_str());
 }

@@ -89,24 +89,57 @@ impl ToolCall {
 
     /// The arguments in streamed pieces (each one simulated output token).
     pub fn pieces(&self) -> Vec<&str> {
-        let mut out = Vec::new();
-        let mut rest = self.arguments.as_str();
-        while !rest.is_empty() {
-            let mut end = PIECE.min(rest.len());
-            while !rest.is_char_boundary(end) {
-                end += 1;
-            }
-            let (piece, tail) = rest.split_at(end);
-            out.push(piece);
-            rest = tail;
-        }
-        out
+        pieces(&self.arguments)
     }
 
     /// The call's id for choice `index`: deterministic, so every instance answers alike.
     pub fn id(&self, index: u32) -> String {
         let h = xxh3_64_with_seed(self.arguments.as_bytes(), u64::from(index));
         format!("call_{h:016x}")
+    }
+}
+
+/// `text` in streamed pieces of about [`PIECE`] bytes (each one simulated output token).
+pub(crate) fn pieces(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut end = PIECE.min(rest.len());
+        while !rest.is_char_boundary(end) {
+            end += 1;
+        }
+        let (piece, tail) = rest.split_at(end);
+        out.push(piece);
+        rest = tail;
+    }
+    out
+}
+
+/// The answer to `response_format` (raw request JSON): for `json_schema`, an object with
+/// the schema's required properties (the same rule as tool arguments); for `json_object`,
+/// `{}`; `Ok(None)` for `text` or absent.
+pub(crate) fn json_output(
+    response_format: Option<&str>,
+    seed: u64,
+) -> Result<Option<String>, String> {
+    let Some(raw) = response_format else {
+        return Ok(None);
+    };
+    let format: Value = serde_json::from_str(raw).map_err(|e| format!("response_format: {e}"))?;
+    match format.get("type").and_then(Value::as_str) {
+        Some("json_schema") => {
+            let schema = format
+                .get("json_schema")
+                .and_then(|j| j.get("schema"))
+                .unwrap_or(&Value::Null);
+            Ok(Some(
+                Value::Object(arguments_for("response", schema, seed)).to_string(),
+            ))
+        }
+        Some("json_object") => Ok(Some("{}".to_owned())),
+        Some("text") => Ok(None),
+        None if format.is_null() => Ok(None),
+        _ => Err("response_format.type must be `text`, `json_object` or `json_schema`".into()),
     }
 }
 
@@ -223,6 +256,23 @@ mod tests {
             Ok(None)
         );
         assert_eq!(ToolCall::plan(Some(&tools()), None, 0), Ok(None));
+    }
+
+    #[test]
+    fn response_formats_answer_json_of_the_schema() {
+        let format = json!({"type": "json_schema", "json_schema": {"name": "r", "schema": {
+            "type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}}});
+        let out = json_output(Some(&format.to_string()), 3).unwrap().unwrap();
+        assert!(
+            serde_json::from_str::<Value>(&out).unwrap()["n"].is_i64(),
+            "{out}"
+        );
+        let object = json_output(Some(r#"{"type":"json_object"}"#), 0);
+        assert_eq!(object, Ok(Some("{}".to_owned())));
+        assert_eq!(json_output(Some(r#"{"type":"text"}"#), 0), Ok(None));
+        assert_eq!(json_output(None, 0), Ok(None));
+        assert!(json_output(Some(r#"{"type":"xml"}"#), 0).is_err());
+        assert_eq!(pieces("0123456789").concat(), "0123456789");
     }
 
     #[test]
