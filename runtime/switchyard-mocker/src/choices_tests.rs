@@ -123,7 +123,7 @@ fn a_tool_call_streams_its_arguments_in_pieces_and_finishes_tool_calls() {
     let call = ToolCall::plan(Some(&tools), Some(r#""required""#), SEED)
         .unwrap()
         .unwrap();
-    let steps = call.pieces().len();
+    let steps = crate::tools::pieces(&call.arguments).len();
     let mut choices = Choices::new(plan(2, &[], Some(call.clone())), CONTEXT, SEED);
     let chunks = drive(&mut choices, steps);
     for (i, (text, arguments, finish)) in collect(&chunks, 2).into_iter().enumerate() {

@@ -87,11 +87,6 @@ impl ToolCall {
         }))
     }
 
-    /// The arguments in streamed pieces (each one simulated output token).
-    pub fn pieces(&self) -> Vec<&str> {
-        pieces(&self.arguments)
-    }
-
     /// The call's id for choice `index`: deterministic, so every instance answers alike.
     pub fn id(&self, index: u32) -> String {
         let h = xxh3_64_with_seed(self.arguments.as_bytes(), u64::from(index));
@@ -238,7 +233,7 @@ mod tests {
             7,
         );
         assert_eq!(again.unwrap().as_ref(), Some(&call));
-        assert_eq!(call.pieces().concat(), call.arguments);
+        assert_eq!(pieces(&call.arguments).concat(), call.arguments);
         assert_ne!(call.id(0), call.id(1));
     }
 
