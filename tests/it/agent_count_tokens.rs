@@ -3,7 +3,7 @@
 //! shape without one.
 
 use serde_json::json;
-use switchyard_tests::http::post_json;
+use switchyard_tests::http::{metric, post_json};
 
 use crate::agent_apis::{frontend_over_one_mocker, run_sdk_script};
 use crate::tokenizer::write_char_tokenizer;
@@ -17,6 +17,14 @@ async fn the_anthropic_client_counts_the_tokens_a_message_is_served_with() {
     let (_m, fe) =
         frontend_over_one_mocker(&["--tokenizer", tokenizer], &["--tokenizer", tokenizer]).await;
     run_sdk_script("anthropic", "anthropic_count_tokens.py", fe.url()).await;
+    let counted = metric(
+        &fe.url(),
+        &format!(
+            "switchyard_requests_total{{model=\"{MODEL}\",route=\"count_tokens\",status=\"200\"}}"
+        ),
+    )
+    .await;
+    assert_eq!(counted, 2.0, "counts are metered under their own route");
 }
 
 #[tokio::test]

@@ -26,18 +26,34 @@ use crate::error::ApiError;
 use crate::http_edge::json_response;
 use crate::pipeline::body_limits;
 use crate::pipeline::parse::{self, TypedRequest};
+use crate::pipeline::tracker::Tracker;
+
+/// The `route` label of these requests' metrics.
+pub const ROUTE: &str = "count_tokens";
 
 pub async fn handle(app: &Arc<App>, headers: HeaderMap, body: Incoming) -> Response<Body> {
-    match count(app, headers, body).await {
-        Ok(tokens) => json_response(
-            StatusCode::OK,
-            serde_json::json!({ "input_tokens": tokens }).to_string(),
-        ),
-        Err(error) => error_response(&error),
+    let mut tracker = Tracker::start_route(app, ROUTE);
+    match count(app, headers, body, &mut tracker).await {
+        Ok(tokens) => {
+            tracker.finish_with(200);
+            json_response(
+                StatusCode::OK,
+                serde_json::json!({ "input_tokens": tokens }).to_string(),
+            )
+        }
+        Err(error) => {
+            tracker.finish_with(error.status);
+            error_response(&error)
+        }
     }
 }
 
-async fn count(app: &Arc<App>, headers: HeaderMap, body: Incoming) -> Result<usize, ApiError> {
+async fn count(
+    app: &Arc<App>,
+    headers: HeaderMap,
+    body: Incoming,
+    tracker: &mut Tracker,
+) -> Result<usize, ApiError> {
     let (raw, reservation) =
         body_limits::read_within(&app.config.limits, &app.body_budget, &headers, body).await?;
     let request = decode(&raw)?;
@@ -48,6 +64,9 @@ async fn count(app: &Arc<App>, headers: HeaderMap, body: Incoming) -> Result<usi
     if app.registry.topology().model(&chat.model).is_none() {
         return Err(ApiError::model_not_found(&chat.model));
     }
+    // Labelled only once the model is known to exist: client-chosen names would otherwise
+    // grow the metric's label set.
+    tracker.set_model(&chat.model);
     let hasher = app.prompt_hashers.get(&chat.model).clone();
     if !hasher.is_tokenized() {
         return Err(ApiError::invalid_request(format!(
