@@ -106,6 +106,22 @@ answer = client.responses.create(
 )
 assert answer.output[0].type == "message" and len(answer.output_text.split()) == 4, answer
 
+# logprobs: one entry per token, whole and streamed alike, with the asked-for alternatives.
+lp = client.chat.completions.create(
+    model=model, messages=messages, max_tokens=5, logprobs=True, top_logprobs=3
+)
+entries = lp.choices[0].logprobs.content
+assert "".join(e.token for e in entries) == lp.choices[0].message.content == texts[0][: len(lp.choices[0].message.content)], entries
+assert len(entries) == 5 and all(len(e.top_logprobs) == 3 and e.logprob <= 0 for e in entries)
+streamed_tokens = []
+for chunk in client.chat.completions.create(
+    model=model, messages=messages, max_tokens=5, logprobs=True, top_logprobs=3, stream=True
+):
+    for ch in chunk.choices:
+        if ch.logprobs and ch.logprobs.content:
+            streamed_tokens += [(e.token, e.logprob) for e in ch.logprobs.content]
+assert streamed_tokens == [(e.token, e.logprob) for e in entries], streamed_tokens
+
 # JSON output: chat `response_format` and Responses `text.format` answer a JSON object
 # with the schema's required properties.
 schema = {

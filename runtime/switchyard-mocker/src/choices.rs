@@ -1,7 +1,7 @@
 //! The chat features beyond one plain text choice: `n > 1` (n deterministic choices),
 //! `stop` sequences (the text is cut before the first stop string, `finish_reason: "stop"`)
 //! tool calls ([`ToolCall`], `finish_reason: "tool_calls"`) and JSON output for
-//! `response_format` (`json_object`, `json_schema`).
+//! `response_format` (`json_object`, `json_schema`), and `logprobs` on generated text.
 //!
 //! The [`Sequence`](crate::sequence::Sequence) still paces the request (one decode step per
 //! inter-token interval, faults, KV); each step advances every choice by one token. Choice 0
@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use switchyard_protocol::{ChatCompletionRequest, Usage};
 
 use crate::generate::TextGen;
+use crate::logprobs::{self, Logprobs, TokenLogprob};
 use crate::respond::ApiError;
 use crate::tools::{self, ToolCall};
 use crate::wire::Envelope;
@@ -30,6 +31,8 @@ pub(crate) struct ChatPlan {
     pub tool: Option<ToolCall>,
     /// The content every choice answers under `response_format` (a JSON object).
     pub json: Option<String>,
+    /// `logprobs: true`: how many `top_logprobs` per token.
+    pub logprobs: Option<u8>,
 }
 
 impl ChatPlan {
@@ -47,17 +50,22 @@ impl ChatPlan {
         let raw = |key: &str| req.extra.get(key).map(|r| r.get());
         let tool = ToolCall::plan(raw("tools"), raw("tool_choice"), seed).map_err(bad)?;
         let json = tools::json_output(raw("response_format"), seed).map_err(bad)?;
+        let logprobs = parse_logprobs(raw("logprobs"), raw("top_logprobs")).map_err(bad)?;
         Ok(Self {
             n,
             stop,
             tool,
             json,
+            logprobs,
         })
     }
 
     /// `None` for one plain text choice, which the ordinary path serves unchanged.
     pub fn into_extended(self) -> Option<Self> {
-        let plain = self.n == 1 && self.stop.is_empty() && self.fixed().is_none();
+        let plain = self.n == 1
+            && self.stop.is_empty()
+            && self.fixed().is_none()
+            && self.logprobs.is_none();
         (!plain).then_some(self)
     }
 
@@ -78,6 +86,29 @@ impl ChatPlan {
             (None, Some(json)) => Some(json),
             (None, None) => None,
         }
+    }
+}
+
+/// `logprobs` (a boolean) and `top_logprobs` (0..=20, only with `logprobs: true`).
+fn parse_logprobs(logprobs: Option<&str>, top: Option<&str>) -> Result<Option<u8>, String> {
+    let on: Option<bool> = match logprobs {
+        Some(raw) => serde_json::from_str(raw).map_err(|_| "logprobs must be a boolean")?,
+        None => None,
+    };
+    let top: Option<u8> = match top {
+        Some(raw) => serde_json::from_str(raw)
+            .ok()
+            .filter(|t: &Option<u8>| t.is_none_or(|t| t <= logprobs::MAX_TOP))
+            .ok_or(format!(
+                "top_logprobs must be an integer between 0 and {}",
+                logprobs::MAX_TOP
+            ))?,
+        None => None,
+    };
+    match (on.unwrap_or(false), top) {
+        (true, top) => Ok(Some(top.unwrap_or(0))),
+        (false, Some(t)) if t > 0 => Err("top_logprobs needs logprobs: true".into()),
+        (false, _) => Ok(None),
     }
 }
 
@@ -110,6 +141,10 @@ struct Choice {
     finish: Option<&'static str>,
     /// `finish` was streamed.
     finish_sent: bool,
+    /// With `logprobs`: each token's entry and the byte of `text` where the token ends.
+    logprobs: Vec<(usize, TokenLogprob)>,
+    /// Entries of `logprobs` already streamed.
+    logprobs_sent: usize,
 }
 
 /// The choices of one request as they are generated.
@@ -134,6 +169,8 @@ impl Choices {
                 tokens: 0,
                 finish: None,
                 finish_sent: false,
+                logprobs: Vec::new(),
+                logprobs_sent: 0,
             })
             .collect();
         let hold = plan.stop.iter().map(|s| s.len() - 1).max().unwrap_or(0);
@@ -148,7 +185,7 @@ impl Choices {
 
     /// One decode step; `token` is the sequence's (choice 0's). True when every choice has
     /// stopped, so the sequence can end early.
-    pub fn advance(&mut self, token: &str) -> bool {
+    pub fn advance(&mut self, token: &'static str) -> bool {
         self.steps += 1;
         if self.plan.fixed().is_some() {
             return false;
@@ -160,9 +197,15 @@ impl Choices {
             };
             let from = choice.text.len().saturating_sub(self.hold);
             choice.text.push_str(token);
+            if let Some(top) = self.plan.logprobs {
+                let entry = logprobs::for_token(token, choice.tokens, top);
+                choice.logprobs.push((choice.text.len(), entry));
+            }
             choice.tokens += 1;
             if let Some(at) = find_stop(&choice.text, from, &self.plan.stop) {
                 choice.text.truncate(at);
+                // Tokens cut away with the stop string are not reported.
+                choice.logprobs.retain(|(end, _)| *end <= at);
                 choice.finish = Some("stop");
             }
         }
@@ -215,7 +258,9 @@ impl Choices {
                         }]
                     }),
                 },
-                logprobs: None,
+                logprobs: self.plan.logprobs.map(|_| Logprobs {
+                    content: c.logprobs.iter().map(|(_, e)| e).collect(),
+                }),
                 finish_reason: c.finish.unwrap_or("length"),
             })
             .collect();
@@ -232,7 +277,7 @@ impl Choices {
                 content,
                 tool_calls: None,
             };
-            out.extend_from_slice(&chunk(envelope, index, delta, None));
+            out.extend_from_slice(&chunk(envelope, index, delta, None, None));
         }
         out.freeze()
     }
@@ -250,27 +295,31 @@ impl Choices {
             let delta = match (&self.plan.tool, &pieces) {
                 (Some(call), Some(pieces)) if new_step && step >= 1 && step <= pieces.len() => {
                     let first = step == 1;
-                    Some(Delta {
-                        role: None,
-                        content: None,
-                        tool_calls: Some([ToolCallDelta {
-                            index: 0,
-                            id: first.then(|| call.id(index)),
-                            kind: first.then_some("function"),
-                            function: FunctionDelta {
-                                name: first.then_some(call.name.as_str()),
-                                arguments: pieces[step - 1],
-                            },
-                        }]),
-                    })
+                    Some((
+                        Delta {
+                            role: None,
+                            content: None,
+                            tool_calls: Some([ToolCallDelta {
+                                index: 0,
+                                id: first.then(|| call.id(index)),
+                                kind: first.then_some("function"),
+                                function: FunctionDelta {
+                                    name: first.then_some(call.name.as_str()),
+                                    arguments: pieces[step - 1],
+                                },
+                            }]),
+                        },
+                        None,
+                    ))
                 }
-                (None, Some(pieces)) if new_step && step >= 1 && step <= pieces.len() => {
-                    Some(Delta {
+                (None, Some(pieces)) if new_step && step >= 1 && step <= pieces.len() => Some((
+                    Delta {
                         role: None,
                         content: Some(pieces[step - 1]),
                         tool_calls: None,
-                    })
-                }
+                    },
+                    None,
+                )),
                 (_, Some(_)) | (Some(_), None) => None,
                 (None, None) => {
                     let mut upto = match choice.finish {
@@ -280,23 +329,35 @@ impl Choices {
                     while !choice.text.is_char_boundary(upto) {
                         upto -= 1;
                     }
-                    (upto > choice.emitted).then(|| {
-                        let text = &choice.text[choice.emitted..upto];
+                    if upto > choice.emitted {
+                        let from = choice.emitted;
                         choice.emitted = upto;
-                        Delta {
+                        // The entries of the tokens this delta completes.
+                        let pending = &choice.logprobs[choice.logprobs_sent..];
+                        let ready = pending.iter().take_while(|(end, _)| *end <= upto).count();
+                        let entries = &pending[..ready];
+                        choice.logprobs_sent += ready;
+                        let delta = Delta {
                             role: None,
-                            content: Some(text),
+                            content: Some(&choice.text[from..upto]),
                             tool_calls: None,
-                        }
-                    })
+                        };
+                        let logprobs = self.plan.logprobs.map(|_| Logprobs {
+                            content: entries.iter().map(|(_, e)| e).collect(),
+                        });
+                        Some((delta, logprobs))
+                    } else {
+                        None
+                    }
                 }
             };
-            if let Some(delta) = delta {
-                out.extend_from_slice(&chunk(envelope, index, delta, None));
+            if let Some((delta, logprobs)) = delta {
+                out.extend_from_slice(&chunk(envelope, index, delta, logprobs, None));
             }
             if let (Some(reason), false) = (choice.finish, choice.finish_sent) {
                 choice.finish_sent = true;
-                out.extend_from_slice(&chunk(envelope, index, Delta::default(), Some(reason)));
+                let finish = Some(reason);
+                out.extend_from_slice(&chunk(envelope, index, Delta::default(), None, finish));
             }
         }
         out.freeze()
@@ -323,12 +384,13 @@ fn chunk(
     envelope: &Envelope,
     index: u32,
     delta: Delta<'_>,
+    logprobs: Option<Logprobs<'_>>,
     finish_reason: Option<&'static str>,
 ) -> Bytes {
     envelope.chat_chunk_with([ChunkChoice {
         index,
         delta,
-        logprobs: None,
+        logprobs,
         finish_reason,
     }])
 }
@@ -337,7 +399,7 @@ fn chunk(
 struct WholeChoice<'a> {
     index: u32,
     message: WholeMessage<'a>,
-    logprobs: Option<()>,
+    logprobs: Option<Logprobs<'a>>,
     finish_reason: &'static str,
 }
 
@@ -367,7 +429,7 @@ struct WholeFunction<'a> {
 struct ChunkChoice<'a> {
     index: u32,
     delta: Delta<'a>,
-    logprobs: Option<()>,
+    logprobs: Option<Logprobs<'a>>,
     finish_reason: Option<&'static str>,
 }
 

@@ -68,6 +68,7 @@ fn plan(n: u32, stop: &[&str], tool: Option<ToolCall>) -> ChatPlan {
         stop: stop.iter().map(|s| s.to_string()).collect(),
         tool,
         json: None,
+        logprobs: None,
     }
 }
 
@@ -166,6 +167,9 @@ fn plans_refuse_bad_values_and_plain_requests_stay_plain() {
         ("n", json!(0)),
         ("n", json!(MAX_N + 1)),
         ("stop", json!(7)),
+        ("logprobs", json!("yes")),
+        ("top_logprobs", json!(21)),
+        ("top_logprobs", json!(2)),
         (
             "tool_choice",
             json!({"type": "function", "function": {"name": "absent"}}),
@@ -197,4 +201,49 @@ fn response_format_answers_the_json_whole_and_in_pieces() {
     let whole: Value =
         serde_json::from_slice(&choices.response(&envelope(), choices.usage(1))).unwrap();
     assert_eq!(whole["choices"][0]["message"]["content"], json.as_str());
+}
+
+#[test]
+fn logprobs_cover_exactly_the_text_sent_even_when_a_stop_string_cuts_it() {
+    let plain = generate_text(CONTEXT, SEED, 8);
+    let at = plain.match_indices(' ').nth(5).unwrap().0;
+    let stop = &plain[at - 1..at + 2];
+    let plan = ChatPlan {
+        logprobs: Some(2),
+        ..plan(2, &[stop], None)
+    };
+    let mut choices = Choices::new(plan, CONTEXT, SEED);
+    let chunks = drive(&mut choices, 8);
+    let texts = collect(&chunks, 2);
+    let mut streamed = [String::new(), String::new()];
+    for c in &chunks {
+        let choice = &c["choices"][0];
+        for entry in choice["logprobs"]["content"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            assert_eq!(entry["top_logprobs"].as_array().unwrap().len(), 2);
+            assert_eq!(entry["top_logprobs"][0]["token"], entry["token"]);
+            streamed[choice["index"].as_u64().unwrap() as usize] +=
+                entry["token"].as_str().unwrap();
+        }
+    }
+    let whole: Value =
+        serde_json::from_slice(&choices.response(&envelope(), choices.usage(1))).unwrap();
+    for i in 0..2 {
+        let tokens: String = whole["choices"][i]["logprobs"]["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["token"].as_str().unwrap())
+            .collect();
+        assert_eq!(tokens, streamed[i], "choice {i}: whole and streamed agree");
+        // Whole tokens only: a token cut by the stop string is not reported.
+        assert!(texts[i].0.starts_with(&tokens), "choice {i}");
+    }
+    assert_eq!(
+        streamed[0],
+        plain[..at - 1].rsplit_once(' ').unwrap().0.to_owned() + ""
+    );
 }

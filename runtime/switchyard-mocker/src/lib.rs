@@ -30,6 +30,7 @@ pub mod timing;
 mod choices;
 mod choices_stream;
 mod embed;
+mod logprobs;
 mod respond;
 mod routes;
 mod sequence;
