@@ -44,6 +44,17 @@ s = client.chat.completions.create(model=model, messages=messages, max_tokens=6,
 assert s.choices[0].message.content == cut, (s.choices[0].message.content, cut)
 assert s.choices[0].finish_reason == "stop", s.choices[0]
 
+# The completions route takes `n` and `stop` too (a migrated chat stream continues there).
+full = client.completions.create(model=model, prompt="once upon a time", max_tokens=6)
+ctext = full.choices[0].text
+cstop = " " + ctext.split()[2]
+cc = client.completions.create(
+    model=model, prompt="once upon a time", max_tokens=6, n=2, stop=cstop
+)
+assert [ch.index for ch in cc.choices] == [0, 1], cc.choices
+assert cc.choices[0].text == ctext[: ctext.index(cstop)], (cc.choices[0].text, ctext)
+assert cc.choices[0].finish_reason == "stop", cc.choices[0]
+
 # Tool calls on the chat route.
 weather = {
     "type": "function",

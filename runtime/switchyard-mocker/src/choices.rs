@@ -12,13 +12,13 @@
 use bytes::{Bytes, BytesMut};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
-use switchyard_protocol::{ChatCompletionRequest, Usage};
+use switchyard_protocol::{ChatCompletionRequest, CompletionRequest, Usage};
 
 use crate::generate::TextGen;
 use crate::logprobs::{self, Logprobs, TokenLogprob};
 use crate::respond::ApiError;
 use crate::tools::{self, ToolCall};
-use crate::wire::Envelope;
+use crate::wire::{Envelope, Kind};
 
 /// Most choices one request may ask for: bounds the work one request can cause.
 pub(crate) const MAX_N: u32 = 128;
@@ -57,6 +57,25 @@ impl ChatPlan {
             tool,
             json,
             logprobs,
+        })
+    }
+
+    /// A completions request: `n` and `stop` only (a migrated chat stream continues as a
+    /// completion, and must stop where the chat request would have).
+    pub fn from_completion(req: &CompletionRequest) -> Result<Self, ApiError> {
+        let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, message);
+        let n = req.n.unwrap_or(1);
+        if n == 0 || n > MAX_N {
+            return Err(bad(format!("n must be between 1 and {MAX_N}, got {n}")));
+        }
+        let stop = match req.extra.get("stop") {
+            Some(raw) => parse_stop(raw.get()).map_err(bad)?,
+            None => Vec::new(),
+        };
+        Ok(Self {
+            n,
+            stop,
+            ..Self::default()
         })
     }
 
@@ -264,11 +283,26 @@ impl Choices {
                 finish_reason: c.finish.unwrap_or("length"),
             })
             .collect();
-        envelope.chat_response_with(choices, usage)
+        if envelope.kind() == Kind::Completion {
+            let choices: Vec<_> = (0u32..)
+                .zip(&self.choices)
+                .map(|(index, c)| TextChoice {
+                    index,
+                    text: &c.text,
+                    logprobs: None,
+                    finish_reason: Some(c.finish.unwrap_or("length")),
+                })
+                .collect();
+            return envelope.response_with(choices, usage);
+        }
+        envelope.response_with(choices, usage)
     }
 
     /// The opening chunk of each choice (`role: assistant`).
     pub fn role_chunks(&self, envelope: &Envelope) -> Bytes {
+        if envelope.kind() == Kind::Completion {
+            return Bytes::new();
+        }
         let content = self.plan.tool.is_none().then_some("");
         let mut out = BytesMut::new();
         for index in 0..self.plan.n {
@@ -329,6 +363,11 @@ impl Choices {
                     while !choice.text.is_char_boundary(upto) {
                         upto -= 1;
                     }
+                    if upto < choice.text.len() {
+                        // Whole tokens only (each starts with a space): a stream cut here
+                        // and continued elsewhere (migration) resumes at a token boundary.
+                        upto = choice.text[..upto].rfind(' ').unwrap_or(0);
+                    }
                     if upto > choice.emitted {
                         let from = choice.emitted;
                         choice.emitted = upto;
@@ -387,12 +426,29 @@ fn chunk(
     logprobs: Option<Logprobs<'_>>,
     finish_reason: Option<&'static str>,
 ) -> Bytes {
-    envelope.chat_chunk_with([ChunkChoice {
+    if envelope.kind() == Kind::Completion {
+        return envelope.chunk_with([TextChoice {
+            index,
+            text: delta.content.unwrap_or(""),
+            logprobs: None,
+            finish_reason,
+        }]);
+    }
+    envelope.chunk_with([ChunkChoice {
         index,
         delta,
         logprobs,
         finish_reason,
     }])
+}
+
+/// A completions choice (whole or chunk).
+#[derive(Serialize)]
+struct TextChoice<'a> {
+    index: u32,
+    text: &'a str,
+    logprobs: Option<()>,
+    finish_reason: Option<&'static str>,
 }
 
 #[derive(Serialize)]

@@ -75,7 +75,11 @@ impl Events {
                         return Some(Faults::error_event());
                     }
                     self.phase = Phase::Steps;
-                    return Some(self.choices.role_chunks(&self.envelope));
+                    let roles = self.choices.role_chunks(&self.envelope);
+                    // Completions have no role chunk.
+                    if !roles.is_empty() {
+                        return Some(roles);
+                    }
                 }
                 Phase::Steps => {
                     if self.seq.errors_now() {

@@ -14,11 +14,15 @@ const CONTEXT: &str = "user: tell me a story";
 const SEED: u64 = 42;
 
 fn envelope() -> Envelope {
+    envelope_of(crate::wire::Kind::Chat)
+}
+
+fn envelope_of(kind: crate::wire::Kind) -> Envelope {
     let (_, stopping) = watch::channel(false);
     let args = MockerArgs::default();
     let hasher = switchyard_kv::PromptHasher::bytes(args.block_size);
     let shared = Arc::new(Shared::new(args, hasher, MockerHooks::default(), stopping));
-    Envelope::new(crate::wire::Kind::Chat, &shared)
+    Envelope::new(kind, &shared)
 }
 
 /// Runs `choices` for up to `steps` steps as the sequence would drive them (choice 0's
@@ -246,4 +250,52 @@ fn logprobs_cover_exactly_the_text_sent_even_when_a_stop_string_cuts_it() {
         streamed[0],
         plain[..at - 1].rsplit_once(' ').unwrap().0.to_owned() + ""
     );
+}
+
+#[test]
+fn completions_get_n_choices_and_stop_in_their_own_shape() {
+    let plain = generate_text(CONTEXT, SEED, 8);
+    let at = plain.match_indices(' ').nth(4).unwrap().0;
+    let stop = &plain[at..at + 3];
+    let mut choices = Choices::new(plan(2, &[stop], None), CONTEXT, SEED);
+    let env = envelope_of(crate::wire::Kind::Completion);
+    assert!(
+        choices.role_chunks(&env).is_empty(),
+        "completions have no role chunk"
+    );
+    let mut gen = TextGen::new(CONTEXT, SEED);
+    let mut sse = Vec::new();
+    for _ in 0..8 {
+        let done = choices.advance(gen.next_token());
+        let chunk = choices.step_chunks(&env);
+        // Only whole tokens are sent while a stop string may still match.
+        for event in String::from_utf8(chunk.to_vec()).unwrap().split("\n\n") {
+            if let Some(data) = event.strip_prefix("data: ") {
+                let v: Value = serde_json::from_str(data).unwrap();
+                assert_eq!(v["object"], "text_completion");
+                let text = v["choices"][0]["text"].as_str().unwrap();
+                assert!(text.is_empty() || text.starts_with(' '), "{text:?}");
+            }
+        }
+        sse.extend_from_slice(&chunk);
+        if done {
+            break;
+        }
+    }
+    choices.finish_rest();
+    sse.extend_from_slice(&choices.step_chunks(&env));
+    let whole: Value = serde_json::from_slice(&choices.response(&env, choices.usage(1))).unwrap();
+    assert_eq!(whole["object"], "text_completion");
+    assert_eq!(whole["choices"][0]["text"], &plain[..at]);
+    assert_eq!(whole["choices"][0]["finish_reason"], "stop");
+    assert_eq!(whole["choices"].as_array().unwrap().len(), 2);
+    let streamed: String = String::from_utf8(sse)
+        .unwrap()
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .map(|e| serde_json::from_str::<Value>(e).unwrap())
+        .filter(|v| v["choices"][0]["index"] == 0)
+        .map(|v| v["choices"][0]["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(streamed, plain[..at]);
 }

@@ -178,7 +178,7 @@ fn parse_chat(shared: &Shared, body: &[u8]) -> Result<Parsed, ApiError> {
 fn parse_completion(shared: &Shared, body: &[u8]) -> Result<Parsed, ApiError> {
     let req: CompletionRequest = decode(body)?;
     Ok(Parsed {
-        choices: None,
+        choices: ChatPlan::from_completion(&req)?.into_extended(),
         gen: GenRequest {
             context: req.prompt.as_text(),
             kind: PromptKind::Completion,

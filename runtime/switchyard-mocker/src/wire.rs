@@ -142,14 +142,22 @@ impl Envelope {
         sse(&self.body(self.chunk_object(), [(); 0], Some(usage)))
     }
 
-    /// A whole chat response with choices shaped elsewhere (`choices.rs`).
-    pub fn chat_response_with<C: Serialize>(&self, choices: C, usage: Usage) -> Bytes {
-        json(&self.body("chat.completion", choices, Some(usage)))
+    pub fn kind(&self) -> Kind {
+        self.kind
     }
 
-    /// A chat stream chunk with choices shaped elsewhere (`choices.rs`).
-    pub fn chat_chunk_with<C: Serialize>(&self, choices: C) -> Bytes {
-        sse(&self.body("chat.completion.chunk", choices, None))
+    /// A whole response with choices shaped elsewhere (`choices.rs`).
+    pub fn response_with<C: Serialize>(&self, choices: C, usage: Usage) -> Bytes {
+        let object = match self.kind {
+            Kind::Chat => "chat.completion",
+            Kind::Completion => "text_completion",
+        };
+        json(&self.body(object, choices, Some(usage)))
+    }
+
+    /// A stream chunk with choices shaped elsewhere (`choices.rs`).
+    pub fn chunk_with<C: Serialize>(&self, choices: C) -> Bytes {
+        sse(&self.body(self.chunk_object(), choices, None))
     }
 
     fn chat_chunk(
