@@ -24,4 +24,10 @@ if ! python3 -c 'import openai, anthropic' 2>/dev/null; then
   say "installing Python test requirements"
   python3 -m pip install --disable-pip-version-check -q -r tests/python/requirements.txt
 fi
+# npm: the official `openai` npm client drives a Responses stream in an integration test.
+if [ ! -d tests/js/node_modules/openai ]; then
+  command -v npm >/dev/null || { say "npm is missing: install Node.js (20 or newer)"; exit 1; }
+  say "installing npm test requirements"
+  npm ci --prefix tests/js --no-audit --no-fund
+fi
 say "ok"

@@ -49,14 +49,17 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<Body>
         (&Method::POST, "/v1/messages") => {
             agent_api::messages(&app, (parts.headers, body, lease), &request_id).await
         }
+        (&Method::POST, "/v1/messages/count_tokens") => {
+            agent_api::count_tokens::handle(&app, parts.headers, body).await
+        }
         (&Method::GET, "/v1/models") => models(&app, tenant.as_deref()),
         (&Method::GET, "/health") => health(&app),
         (&Method::GET, "/ready") => crate::readiness::ready(&app),
         (&Method::GET, "/live") => json_response(StatusCode::OK, r#"{"status":"live"}"#.into()),
         (&Method::GET, "/metrics") => metrics(&app),
-        (method, "/v1/messages") => agent_api::messages::error_response(
-            &ApiError::method_not_allowed(method.as_str(), "/v1/messages"),
-        ),
+        (method, p @ ("/v1/messages" | "/v1/messages/count_tokens")) => {
+            agent_api::messages::error_response(&ApiError::method_not_allowed(method.as_str(), p))
+        }
         (method, p) if is_known_path(p) => {
             error_response(&ApiError::method_not_allowed(method.as_str(), p))
         }

@@ -11,7 +11,7 @@ use switchyard_tests::{frontend, mocker, worker_flags, Proc};
 use crate::MODEL;
 
 /// Runs `tests/python/<script>` against `fe`'s `base` URL; fails with its output.
-async fn run_sdk_script(module: &str, script: &str, base: String) {
+pub(crate) async fn run_sdk_script(module: &str, script: &str, base: String) {
     let check = Command::new("python3")
         .args(["-c", &format!("import {module}")])
         .output();
@@ -32,7 +32,7 @@ async fn run_sdk_script(module: &str, script: &str, base: String) {
     assert!(stdout.contains("ALL OK"), "{stdout}");
 }
 
-async fn frontend_over_one_mocker(mocker_args: &[&str], extra: &[&str]) -> (Proc, Proc) {
+pub(crate) async fn frontend_over_one_mocker(mocker_args: &[&str], extra: &[&str]) -> (Proc, Proc) {
     let m = mocker(mocker_args).await.unwrap();
     let mut args = worker_flags(MODEL, &[&m]);
     args.extend(extra.iter().map(|s| s.to_string()));

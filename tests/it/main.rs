@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod agent_apis;
+mod agent_count_tokens;
 mod cli;
 mod config;
 mod console;
@@ -17,7 +18,9 @@ mod flow;
 mod kubernetes;
 mod kv_bridge;
 mod metrics;
+mod mocker_chat_features;
 mod openai_client;
+mod openai_npm;
 mod plugin_admin;
 mod plugin_new;
 mod plugins;

@@ -6,6 +6,7 @@
 //! routing, plugins, retries, migration, health and metrics (under their own `route`
 //! label) treat it exactly like chat; only the body on the way in and out differs.
 
+pub mod count_tokens;
 pub mod messages;
 pub mod responses;
 pub mod stream;

@@ -54,6 +54,8 @@ impl View {
             }
             DiscoveryEvent::State(s) => self.state = Some(*s),
             DiscoveryEvent::Rejected(r) => self.rejected.push(*r),
+            // Declared models come from Kubernetes discovery only.
+            DiscoveryEvent::Models(_) => {}
         }
         self.log.push(ev);
     }

@@ -93,6 +93,19 @@ impl PromptHasher {
         self.tokenizer.is_some()
     }
 
+    /// The exact number of tokens in `text` (what an engine loading the same tokenizer
+    /// counts as prompt tokens); `None` without a tokenizer, where only an estimate exists.
+    /// `Some(Err)` when the tokenizer refuses the text.
+    pub fn count_tokens(&self, text: &str, kind: PromptKind) -> Option<Result<usize, String>> {
+        let tokenizer = self.tokenizer.as_ref()?;
+        Some(
+            tokenizer
+                .encode_fast(text, kind.add_special_tokens())
+                .map(|encoding| encoding.len())
+                .map_err(|e| e.to_string()),
+        )
+    }
+
     /// The chain of `text`'s full blocks. A text the tokenizer refuses falls back to byte
     /// blocks: routing then merely misses the cache, it never fails the request.
     pub fn hash(&self, text: &str, kind: PromptKind) -> PromptBlocks {
@@ -131,6 +144,7 @@ mod tests {
         );
         assert_eq!(blocks.tokens, 5);
         assert!(!h.is_tokenized());
+        assert_eq!(h.count_tokens(text, PromptKind::Chat), None);
     }
 
     /// A character-level tokenizer (token id = ASCII code) with a `<s>` (id 200) special
@@ -179,6 +193,8 @@ mod tests {
         let chat = h.hash("abcde", PromptKind::Chat);
         let ids: Vec<u32> = "abcde".bytes().map(u32::from).collect();
         assert_eq!(chat.tokens, 5);
+        assert_eq!(h.count_tokens("abcde", PromptKind::Chat), Some(Ok(5)));
+        assert_eq!(h.count_tokens("abcde", PromptKind::Completion), Some(Ok(6)));
         assert_eq!(chat.hashes, BlockHasher::new(2).hash_tokens(&ids));
         // A completion is raw text: the tokenizer's BOS goes in front, as vLLM does it.
         let completion = h.hash("abcde", PromptKind::Completion);

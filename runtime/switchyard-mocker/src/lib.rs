@@ -28,14 +28,18 @@ pub mod pd;
 pub mod scheduler;
 pub mod timing;
 
+mod choices;
+mod choices_stream;
 mod embed;
 mod interference;
+mod logprobs;
 mod respond;
 mod routes;
 mod sequence;
 mod server;
 mod state;
 mod stream;
+mod tools;
 mod wire;
 
 use std::future::Future;

@@ -13,12 +13,13 @@ use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 use switchyard_protocol::{ChatCompletionRequest, CompletionRequest, EmbeddingRequest};
 
+use crate::choices::{ChatPlan, Choices};
 use crate::faults::Fault;
 use crate::respond::{self, ApiError, Body};
 use crate::sequence::{GenRequest, Sequence, DEFAULT_MAX_TOKENS};
 use crate::state::Shared;
 use crate::wire::{Envelope, Kind};
-use crate::{embed, pd, stream};
+use crate::{choices_stream, embed, pd, stream};
 use switchyard_kv::PromptKind;
 
 /// Largest request body accepted.
@@ -29,6 +30,8 @@ const MAX_OUTPUT_TOKENS: u32 = 1 << 20;
 /// A parsed generation request.
 struct Parsed {
     model: String,
+    /// Chat beyond one plain text choice (`n`, `stop`, tools); `None` takes the plain path.
+    choices: Option<ChatPlan>,
     gen: GenRequest,
     stream: bool,
     include_usage: bool,
@@ -131,6 +134,10 @@ async fn generate(shared: Arc<Shared>, req: Request<Incoming>, kind: Kind) -> Re
     });
     let envelope = Envelope::new(kind, &shared);
     // Created before the pull, so a client that leaves while it waits counts as cancelled.
+    let choices = parsed
+        .choices
+        .take()
+        .map(|plan| Choices::new(plan, &parsed.gen.context, parsed.gen.seed));
     let mut seq = Sequence::new(shared.clone(), parsed.gen);
     if let (pd::Stage::Pull(source), Some(hashes)) = (&stage, hashes) {
         if let Err(why) = pd::pull(&shared, source, &hashes).await {
@@ -148,6 +155,15 @@ async fn generate(shared: Arc<Shared>, req: Request<Incoming>, kind: Kind) -> Re
         stage,
         pd::Stage::PrefillForHandle | pd::Stage::PrefillForRoom(_)
     );
+    // `n`, `stop` and tool calls (a prefill stage answers one token and ignores them).
+    if let (Some(choices), false) = (choices, holds) {
+        if parsed.stream {
+            let body = choices_stream::body(seq, choices, envelope, parsed.include_usage);
+            return respond::sse(body);
+        }
+        let body = choices_stream::whole(seq, choices, &envelope).await;
+        return respond::json(StatusCode::OK, body);
+    }
     if holds {
         seq.hold_kv();
     } else if parsed.stream {
@@ -206,12 +222,16 @@ fn parse_chat(shared: &Shared, body: &[u8]) -> Result<Parsed, ApiError> {
         .template
         .render(&req.messages)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let seed = mix_seed(shared, req.seed);
+    let plan = ChatPlan::from_request(&req, seed)?;
+    let max_tokens = plan.steps(req.output_limit().unwrap_or(DEFAULT_MAX_TOKENS));
     Ok(Parsed {
+        choices: plan.into_extended(),
         gen: GenRequest {
             context,
             kind: PromptKind::Chat,
-            seed: mix_seed(shared, req.seed),
-            max_tokens: req.output_limit().unwrap_or(DEFAULT_MAX_TOKENS),
+            seed,
+            max_tokens,
         },
         stream: req.is_stream(),
         include_usage: req.include_usage(),
@@ -222,6 +242,7 @@ fn parse_chat(shared: &Shared, body: &[u8]) -> Result<Parsed, ApiError> {
 fn parse_completion(shared: &Shared, body: &[u8]) -> Result<Parsed, ApiError> {
     let req: CompletionRequest = decode(body)?;
     Ok(Parsed {
+        choices: ChatPlan::from_completion(&req)?.into_extended(),
         gen: GenRequest {
             context: req.prompt.as_text(),
             kind: PromptKind::Completion,

@@ -142,6 +142,12 @@ impl Sequence {
         Some(token)
     }
 
+    /// Ends generation after the current token (every choice hit a stop string): the next
+    /// [`Self::next_token`] returns `None` and finishes the sequence normally.
+    pub fn stop_early(&mut self) {
+        self.remaining = 0;
+    }
+
     /// Stalled with keep-alives on (`--stall-keepalive-ms`): how long until the next one.
     pub fn stall_keepalive(&self) -> Option<Duration> {
         self.shared.faults.stall_keepalive(u64::from(self.produced))

@@ -142,6 +142,24 @@ impl Envelope {
         sse(&self.body(self.chunk_object(), [(); 0], Some(usage)))
     }
 
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// A whole response with choices shaped elsewhere (`choices.rs`).
+    pub fn response_with<C: Serialize>(&self, choices: C, usage: Usage) -> Bytes {
+        let object = match self.kind {
+            Kind::Chat => "chat.completion",
+            Kind::Completion => "text_completion",
+        };
+        json(&self.body(object, choices, Some(usage)))
+    }
+
+    /// A stream chunk with choices shaped elsewhere (`choices.rs`).
+    pub fn chunk_with<C: Serialize>(&self, choices: C) -> Bytes {
+        sse(&self.body(self.chunk_object(), choices, None))
+    }
+
     fn chat_chunk(
         &self,
         role: Option<&'static str>,
