@@ -135,10 +135,11 @@ fn routable_models(app: &App) -> Vec<String> {
 /// The routable models; a tenant sees only those its list allows.
 fn models(app: &App, tenant: Option<&Tenant>) -> Response<Body> {
     let mut names = routable_models(app);
+    let adapters = crate::lora::models::listed(&app.lora.catalog, &names, tenant);
     if let Some(tenant) = tenant {
         names.retain(|m| tenant.allows_model(m));
     }
-    let list = ModelList::new(names);
+    let list = ModelList::new(names).with_adapters(adapters);
     json_response(
         StatusCode::OK,
         serde_json::to_string(&list).unwrap_or_default(),

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use switchyard_runtime::lora::Catalog;
 use switchyard_runtime::{Instance, Registry, WorkerApi};
 
 use super::parse::{ParsedRequest, TypedRequest};
@@ -15,15 +16,14 @@ use crate::translate;
 /// output, chat log probabilities) is not sent to completions-only workers: the translation
 /// would drop the field and answer as if it had never been asked. When only such workers
 /// serve the model, the request fails with a 400 naming the field instead.
+/// A request for a configured LoRA adapter gets its base model's instances.
 pub fn for_request(
     registry: &Registry,
+    adapters: &Catalog,
     request: &ParsedRequest,
 ) -> Result<Arc<[Arc<Instance>]>, ApiError> {
     let model = request.model();
-    let all = registry
-        .topology()
-        .model(model)
-        .cloned()
+    let all = crate::lora::route::instances(&registry.topology(), adapters, model)
         .ok_or_else(|| ApiError::model_not_found(model))?;
     // Prefill-only instances take part only through the disaggregation stage (`pd`).
     let all = if all.iter().all(|i| i.spec.role.decodes()) {
