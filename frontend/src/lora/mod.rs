@@ -4,8 +4,11 @@
 //! ([`switchyard_runtime::lora::cost`]); `/v1/models` lists each adapter with its `parent`.
 //! See `docs/lora.md`.
 
+pub mod engine_api;
+pub mod load;
 pub mod models;
 pub mod route;
+pub mod single_flight;
 
 use switchyard_runtime::lora::{AdapterSpec, Catalog};
 
@@ -15,12 +18,15 @@ pub use route::{adapter_for, routing_model};
 #[derive(Debug, Default)]
 pub struct Lora {
     pub catalog: Catalog,
+    /// On-demand loads in flight, one per (instance, adapter).
+    pub flights: single_flight::SingleFlight,
 }
 
 impl Lora {
     pub fn new(adapters: &[AdapterSpec]) -> Self {
         Self {
             catalog: Catalog::new(adapters),
+            flights: Default::default(),
         }
     }
 }

@@ -182,6 +182,9 @@ async fn run_parsed(
         &routable.instances,
         request_id,
     )?;
+    let ranked =
+        crate::lora::load::before_dispatch(app, request.model(), &routable.instances, ranked)
+            .await?;
     let upstream = dispatch::dispatch(
         app, &request, &prepared, &routable, &ranked, request_id, tracker,
     )
