@@ -15,6 +15,7 @@ mod failures;
 mod faults;
 mod flow;
 mod kv_bridge;
+mod lora;
 mod metrics;
 mod openai_client;
 mod plugin_admin;
