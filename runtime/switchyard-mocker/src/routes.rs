@@ -151,7 +151,7 @@ async fn generate(shared: Arc<Shared>, req: Request<Incoming>, kind: Kind) -> Re
             .hash(&parsed.gen.context, parsed.gen.kind)
             .hashes
     });
-    let envelope = Envelope::new(kind, &shared).as_model(&parsed.model);
+    let envelope = Envelope::new(kind, &shared).answering_as(&parsed.model);
     // Created before the pull, so a client that leaves while it waits counts as cancelled.
     let mut seq = Sequence::new(shared.clone(), parsed.gen);
     if let (pd::Stage::Pull(source), Some(hashes)) = (&stage, hashes) {

@@ -95,7 +95,7 @@ impl Envelope {
     }
 
     /// Answers as `model` (vLLM names the adapter a request used, not its base model).
-    pub fn as_model(mut self, model: &str) -> Self {
+    pub fn answering_as(mut self, model: &str) -> Self {
         model.clone_into(&mut self.model);
         self
     }
