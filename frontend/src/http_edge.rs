@@ -185,6 +185,7 @@ fn metrics(app: &App) -> Response<Body> {
     crate::events::render_metrics(&mut text);
     tenants::metrics::render(&mut text, &app.tenants);
     app.flow.render_metrics(&mut text);
+    app.lora.render_metrics(&mut text);
     let mut response = Response::new(Body::full(text));
     response.headers_mut().insert(
         header::CONTENT_TYPE,

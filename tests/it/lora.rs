@@ -23,6 +23,10 @@ fn adapter_chat(adapter: &str, content: &str, max_tokens: u32) -> Value {
 
 /// A frontend over `workers` (ids w0, w1, …; engine vllm) with one adapter `sql`.
 fn config(workers: &[&Proc], source: &str, on_demand: bool) -> String {
+    config_for("vllm", workers, source, on_demand)
+}
+
+fn config_for(engine: &str, workers: &[&Proc], source: &str, on_demand: bool) -> String {
     let mut yaml = format!(
         "admin_token: {ADMIN}\nload_scrape:\n  interval_ms: 50\n  stale_ms: 1000\n\
          probe:\n  interval_ms: 0\ncanary:\n  idle_ms: 0\n\
@@ -31,7 +35,7 @@ fn config(workers: &[&Proc], source: &str, on_demand: bool) -> String {
     );
     for (i, w) in workers.iter().enumerate() {
         yaml.push_str(&format!(
-            "  - {{model: {MODEL}, url: \"{}\", id: w{i}, engine: vllm}}\n",
+            "  - {{model: {MODEL}, url: \"{}\", id: w{i}, engine: {engine}}}\n",
             w.url()
         ));
     }
@@ -135,11 +139,18 @@ async fn an_adapter_request_sticks_to_the_instance_the_engine_reports_it_running
 
 #[tokio::test]
 async fn an_on_demand_adapter_is_loaded_once_for_a_burst_of_concurrent_requests() {
+    for engine in ["vllm", "sglang"] {
+        burst_loads_once(engine).await;
+    }
+}
+
+/// 20 concurrent requests for an adapter no instance has: one load, in `engine`'s dialect.
+async fn burst_loads_once(engine: &str) {
     let adapter_dir = tempfile::tempdir().unwrap();
     let source = adapter_dir.path().display().to_string();
     let w0 = mocker(&[
         "--engine",
-        "vllm",
+        engine,
         "--max-loras",
         "2",
         "--lora-load-ms",
@@ -147,7 +158,7 @@ async fn an_on_demand_adapter_is_loaded_once_for_a_burst_of_concurrent_requests(
     ])
     .await
     .unwrap();
-    let (fe, _dir) = frontend_with_config(&config(&[&w0], &source, true), &[])
+    let (fe, _dir) = frontend_with_config(&config_for(engine, &[&w0], &source, true), &[])
         .await
         .unwrap();
     let url = format!("{}/v1/chat/completions", fe.url());
@@ -157,14 +168,17 @@ async fn an_on_demand_adapter_is_loaded_once_for_a_burst_of_concurrent_requests(
     });
     for result in futures_util::future::join_all(burst).await {
         let (status, _, body) = result.unwrap();
-        assert_eq!(status, 200, "{body}");
+        assert_eq!(status, 200, "{engine}: {body}");
         assert_eq!(body["model"], "sql");
     }
+    let loads = "switchyard_mocker_lora_loads_total";
     assert_eq!(
-        metric(&w0.url(), "switchyard_mocker_lora_loads_total").await,
+        metric(&w0.url(), loads).await,
         1.0,
-        "one load for 20 concurrent requests"
+        "{engine}: one load for 20 requests"
     );
+    let ok = "switchyard_lora_loads_total{result=\"ok\"}";
+    assert_eq!(metric(&fe.url(), ok).await, 1.0, "{engine}");
     let engine_models: Value = reqwest::get(format!("{}/v1/models", w0.url()))
         .await
         .unwrap()
@@ -180,10 +194,7 @@ async fn an_on_demand_adapter_is_loaded_once_for_a_burst_of_concurrent_requests(
         .await
         .unwrap();
     assert_eq!(status, 200);
-    assert_eq!(
-        metric(&w0.url(), "switchyard_mocker_lora_loads_total").await,
-        1.0
-    );
+    assert_eq!(metric(&w0.url(), loads).await, 1.0, "{engine}");
 }
 
 #[tokio::test]

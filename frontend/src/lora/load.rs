@@ -83,13 +83,19 @@ async fn ensure_loaded(
                 return Ok(());
             }
             free_a_slot(app, target, timeout).await;
-            engine_api::load(
+            let loaded = engine_api::load(
                 &app.client,
                 target,
                 (&adapter.name, &adapter.source),
                 timeout,
             )
-            .await?;
+            .await;
+            let counter = match loaded {
+                Ok(()) => &app.lora.metrics.loads_ok,
+                Err(_) => &app.lora.metrics.loads_failed,
+            };
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            loaded?;
             target.adapters.touch(&adapter.name, now_ns());
             tracing::info!(instance = target.id(), adapter = %adapter.name, "adapter loaded");
             Ok(())
@@ -118,6 +124,10 @@ async fn free_a_slot(app: &App, target: &Instance, timeout: Duration) {
     match engine_api::unload(&app.client, target, &victim, timeout).await {
         Ok(()) => {
             target.adapters.unloaded(&victim);
+            app.lora
+                .metrics
+                .evictions
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::info!(instance = target.id(), adapter = %victim, "adapter evicted (LRU)");
         }
         Err(why) => {

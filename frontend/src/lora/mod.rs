@@ -6,6 +6,7 @@
 
 pub mod engine_api;
 pub mod load;
+pub mod metrics;
 pub mod models;
 pub mod route;
 pub mod single_flight;
@@ -20,13 +21,20 @@ pub struct Lora {
     pub catalog: Catalog,
     /// On-demand loads in flight, one per (instance, adapter).
     pub flights: single_flight::SingleFlight,
+    pub metrics: metrics::LoraMetrics,
 }
 
 impl Lora {
+    /// Appends the `switchyard_lora_*` metrics.
+    pub fn render_metrics(&self, out: &mut String) {
+        self.metrics.render(!self.catalog.is_empty(), out);
+    }
+
     pub fn new(adapters: &[AdapterSpec]) -> Self {
         Self {
             catalog: Catalog::new(adapters),
             flights: Default::default(),
+            metrics: Default::default(),
         }
     }
 }

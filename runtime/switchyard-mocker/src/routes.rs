@@ -199,7 +199,9 @@ async fn kv_pull(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> 
 
 fn metrics_text(shared: &Shared) -> String {
     let mut text = shared.metrics.render();
-    shared.lora.render(&mut text);
+    // SGLang exports no adapter metric of its own.
+    let vllm_info = shared.args.engine != EngineDialect::Sglang;
+    shared.lora.render(vllm_info, &mut text);
     let held = shared.pd.handover.held_blocks();
     shared
         .pd

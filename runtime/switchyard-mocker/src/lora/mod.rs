@@ -176,10 +176,20 @@ impl Adapters {
         v
     }
 
-    /// vLLM's LoRA info gauge (only with LoRA on, as vLLM), its value the current time.
-    pub fn render(&self, out: &mut String) {
+    /// The mocker's adapter counters and, with `vllm_info`, vLLM's LoRA info gauge (its
+    /// value the current time); nothing with LoRA off, as vLLM.
+    pub fn render(&self, vllm_info: bool, out: &mut String) {
         use std::fmt::Write;
         if !self.enabled() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "switchyard_mocker_lora_loads_total {}\nswitchyard_mocker_lora_swaps_total {}",
+            self.loads.load(Relaxed),
+            self.swaps.load(Relaxed)
+        );
+        if !vllm_info {
             return;
         }
         let mut running: Vec<String> = self
@@ -203,12 +213,6 @@ impl Adapters {
             "vllm:lora_requests_info{{max_lora=\"{}\",running_lora_adapters=\"{}\",waiting_lora_adapters=\"\"}} {now}",
             self.args.max_loras,
             running.join(",")
-        );
-        let _ = writeln!(
-            out,
-            "switchyard_mocker_lora_loads_total {}\nswitchyard_mocker_lora_swaps_total {}",
-            self.loads.load(Relaxed),
-            self.swaps.load(Relaxed)
         );
     }
 }
@@ -248,13 +252,13 @@ mod tests {
         let guard = a.begin("a").await;
         assert_eq!(a.swaps.load(Relaxed), 1, "cold: swapped in");
         let mut text = String::new();
-        a.render(&mut text);
+        a.render(true, &mut text);
         assert!(text.contains("running_lora_adapters=\"a\""), "{text}");
         drop(guard);
         drop(a.begin("a").await);
         assert_eq!(a.swaps.load(Relaxed), 1, "warm: no swap");
         let mut text = String::new();
-        a.render(&mut text);
+        a.render(true, &mut text);
         assert!(text.contains("running_lora_adapters=\"\""), "{text}");
     }
 }
