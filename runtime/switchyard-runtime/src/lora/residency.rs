@@ -87,10 +87,29 @@ struct State {
 }
 
 impl State {
+    /// Marks `name` used at `now`. With the engine's slot count known, the set is kept to
+    /// that many, least recently used out, as the engine's own slots are (vLLM swaps
+    /// adapters in and out of its GPU slots LRU).
     fn touch(&mut self, name: &str, now: u64) {
         match self.loaded.iter_mut().find(|(n, _)| n == name) {
             Some((_, at)) => *at = (*at).max(now),
             None => self.loaded.push((name.to_owned(), now)),
+        }
+        let Some(slots) = self.max_loras.map(|s| s.max(1) as usize) else {
+            return;
+        };
+        while self.loaded.len() > slots {
+            let oldest = self
+                .loaded
+                .iter()
+                .enumerate()
+                .filter(|(_, (n, _))| n != name)
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(i, _)| i);
+            match oldest {
+                Some(i) => self.loaded.remove(i),
+                None => break,
+            };
         }
     }
 }
@@ -99,13 +118,13 @@ impl Residency {
     /// Applies an engine report: running adapters are loaded (the engine is using them).
     pub fn observe(&self, info: &LoraInfo, now: u64) {
         let mut s = self.state.lock();
+        if info.max_loras.is_some() {
+            s.max_loras = info.max_loras;
+        }
         for name in &info.running {
             s.touch(name, now);
         }
         s.active = info.running.iter().chain(&info.waiting).cloned().collect();
-        if info.max_loras.is_some() {
-            s.max_loras = info.max_loras;
-        }
     }
 
     pub fn is_resident(&self, name: &str) -> bool {
@@ -184,6 +203,21 @@ vllm:num_requests_running{engine="0",model_name="llama"} 2.0
         assert_eq!(info.running, ["a", "b"]);
         assert!(info.waiting.is_empty());
         assert_eq!(info.max_loras, None);
+    }
+
+    #[test]
+    fn with_the_slot_count_known_the_least_recently_used_falls_out() {
+        let r = Residency::default();
+        let two_slots = LoraInfo {
+            max_loras: Some(2),
+            ..LoraInfo::default()
+        };
+        r.observe(&two_slots, 0);
+        r.touch("a", 1);
+        r.touch("b", 2);
+        r.touch("a", 3);
+        r.touch("c", 4);
+        assert_eq!(r.names(), ["a", "c"], "b was least recently used");
     }
 
     #[test]
