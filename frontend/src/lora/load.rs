@@ -118,7 +118,10 @@ async fn free_a_slot(app: &App, target: &Instance, timeout: Duration) {
     if target.adapters.loaded_count() < slots as usize {
         return;
     }
-    let Some(victim) = target.adapters.eviction_candidate(now_ns()) else {
+    // Only adapters this frontend can load again: one the engine was started with (not
+    // `on_demand`) would be gone for good.
+    let reloadable = |name: &str| app.lora.catalog.get(name).is_some_and(|a| a.on_demand);
+    let Some(victim) = target.adapters.eviction_candidate(now_ns(), reloadable) else {
         return;
     };
     match engine_api::unload(&app.client, target, &victim, timeout).await {

@@ -149,12 +149,14 @@ impl Residency {
         self.state.lock().loaded.len()
     }
 
-    /// The least recently used idle adapter, if any: the one to unload for a free slot.
-    pub fn eviction_candidate(&self, now: u64) -> Option<String> {
+    /// The least recently used idle adapter that `evictable` allows, if any: the one to
+    /// unload for a free slot.
+    pub fn eviction_candidate(&self, now: u64, evictable: impl Fn(&str) -> bool) -> Option<String> {
         let s = self.state.lock();
         s.loaded
             .iter()
             .filter(|(n, at)| now.saturating_sub(*at) >= IDLE_NS && !s.active.contains(n))
+            .filter(|(n, _)| evictable(n))
             .min_by_key(|(_, at)| *at)
             .map(|(n, _)| n.clone())
     }
@@ -231,12 +233,23 @@ vllm:num_requests_running{engine="0",model_name="llama"} 2.0
         assert!(!r.is_resident("tool-lora"), "waiting is not loaded");
         assert_eq!(r.max_loras(Some(8)), Some(4), "the engine's figure wins");
         let later = 10 + IDLE_NS;
-        assert_eq!(r.eviction_candidate(later).as_deref(), Some("old"));
+        assert_eq!(
+            r.eviction_candidate(later, |_| true).as_deref(),
+            Some("old")
+        );
+        // An adapter the caller may not unload (loaded by the engine's own flags) is skipped.
+        assert_eq!(
+            r.eviction_candidate(later, |n| n != "old").as_deref(),
+            Some("newer")
+        );
         r.unloaded("old");
-        assert_eq!(r.eviction_candidate(later).as_deref(), Some("newer"));
+        assert_eq!(
+            r.eviction_candidate(later, |_| true).as_deref(),
+            Some("newer")
+        );
         r.touch("newer", later);
         // sql-lora and chat-lora are running: never evicted while the engine uses them.
-        assert_eq!(r.eviction_candidate(later), None);
+        assert_eq!(r.eviction_candidate(later, |_| true), None);
         assert_eq!(r.loaded_count(), 3);
     }
 }
