@@ -21,3 +21,34 @@ pub fn listed(
     out.sort();
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_runtime::lora::AdapterSpec;
+
+    #[test]
+    fn adapters_of_routable_base_models_are_listed_sorted() {
+        let spec = |name: &str, base: &str| AdapterSpec {
+            name: name.into(),
+            base_model: base.into(),
+            source: "/a".into(),
+            on_demand: false,
+        };
+        let catalog = Catalog::new(&[
+            spec("zeta", "llama"),
+            spec("alpha", "llama"),
+            spec("orphan", "gone"),
+            spec("served", "llama"),
+        ]);
+        let routable = ["llama".to_owned(), "served".to_owned()];
+        assert_eq!(
+            listed(&catalog, &routable, None),
+            [
+                ("alpha".to_owned(), "llama".to_owned()),
+                ("zeta".to_owned(), "llama".to_owned())
+            ],
+            "no adapter without a routable base, none shadowed by a served model"
+        );
+    }
+}
