@@ -103,11 +103,16 @@ async fn an_adapter_request_sticks_to_the_instance_the_engine_reports_it_running
         "{models}"
     );
 
-    // Another client keeps a long `sql` generation running on w1: vLLM's metric names it.
-    let url = format!("{}/v1/chat/completions", w1.url());
-    let held = tokio::spawn(async move {
-        let _ = post_json(&url, &adapter_chat("sql", "other client", 100_000), &[]).await;
-    });
+    // Another client keeps a long `sql` stream open on w1: vLLM's metric names the adapter.
+    let mut long = adapter_chat("sql", "other client", 100_000);
+    long["stream"] = json!(true);
+    let held = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", w1.url()))
+        .json(&long)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held.status(), 200);
     eventually(
         Duration::from_secs(20),
         "w1 reported running sql",
@@ -134,7 +139,7 @@ async fn an_adapter_request_sticks_to_the_instance_the_engine_reports_it_running
         // The engine answered as the adapter: the body kept its name.
         assert_eq!(body["model"], "sql");
     }
-    held.abort();
+    drop(held);
 }
 
 #[tokio::test]

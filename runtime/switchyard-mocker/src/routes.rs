@@ -128,8 +128,8 @@ async fn generate(shared: Arc<Shared>, req: Request<Incoming>, kind: Kind) -> Re
         return resp;
     }
     // A request for an adapter swaps it into a slot first and counts as running on it.
-    let _adapter = match parsed.model != shared.args.model {
-        true => Some(shared.lora.begin(&parsed.model).await),
+    let adapter = match parsed.model != shared.args.model {
+        true => Some(crate::lora::begin(&shared, &parsed.model).await),
         false => None,
     };
     if let Some(poison) = &shared.args.fail_on_prompt {
@@ -173,7 +173,8 @@ async fn generate(shared: Arc<Shared>, req: Request<Incoming>, kind: Kind) -> Re
     if holds {
         seq.hold_kv();
     } else if parsed.stream {
-        return respond::sse(stream::body(seq, envelope, parsed.include_usage));
+        let body = stream::body(seq, envelope, parsed.include_usage);
+        return respond::sse(crate::lora::hold(body, adapter));
     }
     seq.prefill().await;
     while seq.next_token().await.is_some() {}

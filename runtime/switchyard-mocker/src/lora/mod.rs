@@ -7,10 +7,17 @@
 pub mod args;
 pub mod routes;
 
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::BodyExt;
 use parking_lot::Mutex;
+
+use crate::state::Shared;
 
 pub use args::LoraArgs;
 
@@ -33,8 +40,6 @@ struct State {
     slots: Vec<String>,
     /// Requests in flight per adapter (vLLM's `running_lora_adapters`).
     running: Vec<(String, u32)>,
-    /// Logical clock for `slots`' order.
-    tick: u64,
 }
 
 /// Why a load or unload was refused, in vLLM's words.
@@ -61,20 +66,41 @@ impl Refusal {
 
 /// Counts a request for an adapter as running until dropped.
 #[derive(Debug)]
-pub struct Running<'a> {
-    adapters: &'a Adapters,
+pub(crate) struct Running {
+    shared: Arc<Shared>,
     name: String,
 }
 
-impl Drop for Running<'_> {
+impl Drop for Running {
     fn drop(&mut self) {
-        let mut s = self.adapters.state.lock();
-        if let Some(pos) = s.running.iter().position(|(n, _)| *n == self.name) {
-            s.running[pos].1 -= 1;
-            if s.running[pos].1 == 0 {
-                s.running.remove(pos);
-            }
-        }
+        self.shared.lora.finish(&self.name);
+    }
+}
+
+/// Starts a request for adapter `name` (registered): swaps it into a slot if needed
+/// (waiting `--lora-load-ms`) and counts it running until the guard drops.
+pub(crate) async fn begin(shared: &Arc<Shared>, name: &str) -> Running {
+    shared.lora.begin(name).await;
+    Running {
+        shared: Arc::clone(shared),
+        name: name.to_owned(),
+    }
+}
+
+/// A streamed body that keeps its request counted as running on its adapter until the
+/// stream ends or the client goes away.
+pub(crate) fn hold(
+    body: UnsyncBoxBody<Bytes, Infallible>,
+    running: Option<Running>,
+) -> UnsyncBoxBody<Bytes, Infallible> {
+    match running {
+        None => body,
+        Some(running) => body
+            .map_frame(move |frame| {
+                let _held = &running;
+                frame
+            })
+            .boxed_unsync(),
     }
 }
 
@@ -141,12 +167,11 @@ impl Adapters {
         Ok(())
     }
 
-    /// Starts a request for adapter `name` (registered): swaps it into a slot if needed
-    /// (waiting `--lora-load-ms`) and counts it running until the guard drops.
-    pub async fn begin(&self, name: &str) -> Running<'_> {
+    /// Counts a request for `name` as running, swapping the adapter into a slot first if
+    /// it is not in one (waiting `--lora-load-ms`). Pair with [`Adapters::finish`].
+    pub async fn begin(&self, name: &str) {
         let swap = {
             let mut s = self.state.lock();
-            s.tick += 1;
             match s.running.iter_mut().find(|(n, _)| n == name) {
                 Some((_, count)) => *count += 1,
                 None => s.running.push((name.to_owned(), 1)),
@@ -163,9 +188,16 @@ impl Adapters {
             self.swaps.fetch_add(1, Relaxed);
             tokio::time::sleep(Duration::from_millis(self.args.lora_load_ms)).await;
         }
-        Running {
-            adapters: self,
-            name: name.to_owned(),
+    }
+
+    /// A request for `name` ended.
+    pub fn finish(&self, name: &str) {
+        let mut s = self.state.lock();
+        if let Some(pos) = s.running.iter().position(|(n, _)| n == name) {
+            s.running[pos].1 -= 1;
+            if s.running[pos].1 == 0 {
+                s.running.remove(pos);
+            }
         }
     }
 
@@ -249,13 +281,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_request_swaps_a_cold_adapter_in_and_counts_as_running() {
         let a = adapters(1);
-        let guard = a.begin("a").await;
+        a.begin("a").await;
         assert_eq!(a.swaps.load(Relaxed), 1, "cold: swapped in");
         let mut text = String::new();
         a.render(true, &mut text);
         assert!(text.contains("running_lora_adapters=\"a\""), "{text}");
-        drop(guard);
-        drop(a.begin("a").await);
+        a.finish("a");
+        a.begin("a").await;
+        a.finish("a");
         assert_eq!(a.swaps.load(Relaxed), 1, "warm: no swap");
         let mut text = String::new();
         a.render(true, &mut text);
