@@ -235,4 +235,17 @@ async fn a_failed_load_is_an_explicit_error_never_a_base_model_answer() {
         instances.to_string().contains("loading adapter `sql`"),
         "{instances}"
     );
+    let failed = "switchyard_lora_loads_total{result=\"error\"}";
+    assert_eq!(metric(&fe.url(), failed).await, 1.0);
+    // Sent to the engine anyway, the adapter is unknown there: vLLM's 404.
+    let (status, _, body) = post_json(
+        &format!("{}/v1/chat/completions", w0.url()),
+        &adapter_chat("sql", "hello", 2),
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["type"], "NotFoundError");
+    assert_eq!(body["error"]["message"], "The model `sql` does not exist.");
 }
