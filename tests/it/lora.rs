@@ -12,6 +12,7 @@ use crate::distributed::eventually;
 use crate::MODEL;
 
 const ADMIN: &str = "lora-admin-token";
+const EXPLAIN: &str = "lora-explain-token";
 
 fn adapter_chat(adapter: &str, content: &str, max_tokens: u32) -> Value {
     json!({
@@ -82,7 +83,8 @@ async fn an_adapter_request_sticks_to_the_instance_the_engine_reports_it_running
     ];
     let w0 = mocker(&flags).await.unwrap();
     let w1 = mocker(&flags).await.unwrap();
-    let (fe, _dir) = frontend_with_config(&config(&[&w0, &w1], "/", false), &[])
+    let explain = ["--explain-token".to_owned(), EXPLAIN.to_owned()];
+    let (fe, _dir) = frontend_with_config(&config(&[&w0, &w1], "/", false), &explain)
         .await
         .unwrap();
 
@@ -139,6 +141,29 @@ async fn an_adapter_request_sticks_to_the_instance_the_engine_reports_it_running
         // The engine answered as the adapter: the body kept its name.
         assert_eq!(body["model"], "sql");
     }
+    // An explained decision names the adapter ranking.
+    let (_, headers, _) = post_json(
+        &format!("{}/v1/chat/completions", fe.url()),
+        &adapter_chat("sql", "explain me", 2),
+        &[("x-switchyard-explain", EXPLAIN)],
+    )
+    .await
+    .unwrap();
+    let id = headers["x-request-id"].to_str().unwrap();
+    let explained: Value = reqwest::Client::new()
+        .get(format!("{}/admin/explain/{id}", fe.admin_url()))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        explained["stages"][0]["plugin"], "native:lora-affinity",
+        "{explained}"
+    );
+    assert_eq!(explained["pick"][0], "w1", "{explained}");
     drop(held);
 }
 

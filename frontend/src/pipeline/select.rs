@@ -132,7 +132,11 @@ fn record_native(
         .zip(cached)
         .map(|(i, c)| candidate_of(i, c, now))
         .collect();
-    let name = format!("native:{}", routing.policy.name());
+    let topology = app.registry.topology();
+    let name = match crate::lora::adapter_for(&topology, &app.lora.catalog, request.model()) {
+        Some(_) => "native:lora-affinity".to_owned(),
+        None => format!("native:{}", routing.policy.name()),
+    };
     if let Some(recorder) = &app.plugins.recorder {
         let req = plugin_request(app, request, prepared);
         recorder.decision(
