@@ -229,19 +229,35 @@ async fn burst_loads_once(engine: &str) {
 
 #[tokio::test]
 async fn a_failed_load_is_an_explicit_error_never_a_base_model_answer() {
-    let w0 = mocker(&["--engine", "vllm", "--max-loras", "2"])
-        .await
-        .unwrap();
+    let w0 = mocker(&[
+        "--engine",
+        "vllm",
+        "--max-loras",
+        "2",
+        "--lora-load-ms",
+        "300",
+    ])
+    .await
+    .unwrap();
     let (fe, _dir) = frontend_with_config(&config(&[&w0], "/no/such/adapter", true), &[])
         .await
         .unwrap();
-    let (status, _, body) = post_json(
-        &format!("{}/v1/chat/completions", fe.url()),
-        &adapter_chat("sql", "hello", 2),
-        &[],
-    )
-    .await
-    .unwrap();
+    // Five requests at once share the one failing load, and all fail with it.
+    let url = format!("{}/v1/chat/completions", fe.url());
+    let burst = (0..5).map(|i| {
+        let url = url.clone();
+        async move { post_json(&url, &adapter_chat("sql", &format!("h {i}"), 2), &[]).await }
+    });
+    let answers = futures_util::future::join_all(burst).await;
+    let (status, _, body) = answers[0].as_ref().unwrap().clone();
+    for answer in &answers {
+        assert_eq!(
+            answer.as_ref().unwrap().0,
+            502,
+            "{:?}",
+            answer.as_ref().unwrap().2
+        );
+    }
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["error"]["code"], "adapter_load_failed");
     assert_eq!(body["error"]["param"], "model");

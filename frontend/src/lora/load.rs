@@ -39,15 +39,7 @@ pub async fn before_dispatch(
     let target = routable[first];
     let now = now_ns();
     if adapter.on_demand && !target.adapters.is_resident(&adapter.name) {
-        let pool = topology.model(&adapter.base_model).cloned();
         ensure_loaded(app, target, adapter).await.map_err(|why| {
-            target.set_last_error(format!("loading adapter `{}`: {why}", adapter.name));
-            let may_eject = pool
-                .as_deref()
-                .is_none_or(|p| ejection_allowed(p, now, &app.config.health));
-            target
-                .health
-                .record_failure(now_ns(), &app.config.health, may_eject);
             ApiError::bad_gateway(format!(
                 "Loading adapter `{}` on instance `{}` failed: {why}",
                 adapter.name,
@@ -95,12 +87,30 @@ async fn ensure_loaded(
                 Err(_) => &app.lora.metrics.loads_failed,
             };
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if let Err(why) = &loaded {
+                // Once per failed load, however many requests waited on it.
+                failed(app, target, adapter, why);
+            }
             loaded?;
             target.adapters.touch(&adapter.name, now_ns());
             tracing::info!(instance = target.id(), adapter = %adapter.name, "adapter loaded");
             Ok(())
         })
         .await
+}
+
+/// A failed load is a health signal: the instance's `last_error` and one passive-health
+/// failure (ejecting it only within `health.max_ejected_percent` of the base model's pool).
+fn failed(app: &App, target: &Instance, adapter: &AdapterSpec, why: &str) {
+    target.set_last_error(format!("loading adapter `{}`: {why}", adapter.name));
+    let now = now_ns();
+    let pool = app.registry.topology().model(&adapter.base_model).cloned();
+    let may_eject = pool
+        .as_deref()
+        .is_none_or(|p| ejection_allowed(p, now, &app.config.health));
+    target
+        .health
+        .record_failure(now, &app.config.health, may_eject);
 }
 
 /// With every slot taken, unloads the least recently used idle adapter. With none idle the
