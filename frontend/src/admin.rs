@@ -39,6 +39,8 @@ struct InstanceView<'a> {
     /// This frontend's latency averages for the instance (0: nothing measured yet).
     ttft_ewma_ms: f32,
     itl_ewma_ms: f32,
+    /// LoRA adapters resident on the instance (engine reports and this frontend's loads).
+    adapters: Vec<String>,
 }
 
 pub async fn handle(app: &Arc<App>, parts: &Parts, body: Incoming) -> Response<Body> {
@@ -128,6 +130,7 @@ fn instances(app: &App) -> Response<Body> {
             last_error: i.last_error(),
             ttft_ewma_ms: i.load.ttft_ewma_us.load(Relaxed) as f32 / 1000.0,
             itl_ewma_ms: i.load.itl_ewma_us.load(Relaxed) as f32 / 1000.0,
+            adapters: i.adapters.names(),
         })
         .collect();
     json_response(

@@ -70,6 +70,8 @@ pub struct App {
     pub flow: Arc<crate::flow::FlowControl>,
     /// TLS on the public listener, when configured.
     pub tls: Option<Arc<crate::tls::Tls>>,
+    /// LoRA adapters: the catalog and on-demand loads (`docs/lora.md`).
+    pub lora: crate::lora::Lora,
 }
 
 /// How each model's prompts are cut into prefix blocks: with the model's tokenizer (config
@@ -146,6 +148,7 @@ impl App {
                 None => None,
             },
             prompt_hashers,
+            lora: crate::lora::Lora::new(&config.adapters),
             client: WorkerClient::new(&config.upstream.client),
             metrics: Metrics::default(),
             registry,

@@ -94,6 +94,8 @@ pub struct ServeConfig {
     pub tls: Option<crate::tls::TlsConfig>,
     /// Disaggregated prefill and decode (`docs/disaggregation.md`).
     pub disaggregation: crate::pipeline::pd::config::DisaggregationConfig,
+    /// LoRA adapters routed over their base model's instances (`docs/lora.md`).
+    pub adapters: Vec<switchyard_runtime::lora::AdapterSpec>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -349,6 +351,7 @@ impl Default for ServeConfig {
             flow_control: Default::default(),
             tls: None,
             disaggregation: Default::default(),
+            adapters: Vec::new(),
         }
     }
 }
@@ -413,6 +416,8 @@ impl ServeConfig {
         self.disaggregation
             .validate()
             .map_err(|m| invalid("disaggregation", m))?;
+        switchyard_runtime::lora::validate_adapters(&self.adapters)
+            .map_err(|m| invalid("adapters", m))?;
         self.nats_auth
             .validate()
             .map_err(|m| invalid("nats_auth", m))?;

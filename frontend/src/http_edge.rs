@@ -140,10 +140,11 @@ fn routable_models(app: &App) -> Vec<String> {
 /// The routable models; a tenant sees only those its list allows.
 fn models(app: &App, tenant: Option<&Tenant>) -> Response<Body> {
     let mut names = routable_models(app);
+    let adapters = crate::lora::models::listed(&app.lora.catalog, &names, tenant);
     if let Some(tenant) = tenant {
         names.retain(|m| tenant.allows_model(m));
     }
-    let list = ModelList::new(names);
+    let list = ModelList::new(names).with_adapters(adapters);
     json_response(
         StatusCode::OK,
         serde_json::to_string(&list).unwrap_or_default(),
@@ -189,6 +190,7 @@ fn metrics(app: &App) -> Response<Body> {
     crate::events::render_metrics(&mut text);
     tenants::metrics::render(&mut text, &app.tenants);
     app.flow.render_metrics(&mut text);
+    app.lora.render_metrics(&mut text);
     let mut response = Response::new(Body::full(text));
     response.headers_mut().insert(
         header::CONTENT_TYPE,

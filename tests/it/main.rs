@@ -17,6 +17,7 @@ mod faults;
 mod flow;
 mod kubernetes;
 mod kv_bridge;
+mod lora;
 mod metrics;
 mod mocker_chat_features;
 mod openai_client;

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use switchyard_runtime::lora::Catalog;
 use switchyard_runtime::{Instance, Registry, WorkerApi};
 
 use super::parse::{ParsedRequest, TypedRequest};
@@ -17,18 +18,21 @@ use crate::translate;
 /// output, chat log probabilities) is not sent to completions-only workers: the translation
 /// would drop the field and answer as if it had never been asked. When only such workers
 /// serve the model, the request fails with a 400 naming the field instead.
+/// A request for a configured LoRA adapter gets its base model's instances.
 pub fn for_request(
     registry: &Registry,
+    adapters: &Catalog,
     request: &ParsedRequest,
 ) -> Result<Arc<[Arc<Instance>]>, ApiError> {
     let model = request.model();
-    let all = registry.topology().model(model).cloned().ok_or_else(|| {
-        if registry.declared.declares(model) {
-            ApiError::model_unavailable(model)
-        } else {
-            ApiError::model_not_found(model)
-        }
-    })?;
+    let all =
+        crate::lora::route::instances(&registry.topology(), adapters, model).ok_or_else(|| {
+            if registry.declared.declares(model) {
+                ApiError::model_unavailable(model)
+            } else {
+                ApiError::model_not_found(model)
+            }
+        })?;
     // Prefill-only instances take part only through the disaggregation stage (`pd`).
     let all = if all.iter().all(|i| i.spec.role.decodes()) {
         all
@@ -100,14 +104,20 @@ mod tests {
                 "http://10.0.0.1:8000",
             )]),
         );
-        assert_eq!(for_request(&registry, &chat("served")).unwrap().len(), 1);
+        let adapters = switchyard_runtime::lora::Catalog::default();
+        assert_eq!(
+            for_request(&registry, &adapters, &chat("served"))
+                .unwrap()
+                .len(),
+            1
+        );
 
-        let unavailable = for_request(&registry, &chat("scaling")).unwrap_err();
+        let unavailable = for_request(&registry, &adapters, &chat("scaling")).unwrap_err();
         assert_eq!(unavailable.status, 503);
         assert_eq!(unavailable.code, Some("model_unavailable"));
         assert!(unavailable.retry_after.is_some(), "503 carries Retry-After");
 
-        let missing = for_request(&registry, &chat("nope")).unwrap_err();
+        let missing = for_request(&registry, &adapters, &chat("nope")).unwrap_err();
         assert_eq!(
             (missing.status, missing.code),
             (404, Some("model_not_found"))

@@ -160,9 +160,13 @@ async fn run_parsed(
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         })?;
     tracing::Span::current().record("model", request.model());
-    let instances = candidates::for_request(&app.registry, &request)?;
+    let instances = candidates::for_request(&app.registry, &app.lora.catalog, &request)?;
     tracker.set_model(request.model());
-    let routing = app.routing(request.model());
+    let routing = app.routing(crate::lora::routing_model(
+        &app.registry.topology(),
+        &app.lora.catalog,
+        request.model(),
+    ));
     let hasher = preprocess::hasher_for(app, routing, request.model());
     let mut prepared = preprocess::prepare(&request, routing, hasher);
     pd::before_routing(app, &request, &mut prepared);
@@ -178,6 +182,9 @@ async fn run_parsed(
         &routable.instances,
         request_id,
     )?;
+    let ranked =
+        crate::lora::load::before_dispatch(app, request.model(), &routable.instances, ranked)
+            .await?;
     let upstream = dispatch::dispatch(
         app, &request, &prepared, &routable, &ranked, request_id, tracker,
     )

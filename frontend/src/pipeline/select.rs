@@ -34,7 +34,13 @@ pub fn rank(
         block_hashes: &prepared.block_hashes,
         want,
     };
-    let native = |subset: &[&Arc<Instance>]| routing.policy.rank(&ctx, subset);
+    // An adapter request is ranked by residency against load instead (docs/lora.md).
+    let adapter =
+        crate::lora::adapter_for(&app.registry.topology(), &app.lora.catalog, request.model());
+    let native = |subset: &[&Arc<Instance>]| match adapter {
+        Some(a) => switchyard_runtime::lora::rank(&a.name, subset, want),
+        None => routing.policy.rank(&ctx, subset),
+    };
     let explain = wants_explanation(app, &request.headers) || app.plugins.explains.watched();
     let table = app.plugins.table();
     if !table.routes(request.model()) {
@@ -126,7 +132,11 @@ fn record_native(
         .zip(cached)
         .map(|(i, c)| candidate_of(i, c, now))
         .collect();
-    let name = format!("native:{}", routing.policy.name());
+    let topology = app.registry.topology();
+    let name = match crate::lora::adapter_for(&topology, &app.lora.catalog, request.model()) {
+        Some(_) => "native:lora-affinity".to_owned(),
+        None => format!("native:{}", routing.policy.name()),
+    };
     if let Some(recorder) = &app.plugins.recorder {
         let req = plugin_request(app, request, prepared);
         recorder.decision(

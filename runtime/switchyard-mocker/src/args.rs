@@ -113,6 +113,10 @@ pub struct MockerArgs {
     /// Disaggregated serving: role, KV transfer and interference (`crate::pd::args`).
     #[command(flatten)]
     pub pd: crate::pd::args::PdArgs,
+
+    /// LoRA adapters (`--max-loras`, `--lora-load-ms`, `--lora-modules`).
+    #[command(flatten)]
+    pub lora: crate::lora::LoraArgs,
 }
 
 /// Engines whose metrics the mocker can speak (`--engine`).
@@ -150,6 +154,7 @@ impl Default for MockerArgs {
             engine: EngineDialect::Mocker,
             api_key: None,
             pd: crate::pd::args::PdArgs::default(),
+            lora: crate::lora::LoraArgs::default(),
         }
     }
 }
@@ -184,6 +189,7 @@ impl MockerArgs {
             return bad("--block-size must be at least 1".to_owned());
         }
         self.pd.validate().map_err(MockerError::InvalidArgs)?;
+        self.lora.validate().map_err(MockerError::InvalidArgs)?;
         if self.model.is_empty() {
             return bad("--model must not be empty".to_owned());
         }

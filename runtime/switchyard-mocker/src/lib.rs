@@ -23,6 +23,7 @@ pub mod error;
 pub mod faults;
 pub mod generate;
 pub mod kv_cache;
+pub mod lora;
 pub mod metrics;
 pub mod pd;
 pub mod scheduler;

@@ -56,19 +56,27 @@ impl ApiError {
         }
     }
 
-    /// 404 for a model this mocker does not serve.
+    /// 404 for a model this mocker does not serve (nor an adapter it has loaded).
     pub fn model_not_found(model: &str) -> Self {
         Self {
             code: Some("model_not_found"),
             ..Self::new(
                 StatusCode::NOT_FOUND,
-                format!("The model `{model}` does not exist"),
+                format!("The model `{model}` does not exist."),
             )
         }
     }
 
     /// The OpenAI-shaped response: `{"error":{"message","type","param","code"}}`.
     pub fn into_response(self) -> Response<Body> {
+        if self.code == Some("model_not_found") {
+            // vLLM's words for an unknown model or adapter: its error type and the status as
+            // the code.
+            let body = serde_json::json!({"error": {
+                "message": self.message, "type": "NotFoundError", "param": "model", "code": 404,
+            }});
+            return json(self.status, Bytes::from(body.to_string()));
+        }
         let kind = if self.status.is_client_error() {
             "invalid_request_error"
         } else {

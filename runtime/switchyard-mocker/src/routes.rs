@@ -52,7 +52,14 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         (&Method::POST, "/v1/completions") => generate(shared, req, Kind::Completion).await,
         (&Method::POST, "/v1/embeddings") => embeddings(shared, req).await,
         (&Method::POST, "/kv/pull") => kv_pull(shared, req).await,
+        (&Method::GET, "/v1/models") if shared.lora.enabled() => respond::json(
+            StatusCode::OK,
+            crate::lora::routes::models_json(&shared.lora, &shared.args.model),
+        ),
         (&Method::GET, "/v1/models") => respond::json(StatusCode::OK, shared.models_json.clone()),
+        (&Method::POST, p) if crate::lora::routes::operation(shared.args.engine, p).is_some() => {
+            lora_op(shared, req).await
+        }
         (&Method::GET, "/health") => health(&shared),
         (&Method::GET, "/metrics") if shared.args.engine != EngineDialect::Trtllm => {
             let mut text = metrics_text(&shared);
@@ -77,6 +84,16 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
             respond::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
         _ => respond::error(StatusCode::NOT_FOUND, format!("no route for {path}")),
+    }
+}
+
+async fn lora_op(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    let Some(op) = crate::lora::routes::operation(shared.args.engine, req.uri().path()) else {
+        return respond::error(StatusCode::NOT_FOUND, "no route");
+    };
+    match read_json(req).await {
+        Ok(body) => crate::lora::routes::handle(&shared.lora, shared.args.engine, op, &body).await,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -113,6 +130,11 @@ async fn generate(shared: Arc<Shared>, req: Request<Incoming>, kind: Kind) -> Re
     if let Some(resp) = fault(&shared).await {
         return resp;
     }
+    // A request for an adapter swaps it into a slot first and counts as running on it.
+    let adapter = match parsed.model != shared.args.model {
+        true => Some(crate::lora::begin(&shared, &parsed.model).await),
+        false => None,
+    };
     if let Some(poison) = &shared.args.fail_on_prompt {
         if parsed.gen.context.contains(poison.as_str()) {
             return respond::error(
@@ -132,7 +154,7 @@ async fn generate(shared: Arc<Shared>, req: Request<Incoming>, kind: Kind) -> Re
             .hash(&parsed.gen.context, parsed.gen.kind)
             .hashes
     });
-    let envelope = Envelope::new(kind, &shared);
+    let envelope = Envelope::new(kind, &shared).answering_as(&parsed.model);
     // Created before the pull, so a client that leaves while it waits counts as cancelled.
     let choices = parsed
         .choices
@@ -167,7 +189,8 @@ async fn generate(shared: Arc<Shared>, req: Request<Incoming>, kind: Kind) -> Re
     if holds {
         seq.hold_kv();
     } else if parsed.stream {
-        return respond::sse(stream::body(seq, envelope, parsed.include_usage));
+        let body = stream::body(seq, envelope, parsed.include_usage);
+        return respond::sse(crate::lora::hold(body, adapter));
     }
     seq.prefill().await;
     while seq.next_token().await.is_some() {}
@@ -193,6 +216,9 @@ async fn kv_pull(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> 
 
 fn metrics_text(shared: &Shared) -> String {
     let mut text = shared.metrics.render();
+    // SGLang exports no adapter metric of its own.
+    let vllm_info = shared.args.engine != EngineDialect::Sglang;
+    shared.lora.render(vllm_info, &mut text);
     let held = shared.pd.handover.held_blocks();
     shared
         .pd
@@ -303,7 +329,7 @@ async fn fault(shared: &Shared) -> Option<Response<Body>> {
 }
 
 fn check_model(shared: &Shared, model: &str) -> Result<(), ApiError> {
-    if model == shared.args.model {
+    if model == shared.args.model || shared.lora.is_registered(model) {
         Ok(())
     } else {
         Err(ApiError::model_not_found(model))

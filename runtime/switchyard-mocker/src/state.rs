@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     pub pd: crate::pd::PdState,
     /// Prefill/decode interference (`--prefill-interference`).
     pub gpu: crate::interference::Gpu,
+    /// LoRA adapters (`--max-loras`).
+    pub lora: crate::lora::Adapters,
     next_id: AtomicU64,
 }
 
@@ -66,6 +68,7 @@ impl Shared {
             shutdown,
             pd: crate::pd::PdState::new(&args.pd),
             gpu: crate::interference::Gpu::default(),
+            lora: crate::lora::Adapters::new(&args.lora),
             next_id: AtomicU64::new(1),
             args,
         }

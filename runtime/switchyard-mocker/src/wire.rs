@@ -94,6 +94,12 @@ impl Envelope {
         }
     }
 
+    /// Answers as `model` (vLLM names the adapter a request used, not its base model).
+    pub fn answering_as(mut self, model: &str) -> Self {
+        model.clone_into(&mut self.model);
+        self
+    }
+
     /// The whole non-streamed response.
     pub fn response(&self, text: &str, usage: Usage) -> Bytes {
         match self.kind {

@@ -14,6 +14,7 @@ pub mod engine_load;
 pub mod health;
 pub mod instance;
 pub mod live;
+pub mod lora;
 pub mod observe;
 pub mod policy;
 pub mod registry;

@@ -23,6 +23,8 @@ pub struct Instance {
     pub id_hash: u64,
     pub load: Load,
     pub health: HealthState,
+    /// LoRA adapters resident on this instance.
+    pub adapters: crate::lora::Residency,
     /// Compiled chat template for completions-only workers.
     pub template: Option<Arc<ChatTemplate>>,
     last_error: Mutex<Option<String>>,
@@ -194,6 +196,7 @@ impl Instance {
             id_hash,
             load: Load::default(),
             health: HealthState::default(),
+            adapters: Default::default(),
             template,
             last_error: Mutex::new(None),
             policy_verdict: AtomicU8::new(0),

@@ -198,6 +198,9 @@ impl Scrape {
         };
         let text = String::from_utf8_lossy(&body);
         let (signals, parsed) = self.dialect.read(&text);
+        if let Some(info) = crate::lora::LoraInfo::read(&text) {
+            self.instance.adapters.observe(&info, clock::now_ns());
+        }
         self.stats
             .malformed_lines
             .fetch_add(parsed.malformed as u64, Relaxed);

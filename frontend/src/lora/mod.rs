@@ -1,0 +1,40 @@
+//! LoRA adapters in the request path: a request whose `model` is a configured adapter routes
+//! among the instances of the adapter's base model (the body keeps the adapter's name: the
+//! engine selects the adapter by it), ranked by residency against load
+//! ([`switchyard_runtime::lora::cost`]); `/v1/models` lists each adapter with its `parent`.
+//! See `docs/lora.md`.
+
+pub mod engine_api;
+pub mod load;
+pub mod metrics;
+pub mod models;
+pub mod route;
+pub mod single_flight;
+
+use switchyard_runtime::lora::{AdapterSpec, Catalog};
+
+pub use route::{adapter_for, routing_model};
+
+/// The frontend's adapter state, one per process.
+#[derive(Debug, Default)]
+pub struct Lora {
+    pub catalog: Catalog,
+    /// On-demand loads in flight, one per (instance, adapter).
+    pub flights: single_flight::SingleFlight,
+    pub metrics: metrics::LoraMetrics,
+}
+
+impl Lora {
+    /// Appends the `switchyard_lora_*` metrics.
+    pub fn render_metrics(&self, out: &mut String) {
+        self.metrics.render(!self.catalog.is_empty(), out);
+    }
+
+    pub fn new(adapters: &[AdapterSpec]) -> Self {
+        Self {
+            catalog: Catalog::new(adapters),
+            flights: Default::default(),
+            metrics: Default::default(),
+        }
+    }
+}
