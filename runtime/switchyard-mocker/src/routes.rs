@@ -49,6 +49,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     }
     match (req.method(), path) {
         (&Method::POST, "/v1/chat/completions") => generate(shared, req, Kind::Chat).await,
+        (&Method::POST, "/v1/completions") if shared.args.chat_only => {
+            respond::error(StatusCode::NOT_FOUND, format!("no route for {path}"))
+        }
         (&Method::POST, "/v1/completions") => generate(shared, req, Kind::Completion).await,
         (&Method::POST, "/v1/embeddings") => embeddings(shared, req).await,
         (&Method::POST, "/kv/pull") => kv_pull(shared, req).await,
@@ -215,13 +218,11 @@ fn parse(shared: &Shared, body: &[u8], kind: Kind) -> Result<Parsed, ApiError> {
     Ok(parsed)
 }
 
-/// A chat request's context is its messages rendered with the default chat template.
+/// A chat request's context is its messages rendered with the default chat template (the
+/// final one left open with `continue_final_message`).
 fn parse_chat(shared: &Shared, body: &[u8]) -> Result<Parsed, ApiError> {
     let req: ChatCompletionRequest = decode(body)?;
-    let context = shared
-        .template
-        .render(&req.messages)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let context = crate::prefill::chat_context(&shared.template, &req)?;
     let seed = mix_seed(shared, req.seed);
     let plan = ChatPlan::from_request(&req, seed)?;
     let max_tokens = plan.steps(req.output_limit().unwrap_or(DEFAULT_MAX_TOKENS));
