@@ -1,13 +1,14 @@
 //! Mid-stream migration (`migration_limit`): when a worker fails after tokens reached the
-//! client, the request is re-issued to another instance as a completions *continuation* —
-//! the prompt (chat messages rendered through the target's chat template, or the default one)
-//! plus the text already sent, with `max_tokens` reduced by the tokens already sent — and the
-//! relay splices its stream onto the client's, so the client sees one stream with no lost or
-//! duplicated text.
+//! client, the request is re-issued to another instance as a *continuation* of the text
+//! already sent, with `max_tokens` reduced by the tokens already sent, and the relay splices
+//! its stream onto the client's, so the client sees one stream with no lost or duplicated
+//! text. A chat stream on a chat worker continues on its chat endpoint with that text as an
+//! open final assistant message ([`super::chat_continuation`]), rendered by the worker's own
+//! template; on a completions-only worker, and for completions streams, the continuation is a
+//! completions prompt (chat rendered through the target's configured template) plus the text.
 //!
 //! Exactness relies on the worker continuing a prompt the way it would have continued its own
-//! generation (true for deterministic decoding with a matching template; the mocker is built
-//! for it). A chunk is counted as one token: engines that pack several tokens into one chunk
+//! generation (true for deterministic decoding; the mocker is built for it). A chunk is counted as one token: engines that pack several tokens into one chunk
 //! get a looser `max_tokens`.
 //!
 //! Requests that a text continuation cannot reproduce are not migrated ([`why_not`]): they end
@@ -30,11 +31,14 @@ use serde_json::{json, Value};
 use switchyard_protocol::{CompletionRequest, Prompt, StreamOptions, Usage};
 use switchyard_runtime::clock::now_ns;
 use switchyard_runtime::health::HealthStatus;
-use switchyard_runtime::{ChatTemplate, Instance};
+use switchyard_runtime::{Instance, WorkerApi};
 
+use super::chat_continuation::chat_continuation;
 use super::dispatch::{self, StreamStart};
 use super::outcome;
 use super::parse::{ParsedRequest, TypedRequest};
+use super::preprocess::UpstreamRequest;
+use super::Endpoint;
 use crate::admission;
 use crate::app::App;
 use crate::translate;
@@ -185,8 +189,9 @@ impl Migration {
         )
     }
 
-    /// A continuation chunk with the original stream's `id` and `created`, so the client sees
-    /// one stream. Only spliced streams pay for the re-encoding.
+    /// A continuation chunk with the original stream's `id` and `created` and no role delta
+    /// (a chat worker starts its continuation with one), so the client sees one stream. Only
+    /// spliced streams pay for the re-encoding.
     pub fn restamp(&self, data: Bytes) -> Bytes {
         let Some((id, created)) = &self.stamp else {
             return data;
@@ -197,6 +202,13 @@ impl Migration {
         if let Some(object) = chunk.as_object_mut() {
             object.insert("id".to_owned(), id.clone());
             object.insert("created".to_owned(), created.clone());
+            if let Some(Value::Array(choices)) = object.get_mut("choices") {
+                for choice in choices {
+                    if let Some(Value::Object(delta)) = choice.get_mut("delta") {
+                        delta.remove("role");
+                    }
+                }
+            }
         }
         serde_json::to_vec(&chunk).map(Bytes::from).unwrap_or(data)
     }
@@ -218,6 +230,8 @@ fn why_not(typed: &TypedRequest) -> Option<&'static str> {
         |v: Option<&Box<RawValue>>| v.is_some_and(|v| !matches!(v.get().trim(), "null" | "false"));
     match typed {
         TypedRequest::Chat(r) if r.n.unwrap_or(1) > 1 => Some("n > 1"),
+        // vLLM's chat `echo` repeats the final message: a continuation would resend the text.
+        TypedRequest::Chat(r) if truthy(r.extra.get("echo")) => Some("echo"),
         TypedRequest::Chat(r) => translate::lost_in_translation(r),
         TypedRequest::Completion(r) if r.n.unwrap_or(1) > 1 => Some("n > 1"),
         TypedRequest::Completion(r) if !matches!(r.prompt, Prompt::Text(_)) => {
@@ -327,18 +341,29 @@ pub fn progress(sent: &[Bytes]) -> Progress {
     p
 }
 
-/// The completions request that continues `typed` on `target` after `progress`.
+/// The request that continues `typed` on `target` after `progress`: a chat stream on a chat
+/// worker continues on its chat endpoint ([`chat_continuation`]); on a completions-only worker,
+/// and for completions streams, it is a completions request whose prompt is the one sent
+/// (chat messages rendered through the target's configured template) plus the text so far.
 pub fn continuation(
     typed: &TypedRequest,
     target: &Instance,
     progress: &Progress,
-) -> Result<Bytes, String> {
+) -> Result<UpstreamRequest, String> {
     let mut completion: CompletionRequest = match typed {
+        TypedRequest::Chat(chat) if target.spec.api == WorkerApi::Chat => {
+            return Ok(UpstreamRequest {
+                endpoint: Endpoint::Chat,
+                body: chat_continuation(chat, progress)?,
+                translated: false,
+            });
+        }
         TypedRequest::Chat(chat) => {
-            let body = match &target.template {
-                Some(template) => translate::chat_to_completion(chat, template)?,
-                None => translate::chat_to_completion(chat, &ChatTemplate::default())?,
-            };
+            // Never a built-in template for a worker whose own one is unknown here.
+            let template = target.template.as_deref().ok_or_else(|| {
+                format!("no chat template for completions worker {}", target.id())
+            })?;
+            let body = translate::chat_to_completion(chat, template)?;
             serde_json::from_slice(&body).map_err(|e| e.to_string())?
         }
         TypedRequest::Completion(c) => c.clone(),
@@ -358,9 +383,15 @@ pub fn continuation(
         include_usage: Some(true),
         extra: Default::default(),
     });
-    serde_json::to_vec(&completion)
+    let body = serde_json::to_vec(&completion)
         .map(Bytes::from)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(UpstreamRequest {
+        endpoint: Endpoint::Completions,
+        body,
+        // A chat client's stream gets the completion chunks translated back.
+        translated: matches!(typed, TypedRequest::Chat(_)),
+    })
 }
 
 /// The routable instances of `model` not in `exclude`.
@@ -428,8 +459,8 @@ async fn resume(
         let Some(target) = pick_target(&app, &candidates) else {
             break;
         };
-        let body = continuation(&typed, &target, &progress)?;
-        match dispatch::resume_stream(&app, &target, body, &request_id).await {
+        let upstream = continuation(&typed, &target, &progress)?;
+        match dispatch::resume_stream(&app, &target, upstream, &request_id).await {
             Ok(start) => {
                 tracing::info!(
                     instance = target.id(),

@@ -18,6 +18,7 @@
 pub mod body_budget;
 pub mod body_limits;
 pub mod candidates;
+pub mod chat_continuation;
 pub mod dispatch;
 pub mod failure;
 pub mod health_filter;

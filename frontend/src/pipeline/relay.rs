@@ -38,7 +38,7 @@ use super::failure::{Cause, Failure};
 use super::inband;
 use super::migrate::{Migration, Resume, Step};
 use super::outcome;
-use super::parse::{ParsedRequest, TypedRequest};
+use super::parse::ParsedRequest;
 use super::tracker::Tracker;
 use crate::app::App;
 use crate::body::Body;
@@ -148,7 +148,6 @@ pub struct RelayBody {
     framer: Framer,
     out: VecDeque<Bytes>,
     translator: Option<ChunkTranslator>,
-    client_is_chat: bool,
     client_wants_usage: bool,
     tracker: Tracker,
     app: Arc<App>,
@@ -200,7 +199,6 @@ impl RelayBody {
             framer: start.framer,
             out: VecDeque::with_capacity(4),
             translator: start.translated.then(ChunkTranslator::default),
-            client_is_chat: matches!(request.typed, TypedRequest::Chat(_)),
             client_wants_usage: request.include_usage(),
             tracker,
             app: Arc::clone(app),
@@ -348,14 +346,15 @@ impl RelayBody {
         }
     }
 
-    /// Splices the continuation in: its chunks are completion chunks, so a chat client's are
-    /// translated (without a second role delta).
+    /// Splices the continuation in: completion chunks for a chat client are translated
+    /// (without a second role delta); a chat worker's own chunks lose their role delta when
+    /// restamped.
     fn resumed(&mut self, start: StreamStart) {
         self.instance = start.instance;
         self._guard = Some(start.guard);
         self.upstream = Some(start.body);
         self.framer = start.framer;
-        self.translator = self.client_is_chat.then(ChunkTranslator::continuing);
+        self.translator = start.translated.then(ChunkTranslator::continuing);
         self.reset_stall_timer();
         self.on_event(start.first);
     }
