@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
-use switchyard_protocol::{ChatCompletionRequest, ChatMessage, MessageContent, StreamOptions};
+use switchyard_protocol::{ChatCompletionRequest, ChatMessage, MessageContent};
 
 use super::migrate::Progress;
 
@@ -53,10 +53,11 @@ pub fn chat_continuation(
     next.extra
         .insert("add_generation_prompt".to_owned(), flag("false")?);
     next.stream = Some(true);
-    next.stream_options = Some(StreamOptions {
-        include_usage: Some(true),
-        extra: Default::default(),
-    });
+    // Usage is needed to count the whole stream; the client's other options (vLLM's
+    // `continuous_usage_stats`) stay, so the continuation reports tokens as the first did.
+    let mut options = next.stream_options.take().unwrap_or_default();
+    options.include_usage = Some(true);
+    next.stream_options = Some(options);
     serde_json::to_vec(&next)
         .map(Bytes::from)
         .map_err(|e| e.to_string())

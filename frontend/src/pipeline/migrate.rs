@@ -8,8 +8,9 @@
 //! completions prompt (chat rendered through the target's configured template) plus the text.
 //!
 //! Exactness relies on the worker continuing a prompt the way it would have continued its own
-//! generation (true for deterministic decoding; the mocker is built for it). A chunk is counted as one token: engines that pack several tokens into one chunk
-//! get a looser `max_tokens`.
+//! generation (true for deterministic decoding; the mocker is built for it). Tokens already
+//! sent are the engine's count where its chunks carry one (continuous usage, `token_ids`;
+//! [`super::migrate_usage`]), else one per text chunk.
 //!
 //! Requests that a text continuation cannot reproduce are not migrated ([`why_not`]): they end
 //! with the in-band error, as with migration off. So are streams that turn out to carry more
@@ -28,13 +29,14 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use switchyard_protocol::{CompletionRequest, Prompt, StreamOptions, Usage};
+use switchyard_protocol::{CompletionRequest, Prompt, Usage};
 use switchyard_runtime::clock::now_ns;
 use switchyard_runtime::health::HealthStatus;
 use switchyard_runtime::{Instance, WorkerApi};
 
 use super::chat_continuation::chat_continuation;
 use super::dispatch::{self, StreamStart};
+use super::migrate_usage::segment_tokens;
 use super::outcome;
 use super::parse::{ParsedRequest, TypedRequest};
 use super::preprocess::UpstreamRequest;
@@ -69,8 +71,13 @@ pub struct Migration {
     done: u32,
     /// Client-facing payloads sent so far (refcounted clones, parsed only on failure).
     sent: Vec<Bytes>,
-    /// Content tokens sent before the current upstream: added to its usage report.
+    /// Completion tokens sent before the current upstream (the engines' counts where they
+    /// report them, [`segment_tokens`]): added to its usage report.
     pub tokens_before: u32,
+    /// Where the current upstream's payloads start in `sent`.
+    segment_start: usize,
+    /// The first worker's `prompt_tokens`, when its chunks reported usage.
+    prompt_tokens: Option<u32>,
     failed: Vec<Arc<Instance>>,
     /// The first chunk's `id` and `created`, stamped on the continuation's chunks.
     stamp: Option<(Value, Value)>,
@@ -99,6 +106,8 @@ impl Migration {
             done: 0,
             sent: Vec::with_capacity(64),
             tokens_before: 0,
+            segment_start: 0,
+            prompt_tokens: None,
             failed: Vec::new(),
             stamp: None,
         }))
@@ -116,14 +125,21 @@ impl Migration {
 
     /// Decides what follows the failure of `failed`.
     pub fn step(&mut self, app: &Arc<App>, failed: &Arc<Instance>) -> Step {
-        let progress = progress(&self.sent);
+        let mut progress = progress(&self.sent);
         if progress.finished {
             return Step::Finish;
         }
         if let Some(what) = progress.inexact {
             return Step::GiveUp(format!("not migrated: the stream carried {what}"));
         }
+        // Tokens, not chunks: what this upstream produced, by its engine's count if it gave one.
+        let segment = segment_tokens(self.sent.get(self.segment_start..).unwrap_or_default());
+        if self.done == 0 {
+            self.prompt_tokens = segment.prompt_tokens;
+        }
+        progress.tokens = self.tokens_before.saturating_add(segment.tokens);
         self.tokens_before = progress.tokens;
+        self.segment_start = self.sent.len();
         if self.stamp.is_none() {
             self.stamp = self.sent.first().and_then(|first| stamp_of(first));
         }
@@ -180,13 +196,20 @@ impl Migration {
         Bytes::from(chunk.to_string())
     }
 
-    /// The continuation's usage, counted for the whole spliced stream.
+    /// The continuation's usage, counted for the whole spliced stream: the tokens sent
+    /// before it plus its own completion tokens; the prompt is the first worker's count, or
+    /// the continuation's less the text it was given back.
     pub fn adjust_usage(&self, usage: Usage) -> Usage {
         let completion = usage.completion_tokens.saturating_add(self.tokens_before);
-        Usage::new(
-            usage.prompt_tokens.saturating_sub(self.tokens_before),
-            completion,
-        )
+        let prompt = self
+            .prompt_tokens
+            .unwrap_or_else(|| usage.prompt_tokens.saturating_sub(self.tokens_before));
+        Usage::new(prompt, completion)
+    }
+
+    /// The usage of a stream that ended without a continuation (its budget spent).
+    pub fn usage_so_far(&self) -> Usage {
+        Usage::new(self.prompt_tokens.unwrap_or(0), self.tokens_before)
     }
 
     /// A continuation chunk with the original stream's `id` and `created` and no role delta
@@ -379,10 +402,11 @@ pub fn continuation(
         limit => limit.map(|m| m - progress.tokens),
     };
     completion.stream = Some(true);
-    completion.stream_options = Some(StreamOptions {
-        include_usage: Some(true),
-        extra: Default::default(),
-    });
+    // Usage is needed to count the whole stream; the client's other options (vLLM's
+    // `continuous_usage_stats`) stay, so the continuation reports tokens as the first did.
+    let mut options = completion.stream_options.take().unwrap_or_default();
+    options.include_usage = Some(true);
+    completion.stream_options = Some(options);
     let body = serde_json::to_vec(&completion)
         .map(Bytes::from)
         .map_err(|e| e.to_string())?;

@@ -74,7 +74,8 @@ fn a_client_prefill_is_extended_rather_than_followed() {
     let typed = decode(
         Endpoint::Chat,
         br#"{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"Sure:"}],
-            "continue_final_message":true,"add_generation_prompt":false,"max_completion_tokens":5,"stream":true}"#,
+            "continue_final_message":true,"add_generation_prompt":false,"max_completion_tokens":5,"stream":true,
+            "stream_options":{"continuous_usage_stats":true}}"#,
     )
     .unwrap();
     let target = Instance::new(InstanceSpec::new("t", "m", "http://t"), None);
@@ -82,6 +83,10 @@ fn a_client_prefill_is_extended_rather_than_followed() {
     assert_eq!(v["messages"][1]["content"], "Sure: a b");
     assert_eq!(v["messages"].as_array().map(Vec::len), Some(2));
     assert_eq!(v["max_completion_tokens"], 3);
+    assert_eq!(
+        v["stream_options"],
+        json!({"include_usage": true, "continuous_usage_stats": true})
+    );
 }
 
 #[test]
@@ -118,6 +123,8 @@ fn continuation_chunks_get_the_original_id_and_created() {
             br#"{"id":"first","created":1,"choices":[{"index":0,"text":" a"}]}"#,
         )],
         tokens_before: 0,
+        segment_start: 0,
+        prompt_tokens: None,
         failed: Vec::new(),
         stamp: None,
     };
@@ -287,6 +294,8 @@ fn migration_for(typed: TypedRequest, sent: Vec<Bytes>) -> Migration {
         done: 0,
         sent,
         tokens_before: 0,
+        segment_start: 0,
+        prompt_tokens: None,
         failed: Vec::new(),
         stamp: None,
     }
@@ -415,4 +424,30 @@ async fn a_health_policy_verdict_keeps_a_continuation_off_the_instance() {
     };
     assert!(resume.await.is_err());
     assert!(out.last_error().is_some(), "the instance was not tried");
+}
+
+#[tokio::test]
+async fn usage_after_a_migration_is_the_engines_token_counts_not_chunks() {
+    let app = test_app(&["a"], |_| {});
+    let failed = Arc::new(Instance::new(InstanceSpec::new("f", "m", "http://f"), None));
+    // The first worker packs tokens into chunks and reports continuous usage.
+    let sent = vec![
+        Bytes::from_static(
+            br#"{"choices":[{"index":0,"text":" a b"}],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}"#,
+        ),
+        Bytes::from_static(
+            br#"{"choices":[{"index":0,"text":" c d"}],"usage":{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13}}"#,
+        ),
+    ];
+    let mut m = migration_for(completion_request(r#","max_tokens":10"#), sent);
+    assert!(matches!(m.step(&app, &failed), Step::Resume(_)));
+    assert_eq!(m.tokens_before, 4, "the engine's count, not 2 chunks");
+    // The continuation's prompt holds the text given back; its completion is its own.
+    assert_eq!(m.adjust_usage(Usage::new(13, 3)), Usage::new(9, 7));
+    // A continuation without engine counts adds one token per text chunk to what came before.
+    for data in chunks(&[" e", " f"]) {
+        m.record_sent(&data);
+    }
+    assert!(matches!(m.step(&app, &failed), Step::GiveUp(_)));
+    assert_eq!(m.tokens_before, 6);
 }

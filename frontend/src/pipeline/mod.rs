@@ -25,6 +25,7 @@ pub mod health_filter;
 pub mod inband;
 pub mod latency;
 pub mod migrate;
+pub mod migrate_usage;
 pub mod outcome;
 pub mod parse;
 pub mod pd;

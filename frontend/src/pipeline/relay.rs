@@ -329,7 +329,7 @@ impl RelayBody {
             }
             Step::Exhausted => {
                 self.out.push_back(encode_data(&migration.finish_chunk()));
-                let usage = Usage::new(0, migration.tokens_before);
+                let usage = migration.usage_so_far();
                 if self.client_wants_usage {
                     self.out
                         .push_back(encode_data(&migration.usage_chunk(&usage)));
