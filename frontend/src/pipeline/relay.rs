@@ -257,9 +257,13 @@ impl RelayBody {
             Some(m) if migrated => m.restamp(data),
             _ => data,
         };
+        // A spliced stream's content chunk with usage (`continuous_usage_stats`) shows the
+        // whole stream's count; `sent` keeps the worker's own, which the next migration reads.
+        let mut adjusted = None;
         if switchyard_protocol::json_key::USAGE.in_bytes(&data) {
             if let Ok(probe) = serde_json::from_slice::<UsageProbe>(&data) {
                 let usage_only = probe.choices.as_ref().is_some_and(Vec::is_empty);
+                let reported = probe.usage.is_some();
                 if let Some(usage) = probe.usage {
                     self.usage = Some(match &self.migration {
                         Some(m) if m.migrated() => m.adjust_usage(usage),
@@ -276,12 +280,16 @@ impl RelayBody {
                     }
                     return;
                 }
+                if let (true, true, Some(usage)) = (migrated, reported, &self.usage) {
+                    adjusted = Some(with_usage(data.clone(), usage));
+                }
             }
         }
         self.tokens += 1;
         if let Some(migration) = &mut self.migration {
             migration.record_sent(&data);
         }
+        let data = adjusted.unwrap_or(data);
         self.out
             .push_back(raw.unwrap_or_else(|| encode_data(&data)));
     }

@@ -35,6 +35,9 @@ struct Parsed {
     gen: GenRequest,
     stream: bool,
     include_usage: bool,
+    /// vLLM's `stream_options.continuous_usage_stats` (with `include_usage`): usage on every
+    /// token chunk of the plain path.
+    continuous_usage: bool,
 }
 
 /// Serves one request.
@@ -170,7 +173,12 @@ async fn generate(shared: Arc<Shared>, req: Request<Incoming>, kind: Kind) -> Re
     if holds {
         seq.hold_kv();
     } else if parsed.stream {
-        return respond::sse(stream::body(seq, envelope, parsed.include_usage));
+        return respond::sse(stream::body(
+            seq,
+            envelope,
+            parsed.include_usage,
+            parsed.continuous_usage,
+        ));
     }
     seq.prefill().await;
     while seq.next_token().await.is_some() {}
@@ -236,6 +244,7 @@ fn parse_chat(shared: &Shared, body: &[u8]) -> Result<Parsed, ApiError> {
         },
         stream: req.is_stream(),
         include_usage: req.include_usage(),
+        continuous_usage: stream::continuous_usage(req.stream_options.as_ref()),
         model: req.model,
     })
 }
@@ -252,6 +261,7 @@ fn parse_completion(shared: &Shared, body: &[u8]) -> Result<Parsed, ApiError> {
         },
         stream: req.is_stream(),
         include_usage: req.include_usage(),
+        continuous_usage: stream::continuous_usage(req.stream_options.as_ref()),
         model: req.model,
     })
 }
