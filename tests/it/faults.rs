@@ -7,6 +7,7 @@ mod failover;
 mod hostile;
 mod memory;
 mod migration;
+mod migration_chat;
 mod migration_stop;
 mod overload;
 mod shutdown;

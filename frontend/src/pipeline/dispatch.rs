@@ -37,7 +37,6 @@ use super::outcome;
 use super::parse::ParsedRequest;
 use super::preprocess::{Prepared, UpstreamRequest};
 use super::tracker::Tracker;
-use super::Endpoint;
 use crate::admission;
 use crate::app::App;
 use crate::config::UpstreamConfig;
@@ -261,19 +260,14 @@ async fn attempt_once(
     .map_err(AttemptError::Failed)
 }
 
-/// Sends a continuation of a broken stream (a completions request) to `instance` and waits
-/// for its first event.
+/// Sends a continuation of a broken stream (chat or completions, [`super::migrate`]) to
+/// `instance` and waits for its first event.
 pub(crate) async fn resume_stream(
     app: &Arc<App>,
     instance: &Arc<Instance>,
-    body: Bytes,
+    upstream: UpstreamRequest,
     request_id: &str,
 ) -> Result<StreamStart, Failure> {
-    let upstream = UpstreamRequest {
-        endpoint: Endpoint::Completions,
-        body,
-        translated: false,
-    };
     match send(app, instance, upstream, true, request_id, None).await? {
         Upstream::Stream(start) => Ok(start),
         Upstream::Complete { status, .. } => Err(Failure::new(

@@ -1,14 +1,16 @@
 //! Mid-stream migration (`migration_limit`): when a worker fails after tokens reached the
-//! client, the request is re-issued to another instance as a completions *continuation* —
-//! the prompt (chat messages rendered through the target's chat template, or the default one)
-//! plus the text already sent, with `max_tokens` reduced by the tokens already sent — and the
-//! relay splices its stream onto the client's, so the client sees one stream with no lost or
-//! duplicated text.
+//! client, the request is re-issued to another instance as a *continuation* of the text
+//! already sent, with `max_tokens` reduced by the tokens already sent, and the relay splices
+//! its stream onto the client's, so the client sees one stream with no lost or duplicated
+//! text. A chat stream on a chat worker continues on its chat endpoint with that text as an
+//! open final assistant message ([`super::chat_continuation`]), rendered by the worker's own
+//! template; on a completions-only worker, and for completions streams, the continuation is a
+//! completions prompt (chat rendered through the target's configured template) plus the text.
 //!
 //! Exactness relies on the worker continuing a prompt the way it would have continued its own
-//! generation (true for deterministic decoding with a matching template; the mocker is built
-//! for it). A chunk is counted as one token: engines that pack several tokens into one chunk
-//! get a looser `max_tokens`.
+//! generation (true for deterministic decoding; the mocker is built for it). Tokens already
+//! sent are the engine's count where its chunks carry one (continuous usage, `token_ids`;
+//! [`super::migrate_usage`]), else one per text chunk.
 //!
 //! Requests that a text continuation cannot reproduce are not migrated ([`why_not`]): they end
 //! with the in-band error, as with migration off. So are streams that turn out to carry more
@@ -27,14 +29,18 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use switchyard_protocol::{CompletionRequest, Prompt, StreamOptions, Usage};
+use switchyard_protocol::{CompletionRequest, Prompt, Usage};
 use switchyard_runtime::clock::now_ns;
 use switchyard_runtime::health::HealthStatus;
-use switchyard_runtime::{ChatTemplate, Instance};
+use switchyard_runtime::{Instance, WorkerApi};
 
+use super::chat_continuation::chat_continuation;
 use super::dispatch::{self, StreamStart};
+use super::migrate_usage::segment_tokens;
 use super::outcome;
 use super::parse::{ParsedRequest, TypedRequest};
+use super::preprocess::UpstreamRequest;
+use super::Endpoint;
 use crate::admission;
 use crate::app::App;
 use crate::translate;
@@ -65,8 +71,13 @@ pub struct Migration {
     done: u32,
     /// Client-facing payloads sent so far (refcounted clones, parsed only on failure).
     sent: Vec<Bytes>,
-    /// Content tokens sent before the current upstream: added to its usage report.
+    /// Completion tokens sent before the current upstream (the engines' counts where they
+    /// report them, [`segment_tokens`]): added to its usage report.
     pub tokens_before: u32,
+    /// Where the current upstream's payloads start in `sent`.
+    segment_start: usize,
+    /// The first worker's `prompt_tokens`, when its chunks reported usage.
+    prompt_tokens: Option<u32>,
     failed: Vec<Arc<Instance>>,
     /// The first chunk's `id` and `created`, stamped on the continuation's chunks.
     stamp: Option<(Value, Value)>,
@@ -95,6 +106,8 @@ impl Migration {
             done: 0,
             sent: Vec::with_capacity(64),
             tokens_before: 0,
+            segment_start: 0,
+            prompt_tokens: None,
             failed: Vec::new(),
             stamp: None,
         }))
@@ -112,14 +125,21 @@ impl Migration {
 
     /// Decides what follows the failure of `failed`.
     pub fn step(&mut self, app: &Arc<App>, failed: &Arc<Instance>) -> Step {
-        let progress = progress(&self.sent);
+        let mut progress = progress(&self.sent);
         if progress.finished {
             return Step::Finish;
         }
         if let Some(what) = progress.inexact {
             return Step::GiveUp(format!("not migrated: the stream carried {what}"));
         }
+        // Tokens, not chunks: what this upstream produced, by its engine's count if it gave one.
+        let segment = segment_tokens(self.sent.get(self.segment_start..).unwrap_or_default());
+        if self.done == 0 {
+            self.prompt_tokens = segment.prompt_tokens;
+        }
+        progress.tokens = self.tokens_before.saturating_add(segment.tokens);
         self.tokens_before = progress.tokens;
+        self.segment_start = self.sent.len();
         if self.stamp.is_none() {
             self.stamp = self.sent.first().and_then(|first| stamp_of(first));
         }
@@ -176,17 +196,25 @@ impl Migration {
         Bytes::from(chunk.to_string())
     }
 
-    /// The continuation's usage, counted for the whole spliced stream.
+    /// The continuation's usage, counted for the whole spliced stream: the tokens sent
+    /// before it plus its own completion tokens; the prompt is the first worker's count, or
+    /// the continuation's less the text it was given back.
     pub fn adjust_usage(&self, usage: Usage) -> Usage {
         let completion = usage.completion_tokens.saturating_add(self.tokens_before);
-        Usage::new(
-            usage.prompt_tokens.saturating_sub(self.tokens_before),
-            completion,
-        )
+        let prompt = self
+            .prompt_tokens
+            .unwrap_or_else(|| usage.prompt_tokens.saturating_sub(self.tokens_before));
+        Usage::new(prompt, completion)
     }
 
-    /// A continuation chunk with the original stream's `id` and `created`, so the client sees
-    /// one stream. Only spliced streams pay for the re-encoding.
+    /// The usage of a stream that ended without a continuation (its budget spent).
+    pub fn usage_so_far(&self) -> Usage {
+        Usage::new(self.prompt_tokens.unwrap_or(0), self.tokens_before)
+    }
+
+    /// A continuation chunk with the original stream's `id` and `created` and no role delta
+    /// (a chat worker starts its continuation with one), so the client sees one stream. Only
+    /// spliced streams pay for the re-encoding.
     pub fn restamp(&self, data: Bytes) -> Bytes {
         let Some((id, created)) = &self.stamp else {
             return data;
@@ -197,6 +225,13 @@ impl Migration {
         if let Some(object) = chunk.as_object_mut() {
             object.insert("id".to_owned(), id.clone());
             object.insert("created".to_owned(), created.clone());
+            if let Some(Value::Array(choices)) = object.get_mut("choices") {
+                for choice in choices {
+                    if let Some(Value::Object(delta)) = choice.get_mut("delta") {
+                        delta.remove("role");
+                    }
+                }
+            }
         }
         serde_json::to_vec(&chunk).map(Bytes::from).unwrap_or(data)
     }
@@ -218,6 +253,8 @@ fn why_not(typed: &TypedRequest) -> Option<&'static str> {
         |v: Option<&Box<RawValue>>| v.is_some_and(|v| !matches!(v.get().trim(), "null" | "false"));
     match typed {
         TypedRequest::Chat(r) if r.n.unwrap_or(1) > 1 => Some("n > 1"),
+        // vLLM's chat `echo` repeats the final message: a continuation would resend the text.
+        TypedRequest::Chat(r) if truthy(r.extra.get("echo")) => Some("echo"),
         TypedRequest::Chat(r) => translate::lost_in_translation(r),
         TypedRequest::Completion(r) if r.n.unwrap_or(1) > 1 => Some("n > 1"),
         TypedRequest::Completion(r) if !matches!(r.prompt, Prompt::Text(_)) => {
@@ -327,18 +364,29 @@ pub fn progress(sent: &[Bytes]) -> Progress {
     p
 }
 
-/// The completions request that continues `typed` on `target` after `progress`.
+/// The request that continues `typed` on `target` after `progress`: a chat stream on a chat
+/// worker continues on its chat endpoint ([`chat_continuation`]); on a completions-only worker,
+/// and for completions streams, it is a completions request whose prompt is the one sent
+/// (chat messages rendered through the target's configured template) plus the text so far.
 pub fn continuation(
     typed: &TypedRequest,
     target: &Instance,
     progress: &Progress,
-) -> Result<Bytes, String> {
+) -> Result<UpstreamRequest, String> {
     let mut completion: CompletionRequest = match typed {
+        TypedRequest::Chat(chat) if target.spec.api == WorkerApi::Chat => {
+            return Ok(UpstreamRequest {
+                endpoint: Endpoint::Chat,
+                body: chat_continuation(chat, progress)?,
+                translated: false,
+            });
+        }
         TypedRequest::Chat(chat) => {
-            let body = match &target.template {
-                Some(template) => translate::chat_to_completion(chat, template)?,
-                None => translate::chat_to_completion(chat, &ChatTemplate::default())?,
-            };
+            // Never a built-in template for a worker whose own one is unknown here.
+            let template = target.template.as_deref().ok_or_else(|| {
+                format!("no chat template for completions worker {}", target.id())
+            })?;
+            let body = translate::chat_to_completion(chat, template)?;
             serde_json::from_slice(&body).map_err(|e| e.to_string())?
         }
         TypedRequest::Completion(c) => c.clone(),
@@ -354,13 +402,20 @@ pub fn continuation(
         limit => limit.map(|m| m - progress.tokens),
     };
     completion.stream = Some(true);
-    completion.stream_options = Some(StreamOptions {
-        include_usage: Some(true),
-        extra: Default::default(),
-    });
-    serde_json::to_vec(&completion)
+    // Usage is needed to count the whole stream; the client's other options (vLLM's
+    // `continuous_usage_stats`) stay, so the continuation reports tokens as the first did.
+    let mut options = completion.stream_options.take().unwrap_or_default();
+    options.include_usage = Some(true);
+    completion.stream_options = Some(options);
+    let body = serde_json::to_vec(&completion)
         .map(Bytes::from)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(UpstreamRequest {
+        endpoint: Endpoint::Completions,
+        body,
+        // A chat client's stream gets the completion chunks translated back.
+        translated: matches!(typed, TypedRequest::Chat(_)),
+    })
 }
 
 /// The routable instances of `model` not in `exclude`.
@@ -428,8 +483,8 @@ async fn resume(
         let Some(target) = pick_target(&app, &candidates) else {
             break;
         };
-        let body = continuation(&typed, &target, &progress)?;
-        match dispatch::resume_stream(&app, &target, body, &request_id).await {
+        let upstream = continuation(&typed, &target, &progress)?;
+        match dispatch::resume_stream(&app, &target, upstream, &request_id).await {
             Ok(start) => {
                 tracing::info!(
                     instance = target.id(),

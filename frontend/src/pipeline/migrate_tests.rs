@@ -4,7 +4,7 @@
 use super::*;
 use crate::pipeline::parse::decode;
 use crate::pipeline::Endpoint;
-use switchyard_runtime::InstanceSpec;
+use switchyard_runtime::{ChatTemplate, InstanceSpec};
 
 fn chunks(texts: &[&str]) -> Vec<Bytes> {
     texts
@@ -31,8 +31,23 @@ fn progress_counts_content_chunks_and_sees_the_finish() {
     assert!(progress(&sent).finished);
 }
 
+/// The continuation's endpoint and body as JSON.
+fn continued(typed: &TypedRequest, target: &Instance, p: &Progress) -> (Endpoint, Value) {
+    let upstream = continuation(typed, target, p).unwrap();
+    (
+        upstream.endpoint,
+        serde_json::from_slice(&upstream.body).unwrap(),
+    )
+}
+
+fn completions_worker(template: Option<ChatTemplate>) -> Instance {
+    let mut spec = InstanceSpec::new("t", "m", "http://t");
+    spec.api = WorkerApi::Completions;
+    Instance::new(spec, template.map(Arc::new))
+}
+
 #[test]
-fn a_chat_continuation_is_the_rendered_prompt_plus_the_text() {
+fn a_chat_worker_continues_the_final_assistant_message_on_its_chat_endpoint() {
     let typed = decode(
         Endpoint::Chat,
         br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":10,"seed":7,"stream":true}"#,
@@ -40,11 +55,54 @@ fn a_chat_continuation_is_the_rendered_prompt_plus_the_text() {
     .unwrap();
     let target = Instance::new(InstanceSpec::new("t", "m", "http://t"), None);
     let p = progress(&chunks(&[" a", " b", " c"]));
-    let v: Value = serde_json::from_slice(&continuation(&typed, &target, &p).unwrap()).unwrap();
-    assert_eq!(v["prompt"], "<|user|>\nhi\n<|assistant|>\n a b c");
+    let (endpoint, v) = continued(&typed, &target, &p);
+    assert_eq!(endpoint, Endpoint::Chat);
+    assert!(!continuation(&typed, &target, &p).unwrap().translated);
+    assert_eq!(
+        v["messages"],
+        json!([{"role": "user", "content": "hi"}, {"role": "assistant", "content": " a b c"}])
+    );
+    assert_eq!(v["continue_final_message"], true);
+    assert_eq!(v["add_generation_prompt"], false);
     assert_eq!(v["max_tokens"], 7);
     assert_eq!(v["seed"], 7);
     assert_eq!(v["stream_options"]["include_usage"], true);
+}
+
+#[test]
+fn a_client_prefill_is_extended_rather_than_followed() {
+    let typed = decode(
+        Endpoint::Chat,
+        br#"{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"Sure:"}],
+            "continue_final_message":true,"add_generation_prompt":false,"max_completion_tokens":5,"stream":true,
+            "stream_options":{"continuous_usage_stats":true}}"#,
+    )
+    .unwrap();
+    let target = Instance::new(InstanceSpec::new("t", "m", "http://t"), None);
+    let (_, v) = continued(&typed, &target, &progress(&chunks(&[" a", " b"])));
+    assert_eq!(v["messages"][1]["content"], "Sure: a b");
+    assert_eq!(v["messages"].as_array().map(Vec::len), Some(2));
+    assert_eq!(v["max_completion_tokens"], 3);
+    assert_eq!(
+        v["stream_options"],
+        json!({"include_usage": true, "continuous_usage_stats": true})
+    );
+}
+
+#[test]
+fn a_completions_worker_gets_the_prompt_rendered_with_its_own_template() {
+    let typed = chat_request(r#","max_tokens":10"#);
+    let own = ChatTemplate::from_source(
+        "{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}[assistant]".to_owned(),
+    )
+    .unwrap();
+    let p = progress(&chunks(&[" a", " b"]));
+    let (endpoint, v) = continued(&typed, &completions_worker(Some(own)), &p);
+    assert_eq!(endpoint, Endpoint::Completions);
+    assert_eq!(v["prompt"], "[user]hi[assistant] a b");
+    assert_eq!(v["max_tokens"], 8);
+    let upstream = continuation(&typed, &completions_worker(None), &p);
+    assert!(upstream.is_err(), "never the built-in template silently");
 }
 
 #[test]
@@ -65,6 +123,8 @@ fn continuation_chunks_get_the_original_id_and_created() {
             br#"{"id":"first","created":1,"choices":[{"index":0,"text":" a"}]}"#,
         )],
         tokens_before: 0,
+        segment_start: 0,
+        prompt_tokens: None,
         failed: Vec::new(),
         stamp: None,
     };
@@ -76,6 +136,12 @@ fn continuation_chunks_get_the_original_id_and_created() {
         (v["id"].as_str(), v["created"].as_u64()),
         (Some("first"), Some(1))
     );
+    // A chat worker's continuation opens with its own role delta: the client had one already.
+    let role = Bytes::from_static(
+        br#"{"id":"second","created":2,"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#,
+    );
+    let v: Value = serde_json::from_slice(&m.restamp(role)).unwrap();
+    assert_eq!(v["choices"][0]["delta"], json!({"content": ""}));
 }
 
 #[test]
@@ -89,7 +155,8 @@ fn a_completion_continuation_appends_to_the_prompt() {
     let p = progress(&[Bytes::from_static(
         br#"{"choices":[{"index":0,"text":" upon","finish_reason":null}]}"#,
     )]);
-    let v: Value = serde_json::from_slice(&continuation(&typed, &target, &p).unwrap()).unwrap();
+    let (endpoint, v) = continued(&typed, &target, &p);
+    assert_eq!(endpoint, Endpoint::Completions);
     assert_eq!(v["prompt"], "once upon");
     assert_eq!(v["max_tokens"], 3);
     let tokens = decode(
@@ -137,6 +204,7 @@ fn requests_a_text_continuation_cannot_reproduce_are_not_migrated() {
             "response_format",
         ),
         (r#","logprobs":true"#, "logprobs"),
+        (r#","echo":true"#, "echo"),
     ] {
         assert_eq!(why_not(&chat_request(extra)), Some(why), "chat {extra}");
     }
@@ -196,7 +264,7 @@ fn a_continuation_never_asks_for_zero_tokens() {
     let p = progress(&chunks(&[" a", " b"]));
     assert!(continuation(&typed, &target, &p).is_err());
     let one = progress(&chunks(&[" a"]));
-    let v: Value = serde_json::from_slice(&continuation(&typed, &target, &one).unwrap()).unwrap();
+    let (_, v) = continued(&typed, &target, &one);
     assert_eq!(v["max_tokens"], 1);
 }
 
@@ -226,6 +294,8 @@ fn migration_for(typed: TypedRequest, sent: Vec<Bytes>) -> Migration {
         done: 0,
         sent,
         tokens_before: 0,
+        segment_start: 0,
+        prompt_tokens: None,
         failed: Vec::new(),
         stamp: None,
     }
@@ -354,4 +424,30 @@ async fn a_health_policy_verdict_keeps_a_continuation_off_the_instance() {
     };
     assert!(resume.await.is_err());
     assert!(out.last_error().is_some(), "the instance was not tried");
+}
+
+#[tokio::test]
+async fn usage_after_a_migration_is_the_engines_token_counts_not_chunks() {
+    let app = test_app(&["a"], |_| {});
+    let failed = Arc::new(Instance::new(InstanceSpec::new("f", "m", "http://f"), None));
+    // The first worker packs tokens into chunks and reports continuous usage.
+    let sent = vec![
+        Bytes::from_static(
+            br#"{"choices":[{"index":0,"text":" a b"}],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}"#,
+        ),
+        Bytes::from_static(
+            br#"{"choices":[{"index":0,"text":" c d"}],"usage":{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13}}"#,
+        ),
+    ];
+    let mut m = migration_for(completion_request(r#","max_tokens":10"#), sent);
+    assert!(matches!(m.step(&app, &failed), Step::Resume(_)));
+    assert_eq!(m.tokens_before, 4, "the engine's count, not 2 chunks");
+    // The continuation's prompt holds the text given back; its completion is its own.
+    assert_eq!(m.adjust_usage(Usage::new(13, 3)), Usage::new(9, 7));
+    // A continuation without engine counts adds one token per text chunk to what came before.
+    for data in chunks(&[" e", " f"]) {
+        m.record_sent(&data);
+    }
+    assert!(matches!(m.step(&app, &failed), Step::GiveUp(_)));
+    assert_eq!(m.tokens_before, 6);
 }

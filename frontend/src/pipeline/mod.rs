@@ -18,12 +18,14 @@
 pub mod body_budget;
 pub mod body_limits;
 pub mod candidates;
+pub mod chat_continuation;
 pub mod dispatch;
 pub mod failure;
 pub mod health_filter;
 pub mod inband;
 pub mod latency;
 pub mod migrate;
+pub mod migrate_usage;
 pub mod outcome;
 pub mod parse;
 pub mod pd;

@@ -38,7 +38,7 @@ use super::failure::{Cause, Failure};
 use super::inband;
 use super::migrate::{Migration, Resume, Step};
 use super::outcome;
-use super::parse::{ParsedRequest, TypedRequest};
+use super::parse::ParsedRequest;
 use super::tracker::Tracker;
 use crate::app::App;
 use crate::body::Body;
@@ -148,7 +148,6 @@ pub struct RelayBody {
     framer: Framer,
     out: VecDeque<Bytes>,
     translator: Option<ChunkTranslator>,
-    client_is_chat: bool,
     client_wants_usage: bool,
     tracker: Tracker,
     app: Arc<App>,
@@ -200,7 +199,6 @@ impl RelayBody {
             framer: start.framer,
             out: VecDeque::with_capacity(4),
             translator: start.translated.then(ChunkTranslator::default),
-            client_is_chat: matches!(request.typed, TypedRequest::Chat(_)),
             client_wants_usage: request.include_usage(),
             tracker,
             app: Arc::clone(app),
@@ -259,9 +257,13 @@ impl RelayBody {
             Some(m) if migrated => m.restamp(data),
             _ => data,
         };
+        // A spliced stream's content chunk with usage (`continuous_usage_stats`) shows the
+        // whole stream's count; `sent` keeps the worker's own, which the next migration reads.
+        let mut adjusted = None;
         if switchyard_protocol::json_key::USAGE.in_bytes(&data) {
             if let Ok(probe) = serde_json::from_slice::<UsageProbe>(&data) {
                 let usage_only = probe.choices.as_ref().is_some_and(Vec::is_empty);
+                let reported = probe.usage.is_some();
                 if let Some(usage) = probe.usage {
                     self.usage = Some(match &self.migration {
                         Some(m) if m.migrated() => m.adjust_usage(usage),
@@ -278,12 +280,16 @@ impl RelayBody {
                     }
                     return;
                 }
+                if let (true, true, Some(usage)) = (migrated, reported, &self.usage) {
+                    adjusted = Some(with_usage(data.clone(), usage));
+                }
             }
         }
         self.tokens += 1;
         if let Some(migration) = &mut self.migration {
             migration.record_sent(&data);
         }
+        let data = adjusted.unwrap_or(data);
         self.out
             .push_back(raw.unwrap_or_else(|| encode_data(&data)));
     }
@@ -331,7 +337,7 @@ impl RelayBody {
             }
             Step::Exhausted => {
                 self.out.push_back(encode_data(&migration.finish_chunk()));
-                let usage = Usage::new(0, migration.tokens_before);
+                let usage = migration.usage_so_far();
                 if self.client_wants_usage {
                     self.out
                         .push_back(encode_data(&migration.usage_chunk(&usage)));
@@ -348,14 +354,15 @@ impl RelayBody {
         }
     }
 
-    /// Splices the continuation in: its chunks are completion chunks, so a chat client's are
-    /// translated (without a second role delta).
+    /// Splices the continuation in: completion chunks for a chat client are translated
+    /// (without a second role delta); a chat worker's own chunks lose their role delta when
+    /// restamped.
     fn resumed(&mut self, start: StreamStart) {
         self.instance = start.instance;
         self._guard = Some(start.guard);
         self.upstream = Some(start.body);
         self.framer = start.framer;
-        self.translator = self.client_is_chat.then(ChunkTranslator::continuing);
+        self.translator = start.translated.then(ChunkTranslator::continuing);
         self.reset_stall_timer();
         self.on_event(start.first);
     }

@@ -95,6 +95,11 @@ pub struct MockerArgs {
     #[arg(long = "fail-on-prompt", value_name = "TEXT")]
     pub fail_on_prompt: Option<String>,
 
+    /// Serve chat only: `POST /v1/completions` answers 404, as an engine (or a gateway in
+    /// front of one) that exposes only the chat endpoint.
+    #[arg(long = "chat-only")]
+    pub chat_only: bool,
+
     /// Seed mixed (XOR) into every request's own `seed`, for text, embeddings and fault rolls.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -150,6 +155,7 @@ impl Default for MockerArgs {
             error_after_tokens: None,
             status: None,
             fail_on_prompt: None,
+            chat_only: false,
             seed: 0,
             engine: EngineDialect::Mocker,
             api_key: None,

@@ -35,6 +35,9 @@ struct Parsed {
     gen: GenRequest,
     stream: bool,
     include_usage: bool,
+    /// vLLM's `stream_options.continuous_usage_stats` (with `include_usage`): usage on every
+    /// token chunk of the plain path.
+    continuous_usage: bool,
 }
 
 /// Serves one request.
@@ -49,6 +52,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     }
     match (req.method(), path) {
         (&Method::POST, "/v1/chat/completions") => generate(shared, req, Kind::Chat).await,
+        (&Method::POST, "/v1/completions") if shared.args.chat_only => {
+            respond::error(StatusCode::NOT_FOUND, format!("no route for {path}"))
+        }
         (&Method::POST, "/v1/completions") => generate(shared, req, Kind::Completion).await,
         (&Method::POST, "/v1/embeddings") => embeddings(shared, req).await,
         (&Method::POST, "/kv/pull") => kv_pull(shared, req).await,
@@ -189,7 +195,7 @@ async fn generate(shared: Arc<Shared>, req: Request<Incoming>, kind: Kind) -> Re
     if holds {
         seq.hold_kv();
     } else if parsed.stream {
-        let body = stream::body(seq, envelope, parsed.include_usage);
+        let body = stream::body(seq, envelope, parsed.include_usage, parsed.continuous_usage);
         return respond::sse(crate::lora::hold(body, adapter));
     }
     seq.prefill().await;
@@ -241,13 +247,11 @@ fn parse(shared: &Shared, body: &[u8], kind: Kind) -> Result<Parsed, ApiError> {
     Ok(parsed)
 }
 
-/// A chat request's context is its messages rendered with the default chat template.
+/// A chat request's context is its messages rendered with the default chat template (the
+/// final one left open with `continue_final_message`).
 fn parse_chat(shared: &Shared, body: &[u8]) -> Result<Parsed, ApiError> {
     let req: ChatCompletionRequest = decode(body)?;
-    let context = shared
-        .template
-        .render(&req.messages)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let context = crate::prefill::chat_context(&shared.template, &req)?;
     let seed = mix_seed(shared, req.seed);
     let plan = ChatPlan::from_request(&req, seed)?;
     let max_tokens = plan.steps(req.output_limit().unwrap_or(DEFAULT_MAX_TOKENS));
@@ -261,6 +265,7 @@ fn parse_chat(shared: &Shared, body: &[u8]) -> Result<Parsed, ApiError> {
         },
         stream: req.is_stream(),
         include_usage: req.include_usage(),
+        continuous_usage: stream::continuous_usage(req.stream_options.as_ref()),
         model: req.model,
     })
 }
@@ -277,6 +282,7 @@ fn parse_completion(shared: &Shared, body: &[u8]) -> Result<Parsed, ApiError> {
         },
         stream: req.is_stream(),
         include_usage: req.include_usage(),
+        continuous_usage: stream::continuous_usage(req.stream_options.as_ref()),
         model: req.model,
     })
 }

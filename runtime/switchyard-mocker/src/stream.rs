@@ -1,5 +1,6 @@
-//! The SSE body of a streamed completion: role chunk (chat), one chunk per token, the
-//! `finish_reason` chunk, the optional usage chunk, then `data: [DONE]`. Under the fault
+//! The SSE body of a streamed completion: role chunk (chat), one chunk per token (carrying the
+//! usage so far with vLLM's `continuous_usage_stats`), the `finish_reason` chunk, the optional
+//! usage chunk, then `data: [DONE]`. Under the fault
 //! knobs: keep-alive comments while stalled, or an in-band error event and `[DONE]` instead
 //! of the rest.
 //!
@@ -12,6 +13,7 @@ use bytes::Bytes;
 use http_body::Frame;
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, StreamBody};
 use switchyard_protocol::sse::encode_done;
+use switchyard_protocol::StreamOptions;
 
 use crate::faults::Faults;
 use crate::sequence::Sequence;
@@ -31,7 +33,20 @@ struct Events {
     seq: Sequence,
     envelope: Envelope,
     include_usage: bool,
+    continuous_usage: bool,
     phase: Phase,
+}
+
+/// Whether `stream_options` asks for usage on every chunk: like vLLM, only together with
+/// `include_usage`.
+pub(crate) fn continuous_usage(options: Option<&StreamOptions>) -> bool {
+    options.is_some_and(|o| {
+        o.include_usage == Some(true)
+            && o.extra
+                .small_value("continuous_usage_stats", 8)
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false)
+    })
 }
 
 /// The streaming response body for `seq`.
@@ -39,11 +54,13 @@ pub(crate) fn body(
     seq: Sequence,
     envelope: Envelope,
     include_usage: bool,
+    continuous_usage: bool,
 ) -> UnsyncBoxBody<Bytes, Infallible> {
     let events = Events {
         seq,
         envelope,
         include_usage,
+        continuous_usage,
         phase: Phase::Prefill,
     };
     let stream = futures_util::stream::unfold(events, |mut events| async move {
@@ -78,7 +95,12 @@ impl Events {
                         return Some(Bytes::from_static(b": keep-alive\n\n"));
                     }
                     if let Some(token) = self.seq.next_token().await {
-                        return Some(self.envelope.token_chunk(token));
+                        return Some(match self.continuous_usage {
+                            true => self
+                                .envelope
+                                .token_chunk_with_usage(token, self.seq.usage()),
+                            false => self.envelope.token_chunk(token),
+                        });
                     }
                     self.phase = Phase::Usage;
                     return Some(self.envelope.finish_chunk());

@@ -135,6 +135,27 @@ impl Envelope {
         }
     }
 
+    /// One token with the usage so far (`continuous_usage_stats`).
+    pub fn token_chunk_with_usage(&self, token: &str, usage: Usage) -> Bytes {
+        match self.kind {
+            Kind::Chat => {
+                let choice = ChatChunkChoice {
+                    index: 0,
+                    delta: Delta {
+                        role: None,
+                        content: Some(token),
+                    },
+                    logprobs: None,
+                    finish_reason: None,
+                };
+                sse(&self.body(self.chunk_object(), [choice], Some(usage)))
+            }
+            Kind::Completion => {
+                sse(&self.body(self.chunk_object(), [text_choice(token, None)], Some(usage)))
+            }
+        }
+    }
+
     /// The chunk carrying `finish_reason`.
     pub fn finish_chunk(&self) -> Bytes {
         match self.kind {
