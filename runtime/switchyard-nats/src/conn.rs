@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use async_nats::{ConnectOptions, Event};
+use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use crate::auth::NatsAuth;
@@ -46,10 +47,25 @@ impl NatsConnection {
     /// Waits (bounded) until the server has processed everything sent so far, e.g. so a
     /// subscription is live before the caller relies on it. A no-op while disconnected:
     /// async-nats re-sends subscriptions on reconnect anyway.
+    ///
+    /// `flush` alone only puts our commands on the socket; the server reads each connection
+    /// on its own, so another connection's publish could still overtake our SUB (seen as lost
+    /// first events on a loaded machine). A message to ourselves is a true barrier: the server
+    /// handles one connection's commands in order, so when it comes back every earlier SUB
+    /// is registered.
     pub async fn settle(&self) {
-        if self.is_connected() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), self.client.flush()).await;
+        if !self.is_connected() {
+            return;
         }
+        let client = &self.client;
+        let barrier = async {
+            let inbox = client.new_inbox();
+            let mut echo = client.subscribe(inbox.clone()).await.ok()?;
+            client.publish(inbox, bytes::Bytes::new()).await.ok()?;
+            client.flush().await.ok()?;
+            echo.next().await
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), barrier).await;
     }
 }
 
