@@ -18,34 +18,19 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 
 import httpx
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchlib import free_port, wait_http  # noqa: E402
+
 ADAPTERS = [f"a{i}" for i in range(16)]
 MODEL = "base"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up")
 
 
 def start_mockers(binary, load_ms):
@@ -59,7 +44,7 @@ def start_mockers(binary, load_ms):
         procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         urls.append(f"http://127.0.0.1:{port}")
     for u in urls:
-        wait_http(f"{u}/health")
+        wait_http(f"{u}/health", ready=lambda status: status < 500)
     return procs, urls
 
 
@@ -76,7 +61,7 @@ def start_frontend(binary, urls, workdir):
                              "--admin-listen", f"127.0.0.1:{free_port()}", "--config", path],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/health")
+    wait_http(f"{url}/health", ready=lambda status: status < 500)
     return proc, url
 
 

@@ -26,41 +26,18 @@ import asyncio
 import json
 import os
 import random
-import socket
 import statistics
-import subprocess
+import sys
 import tempfile
 import time
 
 import httpx
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchlib import free_port, wait_http, start, pct  # noqa: E402
+
 MODEL = "mock-model"
 WORDS = "river bend stone water flow delta bank silt reed current".split()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise SystemExit(f"not ready: {url}")
-
-
-def start(cmd, ready):
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         env={**os.environ, "SWITCHYARD_LOG": "warn"})
-    wait_http(ready)
-    return p
 
 
 def mocker(binary, args, role):
@@ -146,13 +123,6 @@ async def run_trace(url, items):
         await asyncio.gather(*(one(client, url, at, p, m, start, results) for at, p, m in items))
     results["wall"] = results["end"] - start if results["end"] else float("nan")
     return results
-
-
-def pct(xs, q):
-    if not xs:
-        return float("nan")
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
 def report(name, r):

@@ -21,47 +21,17 @@ import argparse
 import asyncio
 import hashlib
 import os
-import socket
 import statistics
-import subprocess
+import sys
 import tempfile
 import time
 
 import httpx
 
-TICK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchlib import free_port, wait_http, cpu_seconds, start, pct  # noqa: E402
+
 KEY_A, KEY_B = "sk-bench-tenant-a", "sk-bench-tenant-b"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise SystemExit(f"not ready: {url}")
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def start(cmd, ready):
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         env={**os.environ, "SWITCHYARD_LOG": "warn"})
-    wait_http(ready)
-    return p
 
 
 def sha(key):
@@ -137,11 +107,6 @@ async def contention(base, seconds, with_flood):
         tasks.append(drive(base, KEY_A, 64, seconds, a))
     await asyncio.gather(*tasks)
     return a, b
-
-
-def pct(xs, q):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
 
 
 async def cpu_per_request(p, base, key, seconds, concurrency=8):
