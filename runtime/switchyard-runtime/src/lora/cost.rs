@@ -1,6 +1,8 @@
 //! Ranking for an adapter request: residency as a cost term beside load.
 //!
-//!     cost(instance) = outstanding / weight + (adapter resident ? 0 : MISS_COST)
+//! ```text
+//! cost(instance) = outstanding / weight + (adapter resident ? 0 : MISS_COST)
+//! ```
 //!
 //! `outstanding` is the load term the `least-loaded` and `p2c` policies use (the engine's
 //! running + waiting at its last report, moved by this frontend's own traffic since). A miss
