@@ -460,7 +460,7 @@ fn gauge_header(out: &mut String, name: &str, help: &str) {
 }
 
 /// Escapes a label value (backslash, quote, newline).
-fn escape(v: &str) -> String {
+pub(crate) fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")

@@ -8,7 +8,7 @@ use std::time::Duration;
 use switchyard_runtime::Registry;
 
 use super::decide::Aggregated;
-use crate::metrics::Histogram;
+use crate::metrics::{escape, Histogram};
 
 pub const DECISIONS: &str = "switchyard_pd_decisions_total";
 pub const PREFILL_FAILURES: &str = "switchyard_pd_prefill_failures_total";
@@ -114,13 +114,6 @@ impl PdMetrics {
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-/// Label-value escaping (backslash, quote, newline), as the text format requires.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
