@@ -38,9 +38,10 @@ pub(super) async fn start(
     let (pools_tx, pools_rx) = watch::channel(PoolModels::new());
     let instances = {
         let (client, scope) = (client.clone(), scope.clone());
+        let owners = config.kubernetes.model_owners.clone();
         tokio::spawn(async move {
             if let Err(error) =
-                switchyard_k8s::discovery::run_discovery(client, scope, tx, pools_tx).await
+                switchyard_k8s::discovery::run_discovery(client, scope, owners, tx, pools_tx).await
             {
                 tracing::error!(%error, "kubernetes instance discovery stopped");
             }
