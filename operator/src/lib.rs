@@ -18,6 +18,7 @@ pub mod kv_bridge;
 pub mod leader;
 pub mod manifests;
 pub mod metrics;
+pub mod ownership;
 pub mod plugin_sources;
 pub mod pod_extras;
 pub mod routerplugin;

@@ -47,6 +47,11 @@ struct RunArgs {
     /// Reconcile every namespace (needs the cluster-wide RBAC).
     #[arg(long, env = "SWITCHYARD_ALL_NAMESPACES", conflicts_with = "namespaces")]
     all_namespaces: bool,
+    /// `MODEL=NAMESPACE`: the namespace that owns a model whatever the claim order (repeat
+    /// or comma-separate); pools of it elsewhere get `Conflict=True`. Must match the
+    /// frontend's `kubernetes.model_owners` (the chart sets both from `modelOwners`).
+    #[arg(long = "model-owner", env = "SWITCHYARD_MODEL_OWNERS", value_delimiter = ',', value_parser = parse_owner, value_name = "MODEL=NAMESPACE")]
+    model_owners: Vec<(String, String)>,
     /// Address of /healthz, /readyz and /metrics.
     #[arg(
         long,
@@ -115,6 +120,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         validator::default_validator(),
     )?;
     ctx.worker_defaults = switchyard_operator::pod_extras::WorkerDefaults::from_env();
+    ctx.pool_claims = switchyard_operator::ownership::PoolClaims::new(
+        args.model_owners.iter().cloned().collect(),
+    );
     let ctx = Arc::new(ctx);
     let server = tokio::spawn(server::serve(args.listen, metrics.clone(), ready.clone()));
 
@@ -180,4 +188,14 @@ async fn shutdown_signal() {
         return;
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// `MODEL=NAMESPACE` (split at the last `=`: namespaces never contain one).
+fn parse_owner(s: &str) -> Result<(String, String), String> {
+    match s.trim().rsplit_once('=') {
+        Some((model, ns)) if !model.is_empty() && !ns.is_empty() => {
+            Ok((model.to_string(), ns.to_string()))
+        }
+        _ => Err(format!("expected MODEL=NAMESPACE, got {s:?}")),
+    }
 }
