@@ -12,4 +12,8 @@ pub struct TenancyConfig {
     /// that model in any other namespace are not routed. Models not listed belong to the
     /// namespace that created the first pool naming them.
     pub model_owners: ModelOwners,
+    /// Let a RouterPlugin apply to models of other namespaces' pools (`appliesTo.models`, or
+    /// every model when `appliesTo` is empty). Off: a plugin applies only to models served
+    /// by WorkerPools of its own namespace.
+    pub cross_namespace_plugins: bool,
 }
