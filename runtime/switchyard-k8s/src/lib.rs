@@ -11,6 +11,7 @@ pub mod conditions;
 pub mod crd;
 pub mod discovery;
 pub mod error;
+pub mod fetch_guard;
 pub mod instances;
 pub mod labels;
 pub mod ownership;
