@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backoff;
+pub mod bounded_validator;
 pub mod context;
 pub mod controller;
 pub mod error;

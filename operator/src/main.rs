@@ -11,7 +11,7 @@ use switchyard_operator::controller;
 use switchyard_operator::leader::{LeaderElector, LeaseConfig};
 use switchyard_operator::metrics::Metrics;
 use switchyard_operator::server::{self, Readiness};
-use switchyard_operator::{validator, Context};
+use switchyard_operator::Context;
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +30,13 @@ enum Command {
     Run(RunArgs),
     /// Print the CustomResourceDefinitions as multi-document YAML.
     Crdgen,
+    /// Internal: validate the component on stdin under a memory bound and print the plugin
+    /// worlds it implements as JSON (`run` starts this per validation).
+    #[command(hide = true)]
+    ValidateComponent {
+        #[arg(long, default_value_t = switchyard_operator::bounded_validator::DEFAULT_MEMORY_MIB)]
+        memory_mib: u64,
+    },
 }
 
 #[derive(clap::Args)]
@@ -52,6 +59,16 @@ struct RunArgs {
     /// frontend's `kubernetes.model_owners` (the chart sets both from `modelOwners`).
     #[arg(long = "model-owner", env = "SWITCHYARD_MODEL_OWNERS", value_delimiter = ',', value_parser = parse_owner, value_name = "MODEL=NAMESPACE")]
     model_owners: Vec<(String, String)>,
+    /// Wall-time bound of one component validation (a child process, killed at the bound).
+    #[arg(
+        long,
+        env = "SWITCHYARD_VALIDATE_TIMEOUT_SECONDS",
+        default_value_t = 60
+    )]
+    validate_timeout_seconds: u64,
+    /// Memory (data segment) bound of one component validation, in MiB.
+    #[arg(long, env = "SWITCHYARD_VALIDATE_MEMORY_MIB", default_value_t = switchyard_operator::bounded_validator::DEFAULT_MEMORY_MIB)]
+    validate_memory_mib: u64,
     /// Address of /healthz, /readyz and /metrics.
     #[arg(
         long,
@@ -98,6 +115,14 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run(args) => run(args).await,
+        Command::ValidateComponent { memory_mib } => {
+            let answer = switchyard_operator::bounded_validator::run_child(
+                memory_mib,
+                switchyard_k8s::source::MAX_COMPONENT_BYTES,
+            );
+            println!("{}", serde_json::to_string(&answer)?);
+            Ok(())
+        }
     }
 }
 
@@ -114,11 +139,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let scope = scope(&args);
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(Readiness::default());
-    let mut ctx = Context::new(
-        client.clone(),
-        metrics.clone(),
-        validator::default_validator(),
-    )?;
+    let bounded = switchyard_operator::bounded_validator::ChildProcessValidator::this_binary(
+        std::time::Duration::from_secs(args.validate_timeout_seconds.max(1)),
+        args.validate_memory_mib,
+    )
+    .context("locating the operator binary for component validation")?;
+    let mut ctx = Context::new(client.clone(), metrics.clone(), Arc::new(bounded))?;
     ctx.worker_defaults = switchyard_operator::pod_extras::WorkerDefaults::from_env();
     ctx.pool_claims = switchyard_operator::ownership::PoolClaims::new(
         args.model_owners.iter().cloned().collect(),
