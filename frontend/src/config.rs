@@ -40,6 +40,8 @@ pub struct ServeConfig {
     pub etcd_auth: switchyard_etcd::EtcdAuth,
     /// Namespace watched by `--discovery kubernetes` (unset or empty: every namespace).
     pub kubernetes_namespace: Option<String>,
+    /// Kubernetes tenancy: `model_owners` (`model: namespace`) for `--discovery kubernetes`.
+    pub kubernetes: switchyard_k8s::tenancy::TenancyConfig,
     pub nats: Option<String>,
     /// NATS credentials (token, user/password, creds or nkey file) and TLS; secrets are
     /// read from files.
@@ -324,6 +326,7 @@ impl Default for ServeConfig {
             etcd_prefix: None,
             etcd_auth: Default::default(),
             kubernetes_namespace: None,
+            kubernetes: Default::default(),
             nats: None,
             nats_auth: Default::default(),
             routing: PolicyConfig::default(),

@@ -8,6 +8,7 @@ use switchyard_k8s::source::{HttpFetcher, SourceFetcher, UrlFetcher};
 
 use crate::backoff::Backoff;
 use crate::metrics::Metrics;
+use crate::ownership::PoolClaims;
 use crate::pod_extras::WorkerDefaults;
 use crate::validator::ComponentValidator;
 use crate::Result;
@@ -22,6 +23,8 @@ pub struct Context {
     pub validator: Arc<dyn ComponentValidator>,
     /// Settings every worker pod gets (the chart's pull secrets).
     pub worker_defaults: WorkerDefaults,
+    /// Every listed WorkerPool and the explicit model owners: who owns which model.
+    pub pool_claims: PoolClaims,
     /// Publishes Events on the objects it reconciles (one cache, so repeats become a series).
     pub recorder: Recorder,
 }
@@ -51,6 +54,7 @@ impl Context {
             backoff: Backoff::default(),
             validator,
             worker_defaults: WorkerDefaults::default(),
+            pool_claims: PoolClaims::default(),
         }
     }
 }

@@ -46,6 +46,7 @@ pub async fn run(ctx: Arc<Context>, scope: WatchScope, ready: Arc<Readiness>) {
     for api in pools {
         let controller = pool_controller(api, &ctx);
         let store = controller.store();
+        ctx.pool_claims.add(store.clone());
         runs.push(running(run_pools(controller, ctx.clone()), store, on_listed()).boxed());
     }
     for api in plugins {

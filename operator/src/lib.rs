@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backoff;
+pub mod bounded_validator;
 pub mod context;
 pub mod controller;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod kv_bridge;
 pub mod leader;
 pub mod manifests;
 pub mod metrics;
+pub mod ownership;
 pub mod plugin_sources;
 pub mod pod_extras;
 pub mod routerplugin;

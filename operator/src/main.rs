@@ -11,7 +11,7 @@ use switchyard_operator::controller;
 use switchyard_operator::leader::{LeaderElector, LeaseConfig};
 use switchyard_operator::metrics::Metrics;
 use switchyard_operator::server::{self, Readiness};
-use switchyard_operator::{validator, Context};
+use switchyard_operator::Context;
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +30,13 @@ enum Command {
     Run(RunArgs),
     /// Print the CustomResourceDefinitions as multi-document YAML.
     Crdgen,
+    /// Internal: validate the component on stdin under a memory bound and print the plugin
+    /// worlds it implements as JSON (`run` starts this per validation).
+    #[command(hide = true)]
+    ValidateComponent {
+        #[arg(long, default_value_t = switchyard_operator::bounded_validator::DEFAULT_MEMORY_MIB)]
+        memory_mib: u64,
+    },
 }
 
 #[derive(clap::Args)]
@@ -47,6 +54,21 @@ struct RunArgs {
     /// Reconcile every namespace (needs the cluster-wide RBAC).
     #[arg(long, env = "SWITCHYARD_ALL_NAMESPACES", conflicts_with = "namespaces")]
     all_namespaces: bool,
+    /// `MODEL=NAMESPACE`: the namespace that owns a model whatever the claim order (repeat
+    /// or comma-separate); pools of it elsewhere get `Conflict=True`. Must match the
+    /// frontend's `kubernetes.model_owners` (the chart sets both from `modelOwners`).
+    #[arg(long = "model-owner", env = "SWITCHYARD_MODEL_OWNERS", value_delimiter = ',', value_parser = parse_owner, value_name = "MODEL=NAMESPACE")]
+    model_owners: Vec<(String, String)>,
+    /// Wall-time bound of one component validation (a child process, killed at the bound).
+    #[arg(
+        long,
+        env = "SWITCHYARD_VALIDATE_TIMEOUT_SECONDS",
+        default_value_t = 60
+    )]
+    validate_timeout_seconds: u64,
+    /// Memory (data segment) bound of one component validation, in MiB.
+    #[arg(long, env = "SWITCHYARD_VALIDATE_MEMORY_MIB", default_value_t = switchyard_operator::bounded_validator::DEFAULT_MEMORY_MIB)]
+    validate_memory_mib: u64,
     /// Address of /healthz, /readyz and /metrics.
     #[arg(
         long,
@@ -93,6 +115,14 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run(args) => run(args).await,
+        Command::ValidateComponent { memory_mib } => {
+            let answer = switchyard_operator::bounded_validator::run_child(
+                memory_mib,
+                switchyard_k8s::source::MAX_COMPONENT_BYTES,
+            );
+            println!("{}", serde_json::to_string(&answer)?);
+            Ok(())
+        }
     }
 }
 
@@ -109,12 +139,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let scope = scope(&args);
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(Readiness::default());
-    let mut ctx = Context::new(
-        client.clone(),
-        metrics.clone(),
-        validator::default_validator(),
-    )?;
+    let bounded = switchyard_operator::bounded_validator::ChildProcessValidator::this_binary(
+        std::time::Duration::from_secs(args.validate_timeout_seconds.max(1)),
+        args.validate_memory_mib,
+    )
+    .context("locating the operator binary for component validation")?;
+    let mut ctx = Context::new(client.clone(), metrics.clone(), Arc::new(bounded))?;
     ctx.worker_defaults = switchyard_operator::pod_extras::WorkerDefaults::from_env();
+    ctx.pool_claims = switchyard_operator::ownership::PoolClaims::new(
+        args.model_owners.iter().cloned().collect(),
+    );
     let ctx = Arc::new(ctx);
     let server = tokio::spawn(server::serve(args.listen, metrics.clone(), ready.clone()));
 
@@ -180,4 +214,14 @@ async fn shutdown_signal() {
         return;
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// `MODEL=NAMESPACE` (split at the last `=`: namespaces never contain one).
+fn parse_owner(s: &str) -> Result<(String, String), String> {
+    match s.trim().rsplit_once('=') {
+        Some((model, ns)) if !model.is_empty() && !ns.is_empty() => {
+            Ok((model.to_string(), ns.to_string()))
+        }
+        _ => Err(format!("expected MODEL=NAMESPACE, got {s:?}")),
+    }
 }

@@ -92,7 +92,7 @@ pub fn deployment(pool: &WorkerPool, defaults: &WorkerDefaults) -> Result<Deploy
         containers,
         node_selector: non_empty_map(&spec.template.node_selector),
         tolerations: non_empty_vec(&spec.template.tolerations),
-        service_account_name: spec.template.service_account_name.clone(),
+        service_account_name: pod_extras::service_account(pool, defaults).map_err(Error::Spec)?,
         image_pull_secrets: pod_extras::image_pull_secrets(pool, defaults),
         affinity: spec.template.affinity.clone(),
         priority_class_name: spec.template.priority_class_name.clone(),

@@ -22,7 +22,13 @@ pub struct WorkerDefaults {
     pub bridge_image: Option<String>,
     /// NATS URL the bridge sidecars publish to (the chart's NATS).
     pub nats_url: Option<String>,
+    /// Service accounts a pool's `template.serviceAccountName` may name (the chart's
+    /// `workerServiceAccounts`). Empty: none, the pods run as the namespace's `default`.
+    pub service_accounts: Vec<String>,
 }
+
+/// Environment variable listing [`WorkerDefaults::service_accounts`], comma-separated.
+pub const SERVICE_ACCOUNTS_ENV: &str = "SWITCHYARD_WORKER_SERVICE_ACCOUNTS";
 
 /// Environment variable holding [`WorkerDefaults::bridge_image`].
 pub const BRIDGE_IMAGE_ENV: &str = "SWITCHYARD_WORKER_BRIDGE_IMAGE";
@@ -41,7 +47,24 @@ impl WorkerDefaults {
             image_pull_secrets: parse_names(&names),
             bridge_image: non_empty(BRIDGE_IMAGE_ENV),
             nats_url: non_empty(NATS_ENV),
+            service_accounts: parse_names(&std::env::var(SERVICE_ACCOUNTS_ENV).unwrap_or_default()),
         }
+    }
+}
+
+/// The pod's service account: whoever can write a WorkerPool must not borrow any account of
+/// the namespace (e.g. a CI deployer's) for pods that run arbitrary images, so only names
+/// the operator was given are accepted.
+pub fn service_account(
+    pool: &WorkerPool,
+    defaults: &WorkerDefaults,
+) -> Result<Option<String>, String> {
+    match &pool.spec.template.service_account_name {
+        None => Ok(None),
+        Some(name) if defaults.service_accounts.iter().any(|a| a == name) => Ok(Some(name.clone())),
+        Some(name) => Err(format!(
+            "template.serviceAccountName {name:?} is not allowed; the operator accepts only the chart's workerServiceAccounts"
+        )),
     }
 }
 

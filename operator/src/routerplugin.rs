@@ -134,6 +134,16 @@ pub async fn evaluate(plugin: &RouterPlugin, ctx: &Context) -> Result<Verdict> {
     };
     let digest = match verify(&bytes, &spec.source.sha256) {
         Ok(d) => d,
+        // A URL's bytes are not the plugin author's to see through our status: their digest
+        // would tell what an arbitrary URL serves. A ConfigMap is in the plugin's namespace.
+        Err(_) if spec.source.url.is_some() => {
+            return Ok(not_validated(
+                accepted,
+                "DigestMismatch",
+                "the fetched bytes do not match spec.source.sha256".to_string(),
+                Action::requeue(RESYNC),
+            ));
+        }
         Err(e) => {
             let message = format!(
                 "{e}; set spec.source.sha256 to the digest of the component you mean to run"

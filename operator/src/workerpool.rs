@@ -80,7 +80,8 @@ async fn apply(
         .list(&ListParams::default().labels(&format!("{}={name}", labels::SERVICE_NAME)))
         .await
         .map_err(at(Step::EndpointSlices))?;
-    let status = status(pool, &deployment, listed.items, now());
+    let conflict = ctx.pool_claims.condition(pool);
+    let status = status(pool, &deployment, listed.items, conflict, now());
     if pool.status.as_ref() != Some(&status) {
         let pools: Api<WorkerPool> = Api::namespaced(ctx.client.clone(), namespace);
         let body = json!({
@@ -113,11 +114,13 @@ fn now() -> Time {
     Time(Timestamp::now())
 }
 
-/// The status a pool should have, given its Deployment and EndpointSlices.
+/// The status a pool should have, given its Deployment, EndpointSlices and its `Conflict`
+/// condition ([`crate::ownership`]).
 pub fn status(
     pool: &WorkerPool,
     deployment: &Deployment,
     slices: Vec<EndpointSlice>,
+    conflict: ConditionUpdate,
     now: Time,
 ) -> WorkerPoolStatus {
     let ds = deployment.status.clone().unwrap_or_default();
@@ -189,7 +192,7 @@ pub fn status(
         endpoints,
         conditions: conditions::merge(
             existing,
-            vec![available, progressing, failure::reconciled()],
+            vec![available, progressing, conflict, failure::reconciled()],
             pool.metadata.generation,
             now,
         ),

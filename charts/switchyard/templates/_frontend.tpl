@@ -9,6 +9,9 @@ The frontend's switchyard.yaml: what the chart derives (drain delay and shutdown
 {{- if .Values.nats.enabled -}}
 {{- $_ := set $base "nats" (include "switchyard.natsUrl" .) -}}
 {{- end -}}
+{{- if or .Values.modelOwners .Values.crossNamespacePlugins -}}
+{{- $_ := set $base "kubernetes" (dict "model_owners" (.Values.modelOwners | default dict) "cross_namespace_plugins" (.Values.crossNamespacePlugins | default false)) -}}
+{{- end -}}
 {{- if .Values.frontend.admin.enabled -}}
 {{- $_ := set $base "admin" (dict "listen" (printf "0.0.0.0:%d" (int .Values.frontend.admin.port))) -}}
 {{- end -}}

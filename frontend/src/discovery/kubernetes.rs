@@ -38,9 +38,10 @@ pub(super) async fn start(
     let (pools_tx, pools_rx) = watch::channel(PoolModels::new());
     let instances = {
         let (client, scope) = (client.clone(), scope.clone());
+        let owners = config.kubernetes.model_owners.clone();
         tokio::spawn(async move {
             if let Err(error) =
-                switchyard_k8s::discovery::run_discovery(client, scope, tx, pools_tx).await
+                switchyard_k8s::discovery::run_discovery(client, scope, owners, tx, pools_tx).await
             {
                 tracing::error!(%error, "kubernetes instance discovery stopped");
             }
@@ -62,7 +63,12 @@ pub(super) async fn start(
         instances,
         super::apply(registry, "kubernetes", rx),
         plugin_watch,
-        apply_plugins(plugins, prx, pools_rx),
+        apply_plugins(
+            plugins,
+            prx,
+            pools_rx,
+            config.kubernetes.cross_namespace_plugins,
+        ),
     ])
 }
 
@@ -84,8 +90,10 @@ struct KubePlugins {
     /// and whether that install succeeded (a failed one keeps its previous version running
     /// and is tried again on the next change).
     installed: BTreeMap<String, (Option<Vec<String>>, bool)>,
-    /// The model of every known WorkerPool.
+    /// The model of every routable WorkerPool.
     pools: PoolModels,
+    /// `kubernetes.cross_namespace_plugins`: plugins may reach other namespaces' models.
+    cross_namespace: bool,
 }
 
 impl KubePlugins {
@@ -125,7 +133,10 @@ impl KubePlugins {
     /// reloads it even when those are unchanged.
     fn resolve(&mut self, name: &str, new_artifact: bool) -> Option<Step> {
         let artifact = self.artifacts.get(name)?;
-        let models = artifact.applies_to.models(&artifact.namespace, &self.pools);
+        let models =
+            artifact
+                .applies_to
+                .models(&artifact.namespace, &self.pools, self.cross_namespace);
         if models.as_ref().is_some_and(Vec::is_empty) {
             // Its pools serve no model (yet): running it would mean running it everywhere.
             return self
@@ -161,10 +172,14 @@ fn apply_plugins(
     plugins: &Arc<PluginSet>,
     mut rx: mpsc::UnboundedReceiver<PluginEvent>,
     mut pools: watch::Receiver<PoolModels>,
+    cross_namespace: bool,
 ) -> JoinHandle<()> {
     let plugins = Arc::clone(plugins);
     tokio::spawn(async move {
-        let mut state = KubePlugins::default();
+        let mut state = KubePlugins {
+            cross_namespace,
+            ..KubePlugins::default()
+        };
         let mut pools_open = true;
         loop {
             let steps = tokio::select! {
@@ -291,7 +306,10 @@ mod tests {
     #[test]
     fn a_router_plugin_maps_onto_plugin_settings() {
         let artifact = artifact(&[], &["m"]);
-        let mut state = KubePlugins::default();
+        let mut state = KubePlugins {
+            cross_namespace: true,
+            ..KubePlugins::default()
+        };
         let steps = state.on_plugin(PluginEvent::Upsert(artifact));
         let [Step::Load(c, bytes)] = steps.as_slice() else {
             panic!("expected a load, got {steps:?}")
@@ -365,6 +383,17 @@ mod tests {
             vec![Step::Unload("ns.ll".into())]
         );
         assert!(state.on_pools(pools(&[("ns", "llama", "l")])).is_empty());
+    }
+
+    #[test]
+    fn an_unscoped_plugin_reaches_only_its_own_namespaces_models() {
+        let mut state = KubePlugins::default();
+        state.on_pools(pools(&[("ns", "a", "mine"), ("other", "b", "theirs")]));
+        let steps = state.on_plugin(PluginEvent::Upsert(artifact(&[], &[])));
+        assert_eq!(loaded_models(&steps), ["mine"]);
+        // Naming another tenant's model does not reach it either.
+        let steps = state.on_plugin(PluginEvent::Upsert(artifact(&[], &["theirs"])));
+        assert_eq!(steps, vec![Step::Unload("ns.ll".into())]);
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod chain;
 pub mod config;
 pub mod entry;
 pub mod explain;
+pub mod health_scope;
 pub mod recent;
 pub mod record;
 pub mod set;

@@ -106,7 +106,7 @@ pub fn spawn_health_policies(
                 continue;
             }
             had_policies = true;
-            let observations: Vec<Observation> = registry
+            let all_observations: Vec<Observation> = registry
                 .observations
                 .drain()
                 .into_iter()
@@ -114,6 +114,13 @@ pub fn spawn_health_policies(
                 .collect();
             let instances = registry.all();
             for entry in policies {
+                // A policy sees, and judges, only the instances of its own models.
+                let scope = super::health_scope::scope(&entry.config, &instances);
+                let observations: Vec<Observation> = all_observations
+                    .iter()
+                    .filter(|o| scope.contains(&o.id))
+                    .cloned()
+                    .collect();
                 let outcome = entry.call(|p| p.assess(&observations));
                 if let Some(recorder) = &set.recorder {
                     let output = match &outcome {
@@ -124,7 +131,7 @@ pub fn spawn_health_policies(
                 }
                 match outcome {
                     Ok(verdicts) => {
-                        for v in verdicts {
+                        for v in verdicts.into_iter().filter(|v| scope.contains(&v.id)) {
                             if let Some(instance) = instances.iter().find(|i| i.num_id == v.id) {
                                 instance.set_policy_verdict(Some(v.healthy));
                             }
@@ -136,7 +143,10 @@ pub fn spawn_health_policies(
                             .metrics
                             .fallbacks
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        instances.iter().for_each(|i| i.set_policy_verdict(None));
+                        instances
+                            .iter()
+                            .filter(|i| scope.contains(&i.num_id))
+                            .for_each(|i| i.set_policy_verdict(None));
                     }
                 }
             }

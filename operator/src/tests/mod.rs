@@ -6,5 +6,6 @@ mod figures;
 mod leader;
 mod routerplugin;
 mod workerpool;
+mod workerpool_conflict;
 mod workerpool_failures;
 mod workerpool_pods;

@@ -182,6 +182,33 @@ async fn url_source_is_fetched_without_the_api() {
 }
 
 #[tokio::test]
+async fn a_url_digest_mismatch_does_not_echo_what_the_url_served() {
+    let mut p = plugin("pick");
+    p.spec.source.config_map = None;
+    p.spec.source.url = Some("https://plugins.example/picker.wasm".into());
+    let served = b"whatever an internal service answers";
+    let urls = StaticUrls(
+        [(
+            "https://plugins.example/picker.wasm".to_string(),
+            Bytes::from_static(served),
+        )]
+        .into(),
+    );
+    let (_, calls) = run_plugin(
+        p,
+        FakeValidator(Ok(vec![PluginKind::Picker])),
+        urls,
+        vec![Call::PatchPluginStatus],
+    )
+    .await;
+    let validated = condition(&calls[0].body["status"], "Validated");
+    assert_eq!(validated["reason"], "DigestMismatch");
+    let message = validated["message"].as_str().unwrap();
+    assert!(!message.contains(&sha256_hex(served)), "{message}");
+    assert_eq!(message, "the fetched bytes do not match spec.source.sha256");
+}
+
+#[tokio::test]
 async fn two_sources_are_rejected_before_any_fetch() {
     let mut p = plugin("pick");
     p.spec.source.url = Some("https://plugins.example/picker.wasm".into());

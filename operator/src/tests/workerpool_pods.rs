@@ -250,3 +250,34 @@ async fn a_bridge_without_nats_is_a_spec_error_on_the_pool() {
     assert_eq!(reconciled["status"], "False");
     assert!(calls[1].body["note"].as_str().unwrap().contains("natsUrl"));
 }
+
+#[tokio::test]
+async fn a_service_account_outside_the_allow_list_is_a_spec_error() {
+    let mut p = pool("llama");
+    p.spec.template.service_account_name = Some("ci-deployer".into());
+    let (ctx, api) = context(FakeValidator(Ok(vec![])), StaticUrls::default());
+    // Nothing is applied: status + Event only.
+    let handle = api.run(vec![Call::PatchPoolStatus, Call::CreateEvent]);
+    let err = reconcile(Arc::new(p), ctx).await.unwrap_err();
+    let calls = finish(handle).await;
+    assert!(err.to_string().contains("ci-deployer"), "{err}");
+    assert_eq!(calls[1].body["reason"], "InvalidSpec");
+}
+
+#[tokio::test]
+async fn an_allow_listed_service_account_reaches_the_pods() {
+    let mut p = pool("llama");
+    p.spec.template.service_account_name = Some("engine".into());
+    let (mut ctx, api) = context(FakeValidator(Ok(vec![])), StaticUrls::default());
+    Arc::get_mut(&mut ctx)
+        .expect("fresh context")
+        .worker_defaults
+        .service_accounts = vec!["engine".into()];
+    let handle = api.run(Scenario::pool_changed(deploy_status(2, 2), vec![]));
+    reconcile(Arc::new(p), ctx).await.unwrap();
+    let calls = finish(handle).await;
+    assert_eq!(
+        calls[0].body["spec"]["template"]["spec"]["serviceAccountName"],
+        "engine"
+    );
+}

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use futures_util::{stream, StreamExt};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::jiff::Timestamp;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Client;
 use switchyard_runtime::{DiscoveryEvent, DiscoveryState, InstanceSpec};
@@ -19,6 +20,7 @@ use tokio::sync::watch;
 
 use crate::instances::{diff, InstanceIndex, Key, PoolModels};
 use crate::labels;
+use crate::ownership::ModelOwners;
 use crate::scope::{in_watch, WatchNamespace, WatchScope};
 use crate::workerpool::{WorkerPool, WorkerPoolSpec};
 use crate::Result;
@@ -40,7 +42,9 @@ struct Listing<T> {
 /// Tracks the initial lists of every watch and what was last reported.
 struct Tracker {
     index: InstanceIndex,
-    pools: Vec<Listing<WorkerPoolSpec>>,
+    /// Every listed pool with its creation time; mirrored into `index` after each event.
+    pool_objects: HashMap<Key, (WorkerPoolSpec, Option<Timestamp>)>,
+    pools: Vec<Listing<(WorkerPoolSpec, Option<Timestamp>)>>,
     slices: Vec<Listing<EndpointSlice>>,
     reported: Option<BTreeMap<String, InstanceSpec>>,
     /// The pools' models as last reported (`DiscoveryEvent::Models`).
@@ -52,11 +56,15 @@ struct Tracker {
 /// until the receiver is dropped. Once everything is listed, `pools` holds the model of every
 /// WorkerPool (for `RouterPlugin.spec.appliesTo.pools`) and is updated when that changes.
 ///
+/// A pool whose model belongs to another namespace ([`crate::ownership`]; `model_owners`
+/// lists explicit owners) is not reported.
+///
 /// Needs `list`/`watch` on `workerpools.switchyard.dev` and `endpointslices.discovery.k8s.io`
 /// in every watched namespace.
 pub async fn run_discovery(
     client: Client,
     scope: WatchScope,
+    model_owners: ModelOwners,
     tx: UnboundedSender<DiscoveryEvent>,
     pools: watch::Sender<PoolModels>,
 ) -> Result<()> {
@@ -80,7 +88,7 @@ pub async fn run_discovery(
         );
     }
     let mut updates = stream::select_all(watches);
-    let mut tracker = Tracker::new(&scope);
+    let mut tracker = Tracker::new(&scope, model_owners);
     while let Some(update) = updates.next().await {
         let events = match update {
             Ok(update) => tracker.apply(update),
@@ -152,9 +160,13 @@ impl<T> Listing<T> {
 }
 
 impl Tracker {
-    fn new(scope: &WatchScope) -> Self {
+    fn new(scope: &WatchScope, model_owners: ModelOwners) -> Self {
         Self {
-            index: InstanceIndex::default(),
+            index: InstanceIndex {
+                model_owners,
+                ..InstanceIndex::default()
+            },
+            pool_objects: HashMap::new(),
             pools: scope.watches().into_iter().map(Listing::new).collect(),
             slices: scope.watches().into_iter().map(Listing::new).collect(),
             reported: None,
@@ -166,10 +178,23 @@ impl Tracker {
     fn apply(&mut self, update: Update) -> Vec<DiscoveryEvent> {
         match update {
             Update::Pool(i, event) => {
-                let event = keyed(*event, |p| (InstanceIndex::key_of(&p), p.spec));
+                let event = keyed(*event, |p| {
+                    let created = p.metadata.creation_timestamp.as_ref().map(|t| t.0);
+                    (InstanceIndex::key_of(&p), (p.spec, created))
+                });
                 if let Some(listing) = self.pools.get_mut(i) {
-                    listing.apply(event, &mut self.index.pools);
+                    listing.apply(event, &mut self.pool_objects);
                 }
+                self.index.pools = self
+                    .pool_objects
+                    .iter()
+                    .map(|(k, (spec, _))| (k.clone(), spec.clone()))
+                    .collect();
+                self.index.created = self
+                    .pool_objects
+                    .iter()
+                    .filter_map(|(k, (_, created))| Some((k.clone(), (*created)?)))
+                    .collect();
             }
             Update::Slice(i, event) => {
                 let event = keyed(*event, |s| (InstanceIndex::key_of(&s), s));
@@ -203,9 +228,9 @@ impl Tracker {
         events
     }
 
-    /// Every pool's model, sorted and deduplicated.
+    /// Every routable pool's model, sorted and deduplicated.
     fn declared_models(&self) -> Vec<String> {
-        let mut models: Vec<String> = self.index.pools.values().map(|p| p.model.clone()).collect();
+        let mut models: Vec<String> = self.index.pool_models().into_values().collect();
         models.sort();
         models.dedup();
         models
@@ -263,7 +288,7 @@ mod tests {
 
     #[test]
     fn a_namespace_list_reports_once_every_namespace_is_listed() {
-        let mut tracker = Tracker::new(&WatchScope::parse("a,b"));
+        let mut tracker = Tracker::new(&WatchScope::parse("a,b"), ModelOwners::new());
         assert!(
             list(&mut tracker, 0, "a", Some("10.0.0.1")).is_empty(),
             "b not listed yet"
@@ -279,9 +304,94 @@ mod tests {
         assert_eq!(ids, ["a/llama/10.0.0.1", "b/llama/10.0.0.2"]);
     }
 
+    /// A pool named `llama` in `ns` serving `model`, created at `secs`.
+    fn claim(ns: &str, model: &str, secs: u32) -> WorkerPool {
+        let created = format!("2026-01-01T00:00:{secs:02}Z");
+        serde_json::from_value(
+            json!({"apiVersion": "switchyard.dev/v1alpha1", "kind": "WorkerPool",
+            "metadata": {"name": "llama", "namespace": ns, "creationTimestamp": created},
+            "spec": {"model": model, "replicas": 1, "template": {"image": "i"}}}),
+        )
+        .expect("pool")
+    }
+
+    /// Lists namespace `ns` (watch `i`) with `pool` and one ready slice at `ip`.
+    fn list_pool(
+        tracker: &mut Tracker,
+        i: usize,
+        pool: WorkerPool,
+        ip: &str,
+    ) -> Vec<DiscoveryEvent> {
+        let ns = pool.metadata.namespace.clone().unwrap_or_default();
+        let mut out = Vec::new();
+        for e in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(pool),
+            watcher::Event::InitDone,
+        ] {
+            out.extend(tracker.apply(Update::Pool(i, Box::new(e))));
+        }
+        for e in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(slice(&ns, ip)),
+            watcher::Event::InitDone,
+        ] {
+            out.extend(tracker.apply(Update::Slice(i, Box::new(e))));
+        }
+        out
+    }
+
+    fn snapshot_ids(events: &[DiscoveryEvent]) -> Vec<String> {
+        events
+            .iter()
+            .find_map(|e| match e {
+                DiscoveryEvent::Snapshot(all) => Some(all.iter().map(|i| i.id.clone()).collect()),
+                _ => None,
+            })
+            .expect("a snapshot")
+    }
+
+    #[test]
+    fn a_later_pool_naming_another_namespaces_model_gets_no_traffic() {
+        // Watches are in namespace order: 0 is `intruder`, 1 is `victim`.
+        let mut tracker = Tracker::new(&WatchScope::parse("victim,intruder"), ModelOwners::new());
+        list_pool(&mut tracker, 1, claim("victim", "shared", 10), "10.0.0.1");
+        let events = list_pool(&mut tracker, 0, claim("intruder", "shared", 20), "10.0.0.2");
+        assert_eq!(snapshot_ids(&events), ["victim/llama/10.0.0.1"]);
+        assert_eq!(
+            tracker
+                .index
+                .pool_models()
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>(),
+            [("victim".to_string(), "llama".to_string())]
+        );
+        // The owner's pool goes away: the model passes to the next claim.
+        let gone = tracker.apply(Update::Pool(
+            1,
+            Box::new(watcher::Event::Delete(claim("victim", "shared", 10))),
+        ));
+        assert!(gone.contains(&DiscoveryEvent::Remove {
+            id: "victim/llama/10.0.0.1".into()
+        }));
+        assert!(gone
+            .iter()
+            .any(|e| matches!(e, DiscoveryEvent::Upsert(i) if i.id == "intruder/llama/10.0.0.2")));
+    }
+
+    #[test]
+    fn the_allow_list_gives_a_model_to_its_namespace_whatever_the_claim_order() {
+        let owners = ModelOwners::from([("shared".to_string(), "victim".to_string())]);
+        let mut tracker = Tracker::new(&WatchScope::parse("intruder,victim"), owners);
+        list_pool(&mut tracker, 0, claim("intruder", "shared", 1), "10.0.0.2");
+        let events = list_pool(&mut tracker, 1, claim("victim", "shared", 50), "10.0.0.1");
+        assert_eq!(snapshot_ids(&events), ["victim/llama/10.0.0.1"]);
+    }
+
     #[test]
     fn relisting_one_namespace_keeps_the_others() {
-        let mut tracker = Tracker::new(&WatchScope::parse("a,b"));
+        let mut tracker = Tracker::new(&WatchScope::parse("a,b"), ModelOwners::new());
         list(&mut tracker, 0, "a", Some("10.0.0.1"));
         list(&mut tracker, 1, "b", Some("10.0.0.2"));
         // Namespace a's watch re-lists (e.g. after a 410 Gone) and its slice is gone.

@@ -4,11 +4,13 @@
 use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use switchyard_runtime::instance::CanaryOverride;
 use switchyard_runtime::{DiscoveryEvent, InstanceSpec};
 
 use crate::labels;
+use crate::ownership::{self, Claim, ModelOwners};
 use crate::workerpool::{HealthCheck, WorkerPoolSpec};
 
 /// `(namespace, name)` of an object.
@@ -23,6 +25,10 @@ pub type PoolModels = BTreeMap<Key, String>;
 pub struct InstanceIndex {
     pub pools: HashMap<Key, WorkerPoolSpec>,
     pub slices: HashMap<Key, EndpointSlice>,
+    /// Each pool's `creationTimestamp`: the order in which namespaces claimed models.
+    pub created: HashMap<Key, Timestamp>,
+    /// Models owned by a namespace regardless of claim order ([`ownership`]).
+    pub model_owners: ModelOwners,
 }
 
 impl InstanceIndex {
@@ -34,24 +40,54 @@ impl InstanceIndex {
         self.slices.insert(Self::key_of(&slice), slice);
     }
 
-    /// The model each pool serves.
+    /// The model each routable pool serves (a pool that lost its model to another
+    /// namespace serves nothing here).
     pub fn pool_models(&self) -> PoolModels {
+        let owners = self.owners();
         self.pools
             .iter()
+            .filter(|(key, spec)| self.owned(&owners, key, spec))
             .map(|(key, spec)| (key.clone(), spec.model.clone()))
             .collect()
     }
 
+    /// The owning namespace of every model a pool names.
+    pub fn owners(&self) -> BTreeMap<String, String> {
+        let claims = self.pools.iter().map(|(key, spec)| Claim {
+            namespace: &key.0,
+            model: &spec.model,
+            created: self.created.get(key).copied(),
+        });
+        ownership::owners(claims, &self.model_owners)
+    }
+
+    /// Whether pool `key` serving `spec.model` is in the model's owning namespace.
+    pub fn owned(
+        &self,
+        owners: &BTreeMap<String, String>,
+        key: &Key,
+        spec: &WorkerPoolSpec,
+    ) -> bool {
+        ownership::owns(owners, &self.model_owners, &key.0, &spec.model)
+    }
+
     /// Every ready instance, keyed by id.
+    /// Pools whose model another namespace owns contribute none: they would otherwise be
+    /// sent that namespace's prompts.
     pub fn instances(&self) -> BTreeMap<String, InstanceSpec> {
+        let owners = self.owners();
         let mut out = BTreeMap::new();
         for ((namespace, _), slice) in &self.slices {
             let Some(service) = slice.labels().get(labels::SERVICE_NAME) else {
                 continue;
             };
-            let Some(pool) = self.pools.get(&(namespace.clone(), service.clone())) else {
+            let key = (namespace.clone(), service.clone());
+            let Some(pool) = self.pools.get(&key) else {
                 continue;
             };
+            if !self.owned(&owners, &key, pool) {
+                continue;
+            }
             for inst in slice_instances(namespace, service, pool, slice) {
                 out.insert(inst.id.clone(), inst);
             }

@@ -11,13 +11,16 @@ pub mod conditions;
 pub mod crd;
 pub mod discovery;
 pub mod error;
+pub mod fetch_guard;
 pub mod instances;
 pub mod labels;
+pub mod ownership;
 pub mod plugins;
 pub mod routerplugin;
 mod schema;
 pub mod scope;
 pub mod source;
+pub mod tenancy;
 pub mod trust;
 pub mod workerpool;
 

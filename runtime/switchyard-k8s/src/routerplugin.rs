@@ -184,11 +184,31 @@ impl PluginKind {
 }
 
 impl AppliesTo {
-    /// The models a plugin in `namespace` applies to, given the model of every known pool:
+    /// The models a plugin in `namespace` applies to, given the model of every routable pool:
     /// `None` means every model; `Some` lists them, sorted (empty: no model right now).
-    pub fn models(&self, namespace: &str, pools: &PoolModels) -> Option<Vec<String>> {
+    ///
+    /// Unless `cross_namespace` (the frontend's `kubernetes.cross_namespace_plugins`), a
+    /// plugin reaches only models served by pools of its own namespace: a tenant's plugin
+    /// must not filter, score or pick for another tenant's traffic.
+    pub fn models(
+        &self,
+        namespace: &str,
+        pools: &PoolModels,
+        cross_namespace: bool,
+    ) -> Option<Vec<String>> {
         if self.pools.is_empty() {
-            return (!self.models.is_empty()).then(|| self.models.clone());
+            if cross_namespace {
+                return (!self.models.is_empty()).then(|| self.models.clone());
+            }
+            let mut own: Vec<String> = pools
+                .iter()
+                .filter(|((ns, _), _)| ns == namespace)
+                .map(|(_, model)| model.clone())
+                .filter(|model| self.models.is_empty() || self.models.contains(model))
+                .collect();
+            own.sort();
+            own.dedup();
+            return Some(own);
         }
         let mut out: Vec<String> = self
             .pools
@@ -268,29 +288,50 @@ mod tests {
     #[test]
     fn pools_select_the_models_they_serve_in_the_plugins_namespace() {
         let p = pools();
-        assert_eq!(scope(&[], &[]).models("a", &p), None, "everything");
         assert_eq!(
-            scope(&[], &["x"]).models("a", &p),
-            Some(vec!["x".to_string()])
-        );
-        assert_eq!(
-            scope(&["qwen", "llama", "llama-2"], &[]).models("a", &p),
+            scope(&["qwen", "llama", "llama-2"], &[]).models("a", &p, false),
             Some(vec!["meta/llama".to_string(), "qwen/qwen".to_string()])
         );
         assert_eq!(
-            scope(&["mistral"], &[]).models("a", &p),
+            scope(&["mistral"], &[]).models("a", &p, false),
             Some(vec![]),
             "another namespace's pool is not this plugin's"
         );
         assert_eq!(
-            scope(&["llama", "qwen"], &["qwen/qwen"]).models("a", &p),
+            scope(&["llama", "qwen"], &["qwen/qwen"]).models("a", &p, false),
             Some(vec!["qwen/qwen".to_string()]),
             "pools and models both filter"
         );
         assert_eq!(
-            scope(&["gone"], &[]).models("a", &p),
+            scope(&["gone"], &[]).models("a", &p, false),
             Some(vec![]),
             "a missing pool selects nothing, not everything"
+        );
+    }
+
+    #[test]
+    fn without_cross_namespace_an_empty_scope_is_the_plugins_own_namespace() {
+        let p = pools();
+        assert_eq!(
+            scope(&[], &[]).models("a", &p, false),
+            Some(vec!["meta/llama".to_string(), "qwen/qwen".to_string()]),
+            "namespace a's models, not b's mistral"
+        );
+        assert_eq!(
+            scope(&[], &["mistral/m", "qwen/qwen"]).models("a", &p, false),
+            Some(vec!["qwen/qwen".to_string()]),
+            "a listed model of another namespace is dropped"
+        );
+        assert_eq!(scope(&[], &[]).models("c", &p, false), Some(vec![]));
+    }
+
+    #[test]
+    fn cross_namespace_plugins_keep_the_cluster_wide_scope() {
+        let p = pools();
+        assert_eq!(scope(&[], &[]).models("a", &p, true), None, "everything");
+        assert_eq!(
+            scope(&[], &["x"]).models("a", &p, true),
+            Some(vec!["x".to_string()])
         );
     }
 }

@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use sha2::{Digest, Sha256};
 
+use crate::fetch_guard::{self, FetchPolicy, GuardedResolver};
 use crate::routerplugin::{PluginSource, RouterPlugin};
 use crate::{Error, Result};
 
@@ -29,14 +30,18 @@ pub trait UrlFetcher: Send + Sync {
 }
 
 /// HTTP/HTTPS fetcher (rustls with the Mozilla roots and an optional private CA bundle, see
-/// [`crate::trust`]; HTTP/1.1). Follows up to
-/// [`MAX_REDIRECTS`] redirects (301, 302, 303, 307, 308) to `http`/`https` URLs, never from
-/// `https` down to `http`; the sha256 is checked on the final bytes either way.
+/// [`crate::trust`]; HTTP/1.1). Only `https`, and only public addresses, unless the host is
+/// allow-listed ([`crate::fetch_guard`]). Follows up to [`MAX_REDIRECTS`] redirects (301,
+/// 302, 303, 307, 308) on the same host, never from `https` down to `http`; the sha256 is
+/// checked on the final bytes either way.
 pub struct HttpFetcher {
     client: hyper_util::client::legacy::Client<
-        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+        hyper_rustls::HttpsConnector<
+            hyper_util::client::legacy::connect::HttpConnector<GuardedResolver>,
+        >,
         Empty<Bytes>,
     >,
+    policy: Arc<FetchPolicy>,
 }
 
 /// Fetches and verifies a plugin's component.
@@ -47,7 +52,13 @@ pub struct SourceFetcher {
 }
 
 impl HttpFetcher {
+    /// A fetcher with the allow-list from `SWITCHYARD_PLUGIN_FETCH_ALLOW_HOSTS`.
     pub fn new() -> Result<Self> {
+        Self::with_policy(FetchPolicy::from_env())
+    }
+
+    pub fn with_policy(policy: FetchPolicy) -> Result<Self> {
+        let policy = Arc::new(policy);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -57,15 +68,21 @@ impl HttpFetcher {
             })?
             .with_root_certificates(crate::trust::roots_from_env()?)
             .with_no_client_auth();
+        let mut http = hyper_util::client::legacy::connect::HttpConnector::new_with_resolver(
+            GuardedResolver {
+                policy: Arc::clone(&policy),
+            },
+        );
+        http.enforce_http(false);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
-            .build();
+            .wrap_connector(http);
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build(https);
-        Ok(Self { client })
+        Ok(Self { client, policy })
     }
 }
 
@@ -78,15 +95,25 @@ impl UrlFetcher for HttpFetcher {
             };
             let work = async {
                 let mut current = url.to_string();
+                let mut origin_host: Option<String> = None;
                 for _ in 0..=MAX_REDIRECTS {
                     let uri: http::Uri = current
                         .parse()
-                        .map_err(|e| fail(format!("invalid URL {current}: {e}")))?;
+                        .map_err(|_| fail("invalid URL".to_string()))?;
+                    let host = uri.host().unwrap_or_default().to_ascii_lowercase();
+                    match &origin_host {
+                        None => origin_host = Some(host.clone()),
+                        Some(origin) if *origin != host => {
+                            return Err(fail("refusing a redirect to another host".to_string()));
+                        }
+                        Some(_) => {}
+                    }
+                    self.check(&uri, &host).map_err(|m| fail(m.to_string()))?;
                     let resp = self
                         .client
                         .get(uri.clone())
                         .await
-                        .map_err(|e| fail(e.to_string()))?;
+                        .map_err(|e| fail(connect_error(&e)))?;
                     let status = resp.status();
                     if is_followed_redirect(status) {
                         let location = resp
@@ -98,12 +125,7 @@ impl UrlFetcher for HttpFetcher {
                         continue;
                     }
                     if !status.is_success() {
-                        let via = if current == url {
-                            String::new()
-                        } else {
-                            format!(" (redirected to {current})")
-                        };
-                        return Err(fail(format!("HTTP {status}{via}")));
+                        return Err(fail(format!("HTTP {}", status.as_u16())));
                     }
                     let body = Limited::new(resp.into_body(), MAX_COMPONENT_BYTES);
                     return match body.collect().await {
@@ -113,7 +135,7 @@ impl UrlFetcher for HttpFetcher {
                                 limit: MAX_COMPONENT_BYTES,
                             })
                         }
-                        Err(e) => Err(fail(e.to_string())),
+                        Err(_) => Err(fail("the response body failed".to_string())),
                     };
                 }
                 Err(fail(format!("more than {MAX_REDIRECTS} redirects")))
@@ -123,6 +145,37 @@ impl UrlFetcher for HttpFetcher {
                 .map_err(|_| fail(format!("timed out after {}s", FETCH_TIMEOUT.as_secs())))?
         })
     }
+}
+
+impl HttpFetcher {
+    /// The https rule, and the address rule for IP literals (which skip DNS, so the
+    /// resolver never sees them).
+    fn check(&self, uri: &http::Uri, host: &str) -> std::result::Result<(), &'static str> {
+        self.policy
+            .check_url(uri.scheme_str().unwrap_or_default(), host)?;
+        let literal = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = literal.parse::<std::net::IpAddr>() {
+            if !self.policy.allows_host(host) && fetch_guard::refused(ip).is_some() {
+                return Err("the URL's address is not public");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A connect error as a generic message: refused addresses say so, the rest stay vague
+/// (the status condition is readable by whoever wrote the URL).
+fn connect_error(e: &hyper_util::client::legacy::Error) -> String {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::PermissionDenied {
+                return "the host resolves only to non-public addresses".to_string();
+            }
+        }
+        source = err.source();
+    }
+    "could not connect".to_string()
 }
 
 fn is_followed_redirect(status: http::StatusCode) -> bool {
@@ -277,16 +330,19 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let absolute = format!("{base}/final");
+        let port = listener.local_addr().unwrap().port();
+        let elsewhere = format!("http://localhost:{port}/final");
         tokio::spawn(async move {
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
-                let absolute = absolute.clone();
+                let (absolute, elsewhere) = (absolute.clone(), elsewhere.clone());
                 let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                     let (status, location, body) = match req.uri().path() {
                         "/start" => (302, Some("/next".to_string()), ""),
                         "/next" => (301, Some(absolute.clone()), ""),
                         "/final" => (200, None, "component bytes"),
                         "/loop" => (307, Some("loop".to_string()), ""),
+                        "/elsewhere" => (302, Some(elsewhere.clone()), ""),
                         _ => (404, None, ""),
                     };
                     let mut resp = http::Response::builder().status(status);
@@ -312,12 +368,45 @@ mod tests {
     #[tokio::test]
     async fn url_fetches_follow_a_bounded_number_of_redirects() {
         let base = redirecting_server().await;
-        let fetcher = HttpFetcher::new().unwrap();
+        let fetcher = HttpFetcher::with_policy(FetchPolicy::allowing("127.0.0.1")).unwrap();
         let bytes = fetcher.fetch(&format!("{base}/start")).await.unwrap();
         assert_eq!(&bytes[..], b"component bytes");
         let err = fetcher.fetch(&format!("{base}/loop")).await.unwrap_err();
         assert!(err.to_string().contains("more than 5 redirects"), "{err}");
         let err = fetcher.fetch(&format!("{base}/missing")).await.unwrap_err();
         assert!(err.to_string().contains("404"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn non_public_and_plain_http_urls_are_refused_by_default() {
+        let base = redirecting_server().await;
+        let port = base.rsplit(':').next().unwrap();
+        let fetcher = HttpFetcher::with_policy(FetchPolicy::default()).unwrap();
+        let err = fetcher.fetch(&format!("{base}/final")).await.unwrap_err();
+        assert!(err.to_string().contains("must use https"), "{err}");
+        let err = fetcher
+            .fetch(&format!("https://127.0.0.1:{port}/final"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("not public"), "{err}");
+        // A name is checked on what it resolves to.
+        let err = fetcher
+            .fetch(&format!("https://localhost:{port}/final"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("non-public addresses"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn redirects_stay_on_the_same_host_and_errors_echo_nothing_fetched() {
+        let base = redirecting_server().await;
+        let fetcher =
+            HttpFetcher::with_policy(FetchPolicy::allowing("127.0.0.1,localhost")).unwrap();
+        let err = fetcher
+            .fetch(&format!("{base}/elsewhere"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("another host"), "{err}");
+        assert!(!err.to_string().contains("localhost"), "{err}");
     }
 }

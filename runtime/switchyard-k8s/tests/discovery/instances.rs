@@ -17,6 +17,7 @@ async fn instances_appear_change_and_disappear() {
     let task = tokio::spawn(run_discovery(
         client,
         WatchScope::parse("default"),
+        Default::default(),
         tx,
         pools_tx,
     ));
@@ -175,6 +176,7 @@ async fn a_namespace_list_watches_each_namespace_and_merges_them() {
     let task = tokio::spawn(run_discovery(
         client,
         WatchScope::parse("team-b,team-a"),
+        Default::default(),
         tx,
         watch::channel(PoolModels::new()).0,
     ));
@@ -184,7 +186,10 @@ async fn a_namespace_list_watches_each_namespace_and_merges_them() {
     for _ in 0..2 {
         let req = next(&mut api.pools, false).await;
         let ns = namespace_of(&req);
-        reply(req, list("WorkerPoolList", vec![pool_in(&ns, 1.0, "1")]));
+        // Each namespace serves a model of its own: one model name belongs to one namespace.
+        let mut pool = pool_in(&ns, 1.0, "1");
+        pool["spec"]["model"] = format!("model-{ns}").into();
+        reply(req, list("WorkerPoolList", vec![pool]));
         seen.push(ns);
     }
     for _ in 0..2 {
@@ -214,7 +219,7 @@ async fn a_namespace_list_watches_each_namespace_and_merges_them() {
     let DiscoveryEvent::Models(models) = event(&mut rx).await else {
         panic!("expected the pools' models first")
     };
-    assert_eq!(models.len(), 1, "both pools serve one model: {models:?}");
+    assert_eq!(models, ["model-team-a", "model-team-b"]);
     let DiscoveryEvent::Snapshot(mut snapshot) = event(&mut rx).await else {
         panic!("expected one snapshot of both namespaces")
     };
