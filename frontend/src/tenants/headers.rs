@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio::time::Instant;
 
 use super::limiter::Window;
@@ -14,27 +14,33 @@ use super::set::Tenant;
 pub fn stamp(tenant: &Tenant, headers: &mut HeaderMap) {
     let now = Instant::now();
     if let Some(w) = tenant.limiter.requests_window(now) {
-        put(headers, "requests", w);
+        put(headers, &REQUESTS, w);
     }
     if let Some(w) = tenant.limiter.tokens_window(now) {
-        put(headers, "tokens", w);
+        put(headers, &TOKENS, w);
     }
 }
 
-fn put(headers: &mut HeaderMap, what: &'static str, w: Window) {
-    let names: [(&str, String); 3] = [
-        ("limit", w.limit.to_string()),
-        ("remaining", w.remaining.to_string()),
-        ("reset", duration_text(w.reset)),
-    ];
-    for (field, value) in names {
-        let name = format!("x-ratelimit-{field}-{what}");
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::try_from(name),
-            HeaderValue::try_from(value),
-        ) {
-            headers.insert(name, value);
-        }
+/// `x-ratelimit-{limit,remaining,reset}-<what>`: static names, so stamping a response
+/// parses no header name (it runs on every tenant response).
+type Names = [HeaderName; 3];
+static REQUESTS: Names = [
+    HeaderName::from_static("x-ratelimit-limit-requests"),
+    HeaderName::from_static("x-ratelimit-remaining-requests"),
+    HeaderName::from_static("x-ratelimit-reset-requests"),
+];
+static TOKENS: Names = [
+    HeaderName::from_static("x-ratelimit-limit-tokens"),
+    HeaderName::from_static("x-ratelimit-remaining-tokens"),
+    HeaderName::from_static("x-ratelimit-reset-tokens"),
+];
+
+fn put(headers: &mut HeaderMap, names: &Names, w: Window) {
+    let [limit, remaining, reset] = names;
+    headers.insert(limit.clone(), HeaderValue::from(w.limit));
+    headers.insert(remaining.clone(), HeaderValue::from(w.remaining));
+    if let Ok(value) = HeaderValue::try_from(duration_text(w.reset)) {
+        headers.insert(reset.clone(), value);
     }
 }
 
