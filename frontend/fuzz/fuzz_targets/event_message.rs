@@ -10,9 +10,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use switchyard_kv::{KvEvent, SharedKvIndex};
-use switchyard_nats::inbound::{
-    kv_message, load_message, MAX_BLOCKS_PER_MESSAGE, MAX_ID_BYTES,
-};
+use switchyard_nats::inbound::{kv_message, load_message, MAX_BLOCKS_PER_MESSAGE, MAX_ID_BYTES};
 use switchyard_nats::{subjects, vllm};
 
 const CAP: usize = 64;
@@ -44,7 +42,10 @@ fuzz_target!(|data: &[u8]| {
                 for event in &m.events {
                     index.apply(&m.instance, event);
                 }
-                assert!(index.instance_blocks(&m.instance) <= CAP, "per-instance cap exceeded");
+                assert!(
+                    index.instance_blocks(&m.instance) <= CAP,
+                    "per-instance cap exceeded"
+                );
             }
         }
         1 => {
