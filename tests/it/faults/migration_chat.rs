@@ -5,7 +5,7 @@
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 use switchyard_tests::http::{metric, post_json};
-use switchyard_tests::mocker;
+use switchyard_tests::{mocker, Proc};
 
 use super::{expected_text, frontend_over, stream, Streamed};
 use crate::chat;
@@ -20,20 +20,40 @@ fn chunks(outcome: &Streamed) -> Vec<Value> {
         .collect()
 }
 
+/// A full-chat reference mocker, and a frontend over two chat-only mockers (no
+/// `/v1/completions`) of which the first dies once it generated 12 tokens in all, so every
+/// stream it serves is cut mid-way and must continue on the other's chat endpoint.
+struct ChatOnlyPool {
+    reference: Proc,
+    frontend: Proc,
+    _workers: [Proc; 2],
+}
+
+impl ChatOnlyPool {
+    async fn start() -> Self {
+        let reference = mocker(&[]).await.unwrap();
+        let victim = mocker(&["--chat-only", "--die-after-tokens", "12", "--itl-ms", "5"])
+            .await
+            .unwrap();
+        let survivor = mocker(&["--chat-only"]).await.unwrap();
+        let frontend = frontend_over(
+            "probe:\n  interval_ms: 0\nmigration_limit: 1\n",
+            &[&victim, &survivor],
+            &["--policy", "round-robin"],
+        )
+        .await;
+        Self {
+            reference,
+            frontend,
+            _workers: [victim, survivor],
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_chat_only_pool_migrates_a_killed_stream_with_the_exact_text() {
-    let reference = mocker(&[]).await.unwrap();
-    // Dies once it generated 12 tokens in all: every stream it serves is cut mid-way.
-    let victim = mocker(&["--chat-only", "--die-after-tokens", "12", "--itl-ms", "5"])
-        .await
-        .unwrap();
-    let survivor = mocker(&["--chat-only"]).await.unwrap();
-    let fe = frontend_over(
-        "probe:\n  interval_ms: 0\nmigration_limit: 1\n",
-        &[&victim, &survivor],
-        &["--policy", "round-robin"],
-    )
-    .await;
+    let pool = ChatOnlyPool::start().await;
+    let (reference, fe) = (&pool.reference, &pool.frontend);
     let bodies: Vec<Value> = (0..4)
         .map(|i| {
             let mut body = chat(&format!("tell story number {i}"), 30, true);
@@ -42,7 +62,7 @@ async fn a_chat_only_pool_migrates_a_killed_stream_with_the_exact_text() {
             body
         })
         .collect();
-    let expected = join_all(bodies.iter().map(|b| expected_text(&reference, CHAT, b))).await;
+    let expected = join_all(bodies.iter().map(|b| expected_text(reference, CHAT, b))).await;
     let base = fe.url();
     let outcomes = join_all(bodies.iter().map(|b| stream(&base, CHAT, b))).await;
     for (i, (outcome, expected)) in outcomes.iter().zip(&expected).enumerate() {
@@ -86,17 +106,8 @@ fn usages(outcome: &Streamed) -> Vec<Value> {
 
 #[tokio::test]
 async fn continuous_usage_counts_the_whole_stream_across_a_migration() {
-    let reference = mocker(&[]).await.unwrap();
-    let victim = mocker(&["--chat-only", "--die-after-tokens", "12", "--itl-ms", "5"])
-        .await
-        .unwrap();
-    let survivor = mocker(&["--chat-only"]).await.unwrap();
-    let fe = frontend_over(
-        "probe:\n  interval_ms: 0\nmigration_limit: 1\n",
-        &[&victim, &survivor],
-        &["--policy", "round-robin"],
-    )
-    .await;
+    let pool = ChatOnlyPool::start().await;
+    let (reference, fe) = (&pool.reference, &pool.frontend);
     let bodies: Vec<Value> = (0..2)
         .map(|i| {
             let mut body = chat(&format!("count the tokens of story {i}"), 20, true);

@@ -25,7 +25,9 @@ async fn a_draining_frontend_fails_no_stream() {
     let lb = Balancer::start(&[a.port, b.port]).await;
     let url = format!("http://{}/v1/chat/completions", lb.addr);
     // Wait until the balancer's own health check has seen both backends ready.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while lb.ready_backends() < 2 {
+        assert!(std::time::Instant::now() < deadline, "backends never ready");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 
@@ -40,7 +42,9 @@ async fn a_draining_frontend_fails_no_stream() {
         .collect();
     // …on both frontends (each has streams in flight) before A is told to stop.
     for fe in [&a, &b] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while metric(&fe.url(), "switchyard_requests_in_flight").await < 1.0 {
+            assert!(std::time::Instant::now() < deadline, "no stream in flight");
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
