@@ -41,6 +41,10 @@ struct InstanceView<'a> {
     itl_ewma_ms: f32,
     /// LoRA adapters resident on the instance (engine reports and this frontend's loads).
     adapters: Vec<String>,
+    /// The engine's `/v1/models` when it does not list the instance's model (then the instance
+    /// is out of routing); absent when it does, or when it was not read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    served_models_instead: Option<Vec<String>>,
 }
 
 pub async fn handle(app: &Arc<App>, parts: &Parts, body: Incoming) -> Response<Body> {
@@ -131,6 +135,7 @@ fn instances(app: &App) -> Response<Body> {
             ttft_ewma_ms: i.load.ttft_ewma_us.load(Relaxed) as f32 / 1000.0,
             itl_ewma_ms: i.load.itl_ewma_us.load(Relaxed) as f32 / 1000.0,
             adapters: i.adapters.names(),
+            served_models_instead: i.served_mismatch(),
         })
         .collect();
     json_response(

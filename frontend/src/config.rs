@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use switchyard_runtime::client::ClientConfig;
 use switchyard_runtime::engine_load::ScrapeConfig;
 use switchyard_runtime::health::{CanaryConfig, HealthConfig, ProbeConfig, RetryBudgetConfig};
+use switchyard_runtime::served_models::ServedModelsConfig;
 
 use crate::admission::OverloadConfig;
 use switchyard_plugin_host::{HostConfig, QuarantinePolicy};
@@ -82,6 +83,7 @@ pub struct ServeConfig {
     pub canary: CanaryConfig,
     /// Load figures read from each engine's own metrics endpoint (`docs/engines.md`).
     pub load_scrape: ScrapeConfig,
+    pub served_model_check: ServedModelsConfig,
     /// Retries in flight as a share of requests in flight.
     pub retry_budget: RetryBudgetConfig,
     /// Admission control and load shedding.
@@ -347,6 +349,7 @@ impl Default for ServeConfig {
             probe: ProbeConfig::default(),
             canary: CanaryConfig::default(),
             load_scrape: ScrapeConfig::default(),
+            served_model_check: ServedModelsConfig::default(),
             retry_budget: RetryBudgetConfig::default(),
             overload: OverloadConfig::default(),
             tenants: Vec::new(),
@@ -412,6 +415,9 @@ impl ServeConfig {
         self.load_scrape
             .validate()
             .map_err(|m| invalid("load_scrape", m))?;
+        self.served_model_check
+            .validate()
+            .map_err(|m| invalid("served_model_check", m))?;
         self.retry_budget
             .validate()
             .map_err(|m| invalid("retry_budget", m))?;

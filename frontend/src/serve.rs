@@ -63,6 +63,11 @@ pub async fn run(
         app.config.load_scrape.clone(),
         Arc::clone(&app.metrics.scrapes),
     );
+    let served_check = switchyard_runtime::served_models::spawn_checker(
+        Arc::clone(&registry),
+        app.client.clone(),
+        app.config.served_model_check.clone(),
+    );
     tracing::info!(
         listen = %listener.local_addr()?,
         instances = registry.all().len(),
@@ -81,6 +86,7 @@ pub async fn run(
     if let Some(scraper) = scraper {
         scraper.abort();
     }
+    served_check.iter().for_each(JoinHandle::abort);
     plugin_tasks.iter().for_each(JoinHandle::abort);
     tenant_watch.iter().for_each(JoinHandle::abort);
     tenant_replicas.iter().for_each(JoinHandle::abort);

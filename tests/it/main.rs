@@ -27,6 +27,7 @@ mod plugin_new;
 mod plugins;
 mod register;
 mod routing;
+mod served_models;
 mod shutdown;
 mod streaming;
 mod templates;

@@ -19,6 +19,7 @@ pub mod observe;
 pub mod policy;
 pub mod registry;
 pub mod role;
+pub mod served_models;
 pub mod spec_check;
 pub mod template;
 pub mod templates;

@@ -2,7 +2,7 @@
 //!
 //! Everything a policy looks at per request is an atomic here, so selection never takes a lock.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 /// Source of [`Instance::num_id`].
 static NEXT_NUM_ID: AtomicU32 = AtomicU32::new(1);
@@ -30,6 +30,10 @@ pub struct Instance {
     last_error: Mutex<Option<String>>,
     /// A health-policy plugin's verdict: 0 = none, 1 = healthy, 2 = unhealthy.
     policy_verdict: AtomicU8,
+    /// The engine's `/v1/models` lists other models and not this one ([`crate::served_models`]):
+    /// the flag is what routing reads, the list is for `/admin/instances`.
+    misnamed: AtomicBool,
+    served_ids: Mutex<Option<Vec<String>>>,
 }
 
 /// Load counters. `in_flight` is what this frontend has outstanding; `remote_*` fields are
@@ -200,6 +204,8 @@ impl Instance {
             template,
             last_error: Mutex::new(None),
             policy_verdict: AtomicU8::new(0),
+            misnamed: AtomicBool::new(false),
+            served_ids: Mutex::new(None),
         }
     }
 
@@ -240,8 +246,24 @@ impl Instance {
     /// no health-policy plugin declared the instance unhealthy. Deciding this in one place is
     /// the point: a second, weaker copy let streams migrate onto instances a plugin had taken
     /// out and kept their models listed.
+    /// An engine serving another model name is not routable either: every request would come
+    /// back as its 404.
     pub fn routable(&self, now_ns: u64) -> bool {
-        self.health.is_routable(now_ns) && !self.policy_says_unhealthy()
+        self.health.is_routable(now_ns)
+            && !self.policy_says_unhealthy()
+            && !self.misnamed.load(Ordering::Relaxed)
+    }
+
+    /// Records the served-model check's verdict: `Some(ids)` when the engine lists `ids` and
+    /// not this instance's model, `None` when it serves the model.
+    pub fn set_served_mismatch(&self, listed: Option<Vec<String>>) {
+        self.misnamed.store(listed.is_some(), Ordering::Relaxed);
+        *self.served_ids.lock() = listed;
+    }
+
+    /// What the engine serves instead of this instance's model, when it does not serve it.
+    pub fn served_mismatch(&self) -> Option<Vec<String>> {
+        self.served_ids.lock().clone()
     }
 
     pub fn last_error(&self) -> Option<String> {

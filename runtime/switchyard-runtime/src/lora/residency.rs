@@ -127,6 +127,21 @@ impl Residency {
         s.active = info.running.iter().chain(&info.waiting).cloned().collect();
     }
 
+    /// Applies the engine's own list of loaded adapters (`/v1/models`), read from a request sent
+    /// at `listed_at`: listed adapters are resident (never used here yet, they are the first
+    /// idle ones), and unlisted ones were unloaded by someone else — unless this frontend used
+    /// or loaded them after the list was asked for, which the list cannot show yet.
+    pub fn sync_loaded(&self, listed: &[String], listed_at: u64) {
+        let mut s = self.state.lock();
+        s.loaded
+            .retain(|(n, at)| *at >= listed_at || listed.iter().any(|l| l == n));
+        for name in listed {
+            if !s.loaded.iter().any(|(n, _)| n == name) {
+                s.loaded.push((name.clone(), 0));
+            }
+        }
+    }
+
     pub fn is_resident(&self, name: &str) -> bool {
         self.state.lock().loaded.iter().any(|(n, _)| n == name)
     }
