@@ -72,6 +72,7 @@ EVERYTHING = {
                                        "labelSelector": {"matchLabels": {"app.kubernetes.io/component": "frontend"}}}],
         "service": {"type": "LoadBalancer", "annotations": {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}},
         "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/x"}},
+        "workerApiKeys": {"existingSecret": "switchyard-worker-keys"},
     },
     "operator": {"replicas": 2, "pdb": {"enabled": True}},
     "global": {"imageRegistry": "registry.example.com/ml"},
@@ -349,6 +350,23 @@ def check_hygiene(label, values, docs):
             mount = mounts.get(os.path.dirname(path))
             check(f"{label} {d['metadata']['name']} trusts the plugin CA from ConfigMap {ca}",
                   mount is not None and vols[mount].get("configMap", {}).get("name") == ca, (path, mounts))
+    keys = values.get("frontend", {}).get("workerApiKeys", {}).get("existingSecret")
+    for d in docs:
+        if d["kind"] != "Deployment" or not d["metadata"]["name"].endswith("-frontend"):
+            continue
+        pod = d["spec"]["template"]["spec"]
+        c = pod["containers"][0]
+        env = {e["name"]: e.get("value") for e in c.get("env", [])}
+        path = env.get("SWITCHYARD_WORKER_API_KEYS_DIR")
+        if not keys:
+            check(f"{label} no worker key directory unless asked", path is None, env)
+            continue
+        mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
+        vols = {v["name"]: v for v in pod.get("volumes", [])}
+        mount = mounts.get(path)
+        check(f"{label} the frontend reads worker API keys from Secret {keys}, read-only",
+              mount is not None and mount.get("readOnly") is True
+              and vols[mount["name"]].get("secret", {}).get("secretName") == keys, (path, mounts))
 
 
 def check_nats(label, values, docs):

@@ -9,6 +9,8 @@ pub mod http;
 pub mod process;
 pub mod services;
 
-pub use process::{frontend, frontend_slow, frontend_with_config, mocker, worker_flags};
+pub use process::{
+    frontend, frontend_slow, frontend_with_config, mocker, mocker_with_key, worker_flags,
+};
 
 pub use process::{free_port, switchyard_bin, Proc};

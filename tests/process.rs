@@ -179,6 +179,23 @@ pub async fn mocker(extra: &[&str]) -> anyhow::Result<Proc> {
     Ok(p)
 }
 
+/// Starts a mocker that requires `Authorization: Bearer KEY` on `/v1/*` (vLLM's `--api-key`);
+/// it waits on `/health`, which the key does not guard.
+pub async fn mocker_with_key(key: &str, extra: &[&str]) -> anyhow::Result<Proc> {
+    let port = free_port();
+    let mut args = vec![
+        "mocker".to_owned(),
+        "--listen".to_owned(),
+        format!("127.0.0.1:{port}"),
+        "--api-key".to_owned(),
+        key.to_owned(),
+    ];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let mut p = Proc::spawn("mocker", &args, port)?;
+    p.wait_ready("/health").await?;
+    Ok(p)
+}
+
 /// Starts a frontend with `serve` flags and waits for `/live`. Its admin API (when it has
 /// an admin token) listens on a port of its own too: [`Proc::admin_url`].
 pub async fn frontend(extra: &[String]) -> anyhow::Result<Proc> {

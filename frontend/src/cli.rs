@@ -101,6 +101,10 @@ pub struct ServeArgs {
     /// YAML file with the tenant list (API keys, models, limits); reloaded when it changes.
     #[arg(long = "tenants", env = env::TENANTS, value_name = "FILE")]
     pub tenants_file: Option<String>,
+    /// Directory of worker API keys, one file per key named after it (a mounted Secret);
+    /// discovered workers name theirs with `api_key_name`.
+    #[arg(long, env = env::WORKER_API_KEYS_DIR, value_name = "DIR")]
+    pub worker_api_keys_dir: Option<String>,
     #[command(flatten)]
     pub admin: Box<AdminArgs>,
 }
@@ -215,6 +219,9 @@ impl ServeArgs {
         }
         if self.tenants_file.is_some() {
             config.tenants_file = self.tenants_file;
+        }
+        if self.worker_api_keys_dir.is_some() {
+            config.worker_api_keys_dir = self.worker_api_keys_dir;
         }
         (*self.admin).apply(&mut config)?;
         config.validate()?;

@@ -84,6 +84,11 @@ pub struct ServeConfig {
     /// Load figures read from each engine's own metrics endpoint (`docs/engines.md`).
     pub load_scrape: ScrapeConfig,
     pub served_model_check: ServedModelsConfig,
+    /// Worker API keys by name, each a file (`docs/engines.md`): what discovered workers'
+    /// `api_key_name` refers to.
+    pub worker_api_keys: BTreeMap<String, String>,
+    /// A directory whose every file is a worker API key named after the file (a mounted Secret).
+    pub worker_api_keys_dir: Option<String>,
     /// Retries in flight as a share of requests in flight.
     pub retry_budget: RetryBudgetConfig,
     /// Admission control and load shedding.
@@ -350,6 +355,8 @@ impl Default for ServeConfig {
             canary: CanaryConfig::default(),
             load_scrape: ScrapeConfig::default(),
             served_model_check: ServedModelsConfig::default(),
+            worker_api_keys: BTreeMap::new(),
+            worker_api_keys_dir: None,
             retry_budget: RetryBudgetConfig::default(),
             overload: OverloadConfig::default(),
             tenants: Vec::new(),
@@ -528,6 +535,12 @@ impl ServeConfig {
 
     /// Every chat template the frontend knows: `chat_templates`, plus each static worker's
     /// template file under the name [`worker_template_name`]. Reads the files.
+    /// The worker API keys discovered specs may name, read from their files.
+    pub fn worker_keys(&self) -> Result<BTreeMap<String, WorkerAuth>, ConfigError> {
+        crate::worker_keys::load(&self.worker_api_keys, self.worker_api_keys_dir.as_deref())
+            .map_err(|m| invalid("worker_api_keys", m))
+    }
+
     pub fn template_catalog(&self) -> Result<TemplateCatalog, ConfigError> {
         let mut catalog = TemplateCatalog::default();
         for (name, source) in &self.chat_templates {
@@ -581,6 +594,7 @@ impl ServeConfig {
                     role: w.role,
                     bootstrap_port: w.bootstrap_port,
                     auth,
+                    api_key_name: None,
                 }
             })
             .collect()

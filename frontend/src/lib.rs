@@ -40,4 +40,5 @@ pub mod server;
 pub mod tenants;
 pub mod tls;
 pub mod translate;
+pub mod worker_keys;
 pub mod write_timeout;

@@ -25,7 +25,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     // Template files are read here, once, from the operator's config; discovery only names them.
-    let registry = Arc::new(Registry::new(config.template_catalog()?));
+    let registry =
+        Arc::new(Registry::new(config.template_catalog()?).with_worker_keys(config.worker_keys()?));
     let plugins = Arc::new(start_plugins(&config, &registry).await?);
     let discovery_tasks = discovery::start(&config, &registry, &plugins).await?;
     // NATS events (KV index, worker load, replica sync) and the `kv` policy's overlap source;

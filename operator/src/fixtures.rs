@@ -311,6 +311,7 @@ pub fn pool(name: &str) -> WorkerPool {
             routing: Default::default(),
             role: Default::default(),
             kv_events: None,
+            api_key: None,
         },
     );
     p.metadata.namespace = Some(NS.to_string());

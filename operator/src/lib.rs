@@ -9,6 +9,7 @@
 //! (the world check).
 #![forbid(unsafe_code)]
 
+pub mod api_key;
 pub mod backoff;
 pub mod bounded_validator;
 pub mod context;

@@ -147,7 +147,10 @@ fn container(pool: &WorkerPool, mounts: Option<Vec<VolumeMount>>) -> Container {
             spec.model.clone(),
         ]
     } else {
-        kv_bridge::engine_args(pool, pod_extras::args(pool, t.args.clone()))
+        kv_bridge::engine_args(
+            pool,
+            crate::api_key::args(pool, pod_extras::args(pool, t.args.clone())),
+        )
     };
     let probes = probes(&spec.health);
     Container {

@@ -186,6 +186,7 @@ pub fn env(pool: &WorkerPool) -> Vec<EnvVar> {
             });
         }
     }
+    crate::api_key::env(pool, &mut env);
     env
 }
 

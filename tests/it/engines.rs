@@ -7,7 +7,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use switchyard_tests::http::metric;
-use switchyard_tests::{free_port, frontend_with_config, mocker, Proc};
+use switchyard_tests::{frontend_with_config, mocker, mocker_with_key, Proc};
 
 use crate::distributed::eventually;
 use crate::{chat, spread, MODEL};
@@ -140,21 +140,7 @@ async fn figures_from_a_worker_that_stops_answering_decay_to_unknown() {
 #[tokio::test]
 async fn a_worker_started_with_an_api_key_gets_it_on_every_call_and_it_is_never_shown() {
     const KEY: &str = "sk-worker-5b1d9e";
-    // `mocker()` waits on /v1/models, which the key now guards: wait on /health instead.
-    let port = free_port();
-    let args: Vec<String> = [
-        "mocker",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--engine",
-        "vllm",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .chain(["--api-key".to_owned(), KEY.to_owned()])
-    .collect();
-    let mut worker = Proc::spawn("mocker", &args, port).unwrap();
-    worker.wait_ready("/health").await.unwrap();
+    let worker = mocker_with_key(KEY, &["--engine", "vllm"]).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("worker-key");
     std::fs::write(&key_file, format!("{KEY}\n")).unwrap();

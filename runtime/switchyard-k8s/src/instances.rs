@@ -144,6 +144,12 @@ fn slice_instances(
         inst.role = pool.role.to_runtime();
         inst.weight = pool.routing.weight as f32;
         inst.canary = Some(canary(&pool.health));
+        // Scoped by namespace: a pool can only ask for keys filed under its own namespace,
+        // or a pool in one team's namespace could have another team's key sent to its pods.
+        inst.api_key_name = pool
+            .api_key
+            .as_ref()
+            .map(|k| format!("{namespace}.{}", k.frontend_name()));
         inst.health_path = Some(pool.health.path.clone());
         inst.labels = pool.routing.labels.clone();
         inst.labels
@@ -192,4 +198,50 @@ pub fn diff(
         }
     }
     events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(api_key: serde_json::Value) -> WorkerPoolSpec {
+        serde_json::from_value(json!({"model": "m", "template": {"image": "i"}, "apiKey": api_key}))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn slice() -> EndpointSlice {
+        serde_json::from_value(
+            json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "p-x", "namespace": "team-b"},
+            "addressType": "IPv4", "endpoints": [{"addresses": ["10.0.0.9"]}],
+            "ports": [{"name": "http", "port": 8000}]}),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_pools_api_key_is_named_under_its_own_namespace() {
+        let named = |key| {
+            slice_instances("team-b", "p", &spec(key), &slice())[0]
+                .api_key_name
+                .clone()
+        };
+        assert_eq!(
+            named(json!({"secretName": "llama-key"})),
+            Some("team-b.llama-key".to_owned())
+        );
+        // Naming another team's key only ever reaches keys filed under this namespace.
+        assert_eq!(
+            named(json!({"secretName": "s", "frontendKey": "team-a.llama-key"})),
+            Some("team-b.team-a.llama-key".to_owned())
+        );
+        let keyless: WorkerPoolSpec =
+            serde_json::from_value(json!({"model": "m", "template": {"image": "i"}}))
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            slice_instances("team-b", "p", &keyless, &slice())[0].api_key_name,
+            None
+        );
+    }
 }

@@ -80,6 +80,47 @@ pub struct WorkerPoolSpec {
     /// and every instance as the label `switchyard.dev/role`.
     #[serde(default)]
     pub role: WorkerRole,
+    /// The engine's API key, from a Secret in the pool's namespace: the operator gives it to
+    /// the engine (vLLM `VLLM_API_KEY`, llama.cpp `LLAMA_API_KEY`, SGLang `--api-key`, the
+    /// mocker's `SWITCHYARD_MOCKER_API_KEY`; every engine also gets
+    /// `SWITCHYARD_WORKER_API_KEY`), and the frontend sends the key it holds as
+    /// `<namespace>.<frontendKey>` (a file of its `worker_api_keys_dir`) to this pool's
+    /// instances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<ApiKeyRef>,
+}
+
+/// Where a pool's API key is: the engine's copy in a Secret of the pool's namespace, and the
+/// name of the frontend's copy. The frontend never reads the pool's Secret (it would need read
+/// access to Secrets in every watched namespace); the platform team puts the same key in the
+/// frontend's key Secret under `frontendKey`.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyRef {
+    /// Secret in the pool's namespace holding the key.
+    #[x_kube(validation = Rule::new("size(self) > 0 && size(self) <= 253").message("apiKey.secretName must be 1-253 characters"))]
+    pub secret_name: String,
+    /// Key within the Secret (default `api-key`).
+    #[serde(default = "default_api_key_key")]
+    #[x_kube(validation = Rule::new("self.matches('^[-._a-zA-Z0-9]{1,253}$')").message("apiKey.key must be a Secret key ([-._a-zA-Z0-9])"))]
+    pub key: String,
+    /// The key's name in the frontend's `worker_api_keys_dir` (default: `secretName`); the
+    /// frontend looks it up as `<namespace>.<frontendKey>`, so a pool can only use keys filed
+    /// under its own namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[-_a-zA-Z0-9][-._a-zA-Z0-9]{0,127}$')").message("apiKey.frontendKey must be 1-128 characters of [-._a-zA-Z0-9], not starting with a dot"))]
+    pub frontend_key: Option<String>,
+}
+
+fn default_api_key_key() -> String {
+    "api-key".to_owned()
+}
+
+impl ApiKeyRef {
+    /// The name the frontend looks the key up by.
+    pub fn frontend_name(&self) -> &str {
+        self.frontend_key.as_deref().unwrap_or(&self.secret_name)
+    }
 }
 
 /// The KV-event bridge sidecar of a pool.

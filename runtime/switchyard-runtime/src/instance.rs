@@ -74,6 +74,11 @@ pub struct InstanceSpec {
     /// Only from the frontend's own configuration: never read from or written to discovery.
     #[serde(skip)]
     pub auth: Option<WorkerAuth>,
+    /// The *name* of the worker's API key in the frontend's `worker_api_keys`: how a discovered
+    /// worker (etcd, Kubernetes) asks for credentials without ever naming a file or carrying
+    /// the key. An unknown name rejects the spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_name: Option<String>,
 }
 
 /// An `Authorization` header value for a worker started with an API key (vLLM `--api-key`,
@@ -140,6 +145,7 @@ impl InstanceSpec {
             role: crate::Role::Both,
             bootstrap_port: None,
             auth: None,
+            api_key_name: None,
         }
     }
 

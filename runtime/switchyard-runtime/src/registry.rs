@@ -16,7 +16,7 @@ use crate::declared::Declared;
 use crate::live::Instance;
 use crate::observe::ObservationLog;
 use crate::spec_check::{self, Reason};
-use crate::{DiscoveryEvent, DiscoveryState, InstanceSpec, TemplateCatalog};
+use crate::{DiscoveryEvent, DiscoveryState, InstanceSpec, TemplateCatalog, WorkerAuth};
 
 /// An immutable snapshot of the instance set.
 #[derive(Debug, Default)]
@@ -52,6 +52,9 @@ pub struct Registry {
     connected: AtomicBool,
     /// Chat templates by name (from the operator's config); resolving one does no I/O.
     templates: TemplateCatalog,
+    /// Worker API keys by name (`worker_api_keys`, read at start-up): what a discovered spec's
+    /// `api_key_name` resolves to.
+    worker_keys: BTreeMap<String, WorkerAuth>,
     rejected: Mutex<RejectionCounts>,
     /// Probe and request outcomes, buffered for health-policy plugins.
     pub observations: ObservationLog,
@@ -84,10 +87,17 @@ impl Registry {
             changes: watch::channel(0).0,
             connected: AtomicBool::new(true),
             templates,
+            worker_keys: BTreeMap::new(),
             rejected: Mutex::new(BTreeMap::new()),
             observations: ObservationLog::default(),
             declared: Declared::default(),
         }
+    }
+
+    /// The worker API keys discovered specs may name (`api_key_name`).
+    pub fn with_worker_keys(mut self, keys: BTreeMap<String, WorkerAuth>) -> Self {
+        self.worker_keys = keys;
+        self
     }
 
     /// The current snapshot (lock-free).
@@ -177,8 +187,10 @@ impl Registry {
     }
 
     /// A checked spec with its template, or `None` (logged and counted).
-    fn admit(&self, source: &'static str, spec: InstanceSpec) -> Option<Arc<Instance>> {
-        let admitted = spec_check::check(&spec).and_then(|()| self.templates.resolve(&spec));
+    fn admit(&self, source: &'static str, mut spec: InstanceSpec) -> Option<Arc<Instance>> {
+        let admitted = spec_check::check(&spec)
+            .and_then(|()| self.resolve_key(&mut spec))
+            .and_then(|()| self.templates.resolve(&spec));
         match admitted {
             Ok(template) => Some(Arc::new(Instance::new(spec, template))),
             Err(rejection) => {
@@ -192,6 +204,24 @@ impl Registry {
                 self.count_rejection(source, rejection.reason);
                 None
             }
+        }
+    }
+
+    /// Fills `auth` from the named key. A spec naming no key keeps the `auth` its source set
+    /// (only the frontend's own config can).
+    fn resolve_key(&self, spec: &mut InstanceSpec) -> Result<(), spec_check::Rejection> {
+        let Some(name) = &spec.api_key_name else {
+            return Ok(());
+        };
+        match self.worker_keys.get(name) {
+            Some(key) => {
+                spec.auth = Some(key.clone());
+                Ok(())
+            }
+            None => Err(spec_check::Rejection::new(
+                Reason::ApiKey,
+                format!("no worker API key named `{name}` in the frontend's `worker_api_keys`"),
+            )),
         }
     }
 
@@ -304,6 +334,21 @@ mod tests {
             r.rejections().get(&("etcd", Reason::ChatTemplate)),
             Some(&1)
         );
+    }
+
+    #[test]
+    fn a_named_worker_key_is_resolved_and_an_unknown_name_rejected() {
+        let key = WorkerAuth::bearer("s3cret").unwrap_or_else(|| panic!("a key"));
+        let r = Registry::default()
+            .with_worker_keys(BTreeMap::from([("llama".to_owned(), key.clone())]));
+        let mut keyed = spec("keyed", "m");
+        keyed.api_key_name = Some("llama".into());
+        let mut unknown = spec("unknown", "m");
+        unknown.api_key_name = Some("nope".into());
+        r.apply_from("etcd", DiscoveryEvent::Snapshot(vec![keyed, unknown]));
+        assert_eq!(ids(&r), vec!["keyed"]);
+        assert_eq!(r.all()[0].spec.auth_header(), Some(key.header()));
+        assert_eq!(r.rejections().get(&("etcd", Reason::ApiKey)), Some(&1));
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub const MAX_LABEL_BYTES: usize = 256;
 /// Longest health or canary path, and canary body.
 pub const MAX_PATH_BYTES: usize = 1024;
 pub const MAX_CANARY_BODY_BYTES: usize = 16 * 1024;
+/// Longest worker API key *name*, bytes.
+pub const MAX_KEY_NAME_BYTES: usize = 128;
 /// Largest routing weight (weights are relative; this only keeps sums finite).
 pub const MAX_WEIGHT: f32 = 1.0e6;
 /// Longest canary idle time or timeout, milliseconds (one day).
@@ -42,10 +44,12 @@ pub enum Reason {
     Labels,
     HealthPath,
     Canary,
+    /// `api_key_name` malformed or not in the frontend's `worker_api_keys`.
+    ApiKey,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 10] = [
         Reason::Parse,
         Reason::Id,
         Reason::Model,
@@ -55,6 +59,7 @@ impl Reason {
         Reason::Labels,
         Reason::HealthPath,
         Reason::Canary,
+        Reason::ApiKey,
     ];
 
     /// The metric label.
@@ -69,6 +74,7 @@ impl Reason {
             Reason::Labels => "labels",
             Reason::HealthPath => "health_path",
             Reason::Canary => "canary",
+            Reason::ApiKey => "api_key",
         }
     }
 }
@@ -113,6 +119,17 @@ pub fn check(spec: &InstanceSpec) -> Result<(), Rejection> {
         ));
     }
     check_template(spec).map_err(|m| Rejection::new(Reason::ChatTemplate, m))?;
+    if let Some(name) = &spec.api_key_name {
+        if !valid_key_name(name) {
+            return Err(Rejection::new(
+                Reason::ApiKey,
+                format!(
+                    "api_key_name must be 1-{MAX_KEY_NAME_BYTES} bytes of [A-Za-z0-9._-], \
+                     not starting with a dot"
+                ),
+            ));
+        }
+    }
     check_labels(spec).map_err(|m| Rejection::new(Reason::Labels, m))?;
     if let Some(path) = &spec.health_path {
         check_path(path).map_err(|m| Rejection::new(Reason::HealthPath, m))?;
@@ -174,6 +191,17 @@ fn check_name(value: &str, max: usize, allowed: fn(u8) -> bool) -> Result<(), St
 /// Model names as engines and Hugging Face spell them: `org/name`, `name:tag`, `name@rev`.
 fn is_model_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/' | b':' | b'@' | b'+')
+}
+
+/// Worker API key names: also file names in `worker_api_keys_dir` (a Kubernetes Secret's keys),
+/// so no `/` and no leading dot.
+fn is_key_name_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
+}
+
+/// True when `name` can be a worker API key name.
+pub fn valid_key_name(name: &str) -> bool {
+    check_name(name, MAX_KEY_NAME_BYTES, is_key_name_char).is_ok() && !name.starts_with('.')
 }
 
 /// Ids: as model names, plus the brackets of an IPv6 `host:port` (the default static id).
@@ -383,6 +411,21 @@ mod tests {
                 })
             }),
             Some(Reason::Canary)
+        );
+    }
+
+    #[test]
+    fn an_api_key_name_is_a_plain_name_never_a_path() {
+        for bad in ["", "../etc/passwd", "/run/secrets/k", ".hidden", "a b"] {
+            assert_eq!(
+                reason(|s| s.api_key_name = Some(bad.to_owned())),
+                Some(Reason::ApiKey),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            reason(|s| s.api_key_name = Some("llama-key.v2".into())),
+            None
         );
     }
 

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use switchyard_tests::http::metric;
-use switchyard_tests::mocker;
 use switchyard_tests::services::Etcd;
+use switchyard_tests::{mocker, mocker_with_key};
 
 use super::{ask, etcd_frontend, eventually, ids, instance_ids, registered_mocker, TOKEN};
 use crate::MODEL;
@@ -75,4 +75,44 @@ async fn an_etcd_entry_naming_a_file_as_its_template_is_rejected_and_the_file_ne
     .await;
     assert_eq!(instance_ids(&fe).await, ids(&["good"]));
     drop(good);
+}
+
+/// A keyed worker found through etcd names its key; the frontend sends the key it holds under
+/// that name, and an entry naming a key the frontend lacks gets no traffic.
+#[tokio::test]
+async fn an_etcd_entry_names_its_worker_key_and_the_frontend_sends_it() {
+    let etcd = Etcd::start().await.unwrap();
+    let keyed = mocker_with_key("k-123", &[]).await.unwrap();
+    let entry = |id: &str, key: &str| {
+        json!({"id": id, "model": MODEL, "url": keyed.url(), "api_key_name": key}).to_string()
+    };
+    put_raw(&etcd, "keyed", entry("keyed", "llama")).await;
+    put_raw(&etcd, "unknown-key", entry("unknown-key", "other")).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("llama"), "k-123\n").unwrap();
+    let keys = dir.path().display().to_string();
+    let fe = etcd_frontend(
+        &etcd,
+        &[
+            "--admin-token",
+            TOKEN,
+            "--worker-api-keys-dir",
+            keys.as_str(),
+        ],
+    )
+    .await;
+    eventually(
+        Duration::from_secs(15),
+        "the keyed instance routed",
+        || async { (instance_ids(&fe).await == ids(&["keyed"])).then_some(()) },
+    )
+    .await;
+    // Without the key the mocker answers 401, as vLLM started with --api-key does.
+    for i in 0..4 {
+        assert_eq!(
+            ask(&fe, &format!("k{i}")).await,
+            (200, Some("keyed".into()))
+        );
+    }
+    assert_eq!(metric(&fe.url(), &rejected("api_key")).await, 1.0);
 }
