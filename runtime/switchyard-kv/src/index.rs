@@ -86,6 +86,9 @@ pub struct KvIndex {
     names: Vec<Option<Arc<str>>>,
     slots: HashMap<Arc<str>, Slot, RandomState>,
     free: Vec<Slot>,
+    /// The instance of the previous event and its slot: a publisher's message carries a run
+    /// of events of one instance, and hashing its name once per event was a third of `apply`.
+    last: Option<(Arc<str>, Slot)>,
 }
 
 impl Default for KvIndex {
@@ -99,6 +102,7 @@ impl Default for KvIndex {
             names: Vec::new(),
             slots: HashMap::default(),
             free: Vec::new(),
+            last: None,
         }
     }
 }
@@ -139,7 +143,7 @@ impl KvIndex {
                 }
             }
             KvEvent::Removed { blocks } => {
-                if let Some(&slot) = self.slots.get(instance) {
+                if let Some(slot) = self.slot_of(instance) {
                     self.remove_blocks(slot, blocks);
                 }
             }
@@ -162,6 +166,7 @@ impl KvIndex {
         let Some(slot) = self.slots.remove(instance) else {
             return;
         };
+        self.last = None;
         self.drop_blocks_of(slot);
         self.names[slot as usize] = None;
         self.free.push(slot);
@@ -186,8 +191,9 @@ impl KvIndex {
                 };
                 if depth == 0 {
                     self.holders.for_each(holders, |s| active.push(s));
-                } else {
-                    // Instances that miss this block stop at `depth`; the rest go on.
+                } else if !active.iter().all(|&s| self.holders.contains(holders, s)) {
+                    // Instances that miss this block stop at `depth`; the rest go on. (Checked
+                    // first: along a cached prefix nobody drops out at most blocks.)
                     active.retain(|&s| {
                         let keep = self.holders.contains(holders, s);
                         if !keep {
@@ -240,7 +246,7 @@ impl KvIndex {
     }
 
     fn clear_instance(&mut self, instance: &str) {
-        if let Some(&slot) = self.slots.get(instance) {
+        if let Some(slot) = self.slot_of(instance) {
             self.drop_blocks_of(slot);
         }
     }
@@ -253,14 +259,21 @@ impl KvIndex {
         }
     }
 
-    pub(crate) fn slot_of(&self, instance: &str) -> Option<Slot> {
-        self.slots.get(instance).copied()
+    pub(crate) fn slot_of(&mut self, instance: &str) -> Option<Slot> {
+        if let Some((name, slot)) = &self.last {
+            if **name == *instance {
+                return Some(*slot);
+            }
+        }
+        let (name, &slot) = self.slots.get_key_value(instance)?;
+        self.last = Some((name.clone(), slot));
+        Some(slot)
     }
 
     /// The slot of `instance`, interned on first sight. `None` only once 2^31 slots are in
     /// use, which memory runs out long before.
     pub(crate) fn slot_for(&mut self, instance: &str) -> Option<Slot> {
-        if let Some(&s) = self.slots.get(instance) {
+        if let Some(s) = self.slot_of(instance) {
             return Some(s);
         }
         let name: Arc<str> = Arc::from(instance);
@@ -395,6 +408,14 @@ impl SharedKvIndex {
 
     pub fn apply(&self, instance: &str, event: &KvEvent) {
         self.inner.write().apply(instance, event);
+    }
+
+    /// Applies a run of one instance's events (a published message's) under one lock.
+    pub fn apply_all(&self, instance: &str, events: &[KvEvent]) {
+        let mut index = self.inner.write();
+        for event in events {
+            index.apply(instance, event);
+        }
     }
 
     pub fn reset_instance(&self, instance: &str, blocks: impl IntoIterator<Item = BlockHash>) {

@@ -129,6 +129,7 @@ fn the_per_instance_cap_evicts_that_instances_oldest_blocks_only() {
         idx.apply("flood", &stored(vec![1_000_000 + i]));
     }
     assert_eq!(idx.instance_blocks("flood"), 3);
-    assert!(idx.held[idx.slot_of("flood").unwrap() as usize].log_len() <= 2 * 3 + 64 + 1);
+    let flood = idx.slot_of("flood").unwrap() as usize;
+    assert!(idx.held[flood].log_len() <= 2 * 3 + 64 + 1);
     assert_eq!(idx.instance_blocks("other"), 2);
 }
