@@ -176,6 +176,7 @@ impl KvIndex {
     /// [`crate::BlockHasher`]) it holds.
     pub fn overlap(&self, prompt: &[BlockHash]) -> Overlap {
         let mut out = Overlap::default();
+        // Ascending (holder lists are sorted and `retain` keeps the order), for `contains_all`.
         let mut active: Vec<Slot> = Vec::new();
         let mut depth = 0;
         for chunk in prompt.chunks(LOOKAHEAD) {
@@ -191,7 +192,7 @@ impl KvIndex {
                 };
                 if depth == 0 {
                     self.holders.for_each(holders, |s| active.push(s));
-                } else if !active.iter().all(|&s| self.holders.contains(holders, s)) {
+                } else if !self.holders.contains_all(holders, &active) {
                     // Instances that miss this block stop at `depth`; the rest go on. (Checked
                     // first: along a cached prefix nobody drops out at most blocks.)
                     active.retain(|&s| {

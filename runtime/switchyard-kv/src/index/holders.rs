@@ -58,6 +58,19 @@ impl Arena {
         }
     }
 
+    /// Whether every slot of `sorted` (ascending) holds the block: one merge walk rather than
+    /// a binary search per slot, since a shared prefix is usually held by the same set.
+    pub(crate) fn contains_all(&self, h: Holder, sorted: &[Slot]) -> bool {
+        let list = match h.list() {
+            None => return sorted.iter().all(|&s| s == h.0),
+            Some(i) => &self.lists[i],
+        };
+        let mut held = list.iter();
+        sorted
+            .iter()
+            .all(|&s| held.by_ref().find(|&&x| x >= s) == Some(&s))
+    }
+
     /// Adds `slot` to the block's holders; returns whether it was new.
     pub(crate) fn insert(&mut self, h: &mut Holder, slot: Slot) -> bool {
         match h.list() {
@@ -144,6 +157,23 @@ mod tests {
         assert_eq!(h, Holder::one(7), "one holder is stored inline again");
         assert_eq!(arena.in_use(), 0);
         assert_eq!(arena.remove(&mut h, 7), Removed::Empty);
+    }
+
+    #[test]
+    fn contains_all_is_a_subset_test() {
+        let mut arena = Arena::default();
+        let mut h = Holder::one(2);
+        for s in [9, 4, 7] {
+            arena.insert(&mut h, s);
+        }
+        assert!(arena.contains_all(h, &[2, 4, 7, 9]));
+        assert!(arena.contains_all(h, &[4, 9]));
+        assert!(arena.contains_all(h, &[]));
+        assert!(!arena.contains_all(h, &[3]));
+        assert!(!arena.contains_all(h, &[2, 4, 8]));
+        assert!(!arena.contains_all(h, &[9, 10]));
+        assert!(arena.contains_all(Holder::one(5), &[5]));
+        assert!(!arena.contains_all(Holder::one(5), &[5, 6]));
     }
 
     #[test]
