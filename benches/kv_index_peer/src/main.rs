@@ -14,6 +14,7 @@
 //! `cargo run --release -- --help` for the options; results go to stdout as a markdown table.
 
 mod before;
+mod shared;
 mod stream;
 mod subjects;
 
@@ -23,20 +24,20 @@ use std::time::Instant;
 use stream::{Generator, Shape};
 use subjects::Subject;
 
-const SEQ_BLOCKS: usize = 16;
+pub(crate) const SEQ_BLOCKS: usize = 16;
 const HELP: &str = "kv-index-peer [--sizes 10000,100000,1000000,10000000] \
-[--subjects before,ours,radix,positional,crtc-1,crtc-2,positional-pool-2] [--shapes batched,single] \
+[--subjects before,ours,ours-2,radix,positional,crtc-1,crtc-2,positional-pool-2] [--shapes batched,single] \
 [--instances 16] [--steps 20000] [--rounds 3] [--queries 100000]";
 
 #[derive(Debug, Clone)]
-struct Opts {
-    sizes: Vec<usize>,
-    subjects: Vec<String>,
-    shapes: Vec<String>,
-    instances: usize,
-    steps: usize,
-    rounds: usize,
-    queries: usize,
+pub(crate) struct Opts {
+    pub(crate) sizes: Vec<usize>,
+    pub(crate) subjects: Vec<String>,
+    pub(crate) shapes: Vec<String>,
+    pub(crate) instances: usize,
+    pub(crate) steps: usize,
+    pub(crate) rounds: usize,
+    pub(crate) queries: usize,
 }
 
 fn list(v: &str) -> Vec<String> {
@@ -46,7 +47,7 @@ fn list(v: &str) -> Vec<String> {
 fn parse(args: &[String]) -> Result<(Opts, Option<(String, usize, String)>), String> {
     let mut o = Opts {
         sizes: vec![10_000, 100_000, 1_000_000, 10_000_000],
-        subjects: list("before,ours,radix,positional,crtc-1,crtc-2,positional-pool-2"),
+        subjects: list("before,ours,ours-2,radix,positional,crtc-1,crtc-2,positional-pool-2"),
         shapes: list("batched,single"),
         instances: 16,
         steps: 20_000,
@@ -132,6 +133,7 @@ fn child(o: &Opts, subject: &str, size: usize, shape: &str) {
     };
     let m = match subject {
         "ours" => run(o, subjects::Ours::new(o.instances + 5, size), size, shape),
+        "ours-2" => return shared::run(o, size, shape),
         "before" => run(o, subjects::Before::new(o.instances + 5, size), size, shape),
         "radix" => run(o, subjects::DynRadix::default(), size, shape),
         "positional" => run(o, subjects::DynPositional::new(32), size, shape),
@@ -181,7 +183,7 @@ fn cpu_ns() -> f64 {
 }
 
 /// Resident set size in bytes (Linux `/proc/self/statm`, second field, in pages).
-fn rss() -> f64 {
+pub(crate) fn rss() -> f64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: f64 = statm
         .split_whitespace()
