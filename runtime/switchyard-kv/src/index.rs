@@ -151,6 +151,34 @@ impl KvIndex {
         }
     }
 
+    /// Applies a run of events reported by `instance` (one published message), resolving
+    /// the instance once rather than per event.
+    pub fn apply_all(&mut self, instance: &str, events: &[KvEvent]) {
+        let mut slot = self.slot_of(instance);
+        for event in events {
+            match event {
+                KvEvent::Stored { blocks, .. } => {
+                    if slot.is_none() {
+                        slot = self.slot_for(instance);
+                    }
+                    if let Some(s) = slot {
+                        self.insert_blocks(s, blocks);
+                    }
+                }
+                KvEvent::Removed { blocks } => {
+                    if let Some(s) = slot {
+                        self.remove_blocks(s, blocks);
+                    }
+                }
+                KvEvent::Cleared => {
+                    if let Some(s) = slot {
+                        self.drop_blocks_of(s);
+                    }
+                }
+            }
+        }
+    }
+
     /// Replaces everything `instance` holds with `blocks` (a resync from a full dump).
     pub fn reset_instance(&mut self, instance: &str, blocks: impl IntoIterator<Item = BlockHash>) {
         self.clear_instance(instance);
@@ -413,10 +441,7 @@ impl SharedKvIndex {
 
     /// Applies a run of one instance's events (a published message's) under one lock.
     pub fn apply_all(&self, instance: &str, events: &[KvEvent]) {
-        let mut index = self.inner.write();
-        for event in events {
-            index.apply(instance, event);
-        }
+        self.inner.write().apply_all(instance, events);
     }
 
     pub fn reset_instance(&self, instance: &str, blocks: impl IntoIterator<Item = BlockHash>) {

@@ -133,6 +133,16 @@ fn random_streams_answer_like_the_reference_model() {
                     idx.reset_instance(&instance, blocks.iter().copied());
                     model.held.insert(instance, blocks.into_iter().collect());
                 }
+                // A message of several events, applied in one call.
+                6..=15 => {
+                    let events: Vec<KvEvent> = (0..rng.gen_range(1..4))
+                        .map(|_| random_event(&mut rng))
+                        .collect();
+                    idx.apply_all(&instance, &events);
+                    for event in &events {
+                        model.apply(&instance, event);
+                    }
+                }
                 _ => {
                     let event = random_event(&mut rng);
                     idx.apply(&instance, &event);
