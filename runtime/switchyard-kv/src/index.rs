@@ -389,14 +389,17 @@ impl KvIndex {
     /// Removes `slot` from the block's holders (dropping the entry when it was the last);
     /// returns whether the slot held the block. The caller keeps `held` in step.
     fn unlink(&mut self, slot: Slot, block: BlockHash) -> bool {
-        let std::collections::hash_map::Entry::Occupied(mut o) = self.blocks.entry(block) else {
+        // `get_mut`, not `entry`: std's `entry` reserves room for an insert even when the key
+        // is absent, so removals of unknown blocks could grow a full table.
+        let Some(h) = self.blocks.get_mut(&block) else {
             return false;
         };
-        match self.holders.remove(o.get_mut(), slot) {
+        match self.holders.remove(h, slot) {
             Removed::NotHeld => false,
             Removed::Kept => true,
             Removed::Empty => {
-                o.remove();
+                // The second lookup finds the bucket still in cache.
+                self.blocks.remove(&block);
                 true
             }
         }

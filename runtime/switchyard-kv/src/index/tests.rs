@@ -133,3 +133,22 @@ fn the_per_instance_cap_evicts_that_instances_oldest_blocks_only() {
     assert!(idx.held[flood].log_len() <= 2 * 3 + 64 + 1);
     assert_eq!(idx.instance_blocks("other"), 2);
 }
+
+#[test]
+fn removing_unknown_blocks_never_grows_the_map() {
+    let mut idx = KvIndex::new();
+    // Fill the map up to its current capacity, so any reservation would have to grow it.
+    let mut n = 0u64;
+    loop {
+        idx.apply("a", &stored(&[n]));
+        n += 1;
+        if idx.blocks.len() == idx.blocks.capacity() {
+            break;
+        }
+    }
+    let capacity = idx.blocks.capacity();
+    let unknown: Vec<BlockHash> = (1_000_000..1_010_000).collect();
+    idx.apply("a", &KvEvent::Removed { blocks: unknown });
+    assert_eq!(idx.blocks.capacity(), capacity);
+    assert_eq!(idx.instance_blocks("a"), n as usize);
+}
