@@ -54,7 +54,9 @@ impl ApproxIndex {
 
     pub fn record_at(&mut self, instance: &str, blocks: &[BlockHash], now: Instant) {
         self.expire(now);
-        let slot = self.index.slot_for(instance);
+        let Some(slot) = self.index.slot_for(instance) else {
+            return;
+        };
         let until = now + self.ttl;
         for &b in blocks {
             self.index.insert_slot(slot, b);

@@ -7,91 +7,41 @@
 //! stops as soon as no instance is left, so a query costs `O(matched blocks × holders)`, never
 //! the size of the index.
 //!
-//! Instance ids are interned into small integer slots so a block entry stores a few `u32`s
-//! rather than strings; at 1M blocks that is the difference between ~40 and ~100+ bytes a block.
+//! At millions of blocks the map is far larger than the CPU caches and every fresh block is a
+//! cache miss, so the layout is chosen for misses, not instructions:
+//! - one map access per block and event: membership is the block's holder set, not a second
+//!   per-instance set ([`held`] only counts and keeps the store order);
+//! - a 16-byte map entry: the holder is one inline `u32` slot, lists live beside the map
+//!   ([`holders`]);
+//! - batches of independent lookups ([`LOOKAHEAD`]) before acting on them, so the CPU overlaps
+//!   their misses instead of waiting for one after another.
+//!
+//! Instance ids are interned into small integer slots so a block entry stores a `u32` rather
+//! than a string. Measured bytes per block and events per second: `docs/benchmarks.md`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+mod held;
+mod holders;
+
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use foldhash::fast::RandomState;
-
 use parking_lot::RwLock;
 
 use crate::{BlockHash, KvEvent};
+use held::Held;
+pub(crate) use holders::Slot;
+use holders::{Arena, Holder, Removed, MAX_SLOTS};
 
-/// Interned instance id; an index into [`KvIndex::names`].
-pub(crate) type Slot = u32;
-
-/// The instances holding one block. Under KV-aware routing most blocks live on exactly one
-/// instance, so that case is stored inline without a heap allocation.
-#[derive(Debug, Clone)]
-enum Holders {
-    One(Slot),
-    /// Sorted, at least two slots.
-    Many(Vec<Slot>),
-}
-
-impl Holders {
-    fn contains(&self, slot: Slot) -> bool {
-        match self {
-            Holders::One(s) => *s == slot,
-            Holders::Many(v) => v.binary_search(&slot).is_ok(),
-        }
-    }
-
-    /// Adds `slot`; returns whether it was new.
-    fn insert(&mut self, slot: Slot) -> bool {
-        match self {
-            Holders::One(s) if *s == slot => false,
-            Holders::One(s) => {
-                let mut v = vec![*s, slot];
-                v.sort_unstable();
-                *self = Holders::Many(v);
-                true
-            }
-            Holders::Many(v) => match v.binary_search(&slot) {
-                Ok(_) => false,
-                Err(at) => {
-                    v.insert(at, slot);
-                    true
-                }
-            },
-        }
-    }
-
-    /// Removes `slot`; returns `true` when no holder is left (the entry should be dropped).
-    fn remove(&mut self, slot: Slot) -> bool {
-        match self {
-            Holders::One(s) => *s == slot,
-            Holders::Many(v) => {
-                if let Ok(at) = v.binary_search(&slot) {
-                    v.remove(at);
-                }
-                match v.as_slice() {
-                    [] => true,
-                    [only] => {
-                        *self = Holders::One(*only);
-                        false
-                    }
-                    _ => false,
-                }
-            }
-        }
-    }
-
-    fn for_each(&self, mut f: impl FnMut(Slot)) {
-        match self {
-            Holders::One(s) => f(*s),
-            Holders::Many(v) => v.iter().copied().for_each(f),
-        }
-    }
-}
+/// Lookups issued before acting on any of them. Eight independent misses in flight is about
+/// what one core sustains; more only adds wasted lookups past the end of a match.
+const LOOKAHEAD: usize = 8;
 
 /// Per-instance leading cached blocks for one prompt: the answer to an overlap query.
 /// Instances not present hold zero blocks of the prompt.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overlap {
-    scores: HashMap<Arc<str>, usize>,
+    scores: HashMap<Arc<str>, usize, RandomState>,
 }
 
 impl Overlap {
@@ -127,30 +77,32 @@ pub const DEFAULT_MAX_BLOCKS_PER_INSTANCE: usize = 1 << 20;
 /// Block-hash chains → instances. Not synchronised; see [`SharedKvIndex`] for the shared handle.
 #[derive(Debug)]
 pub struct KvIndex {
-    blocks: HashMap<BlockHash, Holders, RandomState>,
-    /// What each slot holds, so `Cleared` and instance removal don't scan the whole map.
-    held: Vec<HashSet<BlockHash, RandomState>>,
-    /// Per slot, blocks in the order they were stored (with stale entries for blocks since
-    /// removed, skipped and compacted lazily): the oldest go first when a slot is over the cap.
-    order: Vec<VecDeque<BlockHash>>,
+    blocks: HashMap<BlockHash, Holder, RandomState>,
+    holders: Arena,
+    /// Per slot: how many blocks it holds and in which order they came.
+    held: Vec<Held>,
     max_per_instance: usize,
     evicted: u64,
     names: Vec<Option<Arc<str>>>,
-    slots: HashMap<Arc<str>, Slot>,
+    slots: HashMap<Arc<str>, Slot, RandomState>,
     free: Vec<Slot>,
+    /// The instance of the previous event and its slot: a publisher's message carries a run
+    /// of events of one instance, and hashing its name once per event was a third of `apply`.
+    last: Option<(Arc<str>, Slot)>,
 }
 
 impl Default for KvIndex {
     fn default() -> Self {
         Self {
             blocks: HashMap::default(),
+            holders: Arena::default(),
             held: Vec::new(),
-            order: Vec::new(),
             max_per_instance: DEFAULT_MAX_BLOCKS_PER_INSTANCE,
             evicted: 0,
             names: Vec::new(),
-            slots: HashMap::new(),
+            slots: HashMap::default(),
             free: Vec::new(),
+            last: None,
         }
     }
 }
@@ -169,7 +121,8 @@ impl KvIndex {
     }
 
     /// At most `max` blocks are remembered per instance; storing more evicts that instance's
-    /// oldest blocks (never another instance's). At least 1.
+    /// oldest blocks (never another instance's). At least 1. "Oldest" is by first store: a
+    /// block removed and stored again keeps its first place until the log is compacted.
     pub fn set_max_blocks_per_instance(&mut self, max: usize) {
         self.max_per_instance = max.max(1);
     }
@@ -185,28 +138,54 @@ impl KvIndex {
             // The parent is implied by the chained hashes; it only matters to engines whose
             // hashes are not chained, which the bridge re-hashes before they get here.
             KvEvent::Stored { blocks, .. } => {
-                let slot = self.slot_for(instance);
-                for &b in blocks {
-                    self.insert_slot(slot, b);
+                if let Some(slot) = self.slot_for(instance) {
+                    self.insert_blocks(slot, blocks);
                 }
             }
             KvEvent::Removed { blocks } => {
-                if let Some(&slot) = self.slots.get(instance) {
-                    for &b in blocks {
-                        self.remove_slot(slot, b);
-                    }
+                if let Some(slot) = self.slot_of(instance) {
+                    self.remove_blocks(slot, blocks);
                 }
             }
             KvEvent::Cleared => self.clear_instance(instance),
         }
     }
 
+    /// Applies a run of events reported by `instance` (one published message), resolving
+    /// the instance once rather than per event.
+    pub fn apply_all(&mut self, instance: &str, events: &[KvEvent]) {
+        let mut slot = self.slot_of(instance);
+        for event in events {
+            match event {
+                KvEvent::Stored { blocks, .. } => {
+                    if slot.is_none() {
+                        slot = self.slot_for(instance);
+                    }
+                    if let Some(s) = slot {
+                        self.insert_blocks(s, blocks);
+                    }
+                }
+                KvEvent::Removed { blocks } => {
+                    if let Some(s) = slot {
+                        self.remove_blocks(s, blocks);
+                    }
+                }
+                KvEvent::Cleared => {
+                    if let Some(s) = slot {
+                        self.drop_blocks_of(s);
+                    }
+                }
+            }
+        }
+    }
+
     /// Replaces everything `instance` holds with `blocks` (a resync from a full dump).
     pub fn reset_instance(&mut self, instance: &str, blocks: impl IntoIterator<Item = BlockHash>) {
         self.clear_instance(instance);
-        let slot = self.slot_for(instance);
-        for b in blocks {
-            self.insert_slot(slot, b);
+        if let Some(slot) = self.slot_for(instance) {
+            for b in blocks {
+                self.insert_slot(slot, b);
+            }
         }
     }
 
@@ -215,6 +194,7 @@ impl KvIndex {
         let Some(slot) = self.slots.remove(instance) else {
             return;
         };
+        self.last = None;
         self.drop_blocks_of(slot);
         self.names[slot as usize] = None;
         self.free.push(slot);
@@ -224,32 +204,40 @@ impl KvIndex {
     /// [`crate::BlockHasher`]) it holds.
     pub fn overlap(&self, prompt: &[BlockHash]) -> Overlap {
         let mut out = Overlap::default();
-        let Some(first) = prompt.first().and_then(|h| self.blocks.get(h)) else {
-            return out;
-        };
+        // Ascending (holder lists are sorted and `retain` keeps the order), for `contains_all`.
         let mut active: Vec<Slot> = Vec::new();
-        first.for_each(|s| active.push(s));
-        let mut depth = 1;
-        for hash in &prompt[1..] {
-            let Some(holders) = self.blocks.get(hash) else {
-                break;
-            };
-            // Instances that miss this block stop at `depth`; the rest go on.
-            active.retain(|&s| {
-                let keep = holders.contains(s);
-                if !keep {
-                    self.record(&mut out, s, depth);
-                }
-                keep
-            });
-            if active.is_empty() {
-                return out;
+        let mut depth = 0;
+        for chunk in prompt.chunks(LOOKAHEAD) {
+            // Independent lookups first: their cache misses overlap.
+            let mut found = [None; LOOKAHEAD];
+            for (f, hash) in found.iter_mut().zip(chunk) {
+                *f = self.blocks.get(hash).copied();
             }
-            depth += 1;
+            for f in &found[..chunk.len()] {
+                let Some(holders) = *f else {
+                    self.record_all(&mut out, &active, depth);
+                    return out;
+                };
+                if depth == 0 {
+                    self.holders.for_each(holders, |s| active.push(s));
+                } else if !self.holders.contains_all(holders, &active) {
+                    // Instances that miss this block stop at `depth`; the rest go on. (Checked
+                    // first: along a cached prefix nobody drops out at most blocks.)
+                    active.retain(|&s| {
+                        let keep = self.holders.contains(holders, s);
+                        if !keep {
+                            self.record(&mut out, s, depth);
+                        }
+                        keep
+                    });
+                    if active.is_empty() {
+                        return out;
+                    }
+                }
+                depth += 1;
+            }
         }
-        for s in active {
-            self.record(&mut out, s, depth);
-        }
+        self.record_all(&mut out, &active, depth);
         out
     }
 
@@ -266,7 +254,7 @@ impl KvIndex {
     pub fn instance_blocks(&self, instance: &str) -> usize {
         self.slots
             .get(instance)
-            .map_or(0, |&s| self.held[s as usize].len())
+            .map_or(0, |&s| self.held[s as usize].count())
     }
 
     /// Instances the index knows about.
@@ -280,27 +268,42 @@ impl KvIndex {
         }
     }
 
+    fn record_all(&self, out: &mut Overlap, slots: &[Slot], depth: usize) {
+        for &s in slots {
+            self.record(out, s, depth);
+        }
+    }
+
     fn clear_instance(&mut self, instance: &str) {
-        if let Some(&slot) = self.slots.get(instance) {
+        if let Some(slot) = self.slot_of(instance) {
             self.drop_blocks_of(slot);
         }
     }
 
     fn drop_blocks_of(&mut self, slot: Slot) {
-        self.order[slot as usize] = VecDeque::new();
-        let held = std::mem::take(&mut self.held[slot as usize]);
-        for b in held {
+        // Stale and duplicate log entries are harmless here: unlinking a block the slot
+        // no longer holds does nothing.
+        for b in self.held[slot as usize].take() {
             self.unlink(slot, b);
         }
     }
 
-    pub(crate) fn slot_of(&self, instance: &str) -> Option<Slot> {
-        self.slots.get(instance).copied()
+    pub(crate) fn slot_of(&mut self, instance: &str) -> Option<Slot> {
+        if let Some((name, slot)) = &self.last {
+            if **name == *instance {
+                return Some(*slot);
+            }
+        }
+        let (name, &slot) = self.slots.get_key_value(instance)?;
+        self.last = Some((name.clone(), slot));
+        Some(slot)
     }
 
-    pub(crate) fn slot_for(&mut self, instance: &str) -> Slot {
-        if let Some(&s) = self.slots.get(instance) {
-            return s;
+    /// The slot of `instance`, interned on first sight. `None` only once 2^31 slots are in
+    /// use, which memory runs out long before.
+    pub(crate) fn slot_for(&mut self, instance: &str) -> Option<Slot> {
+        if let Some(s) = self.slot_of(instance) {
+            return Some(s);
         }
         let name: Arc<str> = Arc::from(instance);
         let slot = match self.free.pop() {
@@ -308,58 +311,96 @@ impl KvIndex {
                 self.names[s as usize] = Some(name.clone());
                 s
             }
-            None => {
+            None if self.names.len() < MAX_SLOTS => {
                 self.names.push(Some(name.clone()));
-                self.held.push(HashSet::default());
-                self.order.push(VecDeque::new());
+                self.held.push(Held::default());
                 (self.names.len() - 1) as Slot
             }
+            None => return None,
         };
         self.slots.insert(name, slot);
-        slot
+        Some(slot)
+    }
+
+    /// Stores a run of blocks, looking each chunk up before inserting it so the misses of
+    /// fresh blocks overlap; the inserts then find their buckets in cache.
+    fn insert_blocks(&mut self, slot: Slot, blocks: &[BlockHash]) {
+        for chunk in blocks.chunks(LOOKAHEAD) {
+            self.touch(chunk);
+            for &b in chunk {
+                self.insert_slot(slot, b);
+            }
+        }
+    }
+
+    fn remove_blocks(&mut self, slot: Slot, blocks: &[BlockHash]) {
+        for chunk in blocks.chunks(LOOKAHEAD) {
+            self.touch(chunk);
+            for &b in chunk {
+                self.remove_slot(slot, b);
+            }
+        }
+    }
+
+    /// Reads the map at each hash, only for the side effect of bringing its buckets into cache.
+    fn touch(&self, chunk: &[BlockHash]) {
+        if chunk.len() > 1 {
+            for b in chunk {
+                std::hint::black_box(self.blocks.get(b));
+            }
+        }
     }
 
     pub(crate) fn insert_slot(&mut self, slot: Slot, block: BlockHash) {
-        let i = slot as usize;
-        if !self.held[i].insert(block) {
+        let new = match self.blocks.entry(block) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(Holder::one(slot));
+                true
+            }
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                self.holders.insert(o.get_mut(), slot)
+            }
+        };
+        if !new {
             return;
         }
-        match self.blocks.get_mut(&block) {
-            Some(h) => {
-                h.insert(slot);
-            }
-            None => {
-                self.blocks.insert(block, Holders::One(slot));
-            }
-        }
-        self.order[i].push_back(block);
-        while self.held[i].len() > self.max_per_instance {
-            let Some(oldest) = self.order[i].pop_front() else {
+        let i = slot as usize;
+        self.held[i].stored(block);
+        while self.held[i].count() > self.max_per_instance {
+            let Some(oldest) = self.held[i].pop_oldest() else {
                 break;
             };
-            if self.held[i].remove(&oldest) {
-                self.unlink(slot, oldest);
+            if self.unlink(slot, oldest) {
+                self.held[i].removed();
                 self.evicted += 1;
             }
         }
-        // Removed blocks leave stale entries behind; keep the queue within 2× what is held.
-        if self.order[i].len() > 2 * self.held[i].len() + 64 {
-            let held = &self.held[i];
-            self.order[i].retain(|b| held.contains(b));
-        }
+        let (blocks, holders) = (&self.blocks, &self.holders);
+        self.held[i]
+            .compact_if_stale(|b| blocks.get(&b).is_some_and(|h| holders.contains(*h, slot)));
     }
 
     pub(crate) fn remove_slot(&mut self, slot: Slot, block: BlockHash) {
-        if self.held[slot as usize].remove(&block) {
-            self.unlink(slot, block);
+        if self.unlink(slot, block) {
+            self.held[slot as usize].removed();
         }
     }
 
-    /// Removes `slot` from the block's holders without touching `held`.
-    fn unlink(&mut self, slot: Slot, block: BlockHash) {
-        if let Some(h) = self.blocks.get_mut(&block) {
-            if h.remove(slot) {
+    /// Removes `slot` from the block's holders (dropping the entry when it was the last);
+    /// returns whether the slot held the block. The caller keeps `held` in step.
+    fn unlink(&mut self, slot: Slot, block: BlockHash) -> bool {
+        // `get_mut`, not `entry`: std's `entry` reserves room for an insert even when the key
+        // is absent, so removals of unknown blocks could grow a full table.
+        let Some(h) = self.blocks.get_mut(&block) else {
+            return false;
+        };
+        match self.holders.remove(h, slot) {
+            Removed::NotHeld => false,
+            Removed::Kept => true,
+            Removed::Empty => {
+                // The second lookup finds the bucket still in cache.
                 self.blocks.remove(&block);
+                true
             }
         }
     }
@@ -401,6 +442,11 @@ impl SharedKvIndex {
         self.inner.write().apply(instance, event);
     }
 
+    /// Applies a run of one instance's events (a published message's) under one lock.
+    pub fn apply_all(&self, instance: &str, events: &[KvEvent]) {
+        self.inner.write().apply_all(instance, events);
+    }
+
     pub fn reset_instance(&self, instance: &str, blocks: impl IntoIterator<Item = BlockHash>) {
         self.inner.write().reset_instance(instance, blocks);
     }
@@ -432,139 +478,6 @@ impl SharedKvIndex {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn stored(blocks: &[BlockHash]) -> KvEvent {
-        KvEvent::Stored {
-            parent: None,
-            blocks: blocks.to_vec(),
-        }
-    }
-
-    #[test]
-    fn overlap_counts_leading_blocks_per_instance() {
-        let mut idx = KvIndex::new();
-        idx.apply("a", &stored(&[1, 2, 3]));
-        idx.apply("b", &stored(&[1, 2]));
-        idx.apply("c", &stored(&[9]));
-        let o = idx.overlap(&[1, 2, 3, 4]);
-        assert_eq!(o.get("a"), 3);
-        assert_eq!(o.get("b"), 2);
-        assert_eq!(o.get("c"), 0);
-        assert_eq!(o.max(), 3);
-    }
-
-    #[test]
-    fn a_hole_in_the_chain_ends_the_match() {
-        let mut idx = KvIndex::new();
-        idx.apply("a", &stored(&[1, 3]));
-        assert_eq!(idx.overlap(&[1, 2, 3]).get("a"), 1);
-        assert!(idx.overlap(&[2, 3]).is_empty());
-    }
-
-    #[test]
-    fn removed_and_cleared_blocks_stop_matching() {
-        let mut idx = KvIndex::new();
-        idx.apply("a", &stored(&[1, 2, 3]));
-        idx.apply("b", &stored(&[1, 2, 3]));
-        idx.apply("a", &KvEvent::Removed { blocks: vec![2] });
-        assert_eq!(idx.overlap(&[1, 2, 3]).get("a"), 1);
-        assert_eq!(idx.overlap(&[1, 2, 3]).get("b"), 3);
-        idx.apply("b", &KvEvent::Cleared);
-        assert_eq!(idx.overlap(&[1, 2, 3]).get("b"), 0);
-        assert_eq!(idx.len(), 2, "a still holds blocks 1 and 3");
-    }
-
-    #[test]
-    fn removing_an_instance_frees_its_blocks_and_slot() {
-        let mut idx = KvIndex::new();
-        idx.apply("a", &stored(&[1, 2]));
-        idx.apply("b", &stored(&[1]));
-        idx.remove_instance("a");
-        assert_eq!(idx.len(), 1);
-        assert_eq!(idx.instance_blocks("a"), 0);
-        idx.apply("c", &stored(&[1, 2]));
-        let o = idx.overlap(&[1, 2]);
-        assert_eq!((o.get("a"), o.get("b"), o.get("c")), (0, 1, 2));
-    }
-
-    #[test]
-    fn reset_replaces_an_instances_blocks() {
-        let mut idx = KvIndex::new();
-        idx.apply("a", &stored(&[1, 2, 3]));
-        idx.reset_instance("a", [7, 8]);
-        assert_eq!(idx.overlap(&[1]).get("a"), 0);
-        assert_eq!(idx.overlap(&[7, 8]).get("a"), 2);
-        assert_eq!(idx.instance_blocks("a"), 2);
-    }
-
-    #[test]
-    fn duplicate_stores_and_unknown_removals_are_harmless() {
-        let mut idx = KvIndex::new();
-        idx.apply("a", &stored(&[1, 2]));
-        idx.apply("a", &stored(&[1, 2]));
-        idx.apply("a", &KvEvent::Removed { blocks: vec![5] });
-        idx.apply("zz", &KvEvent::Removed { blocks: vec![1] });
-        idx.apply("zz", &KvEvent::Cleared);
-        assert_eq!(idx.instance_blocks("a"), 2);
-        assert_eq!(idx.overlap(&[1, 2]).get("a"), 2);
-    }
-
-    #[test]
-    fn works_with_real_block_hashes() {
-        let h = crate::BlockHasher::new(4);
-        let shared: Vec<u32> = (0..16).collect();
-        let mut longer = shared.clone();
-        longer.extend(100..108);
-        let mut idx = KvIndex::new();
-        idx.apply("a", &stored(&h.hash_tokens(&longer)));
-        assert_eq!(idx.overlap(&h.hash_tokens(&shared)).get("a"), 4);
-        assert_eq!(idx.overlap(&h.hash_tokens(&longer)).get("a"), 6);
-    }
-
-    #[test]
-    fn shared_handle_sees_writes() {
-        let idx = SharedKvIndex::new();
-        let reader = idx.clone();
-        idx.apply("a", &stored(&[1]));
-        assert_eq!(reader.overlap(&[1]).get("a"), 1);
-        idx.remove_instance("a");
-        assert!(reader.is_empty());
-    }
-
-    #[test]
-    fn the_per_instance_cap_evicts_that_instances_oldest_blocks_only() {
-        let mut idx = KvIndex::new();
-        idx.set_max_blocks_per_instance(3);
-        let stored = |blocks: Vec<BlockHash>| KvEvent::Stored {
-            parent: None,
-            blocks,
-        };
-        idx.apply("other", &stored(vec![1, 2]));
-        idx.apply("flood", &stored(vec![1, 2, 3]));
-        idx.apply("flood", &KvEvent::Removed { blocks: vec![2] });
-        idx.apply("flood", &stored(vec![4, 5]));
-        // flood held 1, 3 then stored 4, 5: its oldest (1) went; 3, 4, 5 stay.
-        assert_eq!(idx.instance_blocks("flood"), 3);
-        assert_eq!(idx.evicted(), 1);
-        assert_eq!(idx.overlap(&[3]).get("flood"), 1);
-        assert_eq!(idx.overlap(&[1]).get("flood"), 0);
-        // The other instance's copy of block 1 is untouched.
-        assert_eq!(idx.overlap(&[1, 2]).get("other"), 2);
-        // A flood of distinct blocks stays bounded, stale queue entries included.
-        for i in 0..10_000u64 {
-            idx.apply("flood", &stored(vec![100 + i]));
-            idx.apply(
-                "flood",
-                &KvEvent::Removed {
-                    blocks: vec![100 + i],
-                },
-            );
-            idx.apply("flood", &stored(vec![1_000_000 + i]));
-        }
-        assert_eq!(idx.instance_blocks("flood"), 3);
-        assert!(idx.order[idx.slot_of("flood").unwrap() as usize].len() <= 2 * 3 + 64 + 1);
-        assert_eq!(idx.instance_blocks("other"), 2);
-    }
-}
+mod model_tests;
+#[cfg(test)]
+mod tests;

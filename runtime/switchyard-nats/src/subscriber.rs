@@ -428,9 +428,7 @@ impl Worker {
     }
 
     fn apply(&self, m: &KvEventsMessage) {
-        for ev in &m.events {
-            self.index.apply(&m.instance, ev);
-        }
+        self.index.apply_all(&m.instance, &m.events);
         self.shared.counters.applied.fetch_add(1, Ordering::Relaxed);
     }
 
