@@ -1,7 +1,7 @@
 //! The frontend's shared state, built once from the validated configuration.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use http::HeaderName;
@@ -133,51 +133,57 @@ impl App {
                     key: "tenants".into(),
                     message,
                 })?;
-        Ok(Arc::new(Self {
-            tenants: Arc::new(tenants),
-            flow: Arc::new(crate::flow::FlowControl::new(&config.flow_control)),
-            tls: match &config.tls {
-                Some(tls) => {
-                    Some(
-                        crate::tls::Tls::load(tls).map_err(|message| ConfigError::Invalid {
+        let metrics = Metrics::new().map_err(|e| ConfigError::Invalid {
+            key: "metrics".into(),
+            message: e.to_string(),
+        })?;
+        let app =
+            Arc::new(Self {
+                tenants: Arc::new(tenants),
+                flow: Arc::new(crate::flow::FlowControl::new(&config.flow_control)),
+                tls: match &config.tls {
+                    Some(tls) => Some(crate::tls::Tls::load(tls).map_err(|message| {
+                        ConfigError::Invalid {
                             key: "tls".into(),
                             message,
-                        })?,
-                    )
-                }
-                None => None,
-            },
-            prompt_hashers,
-            lora: crate::lora::Lora::new(&config.adapters),
-            client: WorkerClient::new(&config.upstream.client),
-            metrics: Metrics::default(),
-            registry,
-            default_routing,
-            per_model,
-            draining: AtomicBool::new(false),
-            grace_over: CancellationToken::new(),
-            retry_budget: RetryBudget::new(config.retry_budget.clone()),
-            admission: Admission::new(&config.overload),
-            body_budget: BodyBudget::new(
-                config.limits.max_inflight_body_bytes,
-                std::time::Duration::from_millis(config.limits.body_budget_wait_ms),
-            ),
-            connections: Arc::new(ConnLimits::new(&config.limits)),
-            plugins,
-            config,
-        }))
+                        }
+                    })?),
+                    None => None,
+                },
+                prompt_hashers,
+                lora: crate::lora::Lora::new(&config.adapters),
+                client: WorkerClient::new(&config.upstream.client),
+                metrics,
+                registry,
+                default_routing,
+                per_model,
+                draining: AtomicBool::new(false),
+                grace_over: CancellationToken::new(),
+                retry_budget: RetryBudget::new(config.retry_budget.clone()),
+                admission: Admission::new(&config.overload),
+                body_budget: BodyBudget::new(
+                    config.limits.max_inflight_body_bytes,
+                    std::time::Duration::from_millis(config.limits.body_budget_wait_ms),
+                ),
+                connections: Arc::new(ConnLimits::new(&config.limits)),
+                plugins,
+                config,
+            });
+        crate::metrics::scrape::register(&app).map_err(|e| ConfigError::Invalid {
+            key: "metrics".into(),
+            message: e.to_string(),
+        })?;
+        Ok(app)
     }
 
     /// A retry-budget permit for one more re-issue (a retry or a migration), judged against
     /// the requests in flight now; `None` — counted in
     /// `switchyard_retry_budget_exhausted_total` — when the budget is spent.
     pub fn retry_permit(&self) -> Option<RetryPermit<'_>> {
-        let active = u64::try_from(self.metrics.in_flight.load(Ordering::Relaxed)).unwrap_or(0);
+        let active = u64::try_from(self.metrics.in_flight.get()).unwrap_or(0);
         let permit = self.retry_budget.try_acquire(active);
         if permit.is_none() {
-            self.metrics
-                .retry_budget_exhausted
-                .fetch_add(1, Ordering::Relaxed);
+            self.metrics.retry_budget_exhausted.inc();
         }
         permit
     }

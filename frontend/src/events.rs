@@ -18,7 +18,6 @@
 //! (`events`) and as `switchyard_event_bus_*` / `switchyard_kv_*` metrics.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +29,10 @@ use switchyard_runtime::policy::kv::{self, KvConfig, KvOverlap, KvRouter};
 use switchyard_runtime::{EngineReport, Registry, ReportSource};
 use tokio::task::JoinHandle;
 
+use switchyard_runtime::exposition::Scrape;
+
 use crate::config::ServeConfig;
+use crate::metrics::names;
 
 /// How often worker load and peer counts are copied into the instances.
 const SYNC_PERIOD: Duration = Duration::from_millis(100);
@@ -283,79 +285,32 @@ pub fn health_details() -> serde_json::Value {
     })
 }
 
-/// Prometheus lines for the event bus (nothing without `--nats`).
-pub fn render_metrics(out: &mut String) {
+/// The event-bus series, for the scrape-time collector (nothing without `--nats`).
+pub fn collect_metrics(s: &mut Scrape) {
     let Some(bus) = running() else {
         return;
     };
     let stats = bus.subscriber.stats();
-    for (name, help, v) in [
+    let index = bus.subscriber.index();
+    for (family, v) in [
         (
-            "switchyard_event_bus_connected",
-            "1 while the NATS connection is up.",
+            &names::EVENT_BUS_CONNECTED,
             u64::from(bus.subscriber.connected()),
         ),
-        (
-            "switchyard_event_bus_peers",
-            "Live peer frontends (replica sync).",
-            bus.replica.peers() as u64,
-        ),
-        (
-            "switchyard_kv_index_blocks",
-            "Distinct blocks in the event-driven KV index.",
-            bus.subscriber.index().len() as u64,
-        ),
+        (&names::EVENT_BUS_PEERS, bus.replica.peers() as u64),
+        (&names::KV_INDEX_BLOCKS, index.len() as u64),
+        (&names::KV_EVENT_MESSAGES, stats.applied),
+        (&names::KV_EVENT_GAPS, stats.gaps),
+        (&names::KV_EVENT_IGNORED, stats.ignored),
+        (&names::KV_DUMPS_REQUESTED, stats.dumps_requested),
+        (&names::KV_DUMPS_APPLIED, stats.dumps_applied),
+        (&names::KV_DUMPS_FAILED, stats.dumps_failed),
+        (&names::KV_INDEX_EVICTED, index.evicted()),
     ] {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        s.family(family).value(&[], v as f64);
     }
-    for (name, help, v) in [
-        (
-            "switchyard_kv_event_messages_total",
-            "KV event messages applied.",
-            stats.applied,
-        ),
-        (
-            "switchyard_kv_event_gaps_total",
-            "Sequence gaps and epoch changes detected.",
-            stats.gaps,
-        ),
-        (
-            "switchyard_kv_event_ignored_total",
-            "KV event and load messages ignored (id not in discovery after its grace period, over the cap, or an unusable seq).",
-            stats.ignored,
-        ),
-        (
-            "switchyard_kv_dumps_requested_total",
-            "Full dumps requested (resyncs started).",
-            stats.dumps_requested,
-        ),
-        (
-            "switchyard_kv_dumps_applied_total",
-            "Full dumps applied (resyncs).",
-            stats.dumps_applied,
-        ),
-        (
-            "switchyard_kv_dumps_failed_total",
-            "Dump requests that failed.",
-            stats.dumps_failed,
-        ),
-        (
-            "switchyard_kv_index_evicted_total",
-            "Blocks evicted because an instance went over kv.max_blocks_per_instance.",
-            bus.subscriber.index().evicted(),
-        ),
-    ] {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-        );
-    }
-    let name = "switchyard_event_messages_rejected_total";
-    let _ = writeln!(
-        out,
-        "# HELP {name} KV event and load messages dropped as malformed or hostile, by reason.\n# TYPE {name} counter"
-    );
+    let mut rejected = s.family(&names::EVENT_MESSAGES_REJECTED);
     for (reason, v) in stats.rejected {
-        let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {v}");
+        rejected.value(&[("reason", reason)], v as f64);
     }
 }

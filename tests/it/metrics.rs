@@ -43,6 +43,8 @@ async fn request_token_latency_and_per_worker_series_move() {
     assert_eq!(status, 404);
 
     let text = scrape(&fe.url()).await;
+    // A scraper's reading: every line parses, every sample has a family with HELP and TYPE.
+    switchyard_runtime::exposition::check(&text).unwrap_or_else(|e| panic!("{e}:\n{text}"));
     let m = |s: &str| value(&text, s).unwrap_or_else(|| panic!("no series {s}:\n{text}"));
     let model = format!("model=\"{MODEL}\"");
     assert_eq!(

@@ -157,9 +157,7 @@ async fn run_parsed(
         .admit(&request.headers, &app.metrics.queued)
         .await
         .inspect_err(|_| {
-            app.metrics
-                .shed
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            app.metrics.shed.inc();
         })?;
     tracing::Span::current().record("model", request.model());
     let instances = candidates::for_request(&app.registry, &app.lora.catalog, &request)?;

@@ -14,7 +14,6 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -314,7 +313,7 @@ impl RelayBody {
             self.instance
                 .health
                 .mark_degraded(now_ns(), &self.app.config.health);
-            self.app.metrics.stalls.fetch_add(1, Ordering::Relaxed);
+            self.app.metrics.stalls.inc();
         }
         let failure = Failure::new(cause, self.instance.id(), detail);
         outcome::blame(&self.app, &self.instance, &failure, self.request_key);
@@ -347,7 +346,7 @@ impl RelayBody {
                 self.finish();
             }
             Step::Resume(resume) => {
-                self.app.metrics.migrations.fetch_add(1, Ordering::Relaxed);
+                self.app.metrics.migrations.inc();
                 self.resuming = Some(resume);
             }
             Step::GiveUp(reason) => self.fail(&format!("{message}; {reason}")),

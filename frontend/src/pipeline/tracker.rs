@@ -2,7 +2,6 @@
 //! (success, error, stream failure, client gone). It lives in a drop guard that travels with
 //! the response body, so a streamed request is counted when its last byte is sent.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,7 +9,7 @@ use switchyard_protocol::Usage;
 
 use super::Endpoint;
 use crate::app::App;
-use crate::metrics::{ModelMetrics, UNKNOWN_MODEL};
+use crate::metrics::{seconds, ModelMetrics, UNKNOWN_MODEL};
 use crate::tenants::Lease;
 
 #[derive(Debug, Default)]
@@ -38,7 +37,7 @@ impl Tracker {
 
     /// Starts the bookkeeping for a request counted under `route`.
     pub fn start_route(app: &Arc<App>, route: &'static str) -> Self {
-        app.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+        app.metrics.in_flight.inc();
         Self {
             inner: Some(Inner {
                 app: Arc::clone(app),
@@ -101,38 +100,32 @@ impl Tracker {
             lease.settle(usage);
         }
         if let Some(m) = self.model() {
-            m.input_tokens
-                .fetch_add(u64::from(usage.prompt_tokens), Ordering::Relaxed);
-            m.output_tokens
-                .fetch_add(u64::from(usage.completion_tokens), Ordering::Relaxed);
+            m.input_tokens.inc_by(u64::from(usage.prompt_tokens));
+            m.output_tokens.inc_by(u64::from(usage.completion_tokens));
         }
     }
 
     pub fn observe_ttft(&self, d: Duration) {
         if let Some(m) = self.model() {
-            m.ttft.observe(d);
+            m.ttft.observe(seconds(d));
         }
     }
 
     pub fn observe_itl(&self, d: Duration) {
         if let Some(m) = self.model() {
-            m.itl.observe(d);
+            m.itl.observe(seconds(d));
         }
     }
 
     pub fn count_retry(&self) {
         if let Some(inner) = &self.inner {
-            inner.app.metrics.retries.fetch_add(1, Ordering::Relaxed);
+            inner.app.metrics.retries.inc();
         }
     }
 
     pub fn count_stream_error(&self) {
         if let Some(inner) = &self.inner {
-            inner
-                .app
-                .metrics
-                .stream_errors
-                .fetch_add(1, Ordering::Relaxed);
+            inner.app.metrics.stream_errors.inc();
         }
     }
 
@@ -144,9 +137,9 @@ impl Tracker {
 impl Drop for Inner {
     fn drop(&mut self) {
         let metrics = &self.app.metrics;
-        metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+        metrics.in_flight.dec();
         if !self.completed {
-            metrics.cancelled.fetch_add(1, Ordering::Relaxed);
+            metrics.cancelled.inc();
         }
         let model = match &self.model {
             Some(m) => Arc::clone(m),
@@ -158,6 +151,6 @@ impl Drop for Inner {
         if let Some(lease) = &mut self.lease {
             lease.finish(self.status);
         }
-        model.duration.observe(self.started.elapsed());
+        model.duration.observe(seconds(self.started.elapsed()));
     }
 }

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod declared;
 pub mod discovery;
 pub mod engine_load;
+pub mod exposition;
 pub mod health;
 pub mod instance;
 pub mod live;
