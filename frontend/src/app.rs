@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use http::HeaderName;
 use switchyard_kv::PromptHasher;
+use switchyard_runtime::policy::kv::{KvRouter, KvSlot};
 use switchyard_runtime::{policy, Policy, PolicyConfig, Registry, WorkerClient};
 
 use switchyard_runtime::health::{RetryBudget, RetryPermit};
@@ -26,13 +27,13 @@ pub struct ModelRouting {
 }
 
 impl ModelRouting {
-    fn build(key: &str, config: &PolicyConfig) -> Result<Self, ConfigError> {
+    fn build(key: &str, config: &PolicyConfig, kv: &KvSlot) -> Result<Self, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
             key: key.to_owned(),
             message,
         };
         Ok(Self {
-            policy: policy::build(config).map_err(&invalid)?,
+            policy: policy::build_with_kv(config, kv).map_err(&invalid)?,
             session_header: HeaderName::try_from(config.session_header.as_str())
                 .map_err(|e| invalid(format!("session_header: {e}")))?,
         })
@@ -72,6 +73,10 @@ pub struct App {
     pub tls: Option<Arc<crate::tls::Tls>>,
     /// LoRA adapters: the catalog and on-demand loads (`docs/lora.md`).
     pub lora: crate::lora::Lora,
+    /// The `kv` policy's settings and overlap source, shared by this frontend's policies.
+    pub kv: KvSlot,
+    /// The NATS side while `--nats` runs (`/health`, metrics, replica count).
+    pub bus: crate::events::BusSlot,
 }
 
 /// How each model's prompts are cut into prefix blocks: with the model's tokenizer (config
@@ -115,14 +120,15 @@ impl App {
         registry: Arc<Registry>,
         plugins: Arc<PluginSet>,
     ) -> Result<Arc<Self>, ConfigError> {
-        let default_routing = ModelRouting::build("routing", &config.routing)?;
+        let kv = KvSlot::new(KvRouter::approximate(config.kv.clone()));
+        let default_routing = ModelRouting::build("routing", &config.routing, &kv)?;
         let per_model = config
             .models
             .iter()
             .map(|(model, c)| {
                 Ok((
                     model.clone(),
-                    ModelRouting::build(&format!("models.{model}"), c)?,
+                    ModelRouting::build(&format!("models.{model}"), c, &kv)?,
                 ))
             })
             .collect::<Result<_, ConfigError>>()?;
@@ -154,6 +160,8 @@ impl App {
                 lora: crate::lora::Lora::new(&config.adapters),
                 client: WorkerClient::new(&config.upstream.client),
                 metrics,
+                kv,
+                bus: Default::default(),
                 registry,
                 default_routing,
                 per_model,

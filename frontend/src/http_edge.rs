@@ -166,7 +166,7 @@ fn health(app: &App) -> Response<Body> {
         },
         "instances": app.registry.topology().all().len(),
         // NATS (`--nats`): connection, and whether routing is KV-aware or load-only.
-        "events": crate::events::health_details(),
+        "events": app.bus.health_details(),
     });
     let status = if ready {
         StatusCode::OK

@@ -44,7 +44,7 @@ fn collect(app: &App, s: &mut Scrape) {
         .value(&[], budget.rejected.load(Relaxed) as f64);
     connections(app, s);
     app.plugins.collect_metrics(s);
-    crate::events::collect_metrics(s);
+    app.bus.collect_metrics(s);
     crate::tenants::metrics::collect(s, &app.tenants);
     app.flow.collect_metrics(s);
     app.lora.collect_metrics(s);
