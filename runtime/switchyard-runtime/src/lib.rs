@@ -17,6 +17,7 @@ pub mod instance;
 pub mod live;
 pub mod lora;
 pub mod observe;
+pub mod plugin_policy;
 pub mod policy;
 pub mod registry;
 pub mod role;
