@@ -15,6 +15,7 @@
 //! after parse: a client that trickles its body waits for it on its own connection, under
 //! the body timeouts, without holding a slot that a complete request could use.
 
+pub mod access_log;
 pub mod body_budget;
 pub mod body_limits;
 pub mod candidates;
@@ -86,6 +87,7 @@ pub async fn generate(
 ) -> Response<Body> {
     let mut tracker = Tracker::start(app, endpoint);
     tracker.set_lease(lease);
+    tracker.set_request_id(request_id);
     match run(app, headers, body, endpoint, request_id, &mut tracker).await {
         Ok(response) => response,
         Err(error) => {
@@ -109,6 +111,7 @@ where
 {
     let mut tracker = Tracker::start_route(app, route);
     tracker.set_lease(lease);
+    tracker.set_request_id(request_id);
     let result = match parse.await {
         Ok(request) => run_parsed(app, request, request_id, &mut tracker).await,
         Err(error) => Err(error),

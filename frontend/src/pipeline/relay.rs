@@ -61,6 +61,7 @@ pub fn respond(
 ) -> Response<Body> {
     match upstream {
         Upstream::Stream(start) => {
+            tracker.set_instance(start.instance.id());
             let instance = HeaderValue::from_str(start.instance.id()).ok();
             let relay = RelayBody::new(app, start, tracker, request, context);
             let mut response = Response::new(Body::Relay(Box::new(relay)));
@@ -97,6 +98,7 @@ pub fn respond(
             } else {
                 body
             };
+            tracker.set_instance(instance.id());
             if let Some(usage) = usage {
                 tracker.record_usage(&usage);
             }
@@ -347,6 +349,7 @@ impl RelayBody {
             }
             Step::Resume(resume) => {
                 self.app.metrics.migrations.inc();
+                self.tracker.count_migration();
                 self.resuming = Some(resume);
             }
             Step::GiveUp(reason) => self.fail(&format!("{message}; {reason}")),

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use switchyard_protocol::Usage;
 
+use super::access_log::{self, Access};
 use super::Endpoint;
 use crate::app::App;
 use crate::metrics::{seconds, ModelMetrics, UNKNOWN_MODEL};
@@ -28,6 +29,10 @@ struct Inner {
     completed: bool,
     /// The caller's tenant hold: released, and its tokens settled, when the request ends.
     lease: Option<Lease>,
+    /// The access-log figures, when the access log is on (checked once, at start).
+    access: Option<Box<Access>>,
+    /// The model's name for the access log.
+    model_name: Option<Arc<str>>,
 }
 
 impl Tracker {
@@ -47,6 +52,8 @@ impl Tracker {
                 status: 200,
                 completed: false,
                 lease: None,
+                access: access_log::enabled().then(Box::default),
+                model_name: None,
             }),
         }
     }
@@ -55,7 +62,33 @@ impl Tracker {
     pub fn set_model(&mut self, model: &str) {
         if let Some(inner) = &mut self.inner {
             inner.model = Some(inner.app.metrics.model(model));
+            if inner.access.is_some() {
+                inner.model_name = Some(Arc::from(model));
+            }
         }
+    }
+
+    pub fn set_request_id(&self, id: &str) {
+        if let Some(a) = self.access() {
+            a.set_request_id(id);
+        }
+    }
+
+    /// The instance answering now (the access log names the last one).
+    pub fn set_instance(&self, id: &str) {
+        if let Some(a) = self.access() {
+            a.set_instance(id);
+        }
+    }
+
+    pub fn count_migration(&self) {
+        if let Some(a) = self.access() {
+            a.migration();
+        }
+    }
+
+    fn access(&self) -> Option<&Access> {
+        self.inner.as_ref().and_then(|i| i.access.as_deref())
     }
 
     pub fn set_lease(&mut self, lease: Option<Lease>) {
@@ -99,6 +132,9 @@ impl Tracker {
         if let Some(lease) = self.lease_mut() {
             lease.settle(usage);
         }
+        if let Some(a) = self.access() {
+            a.output_tokens(u64::from(usage.completion_tokens));
+        }
         if let Some(m) = self.model() {
             m.input_tokens.inc_by(u64::from(usage.prompt_tokens));
             m.output_tokens.inc_by(u64::from(usage.completion_tokens));
@@ -106,6 +142,9 @@ impl Tracker {
     }
 
     pub fn observe_ttft(&self, d: Duration) {
+        if let Some(a) = self.access() {
+            a.ttft(d);
+        }
         if let Some(m) = self.model() {
             m.ttft.observe(seconds(d));
         }
@@ -120,6 +159,9 @@ impl Tracker {
     pub fn count_retry(&self) {
         if let Some(inner) = &self.inner {
             inner.app.metrics.retries.inc();
+        }
+        if let Some(a) = self.access() {
+            a.retry();
         }
     }
 
@@ -151,6 +193,11 @@ impl Drop for Inner {
         if let Some(lease) = &mut self.lease {
             lease.finish(self.status);
         }
-        model.duration.observe(seconds(self.started.elapsed()));
+        let elapsed = self.started.elapsed();
+        model.duration.observe(seconds(elapsed));
+        if let Some(access) = &self.access {
+            let line = access.line(self.route, self.model_name.as_deref(), self.status, elapsed);
+            tracing::info!(target: access_log::TARGET, "{line}");
+        }
     }
 }
