@@ -57,7 +57,8 @@ impl Access {
         self.migrations.fetch_add(1, Relaxed);
     }
 
-    /// The JSON line for a request that ended with `status` after `duration`.
+    /// The JSON line for a request that ended with `status` after `duration`: written into
+    /// one buffer (strings escaped by serde_json), not built as a `Value` map.
     pub fn line(
         &self,
         route: &str,
@@ -65,20 +66,40 @@ impl Access {
         status: u16,
         duration: Duration,
     ) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::with_capacity(256);
+        out.push_str("{\"request_id\":");
+        json_str(&mut out, self.request_id.get().map(|s| &**s));
+        out.push_str(",\"route\":");
+        json_str(&mut out, Some(route));
+        out.push_str(",\"model\":");
+        json_str(&mut out, model);
+        out.push_str(",\"instance\":");
+        json_str(&mut out, self.instance.lock().as_deref());
         let ttft = self.ttft_us.load(Relaxed);
-        serde_json::json!({
-            "request_id": self.request_id.get().map(|s| &**s),
-            "route": route,
-            "model": model,
-            "instance": self.instance.lock().as_deref(),
-            "status": status,
-            "ttft_ms": (ttft > 0).then(|| ttft as f64 / 1e3),
-            "output_tokens": self.output_tokens.load(Relaxed),
-            "duration_ms": duration.as_secs_f64() * 1e3,
-            "retries": self.retries.load(Relaxed),
-            "migrations": self.migrations.load(Relaxed),
-        })
-        .to_string()
+        let _ = write!(out, ",\"status\":{status},\"ttft_ms\":");
+        if ttft > 0 {
+            let _ = write!(out, "{}", ttft as f64 / 1e3);
+        } else {
+            out.push_str("null");
+        }
+        let _ = write!(
+            out,
+            ",\"output_tokens\":{},\"duration_ms\":{},\"retries\":{},\"migrations\":{}}}",
+            self.output_tokens.load(Relaxed),
+            duration.as_secs_f64() * 1e3,
+            self.retries.load(Relaxed),
+            self.migrations.load(Relaxed),
+        );
+        out
+    }
+}
+
+/// A JSON string (escaped) or `null`.
+fn json_str(out: &mut String, s: Option<&str>) {
+    match s.and_then(|s| serde_json::to_string(s).ok()) {
+        Some(quoted) => out.push_str(&quoted),
+        None => out.push_str("null"),
     }
 }
 
@@ -114,6 +135,11 @@ mod tests {
         assert_eq!(v["duration_ms"], 40.0);
         assert_eq!(v["retries"], 1);
         assert_eq!(v["migrations"], 1);
+        let hostile = Access::default();
+        hostile.set_request_id("a\"b\n");
+        let v: serde_json::Value =
+            serde_json::from_str(&hostile.line("r", None, 500, Duration::ZERO)).unwrap();
+        assert_eq!(v["request_id"], "a\"b\n", "strings are escaped");
         let empty = Access::default().line("embeddings", None, 404, Duration::ZERO);
         let v: serde_json::Value = serde_json::from_str(&empty).unwrap();
         assert!(v["request_id"].is_null() && v["instance"].is_null() && v["ttft_ms"].is_null());
