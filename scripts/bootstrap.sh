@@ -14,6 +14,14 @@ rustup show active-toolchain >/dev/null
 rustup target list --installed | grep -qx wasm32-wasip2 || {
   say "adding the wasm32-wasip2 target"; rustup target add wasm32-wasip2; }
 
+# cargo-deny: CI checks the dependency policy (deny.toml). Pinned: 0.20.2 builds on the pinned
+# toolchain (it needs Rust 1.88); --locked builds it with its own tested dependency versions.
+CARGO_DENY_VERSION=0.20.2
+if ! cargo deny --version 2>/dev/null | grep -qx "cargo-deny $CARGO_DENY_VERSION"; then
+  say "installing cargo-deny $CARGO_DENY_VERSION (a few minutes, once)"
+  cargo install --locked cargo-deny --version "$CARGO_DENY_VERSION"
+fi
+
 # System packages: etcd and NATS servers for the distributed tests, protoc for etcd-client.
 if [ -x scripts/install-services.sh ]; then
   scripts/install-services.sh

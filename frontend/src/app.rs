@@ -1,11 +1,12 @@
 //! The frontend's shared state, built once from the validated configuration.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use http::HeaderName;
 use switchyard_kv::PromptHasher;
+use switchyard_runtime::policy::kv::{KvRouter, KvSlot};
 use switchyard_runtime::{policy, Policy, PolicyConfig, Registry, WorkerClient};
 
 use switchyard_runtime::health::{RetryBudget, RetryPermit};
@@ -26,13 +27,13 @@ pub struct ModelRouting {
 }
 
 impl ModelRouting {
-    fn build(key: &str, config: &PolicyConfig) -> Result<Self, ConfigError> {
+    fn build(key: &str, config: &PolicyConfig, kv: &KvSlot) -> Result<Self, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
             key: key.to_owned(),
             message,
         };
         Ok(Self {
-            policy: policy::build(config).map_err(&invalid)?,
+            policy: policy::build_with_kv(config, kv).map_err(&invalid)?,
             session_header: HeaderName::try_from(config.session_header.as_str())
                 .map_err(|e| invalid(format!("session_header: {e}")))?,
         })
@@ -72,6 +73,10 @@ pub struct App {
     pub tls: Option<Arc<crate::tls::Tls>>,
     /// LoRA adapters: the catalog and on-demand loads (`docs/lora.md`).
     pub lora: crate::lora::Lora,
+    /// The `kv` policy's settings and overlap source, shared by this frontend's policies.
+    pub kv: KvSlot,
+    /// The NATS side while `--nats` runs (`/health`, metrics, replica count).
+    pub bus: crate::events::BusSlot,
 }
 
 /// How each model's prompts are cut into prefix blocks: with the model's tokenizer (config
@@ -115,14 +120,15 @@ impl App {
         registry: Arc<Registry>,
         plugins: Arc<PluginSet>,
     ) -> Result<Arc<Self>, ConfigError> {
-        let default_routing = ModelRouting::build("routing", &config.routing)?;
+        let kv = KvSlot::new(KvRouter::approximate(config.kv.clone()));
+        let default_routing = ModelRouting::build("routing", &config.routing, &kv)?;
         let per_model = config
             .models
             .iter()
             .map(|(model, c)| {
                 Ok((
                     model.clone(),
-                    ModelRouting::build(&format!("models.{model}"), c)?,
+                    ModelRouting::build(&format!("models.{model}"), c, &kv)?,
                 ))
             })
             .collect::<Result<_, ConfigError>>()?;
@@ -133,51 +139,59 @@ impl App {
                     key: "tenants".into(),
                     message,
                 })?;
-        Ok(Arc::new(Self {
-            tenants: Arc::new(tenants),
-            flow: Arc::new(crate::flow::FlowControl::new(&config.flow_control)),
-            tls: match &config.tls {
-                Some(tls) => {
-                    Some(
-                        crate::tls::Tls::load(tls).map_err(|message| ConfigError::Invalid {
+        let metrics = Metrics::new().map_err(|e| ConfigError::Invalid {
+            key: "metrics".into(),
+            message: e.to_string(),
+        })?;
+        let app =
+            Arc::new(Self {
+                tenants: Arc::new(tenants),
+                flow: Arc::new(crate::flow::FlowControl::new(&config.flow_control)),
+                tls: match &config.tls {
+                    Some(tls) => Some(crate::tls::Tls::load(tls).map_err(|message| {
+                        ConfigError::Invalid {
                             key: "tls".into(),
                             message,
-                        })?,
-                    )
-                }
-                None => None,
-            },
-            prompt_hashers,
-            lora: crate::lora::Lora::new(&config.adapters),
-            client: WorkerClient::new(&config.upstream.client),
-            metrics: Metrics::default(),
-            registry,
-            default_routing,
-            per_model,
-            draining: AtomicBool::new(false),
-            grace_over: CancellationToken::new(),
-            retry_budget: RetryBudget::new(config.retry_budget.clone()),
-            admission: Admission::new(&config.overload),
-            body_budget: BodyBudget::new(
-                config.limits.max_inflight_body_bytes,
-                std::time::Duration::from_millis(config.limits.body_budget_wait_ms),
-            ),
-            connections: Arc::new(ConnLimits::new(&config.limits)),
-            plugins,
-            config,
-        }))
+                        }
+                    })?),
+                    None => None,
+                },
+                prompt_hashers,
+                lora: crate::lora::Lora::new(&config.adapters),
+                client: WorkerClient::new(&config.upstream.client),
+                metrics,
+                kv,
+                bus: Default::default(),
+                registry,
+                default_routing,
+                per_model,
+                draining: AtomicBool::new(false),
+                grace_over: CancellationToken::new(),
+                retry_budget: RetryBudget::new(config.retry_budget.clone()),
+                admission: Admission::new(&config.overload),
+                body_budget: BodyBudget::new(
+                    config.limits.max_inflight_body_bytes,
+                    std::time::Duration::from_millis(config.limits.body_budget_wait_ms),
+                ),
+                connections: Arc::new(ConnLimits::new(&config.limits)),
+                plugins,
+                config,
+            });
+        crate::metrics::scrape::register(&app).map_err(|e| ConfigError::Invalid {
+            key: "metrics".into(),
+            message: e.to_string(),
+        })?;
+        Ok(app)
     }
 
     /// A retry-budget permit for one more re-issue (a retry or a migration), judged against
     /// the requests in flight now; `None` — counted in
     /// `switchyard_retry_budget_exhausted_total` — when the budget is spent.
     pub fn retry_permit(&self) -> Option<RetryPermit<'_>> {
-        let active = u64::try_from(self.metrics.in_flight.load(Ordering::Relaxed)).unwrap_or(0);
+        let active = u64::try_from(self.metrics.in_flight.get()).unwrap_or(0);
         let permit = self.retry_budget.try_acquire(active);
         if permit.is_none() {
-            self.metrics
-                .retry_budget_exhausted
-                .fetch_add(1, Ordering::Relaxed);
+            self.metrics.retry_budget_exhausted.inc();
         }
         permit
     }

@@ -1,10 +1,11 @@
 //! The frontend's side of NATS (`--nats`, `docs/events.md`) and the `kv` policy's overlap
 //! source.
 //!
-//! [`start`] always installs the `kv` policy's router (`switchyard_runtime::policy::kv`): the
+//! [`start`] always installs the `kv` policy's router in the app's slot (`App::kv`): the
 //! approximate index without `--nats`, the event-driven index with it, and keeps the source in
 //! step with discovery (an instance that leaves is forgotten at once). With `--nats` it also
-//! runs
+//! puts the NATS side in the app's [`BusSlot`] (for `/health`, metrics and the replica count)
+//! and runs
 //!
 //! - the [`Subscriber`]: KV events into a shared index, worker load snapshots into each
 //!   instance's `Load.queued` / `Load.kv_usage_ppm` (matched by instance id); it only keeps
@@ -18,7 +19,6 @@
 //! (`events`) and as `switchyard_event_bus_*` / `switchyard_kv_*` metrics.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,11 +26,14 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use switchyard_kv::{BlockHash, Overlap, SharedKvIndex};
 use switchyard_nats::{ReplicaSync, ReplicaSyncConfig, Subscriber, SubscriberConfig};
-use switchyard_runtime::policy::kv::{self, KvConfig, KvOverlap, KvRouter};
+use switchyard_runtime::policy::kv::{KvConfig, KvOverlap, KvRouter, KvSlot};
 use switchyard_runtime::{EngineReport, Registry, ReportSource};
 use tokio::task::JoinHandle;
 
-use crate::config::ServeConfig;
+use switchyard_runtime::exposition::Scrape;
+
+use crate::app::App;
+use crate::metrics::names;
 
 /// How often worker load and peer counts are copied into the instances.
 const SYNC_PERIOD: Duration = Duration::from_millis(100);
@@ -56,15 +59,25 @@ impl KvOverlap for EventOverlap {
     }
 }
 
-/// The NATS side, for `/health` and `/metrics` (one frontend per process).
+/// The NATS side, for `/health` and `/metrics`.
 #[derive(Clone)]
 struct Bus {
     subscriber: Arc<Subscriber>,
     replica: Arc<ReplicaSync>,
 }
 
-/// Set while a frontend with `--nats` runs; cleared when its [`Events`] stop.
-static RUNNING: RwLock<Option<Bus>> = RwLock::new(None);
+/// Where an app finds its NATS side: set while its frontend runs with `--nats`, cleared when
+/// its [`Events`] stop. One per app, so two frontends in one process keep apart.
+#[derive(Clone, Default)]
+pub struct BusSlot(Arc<RwLock<Option<Bus>>>);
+
+impl std::fmt::Debug for BusSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("BusSlot")
+            .field(&self.0.read().is_some())
+            .finish()
+    }
+}
 
 /// The running event wiring. [`Events::shutdown`] stops it and tells peer frontends to drop
 /// this one's counts at once; dropping it stops the tasks too (peers then expire the counts
@@ -72,6 +85,8 @@ static RUNNING: RwLock<Option<Bus>> = RwLock::new(None);
 pub struct Events {
     bus: Option<Bus>,
     kv: KvConfig,
+    kv_slot: KvSlot,
+    bus_slot: BusSlot,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -99,8 +114,8 @@ impl Events {
         let bus = self.bus.take()?;
         bus.subscriber.stop();
         bus.replica.stop();
-        *RUNNING.write() = None;
-        kv::install(KvRouter::approximate(self.kv.clone()));
+        *self.bus_slot.0.write() = None;
+        self.kv_slot.install(KvRouter::approximate(self.kv.clone()));
         Some(bus)
     }
 }
@@ -111,16 +126,20 @@ impl Drop for Events {
     }
 }
 
-/// Installs the `kv` router and, with `config.nats`, starts the subscriber and replica sync.
-/// NATS being down at start-up is not an error: the client keeps connecting in the background.
-pub async fn start(registry: &Arc<Registry>, config: &ServeConfig) -> anyhow::Result<Events> {
+/// Installs the `kv` router in `app.kv` and, with `config.nats`, starts the subscriber and
+/// replica sync and puts them in `app.bus`. NATS being down at start-up is not an error: the
+/// client keeps connecting in the background.
+pub async fn start(app: &App) -> anyhow::Result<Events> {
+    let (registry, config) = (&app.registry, &app.config);
     let Some(url) = config.nats.as_deref() else {
         let router = KvRouter::approximate(config.kv.clone());
         let source = Arc::clone(&router.source);
-        kv::install(router);
+        app.kv.install(router);
         return Ok(Events {
             bus: None,
             kv: config.kv.clone(),
+            kv_slot: app.kv.clone(),
+            bus_slot: app.bus.clone(),
             tasks: vec![tokio::spawn(follow_discovery(
                 Arc::clone(registry),
                 source,
@@ -138,11 +157,11 @@ pub async fn start(registry: &Arc<Registry>, config: &ServeConfig) -> anyhow::Re
     let source: Arc<dyn KvOverlap> = Arc::new(EventOverlap {
         subscriber: Arc::clone(&bus.subscriber),
     });
-    kv::install(KvRouter {
+    app.kv.install(KvRouter {
         config: config.kv.clone(),
         source: Arc::clone(&source),
     });
-    *RUNNING.write() = Some(bus.clone());
+    *app.bus.0.write() = Some(bus.clone());
     let tasks = vec![
         tokio::spawn(follow_discovery(
             Arc::clone(registry),
@@ -155,6 +174,8 @@ pub async fn start(registry: &Arc<Registry>, config: &ServeConfig) -> anyhow::Re
     Ok(Events {
         bus: Some(bus),
         kv: config.kv.clone(),
+        kv_slot: app.kv.clone(),
+        bus_slot: app.bus.clone(),
         tasks,
     })
 }
@@ -256,106 +277,61 @@ async fn sync_loop(registry: Arc<Registry>, bus: Bus) {
     }
 }
 
-fn running() -> Option<Bus> {
-    RUNNING.read().clone()
-}
-
-/// Frontend replicas known to be running: this one plus its live NATS peers (1 without
-/// `--nats`). Tenant limits are shared out by it.
-pub fn replicas() -> usize {
-    running().map_or(1, |bus| bus.replica.peers() + 1)
-}
-
-/// `/health` details: `null` without `--nats`.
-pub fn health_details() -> serde_json::Value {
-    let Some(bus) = running() else {
-        return serde_json::Value::Null;
-    };
-    let stats = bus.subscriber.stats();
-    let connected = bus.subscriber.connected();
-    serde_json::json!({
-        "connected": connected,
-        "routing": if connected { "kv+load" } else { "load-only" },
-        "peers": bus.replica.peers(),
-        "gaps": stats.gaps,
-        "dumps_applied": stats.dumps_applied,
-        "indexed_blocks": bus.subscriber.index().len(),
-    })
-}
-
-/// Prometheus lines for the event bus (nothing without `--nats`).
-pub fn render_metrics(out: &mut String) {
-    let Some(bus) = running() else {
-        return;
-    };
-    let stats = bus.subscriber.stats();
-    for (name, help, v) in [
-        (
-            "switchyard_event_bus_connected",
-            "1 while the NATS connection is up.",
-            u64::from(bus.subscriber.connected()),
-        ),
-        (
-            "switchyard_event_bus_peers",
-            "Live peer frontends (replica sync).",
-            bus.replica.peers() as u64,
-        ),
-        (
-            "switchyard_kv_index_blocks",
-            "Distinct blocks in the event-driven KV index.",
-            bus.subscriber.index().len() as u64,
-        ),
-    ] {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+impl BusSlot {
+    fn running(&self) -> Option<Bus> {
+        self.0.read().clone()
     }
-    for (name, help, v) in [
-        (
-            "switchyard_kv_event_messages_total",
-            "KV event messages applied.",
-            stats.applied,
-        ),
-        (
-            "switchyard_kv_event_gaps_total",
-            "Sequence gaps and epoch changes detected.",
-            stats.gaps,
-        ),
-        (
-            "switchyard_kv_event_ignored_total",
-            "KV event and load messages ignored (id not in discovery after its grace period, over the cap, or an unusable seq).",
-            stats.ignored,
-        ),
-        (
-            "switchyard_kv_dumps_requested_total",
-            "Full dumps requested (resyncs started).",
-            stats.dumps_requested,
-        ),
-        (
-            "switchyard_kv_dumps_applied_total",
-            "Full dumps applied (resyncs).",
-            stats.dumps_applied,
-        ),
-        (
-            "switchyard_kv_dumps_failed_total",
-            "Dump requests that failed.",
-            stats.dumps_failed,
-        ),
-        (
-            "switchyard_kv_index_evicted_total",
-            "Blocks evicted because an instance went over kv.max_blocks_per_instance.",
-            bus.subscriber.index().evicted(),
-        ),
-    ] {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-        );
+
+    /// Frontend replicas known to be running: this one plus its live NATS peers (1 without
+    /// `--nats`). Tenant limits are shared out by it.
+    pub fn replicas(&self) -> usize {
+        self.running().map_or(1, |bus| bus.replica.peers() + 1)
     }
-    let name = "switchyard_event_messages_rejected_total";
-    let _ = writeln!(
-        out,
-        "# HELP {name} KV event and load messages dropped as malformed or hostile, by reason.\n# TYPE {name} counter"
-    );
-    for (reason, v) in stats.rejected {
-        let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {v}");
+
+    /// `/health` details: `null` without `--nats`.
+    pub fn health_details(&self) -> serde_json::Value {
+        let Some(bus) = self.running() else {
+            return serde_json::Value::Null;
+        };
+        let stats = bus.subscriber.stats();
+        let connected = bus.subscriber.connected();
+        serde_json::json!({
+            "connected": connected,
+            "routing": if connected { "kv+load" } else { "load-only" },
+            "peers": bus.replica.peers(),
+            "gaps": stats.gaps,
+            "dumps_applied": stats.dumps_applied,
+            "indexed_blocks": bus.subscriber.index().len(),
+        })
+    }
+
+    /// The event-bus series, for the scrape-time collector (nothing without `--nats`).
+    pub fn collect_metrics(&self, s: &mut Scrape) {
+        let Some(bus) = self.running() else {
+            return;
+        };
+        let stats = bus.subscriber.stats();
+        let index = bus.subscriber.index();
+        for (family, v) in [
+            (
+                &names::EVENT_BUS_CONNECTED,
+                u64::from(bus.subscriber.connected()),
+            ),
+            (&names::EVENT_BUS_PEERS, bus.replica.peers() as u64),
+            (&names::KV_INDEX_BLOCKS, index.len() as u64),
+            (&names::KV_EVENT_MESSAGES, stats.applied),
+            (&names::KV_EVENT_GAPS, stats.gaps),
+            (&names::KV_EVENT_IGNORED, stats.ignored),
+            (&names::KV_DUMPS_REQUESTED, stats.dumps_requested),
+            (&names::KV_DUMPS_APPLIED, stats.dumps_applied),
+            (&names::KV_DUMPS_FAILED, stats.dumps_failed),
+            (&names::KV_INDEX_EVICTED, index.evicted()),
+        ] {
+            s.family(family).value(&[], v as f64);
+        }
+        let mut rejected = s.family(&names::EVENT_MESSAGES_REJECTED);
+        for (reason, v) in stats.rejected {
+            rejected.value(&[("reason", reason)], v as f64);
+        }
     }
 }

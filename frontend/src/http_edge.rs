@@ -166,7 +166,7 @@ fn health(app: &App) -> Response<Body> {
         },
         "instances": app.registry.topology().all().len(),
         // NATS (`--nats`): connection, and whether routing is KV-aware or load-only.
-        "events": crate::events::health_details(),
+        "events": app.bus.health_details(),
     });
     let status = if ready {
         StatusCode::OK
@@ -177,24 +177,11 @@ fn health(app: &App) -> Response<Body> {
 }
 
 fn metrics(app: &App) -> Response<Body> {
-    let mut text = app.metrics.render(&app.registry);
-    crate::metrics::render_body_budget(
-        &mut text,
-        app.body_budget.in_use(),
-        app.body_budget.total(),
-        app.body_budget.rejected.load(Ordering::Relaxed),
-    );
-    crate::metrics::render_connections(&mut text, &app.connections);
-    app.metrics.pd.render(&mut text, &app.registry);
-    app.plugins.render_metrics(&mut text);
-    crate::events::render_metrics(&mut text);
-    tenants::metrics::render(&mut text, &app.tenants);
-    app.flow.render_metrics(&mut text);
-    app.lora.render_metrics(&mut text);
+    let text = app.metrics.render();
     let mut response = Response::new(Body::full(text));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4"),
+        HeaderValue::from_static(switchyard_runtime::exposition::CONTENT_TYPE),
     );
     response
 }

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use switchyard::cli::{Cli, Command};
-use switchyard::{demo, env_names, serve, server};
+use switchyard::{demo, env_names, pipeline, serve, server};
 use tokio::net::TcpListener;
 
 fn main() -> anyhow::Result<()> {
@@ -43,8 +43,26 @@ fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env(env_names::LOG)
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+    let is_access = |m: &tracing::Metadata<'_>| m.target() == pipeline::access_log::TARGET;
+    // The access log: bare JSON lines on stdout; everything else as text on stderr.
+    let access = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stdout)
+        .without_time()
+        .with_level(false)
+        .with_target(false)
+        .with_ansi(false)
+        .with_filter(tracing_subscriber::filter::filter_fn(is_access));
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_filter(tracing_subscriber::filter::filter_fn(move |m| {
+            !is_access(m)
+        }));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(access)
+        .with(logs)
         .init();
 }

@@ -29,10 +29,10 @@ pub async fn run(
         Arc::new(Registry::new(config.template_catalog()?).with_worker_keys(config.worker_keys()?));
     let plugins = Arc::new(start_plugins(&config, &registry).await?);
     let discovery_tasks = discovery::start(&config, &registry, &plugins).await?;
+    let app = App::new(config, Arc::clone(&registry), Arc::clone(&plugins))?;
     // NATS events (KV index, worker load, replica sync) and the `kv` policy's overlap source;
     // stopped after the server has drained, so peers count our requests until they are done.
-    let events = crate::events::start(&registry, &config).await?;
-    let app = App::new(config, Arc::clone(&registry), Arc::clone(&plugins))?;
+    let events = crate::events::start(&app).await?;
     let plugin_tasks = [
         tasks::spawn_topology_watch(Arc::clone(&plugins), Arc::clone(&registry)),
         tasks::spawn_file_watch(Arc::clone(&plugins)),
@@ -53,8 +53,9 @@ pub async fn run(
         app.config.canary.clone(),
     );
     let tenant_watch = crate::tenants::reload::spawn(Arc::clone(&app.tenants));
+    let bus = app.bus.clone();
     let tenant_replicas =
-        crate::tenants::replicas::spawn(Arc::clone(&app.tenants), crate::events::replicas);
+        crate::tenants::replicas::spawn(Arc::clone(&app.tenants), move || bus.replicas());
     let admin = crate::admin_listener::start(&app).await?;
     let flow_ticker = app.flow.spawn_ticker();
     let tls_watch = app.tls.as_ref().map(crate::tls::Tls::spawn_reload);
@@ -133,3 +134,7 @@ async fn start_plugins(config: &ServeConfig, registry: &Registry) -> anyhow::Res
     }
     Arc::try_unwrap(set).map_err(|_| anyhow::anyhow!("plugin set still shared during start-up"))
 }
+
+#[cfg(test)]
+#[path = "serve_two_tests.rs"]
+mod two_frontends_tests;

@@ -1,47 +1,51 @@
-//! Reconcile metrics (`switchyard_operator_*`), exported on `/metrics`.
+//! Reconcile metrics (`switchyard_operator_*`), exported on `/metrics` through the
+//! workspace's metrics library (`prometheus`, text format 0.0.4), one registry per operator.
 
 use std::time::Instant;
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use prometheus::{exponential_buckets, HistogramOpts, HistogramVec, IntCounterVec, IntGauge};
+use prometheus::{Opts, Registry};
+use switchyard_runtime::exposition::Family;
 
-/// Metric names (without the `_total` suffix the text encoder adds to counters).
+/// Metric families: name, help, type.
 pub mod names {
-    pub const RECONCILES: &str = "switchyard_operator_reconciles";
-    pub const RECONCILE_ERRORS: &str = "switchyard_operator_reconcile_errors";
-    pub const RECONCILE_DURATION: &str = "switchyard_operator_reconcile_duration_seconds";
-    pub const LEADER: &str = "switchyard_operator_leader";
-    pub const PLUGIN_VALIDATIONS: &str = "switchyard_operator_plugin_validations";
-}
+    use super::Family;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ControllerLabels {
-    pub controller: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ErrorLabels {
-    pub controller: &'static str,
-    pub error: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ValidationLabels {
-    pub reason: &'static str,
+    pub const RECONCILES: Family = Family::counter(
+        "switchyard_operator_reconciles_total",
+        "Reconciles started, by controller",
+    );
+    pub const RECONCILE_ERRORS: Family = Family::counter(
+        "switchyard_operator_reconcile_errors_total",
+        "Reconciles that failed, by controller and error",
+    );
+    pub const RECONCILE_DURATION: Family = Family::histogram(
+        "switchyard_operator_reconcile_duration_seconds",
+        "Reconcile duration in seconds",
+    );
+    pub const LEADER: Family = Family::gauge(
+        "switchyard_operator_leader",
+        "1 while this replica holds the leader lease",
+    );
+    pub const PLUGIN_VALIDATIONS: Family = Family::counter(
+        "switchyard_operator_plugin_validations_total",
+        "RouterPlugin validation outcomes, by Validated condition reason",
+    );
 }
 
 /// The operator's metrics and the registry that encodes them.
+#[derive(Debug)]
 pub struct Metrics {
     pub registry: Registry,
-    pub reconciles: Family<ControllerLabels, Counter>,
-    pub errors: Family<ErrorLabels, Counter>,
-    pub duration: Family<ControllerLabels, Histogram, fn() -> Histogram>,
-    pub leader: Gauge,
-    pub plugin_validations: Family<ValidationLabels, Counter>,
+    /// By `controller`.
+    pub reconciles: IntCounterVec,
+    /// By `controller`, `error`.
+    pub errors: IntCounterVec,
+    /// By `controller`.
+    pub duration: HistogramVec,
+    pub leader: IntGauge,
+    /// By `reason`.
+    pub plugin_validations: IntCounterVec,
 }
 
 /// Observes a reconcile's duration when dropped (so early returns are measured too).
@@ -51,59 +55,52 @@ pub struct ReconcileTimer<'a> {
     start: Instant,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        let mut registry = Registry::default();
-        let reconciles = Family::<ControllerLabels, Counter>::default();
-        let errors = Family::<ErrorLabels, Counter>::default();
-        let duration =
-            Family::<ControllerLabels, Histogram, fn() -> Histogram>::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.001, 2.0, 16))
-            });
-        let leader = Gauge::default();
-        let plugin_validations = Family::<ValidationLabels, Counter>::default();
-        registry.register(
-            names::RECONCILES,
-            "Reconciles started, by controller",
-            reconciles.clone(),
-        );
-        registry.register(
-            names::RECONCILE_ERRORS,
-            "Reconciles that failed, by controller and error",
-            errors.clone(),
-        );
-        registry.register(
-            names::RECONCILE_DURATION,
-            "Reconcile duration in seconds",
-            duration.clone(),
-        );
-        registry.register(
-            names::LEADER,
-            "1 while this replica holds the leader lease",
-            leader.clone(),
-        );
-        registry.register(
-            names::PLUGIN_VALIDATIONS,
-            "RouterPlugin validation outcomes, by Validated condition reason",
-            plugin_validations.clone(),
-        );
-        Self {
-            registry,
-            reconciles,
-            errors,
-            duration,
-            leader,
-            plugin_validations,
-        }
-    }
+fn register<M>(registry: &Registry, metric: M) -> prometheus::Result<M>
+where
+    M: prometheus::core::Collector + Clone + 'static,
+{
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+fn opts(family: &Family) -> Opts {
+    family.opts()
 }
 
 impl Metrics {
+    pub fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let r = &registry;
+        let buckets = exponential_buckets(0.001, 2.0, 16)?;
+        let d = &names::RECONCILE_DURATION;
+        Ok(Self {
+            reconciles: register(
+                r,
+                IntCounterVec::new(opts(&names::RECONCILES), &["controller"])?,
+            )?,
+            errors: register(
+                r,
+                IntCounterVec::new(opts(&names::RECONCILE_ERRORS), &["controller", "error"])?,
+            )?,
+            duration: register(
+                r,
+                HistogramVec::new(
+                    HistogramOpts::new(d.name, d.help).buckets(buckets),
+                    &["controller"],
+                )?,
+            )?,
+            leader: register(r, IntGauge::with_opts(opts(&names::LEADER))?)?,
+            plugin_validations: register(
+                r,
+                IntCounterVec::new(opts(&names::PLUGIN_VALIDATIONS), &["reason"])?,
+            )?,
+            registry,
+        })
+    }
+
     /// Counts a reconcile of `controller` and times it until the guard drops.
     pub fn reconcile(&self, controller: &'static str) -> ReconcileTimer<'_> {
-        self.reconciles
-            .get_or_create(&ControllerLabels { controller })
-            .inc();
+        self.reconciles.with_label_values(&[controller]).inc();
         ReconcileTimer {
             metrics: self,
             controller,
@@ -112,16 +109,25 @@ impl Metrics {
     }
 
     pub fn error(&self, controller: &'static str, error: &'static str) {
-        self.errors
-            .get_or_create(&ErrorLabels { controller, error })
-            .inc();
+        self.errors.with_label_values(&[controller, error]).inc();
+    }
+
+    pub fn plugin_validated(&self, reason: &str) {
+        self.plugin_validations.with_label_values(&[reason]).inc();
     }
 
     /// Prometheus text exposition of every metric.
-    pub fn encode(&self) -> Result<String, std::fmt::Error> {
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
-        Ok(out)
+    pub fn encode(&self) -> String {
+        switchyard_runtime::exposition::encode(&self.registry)
+    }
+}
+
+impl Default for Metrics {
+    /// The names and labels are consts (the `encodes_prefixed_names` test builds them), so
+    /// construction cannot fail at run time.
+    #[allow(clippy::expect_used)]
+    fn default() -> Self {
+        Self::new().expect("operator metric names and labels are valid")
     }
 }
 
@@ -129,9 +135,7 @@ impl Drop for ReconcileTimer<'_> {
     fn drop(&mut self) {
         self.metrics
             .duration
-            .get_or_create(&ControllerLabels {
-                controller: self.controller,
-            })
+            .with_label_values(&[self.controller])
             .observe(self.start.elapsed().as_secs_f64());
     }
 }
@@ -142,10 +146,12 @@ mod tests {
 
     #[test]
     fn encodes_prefixed_names() {
-        let m = Metrics::default();
+        let m = Metrics::new().unwrap();
         drop(m.reconcile("workerpool"));
         m.error("workerpool", "api");
-        let text = m.encode().unwrap();
+        m.plugin_validated("Compiled");
+        m.leader.set(1);
+        let text = m.encode();
         assert!(
             text.contains("switchyard_operator_reconciles_total{controller=\"workerpool\"} 1"),
             "{text}"
@@ -156,5 +162,7 @@ mod tests {
         assert!(text.contains(
             "switchyard_operator_reconcile_duration_seconds_count{controller=\"workerpool\"} 1"
         ));
+        let families = switchyard_runtime::exposition::check(&text).unwrap();
+        assert_eq!(families.len(), 5, "{families:?}");
     }
 }

@@ -52,12 +52,7 @@ pub async fn reconcile(plugin: Arc<RouterPlugin>, ctx: Arc<Context>) -> Result<A
         return Ok(Action::await_change());
     }
     let verdict = evaluate(&plugin, &ctx).await?;
-    ctx.metrics
-        .plugin_validations
-        .get_or_create(&crate::metrics::ValidationLabels {
-            reason: verdict.validated.reason,
-        })
-        .inc();
+    ctx.metrics.plugin_validated(verdict.validated.reason);
     let existing = plugin.status.clone().unwrap_or_default();
     let status = RouterPluginStatus {
         conditions: conditions::merge(

@@ -111,18 +111,11 @@ pub fn respond(path: &str, metrics: &Metrics, ready: &Readiness) -> Response<Ful
             "text/plain",
             "starting".to_string(),
         ),
-        "/metrics" => match metrics.encode() {
-            Ok(text) => (
-                StatusCode::OK,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                text,
-            ),
-            Err(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "text/plain",
-                "encoding failed".to_string(),
-            ),
-        },
+        "/metrics" => (
+            StatusCode::OK,
+            switchyard_runtime::exposition::CONTENT_TYPE,
+            metrics.encode(),
+        ),
         _ => (StatusCode::NOT_FOUND, "text/plain", "not found".to_string()),
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));

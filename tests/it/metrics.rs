@@ -43,6 +43,8 @@ async fn request_token_latency_and_per_worker_series_move() {
     assert_eq!(status, 404);
 
     let text = scrape(&fe.url()).await;
+    // A scraper's reading: every line parses, every sample has a family with HELP and TYPE.
+    switchyard_runtime::exposition::check(&text).unwrap_or_else(|e| panic!("{e}:\n{text}"));
     let m = |s: &str| value(&text, s).unwrap_or_else(|| panic!("no series {s}:\n{text}"));
     let model = format!("model=\"{MODEL}\"");
     assert_eq!(
@@ -108,4 +110,52 @@ async fn request_token_latency_and_per_worker_series_move() {
         1.0
     );
     drop(open);
+}
+
+/// One JSON access-log line per request (docs/metrics.md, "Access log"), with the request id
+/// the client saw, the instance that answered and the stream's figures.
+#[tokio::test]
+async fn every_request_leaves_one_json_access_log_line() {
+    let w = mocker(&[]).await.unwrap();
+    let fe = frontend(&worker_flags(MODEL, &[&w])).await.unwrap();
+    let url = format!("{}/v1/chat/completions", fe.url());
+    let response = reqwest::Client::new()
+        .post(&url)
+        .json(&chat("log me", 4, true))
+        .send()
+        .await
+        .unwrap();
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let instance = response.headers()["x-switchyard-instance"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    response.text().await.unwrap();
+    // The line is written when the stream's bookkeeping ends; wait for it to reach the log.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let line = loop {
+        let log = fe.log_text();
+        if let Some(line) = log.lines().find(|l| l.contains(&request_id)) {
+            break line.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no access line:\n{log}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(v["route"], "chat_completions");
+    assert_eq!(v["model"], MODEL);
+    assert_eq!(v["instance"], instance.as_str());
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["output_tokens"], 4);
+    assert!(v["ttft_ms"].as_f64().unwrap() > 0.0, "{line}");
+    assert!(v["duration_ms"].as_f64().unwrap() >= v["ttft_ms"].as_f64().unwrap());
+    assert_eq!(v["retries"], 0);
+    assert_eq!(v["migrations"], 0);
 }

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::ServeConfig;
-use crate::plugins::{FailurePolicy, PluginConfig, PluginMode, PluginSet, PluginSource};
+use crate::plugins::{PluginConfig, PluginSet, PluginSource};
 
 /// Starts instance and plugin discovery; returns the tasks to abort on shutdown.
 pub(super) async fn start(
@@ -240,14 +240,8 @@ fn plugin_config(name: String, a: &PluginArtifact, models: Vec<String>) -> Plugi
         weight: a.weight,
         order: a.order,
         config: a.config.clone().unwrap_or_else(|| serde_json::json!({})),
-        failure_policy: match a.failure_policy {
-            crd::FailurePolicy::FailOpen => FailurePolicy::FailOpen,
-            crd::FailurePolicy::FailClosed => FailurePolicy::FailClosed,
-        },
-        mode: match a.mode {
-            crd::PluginMode::Active => PluginMode::Active,
-            crd::PluginMode::Shadow => PluginMode::Shadow,
-        },
+        failure_policy: a.failure_policy,
+        mode: a.mode,
         models,
         limits: PluginLimits {
             memory_bytes: u64::try_from(a.limits.memory_mib).unwrap_or(64).max(1) << 20,
@@ -262,6 +256,7 @@ fn plugin_config(name: String, a: &PluginArtifact, models: Vec<String>) -> Plugi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plugins::{FailurePolicy, PluginMode};
     use switchyard_k8s::routerplugin as crd;
 
     fn artifact(pools: &[&str], models: &[&str]) -> PluginArtifact {

@@ -13,7 +13,6 @@
 pub mod queue;
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -246,44 +245,28 @@ impl FlowControl {
         }))
     }
 
-    /// `switchyard_flow_*` series (only when flow control is on).
-    pub fn render_metrics(&self, out: &mut String) {
+    /// `switchyard_flow_*` series, for the scrape-time collector (only when flow control
+    /// is on).
+    pub fn collect_metrics(&self, s: &mut switchyard_runtime::exposition::Scrape) {
         if !self.config.enabled {
             return;
         }
-        let _ = writeln!(out, "# HELP {QUEUE_DEPTH} Requests waiting for an instance with room, by priority band (a KEDA/HPA signal).\n# TYPE {QUEUE_DEPTH} gauge");
-        for (i, d) in self.depth.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "{QUEUE_DEPTH}{{band=\"{}\"}} {}",
-                band_label(i),
-                d.load(Ordering::Relaxed)
-            );
+        use crate::metrics::names;
+        let mut depth = s.family(&names::FLOW_QUEUE_DEPTH);
+        for (i, n) in self.depth.iter().enumerate() {
+            depth.value(&[("band", band_label(i))], n.load(Ordering::Relaxed) as f64);
         }
-        let _ = writeln!(out, "# HELP {QUEUE_TIMEOUTS} Waiting requests answered 429/503 at their deadline, by band.\n# TYPE {QUEUE_TIMEOUTS} counter");
-        for (i, n) in self.timeouts.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "{QUEUE_TIMEOUTS}{{band=\"{}\"}} {}",
-                band_label(i),
-                n.load(Ordering::Relaxed)
-            );
-        }
-        let _ = writeln!(out, "# HELP {QUEUE_REJECTED} Requests refused because their band's queue was full, by band.\n# TYPE {QUEUE_REJECTED} counter");
-        for (i, n) in self.rejected.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "{QUEUE_REJECTED}{{band=\"{}\"}} {}",
-                band_label(i),
-                n.load(Ordering::Relaxed)
-            );
+        for (family, values) in [
+            (&names::FLOW_QUEUE_TIMEOUTS, &self.timeouts),
+            (&names::FLOW_QUEUE_REJECTED, &self.rejected),
+        ] {
+            let mut samples = s.family(family);
+            for (i, n) in values.iter().enumerate() {
+                samples.value(&[("band", band_label(i))], n.load(Ordering::Relaxed) as f64);
+            }
         }
     }
 }
-
-pub const QUEUE_DEPTH: &str = "switchyard_flow_queue_depth";
-pub const QUEUE_TIMEOUTS: &str = "switchyard_flow_queue_timeouts_total";
-pub const QUEUE_REJECTED: &str = "switchyard_flow_queue_rejected_total";
 
 /// A request's place in line; leaving (deadline, client gone) takes it out, and a turn it
 /// was given but will not use passes to the next waiter.

@@ -1,10 +1,10 @@
 //! `switchyard_lora_*` metrics: on-demand loads by result and evictions.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-pub const LOADS: &str = "switchyard_lora_loads_total";
-pub const EVICTIONS: &str = "switchyard_lora_evictions_total";
+use switchyard_runtime::exposition::Scrape;
+
+use crate::metrics::names;
 
 #[derive(Debug, Default)]
 pub struct LoraMetrics {
@@ -14,24 +14,18 @@ pub struct LoraMetrics {
 }
 
 impl LoraMetrics {
-    /// Renders nothing when no adapter is configured.
-    pub fn render(&self, configured: bool, out: &mut String) {
+    /// Nothing when no adapter is configured.
+    pub fn collect(&self, configured: bool, s: &mut Scrape) {
         if !configured {
             return;
         }
-        let _ = writeln!(
-            out,
-            "# HELP {LOADS} On-demand adapter loads through the engines' APIs, by result.\n\
-             # TYPE {LOADS} counter\n\
-             {LOADS}{{result=\"ok\"}} {}\n{LOADS}{{result=\"error\"}} {}",
-            self.loads_ok.load(Relaxed),
-            self.loads_failed.load(Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP {EVICTIONS} Idle adapters unloaded to free a slot.\n\
-             # TYPE {EVICTIONS} counter\n{EVICTIONS} {}",
-            self.evictions.load(Relaxed)
-        );
+        s.family(&names::LORA_LOADS)
+            .value(&[("result", "ok")], self.loads_ok.load(Relaxed) as f64)
+            .value(
+                &[("result", "error")],
+                self.loads_failed.load(Relaxed) as f64,
+            );
+        s.family(&names::LORA_EVICTIONS)
+            .value(&[], self.evictions.load(Relaxed) as f64);
     }
 }

@@ -25,9 +25,9 @@ pub struct Lora {
 }
 
 impl Lora {
-    /// Appends the `switchyard_lora_*` metrics.
-    pub fn render_metrics(&self, out: &mut String) {
-        self.metrics.render(!self.catalog.is_empty(), out);
+    /// The `switchyard_lora_*` series, for the scrape-time collector.
+    pub fn collect_metrics(&self, s: &mut switchyard_runtime::exposition::Scrape) {
+        self.metrics.collect(!self.catalog.is_empty(), s);
     }
 
     pub fn new(adapters: &[AdapterSpec]) -> Self {

@@ -13,7 +13,6 @@
 //! dies before its first token — or sends an in-band error event as its first — costs a
 //! retry, not a failed request.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -133,11 +132,11 @@ pub async fn dispatch(
     let candidates = &routable.instances;
     admission::check_capacity(&app.config.overload, &request.headers, candidates).inspect_err(
         |_| {
-            app.metrics.shed.fetch_add(1, Ordering::Relaxed);
+            app.metrics.shed.inc();
         },
     )?;
     if routable.panic {
-        app.metrics.panic_routed.fetch_add(1, Ordering::Relaxed);
+        app.metrics.panic_routed.inc();
     }
     let key = outcome::request_key(request_id);
     let mut last: Option<Failure> = None;

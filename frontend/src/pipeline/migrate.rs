@@ -21,8 +21,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use std::sync::atomic::Ordering;
-
 use bytes::Bytes;
 use http::HeaderMap;
 use serde::de::IgnoredAny;
@@ -470,7 +468,7 @@ async fn resume(
         let refs: Vec<&Arc<Instance>> = candidates.iter().collect();
         if let Err(shed) = admission::check_capacity(&app.config.overload, &HeaderMap::new(), &refs)
         {
-            app.metrics.shed.fetch_add(1, Ordering::Relaxed);
+            app.metrics.shed.inc();
             return Err(format!("could not migrate the stream: {}", shed.message));
         }
         let permit = match attempt {

@@ -380,12 +380,7 @@ async fn a_first_continuation_is_never_refused_by_the_budget_but_a_second_needs_
         .collect();
     assert_eq!(tried.len(), 1, "{tried:?}");
     // … the second was refused.
-    assert_eq!(
-        app.metrics
-            .retry_budget_exhausted
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(app.metrics.retry_budget_exhausted.get(), 1);
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@
 //! after parse: a client that trickles its body waits for it on its own connection, under
 //! the body timeouts, without holding a slot that a complete request could use.
 
+pub mod access_log;
 pub mod body_budget;
 pub mod body_limits;
 pub mod candidates;
@@ -86,6 +87,7 @@ pub async fn generate(
 ) -> Response<Body> {
     let mut tracker = Tracker::start(app, endpoint);
     tracker.set_lease(lease);
+    tracker.set_request_id(request_id);
     match run(app, headers, body, endpoint, request_id, &mut tracker).await {
         Ok(response) => response,
         Err(error) => {
@@ -109,6 +111,7 @@ where
 {
     let mut tracker = Tracker::start_route(app, route);
     tracker.set_lease(lease);
+    tracker.set_request_id(request_id);
     let result = match parse.await {
         Ok(request) => run_parsed(app, request, request_id, &mut tracker).await,
         Err(error) => Err(error),
@@ -157,9 +160,7 @@ async fn run_parsed(
         .admit(&request.headers, &app.metrics.queued)
         .await
         .inspect_err(|_| {
-            app.metrics
-                .shed
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            app.metrics.shed.inc();
         })?;
     tracing::Span::current().record("model", request.model());
     let instances = candidates::for_request(&app.registry, &app.lora.catalog, &request)?;

@@ -14,7 +14,6 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -62,6 +61,7 @@ pub fn respond(
 ) -> Response<Body> {
     match upstream {
         Upstream::Stream(start) => {
+            tracker.set_instance(start.instance.id());
             let instance = HeaderValue::from_str(start.instance.id()).ok();
             let relay = RelayBody::new(app, start, tracker, request, context);
             let mut response = Response::new(Body::Relay(Box::new(relay)));
@@ -98,6 +98,7 @@ pub fn respond(
             } else {
                 body
             };
+            tracker.set_instance(instance.id());
             if let Some(usage) = usage {
                 tracker.record_usage(&usage);
             }
@@ -314,7 +315,7 @@ impl RelayBody {
             self.instance
                 .health
                 .mark_degraded(now_ns(), &self.app.config.health);
-            self.app.metrics.stalls.fetch_add(1, Ordering::Relaxed);
+            self.app.metrics.stalls.inc();
         }
         let failure = Failure::new(cause, self.instance.id(), detail);
         outcome::blame(&self.app, &self.instance, &failure, self.request_key);
@@ -347,7 +348,8 @@ impl RelayBody {
                 self.finish();
             }
             Step::Resume(resume) => {
-                self.app.metrics.migrations.fetch_add(1, Ordering::Relaxed);
+                self.app.metrics.migrations.inc();
+                self.tracker.count_migration();
                 self.resuming = Some(resume);
             }
             Step::GiveUp(reason) => self.fail(&format!("{message}; {reason}")),

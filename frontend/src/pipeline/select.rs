@@ -59,13 +59,14 @@ pub fn rank(
         routable,
         want,
         explain,
-        cached_prefix_blocks: kv::cached_blocks(&prepared.block_hashes, routable),
+        cached_prefix_blocks: kv::cached_blocks(&app.kv, &prepared.block_hashes, routable),
     };
     let ranked = chain::decide(&app.plugins, &table, &input, native)?;
     // Plugin decisions teach the approximate KV index too (as the `kv` policy's do), so
     // `cached-prefix-blocks` means something to plugins even without worker events.
     if let (Some(&first), false) = (ranked.first(), prepared.block_hashes.is_empty()) {
-        kv::current()
+        app.kv
+            .current()
             .source
             .routed(routable[first].id(), &prepared.block_hashes);
     }
@@ -125,7 +126,7 @@ fn record_native(
     request_id: &str,
     explain: bool,
 ) {
-    let cached = kv::cached_blocks(&prepared.block_hashes, routable);
+    let cached = kv::cached_blocks(&app.kv, &prepared.block_hashes, routable);
     let now = switchyard_runtime::clock::now_ns();
     let candidates: Vec<_> = routable
         .iter()

@@ -2,15 +2,15 @@
 //! (success, error, stream failure, client gone). It lives in a drop guard that travels with
 //! the response body, so a streamed request is counted when its last byte is sent.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchyard_protocol::Usage;
 
+use super::access_log::{self, Access};
 use super::Endpoint;
 use crate::app::App;
-use crate::metrics::{ModelMetrics, UNKNOWN_MODEL};
+use crate::metrics::{seconds, ModelMetrics, UNKNOWN_MODEL};
 use crate::tenants::Lease;
 
 #[derive(Debug, Default)]
@@ -29,6 +29,10 @@ struct Inner {
     completed: bool,
     /// The caller's tenant hold: released, and its tokens settled, when the request ends.
     lease: Option<Lease>,
+    /// The access-log figures, when the access log is on (checked once, at start).
+    access: Option<Box<Access>>,
+    /// The model's name for the access log.
+    model_name: Option<Arc<str>>,
 }
 
 impl Tracker {
@@ -38,7 +42,7 @@ impl Tracker {
 
     /// Starts the bookkeeping for a request counted under `route`.
     pub fn start_route(app: &Arc<App>, route: &'static str) -> Self {
-        app.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+        app.metrics.in_flight.inc();
         Self {
             inner: Some(Inner {
                 app: Arc::clone(app),
@@ -48,6 +52,8 @@ impl Tracker {
                 status: 200,
                 completed: false,
                 lease: None,
+                access: access_log::enabled().then(Box::default),
+                model_name: None,
             }),
         }
     }
@@ -56,7 +62,33 @@ impl Tracker {
     pub fn set_model(&mut self, model: &str) {
         if let Some(inner) = &mut self.inner {
             inner.model = Some(inner.app.metrics.model(model));
+            if inner.access.is_some() {
+                inner.model_name = Some(Arc::from(model));
+            }
         }
+    }
+
+    pub fn set_request_id(&self, id: &str) {
+        if let Some(a) = self.access() {
+            a.set_request_id(id);
+        }
+    }
+
+    /// The instance answering now (the access log names the last one).
+    pub fn set_instance(&self, id: &str) {
+        if let Some(a) = self.access() {
+            a.set_instance(id);
+        }
+    }
+
+    pub fn count_migration(&self) {
+        if let Some(a) = self.access() {
+            a.migration();
+        }
+    }
+
+    fn access(&self) -> Option<&Access> {
+        self.inner.as_ref().and_then(|i| i.access.as_deref())
     }
 
     pub fn set_lease(&mut self, lease: Option<Lease>) {
@@ -100,39 +132,42 @@ impl Tracker {
         if let Some(lease) = self.lease_mut() {
             lease.settle(usage);
         }
+        if let Some(a) = self.access() {
+            a.output_tokens(u64::from(usage.completion_tokens));
+        }
         if let Some(m) = self.model() {
-            m.input_tokens
-                .fetch_add(u64::from(usage.prompt_tokens), Ordering::Relaxed);
-            m.output_tokens
-                .fetch_add(u64::from(usage.completion_tokens), Ordering::Relaxed);
+            m.input_tokens.inc_by(u64::from(usage.prompt_tokens));
+            m.output_tokens.inc_by(u64::from(usage.completion_tokens));
         }
     }
 
     pub fn observe_ttft(&self, d: Duration) {
+        if let Some(a) = self.access() {
+            a.ttft(d);
+        }
         if let Some(m) = self.model() {
-            m.ttft.observe(d);
+            m.ttft.observe(seconds(d));
         }
     }
 
     pub fn observe_itl(&self, d: Duration) {
         if let Some(m) = self.model() {
-            m.itl.observe(d);
+            m.itl.observe(seconds(d));
         }
     }
 
     pub fn count_retry(&self) {
         if let Some(inner) = &self.inner {
-            inner.app.metrics.retries.fetch_add(1, Ordering::Relaxed);
+            inner.app.metrics.retries.inc();
+        }
+        if let Some(a) = self.access() {
+            a.retry();
         }
     }
 
     pub fn count_stream_error(&self) {
         if let Some(inner) = &self.inner {
-            inner
-                .app
-                .metrics
-                .stream_errors
-                .fetch_add(1, Ordering::Relaxed);
+            inner.app.metrics.stream_errors.inc();
         }
     }
 
@@ -144,9 +179,9 @@ impl Tracker {
 impl Drop for Inner {
     fn drop(&mut self) {
         let metrics = &self.app.metrics;
-        metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+        metrics.in_flight.dec();
         if !self.completed {
-            metrics.cancelled.fetch_add(1, Ordering::Relaxed);
+            metrics.cancelled.inc();
         }
         let model = match &self.model {
             Some(m) => Arc::clone(m),
@@ -158,6 +193,11 @@ impl Drop for Inner {
         if let Some(lease) = &mut self.lease {
             lease.finish(self.status);
         }
-        model.duration.observe(self.started.elapsed());
+        let elapsed = self.started.elapsed();
+        model.duration.observe(seconds(elapsed));
+        if let Some(access) = &self.access {
+            let line = access.line(self.route, self.model_name.as_deref(), self.status, elapsed);
+            tracing::info!(target: access_log::TARGET, "{line}");
+        }
     }
 }

@@ -3,24 +3,11 @@
 use serde::{Deserialize, Serialize};
 use switchyard_plugin_host::{PluginKind, PluginLimits};
 
-/// What happens when a plugin faults (traps, overruns, returns garbage) or is quarantined.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum FailurePolicy {
-    /// Skip the plugin for this request: the native policy decides instead.
-    #[default]
-    FailOpen,
-    /// Fail the request with a 503 that names the plugin.
-    FailClosed,
-}
-
-/// Whether a plugin's decisions are used or only compared.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum PluginMode {
-    #[default]
-    Active,
-    /// Runs off the request path on the same candidates; disagreements are counted.
-    Shadow,
-}
+// Shared with the `RouterPlugin` CRD and the admin API (one type, one serialized form):
+// `FailOpen` skips the plugin for the request (the native policy decides), `FailClosed` fails
+// it with a 503 that names the plugin; `Shadow` plugins run off the request path on the same
+// candidates and their disagreements are counted.
+pub use switchyard_runtime::plugin_policy::{FailurePolicy, PluginMode};
 
 /// One plugin in the configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,7 +1,6 @@
 //! One loaded plugin in its role: the component, its settings, its quarantine and counters.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,7 +10,9 @@ use switchyard_plugin_host::{Error as HostError, LoadedPlugin, Quarantine, Quara
 
 use super::config::PluginConfig;
 use super::recent::RecentDurations;
-use crate::metrics::Histogram;
+use crate::metrics::{names, BUCKETS};
+use prometheus::Histogram;
+use switchyard_runtime::exposition::{labelled_histogram, Scrape};
 
 /// Where a plugin's bytes came from (decides whether the file watcher reloads it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,12 +52,14 @@ const KEPT_VERSIONS: usize = 4;
 pub const VERSION_LABEL_LEN: usize = 12;
 
 /// Per-plugin-name metrics; they outlive swaps of the plugin's bytes (and go with the name
-/// when the plugin is deleted).
+/// when the plugin is deleted). Read at scrape time by [`PluginMetrics::collect`].
 #[derive(Debug, Default)]
 pub struct PluginMetrics {
+    name: String,
     /// Call durations per version (sha256 prefix), oldest first: a swap shows both versions
-    /// side by side instead of mixing them in one histogram.
-    durations: Mutex<Vec<(String, Arc<Histogram>)>>,
+    /// side by side instead of mixing them in one histogram. Each histogram carries its
+    /// `plugin` and `version` labels, so a call touches no label map.
+    durations: Mutex<Vec<(String, Histogram)>>,
     faults: Mutex<HashMap<&'static str, u64>>,
     pub fallbacks: AtomicU64,
     pub rejections: AtomicU64,
@@ -66,6 +69,13 @@ pub struct PluginMetrics {
 }
 
 impl PluginMetrics {
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            ..Self::default()
+        }
+    }
+
     pub fn count_fault(&self, reason: &'static str) {
         *self.faults.lock().entry(reason).or_insert(0) += 1;
     }
@@ -75,55 +85,56 @@ impl PluginMetrics {
     }
 
     /// The duration histogram of the version with this sha256 (created on first use).
-    pub fn version(&self, sha256: &str) -> Arc<Histogram> {
+    pub fn version(&self, sha256: &str) -> Option<Histogram> {
         let version: String = sha256.chars().take(VERSION_LABEL_LEN).collect();
         let mut durations = self.durations.lock();
         if let Some((_, h)) = durations.iter().find(|(v, _)| *v == version) {
-            return Arc::clone(h);
+            return Some(h.clone());
         }
+        let histogram = match labelled_histogram(
+            &names::PLUGIN_CALL_DURATION,
+            &BUCKETS,
+            &[("plugin", &self.name), ("version", &version)],
+        ) {
+            Ok(h) => h,
+            Err(e) => {
+                // Not reachable with a validated plugin name; the plugin still runs.
+                tracing::warn!(plugin = %self.name, error = %e, "no call-duration series");
+                return None;
+            }
+        };
         if durations.len() >= KEPT_VERSIONS {
             durations.remove(0);
         }
-        let histogram = Arc::new(Histogram::default());
-        durations.push((version, Arc::clone(&histogram)));
-        histogram
+        durations.push((version, histogram.clone()));
+        Some(histogram)
     }
 
-    pub fn render(&self, out: &mut String, name: &str, quarantined: bool) {
-        let label = format!("plugin=\"{name}\"");
-        for (version, histogram) in self.durations.lock().iter() {
-            histogram.render(
-                out,
-                "switchyard_plugin_call_duration_seconds",
-                &format!("{label},version=\"{version}\""),
-            );
+    /// This plugin's series, for the scrape-time collector.
+    pub fn collect(&self, s: &mut Scrape, quarantined: bool) {
+        let label = [("plugin", self.name.as_str())];
+        for (_, histogram) in self.durations.lock().iter() {
+            s.collected(histogram);
         }
+        let mut faults = s.family(&names::PLUGIN_FAULTS);
         for (reason, n) in self.faults() {
-            let _ = writeln!(
-                out,
-                "switchyard_plugin_faults_total{{{label},reason=\"{reason}\"}} {n}"
-            );
+            faults.value(&[label[0], ("reason", reason)], n as f64);
         }
-        for (metric, value) in [
-            ("switchyard_plugin_fallbacks_total", &self.fallbacks),
-            ("switchyard_plugin_rejections_total", &self.rejections),
+        for (family, value) in [
+            (&names::PLUGIN_FALLBACKS, &self.fallbacks),
+            (&names::PLUGIN_REJECTIONS, &self.rejections),
+            (&names::PLUGIN_SHADOW_AGREEMENTS, &self.shadow_agreements),
             (
-                "switchyard_plugin_shadow_agreements_total",
-                &self.shadow_agreements,
-            ),
-            (
-                "switchyard_plugin_shadow_disagreements_total",
+                &names::PLUGIN_SHADOW_DISAGREEMENTS,
                 &self.shadow_disagreements,
             ),
-            ("switchyard_plugin_swaps_total", &self.swaps),
+            (&names::PLUGIN_SWAPS, &self.swaps),
         ] {
-            let _ = writeln!(out, "{metric}{{{label}}} {}", value.load(Ordering::Relaxed));
+            s.family(family)
+                .value(&label, value.load(Ordering::Relaxed) as f64);
         }
-        let _ = writeln!(
-            out,
-            "switchyard_plugin_quarantined{{{label}}} {}",
-            u8::from(quarantined)
-        );
+        s.family(&names::PLUGIN_QUARANTINED)
+            .value(&label, f64::from(u8::from(quarantined)));
     }
 }
 
@@ -152,7 +163,7 @@ pub struct PluginEntry {
     pub source: PluginSource,
     pub metrics: Arc<PluginMetrics>,
     /// This version's call durations (one of `metrics`' per-version histograms).
-    duration: Arc<Histogram>,
+    duration: Option<Histogram>,
     /// This version's recent call durations (p50/p99 for the admin API and the console).
     pub recent: RecentDurations,
     quarantine: Mutex<Quarantine>,
@@ -200,7 +211,9 @@ impl PluginEntry {
         }
         let result = decide(&self.plugin);
         let took = now.elapsed();
-        self.duration.observe(took);
+        if let Some(h) = &self.duration {
+            h.observe(took.as_secs_f64());
+        }
         self.recent.record(took);
         match result {
             Ok(value) => {

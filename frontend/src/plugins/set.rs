@@ -204,7 +204,12 @@ impl PluginSet {
         }
         let view = self.topology();
         plugin.on_topology(view.topology.clone())?;
-        let metrics = Arc::clone(self.metrics.write().entry(config.name.clone()).or_default());
+        let metrics = Arc::clone(
+            self.metrics
+                .write()
+                .entry(config.name.clone())
+                .or_insert_with(|| Arc::new(PluginMetrics::new(&config.name))),
+        );
         let entry = PluginEntry::new(
             config,
             plugin,
@@ -314,8 +319,8 @@ impl PluginSet {
         }
     }
 
-    /// Prometheus text for every plugin.
-    pub fn render_metrics(&self, out: &mut String) {
+    /// Every plugin's series, for the scrape-time collector.
+    pub fn collect_metrics(&self, s: &mut switchyard_runtime::exposition::Scrape) {
         let table = self.table.load();
         for (name, metrics) in self.metrics.read().iter() {
             let quarantined = table.get(name).is_some_and(|e| {
@@ -324,7 +329,7 @@ impl PluginSet {
                     switchyard_plugin_host::QuarantineState::Active
                 )
             });
-            metrics.render(out, name, quarantined);
+            metrics.collect(s, quarantined);
         }
     }
 }

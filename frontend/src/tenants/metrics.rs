@@ -2,13 +2,15 @@
 //! bounded by it; keys never appear.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
+use switchyard_runtime::exposition::Scrape;
+
 use super::limiter::Limit;
 use super::Tenants;
+use crate::metrics::names;
 
 /// Counters of one tenant; they survive reloads that keep the tenant's id.
 #[derive(Debug, Default)]
@@ -45,86 +47,67 @@ impl TenantMetrics {
     }
 }
 
-pub const REQUESTS: &str = "switchyard_tenant_requests_total";
-pub const RATE_LIMITED: &str = "switchyard_tenant_rate_limited_total";
-pub const TOKENS: &str = "switchyard_tenant_tokens_total";
-pub const IN_FLIGHT: &str = "switchyard_tenant_in_flight";
-pub const QUEUE_WAIT: &str = "switchyard_tenant_queue_wait_seconds";
-pub const AUTH_FAILURES: &str = "switchyard_tenant_auth_failures_total";
-pub const RELOADS: &str = "switchyard_tenants_reloads_total";
-pub const CONFIGURED: &str = "switchyard_tenants_configured";
-
-/// Appends the tenant series (nothing when tenants are off).
-pub fn render(out: &mut String, tenants: &Tenants) {
+/// The tenant series, for the scrape-time collector (nothing when tenants are off).
+pub fn collect(s: &mut Scrape, tenants: &Tenants) {
     let Some(set) = tenants.current() else {
         return;
     };
-    let _ = writeln!(out, "# HELP {CONFIGURED} Tenants in the running list.\n# TYPE {CONFIGURED} gauge\n{CONFIGURED} {}", set.len());
+    s.family(&names::TENANTS_CONFIGURED)
+        .value(&[], set.len() as f64);
     let (ok, failed) = tenants.reload_counts();
-    let _ = writeln!(out, "# HELP {RELOADS} Reloads of the tenants file by result (a failed one keeps the running list).\n# TYPE {RELOADS} counter\n{RELOADS}{{result=\"ok\"}} {ok}\n{RELOADS}{{result=\"error\"}} {failed}");
-    let _ = writeln!(out, "# HELP {AUTH_FAILURES} Requests refused 401 invalid_api_key (missing or unknown key).\n# TYPE {AUTH_FAILURES} counter\n{AUTH_FAILURES} {}", tenants.auth_failures());
-    let _ = writeln!(out, "# HELP {REQUESTS} Admitted requests by tenant and final status.\n# TYPE {REQUESTS} counter");
+    s.family(&names::TENANTS_RELOADS)
+        .value(&[("result", "ok")], ok as f64)
+        .value(&[("result", "error")], failed as f64);
+    s.family(&names::TENANT_AUTH_FAILURES)
+        .value(&[], tenants.auth_failures() as f64);
+    let mut requests = s.family(&names::TENANT_REQUESTS);
     for t in set.iter() {
         for (status, n) in t.metrics.requests.lock().iter() {
-            let _ = writeln!(
-                out,
-                "{REQUESTS}{{tenant=\"{}\",status=\"{status}\"}} {n}",
-                t.id
-            );
+            let status = status.to_string();
+            requests.value(&[("tenant", &t.id), ("status", &status)], *n as f64);
         }
     }
-    let _ = writeln!(out, "# HELP {RATE_LIMITED} Requests refused 429 rate_limit_exceeded by tenant and limit.\n# TYPE {RATE_LIMITED} counter");
+    let mut limited = s.family(&names::TENANT_RATE_LIMITED);
     for t in set.iter() {
         for limit in [Limit::Requests, Limit::Tokens, Limit::Concurrency] {
             let n = t.metrics.rate_limited[limit as usize].load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "{RATE_LIMITED}{{tenant=\"{}\",limit=\"{}\"}} {n}",
-                t.id,
-                limit.label()
-            );
+            limited.value(&[("tenant", &t.id), ("limit", limit.label())], n as f64);
         }
     }
-    let _ = writeln!(out, "# HELP {TOKENS} Tokens the engines reported (prompt = input, completion = output) by tenant.\n# TYPE {TOKENS} counter");
+    let mut tokens = s.family(&names::TENANT_TOKENS);
     for t in set.iter() {
         let (i, o) = (&t.metrics.input_tokens, &t.metrics.output_tokens);
-        let _ = writeln!(
-            out,
-            "{TOKENS}{{tenant=\"{}\",direction=\"input\"}} {}",
-            t.id,
-            i.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "{TOKENS}{{tenant=\"{}\",direction=\"output\"}} {}",
-            t.id,
-            o.load(Ordering::Relaxed)
-        );
+        tokens
+            .value(
+                &[("tenant", &t.id), ("direction", "input")],
+                i.load(Ordering::Relaxed) as f64,
+            )
+            .value(
+                &[("tenant", &t.id), ("direction", "output")],
+                o.load(Ordering::Relaxed) as f64,
+            );
     }
-    let _ = writeln!(out, "# HELP {QUEUE_WAIT} Time the tenant's requests waited for room under flow control (_sum seconds, _count requests that waited).\n# TYPE {QUEUE_WAIT} summary");
+    let mut wait = s.family(&names::TENANT_QUEUE_WAIT);
     for t in set.iter() {
         let sum = t.metrics.queue_wait_us.load(Ordering::Relaxed) as f64 / 1e6;
         let n = t.metrics.queued.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "{QUEUE_WAIT}_sum{{tenant=\"{}\"}} {sum}\n{QUEUE_WAIT}_count{{tenant=\"{}\"}} {n}",
-            t.id, t.id
-        );
+        wait.summary(&[("tenant", &t.id)], sum, n);
     }
-    let _ = writeln!(out, "# HELP {IN_FLIGHT} Requests of the tenant in flight (streams until their last byte).\n# TYPE {IN_FLIGHT} gauge");
+    let mut in_flight = s.family(&names::TENANT_IN_FLIGHT);
     for t in set.iter() {
-        let _ = writeln!(
-            out,
-            "{IN_FLIGHT}{{tenant=\"{}\"}} {}",
-            t.id,
-            t.limiter.in_flight()
-        );
+        in_flight.value(&[("tenant", &t.id)], f64::from(t.limiter.in_flight()));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn encode(tenants: &Tenants) -> String {
+        let mut s = Scrape::default();
+        collect(&mut s, tenants);
+        switchyard_runtime::exposition::encode_families(&s.into_families())
+    }
 
     #[test]
     fn series_are_labelled_by_tenant_id_and_never_by_key() {
@@ -142,8 +125,7 @@ mod tests {
         team.metrics.count_tokens(7, 5);
         team.metrics
             .count_queue_wait(std::time::Duration::from_millis(1500));
-        let mut out = String::new();
-        render(&mut out, &tenants);
+        let out = encode(&tenants);
         for line in [
             "switchyard_tenant_requests_total{tenant=\"team\",status=\"200\"} 1",
             "switchyard_tenant_rate_limited_total{tenant=\"team\",limit=\"tokens\"} 1",
@@ -157,8 +139,8 @@ mod tests {
         }
         assert!(!out.contains("sk-secret") && !out.contains(&hex));
 
-        let mut open = String::new();
-        render(&mut open, &Tenants::load(&[], None).unwrap());
+        switchyard_runtime::exposition::check(&out).unwrap();
+        let open = encode(&Tenants::load(&[], None).unwrap());
         assert!(open.is_empty(), "no tenant series without tenants");
     }
 }

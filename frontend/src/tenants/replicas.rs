@@ -17,7 +17,10 @@ use super::Tenants;
 const PERIOD: Duration = Duration::from_secs(1);
 
 /// Starts following the replica count when tenants are configured.
-pub fn spawn(tenants: Arc<Tenants>, replicas: fn() -> usize) -> Option<JoinHandle<()>> {
+pub fn spawn(
+    tenants: Arc<Tenants>,
+    replicas: impl Fn() -> usize + Send + 'static,
+) -> Option<JoinHandle<()>> {
     tenants.current()?;
     Some(tokio::spawn(async move {
         let mut last = 1;

@@ -131,7 +131,7 @@ async fn the_controller_retries_failed_reconciles_with_growing_delays() {
     })
     .await
     .expect("backoff reset after the successful reconcile");
-    let text = ctx.metrics.encode().unwrap();
+    let text = ctx.metrics.encode();
     assert!(
         text.contains(
             "switchyard_operator_reconcile_errors_total{controller=\"workerpool\",error=\"api\"} 3"

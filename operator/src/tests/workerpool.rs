@@ -268,7 +268,7 @@ async fn api_errors_back_off_exponentially_with_a_cap() {
     assert_eq!(delays[1], Action::requeue(Duration::from_secs(2)));
     assert_eq!(delays[4], Action::requeue(Duration::from_secs(16)));
     assert_eq!(delays[9], Action::requeue(Duration::from_secs(300)));
-    let text = ctx.metrics.encode().unwrap();
+    let text = ctx.metrics.encode();
     assert!(text.contains(
         "switchyard_operator_reconcile_errors_total{controller=\"workerpool\",error=\"api\"} 10"
     ));

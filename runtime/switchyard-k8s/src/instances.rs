@@ -138,8 +138,8 @@ fn slice_instances(
             pool.model.clone(),
             format!("http://{host}:{port}"),
         );
-        inst.engine = pool.engine.to_runtime();
-        inst.api = pool.api.to_runtime();
+        inst.engine = pool.engine;
+        inst.api = pool.api;
         // The pool's role drives two-stage routing (docs/disaggregation.md).
         inst.role = pool.role.to_runtime();
         inst.weight = pool.routing.weight as f32;

@@ -63,6 +63,10 @@ pub struct RouterPluginSpec {
 }
 
 /// The WIT world a component implements.
+///
+/// Not the plugin host's `PluginKind`: this is the CRD's wire form (`health`, and no `router`,
+/// which a RouterPlugin cannot ask for), and this crate stays free of wasmtime. The frontend
+/// maps it in `discovery/kubernetes.rs`, the operator's validator back in `validator.rs`.
 #[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum PluginKind {
@@ -101,25 +105,15 @@ pub struct ConfigMapSource {
     pub key: String,
 }
 
-/// Failure policy of a plugin.
-#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum FailurePolicy {
-    /// Fall back to the native policy.
-    #[default]
-    FailOpen,
-    /// Fail the request with an error, on purpose.
-    FailClosed,
-}
-
-/// Whether a plugin decides or only observes.
-#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum PluginMode {
-    #[default]
-    Active,
-    Shadow,
-}
+// The frontend's own types: one definition, the same serialized form in YAML, the admin API
+// and the CRD.
+pub use switchyard_runtime::plugin_policy::{FailurePolicy, PluginMode};
 
 /// Per-instance limits of a plugin.
+///
+/// Not the plugin host's `PluginLimits`: Kubernetes users write MiB and microseconds as
+/// integers that CEL can range-check; the host's struct holds bytes and `Duration`s plus
+/// host-only settings. The frontend converts in `discovery/kubernetes.rs`.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct PluginLimits {

@@ -199,30 +199,9 @@ pub struct ModelCache {
     pub mount_path: String,
 }
 
-/// Serving engine of a pool.
-#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum EngineKind {
-    Vllm,
-    Sglang,
-    Trtllm,
-    /// llama.cpp's `llama-server`.
-    Llamacpp,
-    Mocker,
-    #[default]
-    Generic,
-}
-
-/// OpenAI API surface of the engine.
-#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum WorkerApiKind {
-    /// `/v1/chat/completions` and `/v1/completions`.
-    #[default]
-    Chat,
-    /// `/v1/completions` only; the frontend applies the chat template.
-    Completions,
-}
+/// Serving engine and OpenAI API surface of a pool: the runtime's own types (one definition,
+/// one serialized form).
+pub use switchyard_runtime::{Engine as EngineKind, WorkerApi as WorkerApiKind};
 
 /// The engine container and where its pods run.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
@@ -393,40 +372,6 @@ impl Default for Routing {
         Self {
             weight: default_weight(),
             labels: BTreeMap::new(),
-        }
-    }
-}
-
-impl EngineKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Vllm => "vllm",
-            Self::Sglang => "sglang",
-            Self::Trtllm => "trtllm",
-            Self::Llamacpp => "llamacpp",
-            Self::Mocker => "mocker",
-            Self::Generic => "generic",
-        }
-    }
-
-    /// The frontend's engine enum.
-    pub fn to_runtime(self) -> switchyard_runtime::Engine {
-        match self {
-            Self::Vllm => switchyard_runtime::Engine::Vllm,
-            Self::Sglang => switchyard_runtime::Engine::Sglang,
-            Self::Trtllm => switchyard_runtime::Engine::Trtllm,
-            Self::Llamacpp => switchyard_runtime::Engine::Llamacpp,
-            Self::Mocker => switchyard_runtime::Engine::Mocker,
-            Self::Generic => switchyard_runtime::Engine::Generic,
-        }
-    }
-}
-
-impl WorkerApiKind {
-    pub fn to_runtime(self) -> switchyard_runtime::WorkerApi {
-        match self {
-            Self::Chat => switchyard_runtime::WorkerApi::Chat,
-            Self::Completions => switchyard_runtime::WorkerApi::Completions,
         }
     }
 }

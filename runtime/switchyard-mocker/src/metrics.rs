@@ -1,25 +1,148 @@
 //! Counters and gauges, rendered as Prometheus text on `GET /metrics` and readable in-process
 //! through [`LoadProbe`] (what a NATS load publisher sends).
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+use switchyard_runtime::exposition::{Family, Scrape};
+
 use crate::args::EngineDialect;
 
-/// Metric names, one place so docs, dashboards and tests agree.
+/// Every family the mocker exposes (its own and each engine dialect's), one place so docs,
+/// dashboards and tests agree.
 pub mod names {
-    pub const RUNNING: &str = "switchyard_mocker_running";
-    pub const WAITING: &str = "switchyard_mocker_waiting";
-    pub const KV_USAGE: &str = "switchyard_mocker_kv_usage";
-    pub const KV_BLOCKS_USED: &str = "switchyard_mocker_kv_blocks_used";
-    pub const KV_BLOCKS_RESIDENT: &str = "switchyard_mocker_kv_blocks_resident";
-    pub const KV_BLOCKS_TOTAL: &str = "switchyard_mocker_kv_blocks_total";
-    pub const REQUESTS: &str = "switchyard_mocker_requests_total";
-    pub const CANCELLED: &str = "switchyard_mocker_requests_cancelled_total";
-    pub const PREFIX_HITS: &str = "switchyard_mocker_prefix_cache_hits_total";
-    pub const PREFILL_BLOCKS: &str = "switchyard_mocker_prefill_blocks_total";
-    pub const TOKENS: &str = "switchyard_mocker_tokens_generated_total";
+    use switchyard_runtime::exposition::Family;
+
+    pub const RUNNING: Family =
+        Family::gauge("switchyard_mocker_running", "Sequences generating now.");
+    pub const WAITING: Family = Family::gauge(
+        "switchyard_mocker_waiting",
+        "Requests waiting for a running slot.",
+    );
+    pub const KV_USAGE: Family = Family::gauge(
+        "switchyard_mocker_kv_usage",
+        "Fraction of KV blocks pinned by running sequences.",
+    );
+    pub const KV_BLOCKS_USED: Family = Family::gauge(
+        "switchyard_mocker_kv_blocks_used",
+        "KV blocks pinned by running sequences.",
+    );
+    pub const KV_BLOCKS_RESIDENT: Family = Family::gauge(
+        "switchyard_mocker_kv_blocks_resident",
+        "KV blocks resident (pinned or reusable).",
+    );
+    pub const KV_BLOCKS_TOTAL: Family = Family::gauge(
+        "switchyard_mocker_kv_blocks_total",
+        "KV cache capacity in blocks.",
+    );
+    pub const REQUESTS: Family = Family::counter(
+        "switchyard_mocker_requests_total",
+        "Generation requests received.",
+    );
+    pub const CANCELLED: Family = Family::counter(
+        "switchyard_mocker_requests_cancelled_total",
+        "Requests whose client left before completion.",
+    );
+    pub const PREFIX_HITS: Family = Family::counter(
+        "switchyard_mocker_prefix_cache_hits_total",
+        "Prompt blocks found in the KV cache.",
+    );
+    pub const PREFILL_BLOCKS: Family = Family::counter(
+        "switchyard_mocker_prefill_blocks_total",
+        "Prompt blocks that had to be computed.",
+    );
+    pub const TOKENS: Family = Family::counter(
+        "switchyard_mocker_tokens_generated_total",
+        "Tokens generated.",
+    );
+    pub const LORA_LOADS: Family = Family::counter(
+        "switchyard_mocker_lora_loads_total",
+        "LoRA adapters loaded into a slot.",
+    );
+    pub const LORA_SWAPS: Family = Family::counter(
+        "switchyard_mocker_lora_swaps_total",
+        "LoRA adapters evicted from a slot to make room for another.",
+    );
+    pub const INFO: Family = Family::gauge(
+        "switchyard_mocker_info",
+        "1, labelled with the mocker's disaggregation role.",
+    );
+    pub const REMOTE_PREFILLS: Family = Family::counter(
+        "switchyard_mocker_remote_prefills_total",
+        "Prefills done for a remote decode instance.",
+    );
+    pub const KV_HANDED_OVER: Family = Family::counter(
+        "switchyard_mocker_kv_handed_over_total",
+        "KV pulls this prefill side served.",
+    );
+    pub const KV_PULLS: Family = Family::counter(
+        "switchyard_mocker_kv_pulls_total",
+        "KV pulls this decode side completed.",
+    );
+    pub const KV_PULL_FAILURES: Family = Family::counter(
+        "switchyard_mocker_kv_pull_failures_total",
+        "KV pulls this decode side attempted that failed (wrong, used or expired handle, unreachable prefill).",
+    );
+    pub const KV_HELD_BLOCKS: Family = Family::gauge(
+        "switchyard_mocker_kv_held_blocks",
+        "KV blocks held for decode instances to pull.",
+    );
+
+    /// Each engine's own series, under the names and help its docs give.
+    pub mod dialect {
+        use switchyard_runtime::exposition::Family;
+
+        pub const VLLM_RUNNING: Family = Family::gauge(
+            "vllm:num_requests_running",
+            "Number of requests in model execution batches.",
+        );
+        pub const VLLM_WAITING: Family = Family::gauge(
+            "vllm:num_requests_waiting",
+            "Number of requests waiting to be processed.",
+        );
+        pub const VLLM_KV_USAGE: Family = Family::gauge(
+            "vllm:kv_cache_usage_perc",
+            "KV-cache usage. 1 means 100 percent usage.",
+        );
+        pub const VLLM_PREFIX_QUERIES: Family = Family::counter(
+            "vllm:prefix_cache_queries_total",
+            "Prefix cache queries, in terms of number of queried tokens.",
+        );
+        pub const VLLM_PREFIX_HITS: Family = Family::counter(
+            "vllm:prefix_cache_hits_total",
+            "Prefix cache hits, in terms of number of cached tokens.",
+        );
+        pub const VLLM_LORA_INFO: Family =
+            Family::gauge("vllm:lora_requests_info", "Running stats on lora requests.");
+        pub const SGLANG_RUNNING: Family =
+            Family::gauge("sglang:num_running_reqs", "The number of running requests.");
+        pub const SGLANG_QUEUED: Family = Family::gauge(
+            "sglang:num_queue_reqs",
+            "The number of requests in the waiting queue.",
+        );
+        pub const SGLANG_TOKEN_USAGE: Family =
+            Family::gauge("sglang:token_usage", "The token usage.");
+        pub const SGLANG_CACHE_HIT_RATE: Family =
+            Family::gauge("sglang:cache_hit_rate", "The prefix cache hit rate.");
+        pub const TRTLLM_RUNNING: Family =
+            Family::gauge("trtllm_num_requests_running", "Number of running requests.");
+        pub const TRTLLM_WAITING: Family =
+            Family::gauge("trtllm_num_requests_waiting", "Number of waiting requests.");
+        pub const TRTLLM_KV_UTILIZATION: Family =
+            Family::gauge("trtllm_kv_cache_utilization", "KV cache utilization.");
+        pub const TRTLLM_KV_HIT_RATE: Family =
+            Family::gauge("trtllm_kv_cache_hit_rate", "KV cache hit rate.");
+        pub const LLAMACPP_PROCESSING: Family = Family::gauge(
+            "llamacpp:requests_processing",
+            "Number of requests processing.",
+        );
+        pub const LLAMACPP_DEFERRED: Family =
+            Family::gauge("llamacpp:requests_deferred", "Number of requests deferred.");
+        pub const LLAMACPP_KV_USAGE: Family = Family::gauge(
+            "llamacpp:kv_cache_usage_ratio",
+            "KV-cache usage. 1 means 100 percent usage.",
+        );
+    }
 }
 
 /// The live numbers of one mocker. Relaxed atomics: each value is independent and exact
@@ -60,9 +183,11 @@ impl LoadProbe {
         self.metrics.snapshot()
     }
 
-    /// The Prometheus text `/metrics` serves.
+    /// The mocker's own series as Prometheus text (what `/metrics` starts with).
     pub fn render(&self) -> String {
-        self.metrics.render()
+        let mut s = Scrape::default();
+        self.metrics.collect(&mut s);
+        encode(s)
     }
 }
 
@@ -81,94 +206,31 @@ impl Metrics {
         }
     }
 
-    /// Prometheus text exposition format 0.0.4.
-    pub(crate) fn render(&self) -> String {
-        use names::*;
-        let load = |v: &AtomicU64| v.load(Relaxed);
-        let mut out = String::with_capacity(2048);
-        let mut put = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = write!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-            );
-        };
-        let int = |v: &AtomicU64| load(v).to_string();
-        put(
-            RUNNING,
-            "gauge",
-            "Sequences generating now.",
-            int(&self.running),
-        );
-        put(
-            WAITING,
-            "gauge",
-            "Requests waiting for a running slot.",
-            int(&self.waiting),
-        );
-        let usage = self.snapshot().kv_usage.to_string();
-        put(
-            KV_USAGE,
-            "gauge",
-            "Fraction of KV blocks pinned by running sequences.",
-            usage,
-        );
-        let used = int(&self.kv_blocks_used);
-        put(
-            KV_BLOCKS_USED,
-            "gauge",
-            "KV blocks pinned by running sequences.",
-            used,
-        );
-        let resident = int(&self.kv_blocks_resident);
-        put(
-            KV_BLOCKS_RESIDENT,
-            "gauge",
-            "KV blocks resident (pinned or reusable).",
-            resident,
-        );
-        put(
-            KV_BLOCKS_TOTAL,
-            "gauge",
-            "KV cache capacity in blocks.",
-            int(&self.kv_blocks_total),
-        );
-        put(
-            REQUESTS,
-            "counter",
-            "Generation requests received.",
-            int(&self.requests),
-        );
-        let cancelled = int(&self.cancelled);
-        put(
-            CANCELLED,
-            "counter",
-            "Requests whose client left before completion.",
-            cancelled,
-        );
-        let hits = int(&self.prefix_hits);
-        put(
-            PREFIX_HITS,
-            "counter",
-            "Prompt blocks found in the KV cache.",
-            hits,
-        );
-        let prefill = int(&self.prefill_blocks);
-        put(
-            PREFILL_BLOCKS,
-            "counter",
-            "Prompt blocks that had to be computed.",
-            prefill,
-        );
-        put(TOKENS, "counter", "Tokens generated.", int(&self.tokens));
-        out
+    /// The mocker's own series.
+    pub(crate) fn collect(&self, s: &mut Scrape) {
+        let load = |v: &AtomicU64| v.load(Relaxed) as f64;
+        for (family, value) in [
+            (&names::RUNNING, load(&self.running)),
+            (&names::WAITING, load(&self.waiting)),
+            (&names::KV_USAGE, self.snapshot().kv_usage),
+            (&names::KV_BLOCKS_USED, load(&self.kv_blocks_used)),
+            (&names::KV_BLOCKS_RESIDENT, load(&self.kv_blocks_resident)),
+            (&names::KV_BLOCKS_TOTAL, load(&self.kv_blocks_total)),
+            (&names::REQUESTS, load(&self.requests)),
+            (&names::CANCELLED, load(&self.cancelled)),
+            (&names::PREFIX_HITS, load(&self.prefix_hits)),
+            (&names::PREFILL_BLOCKS, load(&self.prefill_blocks)),
+            (&names::TOKENS, load(&self.tokens)),
+        ] {
+            s.family(family).value(&[], value);
+        }
     }
-}
 
-impl Metrics {
-    /// Appends the load series of `engine` under that engine's own names and labels (from
-    /// each engine's docs: vLLM labels by `model_name` and data-parallel `engine`, SGLang by
+    /// The load series of `engine` under that engine's own names and labels (from each
+    /// engine's docs: vLLM labels by `model_name` and data-parallel `engine`, SGLang by
     /// `model_name`, TRT-LLM by `model_name` and `engine_type`, llama.cpp not at all).
-    pub(crate) fn render_dialect(&self, engine: EngineDialect, model: &str, out: &mut String) {
+    pub(crate) fn collect_dialect(&self, engine: EngineDialect, model: &str, s: &mut Scrape) {
+        use names::dialect::*;
         let snap = self.snapshot();
         let hits = self.prefix_hits.load(Relaxed);
         let queries = hits + self.prefill_blocks.load(Relaxed);
@@ -177,124 +239,69 @@ impl Metrics {
         } else {
             hits as f64 / queries as f64
         };
-        let model = model.replace('\\', "\\\\").replace('"', "\\\"");
-        let series: Vec<(&str, &str, String, String)> = match engine {
+        let (running, waiting) = (snap.running as f64, snap.waiting as f64);
+        let (labels, series): (Labels<'_>, Vec<(Family, f64)>) = match engine {
             EngineDialect::Mocker => return,
-            EngineDialect::Vllm => {
-                let l = format!("{{engine=\"0\",model_name=\"{model}\"}}");
+            EngineDialect::Vllm => (
+                &[("engine", "0"), ("model_name", model)],
                 vec![
-                    (
-                        "vllm:num_requests_running",
-                        "gauge",
-                        l.clone(),
-                        snap.running.to_string(),
-                    ),
-                    (
-                        "vllm:num_requests_waiting",
-                        "gauge",
-                        l.clone(),
-                        snap.waiting.to_string(),
-                    ),
-                    (
-                        "vllm:kv_cache_usage_perc",
-                        "gauge",
-                        l.clone(),
-                        snap.kv_usage.to_string(),
-                    ),
-                    (
-                        "vllm:prefix_cache_queries_total",
-                        "counter",
-                        l.clone(),
-                        queries.to_string(),
-                    ),
-                    (
-                        "vllm:prefix_cache_hits_total",
-                        "counter",
-                        l,
-                        hits.to_string(),
-                    ),
-                ]
-            }
-            EngineDialect::Sglang => {
-                let l = format!("{{model_name=\"{model}\"}}");
+                    (VLLM_RUNNING, running),
+                    (VLLM_WAITING, waiting),
+                    (VLLM_KV_USAGE, snap.kv_usage),
+                    (VLLM_PREFIX_QUERIES, queries as f64),
+                    (VLLM_PREFIX_HITS, hits as f64),
+                ],
+            ),
+            EngineDialect::Sglang => (
+                &[("model_name", model)],
                 vec![
-                    (
-                        "sglang:num_running_reqs",
-                        "gauge",
-                        l.clone(),
-                        snap.running.to_string(),
-                    ),
-                    (
-                        "sglang:num_queue_reqs",
-                        "gauge",
-                        l.clone(),
-                        snap.waiting.to_string(),
-                    ),
-                    (
-                        "sglang:token_usage",
-                        "gauge",
-                        l.clone(),
-                        snap.kv_usage.to_string(),
-                    ),
-                    ("sglang:cache_hit_rate", "gauge", l, hit_rate.to_string()),
-                ]
-            }
-            EngineDialect::Trtllm => {
-                let l = format!("{{engine_type=\"trtllm\",model_name=\"{model}\"}}");
+                    (SGLANG_RUNNING, running),
+                    (SGLANG_QUEUED, waiting),
+                    (SGLANG_TOKEN_USAGE, snap.kv_usage),
+                    (SGLANG_CACHE_HIT_RATE, hit_rate),
+                ],
+            ),
+            EngineDialect::Trtllm => (
+                &[("engine_type", "trtllm"), ("model_name", model)],
                 vec![
-                    (
-                        "trtllm_num_requests_running",
-                        "gauge",
-                        l.clone(),
-                        snap.running.to_string(),
-                    ),
-                    (
-                        "trtllm_num_requests_waiting",
-                        "gauge",
-                        l.clone(),
-                        snap.waiting.to_string(),
-                    ),
-                    (
-                        "trtllm_kv_cache_utilization",
-                        "gauge",
-                        l.clone(),
-                        snap.kv_usage.to_string(),
-                    ),
-                    ("trtllm_kv_cache_hit_rate", "gauge", l, hit_rate.to_string()),
-                ]
-            }
-            EngineDialect::Llamacpp => vec![
-                (
-                    "llamacpp:requests_processing",
-                    "gauge",
-                    String::new(),
-                    snap.running.to_string(),
-                ),
-                (
-                    "llamacpp:requests_deferred",
-                    "gauge",
-                    String::new(),
-                    snap.waiting.to_string(),
-                ),
-                (
-                    "llamacpp:kv_cache_usage_ratio",
-                    "gauge",
-                    String::new(),
-                    snap.kv_usage.to_string(),
-                ),
-            ],
+                    (TRTLLM_RUNNING, running),
+                    (TRTLLM_WAITING, waiting),
+                    (TRTLLM_KV_UTILIZATION, snap.kv_usage),
+                    (TRTLLM_KV_HIT_RATE, hit_rate),
+                ],
+            ),
+            EngineDialect::Llamacpp => (
+                &[],
+                vec![
+                    (LLAMACPP_PROCESSING, running),
+                    (LLAMACPP_DEFERRED, waiting),
+                    (LLAMACPP_KV_USAGE, snap.kv_usage),
+                ],
+            ),
         };
-        for (name, kind, labels, value) in series {
-            // A counter's family name drops `_total` (as prometheus_client writes it).
-            let family = name.strip_suffix("_total").unwrap_or(name);
-            let _ = write!(out, "# TYPE {family} {kind}\n{name}{labels} {value}\n");
+        for (family, value) in series {
+            s.family(&family).value(labels, value);
         }
     }
+}
+
+/// Label pairs shared by every series of one dialect.
+type Labels<'a> = &'a [(&'a str, &'a str)];
+
+/// Encodes collected families as Prometheus text.
+pub(crate) fn encode(s: Scrape) -> String {
+    switchyard_runtime::exposition::encode_families(&s.into_families())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn dialect(m: &Metrics, engine: EngineDialect, model: &str) -> String {
+        let mut s = Scrape::default();
+        m.collect_dialect(engine, model, &mut s);
+        encode(s)
+    }
 
     #[test]
     fn render_lists_every_metric_with_its_value() {
@@ -302,7 +309,9 @@ mod tests {
         m.running.store(3, Relaxed);
         m.kv_blocks_used.store(5, Relaxed);
         m.kv_blocks_total.store(20, Relaxed);
-        let text = m.render();
+        let mut s = Scrape::default();
+        m.collect(&mut s);
+        let text = encode(s);
         assert!(text.contains("\nswitchyard_mocker_running 3\n"), "{text}");
         assert!(
             text.contains("\nswitchyard_mocker_kv_usage 0.25\n"),
@@ -310,30 +319,32 @@ mod tests {
         );
         assert!(text.contains("# TYPE switchyard_mocker_requests_cancelled_total counter"));
         assert_eq!(m.snapshot().kv_usage, 0.25);
+        let families = switchyard_runtime::exposition::check(&text).unwrap();
+        assert_eq!(families.len(), 11, "{families:?}");
     }
 
     #[test]
     fn dialects_use_each_engines_names() {
         let m = Metrics::default();
         m.waiting.store(4, Relaxed);
-        let mut out = String::new();
-        m.render_dialect(EngineDialect::Vllm, "m\"x", &mut out);
+        let out = dialect(&m, EngineDialect::Vllm, "m\"x");
         assert!(
             out.contains("vllm:num_requests_waiting{engine=\"0\",model_name=\"m\\\"x\"} 4\n"),
             "{out}"
         );
-        assert!(out.contains("# TYPE vllm:prefix_cache_hits counter\nvllm:prefix_cache_hits_total"));
+        // Text format 0.0.4, as vLLM's Python client writes it: the counter's family keeps `_total`.
+        assert!(out
+            .contains("# TYPE vllm:prefix_cache_hits_total counter\nvllm:prefix_cache_hits_total"));
+        switchyard_runtime::exposition::check(&out).unwrap();
         for (engine, name) in [
             (EngineDialect::Sglang, "sglang:num_queue_reqs{"),
             (EngineDialect::Trtllm, "trtllm_num_requests_waiting{"),
             (EngineDialect::Llamacpp, "llamacpp:requests_deferred 4"),
         ] {
-            let mut out = String::new();
-            m.render_dialect(engine, "m", &mut out);
+            let out = dialect(&m, engine, "m");
             assert!(out.contains(name), "{out}");
+            switchyard_runtime::exposition::check(&out).unwrap();
         }
-        let mut out = String::new();
-        m.render_dialect(EngineDialect::Mocker, "m", &mut out);
-        assert!(out.is_empty());
+        assert!(dialect(&m, EngineDialect::Mocker, "m").is_empty());
     }
 }

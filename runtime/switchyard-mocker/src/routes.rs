@@ -21,6 +21,7 @@ use crate::state::Shared;
 use crate::wire::{Envelope, Kind};
 use crate::{choices_stream, embed, pd, stream};
 use switchyard_kv::PromptKind;
+use switchyard_runtime::exposition::{Scrape, CONTENT_TYPE};
 
 /// Largest request body accepted.
 const BODY_LIMIT: usize = 32 * 1024 * 1024;
@@ -67,23 +68,14 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
             lora_op(shared, req).await
         }
         (&Method::GET, "/health") => health(&shared),
-        (&Method::GET, "/metrics") if shared.args.engine != EngineDialect::Trtllm => {
-            let mut text = metrics_text(&shared);
-            shared
-                .metrics
-                .render_dialect(shared.args.engine, &shared.args.model, &mut text);
-            respond::text("text/plain; version=0.0.4", text)
-        }
-        (&Method::GET, "/metrics") => {
-            respond::text("text/plain; version=0.0.4", metrics_text(&shared))
-        }
+        (&Method::GET, "/metrics") => respond::text(CONTENT_TYPE, metrics_text(&shared)),
         // trtllm-serve's Prometheus text lives beside its JSON `/metrics`.
         (&Method::GET, "/prometheus/metrics") if shared.args.engine == EngineDialect::Trtllm => {
-            let mut text = String::new();
+            let mut s = Scrape::default();
             shared
                 .metrics
-                .render_dialect(EngineDialect::Trtllm, &shared.args.model, &mut text);
-            respond::text("text/plain; version=0.0.4", text)
+                .collect_dialect(EngineDialect::Trtllm, &shared.args.model, &mut s);
+            respond::text(CONTENT_TYPE, crate::metrics::encode(s))
         }
         (_, "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings")
         | (_, "/v1/models" | "/health" | "/metrics") => {
@@ -220,17 +212,25 @@ async fn kv_pull(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> 
     }
 }
 
+/// The mocker's own series, its adapters' and disaggregation's, and (except TRT-LLM, which
+/// serves them on `/prometheus/metrics`) its engine dialect's.
 fn metrics_text(shared: &Shared) -> String {
-    let mut text = shared.metrics.render();
+    let mut s = Scrape::default();
+    shared.metrics.collect(&mut s);
     // SGLang exports no adapter metric of its own.
     let vllm_info = shared.args.engine != EngineDialect::Sglang;
-    shared.lora.render(vllm_info, &mut text);
+    shared.lora.collect(vllm_info, &mut s);
     let held = shared.pd.handover.held_blocks();
     shared
         .pd
         .counters
-        .render(shared.args.pd.role, held, &mut text);
-    text
+        .collect(shared.args.pd.role, held, &mut s);
+    if shared.args.engine != EngineDialect::Trtllm {
+        shared
+            .metrics
+            .collect_dialect(shared.args.engine, &shared.args.model, &mut s);
+    }
+    crate::metrics::encode(s)
 }
 
 /// Parses and validates a chat or completion body into what the engine needs.

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// The serving engine behind an instance; selects engine-specific behaviour such as the
-/// canary payload.
+/// canary payload. Also the `WorkerPool` CRD's `engine` (one type, one serialized form).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
     Vllm,
@@ -19,8 +20,23 @@ pub enum Engine {
     Generic,
 }
 
-/// Which OpenAI endpoints the worker serves.
+impl Engine {
+    /// The serialized name (`vllm`, `sglang`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Vllm => "vllm",
+            Self::Sglang => "sglang",
+            Self::Trtllm => "trtllm",
+            Self::Llamacpp => "llamacpp",
+            Self::Mocker => "mocker",
+            Self::Generic => "generic",
+        }
+    }
+}
+
+/// Which OpenAI endpoints the worker serves. Also the `WorkerPool` CRD's `api`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum WorkerApi {
     /// `/v1/chat/completions` and `/v1/completions` (the worker applies its own chat template).

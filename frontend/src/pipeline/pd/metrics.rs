@@ -1,28 +1,21 @@
-//! Disaggregation's metrics: decisions, prefill failures and fallbacks, per-stage time, and
-//! each instance's role.
+//! Disaggregation's metrics: decisions, prefill failures and fallbacks, per-stage time.
+//! (Each instance's role is `switchyard_instance_info`, read at scrape time.)
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use switchyard_runtime::Registry;
+use prometheus::{Histogram, IntCounter, Registry};
 
 use super::decide::Aggregated;
-use crate::metrics::{escape, Histogram};
+use crate::metrics::{counter, counter_vec, histogram_vec, names, seconds};
 
-pub const DECISIONS: &str = "switchyard_pd_decisions_total";
-pub const PREFILL_FAILURES: &str = "switchyard_pd_prefill_failures_total";
-pub const FALLBACKS: &str = "switchyard_pd_fallbacks_total";
-pub const STAGE_SECONDS: &str = "switchyard_pd_stage_seconds";
-pub const INSTANCE_INFO: &str = "switchyard_instance_info";
-
-/// Counters and stage histograms, shared by every request.
-#[derive(Debug, Default)]
+/// Counters and stage histograms, shared by every request; each handle is resolved once.
+#[derive(Debug)]
 pub struct PdMetrics {
-    disaggregated: AtomicU64,
-    aggregated: [AtomicU64; Aggregated::ALL.len()],
-    prefill_failures: AtomicU64,
-    fallbacks: AtomicU64,
+    disaggregated: IntCounter,
+    /// By `Aggregated::ALL` order.
+    aggregated: Vec<IntCounter>,
+    prefill_failures: IntCounter,
+    fallbacks: IntCounter,
     /// Request to the prefill instance until its answer (vLLM) or until both sides answered
     /// (SGLang, where the two run at once).
     prefill: Histogram,
@@ -31,89 +24,48 @@ pub struct PdMetrics {
 }
 
 impl PdMetrics {
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let decisions = counter_vec(registry, &names::PD_DECISIONS, &["decision", "reason"])?;
+        let stages = histogram_vec(registry, &names::PD_STAGE_SECONDS, &["stage"])?;
+        Ok(Self {
+            disaggregated: decisions.with_label_values(&["disaggregated", ""]),
+            aggregated: Aggregated::ALL
+                .iter()
+                .map(|why| decisions.with_label_values(&["aggregated", why.as_str()]))
+                .collect(),
+            prefill_failures: counter(registry, &names::PD_PREFILL_FAILURES)?,
+            fallbacks: counter(registry, &names::PD_FALLBACKS)?,
+            prefill: stages.with_label_values(&["prefill"]),
+            decode: stages.with_label_values(&["decode_first_event"]),
+        })
+    }
+
     pub fn disaggregated(&self) {
-        self.disaggregated.fetch_add(1, Relaxed);
+        self.disaggregated.inc();
     }
 
     pub fn aggregated(&self, why: Aggregated) {
         let i = Aggregated::ALL.iter().position(|&a| a == why).unwrap_or(0);
-        self.aggregated[i].fetch_add(1, Relaxed);
+        if let Some(c) = self.aggregated.get(i) {
+            c.inc();
+        }
     }
 
     pub fn prefill_failed(&self) {
-        self.prefill_failures.fetch_add(1, Relaxed);
+        self.prefill_failures.inc();
     }
 
     pub fn fell_back(&self) {
-        self.fallbacks.fetch_add(1, Relaxed);
+        self.fallbacks.inc();
     }
 
     pub fn observe_prefill(&self, d: Duration) {
-        self.prefill.observe(d);
+        self.prefill.observe(seconds(d));
     }
 
     pub fn observe_decode(&self, d: Duration) {
-        self.decode.observe(d);
+        self.decode.observe(seconds(d));
     }
-
-    /// Appends the series (Prometheus text) to `out`.
-    pub fn render(&self, out: &mut String, registry: &Registry) {
-        header(out, DECISIONS, "counter", "Disaggregation decisions on long-enough routes, by outcome: disaggregated, or why the request stayed aggregated.");
-        let _ = writeln!(
-            out,
-            "{DECISIONS}{{decision=\"disaggregated\",reason=\"\"}} {}",
-            self.disaggregated.load(Relaxed)
-        );
-        for (why, n) in Aggregated::ALL.iter().zip(&self.aggregated) {
-            let _ = writeln!(
-                out,
-                "{DECISIONS}{{decision=\"aggregated\",reason=\"{}\"}} {}",
-                why.as_str(),
-                n.load(Relaxed)
-            );
-        }
-        header(
-            out,
-            PREFILL_FAILURES,
-            "counter",
-            "Prefill stages that failed (error, timeout, or no usable KV handle).",
-        );
-        let _ = writeln!(
-            out,
-            "{PREFILL_FAILURES} {}",
-            self.prefill_failures.load(Relaxed)
-        );
-        header(out, FALLBACKS, "counter", "Disaggregated requests served aggregated on their decode instance after the prefill failed.");
-        let _ = writeln!(out, "{FALLBACKS} {}", self.fallbacks.load(Relaxed));
-        header(
-            out,
-            STAGE_SECONDS,
-            "histogram",
-            "Time of each stage of disaggregated requests.",
-        );
-        self.prefill.render(out, STAGE_SECONDS, "stage=\"prefill\"");
-        self.decode
-            .render(out, STAGE_SECONDS, "stage=\"decode_first_event\"");
-        header(
-            out,
-            INSTANCE_INFO,
-            "gauge",
-            "1 per instance, labelled with its engine and disaggregation role.",
-        );
-        for i in registry.all() {
-            let _ = writeln!(
-                out,
-                "{INSTANCE_INFO}{{worker=\"{}\",model=\"{}\",role=\"{}\"}} 1",
-                escape(i.id()),
-                escape(&i.spec.model),
-                i.spec.role.as_str()
-            );
-        }
-    }
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 #[cfg(test)]
@@ -121,14 +73,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_decision_and_role_is_a_series() {
-        let m = PdMetrics::default();
+    fn every_decision_is_a_series() {
+        let registry = Registry::new();
+        let m = PdMetrics::new(&registry).unwrap();
         m.disaggregated();
         m.aggregated(Aggregated::PrefillBusy);
         m.fell_back();
-        let registry = Registry::new(Default::default());
-        let mut out = String::new();
-        m.render(&mut out, &registry);
+        let out = switchyard_runtime::exposition::encode(&registry);
         assert!(
             out.contains("switchyard_pd_decisions_total{decision=\"disaggregated\",reason=\"\"} 1"),
             "{out}"
@@ -141,5 +92,6 @@ mod tests {
         ));
         assert!(out.contains("switchyard_pd_fallbacks_total 1"));
         assert!(out.contains("switchyard_pd_stage_seconds_count{stage=\"prefill\"} 0"));
+        switchyard_runtime::exposition::check(&out).unwrap();
     }
 }

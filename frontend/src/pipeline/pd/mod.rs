@@ -23,7 +23,7 @@ pub mod vllm;
 use std::sync::Arc;
 
 use switchyard_runtime::clock::now_ns;
-use switchyard_runtime::policy::{kv, Kv, Policy};
+use switchyard_runtime::policy::{Kv, Policy};
 use switchyard_runtime::{Instance, RouteContext};
 
 use super::dispatch::Upstream;
@@ -68,7 +68,7 @@ pub fn before_routing(app: &App, request: &ParsedRequest, prepared: &mut Prepare
     let overlap = if prepared.block_hashes.is_empty() {
         switchyard_kv::Overlap::default()
     } else {
-        kv::current().source.overlap(&prepared.block_hashes)
+        app.kv.current().source.overlap(&prepared.block_hashes)
     };
     prepared.pd = Some(Snapshot { overlap });
 }
@@ -129,7 +129,8 @@ pub fn plan(
         block_hashes: hashes,
         want,
     };
-    let prefills = Kv
+    // Prefill instances are ranked by the frontend's own KV view.
+    let prefills = Kv::new(app.kv.clone())
         .rank(&ctx, &usable)
         .into_iter()
         .filter_map(|n| usable.get(n).map(|i| Arc::clone(i)))

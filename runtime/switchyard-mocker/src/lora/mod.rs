@@ -17,6 +17,9 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::BodyExt;
 use parking_lot::Mutex;
 
+use switchyard_runtime::exposition::Scrape;
+
+use crate::metrics::names;
 use crate::state::Shared;
 
 pub use args::LoraArgs;
@@ -210,17 +213,14 @@ impl Adapters {
 
     /// The mocker's adapter counters and, with `vllm_info`, vLLM's LoRA info gauge (its
     /// value the current time); nothing with LoRA off, as vLLM.
-    pub fn render(&self, vllm_info: bool, out: &mut String) {
-        use std::fmt::Write;
+    pub fn collect(&self, vllm_info: bool, s: &mut Scrape) {
         if !self.enabled() {
             return;
         }
-        let _ = writeln!(
-            out,
-            "switchyard_mocker_lora_loads_total {}\nswitchyard_mocker_lora_swaps_total {}",
-            self.loads.load(Relaxed),
-            self.swaps.load(Relaxed)
-        );
+        s.family(&names::LORA_LOADS)
+            .value(&[], self.loads.load(Relaxed) as f64);
+        s.family(&names::LORA_SWAPS)
+            .value(&[], self.swaps.load(Relaxed) as f64);
         if !vllm_info {
             return;
         }
@@ -235,16 +235,15 @@ impl Adapters {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        let _ = writeln!(
-            out,
-            "# HELP vllm:lora_requests_info Running stats on lora requests."
-        );
-        let _ = writeln!(out, "# TYPE vllm:lora_requests_info gauge");
-        let _ = writeln!(
-            out,
-            "vllm:lora_requests_info{{max_lora=\"{}\",running_lora_adapters=\"{}\",waiting_lora_adapters=\"\"}} {now}",
-            self.args.max_loras,
-            running.join(",")
+        let max_lora = self.args.max_loras.to_string();
+        let running = running.join(",");
+        s.family(&names::dialect::VLLM_LORA_INFO).value(
+            &[
+                ("max_lora", &max_lora),
+                ("running_lora_adapters", &running),
+                ("waiting_lora_adapters", ""),
+            ],
+            now,
         );
     }
 }
@@ -278,20 +277,26 @@ mod tests {
         assert_eq!(adapters(0).load("b", "/").await, Err(Refusal::Disabled));
     }
 
+    fn render(a: &Adapters) -> String {
+        let mut s = Scrape::default();
+        a.collect(true, &mut s);
+        let text = crate::metrics::encode(s);
+        switchyard_runtime::exposition::check(&text).unwrap();
+        text
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_request_swaps_a_cold_adapter_in_and_counts_as_running() {
         let a = adapters(1);
         a.begin("a").await;
         assert_eq!(a.swaps.load(Relaxed), 1, "cold: swapped in");
-        let mut text = String::new();
-        a.render(true, &mut text);
+        let text = render(&a);
         assert!(text.contains("running_lora_adapters=\"a\""), "{text}");
         a.finish("a");
         a.begin("a").await;
         a.finish("a");
         assert_eq!(a.swaps.load(Relaxed), 1, "warm: no swap");
-        let mut text = String::new();
-        a.render(true, &mut text);
+        let text = render(&a);
         assert!(text.contains("running_lora_adapters=\"\""), "{text}");
     }
 }

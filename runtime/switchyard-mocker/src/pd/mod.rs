@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use serde::Deserialize;
+use switchyard_runtime::exposition::Scrape;
 use switchyard_runtime::{ClientConfig, WorkerClient};
 
 pub(crate) use pull::pull;
@@ -174,49 +175,19 @@ pub struct Counters {
 }
 
 impl Counters {
-    pub(crate) fn render(&self, role: args::Role, held_blocks: usize, out: &mut String) {
-        use std::fmt::Write as _;
-        let _ = writeln!(
-            out,
-            "# HELP switchyard_mocker_info 1, labelled with the mocker's disaggregation role.\n# TYPE switchyard_mocker_info gauge\nswitchyard_mocker_info{{role=\"{}\"}} 1",
-            role.as_str()
-        );
-        let mut put = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = write!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-            );
-        };
-        put(
-            "switchyard_mocker_remote_prefills_total",
-            "counter",
-            "Prefills done for a remote decode instance.",
-            self.remote_prefills.load(Relaxed),
-        );
-        put(
-            "switchyard_mocker_kv_handed_over_total",
-            "counter",
-            "KV pulls this prefill side served.",
-            self.handed_over.load(Relaxed),
-        );
-        put(
-            "switchyard_mocker_kv_pulls_total",
-            "counter",
-            "KV pulls this decode side completed.",
-            self.pulled.load(Relaxed),
-        );
-        put(
-            "switchyard_mocker_kv_pull_failures_total",
-            "counter",
-            "KV pulls this decode side attempted that failed (wrong, used or expired handle, unreachable prefill).",
-            self.pull_failures.load(Relaxed),
-        );
-        put(
-            "switchyard_mocker_kv_held_blocks",
-            "gauge",
-            "KV blocks held for decode instances to pull.",
-            held_blocks as u64,
-        );
+    pub(crate) fn collect(&self, role: args::Role, held_blocks: usize, s: &mut Scrape) {
+        use crate::metrics::names;
+        s.family(&names::INFO)
+            .value(&[("role", role.as_str())], 1.0);
+        for (family, value) in [
+            (&names::REMOTE_PREFILLS, self.remote_prefills.load(Relaxed)),
+            (&names::KV_HANDED_OVER, self.handed_over.load(Relaxed)),
+            (&names::KV_PULLS, self.pulled.load(Relaxed)),
+            (&names::KV_PULL_FAILURES, self.pull_failures.load(Relaxed)),
+            (&names::KV_HELD_BLOCKS, held_blocks as u64),
+        ] {
+            s.family(family).value(&[], value as f64);
+        }
     }
 }
 

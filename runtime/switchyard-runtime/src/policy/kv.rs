@@ -17,14 +17,15 @@
 //!
 //! # Where the overlap comes from
 //!
-//! The policy reads the process-wide [`KvRouter`] ([`install`] replaces it; [`current`] reads
-//! it, one atomic load). By default that is an *approximate* index: every decision is
-//! recorded as "this instance now holds these blocks" for a TTL. A frontend started with
-//! `--nats` installs the event-driven index instead (it answers "nothing cached" while NATS is
-//! down, so routing degrades to load only). One frontend per process is assumed, which is
-//! what the binary runs; the policy stays a plain `Policy` built by name.
+//! The policy reads its frontend's [`KvRouter`] from a [`KvSlot`] ([`KvSlot::install`]
+//! replaces it; [`KvSlot::current`] reads it, one atomic load). Each frontend owns one slot,
+//! shared by all its `kv` policies, so two frontends in one process keep their own. By
+//! default that is an *approximate* index: every decision is recorded as "this instance now
+//! holds these blocks" for a TTL. A frontend started with `--nats` installs the event-driven
+//! index instead (it answers "nothing cached" while NATS is down, so routing degrades to load
+//! only).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -154,25 +155,44 @@ impl KvRouter {
     }
 }
 
-fn slot() -> &'static ArcSwap<KvRouter> {
-    static SLOT: OnceLock<ArcSwap<KvRouter>> = OnceLock::new();
-    SLOT.get_or_init(|| ArcSwap::from_pointee(KvRouter::approximate(KvConfig::default())))
+/// Where a frontend's `kv` policies read their router: one per frontend, cloned into each.
+#[derive(Debug, Clone)]
+pub struct KvSlot(Arc<ArcSwap<KvRouter>>);
+
+impl Default for KvSlot {
+    fn default() -> Self {
+        Self::new(KvRouter::approximate(KvConfig::default()))
+    }
 }
 
-/// Replaces the process-wide router (at start-up: settings, and the event-driven source when
-/// `--nats` is on).
-pub fn install(router: KvRouter) {
-    slot().store(Arc::new(router));
-}
+impl KvSlot {
+    pub fn new(router: KvRouter) -> Self {
+        Self(Arc::new(ArcSwap::from_pointee(router)))
+    }
 
-/// The process-wide router.
-pub fn current() -> Arc<KvRouter> {
-    slot().load_full()
+    /// Replaces the router (at start-up: settings, and the event-driven source when `--nats`
+    /// is on; back to approximate when NATS stops).
+    pub fn install(&self, router: KvRouter) {
+        self.0.store(Arc::new(router));
+    }
+
+    pub fn current(&self) -> Arc<KvRouter> {
+        self.0.load_full()
+    }
 }
 
 /// KV-cache-aware policy; see the module docs.
 #[derive(Debug, Default)]
-pub struct Kv;
+pub struct Kv {
+    slot: KvSlot,
+}
+
+impl Kv {
+    /// A policy reading `slot` (its frontend's).
+    pub fn new(slot: KvSlot) -> Self {
+        Self { slot }
+    }
+}
 
 impl Policy for Kv {
     fn name(&self) -> &'static str {
@@ -183,7 +203,7 @@ impl Policy for Kv {
         if candidates.is_empty() {
             return Vec::new();
         }
-        let router = current();
+        let router = self.slot.current();
         let blocks = ctx.block_hashes;
         let overlap = (!blocks.is_empty()).then(|| router.source.overlap(blocks));
         let request_blocks = u32::try_from(blocks.len()).unwrap_or(u32::MAX);
@@ -220,11 +240,15 @@ impl Policy for Kv {
 }
 
 /// Leading cached blocks of `blocks` on each of `candidates` (for plugins' candidate records).
-pub fn cached_blocks(blocks: &[BlockHash], candidates: &[&Arc<Instance>]) -> Vec<u32> {
+pub fn cached_blocks(
+    slot: &KvSlot,
+    blocks: &[BlockHash],
+    candidates: &[&Arc<Instance>],
+) -> Vec<u32> {
     if blocks.is_empty() {
         return vec![0; candidates.len()];
     }
-    let overlap = current().source.overlap(blocks);
+    let overlap = slot.current().source.overlap(blocks);
     candidates
         .iter()
         .map(|i| u32::try_from(overlap.get(i.id())).unwrap_or(u32::MAX))
@@ -256,7 +280,6 @@ mod tests {
         }
     }
 
-    // The router is process-wide; the cases run in one test so they cannot interleave.
     #[test]
     fn overlap_wins_until_load_outweighs_it_and_approx_learns_decisions() {
         let inst = testing::instances(3);
@@ -267,32 +290,43 @@ mod tests {
             want: 3,
             ..Default::default()
         };
-        install(KvRouter {
+        let slot = KvSlot::new(KvRouter {
             config: KvConfig::default(),
             source: Arc::new(Fixed("i1", 8)),
         });
+        let kv = Kv::new(slot.clone());
         for _ in 0..20 {
-            let r = Kv.rank(&ctx, &c);
+            let r = kv.rank(&ctx, &c);
             assert_eq!(r[0], 1, "the instance holding the prefix ranks first");
             assert_eq!(r.len(), 3);
         }
         // 8 cached blocks = 8 × overlap_weight; 5 in flight × 8 blocks × 0.25 = 10 > 8.
         let guards: Vec<_> = (0..5).map(|_| inst[1].start_request()).collect();
         assert_ne!(
-            Kv.rank(&ctx, &c)[0],
+            kv.rank(&ctx, &c)[0],
             1,
             "a loaded holder loses to an idle one"
         );
         drop(guards);
-        assert_eq!(cached_blocks(&blocks, &c), vec![0, 8, 0]);
+        assert_eq!(cached_blocks(&slot, &blocks, &c), vec![0, 8, 0]);
 
         // Approximate: the first decision is recorded, so the same prefix follows it.
-        install(KvRouter::approximate(KvConfig::default()));
-        let first = Kv.rank(&ctx, &c)[0];
+        slot.install(KvRouter::approximate(KvConfig::default()));
+        let first = kv.rank(&ctx, &c)[0];
         for _ in 0..10 {
-            assert_eq!(Kv.rank(&ctx, &c)[0], first);
+            assert_eq!(kv.rank(&ctx, &c)[0], first);
         }
-        install(KvRouter::approximate(KvConfig::default()));
+    }
+
+    #[test]
+    fn two_slots_are_independent() {
+        let (a, b) = (KvSlot::default(), KvSlot::default());
+        a.install(KvRouter {
+            config: KvConfig::default(),
+            source: Arc::new(Fixed("i1", 8)),
+        });
+        assert_eq!(a.current().source.kind(), "fixed");
+        assert_eq!(b.current().source.kind(), "approximate");
     }
 
     #[test]

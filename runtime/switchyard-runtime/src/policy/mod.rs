@@ -76,24 +76,37 @@ pub const POLICY_NAMES: &[&str] = &[
     "session",
 ];
 
-/// Builds a policy by name.
+/// Builds a policy by name (a `kv` policy gets a slot of its own).
 pub fn build(config: &PolicyConfig) -> Result<Arc<dyn Policy>, String> {
-    build_named(&config.policy, config)
+    build_with_kv(config, &kv::KvSlot::default())
 }
 
-fn build_named(name: &str, config: &PolicyConfig) -> Result<Arc<dyn Policy>, String> {
+/// Builds a policy by name; a `kv` policy reads `kv` (its frontend's slot).
+pub fn build_with_kv(config: &PolicyConfig, kv: &kv::KvSlot) -> Result<Arc<dyn Policy>, String> {
+    build_named(&config.policy, config, kv)
+}
+
+fn build_named(
+    name: &str,
+    config: &PolicyConfig,
+    kv: &kv::KvSlot,
+) -> Result<Arc<dyn Policy>, String> {
     Ok(match name {
         "round-robin" => Arc::new(RoundRobin::default()),
         "random" => Arc::new(Random),
         "p2c" => Arc::new(PowerOfTwo),
         "least-loaded" => Arc::new(LeastLoaded::default()),
-        // Reads its settings and overlap source from `kv::current()` (installed at start-up).
-        "kv" => Arc::new(Kv),
+        // Reads its settings and overlap source from the frontend's slot (set at start-up).
+        "kv" => Arc::new(Kv::new(kv.clone())),
         "session" => {
             if config.session_fallback == "session" {
                 return Err("session_fallback cannot be `session`".into());
             }
-            Arc::new(Session::new(build_named(&config.session_fallback, config)?))
+            Arc::new(Session::new(build_named(
+                &config.session_fallback,
+                config,
+                kv,
+            )?))
         }
         other => {
             return Err(format!(
