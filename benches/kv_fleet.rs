@@ -27,7 +27,7 @@ use rand::{Rng, SeedableRng};
 use switchyard_benches::instances;
 use switchyard_kv::{BlockHash, KvEvent, Overlap, SharedKvIndex};
 use switchyard_runtime::policy::kv::{self, KvConfig, KvOverlap, KvRouter};
-use switchyard_runtime::policy::{build, Policy};
+use switchyard_runtime::policy::{build_with_kv, Policy};
 use switchyard_runtime::{PolicyConfig, RouteContext};
 
 /// The index as the `kv` policy's overlap source (what `--nats` installs).
@@ -100,14 +100,17 @@ struct Step {
 /// A fresh index installed as the `kv` policy's source, and the policy.
 fn frontend(a: &Args) -> (SharedKvIndex, Arc<dyn Policy>) {
     let index = SharedKvIndex::with_capacity(a.workers * a.blocks_per_worker);
-    kv::install(KvRouter {
+    let slot = kv::KvSlot::new(KvRouter {
         config: KvConfig::default(),
         source: Arc::new(Events(index.clone())),
     });
-    let policy = build(&PolicyConfig {
-        policy: "kv".to_owned(),
-        ..PolicyConfig::default()
-    })
+    let policy = build_with_kv(
+        &PolicyConfig {
+            policy: "kv".to_owned(),
+            ..PolicyConfig::default()
+        },
+        &slot,
+    )
     .unwrap_or_else(|e| panic!("{e}"));
     (index, policy)
 }
