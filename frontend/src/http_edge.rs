@@ -186,6 +186,7 @@ fn metrics(app: &App) -> Response<Body> {
     );
     crate::metrics::render_connections(&mut text, &app.connections);
     app.metrics.pd.render(&mut text, &app.registry);
+    app.metrics.predict.render(&mut text, &app.registry);
     app.plugins.render_metrics(&mut text);
     crate::events::render_metrics(&mut text);
     tenants::metrics::render(&mut text, &app.tenants);

@@ -132,6 +132,8 @@ pub struct Metrics {
     pub scrapes: Arc<ScrapeStats>,
     /// Disaggregated prefill/decode decisions, fallbacks and stage times.
     pub pd: crate::pipeline::pd::PdMetrics,
+    /// Predicted TTFT, its error, learned rates and TTFT target misses.
+    pub predict: crate::predict::PredictMetrics,
 }
 
 impl Metrics {

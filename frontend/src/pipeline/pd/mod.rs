@@ -128,6 +128,7 @@ pub fn plan(
         session_key: None,
         block_hashes: hashes,
         want,
+        ..RouteContext::default()
     };
     let prefills = Kv
         .rank(&ctx, &usable)
