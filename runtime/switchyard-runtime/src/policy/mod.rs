@@ -69,7 +69,8 @@ pub struct PolicyConfig {
 impl Default for PolicyConfig {
     fn default() -> Self {
         Self {
-            policy: "round-robin".to_owned(),
+            // Cache- and load-aware by predicted TTFT: what most users should run.
+            policy: "kv".to_owned(),
             session_header: "x-session-id".to_owned(),
             session_fallback: "least-loaded".to_owned(),
             ttft_slo_ms: None,
