@@ -177,8 +177,9 @@ fn render_rates(out: &mut String, registry: &Registry) {
     let config = kv::current().config.predict.clone();
     header(out, RATE, "gauge", "Each instance's TTFT rates the kv policy predicts with (learned, or the priors before min_samples).");
     let instances = registry.all();
+    let now = switchyard_runtime::clock::now_ns();
     for i in &instances {
-        let (rates, _) = i.ttft.rates(&config);
+        let (rates, _) = i.ttft.rates(&config, now);
         for (term, v) in RATE_TERMS.iter().zip(rates) {
             let _ = writeln!(
                 out,

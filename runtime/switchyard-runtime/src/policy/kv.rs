@@ -243,13 +243,14 @@ impl Policy for Kv {
             KvMode::Weights => cost::rank(&costs, router.config.temperature, &mut rng),
             KvMode::Predictive => {
                 let predict = &router.config.predict;
+                let now = crate::clock::now_ns();
                 let predictions: Vec<Prediction> = candidates
                     .iter()
                     .zip(&cands)
                     .map(|(i, c)| {
                         let uncached = request_blocks - c.overlap_blocks;
                         let features = Features::of(i, uncached, predict);
-                        let (rates, learned) = i.ttft.rates(predict);
+                        let (rates, learned) = i.ttft.rates(predict, now);
                         Prediction {
                             instance: i.num_id,
                             features,

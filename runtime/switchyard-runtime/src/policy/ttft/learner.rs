@@ -13,6 +13,11 @@
 //! are kept non-negative, and the covariance's trace is capped at its initial value so the
 //! forgetting factor cannot wind it up while a feature stays constant.
 //!
+//! Exploration: an instance whose rates say "slow" gets no traffic, so nothing would ever
+//! correct them. Once an instance has had no observation for [`STALE_AFTER`], its rates are
+//! blended back towards the priors (half-way every [`STALE_HALF_LIFE`]), so a wrongly
+//! condemned instance is tried again and a truly slow one is re-measured now and then.
+//!
 //! Reads are lock-free: the current rates are published as atomics after every update, so the
 //! policy's hot path does four relaxed loads per candidate; only learning takes the mutex,
 //! once per observed first token, never across an await.
@@ -25,6 +30,10 @@ use super::{predict, Features, PredictConfig, MAX_OBSERVED_MS, RATES};
 
 /// Residuals beyond this many mean absolute residuals are clamped.
 const CLAMP: f64 = 3.0;
+/// Learned rates older than this start to decay towards the priors.
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+/// Half-life of that decay.
+pub const STALE_HALF_LIFE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// The learned rates of one instance (lives in [`crate::Instance`], so it is forgotten with
 /// the instance).
@@ -32,6 +41,8 @@ const CLAMP: f64 = 3.0;
 pub struct TtftLearner {
     rates: [AtomicU64; RATES],
     samples: AtomicU32,
+    /// [`crate::clock::now_ns`] of the last observation.
+    last_ns: AtomicU64,
     state: Mutex<Option<Rls>>,
 }
 
@@ -45,15 +56,20 @@ struct Rls {
 }
 
 impl TtftLearner {
-    /// The rates to predict with: learned once `min_samples` arrived, else the priors.
-    /// Returns whether they are learned.
-    pub fn rates(&self, config: &PredictConfig) -> ([f64; RATES], bool) {
+    /// The rates to predict with at `now_ns`: learned once `min_samples` arrived, else the
+    /// priors; stale learned rates lean back towards the priors. Returns whether they are
+    /// learned.
+    pub fn rates(&self, config: &PredictConfig, now_ns: u64) -> ([f64; RATES], bool) {
+        let prior = config.prior();
         if self.samples.load(Relaxed) < config.min_samples.max(1) {
-            return (config.prior(), false);
+            return (prior, false);
         }
+        let age = now_ns.saturating_sub(self.last_ns.load(Relaxed)) as f64;
+        let stale = (age - STALE_AFTER.as_nanos() as f64).max(0.0);
+        let keep = 0.5f64.powf(stale / STALE_HALF_LIFE.as_nanos() as f64);
         let mut r = [0.0; RATES];
-        for (r, a) in r.iter_mut().zip(&self.rates) {
-            *r = f64::from_bits(a.load(Relaxed));
+        for ((r, a), p) in r.iter_mut().zip(&self.rates).zip(prior) {
+            *r = p + (f64::from_bits(a.load(Relaxed)) - p) * keep;
         }
         (r, true)
     }
@@ -80,6 +96,7 @@ impl TtftLearner {
             a.store(t.to_bits(), Relaxed);
         }
         drop(state);
+        self.last_ns.store(crate::clock::now_ns(), Relaxed);
         self.samples.fetch_add(1, Relaxed);
     }
 }
@@ -107,9 +124,10 @@ impl Rls {
     fn update(&mut self, x: &[f64; RATES], y: f64, lambda: f64) {
         let predicted = predict(&self.theta, &features_of(x));
         let residual = y - predicted;
-        // The first sample sets the scale; later ones are clamped to it, then move it.
+        // The scale starts at half the prior's prediction, so even the first sample (a cold
+        // connection, a queue at start-up) moves the rates by a bounded step.
         if self.scale <= 0.0 {
-            self.scale = residual.abs().max(1.0);
+            self.scale = (0.5 * predicted).max(1.0);
         }
         let bound = CLAMP * self.scale;
         let e = residual.clamp(-bound, bound);
@@ -191,20 +209,26 @@ mod tests {
     fn priors_until_min_samples_then_learned_rates() {
         let cfg = PredictConfig::default();
         let learner = TtftLearner::default();
-        assert_eq!(learner.rates(&cfg), (cfg.prior(), false));
+        assert_eq!(
+            learner.rates(&cfg, crate::clock::now_ns()),
+            (cfg.prior(), false)
+        );
         for _ in 0..cfg.min_samples - 1 {
             learner.observe(&f(10.0, 0.0, 0.0), 45.0, &cfg);
         }
-        assert!(!learner.rates(&cfg).1, "one sample short: still the priors");
+        assert!(
+            !learner.rates(&cfg, crate::clock::now_ns()).1,
+            "one sample short: still the priors"
+        );
         learner.observe(&f(10.0, 0.0, 0.0), 45.0, &cfg);
-        assert!(learner.rates(&cfg).1);
+        assert!(learner.rates(&cfg, crate::clock::now_ns()).1);
     }
 
     #[test]
     fn learns_a_prefill_rate_four_times_the_prior() {
         let truth = [3.0, 4.0, 20.0, 0.2];
         let learner = learn(truth, 400, 0.1, 1);
-        let (r, learned) = learner.rates(&PredictConfig::default());
+        let (r, learned) = learner.rates(&PredictConfig::default(), crate::clock::now_ns());
         assert!(learned);
         assert!((r[1] - 4.0).abs() < 0.3, "prefill rate {r:?}");
         let x = f(40.0, 1.0, 3.0);
@@ -218,7 +242,10 @@ mod tests {
         let slow = learn([2.0, 4.0, 20.0, 0.0], 200, 0.05, 3);
         let cfg = PredictConfig::default();
         let x = f(48.0, 0.0, 1.0);
-        let (rf, rs) = (fast.rates(&cfg).0, slow.rates(&cfg).0);
+        let (rf, rs) = (
+            fast.rates(&cfg, crate::clock::now_ns()).0,
+            slow.rates(&cfg, crate::clock::now_ns()).0,
+        );
         assert!(
             predict(&rf, &x) * 1.5 < predict(&rs, &x),
             "{rf:?} vs {rs:?}"
@@ -226,8 +253,21 @@ mod tests {
         // A single absurd sample (100× the truth) barely moves the fast instance's estimate.
         let before = predict(&rf, &x);
         fast.observe(&x, before * 100.0, &cfg);
-        let after = predict(&fast.rates(&cfg).0, &x);
+        let after = predict(&fast.rates(&cfg, crate::clock::now_ns()).0, &x);
         assert!(after < before * 1.5, "{before} -> {after}");
+    }
+
+    #[test]
+    fn stale_rates_lean_back_towards_the_priors() {
+        let cfg = PredictConfig::default();
+        let learner = learn([2.0, 6.0, 20.0, 0.0], 100, 0.0, 4);
+        let now = crate::clock::now_ns();
+        let fresh = learner.rates(&cfg, now).0[1];
+        assert!((fresh - 6.0).abs() < 0.5, "{fresh}");
+        let later = now + (STALE_AFTER + STALE_HALF_LIFE).as_nanos() as u64;
+        let half = learner.rates(&cfg, later).0[1];
+        let expected = cfg.prefill_ms_per_block + (fresh - cfg.prefill_ms_per_block) / 2.0;
+        assert!((half - expected).abs() < 0.01, "{half} vs {expected}");
     }
 
     #[test]
@@ -249,7 +289,7 @@ mod tests {
         for _ in 0..5_000 {
             learner.observe(&f(10.0, 0.0, 0.0), 25.0, &cfg);
         }
-        let (r, _) = learner.rates(&cfg);
+        let (r, _) = learner.rates(&cfg, crate::clock::now_ns());
         assert!(r.iter().all(|v| v.is_finite() && *v >= 0.0), "{r:?}");
         assert!((predict(&r, &f(10.0, 0.0, 0.0)) - 25.0).abs() < 1.0);
         let state = learner.state.lock();
