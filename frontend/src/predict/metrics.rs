@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 use switchyard_runtime::policy::kv;
-use switchyard_runtime::policy::ttft::Prediction;
+use switchyard_runtime::policy::ttft::{Prediction, KNEES};
 use switchyard_runtime::Registry;
 
 use crate::metrics::{escape, Histogram};
@@ -24,7 +24,8 @@ pub const SLO_MISSES: &str = "switchyard_ttft_slo_misses_total";
 const ERROR_BUCKETS: [f64; 12] = [
     0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0,
 ];
-/// Names of the learned rates, in `switchyard_runtime::policy::ttft` feature order.
+/// Names of the learned rates, in `switchyard_runtime::policy::ttft` feature order; the hinge
+/// terms follow as `congestion_ms_over_<knee>`.
 const RATE_TERMS: [&str; 4] = [
     "base_ms",
     "prefill_ms_per_block",
@@ -180,12 +181,17 @@ fn render_rates(out: &mut String, registry: &Registry) {
     let now = switchyard_runtime::clock::now_ns();
     for i in &instances {
         let (rates, _) = i.ttft.rates(&config, now);
+        let (worker, model) = (escape(i.id()), escape(&i.spec.model));
         for (term, v) in RATE_TERMS.iter().zip(rates) {
             let _ = writeln!(
                 out,
-                "{RATE}{{worker=\"{}\",model=\"{}\",term=\"{term}\"}} {v}",
-                escape(i.id()),
-                escape(&i.spec.model)
+                "{RATE}{{worker=\"{worker}\",model=\"{model}\",term=\"{term}\"}} {v}"
+            );
+        }
+        for (knee, v) in KNEES.iter().zip(&rates[RATE_TERMS.len()..]) {
+            let _ = writeln!(
+                out,
+                "{RATE}{{worker=\"{worker}\",model=\"{model}\",term=\"congestion_ms_over_{knee}\"}} {v}"
             );
         }
     }

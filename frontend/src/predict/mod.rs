@@ -42,6 +42,16 @@ pub fn first_token(
         return;
     };
     let observed_ms = elapsed.as_secs_f64() * 1e3;
+    tracing::debug!(
+        instance = instance.id(),
+        predicted_ms = prediction.predicted_ms,
+        observed_ms,
+        blocks = prediction.features.blocks,
+        waiting = prediction.features.waiting,
+        outstanding = prediction.features.outstanding,
+        learned = prediction.learned,
+        "ttft observed"
+    );
     instance.ttft.observe(
         &prediction.features,
         observed_ms,

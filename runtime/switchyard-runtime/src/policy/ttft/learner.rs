@@ -9,8 +9,8 @@
 //! pool) stay at their prior instead of drifting.
 //!
 //! Robustness: a sample's residual is clamped to 3× the running mean absolute residual (an
-//! outlier — a GC pause, a retried connection — moves the rates by a bounded step), rates
-//! are kept non-negative, and the covariance's trace is capped at its initial value so the
+//! outlier — a GC pause, a retried connection — moves the rates by a bounded step), the
+//! published rates are non-negative, and the covariance's trace is capped at its initial value so the
 //! forgetting factor cannot wind it up while a feature stays constant.
 //!
 //! Exploration: an instance whose rates say "slow" gets no traffic, so nothing would ever
@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use parking_lot::Mutex;
 
-use super::{predict, Features, PredictConfig, MAX_OBSERVED_MS, RATES};
+use super::{Features, PredictConfig, MAX_OBSERVED_MS, RATES};
 
 /// Residuals beyond this many mean absolute residuals are clamped.
 const CLAMP: f64 = 3.0;
@@ -93,7 +93,7 @@ impl TtftLearner {
         let rls = state.get_or_insert_with(|| Rls::new(config));
         rls.update(&x, observed_ms, config.forgetting.clamp(0.9, 1.0));
         for (a, t) in self.rates.iter().zip(rls.theta) {
-            a.store(t.to_bits(), Relaxed);
+            a.store(t.max(0.0).to_bits(), Relaxed);
         }
         drop(state);
         self.last_ns.store(crate::clock::now_ns(), Relaxed);
@@ -105,8 +105,10 @@ impl Rls {
     fn new(config: &PredictConfig) -> Self {
         let prior = config.prior();
         // Prior standard deviation: four times the prior, with a floor so a zero prior can
-        // still learn (10 ms for the per-request terms, 1 ms for the per-unit ones).
-        let floor = [10.0, 1.0, 10.0, 1.0];
+        // still learn (1 ms for the per-block and per-outstanding terms, 10 ms for the others).
+        let mut floor = [10.0; RATES];
+        floor[1] = 1.0;
+        floor[3] = 1.0;
         let mut p = [[0.0; RATES]; RATES];
         for i in 0..RATES {
             let sd = 4.0 * prior[i].max(floor[i]);
@@ -122,12 +124,12 @@ impl Rls {
     }
 
     fn update(&mut self, x: &[f64; RATES], y: f64, lambda: f64) {
-        let predicted = predict(&self.theta, &features_of(x));
+        let predicted: f64 = self.theta.iter().zip(x).map(|(t, x)| t * x).sum();
         let residual = y - predicted;
         // The scale starts at half the prior's prediction, so even the first sample (a cold
         // connection, a queue at start-up) moves the rates by a bounded step.
         if self.scale <= 0.0 {
-            self.scale = (0.5 * predicted).max(1.0);
+            self.scale = (0.5 * predicted.abs()).max(1.0);
         }
         let bound = CLAMP * self.scale;
         let e = residual.clamp(-bound, bound);
@@ -141,8 +143,10 @@ impl Rls {
         if !denom.is_finite() || denom <= 0.0 {
             return;
         }
+        // The fit itself stays unconstrained (projecting it would bias every later step);
+        // only the published rates are kept non-negative.
         for (t, k) in self.theta.iter_mut().zip(&px) {
-            *t = (*t + k / denom * e).max(0.0);
+            *t += k / denom * e;
         }
         for (row, pi) in self.p.iter_mut().zip(&px) {
             for (v, pj) in row.iter_mut().zip(&px) {
@@ -165,20 +169,13 @@ impl Rls {
     }
 }
 
-fn features_of(x: &[f64; RATES]) -> Features {
-    Features {
-        blocks: x[1],
-        waiting: x[2],
-        outstanding: x[3],
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
 
     use super::*;
+    use crate::policy::ttft::predict;
 
     fn f(blocks: f64, waiting: f64, outstanding: f64) -> Features {
         Features {
@@ -186,6 +183,13 @@ mod tests {
             waiting,
             outstanding,
         }
+    }
+
+    /// Rates with the four named terms and no hinge.
+    fn r4(named: [f64; 4]) -> [f64; RATES] {
+        let mut r = [0.0; RATES];
+        r[..4].copy_from_slice(&named);
+        r
     }
 
     /// Drives a learner with TTFT = truth · x (+ noise) on random features.
@@ -226,7 +230,7 @@ mod tests {
 
     #[test]
     fn learns_a_prefill_rate_four_times_the_prior() {
-        let truth = [3.0, 4.0, 20.0, 0.2];
+        let truth = r4([3.0, 4.0, 20.0, 0.2]);
         let learner = learn(truth, 400, 0.1, 1);
         let (r, learned) = learner.rates(&PredictConfig::default(), crate::clock::now_ns());
         assert!(learned);
@@ -238,8 +242,8 @@ mod tests {
 
     #[test]
     fn two_instances_learn_apart_and_outliers_move_rates_a_bounded_step() {
-        let fast = learn([2.0, 2.0, 20.0, 0.0], 200, 0.05, 2);
-        let slow = learn([2.0, 4.0, 20.0, 0.0], 200, 0.05, 3);
+        let fast = learn(r4([2.0, 2.0, 20.0, 0.0]), 200, 0.05, 2);
+        let slow = learn(r4([2.0, 4.0, 20.0, 0.0]), 200, 0.05, 3);
         let cfg = PredictConfig::default();
         let x = f(48.0, 0.0, 1.0);
         let (rf, rs) = (
@@ -260,7 +264,7 @@ mod tests {
     #[test]
     fn stale_rates_lean_back_towards_the_priors() {
         let cfg = PredictConfig::default();
-        let learner = learn([2.0, 6.0, 20.0, 0.0], 100, 0.0, 4);
+        let learner = learn(r4([2.0, 6.0, 20.0, 0.0]), 100, 0.0, 4);
         let now = crate::clock::now_ns();
         let fresh = learner.rates(&cfg, now).0[1];
         assert!((fresh - 6.0).abs() < 0.5, "{fresh}");
@@ -268,6 +272,30 @@ mod tests {
         let half = learner.rates(&cfg, later).0[1];
         let expected = cfg.prefill_ms_per_block + (fresh - cfg.prefill_ms_per_block) / 2.0;
         assert!((half - expected).abs() < 0.01, "{half} vs {expected}");
+    }
+
+    #[test]
+    fn a_hidden_queue_is_learned_as_congestion() {
+        // Flat at 2 ms a block until 8 outstanding, then 20 ms per request beyond.
+        let cfg = PredictConfig::default();
+        let learner = TtftLearner::default();
+        let mut rng = SmallRng::seed_from_u64(5);
+        let truth = |x: &Features| 2.0 * x.blocks + 20.0 * (x.outstanding - 7.0).max(0.0);
+        for _ in 0..600 {
+            let x = f(
+                f64::from(rng.gen_range(1..40)),
+                0.0,
+                f64::from(rng.gen_range(0..12)),
+            );
+            learner.observe(&x, truth(&x), &cfg);
+        }
+        let (r, _) = learner.rates(&cfg, crate::clock::now_ns());
+        let at = |out: f64| predict(&r, &f(10.0, 0.0, out));
+        assert!(at(2.0) < 40.0, "light load stays cheap: {r:?}");
+        assert!(
+            at(11.0) > 2.0 * at(2.0),
+            "a crowded instance is predicted slow: {r:?}"
+        );
     }
 
     #[test]

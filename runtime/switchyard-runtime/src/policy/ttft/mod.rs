@@ -4,12 +4,16 @@
 //!
 //! ```text
 //! ttft = base + prefill × max(1, uncached_blocks) + queue × waiting + decode × outstanding
+//!      + Σₖ congestionₖ × max(0, outstanding + 1 − k)        for k in KNEES (4, 8, …, 256)
 //! ```
 //!
 //! where `uncached_blocks` is the prompt's blocks the instance does not cache (from the KV
 //! index), `waiting` the requests expected ahead of this one in the engine's queue, and
 //! `outstanding` the requests the engine already holds (running sequences slow a prefill
-//! that shares the GPU with them). The four rates are learned per instance, online, from the
+//! that shares the GPU with them). The hinge terms are for engines whose queue the frontend
+//! cannot see (no load reports): their TTFT is flat until the batch is full and then grows with
+//! every request beyond it. The batch size is unknown, so there is one hinge per power of two
+//! from 4 to 256 and the fit finds which one carries the queue (their priors are 0). The rates are learned per instance, online, from the
 //! TTFT this frontend observes ([`learner`]); until an instance has `min_samples`
 //! observations its rates are the configured priors. A model of this shape fits engines we
 //! did not write, because every input is either the frontend's own knowledge (overlap,
@@ -26,7 +30,9 @@ pub use choice::{rank_predicted, SloOutcome};
 pub use learner::TtftLearner;
 
 /// Number of learned rates (and features, with the constant 1 for the base).
-pub const RATES: usize = 4;
+pub const RATES: usize = 4 + KNEES.len();
+/// Outstanding-request counts where a hidden queue may start (one hinge term each).
+pub const KNEES: [u32; 7] = [4, 8, 16, 32, 64, 128, 256];
 /// Largest observed TTFT a sample may carry (ten minutes): beyond it the sample is dropped.
 pub const MAX_OBSERVED_MS: f64 = 600_000.0;
 /// Largest accepted `ttft_slo_ms` (config or header): ten minutes.
@@ -96,14 +102,16 @@ impl PredictConfig {
         Ok(())
     }
 
-    /// The prior rates, in feature order.
+    /// The prior rates, in feature order (the hinge terms' priors are 0).
     pub fn prior(&self) -> [f64; RATES] {
-        [
+        let mut p = [0.0; RATES];
+        p[..4].copy_from_slice(&[
             self.base_ms,
             self.prefill_ms_per_block,
             self.queue_ms_per_request,
             self.decode_ms_per_request,
-        ]
+        ]);
+        p
     }
 }
 
@@ -146,7 +154,12 @@ impl Features {
 
     /// The regression vector (constant first).
     pub fn vector(&self) -> [f64; RATES] {
-        [1.0, self.blocks, self.waiting, self.outstanding]
+        let mut x = [0.0; RATES];
+        x[..4].copy_from_slice(&[1.0, self.blocks, self.waiting, self.outstanding]);
+        for (x, k) in x[4..].iter_mut().zip(KNEES) {
+            *x = (self.outstanding + 1.0 - f64::from(k)).max(0.0);
+        }
+        x
     }
 }
 
@@ -263,8 +276,11 @@ mod tests {
             waiting: 2.0,
             outstanding: 4.0,
         };
-        assert_eq!(predict(&[5.0, 2.0, 10.0, 0.5], &f), 5.0 + 20.0 + 20.0 + 2.0);
-        assert_eq!(predict(&[-100.0, 0.0, 0.0, 0.0], &f), 0.0);
+        let mut r = [0.0; RATES];
+        r[..5].copy_from_slice(&[5.0, 2.0, 10.0, 0.5, 3.0]);
+        // The first hinge (4) sees this request as the fifth: 4 + 1 − 4 = 1 beyond it.
+        assert_eq!(predict(&r, &f), 5.0 + 20.0 + 20.0 + 2.0 + 3.0);
+        assert_eq!(predict(&[-100.0; RATES], &f), 0.0);
     }
 
     #[test]
