@@ -133,7 +133,9 @@ impl Rls {
         }
         let bound = CLAMP * self.scale;
         let e = residual.clamp(-bound, bound);
-        self.scale = (0.9 * self.scale + 0.1 * residual.abs().min(bound)).max(0.1);
+        // The scale follows residuals up to 10× itself, so a real shift (a queue forming)
+        // widens the clamp within a few samples while one outlier only doubles it.
+        self.scale = (0.9 * self.scale + 0.1 * residual.abs().min(10.0 * self.scale)).max(0.1);
 
         let mut px = [0.0; RATES];
         for (i, v) in px.iter_mut().enumerate() {
