@@ -58,6 +58,11 @@ def run(args, config, convs, port_base, logdir):
     yaml = os.path.join(logdir, f"{config}.yaml")
     with open(yaml, "w") as f:
         f.write(f"kv:\n  mode: {config}\n")
+        if config == "predictive" and args.predict:
+            f.write("  predict:\n")
+            for kv in args.predict:
+                key, value = kv.split("=", 1)
+                f.write(f"    {key}: {value}\n")
     try:
         workers = []
         for i in range(args.mockers):
@@ -117,6 +122,8 @@ def main():
     ap.add_argument("--turns", type=int, default=4)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--predict", action="append", default=[], metavar="KEY=VALUE",
+                    help="a kv.predict setting for the predictive runs (repeatable)")
     ap.add_argument("--json", help="write the per-run results here")
     args = ap.parse_args()
     convs = ex.generated_trace(args)
