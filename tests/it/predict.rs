@@ -131,3 +131,31 @@ async fn the_default_policy_learns_a_slow_pool_and_sends_long_prompts_to_fast_in
     );
     assert!(metric(&fe.url(), &errors).await > 0.0);
 }
+
+#[tokio::test]
+async fn a_malformed_ttft_target_header_is_a_400_in_the_openai_shape() {
+    let m = mocker(&[]).await.unwrap();
+    let fe = frontend(&worker_flags(MODEL, &[&m])).await.unwrap();
+    let url = format!("{}/v1/chat/completions", fe.url());
+    for bad in ["soon", "0", "-3", "1e9"] {
+        let (status, _, body) = post_json(
+            &url,
+            &crate::chat("x", 2, false),
+            &[("x-switchyard-ttft-slo-ms", bad)],
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+        assert_eq!(body["error"]["param"], "x-switchyard-ttft-slo-ms", "{body}");
+    }
+    // A valid target routes as usual.
+    let (status, _, _) = post_json(
+        &url,
+        &crate::chat("x", 2, false),
+        &[("x-switchyard-ttft-slo-ms", "250")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+}

@@ -65,8 +65,12 @@ impl TtftLearner {
             return (prior, false);
         }
         let age = now_ns.saturating_sub(self.last_ns.load(Relaxed)) as f64;
-        let stale = (age - STALE_AFTER.as_nanos() as f64).max(0.0);
-        let keep = 0.5f64.powf(stale / STALE_HALF_LIFE.as_nanos() as f64);
+        let stale = age - STALE_AFTER.as_nanos() as f64;
+        let keep = if stale > 0.0 {
+            0.5f64.powf(stale / STALE_HALF_LIFE.as_nanos() as f64)
+        } else {
+            1.0
+        };
         let mut r = [0.0; RATES];
         for ((r, a), p) in r.iter_mut().zip(&self.rates).zip(prior) {
             *r = p + (f64::from_bits(a.load(Relaxed)) - p) * keep;
