@@ -77,8 +77,15 @@ def run(args, config, convs, port_base, logdir):
         fe = port_base + args.mockers
         argv = [args.bin, "serve", "--listen", f"127.0.0.1:{fe}", "--policy", "kv",
                 "--config", yaml]
-        for port in workers:
-            argv += ["--worker", f"{ex.MODEL}=http://127.0.0.1:{port}"]
+        if args.engine:
+            # Declared engines are scraped for load (running, waiting): the model's queue terms.
+            with open(yaml, "a") as f:
+                f.write("workers:\n" + "".join(
+                    f"  - {{model: {ex.MODEL}, url: \"http://127.0.0.1:{p}\", engine: {args.engine}}}\n"
+                    for p in workers))
+        else:
+            for port in workers:
+                argv += ["--worker", f"{ex.MODEL}=http://127.0.0.1:{port}"]
         procs.spawn(argv, log)
         ex.wait_http(f"http://127.0.0.1:{fe}/health")
         results, elapsed = asyncio.run(ex.run_trace([fe], convs, args.concurrency))
@@ -122,6 +129,8 @@ def main():
     ap.add_argument("--turns", type=int, default=4)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--engine", help="declare the mockers' engine (e.g. mocker) so the frontend "
+                    "scrapes their load; default: generic workers, no load reports")
     ap.add_argument("--predict", action="append", default=[], metavar="KEY=VALUE",
                     help="a kv.predict setting for the predictive runs (repeatable)")
     ap.add_argument("--json", help="write the per-run results here")

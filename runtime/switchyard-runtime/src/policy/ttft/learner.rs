@@ -8,8 +8,10 @@
 //! regression towards them, so rates the traffic never excites (say, queueing on an idle
 //! pool) stay at their prior instead of drifting.
 //!
-//! Robustness: a sample's residual is clamped to 3× the running mean absolute residual (an
-//! outlier — a GC pause, a retried connection — moves the rates by a bounded step), the
+//! Robustness: a sample's residual is clamped to the running median absolute residual, which
+//! makes the fit close to a median regression (the residuals are skewed: a prefix the index
+//! believed cached but the engine evicted costs far more than a mispredicted one saves, and a
+//! mean fit biased every prediction upwards); an outlier moves the rates by a bounded step, the
 //! published rates are non-negative, and the covariance's trace is capped at its initial value so the
 //! forgetting factor cannot wind it up while a feature stays constant.
 //!
@@ -28,8 +30,8 @@ use parking_lot::Mutex;
 
 use super::{Features, PredictConfig, MAX_OBSERVED_MS, RATES};
 
-/// Residuals beyond this many mean absolute residuals are clamped.
-const CLAMP: f64 = 3.0;
+/// Residuals beyond this many median absolute residuals are clamped.
+const CLAMP: f64 = 1.0;
 /// Learned rates older than this start to decay towards the priors.
 pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 /// Half-life of that decay.
@@ -51,7 +53,7 @@ struct Rls {
     theta: [f64; RATES],
     p: [[f64; RATES]; RATES],
     max_trace: f64,
-    /// Mean absolute residual (EWMA), ms: the clamp's scale.
+    /// Median absolute residual (tracked), ms: the clamp's scale.
     scale: f64,
 }
 
@@ -137,9 +139,15 @@ impl Rls {
         }
         let bound = CLAMP * self.scale;
         let e = residual.clamp(-bound, bound);
-        // The scale follows residuals up to 10× itself, so a real shift (a queue forming)
-        // widens the clamp within a few samples while one outlier only doubles it.
-        self.scale = (0.9 * self.scale + 0.1 * residual.abs().min(10.0 * self.scale)).max(0.1);
+        // The scale tracks the *median* absolute residual (a stochastic quantile step), so the
+        // minority of samples the features misdescribe — a prefix the KV index believed cached
+        // but the engine had evicted — cannot widen the clamp, while a shift that affects most
+        // samples (a queue forming) does within a few dozen.
+        self.scale = if residual.abs() > self.scale {
+            self.scale * 1.1
+        } else {
+            (self.scale / 1.1).max(0.1)
+        };
 
         let mut px = [0.0; RATES];
         for (i, v) in px.iter_mut().enumerate() {
