@@ -186,9 +186,9 @@ fn simulate(
         let own = rng.gen_range(16..=64);
         prompt.extend(chain(*sys.last().unwrap_or(&0), 1 << 61 | r, own));
         let ctx = RouteContext {
-            session_key: None,
             block_hashes: &prompt,
             want: 1,
+            ..RouteContext::default()
         };
         let w = policy.rank(&ctx, refs).first().copied().unwrap_or(0);
         // The worker prefills what it lacks (the leading run it holds is reused) and decodes.
@@ -241,9 +241,9 @@ fn main() {
     for step in &trace {
         let t0 = Instant::now();
         let ctx = RouteContext {
-            session_key: None,
             block_hashes: &step.prompt,
             want: 1,
+            ..RouteContext::default()
         };
         std::hint::black_box(policy.rank(&ctx, &refs));
         let t1 = Instant::now();

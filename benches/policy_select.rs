@@ -28,6 +28,7 @@ fn select(c: &mut Criterion) {
                 session_key: Some("user-1234"),
                 block_hashes: &[],
                 want: 3,
+                ..RouteContext::default()
             };
             group.bench_with_input(BenchmarkId::new(*name, n), &n, |b, _| {
                 b.iter(|| black_box(policy.rank(black_box(&ctx), black_box(&refs))))

@@ -24,6 +24,8 @@ use crate::plugins::PluginSet;
 pub struct ModelRouting {
     pub policy: Arc<dyn Policy>,
     pub session_header: HeaderName,
+    /// The model's TTFT target, ms (`ttft_slo_ms`).
+    pub ttft_slo_ms: Option<f64>,
 }
 
 impl ModelRouting {
@@ -36,6 +38,7 @@ impl ModelRouting {
             policy: policy::build_with_kv(config, kv).map_err(&invalid)?,
             session_header: HeaderName::try_from(config.session_header.as_str())
                 .map_err(|e| invalid(format!("session_header: {e}")))?,
+            ttft_slo_ms: config.ttft_slo_ms,
         })
     }
 }

@@ -74,7 +74,7 @@ pub struct ServeArgs {
     /// `tokenizers:` sets per-model files). Without it, prefix blocks are prompt bytes.
     #[arg(long, env = env::TOKENIZER, value_name = "PATH")]
     pub tokenizer: Option<String>,
-    /// Native routing policy: round-robin, random, p2c, least-loaded, kv, session [default: round-robin].
+    /// Native routing policy: round-robin, random, p2c, least-loaded, kv, session [default: kv].
     #[arg(long, env = env::POLICY, value_name = "NAME")]
     pub policy: Option<String>,
     /// Header carrying the session key for the `session` policy [default: x-session-id].

@@ -33,6 +33,7 @@ pub mod pipeline;
 pub mod plugin_cli;
 pub mod plugin_new;
 pub mod plugins;
+pub mod predict;
 pub mod readiness;
 pub mod register_cmd;
 pub mod serve;

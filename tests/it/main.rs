@@ -25,6 +25,7 @@ mod openai_npm;
 mod plugin_admin;
 mod plugin_new;
 mod plugins;
+mod predict;
 mod register;
 mod routing;
 mod served_models;

@@ -92,6 +92,8 @@ pub struct Metrics {
     pub scrapes: Arc<ScrapeStats>,
     /// Disaggregated prefill/decode decisions, fallbacks and stage times.
     pub pd: crate::pipeline::pd::PdMetrics,
+    /// Predicted TTFT, its error and TTFT target misses.
+    pub predict: crate::predict::PredictMetrics,
 }
 
 /// Registers `metric` in `registry` and returns it.
@@ -152,6 +154,7 @@ impl Metrics {
             panic_routed: counter(r, &names::PANIC_ROUTED)?,
             scrapes: Arc::default(),
             pd: crate::pipeline::pd::PdMetrics::new(r)?,
+            predict: crate::predict::PredictMetrics::new(r)?,
             models: RwLock::default(),
             registry,
         })

@@ -79,7 +79,29 @@ pub const PD_STAGE_SECONDS: Family = Family::histogram(
     "Time of each stage of disaggregated requests.",
 );
 
+// Predicted-TTFT routing (registered in `predict::metrics`).
+pub const PREDICTED_TTFT: Family = Family::histogram(
+    "switchyard_predicted_ttft_seconds",
+    "TTFT the kv policy predicted for the instance that served, per model.",
+);
+pub const TTFT_PREDICTION_ERROR: Family = Family::histogram(
+    "switchyard_ttft_prediction_error_ratio",
+    "|predicted - observed| / observed TTFT, per model; learned=\"true\" once the instance's rates replaced the priors.",
+);
+pub const TTFT_SLO_MISSES: Family = Family::counter(
+    "switchyard_ttft_slo_misses_total",
+    "TTFT target misses: kind=\"predicted\" when no instance was predicted to meet it, \"observed\" when the first token came later.",
+);
+
 // Read at scrape time (see `SCRAPED`).
+pub const INSTANCE_TTFT_RATE: Family = Family::gauge(
+    "switchyard_instance_ttft_rate",
+    "Each instance's TTFT rates the kv policy predicts with (learned, or the priors before min_samples).",
+);
+pub const INSTANCE_TTFT_SAMPLES: Family = Family::gauge(
+    "switchyard_instance_ttft_samples",
+    "TTFT observations each instance's rates learned from.",
+);
 pub const QUEUED: Family = Family::gauge(
     "switchyard_requests_queued",
     "Requests waiting for an admission slot.",
@@ -345,4 +367,6 @@ pub const SCRAPED: &[Family] = &[
     FLOW_QUEUE_REJECTED,
     LORA_LOADS,
     LORA_EVICTIONS,
+    INSTANCE_TTFT_RATE,
+    INSTANCE_TTFT_SAMPLES,
 ];

@@ -48,6 +48,7 @@ fn collect(app: &App, s: &mut Scrape) {
     crate::tenants::metrics::collect(s, &app.tenants);
     app.flow.collect_metrics(s);
     app.lora.collect_metrics(s);
+    crate::predict::metrics::collect_rates(s, &app.registry, &app.kv.current().config.predict);
 }
 
 fn connections(app: &App, s: &mut Scrape) {

@@ -247,7 +247,8 @@ async fn attempt_once(
             .await
             .map_err(AttemptError::Failed);
     }
-    send(
+    let started = Instant::now();
+    let sent = send(
         app,
         instance,
         upstream,
@@ -255,8 +256,13 @@ async fn attempt_once(
         request_id,
         Some(tracker),
     )
-    .await
-    .map_err(AttemptError::Failed)
+    .await;
+    if let Ok(Upstream::Stream(_)) = &sent {
+        // A stream's first event is its TTFT: what the `kv` policy's predictions learn from.
+        let elapsed = started.elapsed();
+        crate::predict::first_token(app, request.model(), instance, &prepared.decision, elapsed);
+    }
+    sent.map_err(AttemptError::Failed)
 }
 
 /// Sends a continuation of a broken stream (chat or completions, [`super::migrate`]) to

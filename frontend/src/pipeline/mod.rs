@@ -176,6 +176,9 @@ async fn run_parsed(
     let panic_policy = app.config.overload.panic_policy;
     let routable = health_filter::routable(&instances, request.model(), panic_policy)?;
     let tenant = tracker.lease_mut().map(|l| Arc::clone(l.tenant()));
+    let tenant_slo = tenant.as_deref().and_then(|t| t.ttft_slo_ms);
+    prepared.ttft_slo_ms =
+        crate::predict::slo::target(&request.headers, tenant_slo, routing.ttft_slo_ms)?;
     crate::flow::admit(app, &request, &routable.instances, tenant.as_deref()).await?;
     let ranked = select::rank(
         app,

@@ -22,6 +22,10 @@ pub struct Prepared {
     pub block_hashes: Vec<BlockHash>,
     /// Set only for models that disaggregate ([`super::pd::before_routing`]).
     pub pd: Option<super::pd::Snapshot>,
+    /// The TTFT target routed against ([`crate::predict::slo`]).
+    pub ttft_slo_ms: Option<f64>,
+    /// The `kv` policy's per-candidate TTFT predictions, for dispatch to learn from.
+    pub decision: switchyard_runtime::policy::ttft::DecisionSlot,
     native: OnceLock<Bytes>,
     translated: OnceLock<Result<Bytes, String>>,
 }

@@ -33,6 +33,8 @@ pub fn rank(
         session_key: prepared.session_key.as_deref(),
         block_hashes: &prepared.block_hashes,
         want,
+        ttft_slo_ms: prepared.ttft_slo_ms,
+        decision: Some(&prepared.decision),
     };
     // An adapter request is ranked by residency against load instead (docs/lora.md).
     let adapter =
@@ -45,6 +47,7 @@ pub fn rank(
     let table = app.plugins.table();
     if !table.routes(request.model()) {
         let ranked = native(routable);
+        crate::predict::after_rank(app, request.model(), &prepared.decision);
         if explain || app.plugins.recorder.is_some() {
             record_native(
                 app, routing, request, prepared, routable, &ranked, request_id, explain,
@@ -155,10 +158,16 @@ fn record_native(
                 .map(|&i| routable[i].id().to_owned())
                 .collect::<Vec<_>>()
         };
+        let mut explained = chain::explained(routable, &candidates);
+        if let Some(decision) = prepared.decision.peek() {
+            for (e, i) in explained.iter_mut().zip(routable) {
+                e.predicted_ttft_ms = decision.for_instance(i.num_id).map(|p| p.predicted_ms);
+            }
+        }
         app.plugins.explains.push(Explanation {
             request_id: request_id.to_owned(),
             model: request.model().to_owned(),
-            candidates: chain::explained(routable, &candidates),
+            candidates: explained,
             stages: vec![Stage {
                 plugin: name,
                 kind: "picker",

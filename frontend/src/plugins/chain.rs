@@ -359,6 +359,7 @@ pub fn explained(routable: &[&Arc<Instance>], candidates: &[Candidate]) -> Vec<E
                 Health::Degraded => "degraded",
                 Health::Unhealthy => "unhealthy",
             },
+            predicted_ttft_ms: None,
         })
         .collect()
 }

@@ -26,6 +26,9 @@ pub struct ExplainedCandidate {
     pub itl_ewma_ms: f32,
     /// `healthy`, `degraded` or `unhealthy`, as plugins saw it.
     pub health: &'static str,
+    /// The `kv` policy's predicted time to first token (predictive mode only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicted_ttft_ms: Option<f64>,
 }
 
 /// What one plugin (or the native policy) decided.

@@ -36,6 +36,9 @@ pub struct TenantSpec {
     /// default `flow_control.max_wait_ms`.
     #[serde(default)]
     pub queue_deadline_ms: Option<u64>,
+    /// TTFT target of this tenant's requests, ms (predicted-TTFT routing, docs/routing.md).
+    #[serde(default)]
+    pub ttft_slo_ms: Option<f64>,
 }
 
 fn one() -> u32 {
@@ -109,6 +112,10 @@ impl TenantSpec {
             return Err(format!("{key}.weight: must be at least 1"));
         }
         self.limits.validate(&format!("{key}.limits"))?;
+        if let Some(ms) = self.ttft_slo_ms {
+            switchyard_runtime::policy::ttft::check_slo_ms(ms)
+                .map_err(|m| format!("{key}.ttft_slo_ms: {m}"))?;
+        }
         match (&self.key_sha256, &self.key_file) {
             (Some(hex), None) => {
                 parse_hex_digest(hex).ok_or_else(|| format!("{key}.key_sha256: not 64 hex digits"))

@@ -21,6 +21,7 @@ pub struct Tenant {
     pub priority: Priority,
     pub weight: u32,
     pub queue_deadline_ms: Option<u64>,
+    pub ttft_slo_ms: Option<f64>,
     pub limiter: Arc<Limiter>,
     pub metrics: Arc<TenantMetrics>,
 }
@@ -78,6 +79,7 @@ impl TenantSet {
                 priority: spec.priority,
                 weight: spec.weight,
                 queue_deadline_ms: spec.queue_deadline_ms,
+                ttft_slo_ms: spec.ttft_slo_ms,
                 limiter,
                 metrics,
             }));

@@ -34,6 +34,8 @@ pub struct Instance {
     /// the flag is what routing reads, the list is for `/admin/instances`.
     misnamed: AtomicBool,
     served_ids: Mutex<Option<Vec<String>>>,
+    /// Learned TTFT rates (the `kv` policy's predictive cost); dropped with the instance.
+    pub ttft: crate::policy::ttft::TtftLearner,
 }
 
 /// Load counters. `in_flight` is what this frontend has outstanding; `remote_*` fields are
@@ -63,6 +65,8 @@ pub struct Load {
     /// Who reported the engine figures last ([`ReportSource`]) and when ([`crate::clock`] ns).
     report_source: AtomicU8,
     reported_at_ns: AtomicU64,
+    /// Most requests the engine ran in a report that also showed a queue: its batch size.
+    saturated_running: AtomicU32,
 }
 
 /// Where an instance's engine-side load figures (`queued`, `running`, `kv_usage`) come from.
@@ -143,10 +147,19 @@ impl Load {
             .store(ppm(report.prefix_hit_rate), Ordering::Relaxed);
         self.engine_outstanding
             .store(running.saturating_add(waiting), Ordering::Relaxed);
+        if waiting > 0 {
+            self.saturated_running.fetch_max(running, Ordering::Relaxed);
+        }
         self.in_flight_at_report
             .store(self.in_flight(), Ordering::Relaxed);
         self.reported_at_ns.store(now_ns, Ordering::Relaxed);
         self.report_source.store(source as u8, Ordering::Relaxed);
+    }
+
+    /// The engine's batch size as seen in its reports (the most it ran while requests
+    /// waited); 0 until it has reported a queue.
+    pub fn saturated_running(&self) -> u32 {
+        self.saturated_running.load(Ordering::Relaxed)
     }
 
     /// Forgets the engine figures (a stale report reads as unknown, not as the last value).
@@ -206,6 +219,7 @@ impl Instance {
             policy_verdict: AtomicU8::new(0),
             misnamed: AtomicBool::new(false),
             served_ids: Mutex::new(None),
+            ttft: Default::default(),
         }
     }
 

@@ -128,6 +128,7 @@ pub fn plan(
         session_key: None,
         block_hashes: hashes,
         want,
+        ..RouteContext::default()
     };
     // Prefill instances are ranked by the frontend's own KV view.
     let prefills = Kv::new(app.kv.clone())

@@ -1,6 +1,12 @@
 //! The `kv` policy: KV-cache-aware routing.
 //!
-//! Each candidate gets the documented cost of `switchyard_kv::cost` (lower is better):
+//! In `kv.mode: predictive` (opt-in) each candidate's cost is its *predicted time to first
+//! token* from rates learned per instance ([`super::ttft`]): queue wait, prefill of the
+//! prompt's uncached blocks and decode interference, in milliseconds. With a TTFT target the
+//! cheapest instance predicted to meet it wins ([`super::ttft::choice`]).
+//!
+//! In `kv.mode: weights` (the default) each candidate gets the documented cost of `switchyard_kv::cost`
+//! (lower is better):
 //!
 //! ```text
 //! cost = overlap_weight × (prompt_blocks − cached_blocks)   // prefill still to do
@@ -32,6 +38,7 @@ use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 use switchyard_kv::{cost, BlockHash, KvCandidate, KvCostWeights, Overlap, SharedApproxIndex};
 
+use super::ttft::{self, Decision, Features, PredictConfig, Prediction};
 use super::{Policy, RouteContext};
 use crate::live::Instance;
 
@@ -83,7 +90,13 @@ pub struct KvConfig {
     pub block_size: usize,
     /// 0 = always the cheapest; > 0 = softmax sampling over normalised costs.
     pub temperature: f64,
-    /// Weights of the cost terms.
+    /// `predictive` (default): rank by predicted TTFT ([`ttft`]); `weights`: by the
+    /// weighted cost below.
+    pub mode: KvMode,
+    /// Priors and learning of the predictive mode.
+    pub predict: PredictConfig,
+    /// Weights of the cost terms (`weights` mode; with a TTFT target, also what "cheapest"
+    /// means among the instances predicted to meet it).
     pub weights: KvCostWeights,
     /// How long the approximate index (no `--nats`) assumes a routed prefix stays cached.
     pub approx_ttl_secs: u64,
@@ -97,6 +110,8 @@ impl Default for KvConfig {
         Self {
             block_size: 16,
             temperature: 0.0,
+            mode: KvMode::default(),
+            predict: PredictConfig::default(),
             // One source of truth: `KvCostWeights::default()` is also what a partial
             // `weights:` map falls back to.
             weights: KvCostWeights::default(),
@@ -133,8 +148,21 @@ impl KvConfig {
                 self.max_blocks_per_instance
             ));
         }
+        self.predict.validate()?;
         self.weights.validate()
     }
+}
+
+/// How the `kv` policy compares candidates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KvMode {
+    /// Predicted time to first token from learned per-instance rates. Opt-in: measured
+    /// against `weights` it is not better yet (docs/routing.md), so it is not the default.
+    Predictive,
+    /// The weighted cost of `switchyard_kv::cost`.
+    #[default]
+    Weights,
 }
 
 /// What the `kv` policy reads per decision: settings plus the overlap source.
@@ -207,12 +235,15 @@ impl Policy for Kv {
         let blocks = ctx.block_hashes;
         let overlap = (!blocks.is_empty()).then(|| router.source.overlap(blocks));
         let request_blocks = u32::try_from(blocks.len()).unwrap_or(u32::MAX);
+        let cached = |i: &Instance| {
+            let c = overlap.as_ref().map_or(0, |o| o.get(i.id()));
+            u32::try_from(c).unwrap_or(u32::MAX).min(request_blocks)
+        };
         // Load terms scale with the request so they compare with the overlap credit.
         let size = f64::from(request_blocks.max(1));
         let cands: Vec<KvCandidate> = candidates
             .iter()
             .map(|i| {
-                let cached = overlap.as_ref().map_or(0, |o| o.get(i.id()));
                 let weight = if i.spec.weight > 0.0 {
                     f64::from(i.spec.weight)
                 } else {
@@ -221,16 +252,52 @@ impl Policy for Kv {
                 let queued = f64::from(i.load.queued.load(std::sync::atomic::Ordering::Relaxed));
                 let in_flight = f64::from(i.load.total_in_flight());
                 KvCandidate {
-                    overlap_blocks: u32::try_from(cached)
-                        .unwrap_or(u32::MAX)
-                        .min(request_blocks),
+                    overlap_blocks: cached(i),
                     prefill_load: queued * size / weight,
                     decode_load: in_flight * size / weight,
                 }
             })
             .collect();
         let costs = cost::costs(request_blocks, &cands, &router.config.weights);
-        let mut order = cost::rank(&costs, router.config.temperature, &mut rand::thread_rng());
+        let mut rng = rand::thread_rng();
+        let mut order = match router.config.mode {
+            KvMode::Weights => cost::rank(&costs, router.config.temperature, &mut rng),
+            KvMode::Predictive => {
+                let predict = &router.config.predict;
+                let now = crate::clock::now_ns();
+                let predictions: Vec<Prediction> = candidates
+                    .iter()
+                    .zip(&cands)
+                    .map(|(i, c)| {
+                        let uncached = request_blocks - c.overlap_blocks;
+                        let features = Features::of(i, uncached, predict);
+                        let (rates, learned) = i.ttft.rates(predict, now);
+                        Prediction {
+                            instance: i.num_id,
+                            features,
+                            predicted_ms: ttft::predict(&rates, &features),
+                            learned,
+                        }
+                    })
+                    .collect();
+                let ms: Vec<f64> = predictions.iter().map(|p| p.predicted_ms).collect();
+                let (order, slo) = ttft::rank_predicted(
+                    &ms,
+                    &costs,
+                    ctx.ttft_slo_ms,
+                    router.config.temperature,
+                    &mut rng,
+                );
+                if let Some(slot) = ctx.decision {
+                    slot.put(Decision {
+                        predictions,
+                        slo_ms: ctx.ttft_slo_ms,
+                        slo,
+                    });
+                }
+                order
+            }
+        };
         order.truncate(ctx.want.max(1));
         if let (Some(&first), false) = (order.first(), blocks.is_empty()) {
             router.source.routed(candidates[first].id(), blocks);
@@ -282,6 +349,93 @@ mod tests {
 
     #[test]
     fn overlap_wins_until_load_outweighs_it_and_approx_learns_decisions() {
+        weights_mode_cases();
+        predictive_cases();
+    }
+
+    /// Predictive mode: a learned slow instance loses a long uncached prompt to a fast one,
+    /// cached blocks still win, every candidate's prediction reaches the decision slot, and a
+    /// target prefers the cheapest instance predicted to meet it.
+    fn predictive_cases() {
+        let inst = testing::instances(3);
+        let c = testing::refs(&inst);
+        let cfg = PredictConfig::default();
+        // i0 prefills at 4 ms a block, i1 and i2 at 2 ms.
+        for (i, rate) in [(0, 4.0), (1, 2.0), (2, 2.0)] {
+            for n in 0..40 {
+                let f = Features {
+                    blocks: f64::from(1 + n % 50),
+                    ..Features::default()
+                };
+                inst[i].ttft.observe(&f, 3.0 + rate * f.blocks, &cfg);
+            }
+        }
+        let blocks: Vec<BlockHash> = (1..=40).collect();
+        let slot = ttft::DecisionSlot::default();
+        let ctx = RouteContext {
+            block_hashes: &blocks,
+            want: 3,
+            decision: Some(&slot),
+            ..Default::default()
+        };
+        // i0 holds 30 of the 40 blocks: 10 × 4 ms beats 40 × 2 ms.
+        let predictive = KvConfig {
+            mode: KvMode::Predictive,
+            ..KvConfig::default()
+        };
+        let kv_slot = KvSlot::default();
+        let kv = Kv::new(kv_slot.clone());
+        kv_slot.install(KvRouter {
+            config: predictive.clone(),
+            source: Arc::new(Fixed("i0", 30)),
+        });
+        assert_eq!(
+            kv.rank(&ctx, &c)[0],
+            0,
+            "the cache wins on the slow instance"
+        );
+        let d = slot.take().expect("a decision");
+        assert_eq!(d.predictions.len(), 3);
+        assert!(d.predictions.iter().all(|p| p.learned));
+        let p0 = d.for_instance(inst[0].num_id).unwrap();
+        assert_eq!(p0.features.blocks, 10.0);
+        assert!((p0.predicted_ms - 43.0).abs() < 5.0, "{p0:?}");
+        // Nothing cached anywhere: the slow instance is never first.
+        kv_slot.install(KvRouter::approximate(predictive.clone()));
+        for n in 0..20u64 {
+            let fresh: Vec<BlockHash> = (1000 * (n + 1)..1000 * (n + 1) + 40).collect();
+            let ctx = RouteContext {
+                block_hashes: &fresh,
+                want: 1,
+                ..Default::default()
+            };
+            assert_ne!(
+                kv.rank(&ctx, &c)[0],
+                0,
+                "a long uncached prompt avoids the slow one"
+            );
+        }
+        // A 100 ms target: every instance meets it for 10 uncached blocks on i0; the weights
+        // cost makes the cache holder the cheapest, and the outcome is "met".
+        kv_slot.install(KvRouter {
+            config: predictive.clone(),
+            source: Arc::new(Fixed("i0", 30)),
+        });
+        let ctx = RouteContext {
+            ttft_slo_ms: Some(100.0),
+            ..ctx
+        };
+        assert_eq!(kv.rank(&ctx, &c)[0], 0);
+        assert_eq!(slot.take().unwrap().slo, Some(ttft::SloOutcome::Met));
+        let ctx = RouteContext {
+            ttft_slo_ms: Some(1.0),
+            ..ctx
+        };
+        kv.rank(&ctx, &c);
+        assert_eq!(slot.take().unwrap().slo, Some(ttft::SloOutcome::Missed));
+    }
+
+    fn weights_mode_cases() {
         let inst = testing::instances(3);
         let c = testing::refs(&inst);
         let blocks: Vec<BlockHash> = (1..=8).collect();
@@ -290,8 +444,12 @@ mod tests {
             want: 3,
             ..Default::default()
         };
+        let weights = KvConfig {
+            mode: KvMode::Weights,
+            ..KvConfig::default()
+        };
         let slot = KvSlot::new(KvRouter {
-            config: KvConfig::default(),
+            config: weights.clone(),
             source: Arc::new(Fixed("i1", 8)),
         });
         let kv = Kv::new(slot.clone());
@@ -311,7 +469,7 @@ mod tests {
         assert_eq!(cached_blocks(&slot, &blocks, &c), vec![0, 8, 0]);
 
         // Approximate: the first decision is recorded, so the same prefix follows it.
-        slot.install(KvRouter::approximate(KvConfig::default()));
+        slot.install(KvRouter::approximate(weights.clone()));
         let first = kv.rank(&ctx, &c)[0];
         for _ in 0..10 {
             assert_eq!(kv.rank(&ctx, &c)[0], first);

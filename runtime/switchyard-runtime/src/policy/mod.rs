@@ -9,6 +9,7 @@ mod p2c;
 mod random;
 mod round_robin;
 mod session;
+pub mod ttft;
 
 use std::sync::Arc;
 
@@ -33,6 +34,11 @@ pub struct RouteContext<'a> {
     pub block_hashes: &'a [BlockHash],
     /// How many ranked entries the caller can use (1 + retries); at least 1.
     pub want: usize,
+    /// The request's TTFT target, ms (per model, tenant or header), for policies that
+    /// predict TTFT.
+    pub ttft_slo_ms: Option<f64>,
+    /// Where a predicting policy leaves its per-candidate predictions for dispatch.
+    pub decision: Option<&'a ttft::DecisionSlot>,
 }
 
 /// A native routing policy.
@@ -54,14 +60,20 @@ pub struct PolicyConfig {
     pub session_header: String,
     /// Policy used by `session` for requests without the header.
     pub session_fallback: String,
+    /// TTFT target, ms, for policies that predict TTFT (`kv`); a tenant's target or the
+    /// `x-switchyard-ttft-slo-ms` header overrides it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft_slo_ms: Option<f64>,
 }
 
 impl Default for PolicyConfig {
     fn default() -> Self {
         Self {
-            policy: "round-robin".to_owned(),
+            // Cache- and load-aware by predicted TTFT: what most users should run.
+            policy: "kv".to_owned(),
             session_header: "x-session-id".to_owned(),
             session_fallback: "least-loaded".to_owned(),
+            ttft_slo_ms: None,
         }
     }
 }
@@ -83,6 +95,9 @@ pub fn build(config: &PolicyConfig) -> Result<Arc<dyn Policy>, String> {
 
 /// Builds a policy by name; a `kv` policy reads `kv` (its frontend's slot).
 pub fn build_with_kv(config: &PolicyConfig, kv: &kv::KvSlot) -> Result<Arc<dyn Policy>, String> {
+    if let Some(ms) = config.ttft_slo_ms {
+        ttft::check_slo_ms(ms).map_err(|e| format!("ttft_slo_ms: {e}"))?;
+    }
     build_named(&config.policy, config, kv)
 }
 
