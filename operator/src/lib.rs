@@ -25,6 +25,7 @@ pub mod plugin_sources;
 pub mod pod_extras;
 pub mod routerplugin;
 pub mod server;
+pub mod sidecars;
 pub mod validator;
 pub mod workerpool;
 

@@ -6,9 +6,8 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, HTTPGetAction, PodSpec, PodTemplateSpec, Probe,
-    SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec, TCPSocketAction,
-    VolumeMount,
+    Container, ContainerPort, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, Service, ServicePort,
+    ServiceSpec, TCPSocketAction, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -88,6 +87,7 @@ pub fn deployment(pool: &WorkerPool, defaults: &WorkerDefaults) -> Result<Deploy
     let (volumes, mounts) = pod_extras::volumes(pool);
     let mut containers = vec![container(pool, mounts)];
     containers.extend(kv_bridge::sidecar(pool, defaults)?);
+    containers.extend(crate::sidecars::containers(pool).map_err(Error::Spec)?);
     let pod = PodSpec {
         containers,
         node_selector: non_empty_map(&spec.template.node_selector),
@@ -170,18 +170,7 @@ fn container(pool: &WorkerPool, mounts: Option<Vec<VolumeMount>>) -> Container {
         startup_probe: Some(probes.startup),
         readiness_probe: Some(probes.readiness),
         liveness_probe: Some(probes.liveness),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".to_string()]),
-                ..Capabilities::default()
-            }),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".to_string(),
-                ..SeccompProfile::default()
-            }),
-            ..SecurityContext::default()
-        }),
+        security_context: Some(crate::sidecars::restricted()),
         volume_mounts: mounts,
         ..Container::default()
     }

@@ -272,6 +272,52 @@ pub struct WorkerTemplate {
     /// RuntimeClass of the pods (e.g. `nvidia`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_class_name: Option<String>,
+    /// Extra containers next to the engine (log shippers, auth proxies). The operator gives
+    /// each the engine's restricted security settings and no host ports; `engine` and
+    /// `kv-bridge` are reserved names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new("self.size() <= 8").message("at most 8 sidecars"))]
+    #[x_kube(validation = Rule::new("self.all(s, s.name != 'engine' && s.name != 'kv-bridge')").message("sidecar names `engine` and `kv-bridge` are reserved"))]
+    pub sidecars: Vec<Sidecar>,
+}
+
+/// One of a pool's own sidecar containers: what runs, never how privileged.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Sidecar {
+    /// Container name (a DNS label).
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$')").message("sidecar name must be a DNS label"))]
+    pub name: String,
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// Container ports (no host ports).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<SidecarPort>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Mounts of the pod's volumes (`template.volumes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_mounts: Vec<VolumeMount>,
+}
+
+/// A sidecar's container port.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SidecarPort {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("containerPort must be between 1 and 65535"))]
+    pub container_port: i32,
+    /// `TCP` (default), `UDP` or `SCTP`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
 }
 
 /// Health checking of a worker.
