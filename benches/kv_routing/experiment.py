@@ -9,11 +9,22 @@ routing mode, and replays a multi-turn trace whose conversations share system pr
   kv-approx     --policy kv              (approximate index: the frontend's own decisions)
   kv-events     --policy kv --nats URL   (mockers publish KV events; needs nats-server)
 
+Peers (`--peer sglang-router,smg,vllm-router`, or their names inside `--modes`): each peer
+router is installed by the script into its own virtualenv from PyPI (`peers.py`: pinned
+versions, cached under ~/.cache/switchyard-bench/venvs) and routes to the same kind of fresh
+mockers with its `cache_aware` policy. Peers always run as one instance; `--frontends N`
+applies to Switchyard's modes. `--bin-alt NAME=PATH` adds another Switchyard binary: a mode
+written `kv-approx@NAME` runs that binary (e.g. a new policy against the current one).
+
 Each run of a mode gets fresh mockers (empty caches). `--repeats N` runs every mode N times,
 interleaved (mode order rotates each round, so a burst of load elsewhere on a shared machine does
-not always hit the same mode); the report is the median over runs. Reports TTFT p50/p99 and
-throughput, the 1-minute load average around each run, writes a JSON result file and a plot
+not always hit the same mode); the report is the median over runs. Reports TTFT p50/mean/p99,
+throughput, the cache-hit rate and the per-worker spread (both from the mockers' own /metrics,
+so they are measured the same way for every router), the 1-minute load average around each run, writes a JSON result file and a plot
 (matplotlib, installed with pip if missing).
+
+Heterogeneous pool: `--slow-mockers N --slow-factor F` gives the first N mockers F times the
+prefill time per block (`--ttft-ms`).
 
 Trace: generated (default), or Mooncake JSONL (`--mooncake FILE`: one object per line with
 `timestamp`, `input_length`, `output_length`, `hash_ids`; each hash id becomes a deterministic
@@ -23,7 +34,9 @@ format (documents shared by several requests, as in Mooncake's traces) and exits
 
 Usage:
   python3 benches/kv_routing/experiment.py --bin target/release/switchyard --out benches/kv_routing/out
-  python3 -m unittest benches/kv_routing/test_experiment.py     # the trace parsers
+  python3 benches/kv_routing/experiment.py --bin target/release/switchyard \
+      --modes kv-approx,kv-events --peer sglang-router,smg,vllm-router --repeats 5
+  python3 -m unittest benches/kv_routing/test_experiment.py     # parsers and report maths
 """
 import argparse
 import asyncio
@@ -38,13 +51,61 @@ import sys
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peers  # noqa: E402
+
 MODEL = "mock-model"
+SWITCHYARD_MODES = {"round-robin": "round-robin", "least-loaded": "least-loaded",
+                    "kv-approx": "kv", "kv-events": "kv"}
 
 
-def free_port():
+def port_is_free(port):
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+class Ports:
+    """Ports for mockers, routers and NATS: from the OS (`base` None), or the next free one
+    in [base, base + span) so a shared machine's users can keep to agreed ranges."""
+
+    def __init__(self, base=None, span=900):
+        self.base, self.span, self.next = base, span, 0
+
+    def take(self):
+        if self.base is None:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                return s.getsockname()[1]
+        for _ in range(self.span):
+            port = self.base + self.next
+            self.next = (self.next + 1) % self.span
+            if port_is_free(port):
+                return port
+        raise RuntimeError(f"no free port in {self.base}..{self.base + self.span}")
+
+
+def split_mode(mode):
+    """`kv-approx@predict` -> ("kv-approx", "predict"); `smg` -> ("smg", None)."""
+    name, _, alias = mode.partition("@")
+    return name, (alias or None)
+
+
+def check_modes(modes, bin_alts):
+    """Every mode is a Switchyard mode (optionally @ a --bin-alt name) or a peer."""
+    for mode in modes:
+        name, alias = split_mode(mode)
+        if peers.is_peer(name):
+            if alias:
+                raise SystemExit(f"mode {mode!r}: peers take no @binary")
+        elif name not in SWITCHYARD_MODES:
+            raise SystemExit(f"unknown mode {name!r} (Switchyard: {', '.join(SWITCHYARD_MODES)};"
+                             f" peers: {', '.join(peers.PEERS)})")
+        elif alias and alias not in bin_alts:
+            raise SystemExit(f"mode {mode!r}: no --bin-alt {alias}=PATH")
 
 
 def wait_http(url, deadline_s=20.0):
@@ -263,59 +324,98 @@ def pct(values, q):
     return v[k]
 
 
-def run_mode(args, mode, convs, logdir):
+def mocker_argv(args, i, port, nats_url):
+    """Mocker `i` of the pool: the first `--slow-mockers` prefill `--slow-factor` times slower."""
+    ttft = args.ttft_ms * (args.slow_factor if i < args.slow_mockers else 1.0)
+    argv = [args.bin, "mocker", "--listen", f"127.0.0.1:{port}", "--model", MODEL,
+            "--kv-blocks", str(args.kv_blocks), "--block-size", str(args.block_size),
+            "--ttft-ms", str(ttft), "--itl-ms", str(args.itl_ms),
+            "--max-running", str(args.max_running)]
+    return argv + (["--nats", nats_url] if nats_url else [])
+
+
+def wait_until(check, what, proc, deadline_s=60.0):
+    end = time.time() + deadline_s
+    while time.time() < end:
+        if check():
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {proc.returncode} (see its log)")
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} not ready in {deadline_s}s")
+
+
+def start_routers(args, mode, workers, nats_url, ports, procs, log):
+    """Starts the router(s) of `mode` in front of `workers`; returns the ports clients use."""
+    name, alias = split_mode(mode)
+    urls = [f"http://127.0.0.1:{p}" for p in workers]
+    if peers.is_peer(name):
+        port = ports.take()
+        venv = peers.ensure_venv(name, args.venv_dir)
+        proc = procs.spawn(peers.command(name, venv, port, ports.take(), urls), log)
+        wait_until(lambda: peers.ready(port, urls), f"{name} on port {port}", proc)
+        return [port]
+    binary = args.bin_alts[alias] if alias else args.bin
+    fe_ports = []
+    for _ in range(args.frontends):
+        fe_port = ports.take()
+        argv = [binary, "serve", "--listen", f"127.0.0.1:{fe_port}",
+                "--policy", SWITCHYARD_MODES[name]]
+        if args.frontend_config:
+            argv += ["--config", args.frontend_config]
+        for url in urls:
+            argv += ["--worker", f"{MODEL}={url}"]
+        if nats_url:
+            argv += ["--nats", nats_url]
+        procs.spawn(argv, log)
+        fe_ports.append(fe_port)
+    for fe_port in fe_ports:
+        wait_http(f"http://127.0.0.1:{fe_port}/health")
+    if nats_url:
+        time.sleep(1.5)  # load snapshots and the initial dumps reach the index
+    return fe_ports
+
+
+def run_mode(args, mode, convs, logdir, ports):
     procs = Procs()
-    log = open(os.path.join(logdir, f"{mode}.log"), "w")
+    log = open(os.path.join(logdir, f"{mode.replace('@', '_')}.log"), "w")
     try:
         nats_url = None
-        if mode == "kv-events":
-            nats_port = free_port()
+        if split_mode(mode)[0] == "kv-events":
+            nats_port = ports.take()
             procs.spawn([args.nats_server, "-a", "127.0.0.1", "-p", str(nats_port)], log)
             wait_tcp(nats_port)
             nats_url = f"nats://127.0.0.1:{nats_port}"
         workers = []
         for i in range(args.mockers):
-            port = free_port()
-            argv = [args.bin, "mocker", "--listen", f"127.0.0.1:{port}", "--model", MODEL,
-                    "--kv-blocks", str(args.kv_blocks), "--block-size", str(args.block_size),
-                    "--ttft-ms", str(args.ttft_ms), "--itl-ms", str(args.itl_ms),
-                    "--max-running", str(args.max_running)]
-            if nats_url:
-                argv += ["--nats", nats_url]
-            procs.spawn(argv, log)
+            port = ports.take()
+            procs.spawn(mocker_argv(args, i, port, nats_url), log)
             workers.append(port)
         for port in workers:
             wait_http(f"http://127.0.0.1:{port}/health")
-        policy = {"round-robin": "round-robin", "least-loaded": "least-loaded",
-                  "kv-approx": "kv", "kv-events": "kv"}[mode]
-        fe_ports = []
-        for _ in range(args.frontends):
-            fe_port = free_port()
-            argv = [args.bin, "serve", "--listen", f"127.0.0.1:{fe_port}", "--policy", policy]
-            if args.frontend_config:
-                argv += ["--config", args.frontend_config]
-            for port in workers:
-                argv += ["--worker", f"{MODEL}=http://127.0.0.1:{port}"]
-            if nats_url:
-                argv += ["--nats", nats_url]
-            procs.spawn(argv, log)
-            fe_ports.append(fe_port)
-        for fe_port in fe_ports:
-            wait_http(f"http://127.0.0.1:{fe_port}/health")
-        if nats_url:
-            time.sleep(1.5)  # load snapshots and the initial dumps reach the index
+        router_ports = start_routers(args, mode, workers, nats_url, ports, procs, log)
+        # Peers probe their workers while registering; the counters start from here.
+        before = [mocker_counters(p) for p in workers]
         load_before = os.getloadavg()[0]
-        results, elapsed = asyncio.run(run_trace(fe_ports, convs, args.concurrency))
+        results, elapsed = asyncio.run(run_trace(router_ports, convs, args.concurrency))
         load_after = os.getloadavg()[0]
-        cache = mocker_cache_totals(workers)
+        after = [mocker_counters(p) for p in workers]
     finally:
         procs.stop()
         log.close()
+    delta = [{k: a[k] - b[k] for k in a} for a, b in zip(after, before)]
+    return run_figures(mode, results, elapsed, delta, args.slow_mockers,
+                       [load_before, load_after])
+
+
+def run_figures(mode, results, elapsed, per_mocker, slow_mockers, loadavg):
+    """One run's figures. Cache and spread come from the mockers' counters (`per_mocker`, in
+    mocker order), so every router, ours or a peer, is measured the same way."""
     ok = [r for r in results if r["ok"]]
     ttfts = [r["ttft"] * 1000 for r in ok]
-    spread = {}
-    for r in ok:
-        spread[r.get("instance")] = spread.get(r.get("instance"), 0) + 1
+    hits = sum(m["hits"] for m in per_mocker)
+    prefill = sum(m["prefill"] for m in per_mocker)
+    per_worker = [m["requests"] for m in per_mocker]
     return {
         "mode": mode,
         "requests": len(results),
@@ -325,37 +425,60 @@ def run_mode(args, mode, convs, logdir):
         "ttft_mean_ms": statistics.fmean(ttfts) if ttfts else float("nan"),
         "throughput_rps": len(ok) / elapsed if elapsed > 0 else 0.0,
         "elapsed_s": elapsed,
-        "per_instance": spread,
-        "loadavg_1m": [load_before, load_after],
+        "per_worker": per_worker,
+        "spread_max_min": spread(per_worker),
+        # Share of requests sent to the slow mockers of a heterogeneous pool.
+        "slow_share": (sum(per_worker[:slow_mockers]) / max(1, sum(per_worker))
+                       if slow_mockers else None),
+        "loadavg_1m": loadavg,
         # Cache efficiency, independent of CPU noise: prompt blocks served from cache vs
         # prefilled, summed over the mockers.
-        "cached_blocks": cache["hits"],
-        "prefilled_blocks": cache["prefill"],
-        "hit_rate": cache["hits"] / max(1, cache["hits"] + cache["prefill"]),
+        "cached_blocks": hits,
+        "prefilled_blocks": prefill,
+        "hit_rate": hits / max(1, hits + prefill),
         "ttfts_ms": ttfts,
     }
 
 
-def mocker_cache_totals(ports):
-    """Prefix-cache hits and prefilled blocks, summed over the mockers' /metrics."""
-    names = {"switchyard_mocker_prefix_cache_hits_total": "hits",
-             "switchyard_mocker_prefill_blocks_total": "prefill"}
-    totals = {"hits": 0, "prefill": 0}
-    for port in ports:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            for line in r.read().decode().splitlines():
-                parts = line.split()
-                if len(parts) == 2 and parts[0] in names:
-                    totals[names[parts[0]]] += int(float(parts[1]))
+def spread(per_worker):
+    """Busiest over idlest worker by requests served (inf when one got none)."""
+    if not per_worker:
+        return float("nan")
+    lo = min(per_worker)
+    return max(per_worker) / lo if lo > 0 else float("inf")
+
+
+MOCKER_COUNTERS = {"switchyard_mocker_prefix_cache_hits_total": "hits",
+                   "switchyard_mocker_prefill_blocks_total": "prefill",
+                   "switchyard_mocker_requests_total": "requests"}
+
+
+def parse_mocker_counters(text):
+    """Prefix-cache hit blocks, prefilled blocks and generation requests from a mocker's
+    Prometheus text (names in runtime/switchyard-mocker/src/metrics.rs)."""
+    totals = {v: 0 for v in MOCKER_COUNTERS.values()}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in MOCKER_COUNTERS:
+            totals[MOCKER_COUNTERS[parts[0]]] += int(float(parts[1]))
     return totals
+
+
+def mocker_counters(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        return parse_mocker_counters(r.read().decode())
 
 
 def summarize(mode, runs):
     """Median over runs of each figure; every run kept for the record."""
     med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
     best = min(runs, key=lambda r: abs(r["ttft_p50_ms"] - med("ttft_p50_ms")))
+    keys = ("ttft_p50_ms", "ttft_p99_ms", "ttft_mean_ms", "throughput_rps", "ok", "loadavg_1m",
+            "per_worker", "spread_max_min", "slow_share", "cached_blocks", "prefilled_blocks",
+            "hit_rate")
     return {
         "mode": mode,
+        "peer": peers.is_peer(split_mode(mode)[0]),
         "runs": len(runs),
         "requests": runs[0]["requests"],
         "ok": min(r["ok"] for r in runs),
@@ -364,13 +487,61 @@ def summarize(mode, runs):
         "ttft_mean_ms": med("ttft_mean_ms"),
         "throughput_rps": med("throughput_rps"),
         "hit_rate": med("hit_rate"),
-        "per_run": [{k: r[k] for k in ("ttft_p50_ms", "ttft_p99_ms", "ttft_mean_ms",
-                                       "throughput_rps", "ok", "loadavg_1m", "per_instance",
-                                       "cached_blocks", "prefilled_blocks", "hit_rate")}
-                    for r in runs],
+        "spread_max_min": med("spread_max_min"),
+        "slow_share": (statistics.median(r["slow_share"] for r in runs)
+                       if runs[0]["slow_share"] is not None else None),
+        "loadavg_1m_range": [min(r["loadavg_1m"][0] for r in runs),
+                             max(r["loadavg_1m"][1] for r in runs)],
+        "per_run": [{k: r[k] for k in keys} for r in runs],
         # The CDF in the plot is the run whose p50 is closest to the median.
         "ttfts_ms": best["ttfts_ms"],
     }
+
+
+# Lower is better for latencies, higher for the rest.
+LOWER_BETTER = ("ttft_p50_ms", "ttft_mean_ms", "ttft_p99_ms")
+HIGHER_BETTER = ("throughput_rps", "hit_rate")
+
+
+def versus_best_peer(results):
+    """For each Switchyard mode, each figure against the best peer's figure in the same run
+    (best per figure: the lowest TTFT, the highest throughput and hit rate), as a ratio where
+    > 1 means Switchyard is better: best-peer / ours for TTFT, ours / best-peer otherwise.
+    Empty when the run had no peer."""
+    peer_rows = [r for r in results if r["peer"]]
+    if not peer_rows:
+        return {}
+    best = {k: min(r[k] for r in peer_rows) for k in LOWER_BETTER}
+    best.update({k: max(r[k] for r in peer_rows) for k in HIGHER_BETTER})
+    best_by = {k: next(r["mode"] for r in peer_rows if r[k] == best[k]) for k in best}
+    out = {}
+    for r in results:
+        if r["peer"]:
+            continue
+        ratios = {}
+        for k in LOWER_BETTER:
+            ratios[k] = best[k] / r[k] if r[k] > 0 else float("nan")
+        for k in HIGHER_BETTER:
+            ratios[k] = r[k] / best[k] if best[k] > 0 else float("nan")
+        out[r["mode"]] = {"ratio": ratios, "best_peer": best_by}
+    return out
+
+
+def markdown_table(results, versus):
+    """The results as a markdown table, one row per mode, with the Switchyard rows' ratios
+    to the best peer (mean, p99) in the last column."""
+    rows = ["| router | TTFT p50 | TTFT mean | TTFT p99 | throughput | hit rate | "
+            "spread max/min | vs best peer (mean, p99) |",
+            "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        v = versus.get(r["mode"])
+        ratio = (f"{v['ratio']['ttft_mean_ms']:.2f}x, {v['ratio']['ttft_p99_ms']:.2f}x"
+                 if v else "")
+        slow = f" (slow {r['slow_share']:.2f})" if r.get("slow_share") is not None else ""
+        rows.append(f"| {r['mode']} | {r['ttft_p50_ms']:.1f} ms | {r['ttft_mean_ms']:.1f} ms | "
+                    f"{r['ttft_p99_ms']:.1f} ms | {r['throughput_rps']:.1f} req/s | "
+                    f"{r['hit_rate']:.3f} | {r['spread_max_min']:.2f}{slow} | {ratio} |")
+    return "\n".join(rows)
 
 
 def plot(results, path, args):
@@ -384,32 +555,41 @@ def plot(results, path, args):
     import matplotlib.pyplot as plt
 
     modes = [r["mode"] for r in results]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4.2))
     x = range(len(modes))
-    axes[0].bar([i - 0.2 for i in x], [r["ttft_p50_ms"] for r in results], 0.4, label="p50")
-    axes[0].bar([i + 0.2 for i in x], [r["ttft_p99_ms"] for r in results], 0.4, label="p99")
-    axes[0].set_xticks(list(x), modes, rotation=15)
+    for off, key, label in ((-0.27, "ttft_p50_ms", "p50"), (0.0, "ttft_mean_ms", "mean"),
+                            (0.27, "ttft_p99_ms", "p99")):
+        axes[0].bar([i + off for i in x], [r[key] for r in results], 0.27, label=label)
     axes[0].set_ylabel("TTFT (ms)")
     axes[0].set_title(f"Time to first token (median of {results[0].get('runs', 1)})")
     axes[0].legend()
     axes[1].bar(list(x), [r["throughput_rps"] for r in results], color="tab:green")
-    axes[1].set_xticks(list(x), modes, rotation=15)
     axes[1].set_ylabel("requests / s")
     axes[1].set_title("Throughput")
+    axes[2].bar(list(x), [r["hit_rate"] for r in results], color="tab:purple")
+    axes[2].set_ylabel("prompt blocks from cache")
+    axes[2].set_title("Cache hit rate (mockers' counters)")
+    for ax in axes[:3]:
+        ax.set_xticks(list(x), modes, rotation=25, fontsize=8)
     for r in results:
         v = sorted(r["ttfts_ms"])
         if v:
-            axes[2].plot(v, [i / len(v) for i in range(len(v))], label=r["mode"])
-    axes[2].set_xscale("log")
-    axes[2].set_xlabel("TTFT (ms)")
-    axes[2].set_ylabel("CDF")
-    axes[2].set_title("TTFT distribution")
-    axes[2].legend()
-    fes = f", {args.frontends} frontends" if args.frontends > 1 else ""
+            axes[3].plot(v, [i / len(v) for i in range(len(v))], label=r["mode"],
+                         linestyle="--" if r.get("peer") else "-")
+    axes[3].set_xscale("log")
+    axes[3].set_xlabel("TTFT (ms)")
+    axes[3].set_ylabel("CDF")
+    axes[3].set_title("TTFT distribution")
+    axes[3].legend(fontsize=7)
+    fes = (f", {args.frontends} Switchyard frontends (peers: 1)" if args.frontends > 1
+           else "")
     trace = (f"Mooncake trace {os.path.basename(args.mooncake)}" if args.mooncake else
              f"{args.prefixes} shared prefixes, {args.conversations} conversations x "
              f"{args.turns} turns")
-    fig.suptitle(f"{args.mockers} mockers x {args.kv_blocks} KV blocks{fes}, {trace}", fontsize=9)
+    slow = (f", {args.slow_mockers} of them {args.slow_factor:g}x slower at prefill"
+            if args.slow_mockers else "")
+    fig.suptitle(f"{args.mockers} mockers x {args.kv_blocks} KV blocks{slow}{fes}, {trace}",
+                 fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -448,7 +628,24 @@ def main():
     ap.add_argument("--mooncake-records", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=1, help="runs per mode; medians are reported")
     ap.add_argument("--name", default="results", help="output file stem (NAME.json, NAME.png)")
+    ap.add_argument("--peer", default="",
+                    help=f"peer routers to add to --modes, comma-separated: {', '.join(peers.PEERS)}")
+    ap.add_argument("--bin-alt", action="append", default=[], metavar="NAME=PATH",
+                    help="another switchyard binary; modes written MODE@NAME run it (repeatable)")
+    ap.add_argument("--slow-mockers", type=int, default=0,
+                    help="heterogeneous pool: this many mockers prefill --slow-factor times slower")
+    ap.add_argument("--slow-factor", type=float, default=2.0)
+    ap.add_argument("--port-base", type=int,
+                    help="take ports from BASE..BASE+899 instead of the OS's free ports")
+    ap.add_argument("--venv-dir", default=peers.DEFAULT_CACHE,
+                    help="where the peers' virtualenvs are cached")
     args = ap.parse_args()
+    args.bin_alts = {}
+    for spec in args.bin_alt:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise SystemExit(f"--bin-alt {spec!r}: expected NAME=PATH")
+        args.bin_alts[name] = path
 
     if args.write_mooncake:
         with open(args.write_mooncake, "w") as f:
@@ -461,25 +658,30 @@ def main():
     convs = mooncake_trace(args) if args.mooncake else generated_trace(args)
     print(f"trace: {len(convs)} conversations, {sum(len(c) for c in convs)} requests; "
           f"load average {os.getloadavg()}", flush=True)
-    modes = args.modes.split(",")
+    modes = [m for m in args.modes.split(",") + args.peer.split(",") if m]
+    check_modes(modes, args.bin_alts)
+    for m in modes:  # install before the first run, so no run waits on pip
+        if peers.is_peer(m):
+            peers.ensure_venv(m, args.venv_dir)
+    ports = Ports(args.port_base)
     runs = {m: [] for m in modes}
     for rep_i in range(args.repeats):
         order = modes[rep_i % len(modes):] + modes[:rep_i % len(modes)]
         for mode in order:
-            r = run_mode(args, mode, convs, args.out)
+            r = run_mode(args, mode, convs, args.out, ports)
             runs[mode].append(r)
             print(f"[{rep_i + 1}/{args.repeats}] {mode:13s} ok {r['ok']}/{r['requests']}  "
-                  f"TTFT p50 {r['ttft_p50_ms']:8.1f} ms  p99 {r['ttft_p99_ms']:8.1f} ms  "
-                  f"throughput {r['throughput_rps']:7.1f} req/s  "
+                  f"TTFT p50 {r['ttft_p50_ms']:7.1f} mean {r['ttft_mean_ms']:7.1f} "
+                  f"p99 {r['ttft_p99_ms']:7.1f} ms  {r['throughput_rps']:6.1f} req/s  "
                   f"hit {r['hit_rate']:.3f}  load {r['loadavg_1m'][0]:.2f}->{r['loadavg_1m'][1]:.2f}  "
-                  f"spread {sorted(r['per_instance'].values())}", flush=True)
+                  f"per worker {r['per_worker']}", flush=True)
     results = [summarize(m, runs[m]) for m in modes]
-    for r in results:
-        print(f"median of {r['runs']}: {r['mode']:13s} TTFT p50 {r['ttft_p50_ms']:8.1f} ms  "
-              f"p99 {r['ttft_p99_ms']:8.1f} ms  throughput {r['throughput_rps']:7.1f} req/s  "
-              f"cache hit rate {r['hit_rate']:.3f}")
+    versus = versus_best_peer(results)
+    table = markdown_table(results, versus)
+    print(f"medians of {args.repeats} interleaved runs:\n{table}")
     with open(os.path.join(args.out, f"{args.name}.json"), "w") as f:
-        json.dump({"args": vars(args), "results": results}, f, indent=1)
+        json.dump({"args": vars(args), "results": results, "versus_best_peer": versus,
+                   "table": table}, f, indent=1)
     base = next((r for r in results if r["mode"] == "round-robin"), None)
     for r in results:
         if base and r is not base and r["ttft_p50_ms"] > 0:

@@ -1,4 +1,5 @@
-"""Checks of the routing experiment's trace parsers: `python3 -m unittest benches/kv_routing/test_experiment.py`."""
+"""Checks of the routing experiment's trace parsers, peer commands and report maths:
+`python3 -m unittest benches/kv_routing/test_experiment.py`."""
 import io
 import json
 import os
@@ -7,6 +8,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import experiment  # noqa: E402
+import peers  # noqa: E402
 
 
 def parse(text, **kw):
@@ -72,6 +74,121 @@ class SyntheticMooncake(unittest.TestCase):
         # Documents are shared: many requests start with the same first hash id.
         firsts = [r["hash_ids"][0] for r in records]
         self.assertLess(len(set(firsts)), 10)
+
+
+class PeerCommands(unittest.TestCase):
+    URLS = ["http://127.0.0.1:1", "http://127.0.0.1:2"]
+
+    def test_every_peer_gets_cache_aware_its_port_and_every_worker(self):
+        for name in peers.PEERS:
+            argv = peers.command(name, "/v", 5000, 5001, self.URLS)
+            self.assertEqual(argv[argv.index("--policy") + 1], "cache_aware", name)
+            self.assertEqual(argv[argv.index("--port") + 1], "5000", name)
+            self.assertEqual(argv[argv.index("--prometheus-port") + 1], "5001", name)
+            i = argv.index("--worker-urls")
+            self.assertEqual(argv[i + 1:i + 3], self.URLS, name)
+            self.assertTrue(argv[0].startswith("/v/bin/"), name)
+
+    def test_each_peer_runs_its_own_entry_point_and_log_level_spelling(self):
+        sgl = peers.command("sglang-router", "/v", 1, 2, self.URLS)
+        self.assertEqual(sgl[:3], ["/v/bin/python", "-m", "sglang_router.launch_router"])
+        self.assertEqual(peers.command("smg", "/v", 1, 2, self.URLS)[:2], ["/v/bin/smg", "launch"])
+        vllm = peers.command("vllm-router", "/v", 1, 2, self.URLS)
+        self.assertEqual(vllm[0], "/v/bin/vllm-router")
+        self.assertEqual(vllm[vllm.index("--log-level") + 1], "warning")
+        self.assertEqual(sgl[sgl.index("--log-level") + 1], "warn")
+
+    def test_requirements_are_pinned(self):
+        for name in peers.PEERS:
+            self.assertRegex(peers.requirement(name), r"^[a-z-]+==\d+\.\d+\.\d+$")
+
+    def test_healthy_workers_reads_the_workers_listing(self):
+        body = json.dumps({"workers": [{"url": "http://a", "is_healthy": True},
+                                       {"url": "http://b", "is_healthy": False},
+                                       {"url": 3, "is_healthy": True}, "junk"]})
+        self.assertEqual(peers.healthy_workers(body), {"http://a"})
+        self.assertEqual(peers.healthy_workers("not json"), set())
+        self.assertEqual(peers.healthy_workers('{"workers": 5}'), set())
+        self.assertEqual(peers.healthy_workers("[]"), set())
+
+
+class Modes(unittest.TestCase):
+    def test_split_and_check(self):
+        self.assertEqual(experiment.split_mode("kv-approx@predict"), ("kv-approx", "predict"))
+        self.assertEqual(experiment.split_mode("smg"), ("smg", None))
+        experiment.check_modes(["kv-approx", "kv-events@new", "smg"], {"new": "/bin/x"})
+        for bad, alts in ((["kv-aprox"], {}), (["kv-approx@new"], {}), (["smg@new"], {"new": "x"})):
+            with self.assertRaises(SystemExit):
+                experiment.check_modes(bad, alts)
+
+    def test_ports_from_a_base_skip_ports_in_use(self):
+        import socket
+        with socket.socket() as held:
+            held.bind(("127.0.0.1", 0))
+            base = held.getsockname()[1]
+            ports = experiment.Ports(base, span=3)
+            got = ports.take()
+            self.assertNotEqual(got, base)
+            self.assertIn(got, range(base, base + 3))
+
+    def test_slow_mockers_get_the_slow_factor(self):
+        class A:
+            bin, kv_blocks, block_size, ttft_ms, itl_ms, max_running = "sy", 96, 16, 2.0, 5.0, 8
+            slow_mockers, slow_factor = 2, 3.0
+        ttft = lambda i: experiment.mocker_argv(A, i, 1, None)[  # noqa: E731
+            experiment.mocker_argv(A, i, 1, None).index("--ttft-ms") + 1]
+        self.assertEqual([ttft(i) for i in range(4)], ["6.0", "6.0", "2.0", "2.0"])
+        self.assertIn("--nats", experiment.mocker_argv(A, 0, 1, "nats://x"))
+
+
+class Figures(unittest.TestCase):
+    METRICS = ("# TYPE switchyard_mocker_prefix_cache_hits_total counter\n"
+               "switchyard_mocker_prefix_cache_hits_total 30\n"
+               "switchyard_mocker_prefill_blocks_total 10\n"
+               "switchyard_mocker_requests_total 7\n"
+               "switchyard_mocker_running 2\n")
+
+    def test_mocker_counters(self):
+        self.assertEqual(experiment.parse_mocker_counters(self.METRICS),
+                         {"hits": 30, "prefill": 10, "requests": 7})
+
+    def test_run_figures_use_the_mockers_counters(self):
+        results = [{"ok": True, "ttft": t} for t in (0.010, 0.020, 0.030)] + [{"ok": False}]
+        per_mocker = [{"hits": 30, "prefill": 10, "requests": 3},
+                      {"hits": 0, "prefill": 20, "requests": 1}]
+        r = experiment.run_figures("smg", results, 2.0, per_mocker, 1, [1.0, 1.5])
+        self.assertEqual((r["ok"], r["requests"]), (3, 4))
+        self.assertAlmostEqual(r["ttft_mean_ms"], 20.0)
+        self.assertAlmostEqual(r["hit_rate"], 0.5)
+        self.assertEqual(r["per_worker"], [3, 1])
+        self.assertEqual(r["spread_max_min"], 3.0)
+        self.assertEqual(r["slow_share"], 0.75)
+        self.assertAlmostEqual(r["throughput_rps"], 1.5)
+        self.assertEqual(experiment.spread([2, 0]), float("inf"))
+
+    @staticmethod
+    def row(mode, peer, mean, p99, rps, hit):
+        return {"mode": mode, "peer": peer, "ttft_p50_ms": mean, "ttft_mean_ms": mean,
+                "ttft_p99_ms": p99, "throughput_rps": rps, "hit_rate": hit,
+                "spread_max_min": 1.0, "slow_share": None}
+
+    def test_versus_best_peer_takes_the_best_peer_per_figure(self):
+        results = [self.row("kv-approx", False, 10.0, 100.0, 50.0, 0.8),
+                   self.row("sglang-router", True, 20.0, 130.0, 40.0, 0.9),
+                   self.row("smg", True, 15.0, 200.0, 45.0, 0.7)]
+        v = experiment.versus_best_peer(results)
+        self.assertEqual(list(v), ["kv-approx"])
+        ratio = v["kv-approx"]["ratio"]
+        self.assertAlmostEqual(ratio["ttft_mean_ms"], 1.5)      # smg's 15 / our 10
+        self.assertAlmostEqual(ratio["ttft_p99_ms"], 1.3)       # sglang's 130 / our 100
+        self.assertAlmostEqual(ratio["throughput_rps"], 50 / 45)
+        self.assertAlmostEqual(ratio["hit_rate"], 0.8 / 0.9)
+        self.assertEqual(v["kv-approx"]["best_peer"]["ttft_mean_ms"], "smg")
+        self.assertEqual(experiment.versus_best_peer(results[:1]), {})
+        table = experiment.markdown_table(results, v)
+        self.assertIn("| kv-approx | 10.0 ms | 10.0 ms | 100.0 ms | 50.0 req/s | 0.800 | 1.00 | "
+                      "1.50x, 1.30x |", table)
+        self.assertEqual(len(table.splitlines()), 5)
 
 
 if __name__ == "__main__":
