@@ -225,6 +225,41 @@ def synthetic_mooncake(records, seed, docs=6, doc_blocks=(6, 14), unique_blocks=
     return out
 
 
+# ---------------------------------------------------------------- the floor
+
+def rendered(turn):
+    """The bytes a mocker caches for `turn`: the prompt, or the chat messages in the default
+    template (runtime/switchyard-runtime/src/template.rs) with the generation prompt."""
+    if turn["kind"] != "chat":
+        return turn["prompt"].encode()
+    return ("".join(f"<|{m['role']}|>\n{m['content']}\n" for m in turn["messages"])
+            + "<|assistant|>\n").encode()
+
+
+def ideal_ttfts(convs, block_bytes, ttft_ms):
+    """Each request's TTFT (ms) if one infinite cache held every earlier request's blocks and
+    nothing queued: `ttft_ms * max(1, uncached full blocks)`, the mocker's prefill model. No
+    router on finite caches does better, so best-peer / floor bounds the ratio any router can
+    reach on a trace (queueing and decode time come on top of it for everyone)."""
+    seen = set()
+    out = []
+    for conv in convs:
+        for turn in conv:
+            data = rendered(turn)
+            chain, cached, prefix_hit = [], 0, True
+            parent = 0
+            for k in range(len(data) // block_bytes):
+                parent = hash((parent, data[k * block_bytes:(k + 1) * block_bytes]))
+                chain.append(parent)
+                if prefix_hit and parent in seen:
+                    cached += 1
+                else:
+                    prefix_hit = False
+            seen.update(chain)
+            out.append(ttft_ms * max(1, len(chain) - cached))
+    return out
+
+
 # ---------------------------------------------------------------- client
 
 async def one_request(port, turn):
@@ -664,6 +699,12 @@ def main():
         if peers.is_peer(m):
             peers.ensure_venv(m, args.venv_dir)
     ports = Ports(args.port_base)
+    floor = ideal_ttfts(convs, args.block_size * 4, args.ttft_ms)
+    floor = {"ttft_mean_ms": statistics.fmean(floor), "ttft_p50_ms": pct(floor, 50),
+             "ttft_p99_ms": pct(floor, 99)}
+    print(f"floor (one infinite cache, no queueing, fast mockers): TTFT p50 "
+          f"{floor['ttft_p50_ms']:.1f} mean {floor['ttft_mean_ms']:.1f} "
+          f"p99 {floor['ttft_p99_ms']:.1f} ms", flush=True)
     runs = {m: [] for m in modes}
     for rep_i in range(args.repeats):
         order = modes[rep_i % len(modes):] + modes[:rep_i % len(modes)]
@@ -681,7 +722,7 @@ def main():
     print(f"medians of {args.repeats} interleaved runs:\n{table}")
     with open(os.path.join(args.out, f"{args.name}.json"), "w") as f:
         json.dump({"args": vars(args), "results": results, "versus_best_peer": versus,
-                   "table": table}, f, indent=1)
+                   "floor": floor, "table": table}, f, indent=1)
     base = next((r for r in results if r["mode"] == "round-robin"), None)
     for r in results:
         if base and r is not base and r["ttft_p50_ms"] > 0:

@@ -191,5 +191,22 @@ class Figures(unittest.TestCase):
         self.assertEqual(len(table.splitlines()), 5)
 
 
+class Floor(unittest.TestCase):
+    def test_rendered_chat_uses_the_default_template(self):
+        turn = {"kind": "chat", "messages": [{"role": "system", "content": "S"},
+                                             {"role": "user", "content": "U"}]}
+        self.assertEqual(experiment.rendered(turn), b"<|system|>\nS\n<|user|>\nU\n<|assistant|>\n")
+        self.assertEqual(experiment.rendered({"kind": "completion", "prompt": "p"}), b"p")
+
+    def test_only_blocks_no_earlier_request_held_are_charged(self):
+        a = {"kind": "completion", "prompt": "x" * 40}             # 4 full blocks of 10
+        b = {"kind": "completion", "prompt": "x" * 30 + "y" * 25}  # shares 3, 2 new full blocks
+        c = {"kind": "completion", "prompt": "z" * 5}             # no full block: charged one
+        self.assertEqual(experiment.ideal_ttfts([[a, b], [c]], 10, 2.0), [8.0, 4.0, 2.0])
+        # A block equal to a cached one but after a miss is not a prefix hit.
+        d = {"kind": "completion", "prompt": "y" * 10 + "x" * 10}
+        self.assertEqual(experiment.ideal_ttfts([[a], [d]], 10, 1.0), [4.0, 2.0])
+
+
 if __name__ == "__main__":
     unittest.main()
