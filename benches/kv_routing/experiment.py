@@ -236,11 +236,9 @@ def rendered(turn):
             + "<|assistant|>\n").encode()
 
 
-def ideal_ttfts(convs, block_bytes, ttft_ms):
-    """Each request's TTFT (ms) if one infinite cache held every earlier request's blocks and
-    nothing queued: `ttft_ms * max(1, uncached full blocks)`, the mocker's prefill model. No
-    router on finite caches does better, so best-peer / floor bounds the ratio any router can
-    reach on a trace (queueing and decode time come on top of it for everyone)."""
+def ideal_blocks(convs, block_bytes):
+    """(full blocks, cached blocks) of each request if one infinite cache held every earlier
+    request's blocks: the best any router on finite caches could do."""
     seen = set()
     out = []
     for conv in convs:
@@ -256,8 +254,20 @@ def ideal_ttfts(convs, block_bytes, ttft_ms):
                 else:
                     prefix_hit = False
             seen.update(chain)
-            out.append(ttft_ms * max(1, len(chain) - cached))
+            out.append((len(chain), cached))
     return out
+
+
+def floor(convs, block_bytes, ttft_ms):
+    """The floor of a trace: TTFT with `ideal_blocks` and nothing queued, under the mocker's
+    prefill model `ttft_ms * max(1, uncached blocks)`, and the hit rate of that one cache.
+    Best-peer / floor bounds the ratio any router can reach on the trace (queueing and
+    decode time come on top of it for everyone)."""
+    blocks = ideal_blocks(convs, block_bytes)
+    ttfts = [ttft_ms * max(1, total - cached) for total, cached in blocks]
+    return {"ttft_p50_ms": pct(ttfts, 50), "ttft_mean_ms": statistics.fmean(ttfts),
+            "ttft_p99_ms": pct(ttfts, 99),
+            "hit_rate": sum(c for _, c in blocks) / max(1, sum(t for t, _ in blocks))}
 
 
 # ---------------------------------------------------------------- client
@@ -699,12 +709,10 @@ def main():
         if peers.is_peer(m):
             peers.ensure_venv(m, args.venv_dir)
     ports = Ports(args.port_base)
-    floor = ideal_ttfts(convs, args.block_size * 4, args.ttft_ms)
-    floor = {"ttft_mean_ms": statistics.fmean(floor), "ttft_p50_ms": pct(floor, 50),
-             "ttft_p99_ms": pct(floor, 99)}
+    ideal = floor(convs, args.block_size * 4, args.ttft_ms)
     print(f"floor (one infinite cache, no queueing, fast mockers): TTFT p50 "
-          f"{floor['ttft_p50_ms']:.1f} mean {floor['ttft_mean_ms']:.1f} "
-          f"p99 {floor['ttft_p99_ms']:.1f} ms", flush=True)
+          f"{ideal['ttft_p50_ms']:.1f} mean {ideal['ttft_mean_ms']:.1f} "
+          f"p99 {ideal['ttft_p99_ms']:.1f} ms, hit rate {ideal['hit_rate']:.3f}", flush=True)
     runs = {m: [] for m in modes}
     for rep_i in range(args.repeats):
         order = modes[rep_i % len(modes):] + modes[:rep_i % len(modes)]
@@ -722,7 +730,7 @@ def main():
     print(f"medians of {args.repeats} interleaved runs:\n{table}")
     with open(os.path.join(args.out, f"{args.name}.json"), "w") as f:
         json.dump({"args": vars(args), "results": results, "versus_best_peer": versus,
-                   "floor": floor, "table": table}, f, indent=1)
+                   "floor": ideal, "table": table}, f, indent=1)
     base = next((r for r in results if r["mode"] == "round-robin"), None)
     for r in results:
         if base and r is not base and r["ttft_p50_ms"] > 0:

@@ -202,10 +202,14 @@ class Floor(unittest.TestCase):
         a = {"kind": "completion", "prompt": "x" * 40}             # 4 full blocks of 10
         b = {"kind": "completion", "prompt": "x" * 30 + "y" * 25}  # shares 3, 2 new full blocks
         c = {"kind": "completion", "prompt": "z" * 5}             # no full block: charged one
-        self.assertEqual(experiment.ideal_ttfts([[a, b], [c]], 10, 2.0), [8.0, 4.0, 2.0])
+        self.assertEqual(experiment.ideal_blocks([[a, b], [c]], 10), [(4, 0), (5, 3), (0, 0)])
+        f = experiment.floor([[a, b], [c]], 10, 2.0)
+        self.assertAlmostEqual(f["ttft_mean_ms"], (8.0 + 4.0 + 2.0) / 3)
+        self.assertEqual((f["ttft_p50_ms"], f["ttft_p99_ms"]), (4.0, 8.0))
+        self.assertAlmostEqual(f["hit_rate"], 3 / 9)
         # A block equal to a cached one but after a miss is not a prefix hit.
         d = {"kind": "completion", "prompt": "y" * 10 + "x" * 10}
-        self.assertEqual(experiment.ideal_ttfts([[a], [d]], 10, 1.0), [4.0, 2.0])
+        self.assertEqual(experiment.ideal_blocks([[a], [d]], 10), [(4, 0), (2, 0)])
 
 
 if __name__ == "__main__":
