@@ -327,10 +327,10 @@ async def run_trace(ports, convs, concurrency):
             for t, turn in enumerate(conv):
                 port = ports[(c + t) % len(ports)]
                 try:
-                    results.append(await one_request(port, turn))
+                    results.append({**await one_request(port, turn), "turn": t})
                 except Exception as e:  # a failed request is counted, never fatal
                     results.append({"ok": False, "status": 0, "ttft": None, "total": None,
-                                    "error": str(e)})
+                                    "error": str(e), "turn": t})
 
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -481,8 +481,18 @@ def run_figures(mode, results, elapsed, per_mocker, slow_mockers, loadavg):
         "cached_blocks": hits,
         "prefilled_blocks": prefill,
         "hit_rate": hits / max(1, hits + prefill),
+        # Where the time goes: turn 0 carries the (possibly cold) shared prefix, later turns
+        # find their history only where the earlier turns went.
+        "ttft_mean_by_turn_ms": mean_by_turn(ok),
         "ttfts_ms": ttfts,
     }
+
+
+def mean_by_turn(ok):
+    by = {}
+    for r in ok:
+        by.setdefault(r.get("turn", 0), []).append(r["ttft"] * 1000)
+    return [statistics.fmean(by[t]) for t in sorted(by)]
 
 
 def spread(per_worker):
@@ -520,7 +530,7 @@ def summarize(mode, runs):
     best = min(runs, key=lambda r: abs(r["ttft_p50_ms"] - med("ttft_p50_ms")))
     keys = ("ttft_p50_ms", "ttft_p99_ms", "ttft_mean_ms", "throughput_rps", "ok", "loadavg_1m",
             "per_worker", "spread_max_min", "slow_share", "cached_blocks", "prefilled_blocks",
-            "hit_rate")
+            "hit_rate", "ttft_mean_by_turn_ms")
     return {
         "mode": mode,
         "peer": peers.is_peer(split_mode(mode)[0]),
@@ -533,6 +543,8 @@ def summarize(mode, runs):
         "throughput_rps": med("throughput_rps"),
         "hit_rate": med("hit_rate"),
         "spread_max_min": med("spread_max_min"),
+        "ttft_mean_by_turn_ms": [statistics.median(v) for v in
+                                 zip(*(r["ttft_mean_by_turn_ms"] for r in runs))],
         "slow_share": (statistics.median(r["slow_share"] for r in runs)
                        if runs[0]["slow_share"] is not None else None),
         "loadavg_1m_range": [min(r["loadavg_1m"][0] for r in runs),
@@ -589,7 +601,7 @@ def markdown_table(results, versus):
     return "\n".join(rows)
 
 
-def plot(results, path, args):
+def plot(results, path, args, ideal=None):
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -605,6 +617,9 @@ def plot(results, path, args):
     for off, key, label in ((-0.27, "ttft_p50_ms", "p50"), (0.0, "ttft_mean_ms", "mean"),
                             (0.27, "ttft_p99_ms", "p99")):
         axes[0].bar([i + off for i in x], [r[key] for r in results], 0.27, label=label)
+    if ideal:
+        axes[0].axhline(ideal["ttft_mean_ms"], color="tab:orange", linestyle=":", linewidth=1,
+                        label="floor mean")
     axes[0].set_ylabel("TTFT (ms)")
     axes[0].set_title(f"Time to first token (median of {results[0].get('runs', 1)})")
     axes[0].legend()
@@ -612,6 +627,10 @@ def plot(results, path, args):
     axes[1].set_ylabel("requests / s")
     axes[1].set_title("Throughput")
     axes[2].bar(list(x), [r["hit_rate"] for r in results], color="tab:purple")
+    if ideal:
+        axes[2].axhline(ideal["hit_rate"], color="black", linestyle=":", linewidth=1,
+                        label="one infinite cache")
+        axes[2].legend(fontsize=7, loc="lower left")
     axes[2].set_ylabel("prompt blocks from cache")
     axes[2].set_title("Cache hit rate (mockers' counters)")
     for ax in axes[:3]:
@@ -723,7 +742,8 @@ def main():
                   f"TTFT p50 {r['ttft_p50_ms']:7.1f} mean {r['ttft_mean_ms']:7.1f} "
                   f"p99 {r['ttft_p99_ms']:7.1f} ms  {r['throughput_rps']:6.1f} req/s  "
                   f"hit {r['hit_rate']:.3f}  load {r['loadavg_1m'][0]:.2f}->{r['loadavg_1m'][1]:.2f}  "
-                  f"per worker {r['per_worker']}", flush=True)
+                  f"per worker {r['per_worker']}  by turn "
+                  f"{[round(x, 1) for x in r['ttft_mean_by_turn_ms']]}", flush=True)
     results = [summarize(m, runs[m]) for m in modes]
     versus = versus_best_peer(results)
     table = markdown_table(results, versus)
@@ -738,7 +758,7 @@ def main():
     try:
         png = os.path.join(args.out, "kv_routing.png" if args.name == "results"
                            else f"kv_routing_{args.name}.png")
-        plot(results, png, args)
+        plot(results, png, args, ideal)
         print(f"plot: {png}")
     except Exception as e:  # the numbers stand without the plot
         print(f"plot failed: {e}", file=sys.stderr)

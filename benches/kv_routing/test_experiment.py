@@ -153,17 +153,20 @@ class Figures(unittest.TestCase):
                          {"hits": 30, "prefill": 10, "requests": 7})
 
     def test_run_figures_use_the_mockers_counters(self):
-        results = [{"ok": True, "ttft": t} for t in (0.010, 0.020, 0.030)] + [{"ok": False}]
+        results = ([{"ok": True, "ttft": t, "turn": n} for t, n in ((0.010, 1), (0.020, 0),
+                                                                      (0.040, 1))]
+                   + [{"ok": False, "turn": 0}])
         per_mocker = [{"hits": 30, "prefill": 10, "requests": 3},
                       {"hits": 0, "prefill": 20, "requests": 1}]
         r = experiment.run_figures("smg", results, 2.0, per_mocker, 1, [1.0, 1.5])
         self.assertEqual((r["ok"], r["requests"]), (3, 4))
-        self.assertAlmostEqual(r["ttft_mean_ms"], 20.0)
+        self.assertAlmostEqual(r["ttft_mean_ms"], 70 / 3)
         self.assertAlmostEqual(r["hit_rate"], 0.5)
         self.assertEqual(r["per_worker"], [3, 1])
         self.assertEqual(r["spread_max_min"], 3.0)
         self.assertEqual(r["slow_share"], 0.75)
         self.assertAlmostEqual(r["throughput_rps"], 1.5)
+        self.assertEqual(r["ttft_mean_by_turn_ms"], [20.0, 25.0])
         self.assertEqual(experiment.spread([2, 0]), float("inf"))
 
     @staticmethod
