@@ -9,6 +9,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 import experiment  # noqa: E402
 import peers  # noqa: E402
+import report  # noqa: E402
 
 
 def parse(text, **kw):
@@ -192,6 +193,12 @@ class Figures(unittest.TestCase):
         self.assertIn("| kv-approx | 10.0 ms | 10.0 ms | 100.0 ms | 50.0 req/s | 0.800 | 1.00 | "
                       "1.50x, 1.30x |", table)
         self.assertEqual(len(table.splitlines()), 5)
+        data = {"results": [dict(r, peer=r["peer"]) for r in results], "versus_best_peer": v,
+                "floor": {"ttft_mean_ms": 8.0, "ttft_p99_ms": 90.0, "hit_rate": 0.95}}
+        (row,) = report.summary_rows("256", data)
+        self.assertTrue(row.startswith("| 256 | kv-approx | 10.0 ms (1.50x) | 100.0 ms (1.30x) |"))
+        self.assertIn("15.0 (smg) / 130.0 (sglang-router) ms, 0.900 (sglang-router)", row)
+        self.assertTrue(row.endswith("| 8.0 / 90 ms, 0.950 |"))
 
 
 class Floor(unittest.TestCase):
