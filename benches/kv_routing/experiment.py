@@ -13,8 +13,9 @@ Peers (`--peer sglang-router,smg,vllm-router`, or their names inside `--modes`):
 router is installed by the script into its own virtualenv from PyPI (`peers.py`: pinned
 versions, cached under ~/.cache/switchyard-bench/venvs) and routes to the same kind of fresh
 mockers with its `cache_aware` policy. Peers always run as one instance; `--frontends N`
-applies to Switchyard's modes. `--bin-alt NAME=PATH` adds another Switchyard binary: a mode
-written `kv-approx@NAME` runs that binary (e.g. a new policy against the current one).
+applies to Switchyard's modes. `--bin-alt NAME=PATH` adds another Switchyard binary and
+`--config-alt NAME=YAML` another frontend config: a mode written `kv-approx@NAME` runs with
+that binary and/or config (e.g. a new policy, or other `kv:` weights, against the current one).
 
 Each run of a mode gets fresh mockers (empty caches). `--repeats N` runs every mode N times,
 interleaved (mode order rotates each round, so a burst of load elsewhere on a shared machine does
@@ -94,8 +95,8 @@ def split_mode(mode):
     return name, (alias or None)
 
 
-def check_modes(modes, bin_alts):
-    """Every mode is a Switchyard mode (optionally @ a --bin-alt name) or a peer."""
+def check_modes(modes, alts):
+    """Every mode is a Switchyard mode (optionally @ a --bin-alt/--config-alt name) or a peer."""
     for mode in modes:
         name, alias = split_mode(mode)
         if peers.is_peer(name):
@@ -104,8 +105,8 @@ def check_modes(modes, bin_alts):
         elif name not in SWITCHYARD_MODES:
             raise SystemExit(f"unknown mode {name!r} (Switchyard: {', '.join(SWITCHYARD_MODES)};"
                              f" peers: {', '.join(peers.PEERS)})")
-        elif alias and alias not in bin_alts:
-            raise SystemExit(f"mode {mode!r}: no --bin-alt {alias}=PATH")
+        elif alias and alias not in alts:
+            raise SystemExit(f"mode {mode!r}: no --bin-alt or --config-alt named {alias}")
 
 
 def wait_http(url, deadline_s=20.0):
@@ -400,14 +401,15 @@ def start_routers(args, mode, workers, nats_url, ports, procs, log):
         proc = procs.spawn(peers.command(name, venv, port, ports.take(), urls), log)
         wait_until(lambda: peers.ready(port, urls), f"{name} on port {port}", proc)
         return [port]
-    binary = args.bin_alts[alias] if alias else args.bin
+    binary = args.bin_alts.get(alias, args.bin)
+    config = args.config_alts.get(alias, args.frontend_config)
     fe_ports = []
     for _ in range(args.frontends):
         fe_port = ports.take()
         argv = [binary, "serve", "--listen", f"127.0.0.1:{fe_port}",
                 "--policy", SWITCHYARD_MODES[name]]
-        if args.frontend_config:
-            argv += ["--config", args.frontend_config]
+        if config:
+            argv += ["--config", config]
         for url in urls:
             argv += ["--worker", f"{MODEL}={url}"]
         if nats_url:
@@ -658,6 +660,16 @@ def plot(results, path, args, ideal=None):
     fig.savefig(path, dpi=110)
 
 
+def named_paths(specs, flag):
+    out = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise SystemExit(f"{flag} {spec!r}: expected NAME=PATH")
+        out[name] = path
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", default=os.environ.get("SWITCHYARD_BIN", "target/release/switchyard"))
@@ -703,13 +715,11 @@ def main():
                     help="take ports from BASE..BASE+899 instead of the OS's free ports")
     ap.add_argument("--venv-dir", default=peers.DEFAULT_CACHE,
                     help="where the peers' virtualenvs are cached")
+    ap.add_argument("--config-alt", action="append", default=[], metavar="NAME=YAML",
+                    help="another frontend config; modes written MODE@NAME use it (repeatable)")
     args = ap.parse_args()
-    args.bin_alts = {}
-    for spec in args.bin_alt:
-        name, sep, path = spec.partition("=")
-        if not sep or not name or not path:
-            raise SystemExit(f"--bin-alt {spec!r}: expected NAME=PATH")
-        args.bin_alts[name] = path
+    args.bin_alts = named_paths(args.bin_alt, "--bin-alt")
+    args.config_alts = named_paths(args.config_alt, "--config-alt")
 
     if args.write_mooncake:
         with open(args.write_mooncake, "w") as f:
@@ -723,7 +733,7 @@ def main():
     print(f"trace: {len(convs)} conversations, {sum(len(c) for c in convs)} requests; "
           f"load average {os.getloadavg()}", flush=True)
     modes = [m for m in args.modes.split(",") + args.peer.split(",") if m]
-    check_modes(modes, args.bin_alts)
+    check_modes(modes, {**args.bin_alts, **args.config_alts})
     for m in modes:  # install before the first run, so no run waits on pip
         if peers.is_peer(m):
             peers.ensure_venv(m, args.venv_dir)
