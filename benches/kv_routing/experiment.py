@@ -154,8 +154,14 @@ def generated_trace(args):
     rng = random.Random(args.seed)
     systems = [f"[system {k}] " + text(rng, args.system_bytes) for k in range(args.prefixes)]
     convs = []
+    # Popularity: round-robin over the prefixes, or Zipf(s) (a few system prompts carry most
+    # of the traffic, as in real deployments: affinity alone then makes hot spots).
+    skew = getattr(args, "zipf", 0.0)
+    weights = [1.0 / (k + 1) ** skew for k in range(args.prefixes)]
+    pick = random.Random(args.seed + 1)
     for c in range(args.conversations):
-        sys_prompt = systems[c % args.prefixes]
+        k = pick.choices(range(args.prefixes), weights)[0] if skew > 0 else c % args.prefixes
+        sys_prompt = systems[k]
         msgs = [{"role": "system", "content": sys_prompt}]
         turns = []
         for t in range(args.turns):
@@ -684,6 +690,8 @@ def main():
     ap.add_argument("--max-running", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("--prefixes", type=int, default=8, help="distinct shared system prompts")
+    ap.add_argument("--zipf", type=float, default=0.0, metavar="S",
+                    help="prefix popularity Zipf(S) instead of round-robin (0 = round-robin)")
     ap.add_argument("--system-bytes", type=int, default=3000)
     ap.add_argument("--user-bytes", type=int, default=200)
     ap.add_argument("--assistant-bytes", type=int, default=200)

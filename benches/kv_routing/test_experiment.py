@@ -201,6 +201,34 @@ class Figures(unittest.TestCase):
         self.assertTrue(row.endswith("| 8.0 / 90 ms, 0.950 |"))
 
 
+class GeneratedTrace(unittest.TestCase):
+    @staticmethod
+    def args(**kw):
+        import argparse
+        base = dict(seed=7, prefixes=8, system_bytes=100, user_bytes=20, assistant_bytes=20,
+                    conversations=400, turns=1, max_tokens=4, zipf=0.0)
+        base.update(kw)
+        return argparse.Namespace(**base)
+
+    @staticmethod
+    def prefix_counts(convs):
+        counts = {}
+        for conv in convs:
+            key = conv[0]["messages"][0]["content"].split("]")[0]
+            counts[key] = counts.get(key, 0) + 1
+        return sorted(counts.values(), reverse=True)
+
+    def test_round_robin_spreads_prefixes_evenly(self):
+        self.assertEqual(self.prefix_counts(experiment.generated_trace(self.args())), [50] * 8)
+
+    def test_zipf_makes_the_first_prefix_hot(self):
+        counts = self.prefix_counts(experiment.generated_trace(self.args(zipf=1.2)))
+        self.assertEqual(sum(counts), 400)
+        # Zipf(1.2) over 8 gives the top prefix ~42 % of the traffic.
+        self.assertGreater(counts[0], 120)
+        self.assertGreater(counts[0], 4 * counts[-1])
+
+
 class Floor(unittest.TestCase):
     def test_rendered_chat_uses_the_default_template(self):
         turn = {"kind": "chat", "messages": [{"role": "system", "content": "S"},
