@@ -33,6 +33,10 @@ text block, so equal hash ids give equal prefixes; requests are replayed closed-
 order, timestamps are not used). `--write-mooncake FILE` writes a small synthetic trace in that
 format (documents shared by several requests, as in Mooncake's traces) and exits.
 
+Beside this file (the processes, the client, the plot and the CLI): traces.py (the traces
+and their floor), figures.py (a run's figures, medians, ratios to the best peer), peers.py
+(installing and starting the peer routers) and report.py (one summary of several regimes).
+
 Usage:
   python3 benches/kv_routing/experiment.py --bin target/release/switchyard --out benches/kv_routing/out
   python3 benches/kv_routing/experiment.py --bin target/release/switchyard \
@@ -43,10 +47,8 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -54,6 +56,9 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peers  # noqa: E402
+from figures import (markdown_table, parse_mocker_counters, run_figures,  # noqa: E402
+                     summarize, versus_best_peer)
+from traces import floor, generated_trace, mooncake_trace, synthetic_mooncake  # noqa: E402
 
 MODEL = "mock-model"
 SWITCHYARD_MODES = {"round-robin": "round-robin", "least-loaded": "least-loaded",
@@ -131,150 +136,6 @@ def wait_tcp(port, deadline_s=15.0):
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"port {port} not open")
-
-
-# ---------------------------------------------------------------- traces
-
-WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "
-         "november oscar papa quebec romeo sierra tango uniform victor whiskey xray").split()
-
-
-def text(rng, nbytes):
-    out = []
-    n = 0
-    while n < nbytes:
-        w = rng.choice(WORDS)
-        out.append(w)
-        n += len(w) + 1
-    return " ".join(out)
-
-
-def generated_trace(args):
-    """Conversations: (system prompt shared by a group) + turns; each turn re-sends history."""
-    rng = random.Random(args.seed)
-    systems = [f"[system {k}] " + text(rng, args.system_bytes) for k in range(args.prefixes)]
-    convs = []
-    # Popularity: round-robin over the prefixes, or Zipf(s) (a few system prompts carry most
-    # of the traffic, as in real deployments: affinity alone then makes hot spots).
-    skew = getattr(args, "zipf", 0.0)
-    weights = [1.0 / (k + 1) ** skew for k in range(args.prefixes)]
-    pick = random.Random(args.seed + 1)
-    for c in range(args.conversations):
-        k = pick.choices(range(args.prefixes), weights)[0] if skew > 0 else c % args.prefixes
-        sys_prompt = systems[k]
-        msgs = [{"role": "system", "content": sys_prompt}]
-        turns = []
-        for t in range(args.turns):
-            msgs = msgs + [{"role": "user", "content": f"[c{c} t{t}] " + text(rng, args.user_bytes)}]
-            turns.append({"kind": "chat", "messages": list(msgs), "max_tokens": args.max_tokens})
-            msgs = msgs + [{"role": "assistant", "content": text(rng, args.assistant_bytes)}]
-        convs.append(turns)
-    rng.shuffle(convs)
-    return convs
-
-
-def mooncake_trace(args):
-    """Mooncake JSONL → one single-request 'conversation' per line (order kept)."""
-    with open(args.mooncake) as f:
-        return parse_mooncake(f, args.seed, args.mooncake_block_bytes, args.max_tokens, args.limit)
-
-
-def parse_mooncake(lines, seed, block_bytes, max_tokens, limit=0):
-    """Each hash id becomes one text block (the same text wherever the id appears), so requests
-    sharing a hash-id prefix share a prompt prefix. Output lengths are capped at `max_tokens`;
-    blank lines are skipped; a malformed line raises ValueError naming its line number."""
-    blocks = {}
-    rng = random.Random(seed)
-    convs = []
-    for n, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            rec = json.loads(line)
-            ids = rec["hash_ids"]
-            out = int(rec.get("output_length", max_tokens))
-        except (ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"Mooncake trace line {n}: {e}") from None
-        parts = []
-        for h in ids:
-            if h not in blocks:
-                blocks[h] = f"<{h}>" + text(rng, block_bytes)
-            parts.append(blocks[h])
-        convs.append([{"kind": "completion", "prompt": "".join(parts),
-                       "max_tokens": max(1, min(out, max_tokens))}])
-        if limit and len(convs) >= limit:
-            break
-    return convs
-
-
-def synthetic_mooncake(records, seed, docs=6, doc_blocks=(6, 14), unique_blocks=(1, 3)):
-    """Mooncake-format records: each request reads a prefix of one shared document (its hash
-    ids) and adds a few ids of its own, like Mooncake's conversation and tool-use traces."""
-    rng = random.Random(seed)
-    next_id = 0
-    documents = []
-    for _ in range(docs):
-        n = rng.randint(*doc_blocks)
-        documents.append(list(range(next_id, next_id + n)))
-        next_id += n
-    out = []
-    t = 0
-    for _ in range(records):
-        doc = rng.choice(documents)
-        shared = doc[:rng.randint(len(doc) // 2, len(doc))]
-        own = list(range(next_id, next_id + rng.randint(*unique_blocks)))
-        next_id += len(own)
-        ids = shared + own
-        t += rng.randint(50, 400)
-        out.append({"timestamp": t, "input_length": 512 * len(ids),
-                    "output_length": rng.randint(4, 32), "hash_ids": ids})
-    return out
-
-
-# ---------------------------------------------------------------- the floor
-
-def rendered(turn):
-    """The bytes a mocker caches for `turn`: the prompt, or the chat messages in the default
-    template (runtime/switchyard-runtime/src/template.rs) with the generation prompt."""
-    if turn["kind"] != "chat":
-        return turn["prompt"].encode()
-    return ("".join(f"<|{m['role']}|>\n{m['content']}\n" for m in turn["messages"])
-            + "<|assistant|>\n").encode()
-
-
-def ideal_blocks(convs, block_bytes):
-    """(full blocks, cached blocks) of each request if one infinite cache held every earlier
-    request's blocks: the best any router on finite caches could do."""
-    seen = set()
-    out = []
-    for conv in convs:
-        for turn in conv:
-            data = rendered(turn)
-            chain, cached, prefix_hit = [], 0, True
-            parent = 0
-            for k in range(len(data) // block_bytes):
-                parent = hash((parent, data[k * block_bytes:(k + 1) * block_bytes]))
-                chain.append(parent)
-                if prefix_hit and parent in seen:
-                    cached += 1
-                else:
-                    prefix_hit = False
-            seen.update(chain)
-            out.append((len(chain), cached))
-    return out
-
-
-def floor(convs, block_bytes, ttft_ms):
-    """The floor of a trace: TTFT with `ideal_blocks` and nothing queued, under the mocker's
-    prefill model `ttft_ms * max(1, uncached blocks)`, and the hit rate of that one cache.
-    Best-peer / floor bounds the ratio any router can reach on the trace (queueing and
-    decode time come on top of it for everyone)."""
-    blocks = ideal_blocks(convs, block_bytes)
-    ttfts = [ttft_ms * max(1, total - cached) for total, cached in blocks]
-    return {"ttft_p50_ms": pct(ttfts, 50), "ttft_mean_ms": statistics.fmean(ttfts),
-            "ttft_p99_ms": pct(ttfts, 99),
-            "hit_rate": sum(c for _, c in blocks) / max(1, sum(t for t, _ in blocks))}
 
 
 # ---------------------------------------------------------------- client
@@ -368,14 +229,6 @@ class Procs:
         self.procs = []
 
 
-def pct(values, q):
-    v = sorted(values)
-    if not v:
-        return float("nan")
-    k = min(len(v) - 1, max(0, int(round(q / 100.0 * (len(v) - 1)))))
-    return v[k]
-
-
 def mocker_argv(args, i, port, nats_url):
     """Mocker `i` of the pool: the first `--slow-mockers` prefill `--slow-factor` times slower."""
     ttft = args.ttft_ms * (args.slow_factor if i < args.slow_mockers else 1.0)
@@ -461,152 +314,9 @@ def run_mode(args, mode, convs, logdir, ports):
                        [load_before, load_after])
 
 
-def run_figures(mode, results, elapsed, per_mocker, slow_mockers, loadavg):
-    """One run's figures. Cache and spread come from the mockers' counters (`per_mocker`, in
-    mocker order), so every router, ours or a peer, is measured the same way."""
-    ok = [r for r in results if r["ok"]]
-    ttfts = [r["ttft"] * 1000 for r in ok]
-    hits = sum(m["hits"] for m in per_mocker)
-    prefill = sum(m["prefill"] for m in per_mocker)
-    per_worker = [m["requests"] for m in per_mocker]
-    return {
-        "mode": mode,
-        "requests": len(results),
-        "ok": len(ok),
-        "ttft_p50_ms": pct(ttfts, 50),
-        "ttft_p99_ms": pct(ttfts, 99),
-        "ttft_mean_ms": statistics.fmean(ttfts) if ttfts else float("nan"),
-        "throughput_rps": len(ok) / elapsed if elapsed > 0 else 0.0,
-        "elapsed_s": elapsed,
-        "per_worker": per_worker,
-        "spread_max_min": spread(per_worker),
-        # Share of requests sent to the slow mockers of a heterogeneous pool.
-        "slow_share": (sum(per_worker[:slow_mockers]) / max(1, sum(per_worker))
-                       if slow_mockers else None),
-        "loadavg_1m": loadavg,
-        # Cache efficiency, independent of CPU noise: prompt blocks served from cache vs
-        # prefilled, summed over the mockers.
-        "cached_blocks": hits,
-        "prefilled_blocks": prefill,
-        "hit_rate": hits / max(1, hits + prefill),
-        # Where the time goes: turn 0 carries the (possibly cold) shared prefix, later turns
-        # find their history only where the earlier turns went.
-        "ttft_mean_by_turn_ms": mean_by_turn(ok),
-        "ttfts_ms": ttfts,
-    }
-
-
-def mean_by_turn(ok):
-    by = {}
-    for r in ok:
-        by.setdefault(r.get("turn", 0), []).append(r["ttft"] * 1000)
-    return [statistics.fmean(by[t]) for t in sorted(by)]
-
-
-def spread(per_worker):
-    """Busiest over idlest worker by requests served (inf when one got none)."""
-    if not per_worker:
-        return float("nan")
-    lo = min(per_worker)
-    return max(per_worker) / lo if lo > 0 else float("inf")
-
-
-MOCKER_COUNTERS = {"switchyard_mocker_prefix_cache_hits_total": "hits",
-                   "switchyard_mocker_prefill_blocks_total": "prefill",
-                   "switchyard_mocker_requests_total": "requests"}
-
-
-def parse_mocker_counters(text):
-    """Prefix-cache hit blocks, prefilled blocks and generation requests from a mocker's
-    Prometheus text (names in runtime/switchyard-mocker/src/metrics.rs)."""
-    totals = {v: 0 for v in MOCKER_COUNTERS.values()}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[0] in MOCKER_COUNTERS:
-            totals[MOCKER_COUNTERS[parts[0]]] += int(float(parts[1]))
-    return totals
-
-
 def mocker_counters(port):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         return parse_mocker_counters(r.read().decode())
-
-
-def summarize(mode, runs):
-    """Median over runs of each figure; every run kept for the record."""
-    med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
-    best = min(runs, key=lambda r: abs(r["ttft_p50_ms"] - med("ttft_p50_ms")))
-    keys = ("ttft_p50_ms", "ttft_p99_ms", "ttft_mean_ms", "throughput_rps", "ok", "loadavg_1m",
-            "per_worker", "spread_max_min", "slow_share", "cached_blocks", "prefilled_blocks",
-            "hit_rate", "ttft_mean_by_turn_ms")
-    return {
-        "mode": mode,
-        "peer": peers.is_peer(split_mode(mode)[0]),
-        "runs": len(runs),
-        "requests": runs[0]["requests"],
-        "ok": min(r["ok"] for r in runs),
-        "ttft_p50_ms": med("ttft_p50_ms"),
-        "ttft_p99_ms": med("ttft_p99_ms"),
-        "ttft_mean_ms": med("ttft_mean_ms"),
-        "throughput_rps": med("throughput_rps"),
-        "hit_rate": med("hit_rate"),
-        "spread_max_min": med("spread_max_min"),
-        "ttft_mean_by_turn_ms": [statistics.median(v) for v in
-                                 zip(*(r["ttft_mean_by_turn_ms"] for r in runs))],
-        "slow_share": (statistics.median(r["slow_share"] for r in runs)
-                       if runs[0]["slow_share"] is not None else None),
-        "loadavg_1m_range": [min(r["loadavg_1m"][0] for r in runs),
-                             max(r["loadavg_1m"][1] for r in runs)],
-        "per_run": [{k: r[k] for k in keys} for r in runs],
-        # The CDF in the plot is the run whose p50 is closest to the median.
-        "ttfts_ms": best["ttfts_ms"],
-    }
-
-
-# Lower is better for latencies, higher for the rest.
-LOWER_BETTER = ("ttft_p50_ms", "ttft_mean_ms", "ttft_p99_ms")
-HIGHER_BETTER = ("throughput_rps", "hit_rate")
-
-
-def versus_best_peer(results):
-    """For each Switchyard mode, each figure against the best peer's figure in the same run
-    (best per figure: the lowest TTFT, the highest throughput and hit rate), as a ratio where
-    > 1 means Switchyard is better: best-peer / ours for TTFT, ours / best-peer otherwise.
-    Empty when the run had no peer."""
-    peer_rows = [r for r in results if r["peer"]]
-    if not peer_rows:
-        return {}
-    best = {k: min(r[k] for r in peer_rows) for k in LOWER_BETTER}
-    best.update({k: max(r[k] for r in peer_rows) for k in HIGHER_BETTER})
-    best_by = {k: next(r["mode"] for r in peer_rows if r[k] == best[k]) for k in best}
-    out = {}
-    for r in results:
-        if r["peer"]:
-            continue
-        ratios = {}
-        for k in LOWER_BETTER:
-            ratios[k] = best[k] / r[k] if r[k] > 0 else float("nan")
-        for k in HIGHER_BETTER:
-            ratios[k] = r[k] / best[k] if best[k] > 0 else float("nan")
-        out[r["mode"]] = {"ratio": ratios, "best_peer": best_by}
-    return out
-
-
-def markdown_table(results, versus):
-    """The results as a markdown table, one row per mode, with the Switchyard rows' ratios
-    to the best peer (mean, p99) in the last column."""
-    rows = ["| router | TTFT p50 | TTFT mean | TTFT p99 | throughput | hit rate | "
-            "spread max/min | vs best peer (mean, p99) |",
-            "|---|---|---|---|---|---|---|---|"]
-    for r in results:
-        v = versus.get(r["mode"])
-        ratio = (f"{v['ratio']['ttft_mean_ms']:.2f}x, {v['ratio']['ttft_p99_ms']:.2f}x"
-                 if v else "")
-        slow = f" (slow {r['slow_share']:.2f})" if r.get("slow_share") is not None else ""
-        rows.append(f"| {r['mode']} | {r['ttft_p50_ms']:.1f} ms | {r['ttft_mean_ms']:.1f} ms | "
-                    f"{r['ttft_p99_ms']:.1f} ms | {r['throughput_rps']:.1f} req/s | "
-                    f"{r['hit_rate']:.3f} | {r['spread_max_min']:.2f}{slow} | {ratio} |")
-    return "\n".join(rows)
 
 
 def plot(results, path, args, ideal=None):

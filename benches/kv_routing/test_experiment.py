@@ -8,14 +8,16 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import experiment  # noqa: E402
+import figures  # noqa: E402
 import peers  # noqa: E402
 import report  # noqa: E402
+import traces  # noqa: E402
 
 
 def parse(text, **kw):
     opts = {"seed": 7, "block_bytes": 100, "max_tokens": 16}
     opts.update(kw)
-    return experiment.parse_mooncake(io.StringIO(text), **opts)
+    return traces.parse_mooncake(io.StringIO(text), **opts)
 
 
 class MooncakeParser(unittest.TestCase):
@@ -62,7 +64,7 @@ class MooncakeParser(unittest.TestCase):
 
 class SyntheticMooncake(unittest.TestCase):
     def test_round_trips_through_the_parser_with_shared_prefixes(self):
-        records = experiment.synthetic_mooncake(50, seed=3)
+        records = traces.synthetic_mooncake(50, seed=3)
         self.assertEqual(len(records), 50)
         for r in records:
             self.assertEqual(set(r), {"timestamp", "input_length", "output_length", "hash_ids"})
@@ -150,7 +152,7 @@ class Figures(unittest.TestCase):
                "switchyard_mocker_running 2\n")
 
     def test_mocker_counters(self):
-        self.assertEqual(experiment.parse_mocker_counters(self.METRICS),
+        self.assertEqual(figures.parse_mocker_counters(self.METRICS),
                          {"hits": 30, "prefill": 10, "requests": 7})
 
     def test_run_figures_use_the_mockers_counters(self):
@@ -159,7 +161,7 @@ class Figures(unittest.TestCase):
                    + [{"ok": False, "turn": 0}])
         per_mocker = [{"hits": 30, "prefill": 10, "requests": 3},
                       {"hits": 0, "prefill": 20, "requests": 1}]
-        r = experiment.run_figures("smg", results, 2.0, per_mocker, 1, [1.0, 1.5])
+        r = figures.run_figures("smg", results, 2.0, per_mocker, 1, [1.0, 1.5])
         self.assertEqual((r["ok"], r["requests"]), (3, 4))
         self.assertAlmostEqual(r["ttft_mean_ms"], 70 / 3)
         self.assertAlmostEqual(r["hit_rate"], 0.5)
@@ -168,7 +170,7 @@ class Figures(unittest.TestCase):
         self.assertEqual(r["slow_share"], 0.75)
         self.assertAlmostEqual(r["throughput_rps"], 1.5)
         self.assertEqual(r["ttft_mean_by_turn_ms"], [20.0, 25.0])
-        self.assertEqual(experiment.spread([2, 0]), float("inf"))
+        self.assertEqual(figures.spread([2, 0]), float("inf"))
 
     @staticmethod
     def row(mode, peer, mean, p99, rps, hit):
@@ -180,7 +182,7 @@ class Figures(unittest.TestCase):
         results = [self.row("kv-approx", False, 10.0, 100.0, 50.0, 0.8),
                    self.row("sglang-router", True, 20.0, 130.0, 40.0, 0.9),
                    self.row("smg", True, 15.0, 200.0, 45.0, 0.7)]
-        v = experiment.versus_best_peer(results)
+        v = figures.versus_best_peer(results)
         self.assertEqual(list(v), ["kv-approx"])
         ratio = v["kv-approx"]["ratio"]
         self.assertAlmostEqual(ratio["ttft_mean_ms"], 1.5)      # smg's 15 / our 10
@@ -188,8 +190,8 @@ class Figures(unittest.TestCase):
         self.assertAlmostEqual(ratio["throughput_rps"], 50 / 45)
         self.assertAlmostEqual(ratio["hit_rate"], 0.8 / 0.9)
         self.assertEqual(v["kv-approx"]["best_peer"]["ttft_mean_ms"], "smg")
-        self.assertEqual(experiment.versus_best_peer(results[:1]), {})
-        table = experiment.markdown_table(results, v)
+        self.assertEqual(figures.versus_best_peer(results[:1]), {})
+        table = figures.markdown_table(results, v)
         self.assertIn("| kv-approx | 10.0 ms | 10.0 ms | 100.0 ms | 50.0 req/s | 0.800 | 1.00 | "
                       "1.50x, 1.30x |", table)
         self.assertEqual(len(table.splitlines()), 5)
@@ -219,10 +221,10 @@ class GeneratedTrace(unittest.TestCase):
         return sorted(counts.values(), reverse=True)
 
     def test_round_robin_spreads_prefixes_evenly(self):
-        self.assertEqual(self.prefix_counts(experiment.generated_trace(self.args())), [50] * 8)
+        self.assertEqual(self.prefix_counts(traces.generated_trace(self.args())), [50] * 8)
 
     def test_zipf_makes_the_first_prefix_hot(self):
-        counts = self.prefix_counts(experiment.generated_trace(self.args(zipf=1.2)))
+        counts = self.prefix_counts(traces.generated_trace(self.args(zipf=1.2)))
         self.assertEqual(sum(counts), 400)
         # Zipf(1.2) over 8 gives the top prefix ~42 % of the traffic.
         self.assertGreater(counts[0], 120)
@@ -233,21 +235,21 @@ class Floor(unittest.TestCase):
     def test_rendered_chat_uses_the_default_template(self):
         turn = {"kind": "chat", "messages": [{"role": "system", "content": "S"},
                                              {"role": "user", "content": "U"}]}
-        self.assertEqual(experiment.rendered(turn), b"<|system|>\nS\n<|user|>\nU\n<|assistant|>\n")
-        self.assertEqual(experiment.rendered({"kind": "completion", "prompt": "p"}), b"p")
+        self.assertEqual(traces.rendered(turn), b"<|system|>\nS\n<|user|>\nU\n<|assistant|>\n")
+        self.assertEqual(traces.rendered({"kind": "completion", "prompt": "p"}), b"p")
 
     def test_only_blocks_no_earlier_request_held_are_charged(self):
         a = {"kind": "completion", "prompt": "x" * 40}             # 4 full blocks of 10
         b = {"kind": "completion", "prompt": "x" * 30 + "y" * 25}  # shares 3, 2 new full blocks
         c = {"kind": "completion", "prompt": "z" * 5}             # no full block: charged one
-        self.assertEqual(experiment.ideal_blocks([[a, b], [c]], 10), [(4, 0), (5, 3), (0, 0)])
-        f = experiment.floor([[a, b], [c]], 10, 2.0)
+        self.assertEqual(traces.ideal_blocks([[a, b], [c]], 10), [(4, 0), (5, 3), (0, 0)])
+        f = traces.floor([[a, b], [c]], 10, 2.0)
         self.assertAlmostEqual(f["ttft_mean_ms"], (8.0 + 4.0 + 2.0) / 3)
         self.assertEqual((f["ttft_p50_ms"], f["ttft_p99_ms"]), (4.0, 8.0))
         self.assertAlmostEqual(f["hit_rate"], 3 / 9)
         # A block equal to a cached one but after a miss is not a prefix hit.
         d = {"kind": "completion", "prompt": "y" * 10 + "x" * 10}
-        self.assertEqual(experiment.ideal_blocks([[a], [d]], 10), [(4, 0), (2, 0)])
+        self.assertEqual(traces.ideal_blocks([[a], [d]], 10), [(4, 0), (2, 0)])
 
 
 if __name__ == "__main__":
