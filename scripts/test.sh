@@ -12,6 +12,8 @@ fi
 # dependencies (wasmtime, kube) are compiled once rather than twice.
 cargo build --workspace --bins --tests
 cargo test --workspace --no-fail-fast
+# The benches' own arithmetic (trace parsers, peer command lines, ratio tables): no processes.
+python3 -m unittest benches/kv_routing/test_experiment.py
 if [ -x scripts/test-chart.sh ]; then
   scripts/test-chart.sh
 fi
