@@ -5,8 +5,7 @@
 //! bridge and vLLM's `--kv-events-config`.
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EnvVar, EnvVarSource, ObjectFieldSelector, ResourceRequirements,
-    SeccompProfile, SecurityContext,
+    Container, EnvVar, EnvVarSource, ObjectFieldSelector, ResourceRequirements, SecurityContext,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
@@ -116,19 +115,10 @@ pub fn sidecar(pool: &WorkerPool, defaults: &WorkerDefaults) -> Result<Option<Co
         }),
         // The switchyard image runs as 65532 and writes nothing: the restricted profile.
         security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
             run_as_non_root: Some(true),
             run_as_user: Some(65532),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".to_string()]),
-                ..Capabilities::default()
-            }),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".to_string(),
-                ..SeccompProfile::default()
-            }),
-            ..SecurityContext::default()
+            ..crate::sidecars::restricted()
         }),
         ..Container::default()
     }))
