@@ -98,6 +98,20 @@ impl Proc {
         format!("http://127.0.0.1:{}", self.admin_port)
     }
 
+    /// `GET` of an admin path with the admin `token`, as JSON (`Null` when unreadable: the
+    /// callers poll until a field appears).
+    pub async fn admin_json(&self, path: &str, token: &str) -> serde_json::Value {
+        let response = reqwest::Client::new()
+            .get(format!("{}{path}", self.admin_url()))
+            .bearer_auth(token)
+            .send()
+            .await;
+        match response {
+            Ok(r) => r.json().await.unwrap_or(serde_json::Value::Null),
+            Err(_) => serde_json::Value::Null,
+        }
+    }
+
     pub fn pid(&self) -> Pid {
         Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(i32::MAX))
     }

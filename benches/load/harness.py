@@ -7,6 +7,8 @@ mocker and through the frontend. The frontend is pinned alone to CPU 0; the mock
 share CPU 1. CPU per request is (utime + stime) of the frontend process from /proc divided by
 the requests wrk completed. Prints a markdown table; medians over --repeat runs.
 
+The frontend logs at warn (BENCH_LOG=info measures the default level, with the access log).
+
 With --peer sglang-router the same cases run through SGLang's router (pip package
 `sglang-router`, Rust core) in front of the same mocker, pinned to the same CPU, for a ratio.
 
@@ -51,7 +53,8 @@ def wait_http(url, timeout=20):
 
 def start(cmd, cpu, ready_url):
     p = subprocess.Popen(["taskset", "-c", str(cpu)] + cmd, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, env={**os.environ, "SWITCHYARD_LOG": "warn"})
+                         stderr=subprocess.DEVNULL,
+                         env={**os.environ, "SWITCHYARD_LOG": os.environ.get("BENCH_LOG", "warn")})
     wait_http(ready_url)
     return p
 

@@ -44,15 +44,7 @@ fn config_for(engine: &str, workers: &[&Proc], source: &str, on_demand: bool) ->
 }
 
 async fn admin_instances(fe: &Proc) -> Value {
-    reqwest::Client::new()
-        .get(format!("{}/admin/instances", fe.admin_url()))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap_or(Value::Null)
+    fe.admin_json("/admin/instances", ADMIN).await
 }
 
 fn adapters_of(instances: &Value, id: &str) -> Vec<String> {

@@ -14,15 +14,7 @@ use crate::{chat, spread, MODEL};
 const ADMIN: &str = "served-admin-token";
 
 async fn instances(fe: &Proc) -> Vec<Value> {
-    let v: Value = reqwest::Client::new()
-        .get(format!("{}/admin/instances", fe.admin_url()))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap_or(Value::Null);
+    let v = fe.admin_json("/admin/instances", ADMIN).await;
     v["instances"].as_array().cloned().unwrap_or_default()
 }
 
