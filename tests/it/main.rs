@@ -62,14 +62,14 @@ pub async fn spread(fe: &Proc, n: usize, session: Option<&str>) -> HashMap<Strin
         let headers: Vec<(&str, &str)> = session
             .map(|s| vec![("x-session-id", s)])
             .unwrap_or_default();
-        let (status, h, _) = post_json(
+        let (status, h, body) = post_json(
             &format!("{}/v1/chat/completions", fe.url()),
             &chat(&format!("req {i}"), 2, false),
             &headers,
         )
         .await
         .unwrap();
-        assert_eq!(status, 200);
+        assert_eq!(status, 200, "request {i}: {body}");
         let id = h["x-switchyard-instance"].to_str().unwrap().to_owned();
         *counts.entry(id).or_insert(0) += 1;
     }
