@@ -281,3 +281,45 @@ async fn an_allow_listed_service_account_reaches_the_pods() {
         "engine"
     );
 }
+
+#[tokio::test]
+async fn an_api_key_and_sidecars_reach_the_pods_restricted() {
+    let mut p = pool("llama");
+    p.spec.api_key = Some(switchyard_k8s::workerpool::ApiKeyRef {
+        secret_name: "llama-key".into(),
+        key: "api-key".into(),
+        frontend_key: None,
+    });
+    p.spec.template.sidecars = serde_json::from_value(json!([{
+        "name": "shipper", "image": "fluent/fluent-bit:3",
+        "ports": [{"containerPort": 2020, "name": "metrics"}]}]))
+    .unwrap();
+    let deploy = applied_deployment(p).await;
+    let containers = deploy["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    let engine = &containers[0];
+    let from_secret = |name: &str| {
+        engine["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .map(|e| e["valueFrom"]["secretKeyRef"].clone())
+    };
+    let reference = Some(json!({"name": "llama-key", "key": "api-key", "optional": false}));
+    assert_eq!(from_secret("VLLM_API_KEY"), reference, "vLLM reads its key");
+    assert_eq!(from_secret("SWITCHYARD_WORKER_API_KEY"), reference);
+    assert!(
+        !deploy.to_string().contains("\"value\":\"llama-key\""),
+        "only a reference, never a value"
+    );
+    let shipper = &containers[1];
+    assert_eq!(shipper["name"], "shipper");
+    assert_eq!(shipper["securityContext"], engine["securityContext"]);
+    assert_eq!(
+        shipper["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
+    assert!(shipper["ports"][0].get("hostPort").is_none());
+}
