@@ -2,7 +2,8 @@
 //! plugin author debugging a policy might. Configured with one word:
 //!
 //! - `print`: writes a line to stdout and stderr on every `pick`, then ranks in input order;
-//! - `sleep`: sleeps for 1 ms in `pick` (a blocking `wasi:io/poll` wait);
+//! - `sleep`: sleeps for 1 s in `pick` (a blocking `wasi:io/poll` wait; long enough that the
+//!   timer cannot have run out by the time the host polls it, even on a loaded machine);
 //! - `clock`: ranks in input order, rotated by the WASI wall clock's nanoseconds;
 //! - `random`: ranks in input order, rotated by WASI randomness (std's hash-map keys).
 //!
@@ -62,7 +63,7 @@ impl Export for Plugin {
                 println!("testing-blocking: picking among {n}");
                 eprintln!("testing-blocking: (stderr) picking among {n}");
             }
-            Mode::Sleep => std::thread::sleep(Duration::from_millis(1)),
+            Mode::Sleep => std::thread::sleep(Duration::from_secs(1)),
             Mode::Clock => {
                 let nanos = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
