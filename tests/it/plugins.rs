@@ -113,9 +113,9 @@ async fn a_filter_plugin_keeps_only_matching_instances() {
         })
         .collect();
     let yaml = format!(
-        // The decision budget is wall-clock: a generous one keeps a descheduled call on a
-        // loaded CI machine from failing closed (503) in a test about filtering.
-        "admin_token: {TOKEN}\nworkers:\n{workers}plugins:\n  - name: canary-only\n    kind: filter\n    path: {}\n    config: {{ match: {{ pool: canary }} }}\n    limits: {{ decisionBudget: 500ms }}\n",
+        // Probes off: on a loaded run a timed-out probe of the canary worker left no instance
+        // for the filter to keep (503 `filtered_out`), in a test about filtering.
+        "admin_token: {TOKEN}\nprobe:\n  interval_ms: 0\nworkers:\n{workers}plugins:\n  - name: canary-only\n    kind: filter\n    path: {}\n    config: {{ match: {{ pool: canary }} }}\n",
         wasm("label-selector")
     );
     let (fe, _dir) = frontend_with_config(&yaml, &[]).await.unwrap();

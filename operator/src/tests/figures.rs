@@ -82,7 +82,8 @@ async fn reconcile_figures() {
     .await;
 
     // A pool using every new field (model cache, KV-event bridge, pull secrets, affinity,
-    // volumes, role): still one Deployment apply; the fields cost bytes, not calls.
+    // volumes, role, API key, sidecars): still one Deployment apply; the fields cost bytes,
+    // not calls.
     let mut full = pool("llama");
     full.spec.role = switchyard_k8s::WorkerRole::Prefill;
     full.spec.template.args = vec!["--model".into(), "m".into()];
@@ -100,6 +101,14 @@ async fn reconcile_figures() {
     });
     full.spec.template.priority_class_name = Some("gpu".into());
     full.spec.template.runtime_class_name = Some("nvidia".into());
+    full.spec.api_key = Some(switchyard_k8s::workerpool::ApiKeyRef {
+        secret_name: "llama-key".into(),
+        key: "api-key".into(),
+        frontend_key: None,
+    });
+    full.spec.template.sidecars =
+        serde_json::from_value(serde_json::json!([{"name": "shipper", "image": "fluent-bit:3"}]))
+            .unwrap();
     let full = Arc::new(full);
     let (full_calls, full_us) = measure(
         context(FakeValidator(Ok(vec![])), StaticUrls::default()),
