@@ -13,6 +13,7 @@ pub mod discovery;
 pub mod engine_load;
 pub mod exposition;
 pub mod health;
+pub mod hf_template;
 pub mod instance;
 pub mod live;
 pub mod lora;

@@ -10,6 +10,8 @@ use minijinja::{context, Environment, Error as JinjaError, ErrorKind};
 use serde::Serialize;
 use switchyard_protocol::ChatMessage;
 
+use crate::hf_template::{self, HfTemplate};
+
 /// Template instructions one render may execute. A chat template is code, and one from
 /// discovery (`chat_template_text`) is written by whoever can write to etcd or Kubernetes: a
 /// nested loop over `range(100000)` must fail the render, not spin a core. Real templates use a
@@ -47,6 +49,9 @@ pub struct ChatTemplate {
     /// template engine (the same bytes, ~10× cheaper — it runs for every routed chat request
     /// that needs prefix hashes).
     builtin: bool,
+    /// The model's special tokens (from its `tokenizer_config.json`; empty otherwise).
+    bos_token: String,
+    eos_token: String,
 }
 
 #[derive(Serialize)]
@@ -63,6 +68,8 @@ impl Default for ChatTemplate {
         Self::from_source(DEFAULT_TEMPLATE.to_owned()).unwrap_or_else(|_| Self {
             env: Environment::new(),
             builtin: true,
+            bos_token: String::new(),
+            eos_token: String::new(),
         })
     }
 }
@@ -71,22 +78,69 @@ impl ChatTemplate {
     /// Compiles a template. HF-style templates work: `bos_token`/`eos_token` are defined (empty)
     /// and `raise_exception(msg)` fails the render with `msg`.
     pub fn from_source(source: String) -> Result<Self, TemplateError> {
+        let builtin = source == DEFAULT_TEMPLATE;
+        let mut template = Self::compile(source, false)?;
+        template.builtin = builtin;
+        Ok(template)
+    }
+
+    /// A model's own template out of its `tokenizer_config.json`, with its special tokens,
+    /// compiled the way `transformers` renders it (`trim_blocks`, `lstrip_blocks`).
+    pub fn from_hf(hf: HfTemplate) -> Result<Self, TemplateError> {
+        let mut template = Self::compile(hf.source, true)?;
+        template.bos_token = hf.bos_token;
+        template.eos_token = hf.eos_token;
+        Ok(template)
+    }
+
+    /// The environment every template renders in: bounded (fuel), with the functions Hugging
+    /// Face templates call (`raise_exception`, `strftime_now`, the `tojson` filter, Python
+    /// string and dict methods, `break`/`continue`), and the template's trailing newline kept —
+    /// minijinja drops one by default, and a ChatML template that ends its turn with a newline
+    /// would then prompt the model one token short of what it was trained on.
+    fn compile(source: String, hf_blocks: bool) -> Result<Self, TemplateError> {
         let mut env = Environment::new();
         env.set_fuel(Some(RENDER_FUEL));
+        env.set_keep_trailing_newline(true);
+        env.set_trim_blocks(hf_blocks);
+        env.set_lstrip_blocks(hf_blocks);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function(
             "raise_exception",
             |msg: String| -> Result<String, JinjaError> {
                 Err(JinjaError::new(ErrorKind::InvalidOperation, msg))
             },
         );
-        let builtin = source == DEFAULT_TEMPLATE;
+        env.add_function("strftime_now", |format: String| -> String {
+            // chrono panics on a malformed format only when *displayed*; `StrftimeItems`
+            // parsing first turns a bad one into an empty string instead.
+            let items: Vec<_> = chrono::format::StrftimeItems::new(&format).collect();
+            if items
+                .iter()
+                .any(|i| matches!(i, chrono::format::Item::Error))
+            {
+                return String::new();
+            }
+            chrono::Local::now()
+                .format_with_items(items.into_iter())
+                .to_string()
+        });
         env.add_template_owned("chat", source)
             .map_err(|e| TemplateError::Compile(e.to_string()))?;
-        Ok(Self { env, builtin })
+        Ok(Self {
+            env,
+            builtin: false,
+            bos_token: String::new(),
+            eos_token: String::new(),
+        })
     }
 
-    /// Reads and compiles a template file.
+    /// Reads and compiles a template file: a Jinja file, or a Hugging Face
+    /// `tokenizer_config.json` (optionally `…json#NAME` for one of its named templates).
     pub fn from_file(path: &str) -> Result<Self, TemplateError> {
+        if hf_template::is_tokenizer_config(path) {
+            return Self::from_hf(hf_template::load(path)?);
+        }
         let source = std::fs::read_to_string(path)
             .map_err(|e| TemplateError::Compile(format!("{path}: {e}")))?;
         Self::from_source(source)
@@ -127,8 +181,8 @@ impl ChatTemplate {
         let ctx = context! {
             messages => messages,
             add_generation_prompt => true,
-            bos_token => "",
-            eos_token => "",
+            bos_token => self.bos_token.as_str(),
+            eos_token => self.eos_token.as_str(),
         };
         match template.render_captured_to(ctx, &mut out) {
             Ok(_) => {}
@@ -275,5 +329,66 @@ mod tests {
                 "{json}"
             );
         }
+    }
+
+    /// A ChatML template as `tokenizer_config.json` files carry it: block tags on their own
+    /// lines (rendered with `trim_blocks`/`lstrip_blocks`), Python's `.strip()`, `tojson`, and a
+    /// turn that ends with a newline.
+    const HF_CHATML: &str = "{% for message in messages %}\n  {% if message['role'] != 'tool' %}\n<|im_start|>{{ message['role'] }}\n{{ message['content'].strip() }}<|im_end|>\n  {% endif %}\n{% endfor %}\n{% if add_generation_prompt %}\n<|im_start|>assistant\n{% endif %}\n";
+
+    #[test]
+    fn a_tokenizer_config_template_renders_as_transformers_does() {
+        let config = serde_json::json!({
+            "chat_template": [
+                {"name": "default", "template": HF_CHATML},
+                {"name": "dated", "template": "{{ bos_token }}{{ strftime_now('%Y') }}|{{ messages | tojson }}"}
+            ],
+            "bos_token": {"content": "<s>"},
+            "eos_token": "</s>"
+        });
+        let dir = std::env::temp_dir().join(format!("hf-template-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tokenizer_config.json");
+        std::fs::write(&path, config.to_string()).unwrap();
+        let path = path.to_str().unwrap();
+
+        let chatml = ChatTemplate::from_file(path).unwrap();
+        let out = chatml
+            .render(&msgs(r#"[{"role":"user","content":"  hi  "}]"#))
+            .unwrap();
+        assert_eq!(
+            out,
+            "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+        );
+
+        let dated = ChatTemplate::from_file(&format!("{path}#dated")).unwrap();
+        let out = dated
+            .render(&msgs(r#"[{"role":"user","content":"x"}]"#))
+            .unwrap();
+        let year = chrono::Local::now().format("%Y").to_string();
+        assert!(out.starts_with(&format!("<s>{year}|[")), "{out}");
+        assert!(out.contains(r#""content":"x""#), "{out}");
+
+        let missing = ChatTemplate::from_file(&format!("{path}#rag")).unwrap_err();
+        assert!(missing.to_string().contains("default, dated"), "{missing}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_templates_trailing_newline_is_kept() {
+        let t = ChatTemplate::from_source(
+            "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}\n".into(),
+        )
+        .unwrap();
+        let out = t
+            .render(&msgs(r#"[{"role":"user","content":"hi"}]"#))
+            .unwrap();
+        assert_eq!(out, "<|user|>hi\n");
+    }
+
+    #[test]
+    fn a_malformed_strftime_format_renders_empty_not_a_panic() {
+        let t = ChatTemplate::from_source("[{{ strftime_now('%Q%') }}]".into()).unwrap();
+        assert_eq!(t.render(&[]).unwrap(), "[]");
     }
 }
