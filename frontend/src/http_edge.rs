@@ -144,7 +144,21 @@ fn models(app: &App, tenant: Option<&Tenant>) -> Response<Body> {
     if let Some(tenant) = tenant {
         names.retain(|m| tenant.allows_model(m));
     }
-    let list = ModelList::new(names).with_adapters(adapters);
+    let topology = app.registry.topology();
+    let now = now_ns();
+    // The engine's own card (its `max_model_len`, `created`, `owned_by`) from any routable
+    // instance the served-model check has read; a made-up one only where none has been read.
+    let engine_card = |model: &str| {
+        topology.model(model)?.iter().find_map(|i| {
+            i.routable(now)
+                .then(|| i.engine_card())
+                .flatten()
+                .map(|c| (*c).clone())
+        })
+    };
+    let list = ModelList::new(names)
+        .with_engine_cards(engine_card)
+        .with_adapters(adapters);
     json_response(
         StatusCode::OK,
         serde_json::to_string(&list).unwrap_or_default(),

@@ -113,3 +113,36 @@ async fn adapters_the_engine_lists_are_resident_without_a_request() {
     .await;
     assert_eq!(adapters, serde_json::json!(["sql-lora"]));
 }
+
+#[tokio::test]
+async fn v1_models_passes_the_engines_card_on() {
+    let worker = mocker(&["--model", MODEL, "--engine", "vllm", "--kv-blocks", "512"])
+        .await
+        .unwrap();
+    let (fe, _dir) = frontend_with_config(&config(&[("w0", &worker)]), &[])
+        .await
+        .unwrap();
+    let card = eventually(
+        Duration::from_secs(20),
+        "the check reads the engine's card",
+        || async {
+            let list: Value = reqwest::get(format!("{}/v1/models", fe.url()))
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let card = list["data"]
+                .as_array()?
+                .iter()
+                .find(|m| m["id"] == MODEL)?
+                .clone();
+            (card["owned_by"] == "vllm").then_some(card)
+        },
+    )
+    .await;
+    // The mocker's context is its KV cache: 512 blocks of 16 tokens.
+    assert_eq!(card["max_model_len"], 8192, "{card}");
+    assert_eq!(card["root"], MODEL, "{card}");
+    assert!(card["created"].as_u64().is_some_and(|c| c > 0), "{card}");
+}

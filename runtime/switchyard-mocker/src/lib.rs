@@ -34,6 +34,7 @@ mod choices_stream;
 mod embed;
 mod interference;
 mod logprobs;
+mod model_card;
 mod prefill;
 mod respond;
 mod routes;

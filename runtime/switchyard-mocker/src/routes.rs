@@ -61,7 +61,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         (&Method::POST, "/kv/pull") => kv_pull(shared, req).await,
         (&Method::GET, "/v1/models") if shared.lora.enabled() => respond::json(
             StatusCode::OK,
-            crate::lora::routes::models_json(&shared.lora, &shared.args.model),
+            crate::lora::routes::models_json(&shared.lora, &shared.args),
         ),
         (&Method::GET, "/v1/models") => respond::json(StatusCode::OK, shared.models_json.clone()),
         (&Method::POST, p) if crate::lora::routes::operation(shared.args.engine, p).is_some() => {

@@ -7,7 +7,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use switchyard_kv::{BlockHash, PromptHasher};
-use switchyard_protocol::ModelList;
 use switchyard_runtime::ChatTemplate;
 use tokio::sync::watch;
 
@@ -54,7 +53,7 @@ impl Shared {
         metrics
             .kv_blocks_total
             .store(args.kv_blocks as u64, Relaxed);
-        let models = ModelList::new([args.model.clone()]);
+        let models = crate::model_card::list(vec![crate::model_card::card(&args)]);
         Self {
             template: ChatTemplate::default(),
             hasher,

@@ -34,6 +34,8 @@ pub struct Instance {
     /// the flag is what routing reads, the list is for `/admin/instances`.
     misnamed: AtomicBool,
     served_ids: Mutex<Option<Vec<String>>>,
+    /// The engine's own `/v1/models` card for the model ([`crate::served_models`]).
+    engine_card: Mutex<Option<Arc<switchyard_protocol::ModelCard>>>,
     /// Learned TTFT rates (the `kv` policy's predictive cost); dropped with the instance.
     pub ttft: crate::policy::ttft::TtftLearner,
 }
@@ -219,6 +221,7 @@ impl Instance {
             policy_verdict: AtomicU8::new(0),
             misnamed: AtomicBool::new(false),
             served_ids: Mutex::new(None),
+            engine_card: Mutex::new(None),
             ttft: Default::default(),
         }
     }
@@ -273,6 +276,19 @@ impl Instance {
     pub fn set_served_mismatch(&self, listed: Option<Vec<String>>) {
         self.misnamed.store(listed.is_some(), Ordering::Relaxed);
         *self.served_ids.lock() = listed;
+    }
+
+    /// Keeps the engine's card for the model (`None` leaves the last one: a later list that
+    /// lost it is no reason to invent one).
+    pub fn set_engine_card(&self, card: Option<switchyard_protocol::ModelCard>) {
+        if let Some(card) = card {
+            *self.engine_card.lock() = Some(Arc::new(card));
+        }
+    }
+
+    /// The engine's card for the model, once the served-model check has read one.
+    pub fn engine_card(&self) -> Option<Arc<switchyard_protocol::ModelCard>> {
+        self.engine_card.lock().clone()
     }
 
     /// What the engine serves instead of this instance's model, when it does not serve it.

@@ -24,6 +24,8 @@ use std::time::Duration;
 use http::Uri;
 use http_body_util::{BodyExt, Limited};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use switchyard_protocol::ModelCard;
 use tokio::task::JoinHandle;
 
 use crate::client::WorkerClient;
@@ -86,10 +88,13 @@ struct ModelEntry {
     /// vLLM: the base model of a LoRA adapter entry.
     #[serde(default)]
     parent: Option<String>,
+    /// The rest of the engine's card (`created`, `owned_by`, `max_model_len`, …).
+    #[serde(flatten)]
+    rest: Map<String, Value>,
 }
 
 /// What one read of `/v1/models` says about one instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Served {
     /// The engine lists the instance's model.
     pub serves_model: bool,
@@ -97,7 +102,14 @@ pub struct Served {
     pub ids: Vec<String>,
     /// Adapters whose parent is the instance's model.
     pub adapters: Vec<String>,
+    /// The engine's card for the model, bounded ([`card`]), when it lists the model.
+    pub card: Option<ModelCard>,
 }
+
+/// Fields of an engine's card passed on, at most; each value at most [`MAX_CARD_VALUE_BYTES`]
+/// serialized. A real card has a handful (vLLM: `root`, `max_model_len`, `permission`).
+const MAX_CARD_FIELDS: usize = 16;
+const MAX_CARD_VALUE_BYTES: usize = 1024;
 
 /// Ids kept for `/admin/instances`: enough to spot the right name, bounded for a hostile list.
 pub const MAX_LISTED: usize = 8;
@@ -111,7 +123,9 @@ pub fn read(body: &[u8], model: &str) -> Option<Served> {
     if list.data.is_empty() {
         return None;
     }
-    let serves_model = list.data.iter().any(|m| m.id == model);
+    let listed = list.data.iter().find(|m| m.id == model);
+    let serves_model = listed.is_some();
+    let card = listed.map(|entry| card(entry, model));
     let adapters = list
         .data
         .iter()
@@ -128,7 +142,48 @@ pub fn read(body: &[u8], model: &str) -> Option<Served> {
         serves_model,
         ids,
         adapters,
+        card,
     })
+}
+
+/// The engine's card for `model`, as `/v1/models` passes it on: its `created` and `owned_by`,
+/// and up to [`MAX_CARD_FIELDS`] small other fields. The card is the engine's word, so it is
+/// bounded like any other answer: an oversized or odd field is dropped, never the card.
+fn card(entry: &ModelEntry, model: &str) -> ModelCard {
+    let created = entry
+        .rest
+        .get("created")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let owned_by = entry
+        .rest
+        .get("owned_by")
+        .and_then(Value::as_str)
+        .map(bounded)
+        .unwrap_or_else(|| "switchyard".to_owned());
+    let extra = entry
+        .rest
+        .iter()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "id" | "object" | "created" | "owned_by" | "parent"
+            )
+        })
+        .filter(|(k, v)| {
+            k.len() <= 64 && serde_json::to_string(v).is_ok_and(|t| t.len() <= MAX_CARD_VALUE_BYTES)
+        })
+        .take(MAX_CARD_FIELDS)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    ModelCard {
+        id: model.to_owned(),
+        object: "model".to_owned(),
+        created,
+        owned_by,
+        parent: None,
+        extra,
+    }
 }
 
 fn bounded(id: &str) -> String {
@@ -151,6 +206,7 @@ pub fn apply(instance: &Instance, served: &Served, started_ns: u64) {
             );
         }
         instance.set_served_mismatch(None);
+        instance.set_engine_card(served.card.clone());
         instance.adapters.sync_loaded(&served.adapters, started_ns);
     } else {
         if instance.served_mismatch().is_none() {
@@ -327,5 +383,31 @@ mod tests {
         };
         let err = bad.validate().err().unwrap_or_default();
         assert!(err.contains("served_model_check.timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn the_engines_card_is_kept_bounded_and_under_the_frontends_name() {
+        let big = "x".repeat(MAX_CARD_VALUE_BYTES + 1);
+        let body = format!(
+            r#"{{"data":[{{"id":"base","object":"model","created":1733000000,"owned_by":"vllm",
+            "root":"/models/base","parent":null,"max_model_len":8192,"blob":"{big}"}}]}}"#
+        );
+        let served = read(body.as_bytes(), "base").unwrap_or_else(|| panic!("a list"));
+        let card = served.card.clone().unwrap_or_else(|| panic!("a card"));
+        assert_eq!((card.created, card.owned_by.as_str()), (1733000000, "vllm"));
+        assert_eq!(card.extra.get("max_model_len"), Some(&Value::from(8192)));
+        assert_eq!(card.extra.get("root"), Some(&Value::from("/models/base")));
+        assert!(
+            !card.extra.contains_key("blob"),
+            "oversized fields are dropped"
+        );
+        assert!(!card.extra.contains_key("parent"));
+        let i = instance("base");
+        assert!(i.engine_card().is_none());
+        apply(&i, &served, 1);
+        assert_eq!(i.engine_card().map(|c| c.extra.len()), Some(2));
+        let wrong =
+            read(br#"{"data":[{"id":"other"}]}"#, "base").unwrap_or_else(|| panic!("a list"));
+        assert_eq!(wrong.card, None);
     }
 }

@@ -107,14 +107,13 @@ fn sglang_answer(adapters: &Adapters, result: Result<(), Refusal>) -> http::Resp
 
 /// `/v1/models` with the registered adapters after the base model, as vLLM lists them
 /// (`root` = the adapter's path, `parent` = the base model).
-pub fn models_json(adapters: &Adapters, model: &str) -> Bytes {
-    let mut data = vec![serde_json::json!({
-        "id": model, "object": "model", "created": 0, "owned_by": "vllm", "root": model, "parent": null,
-    })];
+pub fn models_json(adapters: &Adapters, args: &crate::args::MockerArgs) -> Bytes {
+    let model = &args.model;
+    let mut data = vec![crate::model_card::card(args)];
     for (name, path) in adapters.registered() {
         data.push(serde_json::json!({
             "id": name, "object": "model", "created": 0, "owned_by": "vllm", "root": path, "parent": model,
         }));
     }
-    Bytes::from(serde_json::json!({"object": "list", "data": data}).to_string())
+    Bytes::from(crate::model_card::list(data).to_string())
 }
