@@ -179,6 +179,25 @@ impl ApiError {
         e
     }
 
+    /// A worker's 4xx whose body is not a JSON object (llama.cpp answers some bad requests with
+    /// an empty 400): the status stands — the worker judged the request — but the body gets the
+    /// API's error shape, quoting what the worker said (bounded) so the client learns why.
+    pub fn worker_refusal(status: u16, said: &[u8]) -> Self {
+        let kind = match status {
+            404 => "not_found_error",
+            401 | 403 => "upstream_error",
+            _ => "invalid_request_error",
+        };
+        let text = String::from_utf8_lossy(&said[..said.len().min(200)]);
+        let text = text.trim();
+        let message = if text.is_empty() {
+            format!("the worker refused the request with status {status} and no explanation")
+        } else {
+            format!("the worker refused the request with status {status}: {text}")
+        };
+        Self::new(status, kind, message)
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "internal_error", message)
     }

@@ -264,3 +264,34 @@ async fn models_health_and_live() {
         "{metrics}"
     );
 }
+
+/// llama-cpp-python answers some bad requests with an empty 400: the client still gets the
+/// worker's status, in OpenAI's error shape and as JSON, never an empty body labelled JSON.
+#[tokio::test]
+async fn a_workers_bodyless_refusal_reaches_the_client_in_the_error_shape() {
+    let m = mocker(&["--model", MODEL, "--empty-errors"]).await.unwrap();
+    let fe = frontend(&worker_flags(MODEL, &[&m])).await.unwrap();
+    // Within the frontend's checks, beyond the engine's limit (2^20 tokens).
+    let body = serde_json::json!({"model": MODEL, "max_tokens": 2_000_000,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", fe.url()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(
+        response.headers().contains_key("x-switchyard-instance"),
+        "the worker refused it, not the frontend"
+    );
+    let v: Value = response.json().await.unwrap();
+    assert_openai_error("bodyless 400", &v);
+    assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("status 400")),
+        "{v}"
+    );
+}

@@ -32,7 +32,9 @@ async fn stream_and_non_stream_match_each_other_and_the_worker() {
     .await
     .unwrap();
     assert_eq!(status, 200);
-    assert_eq!(headers["content-type"], "text/event-stream");
+    // The engine's own type (vLLM's, with its charset), and no proxy buffering on the way out.
+    assert_eq!(headers["content-type"], "text/event-stream; charset=utf-8");
+    assert_eq!(headers["x-accel-buffering"], "no");
     assert!(headers.contains_key("x-switchyard-instance"));
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
     assert_eq!(stream_text(&events), expected);
@@ -145,4 +147,36 @@ async fn worker_dying_mid_stream_gives_an_error_event_then_done() {
         metric(&fe.url(), "switchyard_stream_errors_total").await,
         1.0
     );
+}
+
+/// An engine that ignores `include_usage` (llama-cpp-python) still gets its output counted:
+/// the content events, not the role and finish chunks around them, flagged as estimated.
+#[tokio::test]
+async fn a_stream_without_usage_counts_its_content_events() {
+    let m = mocker(&["--no-stream-usage"]).await.unwrap();
+    let fe = frontend(&worker_flags(MODEL, &[&m])).await.unwrap();
+    let (status, _, events) = post_sse(
+        &format!("{}/v1/chat/completions", fe.url()),
+        &chat("count me", 12, true),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(stream_text(&events).split_whitespace().count(), 12);
+    assert!(
+        !events.iter().any(|e| e.contains("\"usage\":{")),
+        "the engine sent no usage"
+    );
+    let estimated = crate::distributed::eventually(
+        Duration::from_secs(10),
+        "the stream's usage is recorded",
+        || async {
+            let n = metric(&fe.url(), "switchyard_usage_estimated_total").await;
+            (n >= 1.0).then_some(n)
+        },
+    )
+    .await;
+    assert_eq!(estimated, 1.0);
+    let output = metric(&fe.url(), "switchyard_output_tokens_total{").await;
+    assert_eq!(output, 12.0, "role and finish chunks are not tokens");
 }

@@ -86,6 +86,7 @@ pub struct Metrics {
     pub retry_budget_exhausted: IntCounter,
     pub migrations: IntCounter,
     pub stalls: IntCounter,
+    pub usage_estimated: IntCounter,
     pub shed: IntCounter,
     pub panic_routed: IntCounter,
     /// How scrapes of engines' metrics endpoints ended (`load_scrape`; read at scrape).
@@ -150,6 +151,7 @@ impl Metrics {
             retry_budget_exhausted: counter(r, &names::RETRY_BUDGET_EXHAUSTED)?,
             migrations: counter(r, &names::MIGRATIONS)?,
             stalls: counter(r, &names::STALLS)?,
+            usage_estimated: counter(r, &names::USAGE_ESTIMATED)?,
             shed: counter(r, &names::SHED)?,
             panic_routed: counter(r, &names::PANIC_ROUTED)?,
             scrapes: Arc::default(),

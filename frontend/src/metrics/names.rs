@@ -48,6 +48,10 @@ pub const MIGRATIONS: Family = Family::counter(
     "switchyard_stream_migrations_total",
     "Streams re-issued to another instance after failing mid-way.",
 );
+pub const USAGE_ESTIMATED: Family = Family::counter(
+    "switchyard_usage_estimated_total",
+    "Streams whose engine reported no usage: their output tokens are the frontend's count of content events, their prompt tokens 0.",
+);
 pub const STALLS: Family = Family::counter(
     "switchyard_stream_stalls_total",
     "Streams that sent nothing for the stall timeout.",

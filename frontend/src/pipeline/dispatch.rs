@@ -64,6 +64,9 @@ pub struct StreamStart {
     pub framer: Framer,
     pub first: Event,
     pub translated: bool,
+    /// The engine's `content-type` when it is an event stream's (vLLM adds `charset=utf-8`):
+    /// relayed as the engine sent it.
+    pub content_type: Option<http::HeaderValue>,
 }
 
 /// Why an attempt produced no answer to relay.
@@ -322,6 +325,11 @@ pub(crate) async fn send(
     })?;
 
     let status = response.status();
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .filter(|v| v.as_bytes().starts_with(b"text/event-stream"))
+        .cloned();
     let body = response.into_body();
     if status.is_server_error() {
         let detail = read_error_detail(body).await;
@@ -344,6 +352,7 @@ pub(crate) async fn send(
             framer,
             first,
             translated: upstream.translated,
+            content_type,
         }));
     }
     let bytes = read_whole(body, instance, limits).await?;

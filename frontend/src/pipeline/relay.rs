@@ -41,6 +41,7 @@ use super::parse::ParsedRequest;
 use super::tracker::Tracker;
 use crate::app::App;
 use crate::body::Body;
+use crate::error::ApiError;
 use crate::http_edge::{error_response, INSTANCE_HEADER};
 use crate::translate::{self, ChunkTranslator};
 
@@ -50,6 +51,9 @@ pub struct RelayContext<'a> {
     pub permit: Option<OwnedSemaphorePermit>,
     pub request_id: &'a str,
 }
+
+/// nginx's per-response switch for proxy buffering; engines set it on streams too.
+const ACCEL_BUFFERING: &str = "x-accel-buffering";
 
 /// Builds the client response for what the worker answered.
 pub fn respond(
@@ -63,14 +67,17 @@ pub fn respond(
         Upstream::Stream(start) => {
             tracker.set_instance(start.instance.id());
             let instance = HeaderValue::from_str(start.instance.id()).ok();
+            let content_type = start
+                .content_type
+                .clone()
+                .unwrap_or(HeaderValue::from_static("text/event-stream"));
             let relay = RelayBody::new(app, start, tracker, request, context);
             let mut response = Response::new(Body::Relay(Box::new(relay)));
             let headers = response.headers_mut();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            );
+            headers.insert(header::CONTENT_TYPE, content_type);
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            // A reverse proxy in front (nginx, an ingress) must not buffer a token stream.
+            headers.insert(ACCEL_BUFFERING, HeaderValue::from_static("no"));
             if let Some(id) = instance {
                 headers.insert(INSTANCE_HEADER, id);
             }
@@ -84,6 +91,17 @@ pub fn respond(
             usage,
             translated,
         } => {
+            if !status.is_success() && !is_json_object(&body) {
+                tracker.set_instance(instance.id());
+                tracker.finish_with(status.as_u16());
+                drop(guard);
+                let mut response =
+                    error_response(&ApiError::worker_refusal(status.as_u16(), &body));
+                if let Ok(id) = HeaderValue::from_str(instance.id()) {
+                    response.headers_mut().insert(INSTANCE_HEADER, id);
+                }
+                return response;
+            }
             let body = if translated {
                 match translate::completion_to_chat(&body) {
                     Ok(body) => body,
@@ -117,6 +135,23 @@ pub fn respond(
             response
         }
     }
+}
+
+/// Whether a chunk carries generated text (content, completion text, reasoning, tool-call
+/// arguments), judged from the bytes: the opening `{"role":"assistant","content":""}` chunk
+/// and a closing `"delta":{}` chunk do not. Only used when the engine reports no usage.
+fn carries_text(data: &[u8]) -> bool {
+    use switchyard_protocol::json_key::{ARGUMENTS, CONTENT, REASONING_CONTENT, TEXT};
+    [&CONTENT, &TEXT, &REASONING_CONTENT, &ARGUMENTS]
+        .iter()
+        .any(|key| key.string_value_at(data).is_some_and(|v| !v.is_empty()))
+}
+
+/// Whether a worker's body is a JSON object (an error body of any engine's shape); anything
+/// else is not relayed as `application/json`.
+fn is_json_object(body: &[u8]) -> bool {
+    body.trim_ascii_start().first() == Some(&b'{')
+        && serde_json::from_slice::<IgnoredAny>(body).is_ok()
 }
 
 #[derive(Deserialize)]
@@ -168,6 +203,9 @@ pub struct RelayBody {
     /// When the last event was relayed (inter-token latency; not reset by a splice).
     last_event: Instant,
     tokens: u32,
+    /// Events that carried no generated text (the opening role chunk, the closing
+    /// finish-reason chunk): subtracted from `tokens` when the engine reports no usage.
+    empty_events: u32,
     usage: Option<Usage>,
     finished: bool,
     migration: Option<Box<Migration>>,
@@ -212,6 +250,7 @@ impl RelayBody {
             last_data: now,
             last_event: now,
             tokens: 0,
+            empty_events: 0,
             usage: None,
             finished: false,
             migration,
@@ -287,6 +326,10 @@ impl RelayBody {
             }
         }
         self.tokens += 1;
+        // One key search for a content chunk (the common case).
+        if !carries_text(&data) {
+            self.empty_events += 1;
+        }
         if let Some(migration) = &mut self.migration {
             migration.record_sent(&data);
         }
@@ -416,7 +459,15 @@ impl RelayBody {
 
     fn finish(&mut self) {
         self.finished = true;
-        let usage = self.usage.unwrap_or_else(|| Usage::new(0, self.tokens));
+        let usage = match self.usage {
+            Some(usage) => usage,
+            None => {
+                // The engine ignored `include_usage` (llama-cpp-python does): count what was
+                // generated, not the role and finish chunks around it, and say it is a count.
+                self.app.metrics.usage_estimated.inc();
+                Usage::new(0, self.tokens.saturating_sub(self.empty_events))
+            }
+        };
         self.tracker.record_usage(&usage);
         self.tracker.complete();
     }

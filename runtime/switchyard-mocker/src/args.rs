@@ -100,6 +100,16 @@ pub struct MockerArgs {
     #[arg(long = "chat-only")]
     pub chat_only: bool,
 
+    /// Refuse invalid requests with the status alone and an empty body, as llama-cpp-python's
+    /// server answers some bad requests (an empty 400), instead of an OpenAI error object.
+    #[arg(long = "empty-errors")]
+    pub empty_errors: bool,
+
+    /// Ignore `stream_options.include_usage`: streams carry no usage chunk, as with
+    /// llama-cpp-python's server, so the frontend's own token counting is what is left.
+    #[arg(long = "no-stream-usage")]
+    pub no_stream_usage: bool,
+
     /// Seed mixed (XOR) into every request's own `seed`, for text, embeddings and fault rolls.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -156,6 +166,8 @@ impl Default for MockerArgs {
             status: None,
             fail_on_prompt: None,
             chat_only: false,
+            empty_errors: false,
+            no_stream_usage: false,
             seed: 0,
             engine: EngineDialect::Mocker,
             api_key: None,

@@ -27,11 +27,12 @@ pub(crate) fn text(content_type: &'static str, body: String) -> Response<Body> {
     )
 }
 
-/// A `text/event-stream` response; events follow as the body produces them.
+/// A `text/event-stream` response; events follow as the body produces them. The type carries
+/// `charset=utf-8` as vLLM's and SGLang's servers send it (Starlette adds it to `text/*`).
 pub(crate) fn sse(body: UnsyncBoxBody<Bytes, Infallible>) -> Response<Body> {
     let mut resp = with_type(
         StatusCode::OK,
-        HeaderValue::from_static("text/event-stream"),
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
         Either::Right(body),
     );
     resp.headers_mut()
@@ -65,6 +66,13 @@ impl ApiError {
                 format!("The model `{model}` does not exist."),
             )
         }
+    }
+
+    /// The status alone, with an empty body (`--empty-errors`).
+    pub fn into_empty_response(self) -> Response<Body> {
+        let mut response = Response::new(Either::Left(Full::new(Bytes::new())));
+        *response.status_mut() = self.status;
+        response
     }
 
     /// The OpenAI-shaped response: `{"error":{"message","type","param","code"}}`.

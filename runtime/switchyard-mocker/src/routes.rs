@@ -122,6 +122,7 @@ async fn generate(shared: Arc<Shared>, req: Request<Incoming>, kind: Kind) -> Re
         Ok((parsed, stage))
     }) {
         Ok(parsed) => parsed,
+        Err(e) if shared.args.empty_errors => return e.into_empty_response(),
         Err(e) => return e.into_response(),
     };
     shared.metrics.requests.fetch_add(1, Relaxed);
@@ -264,7 +265,7 @@ fn parse_chat(shared: &Shared, body: &[u8]) -> Result<Parsed, ApiError> {
             max_tokens,
         },
         stream: req.is_stream(),
-        include_usage: req.include_usage(),
+        include_usage: req.include_usage() && !shared.args.no_stream_usage,
         continuous_usage: stream::continuous_usage(req.stream_options.as_ref()),
         model: req.model,
     })
@@ -281,7 +282,7 @@ fn parse_completion(shared: &Shared, body: &[u8]) -> Result<Parsed, ApiError> {
             max_tokens: req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
         },
         stream: req.is_stream(),
-        include_usage: req.include_usage(),
+        include_usage: req.include_usage() && !shared.args.no_stream_usage,
         continuous_usage: stream::continuous_usage(req.stream_options.as_ref()),
         model: req.model,
     })

@@ -26,6 +26,23 @@ impl JsonKey {
     pub fn in_bytes(&self, data: &[u8]) -> bool {
         self.finder.find(data).is_some()
     }
+
+    /// The raw bytes of the first string value after the key (`"key":"…"`, no whitespace, as
+    /// engines write JSON), up to its closing quote; `None` when the key is absent or its value
+    /// is not a string. Escapes are not decoded: callers only ask whether it is empty.
+    pub fn string_value_at<'a>(&self, data: &'a [u8]) -> Option<&'a [u8]> {
+        let at = self.finder.find(data)? + self.finder.needle().len();
+        let rest = data.get(at..)?.strip_prefix(b":\"")?;
+        let mut i = 0;
+        while i < rest.len() {
+            match rest[i] {
+                b'\\' => i += 2,
+                b'"' => return Some(&rest[..i]),
+                _ => i += 1,
+            }
+        }
+        None
+    }
 }
 
 /// `"error"`: in-band error events.
@@ -34,6 +51,13 @@ pub static ERROR: JsonKey = JsonKey::new(|| Finder::new(b"\"error\""));
 pub static USAGE: JsonKey = JsonKey::new(|| Finder::new(b"\"usage\""));
 /// `"stream_options"`: a request that already says whether it wants usage.
 pub static STREAM_OPTIONS: JsonKey = JsonKey::new(|| Finder::new(b"\"stream_options\""));
+
+/// `"content"`, `"text"`, `"reasoning_content"`, `"arguments"`: where a streamed chunk carries
+/// generated text.
+pub static CONTENT: JsonKey = JsonKey::new(|| Finder::new(b"\"content\""));
+pub static TEXT: JsonKey = JsonKey::new(|| Finder::new(b"\"text\""));
+pub static REASONING_CONTENT: JsonKey = JsonKey::new(|| Finder::new(b"\"reasoning_content\""));
+pub static ARGUMENTS: JsonKey = JsonKey::new(|| Finder::new(b"\"arguments\""));
 
 #[cfg(test)]
 mod tests {
@@ -46,5 +70,22 @@ mod tests {
         assert!(USAGE.in_bytes(br#"{"choices":[],"usage":{"prompt_tokens":1}}"#));
         assert!(!USAGE.in_bytes(b""));
         assert!(STREAM_OPTIONS.in_bytes(br#"{"stream_options":null}"#));
+    }
+
+    #[test]
+    fn string_values_are_read_up_to_their_closing_quote() {
+        let role = br#"{"delta":{"role":"assistant","content":""}}"#;
+        assert_eq!(CONTENT.string_value_at(role), Some(&b""[..]));
+        let text = br#"{"delta":{"content":"say \"hi\""},"x":"y"}"#;
+        assert_eq!(CONTENT.string_value_at(text), Some(&br#"say \"hi\""#[..]));
+        assert_eq!(
+            CONTENT.string_value_at(br#"{"delta":{"content":null}}"#),
+            None
+        );
+        assert_eq!(CONTENT.string_value_at(br#"{"delta":{}}"#), None);
+        assert_eq!(
+            CONTENT.string_value_at(br#"{"content":"unterminated"#),
+            None
+        );
     }
 }
