@@ -7,6 +7,7 @@ use kube::Client;
 use switchyard_k8s::source::{HttpFetcher, SourceFetcher, UrlFetcher};
 
 use crate::backoff::Backoff;
+use crate::children::OwnedChildren;
 use crate::metrics::Metrics;
 use crate::ownership::PoolClaims;
 use crate::pod_extras::WorkerDefaults;
@@ -25,6 +26,8 @@ pub struct Context {
     pub worker_defaults: WorkerDefaults,
     /// Every listed WorkerPool and the explicit model owners: who owns which model.
     pub pool_claims: PoolClaims,
+    /// The Deployments and Services this operator applied: it writes no others.
+    pub children: OwnedChildren,
     /// Publishes Events on the objects it reconciles (one cache, so repeats become a series).
     pub recorder: Recorder,
 }
@@ -55,6 +58,7 @@ impl Context {
             validator,
             worker_defaults: WorkerDefaults::default(),
             pool_claims: PoolClaims::default(),
+            children: OwnedChildren::default(),
         }
     }
 }

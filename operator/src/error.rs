@@ -16,6 +16,10 @@ pub enum Error {
     /// NATS URL anywhere); fixed by editing the pool, reported as a condition and an Event.
     #[error("spec: {0}")]
     Spec(String),
+    /// A child the pool would write (its Deployment or Service) exists and belongs to someone
+    /// else ([`crate::children`]); reported on the pool, retried with backoff.
+    #[error("{0}")]
+    NotOwned(String),
     /// A background validation task failed to run.
     #[error("validation task: {0}")]
     Task(String),
@@ -42,6 +46,7 @@ impl Error {
             Self::K8s(_) => "k8s",
             Self::MissingField(_) => "missing_field",
             Self::Spec(_) => "spec",
+            Self::NotOwned(_) => "not_owned",
             Self::Task(_) => "task",
             Self::Server(_) => "server",
             Self::LostLease(_) => "lost_lease",

@@ -29,11 +29,18 @@ use crate::validator::{ComponentValidator, ValidationError};
 use crate::Context;
 
 pub const NS: &str = "default";
+/// The uids the mocked API server gives the pool's Deployment and Service when it creates them.
+pub const DEPLOYMENT_UID: &str = "deployment-uid-1";
+pub const SERVICE_UID: &str = "service-uid-1";
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
 /// One expected API call and the canned answer.
 #[derive(Debug, Clone)]
 pub enum Call {
+    /// GET of the pool's Deployment before its first apply; `None` answers 404.
+    GetDeployment(Option<Value>),
+    /// GET of the pool's Service before its first apply; `None` answers 404.
+    GetService(Option<Value>),
     /// SSA of the pool's Deployment; answered with the applied object plus this status.
     ApplyDeployment(DeploymentStatus),
     /// SSA of the pool's Service.
@@ -52,6 +59,8 @@ pub enum Call {
     CreateLease,
     /// POST of an `events.k8s.io/v1` Event.
     CreateEvent,
+    /// PATCH of an Event series (a repeat of an Event already recorded).
+    PatchEvent,
     /// Any request, answered with this HTTP error status.
     Fail(Method, u16),
 }
@@ -79,7 +88,8 @@ pub struct StaticUrls(pub HashMap<String, Bytes>);
 pub struct FakeValidator(pub Result<Vec<PluginKind>, ValidationError>);
 
 impl Scenario {
-    /// A pool reconcile whose status changes.
+    /// A reconcile of a pool whose children this operator applied before (their uids are
+    /// known: [`context`] seeds them), status changing.
     pub fn pool_changed(ds: DeploymentStatus, slices: Vec<EndpointSlice>) -> Vec<Call> {
         vec![
             Call::ApplyDeployment(ds),
@@ -89,7 +99,7 @@ impl Scenario {
         ]
     }
 
-    /// A pool reconcile that finds the status already right.
+    /// A later reconcile that finds the status already right.
     pub fn pool_steady(ds: DeploymentStatus, slices: Vec<EndpointSlice>) -> Vec<Call> {
         vec![
             Call::ApplyDeployment(ds),
@@ -98,18 +108,33 @@ impl Scenario {
         ]
     }
 
-    /// A pool reconcile whose `step`-th call fails with `code`: the failure is then written
-    /// to the pool's status (unless that write is what failed) and recorded as an Event.
+    /// A pool's first reconcile by this operator: each child is read before it is written
+    /// (`deployment`, `service`: what the reads find; `None` is 404).
+    pub fn pool_first(
+        deployment: Option<Value>,
+        service: Option<Value>,
+        ds: DeploymentStatus,
+        slices: Vec<EndpointSlice>,
+    ) -> Vec<Call> {
+        let mut calls = Self::pool_changed(ds, slices);
+        calls.insert(0, Call::GetDeployment(deployment));
+        calls.insert(2, Call::GetService(service));
+        calls
+    }
+
+    /// A reconcile whose `failing`-th call (of [`Self::pool_changed`]) fails
+    /// with `code`: the failure is then written to the pool's status (unless that write is
+    /// what failed) and recorded as an Event.
     pub fn pool_fails(ds: DeploymentStatus, failing: usize, code: u16) -> Vec<Call> {
         let mut calls = Self::pool_changed(ds, Vec::new());
-        let method = if failing == 2 {
-            Method::GET
-        } else {
-            Method::PATCH
+        let method = match calls[failing] {
+            Call::GetDeployment(_) | Call::GetService(_) | Call::ListSlices(_) => Method::GET,
+            _ => Method::PATCH,
         };
+        let status_failed = matches!(calls[failing], Call::PatchPoolStatus);
         calls.truncate(failing);
         calls.push(Call::Fail(method, code));
-        if failing != 3 {
+        if !status_failed {
             calls.push(Call::PatchPoolStatus);
         }
         calls.push(Call::CreateEvent);
@@ -177,16 +202,31 @@ impl ApiServerVerifier {
             assert!(path.ends_with(suffix), "expected …{suffix}, got {path}");
         };
         let (status, reply) = match call {
+            Call::GetDeployment(found) => {
+                check(Method::GET, "/deployments/llama");
+                found.map_or((404, status_json(404, "NotFound")), |o| (200, o))
+            }
+            Call::GetService(found) => {
+                check(Method::GET, "/services/llama");
+                found.map_or((404, status_json(404, "NotFound")), |o| (200, o))
+            }
             Call::ApplyDeployment(ds) => {
                 check(Method::PATCH, "/deployments/llama");
                 let mut obj = body;
                 obj["metadata"]["generation"] = json!(1);
+                if obj["metadata"]["uid"].is_null() {
+                    obj["metadata"]["uid"] = json!(DEPLOYMENT_UID);
+                }
                 obj["status"] = serde_json::to_value(ds).expect("status");
                 (200, obj)
             }
             Call::ApplyService => {
                 check(Method::PATCH, "/services/llama");
-                (200, body)
+                let mut obj = body;
+                if obj["metadata"]["uid"].is_null() {
+                    obj["metadata"]["uid"] = json!(SERVICE_UID);
+                }
+                (200, obj)
             }
             Call::ListSlices(items) => {
                 check(Method::GET, "/endpointslices");
@@ -231,6 +271,11 @@ impl ApiServerVerifier {
                 assert!(path.starts_with("/apis/events.k8s.io/v1/"), "{path}");
                 (201, body)
             }
+            Call::PatchEvent => {
+                assert_eq!(method, Method::PATCH, "method of {path}");
+                assert!(path.starts_with("/apis/events.k8s.io/v1/"), "{path}");
+                (200, body)
+            }
             Call::Fail(m, code) => {
                 assert_eq!(method, m, "method of {path}");
                 (code, status_json(code, "InternalError"))
@@ -251,7 +296,22 @@ fn status_json(code: u16, reason: &str) -> Value {
 }
 
 /// A context on a mocked API server with the given validator.
+/// A context whose operator applied pool `llama`'s children before (their uids are known),
+/// so a reconcile writes without reading first: what most tests are about.
 pub fn context(validator: FakeValidator, urls: StaticUrls) -> (Arc<Context>, ApiServerVerifier) {
+    let (ctx, api) = fresh_context(validator, urls);
+    ctx.children
+        .applied("Deployment", NS, "llama", Some(DEPLOYMENT_UID.into()));
+    ctx.children
+        .applied("Service", NS, "llama", Some(SERVICE_UID.into()));
+    (ctx, api)
+}
+
+/// A context that has applied nothing yet (a freshly started operator).
+pub fn fresh_context(
+    validator: FakeValidator,
+    urls: StaticUrls,
+) -> (Arc<Context>, ApiServerVerifier) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, NS);
     let ctx = Context::with_parts(

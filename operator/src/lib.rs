@@ -12,6 +12,7 @@
 pub mod api_key;
 pub mod backoff;
 pub mod bounded_validator;
+pub mod children;
 pub mod context;
 pub mod controller;
 pub mod error;

@@ -29,6 +29,9 @@ pub const CONTROLLER: &str = "workerpool";
 /// Periodic resync of a healthy pool.
 pub const RESYNC: Duration = Duration::from_secs(300);
 
+const DEPLOYMENT: &str = "Deployment";
+const SERVICE: &str = "Service";
+
 /// Reconciles one WorkerPool; a failure is also recorded on the pool ([`failure::report`]).
 #[instrument(skip(pool, ctx), fields(namespace = pool.namespace().unwrap_or_default(), pool = %pool.name_any()))]
 pub async fn reconcile(pool: Arc<WorkerPool>, ctx: Arc<Context>) -> Result<Action> {
@@ -40,6 +43,8 @@ pub async fn reconcile(pool: Arc<WorkerPool>, ctx: Arc<Context>) -> Result<Actio
     if pool.metadata.deletion_timestamp.is_some() {
         // Owned children go with the garbage collector; re-applying them now would fight it.
         ctx.backoff.succeeded(&key(&namespace, &name));
+        ctx.children.forget(DEPLOYMENT, &namespace, &name);
+        ctx.children.forget(SERVICE, &namespace, &name);
         return Ok(Action::await_change());
     }
     match apply(&pool, &ctx, &namespace, &name).await {
@@ -63,18 +68,42 @@ async fn apply(
 ) -> Result<(), (Step, Error)> {
     let params = PatchParams::apply(labels::FIELD_MANAGER).force();
     let at = |step: Step| move |e: kube::Error| (step, Error::from(e));
+    let pool_uid = pool
+        .uid()
+        .ok_or((Step::Spec, Error::MissingField("metadata.uid")))?;
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
-    let body = manifests::deployment(pool, &ctx.worker_defaults).map_err(|e| (Step::Spec, e))?;
+    let mut body =
+        manifests::deployment(pool, &ctx.worker_defaults).map_err(|e| (Step::Spec, e))?;
+    body.metadata.uid = ctx
+        .children
+        .claim(&deployments, DEPLOYMENT, namespace, name, &pool_uid)
+        .await
+        .map_err(|e| (Step::Deployment, e))?;
     let deployment = deployments
         .patch(name, &params, &Patch::Apply(&body))
         .await
-        .map_err(at(Step::Deployment))?;
+        .map_err(|e| {
+            ctx.children.forget(DEPLOYMENT, namespace, name);
+            at(Step::Deployment)(e)
+        })?;
+    ctx.children
+        .applied(DEPLOYMENT, namespace, name, deployment.uid());
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
-    let body = manifests::service(pool).map_err(|e| (Step::Service, e))?;
-    services
+    let mut body = manifests::service(pool).map_err(|e| (Step::Service, e))?;
+    body.metadata.uid = ctx
+        .children
+        .claim(&services, SERVICE, namespace, name, &pool_uid)
+        .await
+        .map_err(|e| (Step::Service, e))?;
+    let service = services
         .patch(name, &params, &Patch::Apply(&body))
         .await
-        .map_err(at(Step::Service))?;
+        .map_err(|e| {
+            ctx.children.forget(SERVICE, namespace, name);
+            at(Step::Service)(e)
+        })?;
+    ctx.children
+        .applied(SERVICE, namespace, name, service.uid());
     let slices: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), namespace);
     let listed = slices
         .list(&ListParams::default().labels(&format!("{}={name}", labels::SERVICE_NAME)))

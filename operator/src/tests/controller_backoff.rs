@@ -45,6 +45,12 @@ fn serve(failures: u32, applies: UnboundedSender<Instant>) -> Client {
                 (&Method::GET, "deployments" | "services" | "endpointslices") => {
                     (200, list(vec![]))
                 }
+                // The first write of each child reads it first ([`crate::children`]): absent.
+                (&Method::GET, "llama") => (
+                    404,
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                    "message": "not found", "reason": "NotFound", "code": 404}),
+                ),
                 (&Method::PATCH, "llama") if path.contains("/deployments/") => {
                     let _ = applies.send(Instant::now());
                     let mut n = failed.lock();

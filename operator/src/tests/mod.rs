@@ -8,4 +8,5 @@ mod routerplugin;
 mod workerpool;
 mod workerpool_conflict;
 mod workerpool_failures;
+mod workerpool_ownership;
 mod workerpool_pods;
