@@ -19,14 +19,15 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, ResourceExt};
 use switchyard_runtime::DiscoveryState;
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::{AbortHandle, JoinSet};
 
 use crate::instances::{InstanceIndex, Key};
 use crate::routerplugin::{
     AppliesTo, FailurePolicy, PluginKind, PluginLimits, PluginMode, RouterPlugin,
 };
 use crate::scope::{in_watch, WatchNamespace, WatchScope};
-use crate::source::{verify, SourceFetcher};
-use crate::Result;
+use crate::source::{verify, SourceFetcher, FETCH_TIMEOUT};
+use crate::{Error, Result};
 
 /// How often plugins whose fetch failed are tried again.
 pub const RETRY_INTERVAL: Duration = Duration::from_secs(30);
@@ -63,9 +64,17 @@ pub enum PluginEvent {
     State(DiscoveryState),
 }
 
+/// A fetch that finished: the plugin it was for, and its bytes.
+type Fetched = (RouterPlugin, Result<Bytes>);
+
 /// Loaded plugins and the spec each was loaded from, so unchanged specs are not re-fetched.
 struct PluginTracker {
     fetcher: SourceFetcher,
+    /// Fetches in flight, each on its own task with its own timeout: a plugin whose URL hangs
+    /// for the whole [`FETCH_TIMEOUT`] delays no other plugin's load.
+    fetches: JoinSet<Fetched>,
+    /// The fetch in flight per plugin (a newer spec or a delete aborts it).
+    fetching: HashMap<Key, AbortHandle>,
     loaded: HashMap<Key, PluginArtifact>,
     /// Validated plugins whose fetch or verification failed; retried on a timer and whenever
     /// the ConfigMap they name changes.
@@ -129,6 +138,8 @@ pub async fn run_plugin_discovery(
     let mut inputs = stream::select_all(inputs);
     let mut tracker = PluginTracker {
         fetcher,
+        fetches: JoinSet::new(),
+        fetching: HashMap::new(),
         loaded: HashMap::new(),
         failed: HashMap::new(),
         lists: scope.watches().into_iter().map(|ns| (ns, None)).collect(),
@@ -143,14 +154,21 @@ pub async fn run_plugin_discovery(
         let out = tokio::select! {
             next = inputs.next() => match next {
                 None => return Ok(()),
-                Some(Input::Plugin(i, event)) => tracker.apply(i, *event).await,
-                Some(Input::ConfigMap(key)) => tracker.config_map_changed(&key).await,
+                Some(Input::Plugin(i, event)) => tracker.apply(i, *event),
+                Some(Input::ConfigMap(key)) => tracker.config_map_changed(&key),
                 Some(Input::PluginWatchFailed(err)) => {
                     tracing::warn!(error = %err, "RouterPlugin watch failed; loaded plugins keep running");
                     tracker.disconnected()
                 }
             },
-            _ = retry.tick() => tracker.retry_failed().await,
+            Some(done) = tracker.fetches.join_next(), if !tracker.fetches.is_empty() => {
+                match done {
+                    Ok((plugin, bytes)) => tracker.fetched(plugin, bytes).into_iter().collect(),
+                    // Aborted (superseded or deleted): nothing to load.
+                    Err(_) => Vec::new(),
+                }
+            }
+            _ = retry.tick() => tracker.retry_failed(),
         };
         for event in out {
             if tx.send(event).is_err() {
@@ -161,11 +179,7 @@ pub async fn run_plugin_discovery(
 }
 
 impl PluginTracker {
-    async fn apply(
-        &mut self,
-        watch: usize,
-        event: watcher::Event<RouterPlugin>,
-    ) -> Vec<PluginEvent> {
+    fn apply(&mut self, watch: usize, event: watcher::Event<RouterPlugin>) -> Vec<PluginEvent> {
         let mut out = Vec::new();
         if !self.connected {
             self.connected = true;
@@ -183,7 +197,7 @@ impl PluginTracker {
                         .get_or_insert_default()
                         .insert(InstanceIndex::key_of(&p));
                 }
-                out.extend(self.observe(p).await);
+                out.extend(self.observe(p));
             }
             watcher::Event::InitDone => {
                 let Some((namespace, seen)) = self.lists.get_mut(watch) else {
@@ -194,11 +208,18 @@ impl PluginTracker {
                 let stale = |k: &Key| in_watch(namespace, k) && !present.contains(k);
                 let gone: Vec<Key> = self.loaded.keys().filter(|k| stale(k)).cloned().collect();
                 self.failed.retain(|k, _| !stale(k));
+                self.fetching.retain(|k, fetch| {
+                    let keep = !stale(k);
+                    if !keep {
+                        fetch.abort();
+                    }
+                    keep
+                });
                 for key in gone {
                     out.extend(self.remove(key));
                 }
             }
-            watcher::Event::Apply(p) => out.extend(self.observe(p).await),
+            watcher::Event::Apply(p) => out.extend(self.observe(p)),
             watcher::Event::Delete(p) => {
                 let key = InstanceIndex::key_of(&p);
                 self.failed.remove(&key);
@@ -210,7 +231,7 @@ impl PluginTracker {
 
     /// Retries the failed plugins whose source is the ConfigMap `key`: its new bytes may be the
     /// ones their validated digest names.
-    async fn config_map_changed(&mut self, key: &Key) -> Vec<PluginEvent> {
+    fn config_map_changed(&mut self, key: &Key) -> Vec<PluginEvent> {
         let waiting: Vec<Key> = self
             .failed
             .iter()
@@ -227,14 +248,16 @@ impl PluginTracker {
         let mut out = Vec::new();
         for k in waiting {
             if let Some(plugin) = self.failed.remove(&k) {
-                out.extend(self.observe(plugin).await);
+                out.extend(self.observe(plugin));
             }
         }
         out
     }
 
-    /// Loads `plugin` if it is validated and differs from what is loaded.
-    async fn observe(&mut self, plugin: RouterPlugin) -> Option<PluginEvent> {
+    /// Loads `plugin` if it is validated and differs from what is loaded: at once when only
+    /// its settings changed (same bytes), otherwise by starting its fetch ([`Self::fetched`]
+    /// finishes the load).
+    fn observe(&mut self, plugin: RouterPlugin) -> Option<PluginEvent> {
         let key = InstanceIndex::key_of(&plugin);
         if !plugin.is_validated() {
             return None;
@@ -242,6 +265,7 @@ impl PluginTracker {
         if let Some(current) = self.loaded.get(&key) {
             if same_spec(current, &plugin) {
                 self.failed.remove(&key);
+                self.cancel_fetch(&key);
                 return None;
             }
         }
@@ -251,7 +275,36 @@ impl PluginTracker {
             .get(&key)
             .filter(|c| c.sha256 == plugin.spec.source.sha256)
             .map(|c| c.bytes.clone());
-        match self.load(&plugin, reuse).await {
+        if let Some(bytes) = reuse {
+            self.cancel_fetch(&key);
+            return self.finish_load(plugin, Ok(bytes));
+        }
+        // A newer spec replaces a fetch still running for an older one.
+        self.cancel_fetch(&key);
+        let fetcher = self.fetcher.clone();
+        let handle = self.fetches.spawn(async move {
+            let bytes = match tokio::time::timeout(FETCH_TIMEOUT, fetcher.fetch(&plugin)).await {
+                Ok(result) => result,
+                Err(_) => Err(Error::Fetch {
+                    url: String::new(),
+                    message: format!("timed out after {}s", FETCH_TIMEOUT.as_secs()),
+                }),
+            };
+            (plugin, bytes)
+        });
+        self.fetching.insert(key, handle);
+        None
+    }
+
+    /// A fetch finished: load the plugin, or keep it for a retry.
+    fn fetched(&mut self, plugin: RouterPlugin, bytes: Result<Bytes>) -> Option<PluginEvent> {
+        self.fetching.remove(&InstanceIndex::key_of(&plugin));
+        self.finish_load(plugin, bytes)
+    }
+
+    fn finish_load(&mut self, plugin: RouterPlugin, bytes: Result<Bytes>) -> Option<PluginEvent> {
+        let key = InstanceIndex::key_of(&plugin);
+        match bytes.and_then(|bytes| artifact(&plugin, bytes)) {
             Ok(artifact) => {
                 self.failed.remove(&key);
                 self.loaded.insert(key, artifact.clone());
@@ -265,42 +318,25 @@ impl PluginTracker {
         }
     }
 
-    async fn load(&self, plugin: &RouterPlugin, reuse: Option<Bytes>) -> Result<PluginArtifact> {
-        let bytes = match reuse {
-            Some(bytes) => bytes,
-            None => self.fetcher.fetch(plugin).await?,
-        };
-        let sha256 = verify(&bytes, &plugin.spec.source.sha256)?;
-        let spec = &plugin.spec;
-        Ok(PluginArtifact {
-            namespace: plugin.namespace().unwrap_or_default(),
-            name: plugin.name_any(),
-            kind: spec.kind,
-            bytes,
-            sha256,
-            config: spec.config.clone(),
-            weight: spec.weight,
-            order: spec.order,
-            failure_policy: spec.failure_policy,
-            limits: spec.limits.clone(),
-            mode: spec.mode,
-            applies_to: spec.applies_to.clone(),
-            generation: plugin.metadata.generation,
-        })
+    fn cancel_fetch(&mut self, key: &Key) {
+        if let Some(handle) = self.fetching.remove(key) {
+            handle.abort();
+        }
     }
 
     fn remove(&mut self, key: Key) -> Option<PluginEvent> {
+        self.cancel_fetch(&key);
         self.loaded.remove(&key).map(|_| PluginEvent::Remove {
             namespace: key.0,
             name: key.1,
         })
     }
 
-    async fn retry_failed(&mut self) -> Vec<PluginEvent> {
+    fn retry_failed(&mut self) -> Vec<PluginEvent> {
         let pending: Vec<RouterPlugin> = self.failed.drain().map(|(_, p)| p).collect();
         let mut out = Vec::new();
         for plugin in pending {
-            out.extend(self.observe(plugin).await);
+            out.extend(self.observe(plugin));
         }
         out
     }
@@ -313,6 +349,27 @@ impl PluginTracker {
             Vec::new()
         }
     }
+}
+
+/// `plugin` loaded from `bytes`, once they match its validated digest.
+fn artifact(plugin: &RouterPlugin, bytes: Bytes) -> Result<PluginArtifact> {
+    let sha256 = verify(&bytes, &plugin.spec.source.sha256)?;
+    let spec = &plugin.spec;
+    Ok(PluginArtifact {
+        namespace: plugin.namespace().unwrap_or_default(),
+        name: plugin.name_any(),
+        kind: spec.kind,
+        bytes,
+        sha256,
+        config: spec.config.clone(),
+        weight: spec.weight,
+        order: spec.order,
+        failure_policy: spec.failure_policy,
+        limits: spec.limits.clone(),
+        mode: spec.mode,
+        applies_to: spec.applies_to.clone(),
+        generation: plugin.metadata.generation,
+    })
 }
 
 /// Whether `plugin` describes exactly what `loaded` already runs.

@@ -220,3 +220,37 @@ async fn a_changed_config_map_is_loaded_at_once_and_swapped_live() {
     drop(rx);
     task.abort();
 }
+
+/// Each plugin's source is fetched on its own: one whose ConfigMap read hangs (a slow API
+/// server, or a URL that takes its whole timeout) does not hold back the others' loads.
+#[tokio::test]
+async fn a_plugin_whose_fetch_hangs_does_not_delay_the_others() {
+    let mut slow = validated_plugin(1, b"slow component");
+    slow["metadata"]["name"] = json!("slow");
+    slow["spec"]["source"]["configMap"]["name"] = json!("slow-wasm");
+    let (mut api, mut rx, task) =
+        start_with(vec![slow, validated_plugin(1, b"component v1")]).await;
+    let mut hanging = None;
+    let mut loaded = false;
+    // Both reads arrive without either being answered; the slow one is then left hanging.
+    for _ in 0..2 {
+        let req = next(&mut api.config_maps, false).await;
+        if req.0.uri().path().ends_with("/configmaps/slow-wasm") {
+            hanging = Some(req);
+        } else {
+            reply(req, config_map(b"component v1"));
+        }
+    }
+    assert!(hanging.is_some(), "the slow plugin's read was made");
+    assert_eq!(
+        event(&mut rx).await,
+        PluginEvent::State(DiscoveryState::Connected)
+    );
+    if let PluginEvent::Upsert(a) = event(&mut rx).await {
+        loaded = a.name == "pick";
+    }
+    assert!(loaded, "pick loads while slow's read is still unanswered");
+    drop(hanging);
+    drop(rx);
+    task.abort();
+}
