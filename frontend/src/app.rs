@@ -80,6 +80,8 @@ pub struct App {
     pub kv: KvSlot,
     /// The NATS side while `--nats` runs (`/health`, metrics, replica count).
     pub bus: crate::events::BusSlot,
+    /// Writes the access log's lines to stdout off the request path.
+    pub access_log: crate::pipeline::access_writer::AccessWriter,
 }
 
 /// How each model's prompts are cut into prefix blocks: with the model's tokenizer (config
@@ -162,6 +164,9 @@ impl App {
                 prompt_hashers,
                 lora: crate::lora::Lora::new(&config.adapters),
                 client: WorkerClient::new(&config.upstream.client),
+                access_log: crate::pipeline::access_writer::AccessWriter::new(
+                    metrics.access_log_dropped.clone(),
+                ),
                 metrics,
                 kv,
                 bus: Default::default(),

@@ -47,7 +47,10 @@ fn init_tracing() {
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::Layer as _;
     let is_access = |m: &tracing::Metadata<'_>| m.target() == pipeline::access_log::TARGET;
-    // The access log: bare JSON lines on stdout; everything else as text on stderr.
+    // The access log: bare JSON lines on stdout (written by `pipeline::access_writer`, off the
+    // request path); everything else as text on stderr. This layer receives no events: it is
+    // what makes the `switchyard::access` target count as enabled under the filter, so
+    // `SWITCHYARD_LOG=…,switchyard::access=off` still turns the access log off.
     let access = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stdout)
         .without_time()

@@ -76,8 +76,10 @@ pub async fn run(
         policy = %app.config.routing.policy,
         "switchyard frontend ready"
     );
-    let served = server::serve(listener, app, shutdown).await;
+    let served = server::serve(listener, Arc::clone(&app), shutdown).await;
     events.shutdown().await;
+    // The drained requests' access-log lines reach stdout before the process ends.
+    app.access_log.flush(std::time::Duration::from_secs(2));
     served?;
     if let Some(prober) = prober {
         prober.abort();

@@ -87,6 +87,7 @@ pub struct Metrics {
     pub migrations: IntCounter,
     pub stalls: IntCounter,
     pub usage_estimated: IntCounter,
+    pub access_log_dropped: IntCounter,
     pub shed: IntCounter,
     pub panic_routed: IntCounter,
     /// How scrapes of engines' metrics endpoints ended (`load_scrape`; read at scrape).
@@ -152,6 +153,7 @@ impl Metrics {
             migrations: counter(r, &names::MIGRATIONS)?,
             stalls: counter(r, &names::STALLS)?,
             usage_estimated: counter(r, &names::USAGE_ESTIMATED)?,
+            access_log_dropped: counter(r, &names::ACCESS_LOG_DROPPED)?,
             shed: counter(r, &names::SHED)?,
             panic_routed: counter(r, &names::PANIC_ROUTED)?,
             scrapes: Arc::default(),

@@ -48,6 +48,10 @@ pub const MIGRATIONS: Family = Family::counter(
     "switchyard_stream_migrations_total",
     "Streams re-issued to another instance after failing mid-way.",
 );
+pub const ACCESS_LOG_DROPPED: Family = Family::counter(
+    "switchyard_access_log_dropped_total",
+    "Access-log lines dropped because stdout did not keep up (64k lines queued).",
+);
 pub const USAGE_ESTIMATED: Family = Family::counter(
     "switchyard_usage_estimated_total",
     "Streams whose engine reported no usage: their output tokens are the frontend's count of content events, their prompt tokens 0.",

@@ -16,6 +16,7 @@
 //! the body timeouts, without holding a slot that a complete request could use.
 
 pub mod access_log;
+pub mod access_writer;
 pub mod body_budget;
 pub mod body_limits;
 pub mod candidates;

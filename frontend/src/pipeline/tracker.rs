@@ -197,7 +197,7 @@ impl Drop for Inner {
         model.duration.observe(seconds(elapsed));
         if let Some(access) = &self.access {
             let line = access.line(self.route, self.model_name.as_deref(), self.status, elapsed);
-            tracing::info!(target: access_log::TARGET, "{line}");
+            self.app.access_log.write(line);
         }
     }
 }
