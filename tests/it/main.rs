@@ -32,6 +32,7 @@ mod served_models;
 mod shutdown;
 mod streaming;
 mod templates;
+mod tenant_replicas;
 mod tenants;
 mod tls;
 mod tokenizer;
