@@ -161,7 +161,12 @@ impl App {
                 },
                 prompt_hashers,
                 lora: crate::lora::Lora::new(&config.adapters),
-                client: WorkerClient::new(&config.upstream.client),
+                client: WorkerClient::try_new(&config.upstream.client).map_err(|message| {
+                    ConfigError::Invalid {
+                        key: "upstream.tls".into(),
+                        message,
+                    }
+                })?,
                 metrics,
                 kv,
                 bus: Default::default(),

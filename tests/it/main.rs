@@ -37,6 +37,7 @@ mod tenants;
 mod tls;
 mod tokenizer;
 mod validation;
+mod worker_tls;
 
 use std::collections::HashMap;
 
