@@ -220,3 +220,53 @@ async fn the_tenants_file_reloads_and_a_bad_one_is_kept_out() {
         "{log}"
     );
 }
+
+/// The tenant id (never the key) names the caller in an explained decision and in the
+/// request's access-log line.
+#[tokio::test]
+async fn explain_output_and_the_access_log_name_the_tenant() {
+    const ADMIN: &str = "tenants-admin-token";
+    const EXPLAIN: &str = "tenants-explain-token";
+    let m = mocker(&[]).await.unwrap();
+    let yaml = format!(
+        "admin_token: {ADMIN}\ntenants:\n  - id: team-x\n    key_sha256: {}\n",
+        sha256_hex("sk-team-x")
+    );
+    let mut flags = worker_flags(MODEL, &[&m]);
+    flags.extend(["--explain-token".to_owned(), EXPLAIN.to_owned()]);
+    let (fe, _dir) = switchyard_tests::frontend_with_config(&yaml, &flags)
+        .await
+        .unwrap();
+    let (status, headers, body) = post_json(
+        &format!("{}/v1/chat/completions", fe.url()),
+        &chat("who am i", 2, false),
+        &[
+            ("authorization", "Bearer sk-team-x"),
+            ("x-switchyard-explain", EXPLAIN),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let id = headers["x-request-id"].to_str().unwrap().to_owned();
+    let explained = fe.admin_json(&format!("/admin/explain/{id}"), ADMIN).await;
+    assert_eq!(explained["tenant"], "team-x", "{explained}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let log = fe.log_text();
+        if let Some(line) = log
+            .lines()
+            .find(|l| l.contains(&id) && l.contains("\"route\""))
+        {
+            break line.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no access line:\n{log}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(v["tenant"], "team-x", "{line}");
+    assert!(
+        !fe.log_text().contains("sk-team-x"),
+        "the key is never logged"
+    );
+}
