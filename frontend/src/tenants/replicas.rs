@@ -72,7 +72,13 @@ pub fn spawn(tenants: Arc<Tenants>, bus: BusSlot) -> Option<JoinHandle<()>> {
                     tenants.set_replicas(n);
                     tenants.set_usage_replicas(0);
                 }
-                Mode::Exchange(n) => tenants.set_usage_replicas(n),
+                Mode::Exchange(n) => {
+                    // A reload starts the new list's buckets from this count's even split.
+                    tenants
+                        .replicas
+                        .store(replicas, std::sync::atomic::Ordering::Relaxed);
+                    tenants.set_usage_replicas(n);
+                }
             }
             if next != mode {
                 match next {
