@@ -12,7 +12,9 @@ A's throughput during the flood is compared with the pool's saturated throughput
 at c=64 through the flow-controlled frontend).
 
 Cost: frontend CPU per non-streamed request, c=8, with 1000 configured tenants (the caller
-is one of them, every limit set high enough never to refuse) vs no tenants.
+is one of them, every limit set high enough never to refuse) vs no tenants, and with TLS on
+the listener (no tenants; a self-signed P-256 certificate made by openssl at start; keep-alive
+connections, so the handshake is amortised) vs the same without TLS. Cases are interleaved.
 
 Usage: benches/tenants/fairness.py --bin target/release/switchyard [--seconds 10] [--repeat 3]
 Run on a quiet machine with a release build; figures go in docs/benchmarks.md.
@@ -22,6 +24,7 @@ import asyncio
 import hashlib
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -48,9 +51,21 @@ def tenant_lines(extra=0):
     return lines
 
 
-def frontend(binary, workers, tmp, name, flow, tenants=True, extra_tenants=0):
+def self_signed(tmp):
+    """A throw-away certificate for 127.0.0.1 (the client does not verify it)."""
+    cert, key = os.path.join(tmp, "tls.crt"), os.path.join(tmp, "tls.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
+                    "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def frontend(binary, workers, tmp, name, flow, tenants=True, extra_tenants=0, tls=None):
     port = free_port()
     lines = ["workers:\n"]
+    if tls:
+        lines = [f"tls:\n  cert_file: {tls[0]}\n  key_file: {tls[1]}\n"] + lines
     lines += [f"  - {{model: mock-model, url: \"{url}\", id: w{i}}}\n" for i, url in enumerate(workers)]
     if flow:
         lines.append("overload:\n  max_in_flight_per_instance: 4\n")
@@ -60,9 +75,10 @@ def frontend(binary, workers, tmp, name, flow, tenants=True, extra_tenants=0):
     path = os.path.join(tmp, f"{name}.yaml")
     with open(path, "w") as f:
         f.write("".join(lines))
+    scheme = "https" if tls else "http"
     p = start([binary, "serve", "--listen", f"127.0.0.1:{port}", "--config", path],
-              f"http://127.0.0.1:{port}/health")
-    return p, f"http://127.0.0.1:{port}"
+              f"{scheme}://127.0.0.1:{port}/health")
+    return p, f"{scheme}://127.0.0.1:{port}"
 
 
 BODY = {"model": "mock-model", "messages": [{"role": "user", "content": "hello"}],
@@ -113,7 +129,8 @@ async def cpu_per_request(p, base, key, seconds, concurrency=8):
     body = {**BODY, "stream": False}
     headers = {"authorization": f"Bearer {key}"} if key else {}
     n = 0
-    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=concurrency * 2)) as client:
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=concurrency * 2),
+                                 verify=False) as client:
         c0 = cpu_seconds(p.pid)
         deadline = time.perf_counter() + seconds
 
@@ -175,15 +192,17 @@ async def main_async(args):
             p.wait()
         many_p, many = frontend(args.bin, workers, tmp, "1000-tenants", flow=False, extra_tenants=1000)
         none_p, none = frontend(args.bin, workers, tmp, "no-tenants", flow=False, tenants=False)
-        procs += [many_p, none_p]
-        costs = {"1000 tenants": [], "no tenants": []}
+        tls_p, tls = frontend(args.bin, workers, tmp, "tls", flow=False, tenants=False, tls=self_signed(tmp))
+        procs += [many_p, none_p, tls_p]
+        costs = {"1000 tenants": [], "no tenants": [], "no tenants, TLS listener": []}
         for _ in range(args.repeat):
             costs["1000 tenants"].append(await cpu_per_request(many_p, many, KEY_B, args.seconds))
             costs["no tenants"].append(await cpu_per_request(none_p, none, None, args.seconds))
-        print("\n| tenants | frontend CPU µs per non-streamed request (c=8, median) |")
-        print("|---|---|")
+            costs["no tenants, TLS listener"].append(await cpu_per_request(tls_p, tls, None, args.seconds))
+        print("\n| case | frontend CPU µs per non-streamed request (c=8, median) | runs |")
+        print("|---|---|---|")
         for name, xs in costs.items():
-            print(f"| {name} | {med(xs):.1f} |")
+            print(f"| {name} | {med(xs):.1f} | {', '.join(f'{x:.1f}' for x in xs)} |")
     finally:
         for p in procs:
             p.kill()

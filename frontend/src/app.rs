@@ -163,7 +163,12 @@ impl App {
                 },
                 prompt_hashers,
                 lora: crate::lora::Lora::new(&config.adapters),
-                client: WorkerClient::new(&config.upstream.client),
+                client: WorkerClient::try_new(&config.upstream.client).map_err(|message| {
+                    ConfigError::Invalid {
+                        key: "upstream.tls".into(),
+                        message,
+                    }
+                })?,
                 access_log: crate::pipeline::access_writer::AccessWriter::new(
                     metrics.access_log_dropped.clone(),
                 ),

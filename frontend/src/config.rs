@@ -638,10 +638,10 @@ impl WorkerConfig {
             .url
             .parse()
             .map_err(|e| invalid(format!("{key}.url"), format!("`{}`: {e}", self.url)))?;
-        if uri.scheme_str() != Some("http") || uri.host().is_none() {
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
             return Err(invalid(
                 format!("{key}.url"),
-                format!("`{}` must be an http://host:port URL", self.url),
+                format!("`{}` must be an http:// or https://host:port URL", self.url),
             ));
         }
         if !(self.weight > 0.0 && self.weight.is_finite()) {

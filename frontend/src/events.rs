@@ -64,6 +64,8 @@ impl KvOverlap for EventOverlap {
 struct Bus {
     subscriber: Arc<Subscriber>,
     replica: Arc<ReplicaSync>,
+    /// Tenant usage between replicas (`tenants::replicas`).
+    usage: Arc<switchyard_nats::usage::UsageExchange>,
 }
 
 /// Where an app finds its NATS side: set while its frontend runs with `--nats`, cleared when
@@ -104,6 +106,7 @@ impl Events {
         let bus = self.stop();
         if let Some(bus) = bus {
             bus.replica.shutdown().await;
+            bus.usage.goodbye().await;
         }
     }
 
@@ -114,6 +117,7 @@ impl Events {
         let bus = self.bus.take()?;
         bus.subscriber.stop();
         bus.replica.stop();
+        bus.usage.stop();
         *self.bus_slot.0.write() = None;
         self.kv_slot.install(KvRouter::approximate(self.kv.clone()));
         Some(bus)
@@ -153,7 +157,19 @@ pub async fn start(app: &App) -> anyhow::Result<Events> {
         config.listen,
         std::process::id()
     );
-    let bus = connect_bus(registry, url, &frontend_id, &config.kv, &config.nats_auth).await?;
+    let known: switchyard_nats::usage::Known = {
+        let tenants = Arc::clone(&app.tenants);
+        Arc::new(move |id| tenants.current().is_some_and(|s| s.by_id(id).is_some()))
+    };
+    let bus = connect_bus(
+        registry,
+        url,
+        &frontend_id,
+        &config.kv,
+        &config.nats_auth,
+        known,
+    )
+    .await?;
     let source: Arc<dyn KvOverlap> = Arc::new(EventOverlap {
         subscriber: Arc::clone(&bus.subscriber),
     });
@@ -186,6 +202,7 @@ async fn connect_bus(
     frontend_id: &str,
     kv_config: &KvConfig,
     auth: &switchyard_nats::NatsAuth,
+    known: switchyard_nats::usage::Known,
 ) -> anyhow::Result<Bus> {
     let conn = switchyard_nats::connect_with(url, frontend_id, auth)
         .await
@@ -208,9 +225,13 @@ async fn connect_bus(
     let replica = ReplicaSync::start(&conn, frontend_id, local, ReplicaSyncConfig::default())
         .await
         .map_err(|e| anyhow::anyhow!("NATS replica sync: {e}"))?;
+    let usage = switchyard_nats::usage::UsageExchange::start(&conn, frontend_id, known)
+        .await
+        .map_err(|e| anyhow::anyhow!("NATS tenant usage: {e}"))?;
     Ok(Bus {
         subscriber: Arc::new(subscriber),
         replica: Arc::new(replica),
+        usage: Arc::new(usage),
     })
 }
 
@@ -288,6 +309,11 @@ impl BusSlot {
         self.running().map_or(1, |bus| bus.replica.peers() + 1)
     }
 
+    /// The tenant usage exchange, while NATS runs.
+    pub fn usage(&self) -> Option<Arc<switchyard_nats::usage::UsageExchange>> {
+        self.running().map(|bus| bus.usage)
+    }
+
     /// `/health` details: `null` without `--nats`.
     pub fn health_details(&self) -> serde_json::Value {
         let Some(bus) = self.running() else {
@@ -332,6 +358,9 @@ impl BusSlot {
         let mut rejected = s.family(&names::EVENT_MESSAGES_REJECTED);
         for (reason, v) in stats.rejected {
             rejected.value(&[("reason", reason)], v as f64);
+        }
+        for (reason, v) in bus.usage.stats().rejected() {
+            rejected.value(&[("reason", &format!("usage_{reason}"))], v as f64);
         }
     }
 }

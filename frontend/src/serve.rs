@@ -53,9 +53,8 @@ pub async fn run(
         app.config.canary.clone(),
     );
     let tenant_watch = crate::tenants::reload::spawn(Arc::clone(&app.tenants));
-    let bus = app.bus.clone();
     let tenant_replicas =
-        crate::tenants::replicas::spawn(Arc::clone(&app.tenants), move || bus.replicas());
+        crate::tenants::replicas::spawn(Arc::clone(&app.tenants), app.bus.clone());
     let admin = crate::admin_listener::start(&app).await?;
     let flow_ticker = app.flow.spawn_ticker();
     let tls_watch = app.tls.as_ref().map(crate::tls::Tls::spawn_reload);

@@ -32,10 +32,12 @@ mod served_models;
 mod shutdown;
 mod streaming;
 mod templates;
+mod tenant_replicas;
 mod tenants;
 mod tls;
 mod tokenizer;
 mod validation;
+mod worker_tls;
 
 use std::collections::HashMap;
 

@@ -12,7 +12,7 @@ use switchyard_tests::{frontend, mocker, worker_flags, Proc};
 
 use crate::{chat, MODEL};
 
-fn sha256_hex(key: &str) -> String {
+pub(crate) fn sha256_hex(key: &str) -> String {
     Sha256::digest(key.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -31,7 +31,11 @@ async fn with_tenants(yaml: &str) -> (Proc, Proc, tempfile::TempDir, std::path::
     (m, fe, dir, path)
 }
 
-async fn chat_as(fe: &Proc, key: &str, body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
+pub(crate) async fn chat_as(
+    fe: &Proc,
+    key: &str,
+    body: &Value,
+) -> (u16, reqwest::header::HeaderMap, Value) {
     let auth = format!("Bearer {key}");
     post_json(
         &format!("{}/v1/chat/completions", fe.url()),
@@ -217,42 +221,52 @@ async fn the_tenants_file_reloads_and_a_bad_one_is_kept_out() {
     );
 }
 
+/// The tenant id (never the key) names the caller in an explained decision and in the
+/// request's access-log line.
 #[tokio::test]
-async fn replicas_linked_by_nats_each_enforce_their_share() {
-    let nats = switchyard_tests::services::Nats::start().unwrap();
-    let yaml = format!(
-        "- id: shared\n  key_sha256: {}\n  limits: {{requests_per_second: 100, burst: 10}}\n",
-        sha256_hex("sk-shared")
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("tenants.yaml");
-    std::fs::write(&path, yaml).unwrap();
+async fn explain_output_and_the_access_log_name_the_tenant() {
+    const ADMIN: &str = "tenants-admin-token";
+    const EXPLAIN: &str = "tenants-explain-token";
     let m = mocker(&[]).await.unwrap();
+    let yaml = format!(
+        "admin_token: {ADMIN}\ntenants:\n  - id: team-x\n    key_sha256: {}\n",
+        sha256_hex("sk-team-x")
+    );
     let mut flags = worker_flags(MODEL, &[&m]);
-    flags.extend([
-        "--tenants".to_owned(),
-        path.display().to_string(),
-        "--nats".to_owned(),
-        nats.url(),
-    ]);
-    let a = frontend(&flags).await.unwrap();
-    let b = frontend(&flags).await.unwrap();
-    let body = chat("hi", 2, false);
-    // Once the replicas see each other, each enforces half of the burst.
-    for fe in [&a, &b] {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let (status, headers, _) = chat_as(fe, "sk-shared", &body).await;
-            assert_eq!(status, 200);
-            if headers["x-ratelimit-limit-requests"] == "5" {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "limits never shared:\n{}",
-                fe.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    flags.extend(["--explain-token".to_owned(), EXPLAIN.to_owned()]);
+    let (fe, _dir) = switchyard_tests::frontend_with_config(&yaml, &flags)
+        .await
+        .unwrap();
+    let (status, headers, body) = post_json(
+        &format!("{}/v1/chat/completions", fe.url()),
+        &chat("who am i", 2, false),
+        &[
+            ("authorization", "Bearer sk-team-x"),
+            ("x-switchyard-explain", EXPLAIN),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let id = headers["x-request-id"].to_str().unwrap().to_owned();
+    let explained = fe.admin_json(&format!("/admin/explain/{id}"), ADMIN).await;
+    assert_eq!(explained["tenant"], "team-x", "{explained}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let log = fe.log_text();
+        if let Some(line) = log
+            .lines()
+            .find(|l| l.contains(&id) && l.contains("\"route\""))
+        {
+            break line.to_owned();
         }
-    }
+        assert!(Instant::now() < deadline, "no access line:\n{log}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(v["tenant"], "team-x", "{line}");
+    assert!(
+        !fe.log_text().contains("sk-team-x"),
+        "the key is never logged"
+    );
 }

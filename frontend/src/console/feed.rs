@@ -114,6 +114,7 @@ mod tests {
         Explanation {
             request_id: id.to_owned(),
             model: "m\nx".to_owned(),
+            tenant: None,
             candidates: Vec::new(),
             stages: Vec::new(),
             total_scores: None,

@@ -297,6 +297,10 @@ pub const TENANT_IN_FLIGHT: Family = Family::gauge(
     "switchyard_tenant_in_flight",
     "Requests of the tenant in flight (streams until their last byte).",
 );
+pub const TENANT_USAGE_REPLICAS: Family = Family::gauge(
+    "switchyard_tenant_usage_replicas",
+    "Frontend replicas whose tenant usage reports set this one's share of each limit (itself included); 0 while limits are split evenly (limit / replicas).",
+);
 
 // Flow control (read at scrape time; only with flow_control.enabled).
 pub const FLOW_QUEUE_DEPTH: Family = Family::gauge(
@@ -370,6 +374,7 @@ pub const SCRAPED: &[Family] = &[
     TENANT_TOKENS,
     TENANT_QUEUE_WAIT,
     TENANT_IN_FLIGHT,
+    TENANT_USAGE_REPLICAS,
     FLOW_QUEUE_DEPTH,
     FLOW_QUEUE_TIMEOUTS,
     FLOW_QUEUE_REJECTED,

@@ -63,6 +63,7 @@ impl Access {
         &self,
         route: &str,
         model: Option<&str>,
+        tenant: Option<&str>,
         status: u16,
         duration: Duration,
     ) -> String {
@@ -74,6 +75,8 @@ impl Access {
         json_str(&mut out, Some(route));
         out.push_str(",\"model\":");
         json_str(&mut out, model);
+        out.push_str(",\"tenant\":");
+        json_str(&mut out, tenant);
         out.push_str(",\"instance\":");
         json_str(&mut out, self.instance.lock().as_deref());
         let ttft = self.ttft_us.load(Relaxed);
@@ -120,6 +123,7 @@ mod tests {
         let line = a.line(
             "chat_completions",
             Some("m"),
+            Some("team-a"),
             200,
             Duration::from_millis(40),
         );
@@ -138,10 +142,11 @@ mod tests {
         let hostile = Access::default();
         hostile.set_request_id("a\"b\n");
         let v: serde_json::Value =
-            serde_json::from_str(&hostile.line("r", None, 500, Duration::ZERO)).unwrap();
+            serde_json::from_str(&hostile.line("r", None, None, 500, Duration::ZERO)).unwrap();
         assert_eq!(v["request_id"], "a\"b\n", "strings are escaped");
-        let empty = Access::default().line("embeddings", None, 404, Duration::ZERO);
+        let empty = Access::default().line("embeddings", None, None, 404, Duration::ZERO);
         let v: serde_json::Value = serde_json::from_str(&empty).unwrap();
         assert!(v["request_id"].is_null() && v["instance"].is_null() && v["ttft_ms"].is_null());
+        assert!(v["tenant"].is_null(), "no tenant without tenants");
     }
 }

@@ -188,6 +188,7 @@ async fn run_parsed(
         &prepared,
         &routable.instances,
         request_id,
+        tenant.as_deref().map(|t| t.id.as_str()),
     )?;
     let ranked =
         crate::lora::load::before_dispatch(app, request.model(), &routable.instances, ranked)

@@ -27,6 +27,7 @@ pub fn rank(
     prepared: &Prepared,
     routable: &[&Arc<Instance>],
     request_id: &str,
+    tenant: Option<&str>,
 ) -> Result<Vec<usize>, ApiError> {
     let want = 1 + app.config.upstream.max_retries as usize;
     let ctx = RouteContext {
@@ -49,8 +50,9 @@ pub fn rank(
         let ranked = native(routable);
         crate::predict::after_rank(app, request.model(), &prepared.decision);
         if explain || app.plugins.recorder.is_some() {
+            let ids = (request_id, tenant);
             record_native(
-                app, routing, request, prepared, routable, &ranked, request_id, explain,
+                app, routing, request, prepared, routable, &ranked, ids, explain,
             );
         }
         return Ok(ranked);
@@ -58,6 +60,7 @@ pub fn rank(
     let input = ChainInput {
         model: request.model(),
         request_id,
+        tenant,
         request: plugin_request(app, request, prepared),
         routable,
         want,
@@ -126,7 +129,7 @@ fn record_native(
     prepared: &Prepared,
     routable: &[&Arc<Instance>],
     ranked: &[usize],
-    request_id: &str,
+    (request_id, tenant): (&str, Option<&str>),
     explain: bool,
 ) {
     let cached = kv::cached_blocks(&app.kv, &prepared.block_hashes, routable);
@@ -167,6 +170,7 @@ fn record_native(
         app.plugins.explains.push(Explanation {
             request_id: request_id.to_owned(),
             model: request.model().to_owned(),
+            tenant: tenant.map(str::to_owned),
             candidates: explained,
             stages: vec![Stage {
                 plugin: name,

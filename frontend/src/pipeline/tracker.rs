@@ -196,7 +196,9 @@ impl Drop for Inner {
         let elapsed = self.started.elapsed();
         model.duration.observe(seconds(elapsed));
         if let Some(access) = &self.access {
-            let line = access.line(self.route, self.model_name.as_deref(), self.status, elapsed);
+            let tenant = self.lease.as_ref().map(|l| l.tenant().id.as_str());
+            let model = self.model_name.as_deref();
+            let line = access.line(self.route, model, tenant, self.status, elapsed);
             self.app.access_log.write(line);
         }
     }

@@ -23,6 +23,8 @@ use crate::error::ApiError;
 pub struct ChainInput<'a> {
     pub model: &'a str,
     pub request_id: &'a str,
+    /// The caller's tenant id, for explanations.
+    pub tenant: Option<&'a str>,
     pub request: Request,
     pub routable: &'a [&'a Arc<Instance>],
     pub want: usize,
@@ -314,6 +316,7 @@ impl Run<'_> {
         let explanation = Explanation {
             request_id: self.input.request_id.to_owned(),
             model: self.input.model.to_owned(),
+            tenant: self.input.tenant.map(str::to_owned),
             candidates: explained(self.input.routable, &self.candidates),
             stages: self.stages.clone(),
             total_scores: totals.map(|t| {

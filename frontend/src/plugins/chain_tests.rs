@@ -70,6 +70,7 @@ fn run(set: &PluginSet, all: &[Arc<Instance>]) -> Result<Vec<usize>, ApiError> {
     let input = ChainInput {
         model: "m",
         request_id: "r1",
+        tenant: None,
         request: request(),
         routable: &routable,
         want: routable.len(),

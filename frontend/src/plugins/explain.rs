@@ -55,6 +55,9 @@ pub struct Stage {
 pub struct Explanation {
     pub request_id: String,
     pub model: String,
+    /// The caller's tenant id (never its key), when tenants are configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     pub candidates: Vec<ExplainedCandidate>,
     pub stages: Vec<Stage>,
     #[serde(skip_serializing_if = "Option::is_none")]

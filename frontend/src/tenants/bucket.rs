@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+/// The smallest share a replica enforces.
+pub const MIN_SHARE: f64 = 0.001;
+
 #[derive(Debug)]
 pub struct Bucket {
     capacity: f64,
@@ -38,11 +41,19 @@ impl Bucket {
     }
 
     /// Enforces `share` of the configured capacity and rate from now on (several replicas
-    /// each take `1 / replicas`); the level is clamped to the new capacity.
+    /// each take a share). A smaller share clamps the level to the new capacity; a larger
+    /// one only lets it refill further and faster. Tokens are never handed out by a share
+    /// change, because the peer whose share shrinks may not have heard yet: the replicas
+    /// together hold at most a little over one bucket even while shares move.
     pub fn set_share(&mut self, share: f64, now: Instant) {
         self.refill(now);
-        self.share = share;
+        // Never zero: waits are divided by the rate.
+        self.share = share.clamp(MIN_SHARE, 1.0);
         self.level = self.level.min(self.capacity());
+    }
+
+    pub fn share(&self) -> f64 {
+        self.share
     }
 
     fn refill(&mut self, now: Instant) {
@@ -121,5 +132,19 @@ mod tests {
         assert_eq!(b.remaining(Instant::now()), 0, "still repaying the debt");
         tokio::time::advance(Duration::from_secs(1)).await;
         assert_eq!(b.remaining(Instant::now()), 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_larger_share_refills_further_and_faster_but_hands_out_nothing() {
+        let now = Instant::now();
+        let mut b = Bucket::new(40.0, 4.0, now);
+        b.set_share(0.5, now);
+        assert_eq!((b.capacity(), b.remaining(now)), (20.0, 20));
+        b.set_share(1.0, now);
+        assert_eq!((b.capacity(), b.remaining(now)), (40.0, 20));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(b.remaining(Instant::now()), 24, "the whole rate");
+        b.set_share(0.0, Instant::now());
+        assert_eq!(b.share(), MIN_SHARE, "never zero");
     }
 }

@@ -3,7 +3,7 @@
 //! count. Kept across reloads while the tenant's limits are unchanged, so editing another
 //! tenant's entry does not hand everyone a fresh burst.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -53,6 +53,10 @@ pub struct Limiter {
     in_flight: AtomicU32,
     /// Frontend replicas sharing the limits; each enforces `1 / replicas` of them.
     replicas: AtomicU32,
+    /// Demand since the usage exchange last looked: requests attempted (refused ones too,
+    /// so a replica held to a small share is seen to want more) and tokens asked for.
+    asked_requests: AtomicU64,
+    asked_tokens: AtomicU64,
 }
 
 /// How long a client is told to wait when only concurrency refused it: a slot frees when
@@ -75,20 +79,47 @@ impl Limiter {
             tokens,
             in_flight: AtomicU32::new(0),
             replicas: AtomicU32::new(1),
+            asked_requests: AtomicU64::new(0),
+            asked_tokens: AtomicU64::new(0),
         }
     }
 
     /// Shares the limits among `replicas` frontends: each enforces `limit / replicas` (the
     /// concurrency share rounded up, so every replica admits at least one request).
     pub fn set_replicas(&self, replicas: u32, now: Instant) {
-        let replicas = replicas.max(1);
-        if self.replicas.swap(replicas, Ordering::AcqRel) == replicas {
-            return;
+        self.set_replica_count(replicas);
+        let share = 1.0 / f64::from(replicas.max(1));
+        self.set_shares(share, share, now);
+    }
+
+    /// The replica count the concurrency limit is split by.
+    pub fn set_replica_count(&self, replicas: u32) {
+        self.replicas.store(replicas.max(1), Ordering::Release);
+    }
+
+    /// Sets the share of the request-rate and token buckets this replica enforces (the
+    /// usage exchange's fair shares); the concurrency split stays `1 / replicas`.
+    pub fn set_shares(&self, requests: f64, tokens: f64, now: Instant) {
+        if let Some(b) = &self.requests {
+            b.lock().set_share(requests, now);
         }
-        let share = 1.0 / f64::from(replicas);
-        for bucket in [&self.requests, &self.tokens].into_iter().flatten() {
-            bucket.lock().set_share(share, now);
+        if let Some(b) = &self.tokens {
+            b.lock().set_share(tokens, now);
         }
+    }
+
+    /// The shares enforced now: (requests, tokens); `None` for a limit not configured.
+    pub fn shares(&self) -> (Option<f64>, Option<f64>) {
+        let share = |b: &Option<Mutex<Bucket>>| b.as_ref().map(|b| b.lock().share());
+        (share(&self.requests), share(&self.tokens))
+    }
+
+    /// Demand since the last call: (requests attempted, tokens asked for).
+    pub fn take_demand(&self) -> (u64, u64) {
+        (
+            self.asked_requests.swap(0, Ordering::Relaxed),
+            self.asked_tokens.swap(0, Ordering::Relaxed),
+        )
     }
 
     fn max_concurrency(&self) -> Option<u32> {
@@ -103,6 +134,7 @@ impl Limiter {
     /// Admits one request against concurrency, then the request rate. On success the
     /// caller holds a concurrency slot until [`Self::release`].
     pub fn admit(&self, now: Instant) -> Result<(), Refusal> {
+        self.asked_requests.fetch_add(1, Ordering::Relaxed);
         let running = self.in_flight.fetch_add(1, Ordering::AcqRel);
         if self.max_concurrency().is_some_and(|max| running >= max) {
             self.release();
@@ -137,6 +169,7 @@ impl Limiter {
         let Some(bucket) = &self.tokens else {
             return Ok(0);
         };
+        self.asked_tokens.fetch_add(n, Ordering::Relaxed);
         let mut bucket = bucket.lock();
         let n = (n as f64).min(bucket.capacity());
         bucket.try_take(n, now).map_err(|retry_after| Refusal {

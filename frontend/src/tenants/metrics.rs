@@ -60,6 +60,8 @@ pub fn collect(s: &mut Scrape, tenants: &Tenants) {
         .value(&[("result", "error")], failed as f64);
     s.family(&names::TENANT_AUTH_FAILURES)
         .value(&[], tenants.auth_failures() as f64);
+    s.family(&names::TENANT_USAGE_REPLICAS)
+        .value(&[], f64::from(tenants.usage_replicas()));
     let mut requests = s.family(&names::TENANT_REQUESTS);
     for t in set.iter() {
         for (status, n) in t.metrics.requests.lock().iter() {

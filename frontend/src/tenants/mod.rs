@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod reload;
 pub mod replicas;
 pub mod set;
+pub mod share;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -45,6 +46,9 @@ pub struct Tenants {
     reloads_failed: AtomicU64,
     /// Frontend replicas the limits are shared among (see [`replicas`]).
     replicas: std::sync::atomic::AtomicU32,
+    /// Replicas whose usage reports the shares come from (this one included); 0 while the
+    /// limits are split statically.
+    usage_replicas: std::sync::atomic::AtomicU32,
 }
 
 impl Tenants {
@@ -127,6 +131,14 @@ impl Tenants {
             set.iter()
                 .for_each(|t| t.limiter.set_replicas(replicas, now));
         }
+    }
+
+    pub fn set_usage_replicas(&self, n: u32) {
+        self.usage_replicas.store(n, Ordering::Relaxed);
+    }
+
+    pub fn usage_replicas(&self) -> u32 {
+        self.usage_replicas.load(Ordering::Relaxed)
     }
 
     pub fn auth_failures(&self) -> u64 {

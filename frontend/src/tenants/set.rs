@@ -38,6 +38,8 @@ impl Tenant {
 pub struct TenantSet {
     tenants: Vec<Arc<Tenant>>,
     by_digest: HashMap<[u8; 32], usize>,
+    /// Id → index (usage reports from peers name tenants by id).
+    by_id: HashMap<String, usize>,
     /// `key_file`s read to build this set: a change to one reloads the list too.
     key_files: Vec<String>,
 }
@@ -84,6 +86,7 @@ impl TenantSet {
                 metrics,
             }));
         }
+        set.by_id = ids;
         Ok(set)
     }
 
@@ -97,7 +100,7 @@ impl TenantSet {
     }
 
     pub fn by_id(&self, id: &str) -> Option<&Arc<Tenant>> {
-        self.tenants.iter().find(|t| t.id == id)
+        self.tenants.get(*self.by_id.get(id)?)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Tenant>> {

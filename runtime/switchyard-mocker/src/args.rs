@@ -132,6 +132,10 @@ pub struct MockerArgs {
     /// LoRA adapters (`--max-loras`, `--lora-load-ms`, `--lora-modules`).
     #[command(flatten)]
     pub lora: crate::lora::LoraArgs,
+
+    /// HTTPS (`--tls-cert`, `--tls-key`).
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
 }
 
 /// Engines whose metrics the mocker can speak (`--engine`).
@@ -173,6 +177,7 @@ impl Default for MockerArgs {
             api_key: None,
             pd: crate::pd::args::PdArgs::default(),
             lora: crate::lora::LoraArgs::default(),
+            tls: crate::tls::TlsArgs::default(),
         }
     }
 }

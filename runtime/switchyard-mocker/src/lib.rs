@@ -42,6 +42,7 @@ mod sequence;
 mod server;
 mod state;
 mod stream;
+mod tls;
 mod tools;
 mod wire;
 
@@ -99,6 +100,7 @@ pub async fn run_with(
     hooks: MockerHooks,
 ) -> Result<()> {
     args.validate()?;
+    let tls = args.tls.acceptor()?;
     // Loaded before binding anything visible: a bad file is a startup error, not a mocker
     // that silently hashes differently from its frontend.
     let hasher = switchyard_kv::PromptHasher::load(args.block_size, args.tokenizer.as_deref())
@@ -114,7 +116,7 @@ pub async fn run_with(
     let mut args = args;
     args.listen = addr;
     let shared = Arc::new(state::Shared::new(args, hasher, hooks, stopped));
-    server::serve(listener, shared, shutdown, stopping).await;
+    server::serve(listener, tls, shared, shutdown, stopping).await;
     tracing::info!(%addr, "mocker stopped");
     Ok(())
 }

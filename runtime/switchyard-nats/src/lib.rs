@@ -26,6 +26,7 @@ pub mod redact;
 pub mod replica;
 pub mod subjects;
 pub mod subscriber;
+pub mod usage;
 pub mod vllm;
 pub mod wire;
 

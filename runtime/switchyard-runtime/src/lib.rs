@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod client_tls;
 pub mod clock;
 pub mod declared;
 pub mod discovery;

@@ -81,11 +81,16 @@ pub fn spawn_prober(
                 async move {
                     let started = std::time::Instant::now();
                     let path = instance.spec.health_path.as_deref().unwrap_or(&config.path);
-                    let Some(outcome) = probe_once(&client, &instance.spec, path, config).await
+                    let Some((outcome, error)) =
+                        probe_once(&client, &instance.spec, path, config).await
                     else {
                         // Out of local resources: no verdict about the worker either way.
                         return;
                     };
+                    if let Some(error) = error {
+                        // E.g. a certificate that does not verify: say why on /admin/instances.
+                        instance.set_last_error(format!("health probe: {error}"));
+                    }
                     let ok = outcome == Outcome::ProbeOk;
                     registry.observations.record(
                         instance.num_id,
@@ -112,20 +117,21 @@ async fn probe_once(
     spec: &InstanceSpec,
     path: &str,
     config: &ProbeConfig,
-) -> Option<Outcome> {
+) -> Option<(Outcome, Option<String>)> {
     let Ok(uri) = format!("{}{}", spec.url.trim_end_matches('/'), path).parse::<Uri>() else {
-        return Some(Outcome::ProbeFailed);
+        return Some((Outcome::ProbeFailed, None));
     };
     let timeout = Duration::from_millis(config.timeout_ms);
     Some(
         match tokio::time::timeout(timeout, client.get(uri, spec.auth_header())).await {
-            Ok(Ok(response)) if response.status().is_success() => Outcome::ProbeOk,
+            Ok(Ok(response)) if response.status().is_success() => (Outcome::ProbeOk, None),
             Ok(Err(e)) if e.is_local_exhaustion() => {
                 tracing::warn!(error = %e, "health probe not sent: local resources exhausted");
                 return None;
             }
-            Ok(_) => Outcome::ProbeFailed,
-            Err(_) => Outcome::ProbeTimeout,
+            Ok(Err(e)) => (Outcome::ProbeFailed, Some(e.to_string())),
+            Ok(_) => (Outcome::ProbeFailed, None),
+            Err(_) => (Outcome::ProbeTimeout, None),
         },
     )
 }
