@@ -160,7 +160,7 @@ impl App {
                     None => None,
                 },
                 prompt_hashers,
-                lora: crate::lora::Lora::new(&config.adapters),
+                lora: crate::lora::Lora::new(&config.adapters, Arc::clone(&registry.adapters)),
                 client: WorkerClient::new(&config.upstream.client),
                 metrics,
                 kv,
