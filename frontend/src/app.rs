@@ -162,7 +162,7 @@ impl App {
                     None => None,
                 },
                 prompt_hashers,
-                lora: crate::lora::Lora::new(&config.adapters),
+                lora: crate::lora::Lora::new(&config.adapters, Arc::clone(&registry.adapters)),
                 client: WorkerClient::try_new(&config.upstream.client).map_err(|message| {
                     ConfigError::Invalid {
                         key: "upstream.tls".into(),

@@ -27,5 +27,8 @@ fn chart_crds_match_crdgen() {
         path.display()
     );
     let docs = generated.matches("kind: CustomResourceDefinition").count();
-    assert_eq!(docs, 2, "both CRDs are generated");
+    assert_eq!(
+        docs, 3,
+        "WorkerPool, RouterPlugin and LoraAdapter are generated"
+    );
 }

@@ -36,6 +36,16 @@ pub(super) async fn start(
     tracing::info!(?scope, "kubernetes discovery");
     let (tx, rx) = mpsc::unbounded_channel();
     let (pools_tx, pools_rx) = watch::channel(PoolModels::new());
+    let adapters = {
+        let (client, scope, pools, tx) =
+            (client.clone(), scope.clone(), pools_rx.clone(), tx.clone());
+        tokio::spawn(async move {
+            let run = switchyard_k8s::adapters::run_adapter_discovery(client, scope, pools, tx);
+            if let Err(error) = run.await {
+                tracing::error!(%error, "kubernetes adapter discovery stopped");
+            }
+        })
+    };
     let instances = {
         let (client, scope) = (client.clone(), scope.clone());
         let owners = config.kubernetes.model_owners.clone();
@@ -61,6 +71,7 @@ pub(super) async fn start(
     });
     Ok(vec![
         instances,
+        adapters,
         super::apply(registry, "kubernetes", rx),
         plugin_watch,
         apply_plugins(

@@ -39,7 +39,7 @@ pub async fn before_dispatch(
     let target = routable[first];
     let now = now_ns();
     if adapter.on_demand && !target.adapters.is_resident(&adapter.name) {
-        ensure_loaded(app, target, adapter).await.map_err(|why| {
+        ensure_loaded(app, target, &adapter).await.map_err(|why| {
             ApiError::bad_gateway(format!(
                 "Loading adapter `{}` on instance `{}` failed: {why}",
                 adapter.name,

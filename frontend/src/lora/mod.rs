@@ -11,7 +11,9 @@ pub mod models;
 pub mod route;
 pub mod single_flight;
 
-use switchyard_runtime::lora::{AdapterSpec, Catalog};
+use std::sync::Arc;
+
+use switchyard_runtime::lora::{AdapterSpec, Catalog, Discovered};
 
 pub use route::{adapter_for, routing_model};
 
@@ -30,9 +32,10 @@ impl Lora {
         self.metrics.collect(!self.catalog.is_empty(), s);
     }
 
-    pub fn new(adapters: &[AdapterSpec]) -> Self {
+    /// The configured `adapters` plus those discovery declares (`registry.adapters`).
+    pub fn new(adapters: &[AdapterSpec], discovered: Arc<Discovered>) -> Self {
         Self {
-            catalog: Catalog::new(adapters),
+            catalog: Catalog::with_discovered(adapters, discovered),
             flights: Default::default(),
             metrics: Default::default(),
         }

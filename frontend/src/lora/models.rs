@@ -12,7 +12,8 @@ pub fn listed(
     tenant: Option<&Tenant>,
 ) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = catalog
-        .iter()
+        .all()
+        .into_iter()
         .filter(|a| routable.binary_search(&a.base_model).is_ok())
         .filter(|a| routable.binary_search(&a.name).is_err())
         .filter(|a| tenant.is_none_or(|t| t.allows_model(&a.name)))

@@ -1,5 +1,6 @@
 //! Which model's instances serve a request, and whether it asks for an adapter.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use switchyard_runtime::lora::{AdapterSpec, Catalog};
@@ -7,11 +8,11 @@ use switchyard_runtime::{Instance, Topology};
 
 /// The adapter `model` names, unless discovery serves a model of that very name (a served
 /// model wins: its workers were registered under it on purpose).
-pub fn adapter_for<'a>(
+pub fn adapter_for(
     topology: &Topology,
-    catalog: &'a Catalog,
+    catalog: &Catalog,
     model: &str,
-) -> Option<&'a Arc<AdapterSpec>> {
+) -> Option<Arc<AdapterSpec>> {
     if catalog.is_empty() || topology.model(model).is_some() {
         return None;
     }
@@ -20,8 +21,9 @@ pub fn adapter_for<'a>(
 
 /// The model whose routing settings and instances a request for `model` uses: the base
 /// model for an adapter, `model` itself otherwise.
-pub fn routing_model<'a>(topology: &Topology, catalog: &'a Catalog, model: &'a str) -> &'a str {
-    adapter_for(topology, catalog, model).map_or(model, |a| a.base_model.as_str())
+pub fn routing_model<'a>(topology: &Topology, catalog: &Catalog, model: &'a str) -> Cow<'a, str> {
+    adapter_for(topology, catalog, model)
+        .map_or(Cow::Borrowed(model), |a| Cow::Owned(a.base_model.clone()))
 }
 
 /// The instances serving `model`, or those of its base model when it is an adapter.
@@ -31,7 +33,7 @@ pub fn instances(
     model: &str,
 ) -> Option<Arc<[Arc<Instance>]>> {
     topology
-        .model(routing_model(topology, catalog, model))
+        .model(&routing_model(topology, catalog, model))
         .cloned()
 }
 

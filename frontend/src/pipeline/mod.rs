@@ -166,7 +166,7 @@ async fn run_parsed(
     tracing::Span::current().record("model", request.model());
     let instances = candidates::for_request(&app.registry, &app.lora.catalog, &request)?;
     tracker.set_model(request.model());
-    let routing = app.routing(crate::lora::routing_model(
+    let routing = app.routing(&crate::lora::routing_model(
         &app.registry.topology(),
         &app.lora.catalog,
         request.model(),

@@ -40,7 +40,7 @@ pub fn rank(
     // An adapter request is ranked by residency against load instead (docs/lora.md).
     let adapter =
         crate::lora::adapter_for(&app.registry.topology(), &app.lora.catalog, request.model());
-    let native = |subset: &[&Arc<Instance>]| match adapter {
+    let native = |subset: &[&Arc<Instance>]| match &adapter {
         Some(a) => switchyard_runtime::lora::rank(&a.name, subset, want),
         None => routing.policy.rank(&ctx, subset),
     };

@@ -11,11 +11,13 @@
 use std::collections::HashMap;
 
 use etcd_client::{EventType, GetOptions, KeyValue, WatchOptions};
+use switchyard_runtime::lora::AdapterSpec;
 use switchyard_runtime::spec_check::{self, Reason, Rejection};
 use switchyard_runtime::{DiscoveryEvent, DiscoveryState, InstanceSpec};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
+use crate::adapters::AdapterKeys;
 use crate::backoff::Backoff;
 use crate::keys::id_from_key;
 use crate::{Error, EtcdConfig, Result};
@@ -30,9 +32,11 @@ pub async fn run(cfg: EtcdConfig, tx: UnboundedSender<DiscoveryEvent>) {
     let mut backoff = Backoff::default();
     // None until the first attempt: the first failure must still be reported.
     let mut connected: Option<bool> = None;
+    // The adapter set last reported: sent again only when it changes (none → nothing sent).
+    let mut adapters_sent: Vec<AdapterSpec> = Vec::new();
     loop {
         let ended = tokio::select! {
-            r = session(&cfg, &tx, &mut connected, &mut backoff) => r,
+            r = session(&cfg, &tx, &mut connected, &mut backoff, &mut adapters_sent) => r,
             _ = tx.closed() => return,
         };
         match ended {
@@ -64,6 +68,7 @@ async fn session(
     tx: &UnboundedSender<DiscoveryEvent>,
     connected: &mut Option<bool>,
     backoff: &mut Backoff,
+    adapters_sent: &mut Vec<AdapterSpec>,
 ) -> Result<()> {
     let mut client = cfg.connect().await?;
     let listed = cfg
@@ -76,7 +81,16 @@ async fn session(
     // key → id, so a delete (which carries only the key) can name the instance.
     let mut ids: HashMap<Vec<u8>, String> = HashMap::new();
     let mut specs: Vec<InstanceSpec> = Vec::with_capacity(listed.kvs().len());
+    let mut adapters = AdapterKeys::default();
     for kv in listed.kvs() {
+        if AdapterKeys::is_adapter_key(&cfg.prefix, kv.key()) {
+            if let Err(reason) = adapters.put(&cfg.prefix, kv) {
+                if tx.send(DiscoveryEvent::Rejected(reason)).is_err() {
+                    return Ok(());
+                }
+            }
+            continue;
+        }
         match parse(cfg, kv) {
             Ok(spec) => {
                 ids.insert(kv.key().to_vec(), spec.id.clone());
@@ -98,7 +112,9 @@ async fn session(
         ),
     );
     let mut stream = cfg.timed("watch", watch).await?;
-    if tx.send(DiscoveryEvent::Snapshot(specs)).is_err()
+    // Adapters first: once the snapshot makes the frontend ready, its adapters resolve too.
+    if !report_adapters(tx, &adapters, adapters_sent)
+        || tx.send(DiscoveryEvent::Snapshot(specs)).is_err()
         || tx
             .send(DiscoveryEvent::State(DiscoveryState::Connected))
             .is_err()
@@ -122,6 +138,21 @@ async fn session(
         }
         for ev in resp.events() {
             let Some(kv) = ev.kv() else { continue };
+            if AdapterKeys::is_adapter_key(&cfg.prefix, kv.key()) {
+                let rejected = match ev.event_type() {
+                    EventType::Put => adapters.put(&cfg.prefix, kv).err(),
+                    EventType::Delete => {
+                        adapters.delete(kv.key());
+                        None
+                    }
+                };
+                let rejected_sent =
+                    rejected.is_none_or(|r| tx.send(DiscoveryEvent::Rejected(r)).is_ok());
+                if !rejected_sent || !report_adapters(tx, &adapters, adapters_sent) {
+                    return Ok(());
+                }
+                continue;
+            }
             let event = match ev.event_type() {
                 EventType::Put => match parse(cfg, kv) {
                     Ok(spec) => {
@@ -163,6 +194,21 @@ async fn session(
             }
         }
     }
+}
+
+/// Sends the adapter set if it differs from what was last sent; false when the receiver is
+/// gone.
+fn report_adapters(
+    tx: &UnboundedSender<DiscoveryEvent>,
+    adapters: &AdapterKeys,
+    sent: &mut Vec<AdapterSpec>,
+) -> bool {
+    let now = adapters.list();
+    if now == *sent {
+        return true;
+    }
+    sent.clone_from(&now);
+    tx.send(DiscoveryEvent::Adapters(now)).is_ok()
 }
 
 /// A key's spec, or why it is unusable (logged here, with its key): not JSON for an

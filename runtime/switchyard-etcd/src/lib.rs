@@ -9,11 +9,13 @@
 //! when etcd returns it gets a fresh `Snapshot`.
 //!
 //! - [`keys`]: the key layout (documented in `docs/discovery.md`).
+//! - [`adapters`]: LoRA adapters declared under a base model's key prefix.
 //! - [`Registration`]: the worker side — lease, keep-alive, re-registration, deregistration.
 //! - [`spawn_discovery`]: the frontend side — list, watch, reconnect, resync.
 //! - [`run_sidecar`]: registration driven by a worker's `/health`.
 #![forbid(unsafe_code)]
 
+pub mod adapters;
 pub mod backoff;
 pub mod config;
 pub mod discovery;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchyard_etcd::{keys, run_sidecar, spawn_discovery, Registration, SidecarConfig};
+use switchyard_runtime::lora::AdapterSpec;
 use switchyard_runtime::{
     DiscoveryEvent, DiscoveryState, InstanceSpec, RejectReason as Reason, WorkerApi,
 };
@@ -27,6 +28,7 @@ struct View {
     instances: BTreeMap<String, InstanceSpec>,
     state: Option<DiscoveryState>,
     rejected: Vec<Reason>,
+    adapters: Vec<AdapterSpec>,
     log: Vec<DiscoveryEvent>,
 }
 
@@ -37,6 +39,7 @@ impl View {
             instances: BTreeMap::new(),
             state: None,
             rejected: Vec::new(),
+            adapters: Vec::new(),
             log: Vec::new(),
         }
     }
@@ -56,6 +59,7 @@ impl View {
             DiscoveryEvent::Rejected(r) => self.rejected.push(*r),
             // Declared models come from Kubernetes discovery only.
             DiscoveryEvent::Models(_) => {}
+            DiscoveryEvent::Adapters(a) => self.adapters = a.clone(),
         }
         self.log.push(ev);
     }
@@ -342,4 +346,76 @@ async fn bad_entries_are_rejected_beside_good_ones_in_the_list_and_the_watch() {
         "{:?}",
         view.log
     );
+}
+
+fn adapter(name: &str, base: &str) -> AdapterSpec {
+    AdapterSpec {
+        name: name.into(),
+        base_model: base.into(),
+        source: format!("s3://adapters/{name}"),
+        on_demand: false,
+    }
+}
+
+/// Puts raw bytes under an adapter key of `base`.
+async fn put_adapter(etcd: &Etcd, base: &str, name: &str, value: Vec<u8>) -> String {
+    let mut client = etcd_client::Client::connect([etcd.url()], None)
+        .await
+        .unwrap();
+    let key = keys::adapter_key(keys::DEFAULT_PREFIX, base, name);
+    client.put(key.as_str(), value, None).await.unwrap();
+    key
+}
+
+#[tokio::test]
+async fn adapters_are_listed_watched_checked_and_removed_beside_instances() {
+    let etcd = Etcd::start().await.unwrap();
+    let json = |a: &AdapterSpec| serde_json::to_vec(a).unwrap();
+    put_adapter(
+        &etcd,
+        "org/model",
+        "sql",
+        json(&adapter("sql", "org/model")),
+    )
+    .await;
+    // A key that names another model's adapter than its value declares, and junk.
+    put_adapter(&etcd, "org/model", "chat", json(&adapter("chat", "other"))).await;
+    put_adapter(&etcd, "org/model", "junk", b"{\"name\":1}".to_vec()).await;
+    put_raw(&etcd, "w1", serde_json::to_vec(&spec("w1")).unwrap()).await;
+    let mut view = discover(&etcd);
+    view.until(SETTLE, "initial sync", |v| {
+        v.state == Some(DiscoveryState::Connected)
+    })
+    .await;
+    assert_eq!(view.adapters, [adapter("sql", "org/model")]);
+    assert_eq!(
+        view.instances.keys().collect::<Vec<_>>(),
+        ["w1"],
+        "adapter keys are not instances"
+    );
+    let mut rejected = view.rejected.clone();
+    rejected.sort();
+    assert_eq!(rejected, [Reason::Parse, Reason::Adapter]);
+
+    // Live: a new adapter appears, a control character in `source` is refused, and a delete
+    // takes the adapter out.
+    let mut code = adapter("code", "org/model");
+    code.on_demand = true;
+    let code_key = put_adapter(&etcd, "org/model", "code", json(&code)).await;
+    view.until(SETTLE, "code added", |v| v.adapters.len() == 2)
+        .await;
+    assert_eq!(view.adapters, [code.clone(), adapter("sql", "org/model")]);
+    let mut bad = adapter("sql", "org/model");
+    bad.source = "s3://x\n".into();
+    put_adapter(&etcd, "org/model", "sql", json(&bad)).await;
+    view.until(SETTLE, "sql turned bad", |v| v.adapters.len() == 1)
+        .await;
+    assert_eq!(view.rejected.last(), Some(&Reason::Adapter));
+    let mut client = etcd_client::Client::connect([etcd.url()], None)
+        .await
+        .unwrap();
+    client.delete(code_key, None).await.unwrap();
+    view.until(SETTLE, "code deleted", |v| v.adapters.is_empty())
+        .await;
+    assert_eq!(view.instances.keys().collect::<Vec<_>>(), ["w1"]);
 }

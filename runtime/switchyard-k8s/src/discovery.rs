@@ -33,10 +33,10 @@ enum Update {
 
 /// The initial list of one watch: buffered between `Init` and `InitDone`, so a re-list
 /// replaces that watch's objects at once (and never another namespace's).
-struct Listing<T> {
+pub(crate) struct Listing<T> {
     namespace: WatchNamespace,
     buf: Option<HashMap<Key, T>>,
-    listed: bool,
+    pub(crate) listed: bool,
 }
 
 /// Tracks the initial lists of every watch and what was last reported.
@@ -117,7 +117,10 @@ pub async fn run_discovery(
 }
 
 /// The event with each object turned into `(key, value)`.
-fn keyed<K, T>(event: watcher::Event<K>, f: impl Fn(K) -> (Key, T)) -> watcher::Event<(Key, T)> {
+pub(crate) fn keyed<K, T>(
+    event: watcher::Event<K>,
+    f: impl Fn(K) -> (Key, T),
+) -> watcher::Event<(Key, T)> {
     match event {
         watcher::Event::Init => watcher::Event::Init,
         watcher::Event::InitApply(o) => watcher::Event::InitApply(f(o)),
@@ -128,7 +131,7 @@ fn keyed<K, T>(event: watcher::Event<K>, f: impl Fn(K) -> (Key, T)) -> watcher::
 }
 
 impl<T> Listing<T> {
-    fn new(namespace: WatchNamespace) -> Self {
+    pub(crate) fn new(namespace: WatchNamespace) -> Self {
         Self {
             namespace,
             buf: None,
@@ -137,7 +140,7 @@ impl<T> Listing<T> {
     }
 
     /// Feeds one event; `live` is the index's map for this kind of object.
-    fn apply(&mut self, event: watcher::Event<(Key, T)>, live: &mut HashMap<Key, T>) {
+    pub(crate) fn apply(&mut self, event: watcher::Event<(Key, T)>, live: &mut HashMap<Key, T>) {
         match event {
             watcher::Event::Init => self.buf = Some(HashMap::new()),
             watcher::Event::InitApply((k, v)) => {

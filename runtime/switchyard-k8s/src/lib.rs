@@ -7,6 +7,7 @@
 //! Kept apart from `switchyard-runtime` because kube and k8s-openapi are heavy to compile.
 #![forbid(unsafe_code)]
 
+pub mod adapters;
 pub mod conditions;
 pub mod crd;
 pub mod discovery;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod fetch_guard;
 pub mod instances;
 pub mod labels;
+pub mod loraadapter;
 pub mod ownership;
 pub mod plugins;
 pub mod routerplugin;
@@ -26,6 +28,7 @@ pub mod workerpool;
 
 pub use discovery::run_discovery;
 pub use error::{Error, Result};
+pub use loraadapter::{LoraAdapter, LoraAdapterSpec, LoraAdapterStatus};
 pub use plugins::{run_plugin_discovery, PluginArtifact, PluginEvent};
 pub use routerplugin::{
     AppliesTo, ConfigMapSource, FailurePolicy, PluginKind, PluginLimits, PluginMode, PluginSource,

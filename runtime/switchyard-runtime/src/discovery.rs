@@ -26,6 +26,10 @@ pub enum DiscoveryEvent {
     /// the model of every WorkerPool). A request for a declared model without instances is a
     /// 503 `model_unavailable` (scaling up, rolling out), not a 404. Replaces the previous list.
     Models(Vec<String>),
+    /// Every LoRA adapter the source declares (etcd adapter keys, Kubernetes `LoraAdapter`s),
+    /// each already checked ([`crate::lora::check_adapter`]). Replaces the previous list; a
+    /// source that declares none sends nothing.
+    Adapters(Vec<crate::lora::AdapterSpec>),
 }
 
 /// Connectivity of a discovery source, exported on `/health` details and as a metric.

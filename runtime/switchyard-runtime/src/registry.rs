@@ -60,6 +60,8 @@ pub struct Registry {
     pub observations: ObservationLog,
     /// Whether discovery has listed once, and the models it declares without instances.
     pub declared: Declared,
+    /// The LoRA adapters discovery declares (shared with the frontend's adapter catalog).
+    pub adapters: Arc<crate::lora::Discovered>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -91,6 +93,7 @@ impl Registry {
             rejected: Mutex::new(BTreeMap::new()),
             observations: ObservationLog::default(),
             declared: Declared::default(),
+            adapters: Arc::default(),
         }
     }
 
@@ -179,6 +182,7 @@ impl Registry {
             }
             DiscoveryEvent::Rejected(reason) => self.count_rejection(source, reason),
             DiscoveryEvent::Models(models) => self.declared.replace(source, models),
+            DiscoveryEvent::Adapters(adapters) => self.adapters.replace(source, adapters),
             DiscoveryEvent::State(state) => {
                 self.connected
                     .store(state == DiscoveryState::Connected, Ordering::Relaxed);

@@ -46,10 +46,12 @@ pub enum Reason {
     Canary,
     /// `api_key_name` malformed or not in the frontend's `worker_api_keys`.
     ApiKey,
+    /// A discovered LoRA adapter entry (name, base model or source) is malformed.
+    Adapter,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 11] = [
         Reason::Parse,
         Reason::Id,
         Reason::Model,
@@ -60,6 +62,7 @@ impl Reason {
         Reason::HealthPath,
         Reason::Canary,
         Reason::ApiKey,
+        Reason::Adapter,
     ];
 
     /// The metric label.
@@ -75,6 +78,7 @@ impl Reason {
             Reason::HealthPath => "health_path",
             Reason::Canary => "canary",
             Reason::ApiKey => "api_key",
+            Reason::Adapter => "adapter",
         }
     }
 }

@@ -6,9 +6,11 @@
 //! its `model`, and the engine picks the adapter from that name, so the body is sent as is.
 
 pub mod cost;
+pub mod discovered;
 pub mod residency;
 pub mod spec;
 
 pub use cost::{rank, MISS_COST};
+pub use discovered::Discovered;
 pub use residency::{LoraInfo, Residency};
-pub use spec::{validate_adapters, AdapterSpec, Catalog};
+pub use spec::{check_adapter, validate_adapters, AdapterSpec, Catalog};
