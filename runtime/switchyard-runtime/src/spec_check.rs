@@ -46,10 +46,12 @@ pub enum Reason {
     Canary,
     /// `api_key_name` malformed or not in the frontend's `worker_api_keys`.
     ApiKey,
+    /// `apis` names an unknown API, one twice, or `chat` for a completions-only worker.
+    Apis,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 11] = [
         Reason::Parse,
         Reason::Id,
         Reason::Model,
@@ -60,6 +62,7 @@ impl Reason {
         Reason::HealthPath,
         Reason::Canary,
         Reason::ApiKey,
+        Reason::Apis,
     ];
 
     /// The metric label.
@@ -75,6 +78,7 @@ impl Reason {
             Reason::HealthPath => "health_path",
             Reason::Canary => "canary",
             Reason::ApiKey => "api_key",
+            Reason::Apis => "apis",
         }
     }
 }
@@ -119,6 +123,7 @@ pub fn check(spec: &InstanceSpec) -> Result<(), Rejection> {
         ));
     }
     check_template(spec).map_err(|m| Rejection::new(Reason::ChatTemplate, m))?;
+    crate::apis::check(spec).map_err(|m| Rejection::new(Reason::Apis, m))?;
     if let Some(name) = &spec.api_key_name {
         if !valid_key_name(name) {
             return Err(Rejection::new(
@@ -427,6 +432,27 @@ mod tests {
             reason(|s| s.api_key_name = Some("llama-key.v2".into())),
             None
         );
+    }
+
+    #[test]
+    fn apis_name_known_apis_once_and_agree_with_api() {
+        let apis = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect();
+        let listed = |names: &[&str]| reason(|s| s.apis = apis(names));
+        assert_eq!(
+            listed(&["chat", "completions", "responses", "messages"]),
+            None
+        );
+        assert_eq!(
+            listed(&["chat", "completions", "gemini"]),
+            Some(Reason::Apis)
+        );
+        assert_eq!(listed(&["chat", "completions", "chat"]), Some(Reason::Apis));
+        assert_eq!(listed(&["responses"]), None);
+        let mut spec = ok();
+        spec.apis = apis(&["chat", "completions", "Responses"]);
+        let rejection = check(&spec).unwrap_err();
+        assert_eq!(rejection.reason.as_str(), "apis");
+        assert!(rejection.message.contains("`Responses`"), "{rejection}");
     }
 
     #[test]
