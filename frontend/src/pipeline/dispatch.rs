@@ -52,6 +52,8 @@ pub enum Upstream {
         /// The usage a successful body reports (read while checking it is whole JSON).
         usage: Option<Usage>,
         translated: bool,
+        /// The body is in this agent API's shape (a native attempt), success or error.
+        native: Option<switchyard_runtime::Api>,
     },
     /// A stream whose first event has arrived.
     Stream(StreamStart),
@@ -64,6 +66,8 @@ pub struct StreamStart {
     pub framer: Framer,
     pub first: Event,
     pub translated: bool,
+    /// A native agent-API stream ([`super::native_relay`]).
+    pub native: Option<switchyard_runtime::Api>,
 }
 
 /// Why an attempt produced no answer to relay.
@@ -242,7 +246,14 @@ async fn attempt_once(
     let upstream = prepared
         .upstream_request(request, instance)
         .map_err(AttemptError::Request)?;
-    if let Some(plan) = super::pd::plan(app, request, prepared, instance, &upstream) {
+    // Disaggregation speaks chat/completions only: a native attempt goes to the decode
+    // instance alone.
+    let plan = upstream
+        .native
+        .is_none()
+        .then(|| super::pd::plan(app, request, prepared, instance, &upstream))
+        .flatten();
+    if let Some(plan) = plan {
         return super::pd::run(app, plan, request, instance, upstream, request_id, tracker)
             .await
             .map_err(AttemptError::Failed);
@@ -294,7 +305,7 @@ pub(crate) async fn send(
 ) -> Result<Upstream, Failure> {
     let guard = instance.start_request();
     let fail = |cause, detail: String| Failure::new(cause, instance.id(), detail);
-    let uri: Uri = format!("{}{}", instance.spec.url, upstream.endpoint.path())
+    let uri: Uri = format!("{}{}", instance.spec.url, super::native::path(&upstream))
         .parse()
         .map_err(|e| fail(Cause::InvalidUrl, format!("{e}")))?;
     let limits = &app.config.upstream;
@@ -344,13 +355,17 @@ pub(crate) async fn send(
             framer,
             first,
             translated: upstream.translated,
+            native: upstream.native,
         }));
     }
     let bytes = read_whole(body, instance, limits).await?;
-    let usage = if status.is_success() {
-        whole_json(&bytes, instance)?
-    } else {
-        None
+    let usage = match (status.is_success(), upstream.native) {
+        (true, None) => whole_json(&bytes, instance)?,
+        (true, Some(_)) => {
+            whole_json(&bytes, instance)?;
+            super::native_events::whole_usage(&bytes)
+        }
+        (false, _) => None,
     };
     instance.health.record_success(now_ns());
     if status.is_success() {
@@ -367,6 +382,7 @@ pub(crate) async fn send(
         body: bytes,
         usage,
         translated: upstream.translated && status.is_success(),
+        native: upstream.native,
     })
 }
 

@@ -63,8 +63,26 @@ pub fn respond(
         Upstream::Stream(start) => {
             tracker.set_instance(start.instance.id());
             let instance = HeaderValue::from_str(start.instance.id()).ok();
-            let relay = RelayBody::new(app, start, tracker, request, context);
-            let mut response = Response::new(Body::Relay(Box::new(relay)));
+            let native = start.native;
+            let body = match native {
+                Some(api) => Body::Native(Box::new(super::native_relay::NativeRelay::new(
+                    app,
+                    api,
+                    start,
+                    tracker,
+                    context.permit,
+                    context.request_id,
+                ))),
+                None => Body::Relay(Box::new(RelayBody::new(
+                    app, start, tracker, request, context,
+                ))),
+            };
+            let mut response = Response::new(body);
+            if native.is_some() {
+                response
+                    .extensions_mut()
+                    .insert(super::native::NativeAnswer);
+            }
             let headers = response.headers_mut();
             headers.insert(
                 header::CONTENT_TYPE,
@@ -83,6 +101,7 @@ pub fn respond(
             body,
             usage,
             translated,
+            native,
         } => {
             let body = if translated {
                 match translate::completion_to_chat(&body) {
@@ -106,6 +125,11 @@ pub fn respond(
             drop(guard);
             let mut response = Response::new(Body::full(body));
             *response.status_mut() = status;
+            if native.is_some() {
+                response
+                    .extensions_mut()
+                    .insert(super::native::NativeAnswer);
+            }
             let headers = response.headers_mut();
             headers.insert(
                 header::CONTENT_TYPE,
