@@ -122,6 +122,10 @@ pub struct MockerArgs {
     /// LoRA adapters (`--max-loras`, `--lora-load-ms`, `--lora-modules`).
     #[command(flatten)]
     pub lora: crate::lora::LoraArgs,
+
+    /// Agent APIs served natively (`--native-apis`).
+    #[command(flatten)]
+    pub native: crate::native_api::NativeArgs,
 }
 
 /// Engines whose metrics the mocker can speak (`--engine`).
@@ -161,6 +165,7 @@ impl Default for MockerArgs {
             api_key: None,
             pd: crate::pd::args::PdArgs::default(),
             lora: crate::lora::LoraArgs::default(),
+            native: crate::native_api::NativeArgs::default(),
         }
     }
 }
