@@ -8,6 +8,7 @@
 //! (what Wasm plugins receive from the event-driven index).
 
 mod etcd;
+mod etcd_apis;
 mod etcd_untrusted;
 mod events;
 mod gap;
