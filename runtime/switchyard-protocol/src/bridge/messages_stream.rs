@@ -79,7 +79,8 @@ impl MessagesStream {
                 message: &message,
             },
         );
-        write_event(out, "ping", &serde_json::json!({"type": "ping"}));
+        // Constant events are constant bytes (no JSON map built and serialized per stream).
+        out.extend_from_slice(b"event: ping\ndata: {\"type\":\"ping\"}\n\n");
     }
 
     fn open_block(&mut self, block: OpenBlock, content: &OutputBlock, out: &mut BytesMut) {
@@ -212,11 +213,7 @@ impl StreamBridge for MessagesStream {
             usage,
         };
         write_event(out, kind, &event);
-        write_event(
-            out,
-            "message_stop",
-            &serde_json::json!({"type": "message_stop"}),
-        );
+        out.extend_from_slice(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
     }
 
     fn failed(&mut self, message: &str, out: &mut BytesMut) {

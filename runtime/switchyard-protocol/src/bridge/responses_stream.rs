@@ -98,14 +98,21 @@ impl ResponsesStream {
         write_event(out, kind, &event);
     }
 
+    /// `response.created` and `response.in_progress` carry the same object (the whole head,
+    /// echoed parameters included): it is serialized once and written into both events.
     fn start(&mut self, out: &mut BytesMut) {
         if self.phase != Phase::Fresh {
             return;
         }
         self.phase = Phase::Open;
         let response = self.head.object("in_progress", Vec::new(), None);
-        self.lifecycle(out, "response.created", &response);
-        self.lifecycle(out, "response.in_progress", &response);
+        let Ok(response) = serde_json::to_vec(&response) else {
+            return; // not reachable: strings, numbers and maps with string keys
+        };
+        for kind in ["response.created", "response.in_progress"] {
+            let sequence_number = self.next_seq();
+            write_lifecycle(out, kind, sequence_number, &response);
+        }
     }
 
     fn text_delta(&mut self, delta: &str, out: &mut BytesMut) {
@@ -303,6 +310,20 @@ impl ResponsesStream {
     }
 }
 
+/// A lifecycle event around an already serialized `response` object, with the fields in
+/// [`LifecycleEvent`]'s order.
+fn write_lifecycle(out: &mut BytesMut, kind: &str, sequence_number: u64, response: &[u8]) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\ndata: {\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\",\"sequence_number\":");
+    out.extend_from_slice(sequence_number.to_string().as_bytes());
+    out.extend_from_slice(b",\"response\":");
+    out.extend_from_slice(response);
+    out.extend_from_slice(b"}\n\n");
+}
+
 impl StreamBridge for ResponsesStream {
     fn chunk(&mut self, data: &[u8], out: &mut BytesMut) {
         if self.phase == Phase::Finished {
@@ -407,6 +428,23 @@ mod tests {
     }
 
     const USAGE: &[u8] = br#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#;
+
+    #[test]
+    fn a_pre_serialized_lifecycle_event_is_byte_for_byte_the_serialized_one() {
+        let s = stream();
+        let response = s.head.object("in_progress", Vec::new(), None);
+        let mut expected = BytesMut::new();
+        let event = LifecycleEvent {
+            kind: "response.created",
+            sequence_number: 7,
+            response: &response,
+        };
+        write_event(&mut expected, "response.created", &event);
+        let mut written = BytesMut::new();
+        let bytes = serde_json::to_vec(&response).unwrap();
+        write_lifecycle(&mut written, "response.created", 7, &bytes);
+        assert_eq!(written, expected);
+    }
 
     #[test]
     fn a_text_stream_has_the_full_event_sequence_in_order() {
