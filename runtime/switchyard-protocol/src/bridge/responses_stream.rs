@@ -33,6 +33,8 @@ enum Phase {
 #[derive(Debug)]
 struct OpenText {
     id: String,
+    /// `id` as a JSON string, written into every delta event without re-escaping it.
+    id_json: String,
     text: String,
 }
 
@@ -148,6 +150,7 @@ impl ResponsesStream {
             };
             write_event(out, kind, &event);
             self.text = Some(OpenText {
+                id_json: serde_json::to_string(&id).unwrap_or_default(),
                 id,
                 text: String::new(),
             });
@@ -155,17 +158,7 @@ impl ResponsesStream {
         let sequence_number = self.next_seq();
         let Some(text) = &mut self.text else { return };
         text.text.push_str(delta);
-        let kind = "response.output_text.delta";
-        let event = TextDeltaEvent {
-            kind,
-            sequence_number,
-            item_id: &text.id,
-            output_index,
-            content_index: 0,
-            delta,
-            logprobs: [],
-        };
-        write_event(out, kind, &event);
+        write_text_delta(out, sequence_number, &text.id_json, output_index, delta);
     }
 
     fn close_text(&mut self, out: &mut BytesMut) {
@@ -310,6 +303,34 @@ impl ResponsesStream {
     }
 }
 
+/// `response.output_text.delta` written directly, as [`TextDeltaEvent`] serializes (the
+/// test checks byte equality): the one event per token, where generic serialization —
+/// escaping the constant type name and item id again for every token — was most of the
+/// bridge's encoding cost.
+fn write_text_delta(
+    out: &mut BytesMut,
+    sequence_number: u64,
+    item_id_json: &str,
+    output_index: usize,
+    delta: &str,
+) {
+    let start = out.len();
+    out.extend_from_slice(
+        b"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":",
+    );
+    out.extend_from_slice(sequence_number.to_string().as_bytes());
+    out.extend_from_slice(b",\"item_id\":");
+    out.extend_from_slice(item_id_json.as_bytes());
+    out.extend_from_slice(b",\"output_index\":");
+    out.extend_from_slice(output_index.to_string().as_bytes());
+    out.extend_from_slice(b",\"content_index\":0,\"delta\":");
+    if serde_json::to_writer(bytes::BufMut::writer(&mut *out), delta).is_err() {
+        out.truncate(start);
+        return;
+    }
+    out.extend_from_slice(b",\"logprobs\":[]}\n\n");
+}
+
 /// A lifecycle event around an already serialized `response` object, with the fields in
 /// [`LifecycleEvent`]'s order.
 fn write_lifecycle(out: &mut BytesMut, kind: &str, sequence_number: u64, response: &[u8]) {
@@ -428,6 +449,27 @@ mod tests {
     }
 
     const USAGE: &[u8] = br#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#;
+
+    #[test]
+    fn a_directly_written_text_delta_is_byte_for_byte_the_serialized_one() {
+        for delta in ["plain", "quote \" back\\slash\nnew line \u{1} é 😀"] {
+            let mut expected = BytesMut::new();
+            let event = TextDeltaEvent {
+                kind: "response.output_text.delta",
+                sequence_number: 12,
+                item_id: "msg_1\"x",
+                output_index: 3,
+                content_index: 0,
+                delta,
+                logprobs: [],
+            };
+            write_event(&mut expected, "response.output_text.delta", &event);
+            let mut written = BytesMut::new();
+            let id = serde_json::to_string("msg_1\"x").unwrap();
+            write_text_delta(&mut written, 12, &id, 3, delta);
+            assert_eq!(written, expected);
+        }
+    }
 
     #[test]
     fn a_pre_serialized_lifecycle_event_is_byte_for_byte_the_serialized_one() {
