@@ -16,8 +16,7 @@ use super::responses_reply::{status_for, ResponseHead};
 use super::{new_id, write_event, StreamBridge};
 use crate::responses::{
     ArgumentsDeltaEvent, ArgumentsDoneEvent, ContentPartEvent, LifecycleEvent, OutputItem,
-    OutputItemEvent, OutputText, ResponseError, ResponseUsage, ResponsesRequest, TextDeltaEvent,
-    TextDoneEvent,
+    OutputItemEvent, OutputText, ResponseError, ResponseUsage, ResponsesRequest, TextDoneEvent,
 };
 use crate::Usage;
 
@@ -419,6 +418,7 @@ impl StreamBridge for ResponsesStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::responses::TextDeltaEvent;
     use serde_json::{json, Value};
 
     /// Parses written SSE back into (event name, data) pairs.
