@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
 use crate::agent_api::stream::BridgedBody;
+use crate::pipeline::native_relay::NativeRelay;
 use crate::pipeline::relay::RelayBody;
 
 pub enum Body {
@@ -17,6 +18,8 @@ pub enum Body {
     Channel(tokio::sync::mpsc::Receiver<Bytes>),
     Relay(Box<RelayBody>),
     Bridged(Box<BridgedBody>),
+    /// A native agent-API stream relayed as the worker sent it.
+    Native(Box<NativeRelay>),
 }
 
 impl Body {
@@ -42,6 +45,7 @@ impl http_body::Body for Body {
             Self::Channel(rx) => rx.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b)))),
             Self::Relay(relay) => Pin::new(relay.as_mut()).poll_frame(cx),
             Self::Bridged(bridged) => Pin::new(bridged.as_mut()).poll_frame(cx),
+            Self::Native(native) => Pin::new(native.as_mut()).poll_frame(cx),
         }
     }
 
@@ -53,7 +57,9 @@ impl http_body::Body for Body {
         match self {
             Self::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Self::Full(None) => SizeHint::with_exact(0),
-            Self::Relay(_) | Self::Bridged(_) | Self::Channel(_) => SizeHint::default(),
+            Self::Relay(_) | Self::Bridged(_) | Self::Native(_) | Self::Channel(_) => {
+                SizeHint::default()
+            }
         }
     }
 }

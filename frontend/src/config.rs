@@ -130,6 +130,10 @@ pub struct WorkerConfig {
     /// `chat` (default) or `completions` (the frontend applies the chat template).
     #[serde(default)]
     pub api: WorkerApi,
+    /// APIs served natively besides what `api` implies (`responses`, `messages`); see
+    /// docs/api.md. `--worker` spells the list `apis=chat+responses`.
+    #[serde(default)]
+    pub apis: Vec<switchyard_runtime::Api>,
     #[serde(default)]
     pub chat_template: Option<String>,
     #[serde(default)]
@@ -582,6 +586,7 @@ impl ServeConfig {
                     url: w.url.trim_end_matches('/').to_owned(),
                     engine: w.engine,
                     api: w.api,
+                    apis: w.apis.iter().map(|a| a.as_str().to_owned()).collect(),
                     chat_template: match w.template_path(&self.chat_templates) {
                         Some(_) => Some(worker_template_name(i)),
                         None => w.chat_template.clone(),
@@ -675,7 +680,7 @@ fn authority(url: &str) -> String {
 }
 
 /// Parses a `--worker MODEL=URL[;key=value…]` flag. The options are the YAML worker keys
-/// (`id`, `engine`, `api`, `weight`, `health_path`, `chat_template`), so a worker that needs
+/// (`id`, `engine`, `api`, `apis` joined by `+`, `weight`, `health_path`, `chat_template`), so a worker that needs
 /// one (an engine kind, a probe path) does not force a YAML file on its operator.
 pub fn parse_worker_flag(flag: &str) -> Result<WorkerConfig, String> {
     let mut parts = flag.split(';');
@@ -697,6 +702,7 @@ pub fn parse_worker_flag(flag: &str) -> Result<WorkerConfig, String> {
                 .and_then(serde_json::Number::from_f64)
                 .map(serde_json::Value::Number)
                 .ok_or_else(|| format!("worker option weight=`{value}` is not a number"))?,
+            "apis" => value.split('+').map(serde_json::Value::from).collect(),
             "bootstrap_port" => value
                 .parse::<u16>()
                 .map(serde_json::Value::from)
@@ -729,7 +735,17 @@ mod tests {
         let w = parse_worker_flag("m=http://h:1;role=prefill;bootstrap_port=8998").unwrap();
         assert_eq!(w.role, switchyard_runtime::Role::Prefill);
         assert_eq!(w.bootstrap_port, Some(8998));
+        let w = parse_worker_flag("m=http://h:1;apis=chat+responses+messages").unwrap();
+        let native = &w.apis[1..];
+        assert_eq!(
+            native,
+            [
+                switchyard_runtime::Api::Responses,
+                switchyard_runtime::Api::Messages
+            ]
+        );
         for (flag, named) in [
+            ("m=http://h:1;apis=chat+gemini", "gemini"),
             ("m=http://h:1;role=encode", "encode"),
             ("m=http://h:1;bootstrap_port=70000", "bootstrap_port"),
             ("m=http://h:1;engin=vllm", "engin"),

@@ -65,6 +65,7 @@ impl MockerCmd {
             .clone()
             .unwrap_or_else(|| format!("http://{listen}"));
         let mut spec = InstanceSpec::new(id, self.mocker.model.clone(), url);
+        spec.apis = self.mocker.native.names();
         // A mocker speaking an engine's dialect registers as that engine, so frontends
         // scrape it the way they would scrape the real one.
         spec.engine = match self.mocker.engine {

@@ -361,6 +361,7 @@ pub fn pool(name: &str) -> WorkerPool {
             model: "meta-llama/Llama-3.1-8B-Instruct".to_string(),
             engine: switchyard_k8s::EngineKind::Vllm,
             api: Default::default(),
+            apis: Vec::new(),
             replicas: 2,
             template: WorkerTemplate {
                 image: "vllm/vllm-openai:v0.8.5".to_string(),

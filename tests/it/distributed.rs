@@ -9,6 +9,7 @@
 
 mod etcd;
 mod etcd_lora;
+mod etcd_apis;
 mod etcd_untrusted;
 mod events;
 mod gap;

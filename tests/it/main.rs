@@ -5,6 +5,7 @@
 
 mod agent_apis;
 mod agent_count_tokens;
+mod agent_native;
 mod cli;
 mod config;
 mod console;

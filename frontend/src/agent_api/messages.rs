@@ -29,6 +29,7 @@ pub async fn handle(
 ) -> Response<Body> {
     let (response, head) = serve_bridged(
         app,
+        switchyard_runtime::Api::Messages,
         (ROUTE, lease),
         (headers, body, request_id),
         MessageHead::new,

@@ -5,6 +5,9 @@
 //! The translated request enters the ordinary chat path ([`pipeline::generate_as`]), so
 //! routing, plugins, retries, migration, health and metrics (under their own `route`
 //! label) treat it exactly like chat; only the body on the way in and out differs.
+//! The client's own bytes ride along: an instance that serves the API natively (`apis:`)
+//! gets them instead of the translation ([`crate::pipeline::native`]), and its answer
+//! comes back marked [`NativeAnswer`] and passes through here untouched.
 
 pub mod count_tokens;
 pub mod messages;
@@ -19,11 +22,13 @@ use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use switchyard_protocol::bridge::{BridgeError, StreamBridge};
+use switchyard_runtime::Api;
 
 use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
 use crate::pipeline::body_budget::BodyReservation;
+use crate::pipeline::native::{NativeAnswer, NativeRequest};
 use crate::pipeline::parse::{self, ParsedRequest};
 use crate::pipeline::{body_limits, Endpoint};
 use crate::tenants::Lease;
@@ -36,11 +41,11 @@ async fn read<T: DeserializeOwned>(
     app: &App,
     headers: &HeaderMap,
     body: Incoming,
-) -> Result<(T, BodyReservation), ApiError> {
+) -> Result<(T, Bytes, BodyReservation), ApiError> {
     let (raw, reservation) =
         body_limits::read_within(&app.config.limits, &app.body_budget, headers, body).await?;
     parse::require_object(&raw)?;
-    Ok((parse::from_json(&raw)?, reservation))
+    Ok((parse::from_json(&raw)?, raw, reservation))
 }
 
 /// Serves one agent-API request through the chat pipeline: reads and decodes the body as
@@ -49,6 +54,7 @@ async fn read<T: DeserializeOwned>(
 /// translation (its error response is then still OpenAI-shaped).
 async fn serve_bridged<R, H>(
     app: &Arc<App>,
+    api: Api,
     route: (&'static str, Option<Lease>),
     (headers, body, request_id): (HeaderMap, Incoming, &str),
     head: fn(&R) -> H,
@@ -60,9 +66,11 @@ where
     let mut kept = None;
     let slot = &mut kept;
     let parse = async move {
-        let (request, reservation): (R, _) = read(app, &headers, body).await?;
+        let (request, raw, reservation): (R, _, _) = read(app, &headers, body).await?;
         *slot = Some(head(&request));
-        chat_request(to_chat(&request), headers, reservation)
+        let mut parsed = chat_request(to_chat(&request), headers, reservation)?;
+        parsed.native = Some(NativeRequest { api, raw });
+        Ok(parsed)
     };
     let response = crate::pipeline::generate_as(app, route, request_id, parse).await;
     (response, kept)
@@ -91,6 +99,7 @@ fn chat_request(
         typed,
         headers,
         reservation,
+        native: None,
     })
 }
 
@@ -103,6 +112,9 @@ fn translate_answer(
     bridge: impl FnOnce() -> Box<dyn StreamBridge>,
     error: impl FnOnce(&ApiError) -> Response<Body>,
 ) -> Response<Body> {
+    if response.extensions().get::<NativeAnswer>().is_some() {
+        return response;
+    }
     let (parts, body) = response.into_parts();
     match body {
         Body::Relay(relay) => {
@@ -125,6 +137,9 @@ pub(crate) fn reshape_error(
     response: Response<Body>,
     error: impl FnOnce(&ApiError) -> Response<Body>,
 ) -> Response<Body> {
+    if response.extensions().get::<NativeAnswer>().is_some() {
+        return response; // a native worker's own error, already in the API's shape
+    }
     let (mut parts, body) = response.into_parts();
     let bytes = match body {
         Body::Full(bytes) if !parts.status.is_success() => bytes,

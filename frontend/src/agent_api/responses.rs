@@ -24,6 +24,7 @@ pub async fn handle(
 ) -> Response<Body> {
     let (response, head) = serve_bridged(
         app,
+        switchyard_runtime::Api::Responses,
         (ROUTE, lease),
         (headers, body, request_id),
         ResponseHead::new,

@@ -86,6 +86,7 @@ mod tests {
             typed: decode(Endpoint::Chat, body.as_bytes()).unwrap(),
             headers: HeaderMap::new(),
             reservation: Default::default(),
+            native: None,
         }
     }
 

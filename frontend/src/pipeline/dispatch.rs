@@ -52,6 +52,8 @@ pub enum Upstream {
         /// The usage a successful body reports (read while checking it is whole JSON).
         usage: Option<Usage>,
         translated: bool,
+        /// The body is in this agent API's shape (a native attempt), success or error.
+        native: Option<switchyard_runtime::Api>,
     },
     /// A stream whose first event has arrived.
     Stream(StreamStart),
@@ -67,6 +69,8 @@ pub struct StreamStart {
     /// The engine's `content-type` when it is an event stream's (vLLM adds `charset=utf-8`):
     /// relayed as the engine sent it.
     pub content_type: Option<http::HeaderValue>,
+    /// A native agent-API stream ([`super::native_relay`]).
+    pub native: Option<switchyard_runtime::Api>,
 }
 
 /// Why an attempt produced no answer to relay.
@@ -245,7 +249,14 @@ async fn attempt_once(
     let upstream = prepared
         .upstream_request(request, instance)
         .map_err(AttemptError::Request)?;
-    if let Some(plan) = super::pd::plan(app, request, prepared, instance, &upstream) {
+    // Disaggregation speaks chat/completions only: a native attempt goes to the decode
+    // instance alone.
+    let plan = upstream
+        .native
+        .is_none()
+        .then(|| super::pd::plan(app, request, prepared, instance, &upstream))
+        .flatten();
+    if let Some(plan) = plan {
         return super::pd::run(app, plan, request, instance, upstream, request_id, tracker)
             .await
             .map_err(AttemptError::Failed);
@@ -297,7 +308,7 @@ pub(crate) async fn send(
 ) -> Result<Upstream, Failure> {
     let guard = instance.start_request();
     let fail = |cause, detail: String| Failure::new(cause, instance.id(), detail);
-    let uri: Uri = format!("{}{}", instance.spec.url, upstream.endpoint.path())
+    let uri: Uri = format!("{}{}", instance.spec.url, super::native::path(&upstream))
         .parse()
         .map_err(|e| fail(Cause::InvalidUrl, format!("{e}")))?;
     let limits = &app.config.upstream;
@@ -353,13 +364,17 @@ pub(crate) async fn send(
             first,
             translated: upstream.translated,
             content_type,
+            native: upstream.native,
         }));
     }
     let bytes = read_whole(body, instance, limits).await?;
-    let usage = if status.is_success() {
-        whole_json(&bytes, instance)?
-    } else {
-        None
+    let usage = match (status.is_success(), upstream.native) {
+        (true, None) => whole_json(&bytes, instance)?,
+        (true, Some(_)) => {
+            whole_json(&bytes, instance)?;
+            super::native_events::whole_usage(&bytes)
+        }
+        (false, _) => None,
     };
     instance.health.record_success(now_ns());
     if status.is_success() {
@@ -376,6 +391,7 @@ pub(crate) async fn send(
         body: bytes,
         usage,
         translated: upstream.translated && status.is_success(),
+        native: upstream.native,
     })
 }
 

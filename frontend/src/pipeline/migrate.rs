@@ -377,6 +377,7 @@ pub fn continuation(
                 endpoint: Endpoint::Chat,
                 body: chat_continuation(chat, progress)?,
                 translated: false,
+                native: None,
             });
         }
         TypedRequest::Chat(chat) => {
@@ -413,6 +414,7 @@ pub fn continuation(
         body,
         // A chat client's stream gets the completion chunks translated back.
         translated: matches!(typed, TypedRequest::Chat(_)),
+        native: None,
     })
 }
 

@@ -31,6 +31,9 @@ pub struct ParsedRequest {
     /// This body's share of `limits.max_inflight_body_bytes`, returned when the request is
     /// dropped.
     pub reservation: BodyReservation,
+    /// For an agent-API request translated onto chat: the client's own request, sent as is
+    /// to instances that serve that API natively ([`super::native`]).
+    pub native: Option<super::native::NativeRequest>,
 }
 
 impl ParsedRequest {
@@ -91,6 +94,7 @@ where
         typed,
         headers,
         reservation,
+        native: None,
     })
 }
 

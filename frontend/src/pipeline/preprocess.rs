@@ -91,6 +91,8 @@ pub struct UpstreamRequest {
     pub body: Bytes,
     /// The worker answers in completions shape and the relay translates back to chat.
     pub translated: bool,
+    /// The client's agent-API request, relayed as sent: the worker answers in that API.
+    pub native: Option<switchyard_runtime::Api>,
 }
 
 impl Prepared {
@@ -99,6 +101,9 @@ impl Prepared {
         request: &ParsedRequest,
         instance: &Instance,
     ) -> Result<UpstreamRequest, ApiError> {
+        if let Some(native) = super::native::upstream_request(request, instance) {
+            return Ok(native);
+        }
         if let (TypedRequest::Chat(chat), WorkerApi::Completions, Some(template)) =
             (&request.typed, instance.spec.api, &instance.template)
         {
@@ -113,6 +118,7 @@ impl Prepared {
                 endpoint: Endpoint::Completions,
                 body,
                 translated: true,
+                native: None,
             });
         }
         let body = self.native.get_or_init(|| native_body(request)).clone();
@@ -120,6 +126,7 @@ impl Prepared {
             endpoint: request.endpoint,
             body,
             translated: false,
+            native: None,
         })
     }
 }
@@ -183,6 +190,7 @@ mod tests {
             typed: decode(endpoint, body.as_bytes()).unwrap(),
             headers: HeaderMap::new(),
             reservation: Default::default(),
+            native: None,
         }
     }
 

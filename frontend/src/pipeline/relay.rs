@@ -71,8 +71,26 @@ pub fn respond(
                 .content_type
                 .clone()
                 .unwrap_or(HeaderValue::from_static("text/event-stream"));
-            let relay = RelayBody::new(app, start, tracker, request, context);
-            let mut response = Response::new(Body::Relay(Box::new(relay)));
+            let native = start.native;
+            let body = match native {
+                Some(api) => Body::Native(Box::new(super::native_relay::NativeRelay::new(
+                    app,
+                    api,
+                    start,
+                    tracker,
+                    context.permit,
+                    context.request_id,
+                ))),
+                None => Body::Relay(Box::new(RelayBody::new(
+                    app, start, tracker, request, context,
+                ))),
+            };
+            let mut response = Response::new(body);
+            if native.is_some() {
+                response
+                    .extensions_mut()
+                    .insert(super::native::NativeAnswer);
+            }
             let headers = response.headers_mut();
             headers.insert(header::CONTENT_TYPE, content_type);
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -90,6 +108,7 @@ pub fn respond(
             body,
             usage,
             translated,
+            native,
         } => {
             if !status.is_success() && !is_json_object(&body) {
                 tracker.set_instance(instance.id());
@@ -124,6 +143,11 @@ pub fn respond(
             drop(guard);
             let mut response = Response::new(Body::full(body));
             *response.status_mut() = status;
+            if native.is_some() {
+                response
+                    .extensions_mut()
+                    .insert(super::native::NativeAnswer);
+            }
             let headers = response.headers_mut();
             headers.insert(
                 header::CONTENT_TYPE,

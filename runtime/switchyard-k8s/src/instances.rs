@@ -140,6 +140,7 @@ fn slice_instances(
         );
         inst.engine = pool.engine;
         inst.api = pool.api;
+        inst.apis = pool.apis.iter().map(|a| a.as_str().to_owned()).collect();
         // The pool's role drives two-stage routing (docs/disaggregation.md).
         inst.role = pool.role.to_runtime();
         inst.weight = pool.routing.weight as f32;
@@ -243,5 +244,20 @@ mod tests {
             slice_instances("team-b", "p", &keyless, &slice())[0].api_key_name,
             None
         );
+    }
+
+    #[test]
+    fn a_pools_native_apis_reach_its_instances_and_unknown_names_do_not_parse() {
+        let pool: WorkerPoolSpec = serde_json::from_value(
+            json!({"model": "m", "template": {"image": "i"}, "apis": ["responses", "messages"]}),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let inst = &slice_instances("team-b", "p", &pool, &slice())[0];
+        assert_eq!(inst.apis, ["responses", "messages"]);
+        assert!(inst.serves(switchyard_runtime::Api::Messages));
+        let unknown = serde_json::from_value::<WorkerPoolSpec>(
+            json!({"model": "m", "template": {"image": "i"}, "apis": ["gemini"]}),
+        );
+        assert!(unknown.is_err());
     }
 }

@@ -54,6 +54,12 @@ pub struct WorkerPoolSpec {
     /// Which OpenAI endpoints the worker serves.
     #[serde(default)]
     pub api: WorkerApiKind,
+    /// APIs the engine serves natively besides chat/completions (`responses`, `messages`):
+    /// those requests are relayed to it as sent instead of translated onto chat.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, b == a))").message("apis must not list an API twice"))]
+    #[schemars(length(max = 4))]
+    pub apis: Vec<switchyard_runtime::Api>,
     /// Desired number of worker pods (driven by `kubectl scale`, HPA or KEDA through the scale
     /// subresource).
     #[serde(default = "default_replicas")]

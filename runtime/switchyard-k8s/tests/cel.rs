@@ -313,3 +313,19 @@ fn a_kv_event_bridge_needs_vllm() {
         "{got:?}"
     );
 }
+
+#[test]
+fn apis_are_listed_once() {
+    let s = schema::<WorkerPool>();
+    let listed = |apis: Value| {
+        let mut pool = pool();
+        pool["spec"]["apis"] = apis;
+        pool
+    };
+    assert_eq!(
+        messages(&s, &listed(json!(["responses", "messages"])), None),
+        Vec::<String>::new()
+    );
+    let twice = messages(&s, &listed(json!(["responses", "responses"])), None);
+    assert!(twice.iter().any(|m| m.contains("twice")), "{twice:?}");
+}

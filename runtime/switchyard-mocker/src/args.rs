@@ -136,6 +136,9 @@ pub struct MockerArgs {
     /// HTTPS (`--tls-cert`, `--tls-key`).
     #[command(flatten)]
     pub tls: crate::tls::TlsArgs,
+    /// Agent APIs served natively (`--native-apis`).
+    #[command(flatten)]
+    pub native: crate::native_api::NativeArgs,
 }
 
 /// Engines whose metrics the mocker can speak (`--engine`).
@@ -178,6 +181,7 @@ impl Default for MockerArgs {
             pd: crate::pd::args::PdArgs::default(),
             lora: crate::lora::LoraArgs::default(),
             tls: crate::tls::TlsArgs::default(),
+            native: crate::native_api::NativeArgs::default(),
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod generate;
 pub mod kv_cache;
 pub mod lora;
 pub mod metrics;
+pub mod native_api;
 pub mod pd;
 pub mod scheduler;
 pub mod timing;

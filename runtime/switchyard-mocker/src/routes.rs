@@ -51,7 +51,11 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
             Bytes::from_static(br#"{"error":"Unauthorized"}"#),
         );
     }
+    shared.routes.count(path);
     match (req.method(), path) {
+        (&Method::POST, p) if shared.args.native.serves(p) => {
+            crate::native_api::handle(shared, req).await
+        }
         (&Method::POST, "/v1/chat/completions") => generate(shared, req, Kind::Chat).await,
         (&Method::POST, "/v1/completions") if shared.args.chat_only => {
             respond::error(StatusCode::NOT_FOUND, format!("no route for {path}"))
@@ -114,13 +118,22 @@ fn health(shared: &Shared) -> Response<Body> {
 }
 
 async fn generate(shared: Arc<Shared>, req: Request<Incoming>, kind: Kind) -> Response<Body> {
-    let (mut parsed, stage) = match read_json(req).await.and_then(|body| {
-        let parsed = parse(&shared, &body, kind)?;
-        let stage = pd::Fields::parse(&body)
+    match read_json(req).await {
+        Ok(body) => generate_body(shared, &body, kind).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Generates for a chat or completion body (also what the native agent APIs are served by,
+/// [`crate::native_api`]).
+pub(crate) async fn generate_body(shared: Arc<Shared>, body: &[u8], kind: Kind) -> Response<Body> {
+    let parsed = parse(&shared, body, kind).and_then(|parsed| {
+        let stage = pd::Fields::parse(body)
             .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, m))?
             .stage(shared.args.pd.role);
         Ok((parsed, stage))
-    }) {
+    });
+    let (mut parsed, stage) = match parsed {
         Ok(parsed) => parsed,
         Err(e) if shared.args.empty_errors => return e.into_empty_response(),
         Err(e) => return e.into_response(),
@@ -218,6 +231,7 @@ async fn kv_pull(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> 
 fn metrics_text(shared: &Shared) -> String {
     let mut s = Scrape::default();
     shared.metrics.collect(&mut s);
+    shared.routes.collect(&mut s);
     // SGLang exports no adapter metric of its own.
     let vllm_info = shared.args.engine != EngineDialect::Sglang;
     shared.lora.collect(vllm_info, &mut s);
@@ -344,7 +358,7 @@ fn check_model(shared: &Shared, model: &str) -> Result<(), ApiError> {
 }
 
 /// Reads the whole body, up to [`BODY_LIMIT`].
-async fn read_json(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_json(req: Request<Incoming>) -> Result<Bytes, ApiError> {
     match Limited::new(req.into_body(), BODY_LIMIT).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(

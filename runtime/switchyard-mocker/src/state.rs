@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     pub gpu: crate::interference::Gpu,
     /// LoRA adapters (`--max-loras`).
     pub lora: crate::lora::Adapters,
+    /// Requests received per API route (`switchyard_mocker_route_requests_total`).
+    pub routes: crate::native_api::RouteCounts,
     next_id: AtomicU64,
 }
 
@@ -68,6 +70,7 @@ impl Shared {
             pd: crate::pd::PdState::new(&args.pd),
             gpu: crate::interference::Gpu::default(),
             lora: crate::lora::Adapters::new(&args.lora),
+            routes: crate::native_api::RouteCounts::default(),
             next_id: AtomicU64::new(1),
             args,
         }

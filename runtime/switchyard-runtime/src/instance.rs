@@ -58,6 +58,10 @@ pub struct InstanceSpec {
     pub engine: Engine,
     #[serde(default)]
     pub api: WorkerApi,
+    /// The APIs the worker serves natively, by name (empty: the default for `api`); checked
+    /// by [`crate::apis::check`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apis: Vec<String>,
     /// Name of the chat template used when `api` is `completions`: a key of the frontend's
     /// `chat_templates` config, never a file path (see [`crate::spec_check`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -152,6 +156,7 @@ impl InstanceSpec {
             url: url.into(),
             engine: Engine::default(),
             api: WorkerApi::default(),
+            apis: Vec::new(),
             chat_template: None,
             chat_template_text: None,
             labels: BTreeMap::new(),

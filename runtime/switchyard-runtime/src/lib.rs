@@ -6,6 +6,7 @@
 //! and plug in through [`discovery::DiscoveryEvent`] and the [`policy::Policy`] trait.
 #![forbid(unsafe_code)]
 
+pub mod apis;
 pub mod client;
 pub mod client_tls;
 pub mod clock;
@@ -28,6 +29,7 @@ pub mod spec_check;
 pub mod template;
 pub mod templates;
 
+pub use apis::Api;
 pub use client::{ClientConfig, ClientError, WorkerClient};
 pub use discovery::{DiscoveryEvent, DiscoveryState};
 pub use instance::{Engine, InstanceSpec, WorkerApi, WorkerAuth};

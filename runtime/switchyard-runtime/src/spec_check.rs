@@ -48,10 +48,12 @@ pub enum Reason {
     ApiKey,
     /// A discovered LoRA adapter entry (name, base model or source) is malformed.
     Adapter,
+    /// `apis` names an unknown API, one twice, or `chat` for a completions-only worker.
+    Apis,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Reason::Parse,
         Reason::Id,
         Reason::Model,
@@ -63,6 +65,7 @@ impl Reason {
         Reason::Canary,
         Reason::ApiKey,
         Reason::Adapter,
+        Reason::Apis,
     ];
 
     /// The metric label.
@@ -79,6 +82,7 @@ impl Reason {
             Reason::Canary => "canary",
             Reason::ApiKey => "api_key",
             Reason::Adapter => "adapter",
+            Reason::Apis => "apis",
         }
     }
 }
@@ -123,6 +127,7 @@ pub fn check(spec: &InstanceSpec) -> Result<(), Rejection> {
         ));
     }
     check_template(spec).map_err(|m| Rejection::new(Reason::ChatTemplate, m))?;
+    crate::apis::check(spec).map_err(|m| Rejection::new(Reason::Apis, m))?;
     if let Some(name) = &spec.api_key_name {
         if !valid_key_name(name) {
             return Err(Rejection::new(
@@ -431,6 +436,27 @@ mod tests {
             reason(|s| s.api_key_name = Some("llama-key.v2".into())),
             None
         );
+    }
+
+    #[test]
+    fn apis_name_known_apis_once_and_agree_with_api() {
+        let apis = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect();
+        let listed = |names: &[&str]| reason(|s| s.apis = apis(names));
+        assert_eq!(
+            listed(&["chat", "completions", "responses", "messages"]),
+            None
+        );
+        assert_eq!(
+            listed(&["chat", "completions", "gemini"]),
+            Some(Reason::Apis)
+        );
+        assert_eq!(listed(&["chat", "completions", "chat"]), Some(Reason::Apis));
+        assert_eq!(listed(&["responses"]), None);
+        let mut spec = ok();
+        spec.apis = apis(&["chat", "completions", "Responses"]);
+        let rejection = check(&spec).unwrap_err();
+        assert_eq!(rejection.reason.as_str(), "apis");
+        assert!(rejection.message.contains("`Responses`"), "{rejection}");
     }
 
     #[test]

@@ -106,6 +106,7 @@ pub async fn vllm(
                 endpoint: upstream.endpoint,
                 body,
                 translated: upstream.translated,
+                native: None,
             })
             .await;
         if decoded.is_ok() {
@@ -148,6 +149,7 @@ pub async fn sglang(
             endpoint: upstream.endpoint,
             body,
             translated: upstream.translated,
+            native: None,
         };
         match together(call, prefill, decode).await {
             Attempt::Decoded(decoded) => return decoded,

@@ -79,7 +79,8 @@ impl MessagesStream {
                 message: &message,
             },
         );
-        write_event(out, "ping", &serde_json::json!({"type": "ping"}));
+        // Constant events are constant bytes (no JSON map built and serialized per stream).
+        out.extend_from_slice(b"event: ping\ndata: {\"type\":\"ping\"}\n\n");
     }
 
     fn open_block(&mut self, block: OpenBlock, content: &OutputBlock, out: &mut BytesMut) {
@@ -132,7 +133,7 @@ impl MessagesStream {
             };
             self.open_block(OpenBlock::Text, &block, out);
         }
-        self.delta(BlockDelta::TextDelta { text }, out);
+        write_text_delta(out, self.index, text);
     }
 
     fn tool_call(&mut self, call: &ToolCallDelta<'_>, out: &mut BytesMut) {
@@ -155,6 +156,23 @@ impl MessagesStream {
             self.delta(BlockDelta::InputJsonDelta { partial_json }, out);
         }
     }
+}
+
+/// A `content_block_delta` with a `text_delta`, written directly as [`BlockDeltaEvent`]
+/// serializes (the test checks byte equality): the one event per token, where generic
+/// serialization of the constant names was most of the encoding cost.
+fn write_text_delta(out: &mut BytesMut, index: usize, text: &str) {
+    let start = out.len();
+    out.extend_from_slice(
+        b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
+    );
+    out.extend_from_slice(index.to_string().as_bytes());
+    out.extend_from_slice(b",\"delta\":{\"type\":\"text_delta\",\"text\":");
+    if serde_json::to_writer(bytes::BufMut::writer(&mut *out), text).is_err() {
+        out.truncate(start);
+        return;
+    }
+    out.extend_from_slice(b"}}\n\n");
 }
 
 impl StreamBridge for MessagesStream {
@@ -212,11 +230,7 @@ impl StreamBridge for MessagesStream {
             usage,
         };
         write_event(out, kind, &event);
-        write_event(
-            out,
-            "message_stop",
-            &serde_json::json!({"type": "message_stop"}),
-        );
+        out.extend_from_slice(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
     }
 
     fn failed(&mut self, message: &str, out: &mut BytesMut) {
@@ -236,6 +250,22 @@ impl StreamBridge for MessagesStream {
 mod tests {
     use super::*;
     use serde_json::{json, Value};
+
+    #[test]
+    fn a_directly_written_text_delta_is_byte_for_byte_the_serialized_one() {
+        for text in ["plain", "quote \" back\\slash\nnew line \u{1} é 😀"] {
+            let mut expected = BytesMut::new();
+            let event = BlockDeltaEvent {
+                kind: "content_block_delta",
+                index: 2,
+                delta: BlockDelta::TextDelta { text },
+            };
+            write_event(&mut expected, "content_block_delta", &event);
+            let mut written = BytesMut::new();
+            write_text_delta(&mut written, 2, text);
+            assert_eq!(written, expected);
+        }
+    }
 
     fn events(out: &[u8]) -> Vec<(String, Value)> {
         std::str::from_utf8(out)

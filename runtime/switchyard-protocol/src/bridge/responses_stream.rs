@@ -16,8 +16,7 @@ use super::responses_reply::{status_for, ResponseHead};
 use super::{new_id, write_event, StreamBridge};
 use crate::responses::{
     ArgumentsDeltaEvent, ArgumentsDoneEvent, ContentPartEvent, LifecycleEvent, OutputItem,
-    OutputItemEvent, OutputText, ResponseError, ResponseUsage, ResponsesRequest, TextDeltaEvent,
-    TextDoneEvent,
+    OutputItemEvent, OutputText, ResponseError, ResponseUsage, ResponsesRequest, TextDoneEvent,
 };
 use crate::Usage;
 
@@ -33,6 +32,8 @@ enum Phase {
 #[derive(Debug)]
 struct OpenText {
     id: String,
+    /// `id` as a JSON string, written into every delta event without re-escaping it.
+    id_json: String,
     text: String,
 }
 
@@ -98,14 +99,21 @@ impl ResponsesStream {
         write_event(out, kind, &event);
     }
 
+    /// `response.created` and `response.in_progress` carry the same object (the whole head,
+    /// echoed parameters included): it is serialized once and written into both events.
     fn start(&mut self, out: &mut BytesMut) {
         if self.phase != Phase::Fresh {
             return;
         }
         self.phase = Phase::Open;
         let response = self.head.object("in_progress", Vec::new(), None);
-        self.lifecycle(out, "response.created", &response);
-        self.lifecycle(out, "response.in_progress", &response);
+        let Ok(response) = serde_json::to_vec(&response) else {
+            return; // not reachable: strings, numbers and maps with string keys
+        };
+        for kind in ["response.created", "response.in_progress"] {
+            let sequence_number = self.next_seq();
+            write_lifecycle(out, kind, sequence_number, &response);
+        }
     }
 
     fn text_delta(&mut self, delta: &str, out: &mut BytesMut) {
@@ -141,6 +149,7 @@ impl ResponsesStream {
             };
             write_event(out, kind, &event);
             self.text = Some(OpenText {
+                id_json: serde_json::to_string(&id).unwrap_or_default(),
                 id,
                 text: String::new(),
             });
@@ -148,17 +157,7 @@ impl ResponsesStream {
         let sequence_number = self.next_seq();
         let Some(text) = &mut self.text else { return };
         text.text.push_str(delta);
-        let kind = "response.output_text.delta";
-        let event = TextDeltaEvent {
-            kind,
-            sequence_number,
-            item_id: &text.id,
-            output_index,
-            content_index: 0,
-            delta,
-            logprobs: [],
-        };
-        write_event(out, kind, &event);
+        write_text_delta(out, sequence_number, &text.id_json, output_index, delta);
     }
 
     fn close_text(&mut self, out: &mut BytesMut) {
@@ -303,6 +302,48 @@ impl ResponsesStream {
     }
 }
 
+/// `response.output_text.delta` written directly, as [`TextDeltaEvent`] serializes (the
+/// test checks byte equality): the one event per token, where generic serialization —
+/// escaping the constant type name and item id again for every token — was most of the
+/// bridge's encoding cost.
+fn write_text_delta(
+    out: &mut BytesMut,
+    sequence_number: u64,
+    item_id_json: &str,
+    output_index: usize,
+    delta: &str,
+) {
+    let start = out.len();
+    out.extend_from_slice(
+        b"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":",
+    );
+    out.extend_from_slice(sequence_number.to_string().as_bytes());
+    out.extend_from_slice(b",\"item_id\":");
+    out.extend_from_slice(item_id_json.as_bytes());
+    out.extend_from_slice(b",\"output_index\":");
+    out.extend_from_slice(output_index.to_string().as_bytes());
+    out.extend_from_slice(b",\"content_index\":0,\"delta\":");
+    if serde_json::to_writer(bytes::BufMut::writer(&mut *out), delta).is_err() {
+        out.truncate(start);
+        return;
+    }
+    out.extend_from_slice(b",\"logprobs\":[]}\n\n");
+}
+
+/// A lifecycle event around an already serialized `response` object, with the fields in
+/// [`LifecycleEvent`]'s order.
+fn write_lifecycle(out: &mut BytesMut, kind: &str, sequence_number: u64, response: &[u8]) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\ndata: {\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\",\"sequence_number\":");
+    out.extend_from_slice(sequence_number.to_string().as_bytes());
+    out.extend_from_slice(b",\"response\":");
+    out.extend_from_slice(response);
+    out.extend_from_slice(b"}\n\n");
+}
+
 impl StreamBridge for ResponsesStream {
     fn chunk(&mut self, data: &[u8], out: &mut BytesMut) {
         if self.phase == Phase::Finished {
@@ -377,6 +418,7 @@ impl StreamBridge for ResponsesStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::responses::TextDeltaEvent;
     use serde_json::{json, Value};
 
     /// Parses written SSE back into (event name, data) pairs.
@@ -407,6 +449,44 @@ mod tests {
     }
 
     const USAGE: &[u8] = br#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#;
+
+    #[test]
+    fn a_directly_written_text_delta_is_byte_for_byte_the_serialized_one() {
+        for delta in ["plain", "quote \" back\\slash\nnew line \u{1} é 😀"] {
+            let mut expected = BytesMut::new();
+            let event = TextDeltaEvent {
+                kind: "response.output_text.delta",
+                sequence_number: 12,
+                item_id: "msg_1\"x",
+                output_index: 3,
+                content_index: 0,
+                delta,
+                logprobs: [],
+            };
+            write_event(&mut expected, "response.output_text.delta", &event);
+            let mut written = BytesMut::new();
+            let id = serde_json::to_string("msg_1\"x").unwrap();
+            write_text_delta(&mut written, 12, &id, 3, delta);
+            assert_eq!(written, expected);
+        }
+    }
+
+    #[test]
+    fn a_pre_serialized_lifecycle_event_is_byte_for_byte_the_serialized_one() {
+        let s = stream();
+        let response = s.head.object("in_progress", Vec::new(), None);
+        let mut expected = BytesMut::new();
+        let event = LifecycleEvent {
+            kind: "response.created",
+            sequence_number: 7,
+            response: &response,
+        };
+        write_event(&mut expected, "response.created", &event);
+        let mut written = BytesMut::new();
+        let bytes = serde_json::to_vec(&response).unwrap();
+        write_lifecycle(&mut written, "response.created", 7, &bytes);
+        assert_eq!(written, expected);
+    }
 
     #[test]
     fn a_text_stream_has_the_full_event_sequence_in_order() {
