@@ -64,6 +64,7 @@ impl KvOverlap for EventOverlap {
 struct Bus {
     subscriber: Arc<Subscriber>,
     replica: Arc<ReplicaSync>,
+    shared: Option<Arc<crate::kv_shared::SharedOverlap>>,
 }
 
 /// Where an app finds its NATS side: set while its frontend runs with `--nats`, cleared when
@@ -114,6 +115,7 @@ impl Events {
         let bus = self.bus.take()?;
         bus.subscriber.stop();
         bus.replica.stop();
+        bus.shared.iter().for_each(|s| s.stop());
         *self.bus_slot.0.write() = None;
         self.kv_slot.install(KvRouter::approximate(self.kv.clone()));
         Some(bus)
@@ -154,9 +156,12 @@ pub async fn start(app: &App) -> anyhow::Result<Events> {
         std::process::id()
     );
     let bus = connect_bus(registry, url, &frontend_id, &config.kv, &config.nats_auth).await?;
-    let source: Arc<dyn KvOverlap> = Arc::new(EventOverlap {
-        subscriber: Arc::clone(&bus.subscriber),
-    });
+    let source: Arc<dyn KvOverlap> = match &bus.shared {
+        Some(shared) => Arc::clone(shared) as Arc<dyn KvOverlap>,
+        None => Arc::new(EventOverlap {
+            subscriber: Arc::clone(&bus.subscriber),
+        }),
+    };
     app.kv.install(KvRouter {
         config: config.kv.clone(),
         source: Arc::clone(&source),
@@ -208,9 +213,18 @@ async fn connect_bus(
     let replica = ReplicaSync::start(&conn, frontend_id, local, ReplicaSyncConfig::default())
         .await
         .map_err(|e| anyhow::anyhow!("NATS replica sync: {e}"))?;
+    let subscriber = Arc::new(subscriber);
+    let shared = match kv_config.share_decisions {
+        true => Some(
+            crate::kv_shared::start(&conn, frontend_id, registry, kv_config, subscriber.clone())
+                .await?,
+        ),
+        false => None,
+    };
     Ok(Bus {
-        subscriber: Arc::new(subscriber),
+        subscriber,
         replica: Arc::new(replica),
+        shared,
     })
 }
 
@@ -302,6 +316,7 @@ impl BusSlot {
             "gaps": stats.gaps,
             "dumps_applied": stats.dumps_applied,
             "indexed_blocks": bus.subscriber.index().len(),
+            "shared_decisions": bus.shared.as_ref().map(|s| s.health()),
         })
     }
 
@@ -329,6 +344,9 @@ impl BusSlot {
         ] {
             s.family(family).value(&[], v as f64);
         }
+        bus.shared
+            .iter()
+            .for_each(|shared| shared.collect_metrics(s));
         let mut rejected = s.family(&names::EVENT_MESSAGES_REJECTED);
         for (reason, v) in stats.rejected {
             rejected.value(&[("reason", reason)], v as f64);

@@ -10,6 +10,8 @@ pub const KV_DUMP: &str = "switchyard.kv.dump";
 pub const LOAD: &str = "switchyard.load";
 /// Prefix of replica sync subjects: `switchyard.replica.<frontend>`.
 pub const REPLICA: &str = "switchyard.replica";
+/// Prefix of shared routing decision subjects: `switchyard.decisions.<frontend>`.
+pub const DECISIONS: &str = "switchyard.decisions";
 
 pub fn kv(instance: &str) -> String {
     format!("{KV}.{}", token(instance))
@@ -25,6 +27,10 @@ pub fn load(instance: &str) -> String {
 
 pub fn replica(frontend: &str) -> String {
     format!("{REPLICA}.{}", token(frontend))
+}
+
+pub fn decisions(frontend: &str) -> String {
+    format!("{DECISIONS}.{}", token(frontend))
 }
 
 /// `prefix.*`: every id's subject.

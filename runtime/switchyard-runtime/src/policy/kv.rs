@@ -106,6 +106,9 @@ pub struct KvConfig {
     pub weights: KvCostWeights,
     /// Queue-aware affinity (`weights` mode's default cost; `switchyard_kv::affinity`).
     pub affinity: AffinityConfig,
+    /// With `--nats`: share routing decisions with the other frontends, and predict the
+    /// caches of instances that publish no KV events from everyone's decisions.
+    pub share_decisions: bool,
     /// How long the approximate index (no `--nats`) assumes a routed prefix stays cached.
     pub approx_ttl_secs: u64,
     /// Most blocks the event-driven index (`--nats`) remembers per instance; storing more
@@ -124,6 +127,7 @@ impl Default for KvConfig {
             // `weights:` map falls back to.
             weights: KvCostWeights::default(),
             affinity: AffinityConfig::default(),
+            share_decisions: true,
             approx_ttl_secs: switchyard_kv::approx::DEFAULT_TTL.as_secs(),
             max_blocks_per_instance: switchyard_kv::index::DEFAULT_MAX_BLOCKS_PER_INSTANCE,
         }
