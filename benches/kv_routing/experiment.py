@@ -8,6 +8,8 @@ routing mode, and replays a multi-turn trace whose conversations share system pr
   least-loaded  --policy least-loaded
   kv-approx     --policy kv              (approximate index: the frontend's own decisions)
   kv-events     --policy kv --nats URL   (mockers publish KV events; needs nats-server)
+  kv-shared     --policy kv --nats URL   (frontends only: mockers publish no KV events, the
+                                          frontends share their routing decisions)
 
 Peers (`--peer sglang-router,smg,vllm-router`, or their names inside `--modes`): each peer
 router is installed by the script into its own virtualenv from PyPI (`peers.py`: pinned
@@ -62,7 +64,8 @@ from traces import floor, generated_trace, mooncake_trace, synthetic_mooncake  #
 
 MODEL = "mock-model"
 SWITCHYARD_MODES = {"round-robin": "round-robin", "least-loaded": "least-loaded",
-                    "kv-approx": "kv", "kv-events": "kv"}
+                    "kv-approx": "kv", "kv-events": "kv",
+                    "kv-shared": "kv"}
 
 
 def port_is_free(port):
@@ -287,7 +290,7 @@ def run_mode(args, mode, convs, logdir, ports):
     log = open(os.path.join(logdir, f"{mode.replace('@', '_')}.log"), "w")
     try:
         nats_url = None
-        if split_mode(mode)[0] == "kv-events":
+        if split_mode(mode)[0] in ("kv-events", "kv-shared"):
             nats_port = ports.take()
             procs.spawn([args.nats_server, "-a", "127.0.0.1", "-p", str(nats_port)], log)
             wait_tcp(nats_port)
@@ -295,7 +298,8 @@ def run_mode(args, mode, convs, logdir, ports):
         workers = []
         for i in range(args.mockers):
             port = ports.take()
-            procs.spawn(mocker_argv(args, i, port, nats_url), log)
+            events_url = nats_url if split_mode(mode)[0] == "kv-events" else None
+            procs.spawn(mocker_argv(args, i, port, events_url), log)
             workers.append(port)
         for port in workers:
             wait_http(f"http://127.0.0.1:{port}/health")

@@ -66,6 +66,7 @@ struct Bus {
     replica: Arc<ReplicaSync>,
     /// Tenant usage between replicas (`tenants::replicas`).
     usage: Arc<switchyard_nats::usage::UsageExchange>,
+    shared: Option<Arc<crate::kv_shared::SharedOverlap>>,
 }
 
 /// Where an app finds its NATS side: set while its frontend runs with `--nats`, cleared when
@@ -118,6 +119,7 @@ impl Events {
         bus.subscriber.stop();
         bus.replica.stop();
         bus.usage.stop();
+        bus.shared.iter().for_each(|s| s.stop());
         *self.bus_slot.0.write() = None;
         self.kv_slot.install(KvRouter::approximate(self.kv.clone()));
         Some(bus)
@@ -170,9 +172,12 @@ pub async fn start(app: &App) -> anyhow::Result<Events> {
         known,
     )
     .await?;
-    let source: Arc<dyn KvOverlap> = Arc::new(EventOverlap {
-        subscriber: Arc::clone(&bus.subscriber),
-    });
+    let source: Arc<dyn KvOverlap> = match &bus.shared {
+        Some(shared) => Arc::clone(shared) as Arc<dyn KvOverlap>,
+        None => Arc::new(EventOverlap {
+            subscriber: Arc::clone(&bus.subscriber),
+        }),
+    };
     app.kv.install(KvRouter {
         config: config.kv.clone(),
         source: Arc::clone(&source),
@@ -228,10 +233,19 @@ async fn connect_bus(
     let usage = switchyard_nats::usage::UsageExchange::start(&conn, frontend_id, known)
         .await
         .map_err(|e| anyhow::anyhow!("NATS tenant usage: {e}"))?;
+    let subscriber = Arc::new(subscriber);
+    let shared = match kv_config.share_decisions {
+        true => Some(
+            crate::kv_shared::start(&conn, frontend_id, registry, kv_config, subscriber.clone())
+                .await?,
+        ),
+        false => None,
+    };
     Ok(Bus {
-        subscriber: Arc::new(subscriber),
+        subscriber,
         replica: Arc::new(replica),
         usage: Arc::new(usage),
+        shared,
     })
 }
 
@@ -328,6 +342,7 @@ impl BusSlot {
             "gaps": stats.gaps,
             "dumps_applied": stats.dumps_applied,
             "indexed_blocks": bus.subscriber.index().len(),
+            "shared_decisions": bus.shared.as_ref().map(|s| s.health()),
         })
     }
 
@@ -355,6 +370,9 @@ impl BusSlot {
         ] {
             s.family(family).value(&[], v as f64);
         }
+        bus.shared
+            .iter()
+            .for_each(|shared| shared.collect_metrics(s));
         let mut rejected = s.family(&names::EVENT_MESSAGES_REJECTED);
         for (reason, v) in stats.rejected {
             rejected.value(&[("reason", reason)], v as f64);

@@ -26,6 +26,7 @@ pub mod events;
 pub mod flow;
 pub mod http_edge;
 pub mod kv_bridge_cmd;
+pub mod kv_shared;
 pub mod lora;
 pub mod metrics;
 pub mod mocker_cmd;

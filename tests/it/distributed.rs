@@ -5,7 +5,8 @@
 //! This file holds the shared helpers; the tests are in `distributed/`: `etcd` (registration,
 //! leases, fail-static and resync, key prefixes), `events` (KV-aware routing over NATS, a NATS
 //! outage, replica sync), `gap` (a sequence gap seen by a real frontend) and `plugin_inputs`
-//! (what Wasm plugins receive from the event-driven index).
+//! (what Wasm plugins receive from the event-driven index), `shared_decisions` (frontends
+//! sharing their routing decisions over NATS).
 
 mod etcd;
 mod etcd_lora;
@@ -14,6 +15,7 @@ mod etcd_untrusted;
 mod events;
 mod gap;
 mod plugin_inputs;
+mod shared_decisions;
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};

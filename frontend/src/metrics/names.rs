@@ -259,6 +259,10 @@ pub const KV_INDEX_EVICTED: Family = Family::counter(
     "switchyard_kv_index_evicted_total",
     "Blocks evicted because an instance went over kv.max_blocks_per_instance.",
 );
+pub const KV_SHARED_DECISIONS: Family = Family::counter(
+    "switchyard_kv_shared_decisions_total",
+    "Routing decisions shared between frontends over NATS, by outcome (published, dropped, applied, unknown_instance, rejected_<reason>).",
+);
 pub const EVENT_MESSAGES_REJECTED: Family = Family::counter(
     "switchyard_event_messages_rejected_total",
     "KV event and load messages dropped as malformed or hostile, by reason.",
@@ -365,6 +369,7 @@ pub const SCRAPED: &[Family] = &[
     KV_DUMPS_APPLIED,
     KV_DUMPS_FAILED,
     KV_INDEX_EVICTED,
+    KV_SHARED_DECISIONS,
     EVENT_MESSAGES_REJECTED,
     TENANTS_CONFIGURED,
     TENANTS_RELOADS,

@@ -69,6 +69,18 @@ impl Overlap {
     }
 }
 
+/// An answer assembled from `(instance, blocks)` pairs, e.g. by a source that blends two
+/// indexes. Zero counts are left out, as the indexes do.
+impl<'a> FromIterator<(&'a str, usize)> for Overlap {
+    fn from_iter<I: IntoIterator<Item = (&'a str, usize)>>(iter: I) -> Self {
+        let mut o = Overlap::default();
+        for (instance, blocks) in iter.into_iter().filter(|(_, b)| *b > 0) {
+            o.insert(Arc::from(instance), blocks);
+        }
+        o
+    }
+}
+
 /// Default [`KvIndex::set_max_blocks_per_instance`]: far above what one GPU's cache holds
 /// (an 80 GB H100 serving an 8B model keeps ~30k blocks of 16 tokens), yet it caps what a
 /// publisher that never sends `removed` (or lies) can make one frontend remember.

@@ -6,9 +6,11 @@
 //!
 //! On top of it: [`index`] (which instances hold which prefix blocks, fed by worker events),
 //! [`approx`] (the same answer predicted from the frontend's own routing decisions when there
-//! are no events) and [`cost`] (the `kv` policy's cost and temperature selection).
+//! are no events), [`cost`] (the `kv` policy's cost and temperature selection) and [`affinity`]
+//! (its default, queue-aware cost).
 #![forbid(unsafe_code)]
 
+pub mod affinity;
 pub mod approx;
 pub mod cost;
 pub mod event;
@@ -16,6 +18,7 @@ pub mod hash;
 pub mod index;
 pub mod prompt;
 
+pub use affinity::{AffinityCandidate, AffinityConfig};
 pub use approx::{ApproxIndex, SharedApproxIndex};
 pub use cost::{KvCandidate, KvCostWeights};
 pub use event::KvEvent;

@@ -9,6 +9,7 @@
 //! - [`Subscriber`]: frontend side — applies events to a [`SharedKvIndex`], detects sequence
 //!   gaps and resyncs from a dump, tracks load, resyncs after a reconnect.
 //! - [`ReplicaSync`]: frontends exchange per-instance in-flight counts.
+//! - [`decisions`]: frontends share their routing decisions for their approximate indexes.
 //! - [`bridge`]: vLLM's ZMQ KV-event stream, re-hashed and republished as an instance.
 //!
 //! [`SharedKvIndex`]: switchyard_kv::SharedKvIndex
@@ -17,6 +18,7 @@
 pub mod auth;
 pub mod bridge;
 pub mod conn;
+pub mod decisions;
 pub mod dump;
 pub mod error;
 pub mod inbound;

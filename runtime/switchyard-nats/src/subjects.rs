@@ -12,6 +12,8 @@ pub const LOAD: &str = "switchyard.load";
 pub const REPLICA: &str = "switchyard.replica";
 /// Prefix of tenant usage subjects: `switchyard.usage.<frontend>` (see `usage`).
 pub const USAGE: &str = "switchyard.usage";
+/// Prefix of shared routing decision subjects: `switchyard.decisions.<frontend>`.
+pub const DECISIONS: &str = "switchyard.decisions";
 
 pub fn kv(instance: &str) -> String {
     format!("{KV}.{}", token(instance))
@@ -31,6 +33,10 @@ pub fn replica(frontend: &str) -> String {
 
 pub fn usage(frontend: &str) -> String {
     format!("{USAGE}.{}", token(frontend))
+}
+
+pub fn decisions(frontend: &str) -> String {
+    format!("{DECISIONS}.{}", token(frontend))
 }
 
 /// `prefix.*`: every id's subject.

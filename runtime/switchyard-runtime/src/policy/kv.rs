@@ -5,7 +5,11 @@
 //! prompt's uncached blocks and decode interference, in milliseconds. With a TTFT target the
 //! cheapest instance predicted to meet it wins ([`super::ttft::choice`]).
 //!
-//! In `kv.mode: weights` (the default) each candidate gets the documented cost of `switchyard_kv::cost`
+//! In `kv.mode: weights` (the default) each candidate gets, by default, the queue-aware
+//! affinity cost of `switchyard_kv::affinity` (`kv.affinity`): a prefix holder keeps the prompt
+//! while it has room (below its batch size, or within a slack of the least-loaded candidate)
+//! and load is charged steeply only once the request would queue there. With
+//! `kv.affinity.enabled: false` it is the plain weighted cost of `switchyard_kv::cost`
 //! (lower is better):
 //!
 //! ```text
@@ -36,7 +40,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
-use switchyard_kv::{cost, BlockHash, KvCandidate, KvCostWeights, Overlap, SharedApproxIndex};
+use switchyard_kv::{
+    cost, AffinityConfig, BlockHash, KvCandidate, KvCostWeights, Overlap, SharedApproxIndex,
+};
 
 use super::ttft::{self, Decision, Features, PredictConfig, Prediction};
 use super::{Policy, RouteContext};
@@ -98,6 +104,11 @@ pub struct KvConfig {
     /// Weights of the cost terms (`weights` mode; with a TTFT target, also what "cheapest"
     /// means among the instances predicted to meet it).
     pub weights: KvCostWeights,
+    /// Queue-aware affinity (`weights` mode's default cost; `switchyard_kv::affinity`).
+    pub affinity: AffinityConfig,
+    /// With `--nats`: share routing decisions with the other frontends, and predict the
+    /// caches of instances that publish no KV events from everyone's decisions.
+    pub share_decisions: bool,
     /// How long the approximate index (no `--nats`) assumes a routed prefix stays cached.
     pub approx_ttl_secs: u64,
     /// Most blocks the event-driven index (`--nats`) remembers per instance; storing more
@@ -115,6 +126,8 @@ impl Default for KvConfig {
             // One source of truth: `KvCostWeights::default()` is also what a partial
             // `weights:` map falls back to.
             weights: KvCostWeights::default(),
+            affinity: AffinityConfig::default(),
+            share_decisions: true,
             approx_ttl_secs: switchyard_kv::approx::DEFAULT_TTL.as_secs(),
             max_blocks_per_instance: switchyard_kv::index::DEFAULT_MAX_BLOCKS_PER_INSTANCE,
         }
@@ -149,6 +162,7 @@ impl KvConfig {
             ));
         }
         self.predict.validate()?;
+        self.affinity.validate()?;
         self.weights.validate()
     }
 }
@@ -261,6 +275,17 @@ impl Policy for Kv {
         let costs = cost::costs(request_blocks, &cands, &router.config.weights);
         let mut rng = rand::thread_rng();
         let mut order = match router.config.mode {
+            KvMode::Weights if router.config.affinity.enabled => {
+                let cached: Vec<u32> = cands.iter().map(|c| c.overlap_blocks).collect();
+                let costs = super::kv_affinity::costs(
+                    request_blocks,
+                    candidates,
+                    &cached,
+                    router.config.weights.overlap_weight,
+                    &router.config.affinity,
+                );
+                cost::rank(&costs, router.config.temperature, &mut rng)
+            }
             KvMode::Weights => cost::rank(&costs, router.config.temperature, &mut rng),
             KvMode::Predictive => {
                 let predict = &router.config.predict;

@@ -4,6 +4,7 @@
 //! instance" is just the next entry. Candidates have already passed the health filter.
 
 pub mod kv;
+mod kv_affinity;
 mod least_loaded;
 mod p2c;
 mod random;
