@@ -71,6 +71,7 @@ async fn https_workers_are_verified_against_the_configured_ca() {
     assert_eq!(status, 200, "{v}");
     let trusted = instance(&fe).await;
     assert!(trusted["last_error"].is_null(), "{trusted}");
+    assert_eq!(trusted["health"], "healthy", "{trusted}");
 
     // Without the CA (the public roots do not know the test CA): the worker is unhealthy
     // and says why; requests are not sent in plain text instead.
@@ -82,10 +83,10 @@ async fn https_workers_are_verified_against_the_configured_ca() {
         "the untrusted worker's last_error names the certificate",
         || async {
             let i = instance(&untrusting).await;
-            i["last_error"]
+            let named = i["last_error"]
                 .as_str()
-                .is_some_and(|e| e.contains("certificate"))
-                .then_some(i)
+                .is_some_and(|e| e.contains("certificate"));
+            (named && i["health"] != "healthy").then_some(i)
         },
     )
     .await;
