@@ -71,6 +71,7 @@ async fn https_workers_are_verified_against_the_configured_ca() {
     assert_eq!(status, 200, "{v}");
     let trusted = instance(&fe).await;
     assert!(trusted["last_error"].is_null(), "{trusted}");
+    assert_eq!(trusted["health"], "healthy", "{trusted}");
 
     // Without the CA (the public roots do not know the test CA): the worker is unhealthy
     // and says why; requests are not sent in plain text instead.
@@ -82,10 +83,10 @@ async fn https_workers_are_verified_against_the_configured_ca() {
         "the untrusted worker's last_error names the certificate",
         || async {
             let i = instance(&untrusting).await;
-            i["last_error"]
+            let named = i["last_error"]
                 .as_str()
-                .is_some_and(|e| e.contains("certificate"))
-                .then_some(i)
+                .is_some_and(|e| e.contains("certificate"));
+            (named && i["health"] != "healthy").then_some(i)
         },
     )
     .await;
@@ -99,4 +100,43 @@ async fn https_workers_are_verified_against_the_configured_ca() {
     let (status, _, v) = post_json(&url, &body, &[]).await.unwrap();
     assert!(status >= 500, "{status}: {v}");
     drop(m);
+}
+
+#[tokio::test]
+async fn an_https_url_to_a_plain_http_worker_is_never_used_in_plain_text() {
+    let plain = switchyard_tests::mocker(&["--model", MODEL]).await.unwrap();
+    let worker = plain.url().replace("http://", "https://");
+    let (fe, _dir) = frontend_with_config(&config(&worker, None), &[])
+        .await
+        .unwrap();
+    let failed = eventually(
+        Duration::from_secs(20),
+        "the worker is unhealthy with a TLS error",
+        || async {
+            let i = instance(&fe).await;
+            (i["last_error"].is_string() && i["health"] != "healthy").then_some(i)
+        },
+    )
+    .await;
+    eprintln!(
+        "plain worker behind an https URL: last_error = {}",
+        failed["last_error"]
+    );
+    let url = format!("{}/v1/chat/completions", fe.url());
+    let (status, _, v) = post_json(&url, &chat("plain?", 2, false), &[])
+        .await
+        .unwrap();
+    assert!(status >= 500, "{status}: {v}");
+    let metrics = reqwest::get(format!("{}/metrics", plain.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "switchyard_mocker_requests_total 0"),
+        "the worker got a request in plain text:\n{metrics}"
+    );
 }

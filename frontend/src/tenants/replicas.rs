@@ -57,15 +57,13 @@ pub fn spawn(tenants: Arc<Tenants>, bus: BusSlot) -> Option<JoinHandle<()>> {
                         .publish(elapsed, REPORT_TTL, report(&set, &demand))
                         .await;
                     let peers = exchange.fresh_peers();
-                    let live = u32::try_from(peers.len() + 1).unwrap_or(u32::MAX);
-                    if live >= replicas {
+                    let next = choose(replicas, Some(peers.len()));
+                    if let Mode::Exchange(_) = next {
                         fold(&set, &demand, &peers, elapsed, replicas, now);
-                        Mode::Exchange(live)
-                    } else {
-                        Mode::Static(replicas)
                     }
+                    next
                 }
-                None => Mode::Static(replicas),
+                None => choose(replicas, None),
             };
             match next {
                 Mode::Static(n) => {
@@ -95,6 +93,15 @@ pub fn spawn(tenants: Arc<Tenants>, bus: BusSlot) -> Option<JoinHandle<()>> {
             }
         }
     }))
+}
+
+/// Usage shares when every replica the replica sync counts has a fresh usage report
+/// (`usage_peers` of them besides this one), else the even split.
+fn choose(replicas: u32, usage_peers: Option<usize>) -> Mode {
+    match usage_peers.map(|n| u32::try_from(n + 1).unwrap_or(u32::MAX)) {
+        Some(live) if live >= replicas => Mode::Exchange(live),
+        _ => Mode::Static(replicas),
+    }
 }
 
 /// This window's demand for the tenants that had any (ids only, never keys).
@@ -151,6 +158,24 @@ mod tests {
                     .collect::<HashMap<_, _>>(),
             ),
         }
+    }
+
+    #[test]
+    fn a_replica_without_a_fresh_usage_report_means_the_even_split() {
+        assert_eq!(choose(1, None), Mode::Static(1), "no NATS");
+        assert_eq!(choose(3, None), Mode::Static(3));
+        assert_eq!(choose(3, Some(1)), Mode::Static(3), "one peer silent");
+        assert_eq!(choose(3, Some(2)), Mode::Exchange(3));
+        assert_eq!(
+            choose(2, Some(2)),
+            Mode::Exchange(3),
+            "a reporting peer the replica sync has not counted yet is folded in"
+        );
+        assert_eq!(
+            choose(1, Some(0)),
+            Mode::Exchange(1),
+            "alone: the whole limit"
+        );
     }
 
     #[tokio::test(start_paused = true)]
