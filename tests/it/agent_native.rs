@@ -248,3 +248,28 @@ async fn a_native_workers_own_failure_event_is_relayed_and_ends_the_stream() {
         1.0
     );
 }
+
+#[tokio::test]
+async fn a_mixed_pool_keeps_balancing_and_speaks_to_each_worker_in_its_api() {
+    let native = mocker(&["--native-apis", NATIVE]).await.unwrap();
+    let chat = mocker(&[]).await.unwrap();
+    let flags = [
+        "--worker".to_owned(),
+        format!("{MODEL}={};apis=responses+messages", native.url()),
+        "--worker".to_owned(),
+        format!("{MODEL}={}", chat.url()),
+        "--policy".to_owned(),
+        "round-robin".to_owned(),
+    ];
+    let fe = frontend(&flags).await.unwrap();
+    let url = format!("{}/v1/responses", fe.url());
+    for _ in 0..4 {
+        let (status, _, v) = post_json(&url, &responses_body(false), &[]).await.unwrap();
+        assert_eq!(status, 200, "{v}");
+    }
+    // Routing is not narrowed to the native-capable worker: each got half, in its own API.
+    assert_eq!(route_count(&native, "responses").await, 2.0);
+    assert_eq!(route_count(&native, "chat").await, 0.0);
+    assert_eq!(route_count(&chat, "chat").await, 2.0);
+    assert_eq!(route_count(&chat, "responses").await, 0.0);
+}
