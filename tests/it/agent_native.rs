@@ -223,3 +223,53 @@ async fn the_official_sdks_work_against_native_workers() {
         "every SDK request went natively"
     );
 }
+
+#[tokio::test]
+async fn a_native_workers_own_failure_event_is_relayed_and_ends_the_stream() {
+    // The mocker sends an in-band error after 3 tokens; natively that is the API's own
+    // failure event, which the frontend passes on (and counts against the worker).
+    let (m, fe) = frontend_over(true, &["--error-after-tokens", "3"]).await;
+    let mut body = messages_body(true);
+    body["max_tokens"] = json!(50);
+    let (status, _, events) = post_sse(&format!("{}/v1/messages", fe.url()), &body)
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{events:?}");
+    assert_eq!(route_count(&m, "messages").await, 1.0, "sent natively");
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["type"], "error", "{events:?}");
+    let message = last["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        !message.contains("not migrated"),
+        "the worker's own event: {last}"
+    );
+    assert_eq!(
+        metric(&fe.url(), "switchyard_stream_errors_total").await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_mixed_pool_keeps_balancing_and_speaks_to_each_worker_in_its_api() {
+    let native = mocker(&["--native-apis", NATIVE]).await.unwrap();
+    let chat = mocker(&[]).await.unwrap();
+    let flags = [
+        "--worker".to_owned(),
+        format!("{MODEL}={};apis=responses+messages", native.url()),
+        "--worker".to_owned(),
+        format!("{MODEL}={}", chat.url()),
+        "--policy".to_owned(),
+        "round-robin".to_owned(),
+    ];
+    let fe = frontend(&flags).await.unwrap();
+    let url = format!("{}/v1/responses", fe.url());
+    for _ in 0..4 {
+        let (status, _, v) = post_json(&url, &responses_body(false), &[]).await.unwrap();
+        assert_eq!(status, 200, "{v}");
+    }
+    // Routing is not narrowed to the native-capable worker: each got half, in its own API.
+    assert_eq!(route_count(&native, "responses").await, 2.0);
+    assert_eq!(route_count(&native, "chat").await, 0.0);
+    assert_eq!(route_count(&chat, "chat").await, 2.0);
+    assert_eq!(route_count(&chat, "responses").await, 0.0);
+}
