@@ -27,6 +27,8 @@ pub struct Context {
     pub pool_claims: PoolClaims,
     /// Publishes Events on the objects it reconciles (one cache, so repeats become a series).
     pub recorder: Recorder,
+    /// The engines' adapter API (LoraAdapter reconciles).
+    pub lora: crate::lora_engine::LoraEngine,
 }
 
 impl Context {
@@ -55,6 +57,7 @@ impl Context {
             validator,
             worker_defaults: WorkerDefaults::default(),
             pool_claims: PoolClaims::default(),
+            lora: Default::default(),
         }
     }
 }

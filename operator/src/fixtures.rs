@@ -52,6 +52,10 @@ pub enum Call {
     CreateLease,
     /// POST of an `events.k8s.io/v1` Event.
     CreateEvent,
+    /// List of the namespace's WorkerPools.
+    ListPools(Vec<WorkerPool>),
+    /// SSA of `loraadapters/sql/status`.
+    PatchAdapterStatus,
     /// Any request, answered with this HTTP error status.
     Fail(Method, u16),
 }
@@ -230,6 +234,18 @@ impl ApiServerVerifier {
                 check(Method::POST, "/events");
                 assert!(path.starts_with("/apis/events.k8s.io/v1/"), "{path}");
                 (201, body)
+            }
+            Call::ListPools(items) => {
+                check(Method::GET, "/workerpools");
+                let list = json!({"apiVersion": "switchyard.dev/v1alpha1", "kind": "WorkerPoolList",
+                    "metadata": {"resourceVersion": "1"}, "items": items});
+                (200, list)
+            }
+            Call::PatchAdapterStatus => {
+                check(Method::PATCH, "/loraadapters/sql/status");
+                let mut obj = serde_json::to_value(lora_adapter(2)).expect("adapter");
+                obj["status"] = body["status"].clone();
+                (200, obj)
             }
             Call::Fail(m, code) => {
                 assert_eq!(method, m, "method of {path}");
@@ -440,4 +456,21 @@ pub fn config_map(bytes: &[u8]) -> ConfigMap {
         binary_data: Some([("plugin.wasm".to_string(), ByteString(bytes.to_vec()))].into()),
         ..ConfigMap::default()
     }
+}
+
+/// A LoraAdapter `sql` in [`NS`] of the [`pool`] fixtures' model, loaded from `/adapters/sql`.
+pub fn lora_adapter(min_replicas: i32) -> switchyard_k8s::LoraAdapter {
+    let mut a = switchyard_k8s::LoraAdapter::new(
+        "sql",
+        switchyard_k8s::LoraAdapterSpec {
+            base_model: "meta-llama/Llama-3.1-8B-Instruct".to_string(),
+            source: "/adapters/sql".to_string(),
+            pools: Vec::new(),
+            min_replicas,
+        },
+    );
+    a.metadata.namespace = Some(NS.to_string());
+    a.metadata.uid = Some("uid-sql".to_string());
+    a.metadata.generation = Some(1);
+    a
 }
