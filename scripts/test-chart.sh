@@ -326,16 +326,16 @@ def check_hygiene(label, values, docs):
             events = [r for r in d["rules"] if "events" in r["resources"]]
             check(f"{label} {d['kind']} {d['metadata']['name']} may record Events",
                   any(set(r["verbs"]) >= {"create", "patch"} for r in events), d["rules"])
-    # LoraAdapters: the operator reads them and patches their status (nothing more); the
-    # frontend only reads them (Kubernetes discovery of adapters).
+    # LoraAdapters: the operator reads them, patches them (its finalizer) and their status
+    # (nothing more); the frontend only reads them (Kubernetes discovery of adapters).
     for d in docs:
         if d["kind"] not in ("Role", "ClusterRole"):
             continue
         verbs = lambda res: {v for r in d["rules"] if res in r["resources"] for v in r["verbs"]}
         name = d["metadata"]["name"]
         if name.endswith("-operator"):
-            check(f"{label} {d['kind']} {name} reads LoraAdapters and patches only their status",
-                  verbs("loraadapters") == {"get", "list", "watch"} and verbs("loraadapters/status") == {"get", "patch"},
+            check(f"{label} {d['kind']} {name} reads and patches LoraAdapters (finalizer, status), nothing more",
+                  verbs("loraadapters") == {"get", "list", "watch", "patch"} and verbs("loraadapters/status") == {"get", "patch"},
                   d["rules"])
         if name.endswith("-frontend"):
             check(f"{label} {d['kind']} {name} may read LoraAdapters, not write them",

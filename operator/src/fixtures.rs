@@ -56,6 +56,8 @@ pub enum Call {
     ListPools(Vec<WorkerPool>),
     /// SSA of `loraadapters/sql/status`.
     PatchAdapterStatus,
+    /// Merge patch of `loraadapters/sql` (its finalizers).
+    PatchAdapter,
     /// Any request, answered with this HTTP error status.
     Fail(Method, u16),
 }
@@ -245,6 +247,12 @@ impl ApiServerVerifier {
                 check(Method::PATCH, "/loraadapters/sql/status");
                 let mut obj = serde_json::to_value(lora_adapter(2)).expect("adapter");
                 obj["status"] = body["status"].clone();
+                (200, obj)
+            }
+            Call::PatchAdapter => {
+                check(Method::PATCH, "/loraadapters/sql");
+                let mut obj = serde_json::to_value(lora_adapter(2)).expect("adapter");
+                obj["metadata"]["finalizers"] = body["metadata"]["finalizers"].clone();
                 (200, obj)
             }
             Call::Fail(m, code) => {
@@ -472,5 +480,6 @@ pub fn lora_adapter(min_replicas: i32) -> switchyard_k8s::LoraAdapter {
     a.metadata.namespace = Some(NS.to_string());
     a.metadata.uid = Some("uid-sql".to_string());
     a.metadata.generation = Some(1);
+    a.metadata.finalizers = Some(vec![crate::loraadapter::FINALIZER.to_string()]);
     a
 }

@@ -88,6 +88,29 @@ impl LoraEngine {
         }
     }
 
+    /// Unloads `name` from `url`'s engine; an engine that does not have it (404, or SGLang's
+    /// refusal) is already where we want it.
+    pub async fn unload(&self, url: &str, engine: EngineKind, name: &str) -> Result<(), String> {
+        let path = match engine {
+            EngineKind::Sglang => "/unload_lora_adapter",
+            _ => "/v1/unload_lora_adapter",
+        };
+        let uri = uri(url, path)?;
+        let body = serde_json::json!({"lora_name": name}).to_string();
+        let (status, text) = self
+            .exchange(async {
+                self.client
+                    .post_json(uri, Bytes::from(body), "switchyard-operator", None)
+                    .await
+            })
+            .await?;
+        if (200..300).contains(&status) || status == 404 {
+            Ok(())
+        } else {
+            Err(format!("POST {path}: {status} {}", cut(&text)))
+        }
+    }
+
     async fn exchange<F>(&self, send: F) -> Result<(u16, Bytes), String>
     where
         F: std::future::Future<

@@ -6,7 +6,10 @@
 //! then loads the adapter on the first instances without it (pool, then endpoint order, so
 //! replicas of the operator and repeated reconciles pick the same ones) until `minReplicas`
 //! have it. An instance that already has it counts whether or not this operator loaded it.
-//! Not yet: unloading when the resource is deleted (no finalizer), and a pool's `apiKey`.
+//!
+//! A finalizer ([`FINALIZER`]) makes deletion unload the adapter from every instance of its
+//! pools (one attempt each: a failure is a Warning Event, never a resource stuck deleting).
+//! Not yet: a pool's `apiKey` (the operator holds no worker keys).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +32,8 @@ use crate::{Context, Error, Result};
 
 /// Controller name in metrics and logs.
 pub const CONTROLLER: &str = "loraadapter";
+/// Held on every LoraAdapter until the operator has unloaded it from the engines.
+pub const FINALIZER: &str = "switchyard.dev/unload-adapter";
 /// Re-check of a satisfied adapter: engines restart, pools scale, adapters get evicted.
 pub const RESYNC: Duration = Duration::from_secs(60);
 
@@ -69,13 +74,21 @@ pub async fn reconcile(adapter: Arc<LoraAdapter>, ctx: Arc<Context>) -> Result<A
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
     let name = adapter.name_any();
+    let finalizers = adapter.finalizers();
+    let held = finalizers.iter().any(|f| f == FINALIZER);
     if adapter.metadata.deletion_timestamp.is_some() {
+        if held {
+            cleanup(&adapter, &ctx, &namespace).await?;
+        }
         ctx.backoff.succeeded(&key(&namespace, &name));
         return Ok(Action::await_change());
     }
-    let pools: Api<WorkerPool> = Api::namespaced(ctx.client.clone(), &namespace);
-    let pools = pools.list(&ListParams::default()).await?.items;
-    let targets = targets(&adapter.spec, &pools);
+    if !held {
+        let mut with = finalizers.to_vec();
+        with.push(FINALIZER.to_owned());
+        set_finalizers(&ctx, &namespace, &name, with).await?;
+    }
+    let targets = targets(&adapter.spec, &list_pools(&ctx, &namespace).await?);
     let placement = place(&ctx.lora, &name, &adapter.spec, &targets).await;
     let min = usize::try_from(adapter.spec.min_replicas).unwrap_or(0);
     let ready = placement.loaded_on.len() >= min;
@@ -123,6 +136,56 @@ pub async fn reconcile(adapter: Arc<LoraAdapter>, ctx: Arc<Context>) -> Result<A
         // Not there yet (no instances, failed loads): try again, backing off.
         Ok(Action::requeue(ctx.backoff.failed(&key)))
     }
+}
+
+/// Unloads the adapter from every instance of its pools, then lets the resource go.
+async fn cleanup(adapter: &LoraAdapter, ctx: &Context, namespace: &str) -> Result<()> {
+    let name = adapter.name_any();
+    let mut failures = Vec::new();
+    for target in targets(&adapter.spec, &list_pools(ctx, namespace).await?) {
+        match ctx.lora.unload(&target.url, target.engine, &name).await {
+            Ok(()) => tracing::info!(instance = %target.id(), "adapter unloaded"),
+            Err(why) => failures.push(format!("{}: {why}", target.id())),
+        }
+    }
+    if !failures.is_empty() {
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "UnloadFailed".to_owned(),
+            note: Some(cut(&failures.join("; "), 1000)),
+            action: "UnloadAdapter".to_owned(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &adapter.object_ref(&())).await {
+            tracing::warn!(error = %e, "could not record the unload failure as an Event");
+        }
+    }
+    let rest = adapter
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    set_finalizers(ctx, namespace, &name, rest).await
+}
+
+async fn list_pools(ctx: &Context, namespace: &str) -> Result<Vec<WorkerPool>> {
+    let pools: Api<WorkerPool> = Api::namespaced(ctx.client.clone(), namespace);
+    Ok(pools.list(&ListParams::default()).await?.items)
+}
+
+/// Replaces the finalizer list (a merge patch: lists are replaced whole).
+async fn set_finalizers(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    finalizers: Vec<String>,
+) -> Result<()> {
+    let api: Api<LoraAdapter> = Api::namespaced(ctx.client.clone(), namespace);
+    let patch = json!({"metadata": {"finalizers": finalizers}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
 }
 
 /// Retries a failed reconcile with capped exponential backoff.

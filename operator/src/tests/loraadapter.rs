@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use switchyard_k8s::{EngineKind, WorkerPool, WorkerPoolStatus};
 
 use crate::fixtures::*;
-use crate::loraadapter::{reconcile, targets, Target, RESYNC};
+use crate::loraadapter::{reconcile, targets, Target, FINALIZER, RESYNC};
 
 const BASE: &str = "meta-llama/Llama-3.1-8B-Instruct";
 
@@ -25,6 +25,7 @@ const BASE: &str = "meta-llama/Llama-3.1-8B-Instruct";
 struct Engine {
     loaded: Mutex<Vec<String>>,
     loads: Mutex<Vec<Value>>,
+    unloads: Mutex<Vec<Value>>,
     refuse: bool,
 }
 
@@ -75,6 +76,21 @@ async fn answer(
                 (
                     200,
                     format!("Success: LoRA adapter '{name}' added successfully."),
+                )
+            }
+        }
+        "/v1/unload_lora_adapter" => {
+            let request: Value = serde_json::from_slice(&body).unwrap();
+            engine.unloads.lock().push(request.clone());
+            let mut loaded = engine.loaded.lock();
+            let before = loaded.len();
+            loaded.retain(|a| request["lora_name"] != a.as_str());
+            if loaded.len() < before {
+                (200, "Success".to_owned())
+            } else {
+                (
+                    404,
+                    json!({"error": {"message": "not found", "code": 404}}).to_string(),
                 )
             }
         }
@@ -230,4 +246,48 @@ fn targets_are_the_base_models_ready_endpoints_in_the_listed_pools() {
     let only_b = targets(&spec, &pools);
     assert_eq!(ids(only_b.clone()), ["b/10.0.0.2:8000"]);
     assert_eq!(only_b[0].engine, EngineKind::Vllm);
+}
+
+#[tokio::test]
+async fn the_finalizer_is_added_first_and_deletion_unloads_everywhere_then_releases_it() {
+    let (has, lacks) = (Arc::new(Engine::default()), Arc::new(Engine::default()));
+    has.loaded.lock().push("sql".into());
+    let urls = vec![
+        serve(Arc::clone(&has)).await,
+        serve(Arc::clone(&lacks)).await,
+    ];
+    let pools = || vec![pool_with("llama", BASE, urls.clone())];
+
+    // A new resource gets the finalizer before anything is loaded.
+    let mut fresh = lora_adapter(1);
+    fresh.metadata.finalizers = None;
+    let (ctx, api) = context(FakeValidator(Ok(vec![])), StaticUrls::default());
+    let handle = api.run(vec![
+        Call::PatchAdapter,
+        Call::ListPools(pools()),
+        Call::PatchAdapterStatus,
+    ]);
+    reconcile(Arc::new(fresh), ctx).await.unwrap();
+    let calls = finish(handle).await;
+    assert_eq!(
+        calls[0].body,
+        json!({"metadata": {"finalizers": [FINALIZER]}})
+    );
+
+    // Deleted: unloaded from every instance of the pool (one had it), finalizer released.
+    let mut deleting = lora_adapter(1);
+    deleting.metadata.deletion_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+        ));
+    let (ctx, api) = context(FakeValidator(Ok(vec![])), StaticUrls::default());
+    let handle = api.run(vec![Call::ListPools(pools()), Call::PatchAdapter]);
+    let action = reconcile(Arc::new(deleting), ctx).await.unwrap();
+    let calls = finish(handle).await;
+    assert_eq!(action, Action::await_change());
+    for e in [&has, &lacks] {
+        assert_eq!(*e.unloads.lock(), [json!({"lora_name": "sql"})]);
+    }
+    assert!(has.loaded.lock().is_empty());
+    assert_eq!(calls[1].body, json!({"metadata": {"finalizers": []}}));
 }
