@@ -366,19 +366,21 @@ def check_hygiene(label, values, docs):
                   mount is not None and vols[mount].get("configMap", {}).get("name") == ca, (path, mounts))
     keys = values.get("frontend", {}).get("workerApiKeys", {}).get("existingSecret")
     for d in docs:
-        if d["kind"] != "Deployment" or not d["metadata"]["name"].endswith("-frontend"):
+        # The operator needs the same keys for LoraAdapter loads on pools with `apiKey`.
+        if d["kind"] != "Deployment" or not d["metadata"]["name"].endswith(("-frontend", "-operator")):
             continue
+        who = d["metadata"]["name"].rsplit("-", 1)[1]
         pod = d["spec"]["template"]["spec"]
         c = pod["containers"][0]
         env = {e["name"]: e.get("value") for e in c.get("env", [])}
         path = env.get("SWITCHYARD_WORKER_API_KEYS_DIR")
         if not keys:
-            check(f"{label} no worker key directory unless asked", path is None, env)
+            check(f"{label} {who}: no worker key directory unless asked", path is None, env)
             continue
         mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
         vols = {v["name"]: v for v in pod.get("volumes", [])}
         mount = mounts.get(path)
-        check(f"{label} the frontend reads worker API keys from Secret {keys}, read-only",
+        check(f"{label} the {who} reads worker API keys from Secret {keys}, read-only",
               mount is not None and mount.get("readOnly") is True
               and vols[mount["name"]].get("secret", {}).get("secretName") == keys, (path, mounts))
 

@@ -29,6 +29,9 @@ pub struct Context {
     pub recorder: Recorder,
     /// The engines' adapter API (LoraAdapter reconciles).
     pub lora: crate::lora_engine::LoraEngine,
+    /// Worker API keys by `<namespace>.<frontendKey>` file name, for adapter loads on pools
+    /// with `apiKey` (`--worker-api-keys-dir`).
+    pub worker_keys_dir: Option<std::path::PathBuf>,
 }
 
 impl Context {
@@ -58,6 +61,7 @@ impl Context {
             worker_defaults: WorkerDefaults::default(),
             pool_claims: PoolClaims::default(),
             lora: Default::default(),
+            worker_keys_dir: None,
         }
     }
 }

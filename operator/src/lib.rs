@@ -20,6 +20,7 @@ pub mod failure;
 pub mod kv_bridge;
 pub mod leader;
 pub mod lora_engine;
+pub mod lora_keys;
 pub mod loraadapter;
 pub mod manifests;
 pub mod metrics;

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::Uri;
 use http_body_util::{BodyExt, Limited};
 use switchyard_k8s::EngineKind;
-use switchyard_runtime::{ClientConfig, WorkerClient};
+use switchyard_runtime::{ClientConfig, WorkerAuth, WorkerClient};
 
 /// Largest answer read: a model list with many adapters, or an error message.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
@@ -34,10 +34,14 @@ impl Default for LoraEngine {
 
 impl LoraEngine {
     /// The adapters `url`'s engine lists in `/v1/models` (entries with a `parent`).
-    pub async fn loaded(&self, url: &str) -> Result<Vec<String>, String> {
+    pub async fn loaded(
+        &self,
+        url: &str,
+        auth: Option<&WorkerAuth>,
+    ) -> Result<Vec<String>, String> {
         let uri = uri(url, "/v1/models")?;
         let (status, body) = self
-            .exchange(async { self.client.get(uri, None).await })
+            .exchange(async { self.client.get(uri, auth.map(WorkerAuth::header)).await })
             .await?;
         if status != 200 {
             return Err(format!("GET /v1/models: {status} {}", cut(&body)));
@@ -59,8 +63,8 @@ impl LoraEngine {
         &self,
         url: &str,
         engine: EngineKind,
-        name: &str,
-        source: &str,
+        (name, source): (&str, &str),
+        auth: Option<&WorkerAuth>,
     ) -> Result<(), String> {
         let path = match engine {
             EngineKind::Sglang => "/load_lora_adapter",
@@ -71,7 +75,12 @@ impl LoraEngine {
         let (status, text) = self
             .exchange(async {
                 self.client
-                    .post_json(uri, Bytes::from(body), "switchyard-operator", None)
+                    .post_json(
+                        uri,
+                        Bytes::from(body),
+                        "switchyard-operator",
+                        auth.map(WorkerAuth::header),
+                    )
                     .await
             })
             .await?;
@@ -90,7 +99,13 @@ impl LoraEngine {
 
     /// Unloads `name` from `url`'s engine; an engine that does not have it (404, or SGLang's
     /// refusal) is already where we want it.
-    pub async fn unload(&self, url: &str, engine: EngineKind, name: &str) -> Result<(), String> {
+    pub async fn unload(
+        &self,
+        url: &str,
+        engine: EngineKind,
+        name: &str,
+        auth: Option<&WorkerAuth>,
+    ) -> Result<(), String> {
         let path = match engine {
             EngineKind::Sglang => "/unload_lora_adapter",
             _ => "/v1/unload_lora_adapter",
@@ -100,7 +115,12 @@ impl LoraEngine {
         let (status, text) = self
             .exchange(async {
                 self.client
-                    .post_json(uri, Bytes::from(body), "switchyard-operator", None)
+                    .post_json(
+                        uri,
+                        Bytes::from(body),
+                        "switchyard-operator",
+                        auth.map(WorkerAuth::header),
+                    )
                     .await
             })
             .await?;

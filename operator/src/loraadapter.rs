@@ -27,6 +27,8 @@ use switchyard_k8s::{
 };
 use tracing::instrument;
 
+use switchyard_runtime::WorkerAuth;
+
 use crate::lora_engine::LoraEngine;
 use crate::{Context, Error, Result};
 
@@ -44,6 +46,8 @@ pub struct Target {
     /// `http://ip:port`, from the pool's status.
     pub url: String,
     pub engine: EngineKind,
+    /// The pool's worker API key (`Err`: it has one the operator cannot read).
+    pub auth: Result<Option<WorkerAuth>, String>,
 }
 
 impl Target {
@@ -88,7 +92,8 @@ pub async fn reconcile(adapter: Arc<LoraAdapter>, ctx: Arc<Context>) -> Result<A
         with.push(FINALIZER.to_owned());
         set_finalizers(&ctx, &namespace, &name, with).await?;
     }
-    let targets = targets(&adapter.spec, &list_pools(&ctx, &namespace).await?);
+    let pools = list_pools(&ctx, &namespace).await?;
+    let targets = targets(&adapter.spec, &pools, ctx.worker_keys_dir.as_deref());
     let placement = place(&ctx.lora, &name, &adapter.spec, &targets).await;
     let min = usize::try_from(adapter.spec.min_replicas).unwrap_or(0);
     let ready = placement.loaded_on.len() >= min;
@@ -142,8 +147,17 @@ pub async fn reconcile(adapter: Arc<LoraAdapter>, ctx: Arc<Context>) -> Result<A
 async fn cleanup(adapter: &LoraAdapter, ctx: &Context, namespace: &str) -> Result<()> {
     let name = adapter.name_any();
     let mut failures = Vec::new();
-    for target in targets(&adapter.spec, &list_pools(ctx, namespace).await?) {
-        match ctx.lora.unload(&target.url, target.engine, &name).await {
+    let pools = list_pools(ctx, namespace).await?;
+    for target in targets(&adapter.spec, &pools, ctx.worker_keys_dir.as_deref()) {
+        let unloaded = match &target.auth {
+            Ok(auth) => {
+                ctx.lora
+                    .unload(&target.url, target.engine, &name, auth.as_ref())
+                    .await
+            }
+            Err(why) => Err(why.clone()),
+        };
+        match unloaded {
             Ok(()) => tracing::info!(instance = %target.id(), "adapter unloaded"),
             Err(why) => failures.push(format!("{}: {why}", target.id())),
         }
@@ -206,7 +220,11 @@ fn key(namespace: &str, name: &str) -> String {
 
 /// The ready instances of the pools (already one namespace's) that serve `spec.baseModel`,
 /// restricted to `spec.pools` when it is set, in pool then endpoint order.
-pub fn targets(spec: &LoraAdapterSpec, pools: &[WorkerPool]) -> Vec<Target> {
+pub fn targets(
+    spec: &LoraAdapterSpec,
+    pools: &[WorkerPool],
+    keys_dir: Option<&std::path::Path>,
+) -> Vec<Target> {
     let mut out: Vec<Target> = pools
         .iter()
         .filter(|p| p.spec.model == spec.base_model)
@@ -217,15 +235,17 @@ pub fn targets(spec: &LoraAdapterSpec, pools: &[WorkerPool]) -> Vec<Target> {
                 .as_ref()
                 .map(|s| s.endpoints.clone())
                 .unwrap_or_default();
-            endpoints.into_iter().map(|url| Target {
+            let auth = crate::lora_keys::for_pool(keys_dir, p);
+            endpoints.into_iter().map(move |url| Target {
                 pool: p.name_any(),
                 url,
                 engine: p.spec.engine,
+                auth: auth.clone(),
             })
         })
         .collect();
     out.sort_by(|a, b| (&a.pool, &a.url).cmp(&(&b.pool, &b.url)));
-    out.dedup();
+    out.dedup_by(|a, b| (&a.pool, &a.url) == (&b.pool, &b.url));
     out
 }
 
@@ -240,7 +260,14 @@ pub async fn place(
     let mut placement = Placement::default();
     let mut without = Vec::new();
     for target in targets {
-        match engine.loaded(&target.url).await {
+        let auth = match &target.auth {
+            Ok(auth) => auth.as_ref(),
+            Err(why) => {
+                placement.failures.push(format!("{}: {why}", target.id()));
+                continue;
+            }
+        };
+        match engine.loaded(&target.url, auth).await {
             Ok(list) if list.iter().any(|a| a == name) => placement.loaded_on.push(target.id()),
             Ok(_) => without.push(target),
             Err(why) => placement.failures.push(format!("{}: {why}", target.id())),
@@ -251,8 +278,9 @@ pub async fn place(
         if placement.loaded_on.len() >= min {
             break;
         }
+        let auth = target.auth.as_ref().ok().and_then(Option::as_ref);
         match engine
-            .load(&target.url, target.engine, name, &spec.source)
+            .load(&target.url, target.engine, (name, &spec.source), auth)
             .await
         {
             Ok(()) => {

@@ -26,6 +26,8 @@ struct Engine {
     loaded: Mutex<Vec<String>>,
     loads: Mutex<Vec<Value>>,
     unloads: Mutex<Vec<Value>>,
+    /// `Authorization` of every request.
+    auth: Mutex<Vec<Option<String>>>,
     refuse: bool,
 }
 
@@ -51,6 +53,12 @@ async fn answer(
     req: hyper::Request<hyper::body::Incoming>,
 ) -> hyper::Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    engine.auth.lock().push(auth);
     let body = req.into_body().collect().await.unwrap().to_bytes();
     let (status, text) = match path.as_str() {
         "/v1/models" => {
@@ -239,11 +247,11 @@ fn targets_are_the_base_models_ready_endpoints_in_the_listed_pools() {
     let mut spec = lora_adapter(1).spec;
     let ids = |t: Vec<Target>| t.iter().map(Target::id).collect::<Vec<_>>();
     assert_eq!(
-        ids(targets(&spec, &pools)),
+        ids(targets(&spec, &pools, None)),
         ["a/10.0.0.1:8000", "a/10.0.0.9:8000", "b/10.0.0.2:8000"]
     );
     spec.pools = vec!["b".into()];
-    let only_b = targets(&spec, &pools);
+    let only_b = targets(&spec, &pools, None);
     assert_eq!(ids(only_b.clone()), ["b/10.0.0.2:8000"]);
     assert_eq!(only_b[0].engine, EngineKind::Vllm);
 }
@@ -290,4 +298,64 @@ async fn the_finalizer_is_added_first_and_deletion_unloads_everywhere_then_relea
     }
     assert!(has.loaded.lock().is_empty());
     assert_eq!(calls[1].body, json!({"metadata": {"finalizers": []}}));
+}
+
+#[tokio::test]
+async fn a_pool_with_an_api_key_gets_it_from_the_keys_dir_on_every_call() {
+    let engine = Arc::new(Engine::default());
+    let url = serve(Arc::clone(&engine)).await;
+    let dir = std::env::temp_dir().join(format!("sy-lora-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The frontend's naming: `<namespace>.<frontendKey>` (default frontendKey: secretName).
+    std::fs::write(dir.join(format!("{NS}.llama-key")), "k-123\n").unwrap();
+    let mut keyed = pool_with("llama", BASE, vec![url]);
+    keyed.spec.api_key = Some(switchyard_k8s::workerpool::ApiKeyRef {
+        secret_name: "llama-key".into(),
+        key: "api-key".into(),
+        frontend_key: None,
+    });
+    let (mut ctx, api) = context(FakeValidator(Ok(vec![])), StaticUrls::default());
+    Arc::get_mut(&mut ctx).unwrap().worker_keys_dir = Some(dir.clone());
+    let handle = api.run(vec![
+        Call::ListPools(vec![keyed.clone()]),
+        Call::PatchAdapterStatus,
+    ]);
+    reconcile(Arc::new(lora_adapter(1)), Arc::clone(&ctx))
+        .await
+        .unwrap();
+    let calls = finish(handle).await;
+    assert_eq!(calls[1].body["status"]["readyReplicas"], 1);
+    assert_eq!(
+        *engine.auth.lock(),
+        [
+            Some("Bearer k-123".to_owned()),
+            Some("Bearer k-123".to_owned())
+        ],
+        "the model list and the load both carry the key"
+    );
+
+    // Without the key file: no call reaches the engine, and the condition names the key.
+    std::fs::remove_dir_all(&dir).unwrap();
+    let (mut ctx, api) = context(FakeValidator(Ok(vec![])), StaticUrls::default());
+    Arc::get_mut(&mut ctx).unwrap().worker_keys_dir = Some(dir);
+    let handle = api.run(vec![
+        Call::ListPools(vec![keyed]),
+        Call::PatchAdapterStatus,
+        Call::CreateEvent,
+    ]);
+    reconcile(Arc::new(lora_adapter(1)), ctx).await.unwrap();
+    let calls = finish(handle).await;
+    let message = calls[1].body["status"]["conditions"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains(&format!("worker API key `{NS}.llama-key`")),
+        "{message}"
+    );
+    assert_eq!(
+        engine.auth.lock().len(),
+        2,
+        "no further call without the key"
+    );
 }
