@@ -326,16 +326,16 @@ def check_hygiene(label, values, docs):
             events = [r for r in d["rules"] if "events" in r["resources"]]
             check(f"{label} {d['kind']} {d['metadata']['name']} may record Events",
                   any(set(r["verbs"]) >= {"create", "patch"} for r in events), d["rules"])
-    # LoraAdapters: the operator reads them and patches their status (nothing more); the
-    # frontend only reads them (Kubernetes discovery of adapters).
+    # LoraAdapters: the operator reads them, patches them (its finalizer) and their status
+    # (nothing more); the frontend only reads them (Kubernetes discovery of adapters).
     for d in docs:
         if d["kind"] not in ("Role", "ClusterRole"):
             continue
         verbs = lambda res: {v for r in d["rules"] if res in r["resources"] for v in r["verbs"]}
         name = d["metadata"]["name"]
         if name.endswith("-operator"):
-            check(f"{label} {d['kind']} {name} reads LoraAdapters and patches only their status",
-                  verbs("loraadapters") == {"get", "list", "watch"} and verbs("loraadapters/status") == {"get", "patch"},
+            check(f"{label} {d['kind']} {name} reads and patches LoraAdapters (finalizer, status), nothing more",
+                  verbs("loraadapters") == {"get", "list", "watch", "patch"} and verbs("loraadapters/status") == {"get", "patch"},
                   d["rules"])
         if name.endswith("-frontend"):
             check(f"{label} {d['kind']} {name} may read LoraAdapters, not write them",
@@ -366,19 +366,21 @@ def check_hygiene(label, values, docs):
                   mount is not None and vols[mount].get("configMap", {}).get("name") == ca, (path, mounts))
     keys = values.get("frontend", {}).get("workerApiKeys", {}).get("existingSecret")
     for d in docs:
-        if d["kind"] != "Deployment" or not d["metadata"]["name"].endswith("-frontend"):
+        # The operator needs the same keys for LoraAdapter loads on pools with `apiKey`.
+        if d["kind"] != "Deployment" or not d["metadata"]["name"].endswith(("-frontend", "-operator")):
             continue
+        who = d["metadata"]["name"].rsplit("-", 1)[1]
         pod = d["spec"]["template"]["spec"]
         c = pod["containers"][0]
         env = {e["name"]: e.get("value") for e in c.get("env", [])}
         path = env.get("SWITCHYARD_WORKER_API_KEYS_DIR")
         if not keys:
-            check(f"{label} no worker key directory unless asked", path is None, env)
+            check(f"{label} {who}: no worker key directory unless asked", path is None, env)
             continue
         mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
         vols = {v["name"]: v for v in pod.get("volumes", [])}
         mount = mounts.get(path)
-        check(f"{label} the frontend reads worker API keys from Secret {keys}, read-only",
+        check(f"{label} the {who} reads worker API keys from Secret {keys}, read-only",
               mount is not None and mount.get("readOnly") is True
               and vols[mount["name"]].get("secret", {}).get("secretName") == keys, (path, mounts))
 

@@ -30,6 +30,11 @@ pub struct Context {
     pub children: OwnedChildren,
     /// Publishes Events on the objects it reconciles (one cache, so repeats become a series).
     pub recorder: Recorder,
+    /// The engines' adapter API (LoraAdapter reconciles).
+    pub lora: crate::lora_engine::LoraEngine,
+    /// Worker API keys by `<namespace>.<frontendKey>` file name, for adapter loads on pools
+    /// with `apiKey` (`--worker-api-keys-dir`).
+    pub worker_keys_dir: Option<std::path::PathBuf>,
 }
 
 impl Context {
@@ -59,6 +64,8 @@ impl Context {
             worker_defaults: WorkerDefaults::default(),
             pool_claims: PoolClaims::default(),
             children: OwnedChildren::default(),
+            lora: Default::default(),
+            worker_keys_dir: None,
         }
     }
 }

@@ -17,10 +17,10 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{watcher, Controller};
 use kube::{Api, ResourceExt};
-use switchyard_k8s::{labels, RouterPlugin, WatchScope, WorkerPool};
+use switchyard_k8s::{labels, LoraAdapter, RouterPlugin, WatchScope, WorkerPool};
 
 use crate::server::Readiness;
-use crate::{plugin_sources, routerplugin, workerpool, Context};
+use crate::{loraadapter, plugin_sources, routerplugin, workerpool, Context};
 
 /// Runs both controllers in every namespace of `scope` until a shutdown signal; sets `ready`
 /// once every controller's primary watch (WorkerPools, RouterPlugins) has completed its first
@@ -53,6 +53,10 @@ pub async fn run(ctx: Arc<Context>, scope: WatchScope, ready: Arc<Readiness>) {
         let controller = plugin_controller(api, &ctx);
         let store = controller.store();
         runs.push(running(run_plugins(controller, ctx.clone()), store, on_listed()).boxed());
+    }
+    // Not part of readiness: WorkerPools and RouterPlugins work without the LoraAdapter CRD.
+    for api in scope.apis::<LoraAdapter>(&client) {
+        runs.push(run_adapters(adapter_controller(api, &ctx), ctx.clone()).boxed());
     }
     join_all(runs).await;
 }
@@ -162,4 +166,40 @@ pub fn plugin_controller(api: Api<RouterPlugin>, ctx: &Context) -> Controller<Ro
         let namespace = cm.namespace().unwrap_or_default();
         plugin_sources::referencing(&plugins.state(), &namespace, &cm.name_any())
     })
+}
+
+/// The LoraAdapter controller over `api`'s namespace (or all), before `run`: re-run for the
+/// adapters of a model whenever one of its WorkerPools changes (new ready endpoints).
+pub fn adapter_controller(api: Api<LoraAdapter>, ctx: &Context) -> Controller<LoraAdapter> {
+    let pools: Api<WorkerPool> = match api.namespace() {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let adapters = controller.store();
+    controller.watches(pools, watcher::Config::default(), move |pool| {
+        let namespace = pool.namespace().unwrap_or_default();
+        adapters
+            .state()
+            .iter()
+            .filter(|a| {
+                a.namespace().as_deref() == Some(namespace.as_str())
+                    && a.spec.base_model == pool.spec.model
+            })
+            .map(|a| ObjectRef::from_obj(&**a))
+            .collect::<Vec<_>>()
+    })
+}
+
+async fn run_adapters(controller: Controller<LoraAdapter>, ctx: Arc<Context>) {
+    controller
+        .shutdown_on_signal()
+        .run(loraadapter::reconcile, loraadapter::error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::debug!(adapter = %obj.name, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "loraadapter controller"),
+            }
+        })
+        .await;
 }

@@ -61,6 +61,12 @@ pub enum Call {
     CreateEvent,
     /// PATCH of an Event series (a repeat of an Event already recorded).
     PatchEvent,
+    /// List of the namespace's WorkerPools.
+    ListPools(Vec<WorkerPool>),
+    /// SSA of `loraadapters/sql/status`.
+    PatchAdapterStatus,
+    /// Merge patch of `loraadapters/sql` (its finalizers).
+    PatchAdapter,
     /// Any request, answered with this HTTP error status.
     Fail(Method, u16),
 }
@@ -275,6 +281,24 @@ impl ApiServerVerifier {
                 assert_eq!(method, Method::PATCH, "method of {path}");
                 assert!(path.starts_with("/apis/events.k8s.io/v1/"), "{path}");
                 (200, body)
+            }
+            Call::ListPools(items) => {
+                check(Method::GET, "/workerpools");
+                let list = json!({"apiVersion": "switchyard.dev/v1alpha1", "kind": "WorkerPoolList",
+                    "metadata": {"resourceVersion": "1"}, "items": items});
+                (200, list)
+            }
+            Call::PatchAdapterStatus => {
+                check(Method::PATCH, "/loraadapters/sql/status");
+                let mut obj = serde_json::to_value(lora_adapter(2)).expect("adapter");
+                obj["status"] = body["status"].clone();
+                (200, obj)
+            }
+            Call::PatchAdapter => {
+                check(Method::PATCH, "/loraadapters/sql");
+                let mut obj = serde_json::to_value(lora_adapter(2)).expect("adapter");
+                obj["metadata"]["finalizers"] = body["metadata"]["finalizers"].clone();
+                (200, obj)
             }
             Call::Fail(m, code) => {
                 assert_eq!(method, m, "method of {path}");
@@ -501,4 +525,22 @@ pub fn config_map(bytes: &[u8]) -> ConfigMap {
         binary_data: Some([("plugin.wasm".to_string(), ByteString(bytes.to_vec()))].into()),
         ..ConfigMap::default()
     }
+}
+
+/// A LoraAdapter `sql` in [`NS`] of the [`pool`] fixtures' model, loaded from `/adapters/sql`.
+pub fn lora_adapter(min_replicas: i32) -> switchyard_k8s::LoraAdapter {
+    let mut a = switchyard_k8s::LoraAdapter::new(
+        "sql",
+        switchyard_k8s::LoraAdapterSpec {
+            base_model: "meta-llama/Llama-3.1-8B-Instruct".to_string(),
+            source: "/adapters/sql".to_string(),
+            pools: Vec::new(),
+            min_replicas,
+        },
+    );
+    a.metadata.namespace = Some(NS.to_string());
+    a.metadata.uid = Some("uid-sql".to_string());
+    a.metadata.generation = Some(1);
+    a.metadata.finalizers = Some(vec![crate::loraadapter::FINALIZER.to_string()]);
+    a
 }

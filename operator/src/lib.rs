@@ -6,7 +6,8 @@
 //! [`routerplugin`] (reconcile + error policy), [`manifests`] (child objects), [`backoff`],
 //! [`leader`] (Lease election), [`metrics`], [`server`] (`/healthz`, `/readyz`, `/metrics`),
 //! [`controller`] (wiring), [`plugin_sources`] (ConfigMap → RouterPlugins), [`validator`]
-//! (the world check).
+//! (the world check), [`loraadapter`] (keep LoRA adapters loaded; [`lora_engine`] speaks the
+//! engines' adapter API).
 #![forbid(unsafe_code)]
 
 pub mod api_key;
@@ -19,6 +20,9 @@ pub mod error;
 pub mod failure;
 pub mod kv_bridge;
 pub mod leader;
+pub mod lora_engine;
+pub mod lora_keys;
+pub mod loraadapter;
 pub mod manifests;
 pub mod metrics;
 pub mod ownership;

@@ -92,6 +92,10 @@ struct RunArgs {
     /// Identity in the Lease.
     #[arg(long, env = "POD_NAME", default_value = "switchyard-operator")]
     pod_name: String,
+    /// Directory of worker API keys named `<namespace>.<frontendKey>` (the frontend's mounted
+    /// key Secret): sent with LoraAdapter loads to pools with `apiKey`.
+    #[arg(long, env = "SWITCHYARD_WORKER_API_KEYS_DIR", value_name = "DIR")]
+    worker_api_keys_dir: Option<std::path::PathBuf>,
 }
 
 /// `--all-namespaces`, else the listed namespaces, else the pod's own.
@@ -146,6 +150,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     .context("locating the operator binary for component validation")?;
     let mut ctx = Context::new(client.clone(), metrics.clone(), Arc::new(bounded))?;
     ctx.worker_defaults = switchyard_operator::pod_extras::WorkerDefaults::from_env();
+    ctx.worker_keys_dir = args.worker_api_keys_dir.clone();
     ctx.pool_claims = switchyard_operator::ownership::PoolClaims::new(
         args.model_owners.iter().cloned().collect(),
     );

@@ -4,6 +4,7 @@ mod config_map_watch;
 mod controller_backoff;
 mod figures;
 mod leader;
+mod loraadapter;
 mod routerplugin;
 mod workerpool;
 mod workerpool_conflict;

@@ -2,8 +2,8 @@
 //! server can run on this machine, so this answers the list and watch requests of
 //! `--discovery kubernetes` from fixed objects.
 //!
-//! Lists of WorkerPools and EndpointSlices return the given objects; every other list
-//! (RouterPlugins, ConfigMap metadata) is empty; watches are held open without events. The
+//! Lists of WorkerPools, EndpointSlices and LoraAdapters return the given objects; every other
+//! list (RouterPlugins, ConfigMap metadata) is empty; watches are held open without events. The
 //! first WorkerPool list is answered only once the test calls [`FakeApi::release_lists`], so a
 //! test can observe the frontend before discovery has listed.
 
@@ -34,11 +34,21 @@ pub struct FakeApi {
 struct Objects {
     pools: Vec<Value>,
     slices: Vec<Value>,
+    adapters: Vec<Value>,
 }
 
 impl FakeApi {
     /// Serves `pools` and `slices` in namespace `default`.
     pub async fn start(pools: Vec<Value>, slices: Vec<Value>) -> FakeApi {
+        Self::start_with_adapters(pools, slices, Vec::new()).await
+    }
+
+    /// As [`FakeApi::start`], and lists `adapters` as the LoraAdapters.
+    pub async fn start_with_adapters(
+        pools: Vec<Value>,
+        slices: Vec<Value>,
+        adapters: Vec<Value>,
+    ) -> FakeApi {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let kubeconfig = tempfile::NamedTempFile::new().unwrap();
@@ -54,7 +64,11 @@ impl FakeApi {
         .unwrap();
         let (release, released) = watch::channel(false);
         let pool_list_seen = Arc::new(Notify::new());
-        let objects = Arc::new(Objects { pools, slices });
+        let objects = Arc::new(Objects {
+            pools,
+            slices,
+            adapters,
+        });
         let seen = Arc::clone(&pool_list_seen);
         let task = tokio::spawn(async move {
             loop {
@@ -114,6 +128,8 @@ async fn answer(
         objects.pools.clone()
     } else if path.ends_with("/endpointslices") {
         objects.slices.clone()
+    } else if path.ends_with("/loraadapters") {
+        objects.adapters.clone()
     } else {
         Vec::new()
     };
@@ -142,4 +158,12 @@ pub fn slice(name: &str, ip: &str, port: u16, ready: bool) -> Value {
         "addressType": "IPv4",
         "endpoints": [{"addresses": [ip], "conditions": {"ready": ready}, "targetRef": {"kind": "Pod", "name": format!("{name}-0")}}],
         "ports": [{"name": "http", "port": port}]})
+}
+
+/// A LoraAdapter `name` in `namespace` of `base`.
+pub fn lora_adapter(namespace: &str, name: &str, base: &str) -> Value {
+    json!({"apiVersion": "switchyard.dev/v1alpha1", "kind": "LoraAdapter",
+        "metadata": {"name": name, "namespace": namespace, "resourceVersion": "1", "generation": 1,
+                     "uid": name, "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"baseModel": base, "source": format!("/adapters/{name}"), "minReplicas": 1}})
 }

@@ -5,6 +5,7 @@
 
 mod balancer;
 mod fake_api;
+mod lora;
 mod rollout;
 
 use std::time::Duration;
