@@ -9,8 +9,8 @@
 //! sharing their routing decisions over NATS).
 
 mod etcd;
-mod etcd_lora;
 mod etcd_apis;
+mod etcd_lora;
 mod etcd_untrusted;
 mod events;
 mod gap;
