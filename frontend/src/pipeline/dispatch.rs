@@ -137,11 +137,19 @@ pub async fn dispatch(
     tracker: &Tracker,
 ) -> Result<Upstream, ApiError> {
     let candidates = &routable.instances;
-    admission::check_capacity(&app.config.overload, &request.headers, candidates).inspect_err(
-        |_| {
-            app.metrics.shed.inc();
-        },
-    )?;
+    // With flow control on, its gate ([`crate::flow::admit`]) already waited for room: shedding
+    // here would answer 503 to a request that waited its turn, whenever another admission
+    // (a new arrival, or a waiter the ticker woke) took the same slot between the gate and
+    // this point. The gate's check is the capacity decision then; admissions racing in the
+    // same instant may briefly exceed `max_in_flight_per_instance`, as concurrent arrivals can
+    // without flow control.
+    if !app.flow.enabled() {
+        admission::check_capacity(&app.config.overload, &request.headers, candidates).inspect_err(
+            |_| {
+                app.metrics.shed.inc();
+            },
+        )?;
+    }
     if routable.panic {
         app.metrics.panic_routed.inc();
     }
