@@ -41,6 +41,11 @@ pub struct AffinityConfig {
     pub capacity: u32,
     /// Requests above the least-loaded candidate that still count as room.
     pub slack: f64,
+    /// While some candidate with a known capacity is below it, room is that capacity alone
+    /// (the `slack` then only applies to instances of unknown capacity, or when every
+    /// instance queues). Lets a large `slack` keep affinity where nothing queues without
+    /// delaying the spill of a hot prefix whose holder is full.
+    pub capacity_first: bool,
     /// Cost per outstanding request within room, in units of the prompt's blocks.
     pub load_weight: f64,
     /// Cost per request this one would queue behind, in units of the prompt's blocks.
@@ -53,6 +58,7 @@ impl Default for AffinityConfig {
             enabled: true,
             capacity: 0,
             slack: 4.0,
+            capacity_first: false,
             load_weight: 0.05,
             queue_weight: 1.0,
         }
@@ -116,17 +122,27 @@ pub fn costs(
     } else {
         0.0
     };
+    let capacity = |c: &AffinityCandidate| {
+        if c.capacity.is_finite() {
+            c.capacity.max(0.0)
+        } else {
+            0.0
+        }
+    };
+    let some_below_capacity = cands
+        .iter()
+        .any(|c| capacity(c) > 0.0 && load(c) + 1.0 <= capacity(c));
     let size = f64::from(request_blocks.max(1));
     cands
         .iter()
         .map(|c| {
             let l = load(c);
-            let capacity = if c.capacity.is_finite() {
-                c.capacity
+            let capacity = capacity(c);
+            let room = if cfg.capacity_first && capacity > 0.0 && some_below_capacity {
+                capacity
             } else {
-                0.0
+                capacity.max(relative_room)
             };
-            let room = capacity.max(relative_room);
             let excess = (l + 1.0 - room).max(0.0);
             let uncached = f64::from(request_blocks.saturating_sub(c.overlap_blocks));
             overlap_weight * uncached + size * (cfg.load_weight * l + cfg.queue_weight * excess)
@@ -181,6 +197,31 @@ mod tests {
         assert_eq!(best(&c), 0, "{c:?}");
         // When everybody queues, room is relative: the holder near the minimum keeps it.
         let c = costs(64, &[cand(0, 12.0, 8.0), cand(64, 13.0, 8.0)], 1.0, &cfg);
+        assert_eq!(best(&c), 1, "{c:?}");
+    }
+
+    #[test]
+    fn capacity_first_spills_at_capacity_whatever_the_slack() {
+        let cfg = AffinityConfig {
+            slack: 8.0,
+            capacity_first: true,
+            ..Default::default()
+        };
+        // Holder full (8 of 8), another at 5: the slack (5 + 1 + 8) would keep it; capacity
+        // first spills it.
+        let c = costs(64, &[cand(0, 5.0, 8.0), cand(64, 8.0, 8.0)], 1.0, &cfg);
+        assert_eq!(best(&c), 0, "{c:?}");
+        let lenient = AffinityConfig {
+            capacity_first: false,
+            ..cfg
+        };
+        let c = costs(64, &[cand(0, 5.0, 8.0), cand(64, 8.0, 8.0)], 1.0, &lenient);
+        assert_eq!(best(&c), 1, "{c:?}");
+        // Capacity unknown: the slack still decides.
+        let c = costs(64, &[cand(0, 0.0, 0.0), cand(64, 7.0, 0.0)], 1.0, &cfg);
+        assert_eq!(best(&c), 1, "{c:?}");
+        // Everybody full: relative room again, the holder near the minimum keeps it.
+        let c = costs(64, &[cand(0, 9.0, 8.0), cand(64, 10.0, 8.0)], 1.0, &cfg);
         assert_eq!(best(&c), 1, "{c:?}");
     }
 
