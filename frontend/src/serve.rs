@@ -33,6 +33,13 @@ pub async fn run(
     // NATS events (KV index, worker load, replica sync) and the `kv` policy's overlap source;
     // stopped after the server has drained, so peers count our requests until they are done.
     let events = crate::events::start(&app).await?;
+    // Plugins see the instances discovery already knows before the first request is decided:
+    // the watch below runs on a task of its own, and on a loaded machine the first request
+    // could otherwise reach a filter that had seen no instances yet (503 `filtered_out`).
+    {
+        let (set, reg) = (Arc::clone(&plugins), Arc::clone(&registry));
+        let _ = tokio::task::spawn_blocking(move || set.refresh_topology(&reg)).await;
+    }
     let plugin_tasks = [
         tasks::spawn_topology_watch(Arc::clone(&plugins), Arc::clone(&registry)),
         tasks::spawn_file_watch(Arc::clone(&plugins)),
