@@ -19,13 +19,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body::{Body as _, Frame};
+use http_body::Frame;
 use hyper::body::Incoming;
 use switchyard_protocol::sse::{Event, Framer};
 use switchyard_runtime::clock::now_ns;
 use switchyard_runtime::{Api, InFlightGuard, Instance};
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::dispatch::StreamStart;
@@ -33,6 +33,7 @@ use super::failure::{Cause, Failure};
 use super::native_events::{NativeEvents, Seen};
 use super::outcome;
 use super::tracker::Tracker;
+use super::upstream_pull::{pull, Pulled, StallClock};
 use crate::app::App;
 
 pub struct NativeRelay {
@@ -45,10 +46,8 @@ pub struct NativeRelay {
     instance: Arc<Instance>,
     _guard: Option<InFlightGuard>,
     _admission: Option<OwnedSemaphorePermit>,
-    stall: Duration,
-    /// Armed for the earliest possible stall and re-armed lazily (as in the chat relay).
-    stall_timer: Pin<Box<Sleep>>,
-    last_data: Instant,
+    /// When the last data event arrived, and the stall timer ([`StallClock`]).
+    stall: StallClock,
     last_delta: Option<Instant>,
     deltas: u32,
     finished: bool,
@@ -77,9 +76,7 @@ impl NativeRelay {
             instance: start.instance,
             _guard: Some(start.guard),
             _admission: permit,
-            stall,
-            stall_timer: Box::pin(tokio::time::sleep_until(now + stall)),
-            last_data: now,
+            stall: StallClock::new(stall, now),
             last_delta: None,
             deltas: 0,
             finished: false,
@@ -92,7 +89,7 @@ impl NativeRelay {
 
     fn on_event(&mut self, event: Event) {
         let now = Instant::now();
-        self.last_data = now;
+        self.stall.data(now);
         if event.is_done() {
             // Neither API ends with `[DONE]`; a worker that sends one before the terminal
             // event has cut its answer short.
@@ -190,47 +187,18 @@ impl NativeRelay {
         );
     }
 
-    fn poll_stalled(&mut self, cx: &mut Context<'_>) -> bool {
-        loop {
-            if self.stall_timer.as_mut().poll(cx).is_pending() {
-                return false;
-            }
-            let deadline = self.last_data + self.stall;
-            if deadline <= Instant::now() {
-                return true;
-            }
-            self.stall_timer.as_mut().reset(deadline);
-        }
-    }
-
     fn poll_upstream(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let Some(upstream) = self.upstream.as_mut() else {
             self.end_with_failure("The stream failed: no upstream");
             return Poll::Ready(());
         };
-        match Pin::new(upstream).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    self.framer.push(data);
-                }
+        match pull(upstream, &mut self.framer, &mut self.stall, cx, "the end") {
+            Pulled::Frame => Poll::Ready(()),
+            Pulled::Failed(cause, detail) => {
+                self.upstream_failed(cause, detail);
                 Poll::Ready(())
             }
-            Poll::Ready(Some(Err(e))) => {
-                self.upstream_failed(Cause::BrokenStream, format!("connection error: {e}"));
-                Poll::Ready(())
-            }
-            Poll::Ready(None) => {
-                self.upstream_failed(Cause::BrokenStream, "closed before the end".to_owned());
-                Poll::Ready(())
-            }
-            Poll::Pending => {
-                if self.poll_stalled(cx) {
-                    let ms = u64::try_from(self.stall.as_millis()).unwrap_or(u64::MAX);
-                    self.upstream_failed(Cause::Stalled(ms), format!("no data for {ms} ms"));
-                    return Poll::Ready(());
-                }
-                Poll::Pending
-            }
+            Pulled::Pending => Poll::Pending,
         }
     }
 }

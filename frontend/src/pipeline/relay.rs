@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response};
-use http_body::{Body as _, Frame};
+use http_body::Frame;
 use hyper::body::Incoming;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
@@ -29,7 +29,7 @@ use switchyard_protocol::{ErrorBody, Usage};
 use switchyard_runtime::clock::now_ns;
 use switchyard_runtime::{InFlightGuard, Instance};
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::dispatch::{StreamStart, Upstream};
@@ -39,6 +39,7 @@ use super::migrate::{Migration, Resume, Step};
 use super::outcome;
 use super::parse::ParsedRequest;
 use super::tracker::Tracker;
+use super::upstream_pull::{pull, Pulled, StallClock};
 use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
@@ -214,16 +215,10 @@ pub struct RelayBody {
     instance: Arc<Instance>,
     _guard: Option<InFlightGuard>,
     _admission: Option<OwnedSemaphorePermit>,
-    stall: Duration,
-    /// Fires at the earliest possible stall; re-armed lazily from `last_data` when it fires,
-    /// so that the hot path does not touch the timer wheel for every frame.
-    stall_timer: Pin<Box<Sleep>>,
+    /// When the last data event arrived, and the stall timer ([`StallClock`]).
+    stall: StallClock,
     /// When the last upstream frame arrived (also the arrival time of its events).
     frame_at: Instant,
-    /// When the last data event arrived: the stall clock. Frames that carry only comments or
-    /// keep-alives do not move it, so a worker that stalls while keeping its connection warm
-    /// is still caught.
-    last_data: Instant,
     /// When the last event was relayed (inter-token latency; not reset by a splice).
     last_event: Instant,
     tokens: u32,
@@ -268,10 +263,8 @@ impl RelayBody {
             instance: start.instance,
             _guard: Some(start.guard),
             _admission: context.permit,
-            stall,
-            stall_timer: Box::pin(tokio::time::sleep_until(now + stall)),
+            stall: StallClock::new(stall, now),
             frame_at: now,
-            last_data: now,
             last_event: now,
             tokens: 0,
             empty_events: 0,
@@ -289,7 +282,7 @@ impl RelayBody {
 
     fn on_event(&mut self, event: Event) {
         let now = self.frame_at;
-        self.last_data = now;
+        self.stall.data(now);
         if event.is_done() {
             self.out.push_back(encode_done());
             self.finish();
@@ -498,23 +491,7 @@ impl RelayBody {
 
     fn reset_stall_timer(&mut self) {
         self.frame_at = Instant::now();
-        self.last_data = self.frame_at;
-        self.stall_timer.as_mut().reset(self.last_data + self.stall);
-    }
-
-    /// True when no data event came for the stall timeout. The timer was armed for the
-    /// earliest possible stall; if data came since, it is re-armed from the last event.
-    fn poll_stalled(&mut self, cx: &mut Context<'_>) -> bool {
-        loop {
-            if self.stall_timer.as_mut().poll(cx).is_pending() {
-                return false;
-            }
-            let deadline = self.last_data + self.stall;
-            if deadline <= Instant::now() {
-                return true;
-            }
-            self.stall_timer.as_mut().reset(deadline);
-        }
+        self.stall.restart(self.frame_at);
     }
 
     fn poll_upstream(&mut self, cx: &mut Context<'_>) -> Poll<()> {
@@ -523,30 +500,16 @@ impl RelayBody {
             self.fail("no upstream");
             return Poll::Ready(());
         };
-        match Pin::new(upstream).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    self.framer.push(data);
-                }
+        match pull(upstream, &mut self.framer, &mut self.stall, cx, "[DONE]") {
+            Pulled::Frame => {
                 self.frame_at = Instant::now();
                 Poll::Ready(())
             }
-            Poll::Ready(Some(Err(e))) => {
-                self.upstream_failed(Cause::BrokenStream, format!("connection error: {e}"));
+            Pulled::Failed(cause, detail) => {
+                self.upstream_failed(cause, detail);
                 Poll::Ready(())
             }
-            Poll::Ready(None) => {
-                self.upstream_failed(Cause::BrokenStream, "closed before [DONE]".to_owned());
-                Poll::Ready(())
-            }
-            Poll::Pending => {
-                if self.poll_stalled(cx) {
-                    let ms = u64::try_from(self.stall.as_millis()).unwrap_or(u64::MAX);
-                    self.upstream_failed(Cause::Stalled(ms), format!("no data for {ms} ms"));
-                    return Poll::Ready(());
-                }
-                Poll::Pending
-            }
+            Pulled::Pending => Poll::Pending,
         }
     }
 
