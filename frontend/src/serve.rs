@@ -85,7 +85,7 @@ pub async fn run(
     let served = server::serve(listener, Arc::clone(&app), shutdown).await;
     events.shutdown().await;
     // The drained requests' access-log lines reach stdout before the process ends.
-    app.access_log.flush(std::time::Duration::from_secs(2));
+    app.access_log.flush();
     served?;
     if let Some(prober) = prober {
         prober.abort();

@@ -50,7 +50,7 @@ pub const MIGRATIONS: Family = Family::counter(
 );
 pub const ACCESS_LOG_DROPPED: Family = Family::counter(
     "switchyard_access_log_dropped_total",
-    "Access-log lines dropped because stdout did not keep up (64k lines queued).",
+    "Access-log lines dropped because stdout did not keep up (16 MiB gathered).",
 );
 pub const USAGE_ESTIMATED: Family = Family::counter(
     "switchyard_usage_estimated_total",
