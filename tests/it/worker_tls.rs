@@ -51,9 +51,15 @@ async fn https_workers_are_verified_against_the_configured_ca() {
     let worker = format!("https://127.0.0.1:{port}");
     // The mocker listens before the frontend starts: a probe refused while it was still
     // starting would stay in `last_error`, which this test reads for TLS errors.
-    eventually(Duration::from_secs(20), "the TLS mocker listens", || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()
-    })
+    eventually(
+        Duration::from_secs(20),
+        "the TLS mocker listens",
+        || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+        },
+    )
     .await;
 
     // Trusted through upstream.tls.ca: requests and probes go over TLS.
