@@ -4,10 +4,10 @@
 
 use serde_json::Value;
 use switchyard_tests::http::post_json;
-use switchyard_tests::{free_port, mocker, Proc};
+use switchyard_tests::mocker;
 
-use super::chat_for;
 use super::fake_api::{lora_adapter, pool, slice, FakeApi};
+use super::{chat_for, kubernetes_frontend};
 
 #[tokio::test]
 async fn a_lora_adapter_resource_is_routed_over_its_namespaces_model_only() {
@@ -35,27 +35,7 @@ async fn a_lora_adapter_resource_is_routed_over_its_namespaces_model_only() {
     )
     .await;
     api.release_lists();
-    let port = free_port();
-    let kubeconfig = api.kubeconfig.path().display().to_string();
-    let args: Vec<String> = [
-        "serve",
-        "--listen",
-        "127.0.0.1:{port}",
-        "--discovery",
-        "kubernetes",
-    ]
-    .map(String::from)
-    .to_vec();
-    let mut fe = Proc::spawn_with_env(
-        "frontend",
-        &args,
-        port,
-        &[
-            ("KUBECONFIG", kubeconfig.as_str()),
-            ("SWITCHYARD_KUBERNETES_NAMESPACE", "default"),
-        ],
-    )
-    .unwrap();
+    let mut fe = kubernetes_frontend(&api);
     fe.wait_ready("/ready").await.unwrap();
 
     let models = crate::distributed::eventually(

@@ -16,6 +16,32 @@ use switchyard_tests::{free_port, mocker, Proc};
 
 use fake_api::{pool, slice, FakeApi};
 
+/// A frontend discovering through the stand-in API server, in namespace `default` (not yet
+/// waited on: the tests wait for the readiness they are about).
+fn kubernetes_frontend(api: &FakeApi) -> Proc {
+    let port = free_port();
+    let kubeconfig = api.kubeconfig.path().display().to_string();
+    let args: Vec<String> = [
+        "serve",
+        "--listen",
+        "127.0.0.1:{port}",
+        "--discovery",
+        "kubernetes",
+    ]
+    .map(String::from)
+    .to_vec();
+    Proc::spawn_with_env(
+        "frontend",
+        &args,
+        port,
+        &[
+            ("KUBECONFIG", kubeconfig.as_str()),
+            ("SWITCHYARD_KUBERNETES_NAMESPACE", "default"),
+        ],
+    )
+    .unwrap()
+}
+
 fn chat_for(model: &str) -> serde_json::Value {
     json!({"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
 }
@@ -32,27 +58,7 @@ async fn readiness_waits_for_discovery_and_a_pool_without_ready_pods_is_unavaila
         ],
     )
     .await;
-    let port = free_port();
-    let kubeconfig = api.kubeconfig.path().display().to_string();
-    let args: Vec<String> = [
-        "serve",
-        "--listen",
-        "127.0.0.1:{port}",
-        "--discovery",
-        "kubernetes",
-    ]
-    .map(String::from)
-    .to_vec();
-    let mut fe = Proc::spawn_with_env(
-        "frontend",
-        &args,
-        port,
-        &[
-            ("KUBECONFIG", kubeconfig.as_str()),
-            ("SWITCHYARD_KUBERNETES_NAMESPACE", "default"),
-        ],
-    )
-    .unwrap();
+    let mut fe = kubernetes_frontend(&api);
     fe.wait_ready("/live").await.unwrap();
 
     // The WorkerPool list has been asked for and is being held: not ready yet.
