@@ -135,18 +135,19 @@ async fn every_request_leaves_one_json_access_log_line() {
         .to_owned();
     response.text().await.unwrap();
     // The line is written when the stream's bookkeeping ends; wait for it to reach the log.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let line = loop {
-        let log = fe.log_text();
-        if let Some(line) = log.lines().find(|l| l.contains(&request_id)) {
-            break line.to_owned();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no access line:\n{log}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let line = crate::distributed::eventually(
+        std::time::Duration::from_secs(10),
+        "the access line",
+        || {
+            let line = fe
+                .log_text()
+                .lines()
+                .find(|l| l.contains(&request_id))
+                .map(str::to_owned);
+            async move { line }
+        },
+    )
+    .await;
     let v: serde_json::Value =
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(v["route"], "chat_completions");

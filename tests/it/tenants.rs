@@ -251,18 +251,15 @@ async fn explain_output_and_the_access_log_name_the_tenant() {
     let id = headers["x-request-id"].to_str().unwrap().to_owned();
     let explained = fe.admin_json(&format!("/admin/explain/{id}"), ADMIN).await;
     assert_eq!(explained["tenant"], "team-x", "{explained}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let line = loop {
+    let line = crate::distributed::eventually(Duration::from_secs(10), "the access line", || {
         let log = fe.log_text();
-        if let Some(line) = log
+        let line = log
             .lines()
             .find(|l| l.contains(&id) && l.contains("\"route\""))
-        {
-            break line.to_owned();
-        }
-        assert!(Instant::now() < deadline, "no access line:\n{log}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+            .map(str::to_owned);
+        async move { line }
+    })
+    .await;
     let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(v["tenant"], "team-x", "{line}");
     assert!(

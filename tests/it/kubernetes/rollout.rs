@@ -25,11 +25,15 @@ async fn a_draining_frontend_fails_no_stream() {
     let lb = Balancer::start(&[a.port, b.port]).await;
     let url = format!("http://{}/v1/chat/completions", lb.addr);
     // Wait until the balancer's own health check has seen both backends ready.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while lb.ready_backends() < 2 {
-        assert!(std::time::Instant::now() < deadline, "backends never ready");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    crate::distributed::eventually(
+        std::time::Duration::from_secs(20),
+        "the balancer sees both backends ready",
+        || {
+            let ready = lb.ready_backends() >= 2;
+            async move { ready.then_some(()) }
+        },
+    )
+    .await;
 
     // Long streams (40 tokens at 20 ms) in flight on both frontends…
     let before: Vec<_> = (0..STREAMS_BEFORE)
