@@ -70,20 +70,8 @@ impl LoraEngine {
             EngineKind::Sglang => "/load_lora_adapter",
             _ => "/v1/load_lora_adapter",
         };
-        let uri = uri(url, path)?;
-        let body = serde_json::json!({"lora_name": name, "lora_path": source}).to_string();
-        let (status, text) = self
-            .exchange(async {
-                self.client
-                    .post_json(
-                        uri,
-                        Bytes::from(body),
-                        "switchyard-operator",
-                        auth.map(WorkerAuth::header),
-                    )
-                    .await
-            })
-            .await?;
+        let body = serde_json::json!({"lora_name": name, "lora_path": source});
+        let (status, text) = self.post(url, path, &body, auth).await?;
         let text = String::from_utf8_lossy(&text);
         let sglang_refused = engine == EngineKind::Sglang
             && serde_json::from_str::<serde_json::Value>(&text)
@@ -110,25 +98,36 @@ impl LoraEngine {
             EngineKind::Sglang => "/unload_lora_adapter",
             _ => "/v1/unload_lora_adapter",
         };
-        let uri = uri(url, path)?;
-        let body = serde_json::json!({"lora_name": name}).to_string();
-        let (status, text) = self
-            .exchange(async {
-                self.client
-                    .post_json(
-                        uri,
-                        Bytes::from(body),
-                        "switchyard-operator",
-                        auth.map(WorkerAuth::header),
-                    )
-                    .await
-            })
-            .await?;
+        let body = serde_json::json!({"lora_name": name});
+        let (status, text) = self.post(url, path, &body, auth).await?;
         if (200..300).contains(&status) || status == 404 {
             Ok(())
         } else {
             Err(format!("POST {path}: {status} {}", cut(&text)))
         }
+    }
+
+    /// POSTs `body` to `path` on `url`'s engine: its status and (bounded) answer.
+    async fn post(
+        &self,
+        url: &str,
+        path: &str,
+        body: &serde_json::Value,
+        auth: Option<&WorkerAuth>,
+    ) -> Result<(u16, Bytes), String> {
+        let uri = uri(url, path)?;
+        let body = Bytes::from(body.to_string());
+        self.exchange(async {
+            self.client
+                .post_json(
+                    uri,
+                    body,
+                    "switchyard-operator",
+                    auth.map(WorkerAuth::header),
+                )
+                .await
+        })
+        .await
     }
 
     async fn exchange<F>(&self, send: F) -> Result<(u16, Bytes), String>
