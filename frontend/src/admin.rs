@@ -60,6 +60,9 @@ pub async fn handle(app: &Arc<App>, parts: &Parts, body: Incoming) -> Response<B
         (&Method::GET, "/admin/instances") => Ok(instances(app)),
         (&Method::GET, "/admin/plugins") => Ok(admin_plugins::list(app)),
         (&Method::GET, "/admin/decisions/stream") => Ok(crate::console::feed::stream(app)),
+        (&Method::GET, p) if upload_of(p).is_some() => {
+            admin_plugins::load_status(app, upload_of(p).unwrap_or_default())
+        }
         (&Method::GET, p) if p.starts_with(PLUGINS) => admin_plugins::get(app, &p[PLUGINS.len()..]),
         (&Method::PUT, p) if p.starts_with(PLUGINS) => {
             admin_plugins::put(app, &p[PLUGINS.len()..], parts.uri.query(), body).await
@@ -76,6 +79,13 @@ pub async fn handle(app: &Arc<App>, parts: &Parts, body: Incoming) -> Response<B
 }
 
 const PLUGINS: &str = "/admin/plugins/";
+/// The status of a plugin's latest upload: `/admin/plugins/{name}/load`.
+const LOAD: &str = "/load";
+
+/// The plugin name in `/admin/plugins/{name}/load`.
+fn upload_of(path: &str) -> Option<&str> {
+    path.strip_prefix(PLUGINS)?.strip_suffix(LOAD)
+}
 const EXPLAIN: &str = "/admin/explain/";
 
 /// Bearer-token check; the admin API is off when no token is configured.

@@ -35,6 +35,7 @@ const KNOWN: &[&str] = &[
     "decisionBudget",
     "initBudget",
     "maxIdleInstances",
+    "wait",
 ];
 
 /// The individual limit parameters, named as in `limits:`.
@@ -100,6 +101,19 @@ impl PutParams {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// `wait=true`: answer when the load is done (200, or 400 naming why) instead of 202 at
+    /// once. Default false.
+    pub fn wait(&self) -> Result<bool, ApiError> {
+        match self.get("wait") {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(other) => Err(ApiError::invalid_request(format!(
+                "`wait` is `true` or `false`, not `{other}`."
+            ))
+            .with_param("wait")),
+        }
     }
 
     /// The plugin's settings: the existing ones (on a swap) overridden by the parameters.

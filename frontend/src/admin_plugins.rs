@@ -4,8 +4,10 @@
 //! `PUT /admin/plugins/{name}?sha256=HEX&kind=scorer[&weight=..&failurePolicy=..&mode=..&order=..&models=a,b&config=JSON&limits=JSON&memoryBytes=..]`
 //! with the component bytes as the body (every parameter: `admin_plugin_params.rs`; an
 //! unknown one is a 400). An existing plugin keeps its settings unless a parameter overrides
-//! them. The bytes are compiled off the request path, then swapped in
-//! atomically: requests in flight finish with the version they started with.
+//! them. The PUT answers 202 with a status URL (`GET /admin/plugins/{name}/load`) and the
+//! bytes are compiled in the background (`wait=true` answers when the load is done, 200 or
+//! 400), then swapped in atomically: requests in flight finish with the version they started
+//! with.
 
 use std::sync::Arc;
 
@@ -141,23 +143,71 @@ pub async fn put(
     }
     let existing = app.plugins.table().get(name).map(|e| e.config.clone());
     let config = params.settings(name, existing)?;
-    let entry = app
-        .plugins
-        .load(config, bytes.to_vec(), PluginSource::Admin)
-        .await
-        .map_err(|e| {
-            ApiError::invalid_request(format!("plugin `{name}` was not loaded: {e}"))
-                .with_code("plugin_rejected")
-        })?;
-    Ok(json_response(
-        StatusCode::OK,
+    if params.wait()? {
+        let entry = app
+            .plugins
+            .load(config, bytes.to_vec(), PluginSource::Admin)
+            .await
+            .map_err(|e| {
+                ApiError::invalid_request(format!("plugin `{name}` was not loaded: {e}"))
+                    .with_code("plugin_rejected")
+            })?;
+        return Ok(json_response(
+            StatusCode::OK,
+            serde_json::json!({
+                "name": entry.name(),
+                "sha256": entry.plugin.sha256(),
+                "kind": entry.config.kind,
+                "implements": entry.plugin.kinds(),
+            })
+            .to_string(),
+        ));
+    }
+    // Compiling a Python or JS component takes seconds (without the compile cache): answer
+    // now, load in the background, and report the outcome at the status URL.
+    app.plugins.loads.started(name, &actual);
+    let set = Arc::clone(&app.plugins);
+    let (task_name, task_sha) = (name.to_owned(), actual.clone());
+    tokio::spawn(async move {
+        let result = set
+            .load(config, bytes.to_vec(), PluginSource::Admin)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("plugin `{task_name}` was not loaded: {e}"));
+        if let Err(e) = &result {
+            tracing::warn!(plugin = %task_name, sha256 = %task_sha, "admin upload failed: {e}");
+        }
+        set.loads.finished(&task_name, &task_sha, result);
+    });
+    let status_url = format!("/admin/plugins/{name}/load");
+    let mut response = json_response(
+        StatusCode::ACCEPTED,
         serde_json::json!({
-            "name": entry.name(),
-            "sha256": entry.plugin.sha256(),
-            "kind": entry.config.kind,
-            "implements": entry.plugin.kinds(),
+            "name": name,
+            "sha256": actual,
+            "state": "loading",
+            "status_url": status_url,
         })
         .to_string(),
+    );
+    if let Ok(location) = http::HeaderValue::from_str(&status_url) {
+        response
+            .headers_mut()
+            .insert(http::header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// `GET /admin/plugins/{name}/load`: how the latest upload of `name` is going.
+pub fn load_status(app: &App, name: &str) -> Result<Response<Body>, ApiError> {
+    let view = app.plugins.loads.view(name).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "No upload of a plugin named `{name}` since start-up."
+        ))
+    })?;
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_string(&view).unwrap_or_default(),
     ))
 }
 

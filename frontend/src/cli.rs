@@ -86,6 +86,10 @@ pub struct ServeArgs {
     /// Record every routing decision's inputs and outputs to FILE (JSONL) for `plugin replay`.
     #[arg(long, env = env::RECORD_DECISIONS, value_name = "FILE")]
     pub record_decisions: Option<String>,
+    /// Keep compiled plugins in DIR (created 0700) so restarts and replicas sharing it skip
+    /// compiling (`plugin_host` cache, docs/plugins.md).
+    #[arg(long, env = env::PLUGIN_CACHE_DIR, value_name = "DIR")]
+    pub plugin_cache_dir: Option<std::path::PathBuf>,
     /// Re-issue a stream that fails mid-way at most N times (0 = off).
     #[arg(long, env = env::MIGRATION_LIMIT, value_name = "N")]
     pub migration_limit: Option<u32>,
@@ -204,6 +208,9 @@ impl ServeArgs {
         }
         if self.record_decisions.is_some() {
             config.record_decisions = self.record_decisions;
+        }
+        if self.plugin_cache_dir.is_some() {
+            config.plugin_host.cache_dir = self.plugin_cache_dir;
         }
         if let Some(v) = self.migration_limit {
             config.migration_limit = v;

@@ -25,6 +25,7 @@ mod openai_client;
 mod openai_npm;
 mod plugin_admin;
 mod plugin_new;
+mod plugin_upload;
 mod plugins;
 mod predict;
 mod register;

@@ -238,7 +238,8 @@ async fn python_scorer_and_javascript_picker_route_real_requests() {
     }
 }
 
-/// PUT a component through the admin API.
+/// PUT a component through the admin API and wait for the load (`wait=true`: 200 when it
+/// is installed, 400 naming why not); `plugin_upload.rs` tests the default 202 path.
 pub async fn upload(
     fe: &Proc,
     name: &str,
@@ -251,7 +252,7 @@ pub async fn upload(
     let sha = sha.unwrap_or_else(|| sha256_hex(&bytes));
     let mut req = reqwest::Client::new()
         .put(format!(
-            "{}/admin/plugins/{name}?sha256={sha}&{query}",
+            "{}/admin/plugins/{name}?sha256={sha}&wait=true&{query}",
             fe.admin_url()
         ))
         .body(bytes);

@@ -165,7 +165,7 @@ Load it into a running router without a restart:
 
 ```sh
 curl -X PUT -H "Authorization: Bearer $ADMIN_TOKEN" --data-binary @{name}.wasm \
-  "localhost:8000/admin/plugins/{name}?kind={kind}&sha256=$(sha256sum {name}.wasm | cut -d' ' -f1)"
+  "localhost:8001/admin/plugins/{name}?kind={kind}&wait=true&sha256=$(sha256sum {name}.wasm | cut -d' ' -f1)"
 ```
 
 or in the router's YAML:

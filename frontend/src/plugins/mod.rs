@@ -7,6 +7,7 @@ pub mod config;
 pub mod entry;
 pub mod explain;
 pub mod health_scope;
+pub mod loads;
 pub mod recent;
 pub mod record;
 pub mod set;

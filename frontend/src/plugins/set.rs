@@ -111,6 +111,8 @@ pub struct PluginSet {
     ties: AtomicUsize,
     pub explains: ExplainLog,
     pub recorder: Option<Recorder>,
+    /// The latest admin upload of each name (`GET /admin/plugins/{name}/load`).
+    pub loads: super::loads::LoadLog,
 }
 
 impl std::fmt::Debug for PluginSet {
@@ -142,6 +144,7 @@ impl PluginSet {
             ties: AtomicUsize::new(0),
             explains: ExplainLog::default(),
             recorder,
+            loads: super::loads::LoadLog::default(),
         }
     }
 

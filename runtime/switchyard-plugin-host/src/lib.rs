@@ -22,13 +22,15 @@
 //! instance, and a re-instantiated instance starts from scratch after `configure` and
 //! `on-topology`. Plugins must not rely on state surviving a fault or being shared between
 //! concurrent callers.
-// Unsafe code only where wasmtime's canonical-ABI traits require it (`candidate.rs`).
+// Unsafe code only where wasmtime's API requires it: its canonical-ABI traits (`candidate.rs`)
+// and loading a compiled artifact from the compile cache (`compile_cache.rs`).
 #![deny(unsafe_code)]
 
 mod bench;
 mod bindings;
 mod candidate;
 mod check;
+mod compile_cache;
 mod detect;
 mod error;
 mod host_state;

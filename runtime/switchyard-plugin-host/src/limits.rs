@@ -110,6 +110,9 @@ pub struct HostConfig {
     /// `monotonic-now`; `None`: when the host is created.
     #[serde(skip)]
     pub clock_origin: Option<Instant>,
+    /// A directory for compiled components (created `0700`; see `compile_cache.rs`), so a
+    /// restart or a replica sharing it skips compiling. `None`: compile every load.
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for HostConfig {
@@ -121,6 +124,7 @@ impl Default for HostConfig {
             max_memory_bytes: 512 * MIB,
             rng_seed: None,
             clock_origin: None,
+            cache_dir: None,
         }
     }
 }

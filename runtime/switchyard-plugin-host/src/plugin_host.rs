@@ -9,6 +9,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::Router;
+use crate::compile_cache::{CompileCache, Lookup};
 use crate::host_state::HostState;
 use crate::ticker::Ticker;
 use crate::{detect, Error, HostConfig, LoadedPlugin, PluginKind, PluginLimits, Result};
@@ -24,6 +25,9 @@ pub(crate) struct HostInner {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<HostState>,
     pub(crate) config: HostConfig,
+    /// Compiled components on disk (`HostConfig::cache_dir`); `None` without one, or when
+    /// the directory was refused (logged).
+    cache: Option<CompileCache>,
     pub(crate) clock_origin: Instant,
     /// Gives every store its own `host.random` stream derived from the host seed.
     seed_counter: AtomicU64,
@@ -46,6 +50,11 @@ impl PluginHost {
         let engine =
             Engine::new(&engine_config(&config)).map_err(|e| Error::Host(format!("{e:#}")))?;
         let linker = build_linker(&engine)?;
+        let cache = config.cache_dir.as_deref().and_then(|dir| {
+            CompileCache::open(dir, &engine)
+                .inspect_err(|e| tracing::warn!("plugin compile cache off: {e}"))
+                .ok()
+        });
         let ticker = Ticker::start(engine.clone(), config.epoch_tick)
             .map_err(|e| Error::Host(format!("cannot start the epoch ticker thread: {e}")))?;
         let base_seed = config.rng_seed.unwrap_or_else(rand::random);
@@ -55,6 +64,7 @@ impl PluginHost {
                 engine,
                 linker,
                 config,
+                cache,
                 clock_origin,
                 seed_counter: AtomicU64::new(0),
                 base_seed,
@@ -91,7 +101,25 @@ impl PluginHost {
     }
 
     pub(crate) fn compile(&self, bytes: &[u8]) -> Result<Component> {
-        Component::new(&self.inner.engine, bytes).map_err(|e| Error::Compile(format!("{e:#}")))
+        let engine = &self.inner.engine;
+        let Some(cache) = &self.inner.cache else {
+            return Component::new(engine, bytes).map_err(|e| Error::Compile(format!("{e:#}")));
+        };
+        let started = Instant::now();
+        let (component, lookup) = cache
+            .compile(engine, bytes)
+            .map_err(|e| Error::Compile(format!("{e:#}")))?;
+        match lookup {
+            Lookup::Hit => tracing::info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "plugin loaded from the compile cache"
+            ),
+            Lookup::Miss(reason) => tracing::info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "plugin compiled (cache: {reason})"
+            ),
+        }
+        Ok(component)
     }
 
     pub(crate) fn next_seed(&self) -> u64 {
