@@ -38,6 +38,7 @@ pub mod preprocess;
 pub mod relay;
 pub mod select;
 pub mod tracker;
+pub mod upstream;
 pub mod upstream_pull;
 pub mod validate;
 
