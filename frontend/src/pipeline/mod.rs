@@ -50,7 +50,6 @@ use hyper::body::Incoming;
 use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
-use crate::http_edge;
 use crate::tenants::Lease;
 use parse::ParsedRequest;
 use tracker::Tracker;
@@ -98,7 +97,7 @@ pub async fn generate(
         Ok(response) => response,
         Err(error) => {
             tracker.finish_with(error.status);
-            http_edge::error_response(&error)
+            crate::http::error_response(&error)
         }
     }
 }
@@ -126,7 +125,7 @@ where
         Ok(response) => response,
         Err(error) => {
             tracker.finish_with(error.status);
-            http_edge::error_response(&error)
+            crate::http::error_response(&error)
         }
     }
 }

@@ -32,7 +32,7 @@ use super::upstream::Upstream;
 use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
-use crate::http_edge::{error_response, INSTANCE_HEADER};
+use crate::http::{error_response, ACCEL_BUFFERING, INSTANCE_HEADER};
 use crate::translate;
 use state::RelayParts;
 
@@ -42,9 +42,6 @@ pub struct RelayContext<'a> {
     pub permit: Option<OwnedSemaphorePermit>,
     pub request_id: &'a str,
 }
-
-/// nginx's per-response switch for proxy buffering; engines set it on streams too.
-const ACCEL_BUFFERING: &str = "x-accel-buffering";
 
 /// Builds the client response for what the worker answered.
 pub fn respond(
