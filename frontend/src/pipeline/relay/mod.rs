@@ -29,8 +29,8 @@ use super::outcome;
 use super::parse::ParsedRequest;
 use super::tracker::Tracker;
 use super::upstream::Upstream;
+use super::AnswerBody;
 use crate::app::App;
-use crate::body::Body;
 use crate::error::ApiError;
 use crate::http::{error_response, ACCEL_BUFFERING, INSTANCE_HEADER};
 use crate::translate;
@@ -44,7 +44,7 @@ pub struct RelayContext<'a> {
 }
 
 /// Builds the client response for what the worker answered.
-pub fn respond(
+pub fn respond<Body: AnswerBody>(
     app: &Arc<App>,
     request: &ParsedRequest,
     upstream: Upstream,
@@ -61,7 +61,7 @@ pub fn respond(
                 .unwrap_or(HeaderValue::from_static("text/event-stream"));
             let native = start.native;
             let body = match native {
-                Some(api) => Body::Native(Box::new(super::native_relay::NativeRelay::new(
+                Some(api) => Body::from(Box::new(super::native_relay::NativeRelay::new(
                     app,
                     api,
                     start,
@@ -78,7 +78,7 @@ pub fn respond(
                         connect: migrate::connect,
                         request_key: outcome::request_key(context.request_id),
                     };
-                    Body::Relay(Box::new(RelayBody::new(app, start, parts)))
+                    Body::from(Box::new(RelayBody::new(app, start, parts)))
                 }
             };
             let mut response = Response::new(body);
@@ -137,7 +137,7 @@ pub fn respond(
             }
             tracker.finish_with(status.as_u16());
             drop(guard);
-            let mut response = Response::new(Body::full(body));
+            let mut response = Response::new(Body::from(body));
             *response.status_mut() = status;
             if native.is_some() {
                 response
