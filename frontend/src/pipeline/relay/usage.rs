@@ -112,7 +112,7 @@ impl UsageCount {
     }
 
     /// The stream's usage at its end: the workers' report, else the count of text events
-    /// (`None` as the second value says it is an estimate).
+    /// (`false` as the second value says it is an estimate).
     pub(super) fn total(&self) -> (Usage, bool) {
         match self.reported {
             Some(usage) => (usage, true),
