@@ -14,7 +14,7 @@ use crate::admin_plugins;
 use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
-use crate::http_edge::{error_response, json_response};
+use crate::http::{error_response, json_response};
 
 #[derive(Serialize)]
 struct InstanceView<'a> {

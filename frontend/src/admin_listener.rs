@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
-use crate::http_edge::{error_response, REQUEST_ID_HEADER};
+use crate::http::{error_response, REQUEST_ID_HEADER};
 
 /// `admin:` in the YAML.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

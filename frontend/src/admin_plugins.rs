@@ -22,7 +22,7 @@ use crate::admin_plugin_params::PutParams;
 use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
-use crate::http_edge::json_response;
+use crate::http::json_response;
 use crate::plugins::entry::PluginEntry;
 use crate::plugins::{FailurePolicy, PluginMode, PluginSource};
 

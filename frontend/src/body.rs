@@ -32,6 +32,24 @@ impl Body {
     }
 }
 
+impl From<Box<RelayBody>> for Body {
+    fn from(relay: Box<RelayBody>) -> Self {
+        Self::Relay(relay)
+    }
+}
+
+impl From<Box<NativeRelay>> for Body {
+    fn from(native: Box<NativeRelay>) -> Self {
+        Self::Native(native)
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(bytes: Bytes) -> Self {
+        Self::full(bytes)
+    }
+}
+
 impl http_body::Body for Body {
     type Data = Bytes;
     type Error = Infallible;

@@ -14,11 +14,9 @@ use crate::agent_api;
 use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
+use crate::http::{error_response, json_response, REQUEST_ID_HEADER};
 use crate::pipeline::{self, health_filter, Endpoint};
 use crate::tenants::{self, Tenant};
-
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
-pub const INSTANCE_HEADER: &str = "x-switchyard-instance";
 
 /// Entry point for every request.
 pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<Body> {
@@ -99,37 +97,6 @@ fn request_id(headers: &HeaderMap) -> String {
         }
     }
     format!("{:032x}", rand::random::<u128>())
-}
-
-/// Renders an [`ApiError`] in OpenAI's shape.
-pub fn error_response(error: &ApiError) -> Response<Body> {
-    let mut response = json_response(
-        StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        error.body().to_json(),
-    );
-    if let Some(after) = error.retry_after {
-        if let Ok(v) = HeaderValue::from_str(&after.as_secs().max(1).to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-    }
-    if error.leaves_body_unread() {
-        // The body was not (fully) read: the connection cannot carry another request, and a
-        // client that pooled it would fail its next request with an incomplete message.
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    response
-}
-
-pub fn json_response(status: StatusCode, body: String) -> Response<Body> {
-    let mut response = Response::new(Body::full(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }
 
 /// Models with at least one routable instance, sorted.

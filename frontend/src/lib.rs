@@ -24,6 +24,7 @@ pub mod env_names;
 pub mod error;
 pub mod events;
 pub mod flow;
+pub mod http;
 pub mod http_edge;
 pub mod kv_bridge_cmd;
 pub mod kv_shared;

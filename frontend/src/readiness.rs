@@ -14,7 +14,7 @@ use http::StatusCode;
 
 use crate::app::App;
 use crate::body::Body;
-use crate::http_edge::json_response;
+use crate::http::json_response;
 
 /// Why the frontend is not ready, or `None` when it is.
 pub fn not_ready_reason(listed: bool, draining: bool) -> Option<&'static str> {

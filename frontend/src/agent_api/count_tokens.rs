@@ -23,7 +23,7 @@ use super::messages::error_response;
 use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
-use crate::http_edge::json_response;
+use crate::http::json_response;
 use crate::pipeline::body_limits;
 use crate::pipeline::parse::{self, TypedRequest};
 use crate::pipeline::tracker::Tracker;

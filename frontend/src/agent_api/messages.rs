@@ -16,7 +16,7 @@ use super::{reshape_error, serve_bridged, translate_answer};
 use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
-use crate::http_edge::json_response;
+use crate::http::json_response;
 use crate::tenants::Lease;
 
 /// The `route` label of these requests' metrics.

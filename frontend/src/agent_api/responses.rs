@@ -11,7 +11,7 @@ use switchyard_protocol::bridge::responses_stream::ResponsesStream;
 use super::{serve_bridged, translate_answer};
 use crate::app::App;
 use crate::body::Body;
-use crate::http_edge::error_response;
+use crate::http::error_response;
 use crate::tenants::Lease;
 
 /// The `route` label of these requests' metrics.

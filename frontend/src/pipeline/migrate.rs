@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::HeaderMap;
+use hyper::body::Incoming;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -33,18 +34,34 @@ use switchyard_runtime::health::HealthStatus;
 use switchyard_runtime::{Instance, WorkerApi};
 
 use super::chat_continuation::chat_continuation;
-use super::dispatch::{self, StreamStart};
 use super::migrate_usage::segment_tokens;
 use super::outcome;
 use super::parse::{ParsedRequest, TypedRequest};
 use super::preprocess::UpstreamRequest;
+use super::upstream::{self, StreamStart};
 use super::Endpoint;
 use crate::admission;
 use crate::app::App;
 use crate::translate;
 
 /// The continuation being set up: resolves to the new stream's start, or why none could be had.
-pub type Resume = Pin<Box<dyn Future<Output = Result<StreamStart, String>> + Send>>;
+/// Boxed once per migration, never per event.
+pub type Resume<B = Incoming> =
+    Pin<Box<dyn Future<Output = Result<StreamStart<B>, String>> + Send>>;
+
+/// Starts the exchange for a continuation: [`connect`] in the product; a relay under test
+/// passes one that answers from memory.
+pub type Connect<B> = fn(Arc<App>, Continue) -> Resume<B>;
+
+/// What a continuation needs: the request, what the client has received, and the instances
+/// that already failed it.
+pub struct Continue {
+    typed: Arc<TypedRequest>,
+    model: String,
+    progress: Progress,
+    exclude: Vec<Arc<Instance>>,
+    request_id: String,
+}
 
 /// What to do about a stream whose worker failed.
 pub enum Step {
@@ -53,8 +70,8 @@ pub enum Step {
     /// Every token the client asked for was sent but the finish chunk was not: end the
     /// stream with [`Migration::finish_chunk`] (a continuation would be asked for 0 tokens).
     Exhausted,
-    /// A continuation is on its way.
-    Resume(Resume),
+    /// Set up this continuation ([`Connect`]).
+    Resume(Continue),
     /// Migration is not possible; end the stream with an in-band error.
     GiveUp(String),
 }
@@ -122,7 +139,7 @@ impl Migration {
     }
 
     /// Decides what follows the failure of `failed`.
-    pub fn step(&mut self, app: &Arc<App>, failed: &Arc<Instance>) -> Step {
+    pub fn step(&mut self, failed: &Arc<Instance>) -> Step {
         let mut progress = progress(&self.sent);
         if progress.finished {
             return Step::Finish;
@@ -149,14 +166,13 @@ impl Migration {
         }
         self.done += 1;
         self.failed.push(Arc::clone(failed));
-        Step::Resume(Box::pin(resume(
-            Arc::clone(app),
-            Arc::clone(&self.typed),
-            self.model.clone(),
+        Step::Resume(Continue {
+            typed: Arc::clone(&self.typed),
+            model: self.model.clone(),
             progress,
-            self.failed.clone(),
-            self.request_id.clone(),
-        )))
+            exclude: self.failed.clone(),
+            request_id: self.request_id.clone(),
+        })
     }
 
     /// The chunk that ends a stream whose output budget was spent, in the client's shape,
@@ -418,6 +434,11 @@ pub fn continuation(
     })
 }
 
+/// The product's [`Connect`]: [`resume`] over the worker client.
+pub fn connect(app: Arc<App>, cont: Continue) -> Resume {
+    Box::pin(resume(app, cont))
+}
+
 /// The routable instances of `model` not in `exclude`.
 fn others(app: &App, model: &str, exclude: &[Arc<Instance>]) -> Vec<Arc<Instance>> {
     let now = now_ns();
@@ -453,14 +474,14 @@ fn pick_target(app: &App, candidates: &[Arc<Instance>]) -> Option<Arc<Instance>>
 /// tokens shows the pool was serving, its re-issues are bounded by `migration_limit`, and when
 /// a worker dies every stream on it migrates at once — more than a 20 % budget covers with few
 /// workers. Further attempts (the continuation target failing too) need a permit.
-async fn resume(
-    app: Arc<App>,
-    typed: Arc<TypedRequest>,
-    model: String,
-    progress: Progress,
-    mut exclude: Vec<Arc<Instance>>,
-    request_id: String,
-) -> Result<StreamStart, String> {
+pub async fn resume(app: Arc<App>, cont: Continue) -> Result<StreamStart, String> {
+    let Continue {
+        typed,
+        model,
+        progress,
+        mut exclude,
+        request_id,
+    } = cont;
     let mut last = "no other instance of the model is available".to_owned();
     for attempt in 0..=app.config.upstream.max_retries {
         let candidates = others(&app, &model, &exclude);
@@ -484,7 +505,7 @@ async fn resume(
             break;
         };
         let upstream = continuation(&typed, &target, &progress)?;
-        match dispatch::resume_stream(&app, &target, upstream, &request_id).await {
+        match upstream::resume(&app, &target, upstream, &request_id).await {
             Ok(start) => {
                 tracing::info!(
                     instance = target.id(),

@@ -303,14 +303,13 @@ fn migration_for(typed: TypedRequest, sent: Vec<Bytes>) -> Migration {
 
 #[tokio::test]
 async fn a_spent_output_budget_finishes_the_stream_instead_of_migrating() {
-    let app = test_app(&[], |_| {});
     let failed = Arc::new(Instance::new(InstanceSpec::new("f", "m", "http://f"), None));
     let mut sent = vec![Bytes::from_static(
         br#"{"id":"c1","created":5,"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#,
     )];
     sent.extend(chunks(&[" a", " b"]));
     let mut m = migration_for(chat_request(r#","max_completion_tokens":2"#), sent);
-    assert!(matches!(m.step(&app, &failed), Step::Exhausted));
+    assert!(matches!(m.step(&failed), Step::Exhausted));
     assert_eq!(m.tokens_before, 2);
     let end: Value = serde_json::from_slice(&m.finish_chunk()).unwrap();
     assert_eq!(end["id"], "c1");
@@ -327,7 +326,7 @@ async fn a_spent_output_budget_finishes_the_stream_instead_of_migrating() {
             br#"{"id":"c2","created":1,"choices":[{"index":0,"text":" x"}]}"#,
         )],
     );
-    assert!(matches!(c.step(&app, &failed), Step::Exhausted));
+    assert!(matches!(c.step(&failed), Step::Exhausted));
     let end: Value = serde_json::from_slice(&c.finish_chunk()).unwrap();
     assert_eq!(
         (end["object"].as_str(), end["choices"][0]["text"].as_str()),
@@ -337,20 +336,19 @@ async fn a_spent_output_budget_finishes_the_stream_instead_of_migrating() {
 
 #[tokio::test]
 async fn a_stream_with_tool_calls_gives_up_and_the_limit_is_kept() {
-    let app = test_app(&[], |_| {});
     let failed = Arc::new(Instance::new(InstanceSpec::new("f", "m", "http://f"), None));
     let mut sent = chunks(&[" a"]);
     sent.push(Bytes::from_static(
         br#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"t"}]}}]}"#,
     ));
     let mut m = migration_for(chat_request(""), sent);
-    match m.step(&app, &failed) {
+    match m.step(&failed) {
         Step::GiveUp(why) => assert!(why.contains("tool-call deltas"), "{why}"),
         _ => panic!("a stream with tool calls was migrated"),
     }
     let mut spent = migration_for(chat_request(""), chunks(&[" a"]));
     spent.done = 1;
-    match spent.step(&app, &failed) {
+    match spent.step(&failed) {
         Step::GiveUp(why) => assert!(why.contains("migration limit"), "{why}"),
         _ => panic!("the migration limit was ignored"),
     }
@@ -365,10 +363,13 @@ async fn a_first_continuation_is_never_refused_by_the_budget_but_a_second_needs_
     });
     let failed = Arc::new(Instance::new(InstanceSpec::new("f", "m", "http://f"), None));
     let mut m = migration_for(chat_request(""), chunks(&[" a"]));
-    let Step::Resume(resume) = m.step(&app, &failed) else {
+    let Step::Resume(cont) = m.step(&failed) else {
         panic!("expected a continuation attempt");
     };
-    let err = resume.await.err().unwrap_or_default();
+    let err = resume(Arc::clone(&app), cont)
+        .await
+        .err()
+        .unwrap_or_default();
     assert!(err.contains("retry budget"), "{err}");
     // The first attempt went out despite the empty budget (and failed on its instance) …
     let tried: Vec<_> = app
@@ -390,10 +391,13 @@ async fn a_continuation_is_shed_when_every_other_instance_is_full() {
     let _held = busy.start_request();
     let failed = Arc::new(Instance::new(InstanceSpec::new("f", "m", "http://f"), None));
     let mut m = migration_for(chat_request(""), chunks(&[" a"]));
-    let Step::Resume(resume) = m.step(&app, &failed) else {
+    let Step::Resume(cont) = m.step(&failed) else {
         panic!("expected a continuation attempt");
     };
-    let err = resume.await.err().unwrap_or_default();
+    let err = resume(Arc::clone(&app), cont)
+        .await
+        .err()
+        .unwrap_or_default();
     assert!(err.contains("at capacity"), "{err}");
 }
 
@@ -405,25 +409,27 @@ async fn a_health_policy_verdict_keeps_a_continuation_off_the_instance() {
     out.set_policy_verdict(Some(false));
     let failed = Arc::new(Instance::new(InstanceSpec::new("f", "m", "http://f"), None));
     let mut m = migration_for(chat_request(""), chunks(&[" a"]));
-    let Step::Resume(resume) = m.step(&app, &failed) else {
+    let Step::Resume(cont) = m.step(&failed) else {
         panic!("expected a continuation attempt");
     };
-    let err = resume.await.err().unwrap_or_default();
+    let err = resume(Arc::clone(&app), cont)
+        .await
+        .err()
+        .unwrap_or_default();
     assert!(err.contains("no other instance"), "{err}");
     assert_eq!(out.last_error(), None, "the continuation was sent to it");
     // With the verdict cleared, the same instance is tried (and refuses the connection).
     out.set_policy_verdict(None);
     let mut m = migration_for(chat_request(""), chunks(&[" a"]));
-    let Step::Resume(resume) = m.step(&app, &failed) else {
+    let Step::Resume(cont) = m.step(&failed) else {
         panic!("expected a continuation attempt");
     };
-    assert!(resume.await.is_err());
+    assert!(resume(Arc::clone(&app), cont).await.is_err());
     assert!(out.last_error().is_some(), "the instance was not tried");
 }
 
 #[tokio::test]
 async fn usage_after_a_migration_is_the_engines_token_counts_not_chunks() {
-    let app = test_app(&["a"], |_| {});
     let failed = Arc::new(Instance::new(InstanceSpec::new("f", "m", "http://f"), None));
     // The first worker packs tokens into chunks and reports continuous usage.
     let sent = vec![
@@ -435,7 +441,7 @@ async fn usage_after_a_migration_is_the_engines_token_counts_not_chunks() {
         ),
     ];
     let mut m = migration_for(completion_request(r#","max_tokens":10"#), sent);
-    assert!(matches!(m.step(&app, &failed), Step::Resume(_)));
+    assert!(matches!(m.step(&failed), Step::Resume(_)));
     assert_eq!(m.tokens_before, 4, "the engine's count, not 2 chunks");
     // The continuation's prompt holds the text given back; its completion is its own.
     assert_eq!(m.adjust_usage(Usage::new(13, 3)), Usage::new(9, 7));
@@ -443,6 +449,6 @@ async fn usage_after_a_migration_is_the_engines_token_counts_not_chunks() {
     for data in chunks(&[" e", " f"]) {
         m.record_sent(&data);
     }
-    assert!(matches!(m.step(&app, &failed), Step::GiveUp(_)));
+    assert!(matches!(m.step(&failed), Step::GiveUp(_)));
     assert_eq!(m.tokens_before, 6);
 }

@@ -38,6 +38,7 @@ pub mod preprocess;
 pub mod relay;
 pub mod select;
 pub mod tracker;
+pub mod upstream;
 pub mod upstream_pull;
 pub mod validate;
 
@@ -47,12 +48,23 @@ use http::{HeaderMap, Response};
 use hyper::body::Incoming;
 
 use crate::app::App;
-use crate::body::Body;
 use crate::error::ApiError;
-use crate::http_edge;
 use crate::tenants::Lease;
 use parse::ParsedRequest;
 use tracker::Tracker;
+
+/// The response body the pipeline answers in: whole bytes, or one of its relays. The
+/// frontend's body enum ([`crate::body::Body`]) is one; the pipeline names only this bound, so
+/// it does not depend on the module that composes the body types (monomorphized: no boxing).
+pub trait AnswerBody:
+    From<bytes::Bytes> + From<Box<relay::RelayBody>> + From<Box<native_relay::NativeRelay>>
+{
+}
+
+impl<B> AnswerBody for B where
+    B: From<bytes::Bytes> + From<Box<relay::RelayBody>> + From<Box<native_relay::NativeRelay>>
+{
+}
 
 /// The OpenAI endpoints that generate through a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -84,7 +96,7 @@ impl Endpoint {
 
 /// Serves one generation request; every failure becomes an OpenAI-shaped error response.
 /// `lease` is the caller's tenant hold, when tenants are configured.
-pub async fn generate(
+pub async fn generate<Body: AnswerBody>(
     app: &Arc<App>,
     (headers, body, lease): (HeaderMap, Incoming, Option<Lease>),
     endpoint: Endpoint,
@@ -97,7 +109,7 @@ pub async fn generate(
         Ok(response) => response,
         Err(error) => {
             tracker.finish_with(error.status);
-            http_edge::error_response(&error)
+            crate::http::error_response(&error)
         }
     }
 }
@@ -105,7 +117,7 @@ pub async fn generate(
 /// Serves a request another API was translated into (the agent APIs bridged onto chat):
 /// `parse` reads and translates the body; from there the request takes the same path as
 /// one that came in on its endpoint. `route` labels its metrics.
-pub async fn generate_as<F>(
+pub async fn generate_as<F, Body: AnswerBody>(
     app: &Arc<App>,
     (route, lease): (&'static str, Option<Lease>),
     request_id: &str,
@@ -125,12 +137,12 @@ where
         Ok(response) => response,
         Err(error) => {
             tracker.finish_with(error.status);
-            http_edge::error_response(&error)
+            crate::http::error_response(&error)
         }
     }
 }
 
-async fn run(
+async fn run<Body: AnswerBody>(
     app: &Arc<App>,
     headers: HeaderMap,
     body: Incoming,
@@ -150,7 +162,7 @@ async fn run(
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(endpoint = request.endpoint.label(), model, tenant))]
-async fn run_parsed(
+async fn run_parsed<Body: AnswerBody>(
     app: &Arc<App>,
     request: ParsedRequest,
     request_id: &str,

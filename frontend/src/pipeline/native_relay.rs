@@ -28,11 +28,11 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use super::dispatch::StreamStart;
 use super::failure::{Cause, Failure};
 use super::native_events::{NativeEvents, Seen};
 use super::outcome;
 use super::tracker::Tracker;
+use super::upstream::StreamStart;
 use super::upstream_pull::{pull, Pulled, StallClock};
 use crate::app::App;
 

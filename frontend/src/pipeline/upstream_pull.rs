@@ -12,8 +12,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http_body::Body as _;
-use hyper::body::Incoming;
+use bytes::Bytes;
+use http_body::Body;
 use switchyard_protocol::sse::Framer;
 use tokio::time::{Instant, Sleep};
 
@@ -83,13 +83,17 @@ pub enum Pulled {
 
 /// Polls `upstream` once: its next frame goes into `framer`. `early_close` names what a close
 /// came before (`[DONE]` for chat, the terminal event for the native APIs).
-pub fn pull(
-    upstream: &mut Incoming,
+pub fn pull<B>(
+    upstream: &mut B,
     framer: &mut Framer,
     clock: &mut StallClock,
     cx: &mut Context<'_>,
     early_close: &str,
-) -> Pulled {
+) -> Pulled
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
     match Pin::new(upstream).poll_frame(cx) {
         Poll::Ready(Some(Ok(frame))) => {
             if let Some(data) = frame.data_ref() {

@@ -85,7 +85,7 @@ fn refuse(
     let mut response = if path == "/v1/messages" {
         crate::agent_api::messages::error_response(error)
     } else {
-        crate::http_edge::error_response(error)
+        crate::http::error_response(error)
     };
     stamp(tenant, &mut response);
     if method == Method::POST {

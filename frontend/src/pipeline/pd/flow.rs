@@ -10,12 +10,12 @@ use super::config::OnPrefillFailure;
 use super::exchange::{self, PrefillError};
 use super::{sglang, vllm};
 use crate::app::App;
-use crate::pipeline::dispatch::{self, Upstream};
 use crate::pipeline::failure::Failure;
 use crate::pipeline::outcome;
 use crate::pipeline::parse::ParsedRequest;
 use crate::pipeline::preprocess::UpstreamRequest;
 use crate::pipeline::tracker::Tracker;
+use crate::pipeline::upstream::{self, Upstream};
 
 /// What every stage of one attempt shares.
 pub struct Call<'a> {
@@ -28,7 +28,7 @@ pub struct Call<'a> {
 
 impl Call<'_> {
     async fn decode_with(&self, upstream: UpstreamRequest) -> Result<Upstream, Failure> {
-        dispatch::send(
+        upstream::send(
             self.app,
             self.decode,
             upstream,

@@ -26,11 +26,11 @@ use switchyard_runtime::clock::now_ns;
 use switchyard_runtime::policy::{Kv, Policy};
 use switchyard_runtime::{Instance, RouteContext};
 
-use super::dispatch::Upstream;
 use super::failure::Failure;
 use super::parse::{ParsedRequest, TypedRequest};
 use super::preprocess::{self, Prepared, UpstreamRequest};
 use super::tracker::Tracker;
+use super::upstream::Upstream;
 use crate::app::App;
 use config::{OnPrefillFailure, PdProtocol};
 use decide::Inputs;
