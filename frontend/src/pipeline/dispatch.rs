@@ -28,6 +28,7 @@ use switchyard_runtime::clock::now_ns;
 use switchyard_runtime::health::{HealthConfig, RetryPermit};
 use switchyard_runtime::observe::Outcome;
 use switchyard_runtime::{InFlightGuard, Instance};
+use tracing::Instrument as _;
 
 use super::failure::{Cause, Failure, Retry};
 use super::health_filter::Routable;
@@ -278,6 +279,7 @@ async fn attempt_once(
         request_id,
         Some(tracker),
     )
+    .instrument(crate::telemetry::spans::attempt(instance.id()))
     .await;
     if let Ok(Upstream::Stream(_)) = &sent {
         // A stream's first event is its TTFT: what the `kv` policy's predictions learn from.
@@ -295,7 +297,10 @@ pub(crate) async fn resume_stream(
     upstream: UpstreamRequest,
     request_id: &str,
 ) -> Result<StreamStart, Failure> {
-    match send(app, instance, upstream, true, request_id, None).await? {
+    match send(app, instance, upstream, true, request_id, None)
+        .instrument(crate::telemetry::spans::attempt(instance.id()))
+        .await?
+    {
         Upstream::Stream(start) => Ok(start),
         Upstream::Complete { status, .. } => Err(Failure::new(
             Cause::ContinuationRefused(status.as_u16()),
@@ -323,8 +328,13 @@ pub(crate) async fn send(
     let started = Instant::now();
     let response = tokio::time::timeout(
         Duration::from_millis(limits.first_byte_timeout_ms),
-        app.client
-            .post_json(uri, upstream.body, request_id, instance.spec.auth_header()),
+        app.client.post_json_with(
+            uri,
+            upstream.body,
+            request_id,
+            instance.spec.auth_header(),
+            crate::telemetry::worker_headers(),
+        ),
     )
     .await
     .map_err(|_| {
