@@ -271,3 +271,38 @@ async fn without_export_the_trace_id_passes_through_and_nothing_is_invented() {
         "the attempt gets a span id of its own: {forwarded}"
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_collector_fails_no_request_and_holds_no_shutdown() {
+    let worker = mocker(&[]).await.unwrap();
+    // Nothing listens there.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let fe = frontend_with_env(
+        &worker,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", closed.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    )
+    .await;
+    for _ in 0..3 {
+        stream_chat(&fe, &[]).await;
+    }
+    // Export is on, so each request without a traceparent started a trace of its own.
+    let sent = worker_traceparents(&worker).await;
+    let trace_ids: std::collections::HashSet<&str> =
+        sent.iter().filter_map(|t| t.get(3..35)).collect();
+    assert_eq!((sent.len(), trace_ids.len()), (3, 3), "{sent:?}");
+    let mut fe = fe;
+    fe.signal(nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(
+        fe.wait_exit(Duration::from_secs(30)).await.unwrap(),
+        "the exporter's flush is bounded: {}",
+        fe.log_text()
+    );
+    assert!(
+        fe.exit_status().unwrap().unwrap().success(),
+        "{}",
+        fe.log_text()
+    );
+}
