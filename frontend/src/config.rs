@@ -105,6 +105,8 @@ pub struct ServeConfig {
     pub disaggregation: crate::pipeline::pd::config::DisaggregationConfig,
     /// LoRA adapters routed over their base model's instances (`docs/lora.md`).
     pub adapters: Vec<switchyard_runtime::lora::AdapterSpec>,
+    /// Traces: OTLP export (docs/observability.md).
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -369,6 +371,7 @@ impl Default for ServeConfig {
             tls: None,
             disaggregation: Default::default(),
             adapters: Vec::new(),
+            telemetry: Default::default(),
         }
     }
 }

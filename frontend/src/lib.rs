@@ -40,6 +40,7 @@ pub mod readiness;
 pub mod register_cmd;
 pub mod serve;
 pub mod server;
+pub mod telemetry;
 pub mod tenants;
 pub mod tls;
 pub mod translate;

@@ -86,6 +86,7 @@ pub async fn run(
     events.shutdown().await;
     // The drained requests' access-log lines reach stdout before the process ends.
     app.access_log.flush();
+    crate::telemetry::otlp::shutdown().await;
     served?;
     if let Some(prober) = prober {
         prober.abort();

@@ -38,6 +38,7 @@ mod tenant_replicas;
 mod tenants;
 mod tls;
 mod tokenizer;
+mod tracing_otlp;
 mod validation;
 mod worker_tls;
 

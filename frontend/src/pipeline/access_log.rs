@@ -29,11 +29,17 @@ pub struct Access {
     output_tokens: AtomicU64,
     retries: AtomicU32,
     migrations: AtomicU32,
+    /// The request's W3C trace id, when it has one (the client's, or one export started).
+    trace_id: OnceLock<[u8; 16]>,
 }
 
 impl Access {
     pub fn set_request_id(&self, id: &str) {
         let _ = self.request_id.set(id.into());
+    }
+
+    pub fn set_trace_id(&self, id: [u8; 16]) {
+        let _ = self.trace_id.set(id);
     }
 
     pub fn set_instance(&self, id: &str) {
@@ -94,6 +100,14 @@ impl Access {
             self.retries.load(Relaxed),
             self.migrations.load(Relaxed),
         );
+        if let Some(id) = self.trace_id.get() {
+            out.pop();
+            let _ = write!(
+                out,
+                ",\"trace_id\":\"{}\"}}",
+                crate::telemetry::trace_id_hex(id)
+            );
+        }
         out
     }
 }
@@ -148,5 +162,11 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&empty).unwrap();
         assert!(v["request_id"].is_null() && v["instance"].is_null() && v["ttft_ms"].is_null());
         assert!(v["tenant"].is_null(), "no tenant without tenants");
+        assert!(v.get("trace_id").is_none(), "no trace, no field");
+        let traced = Access::default();
+        traced.set_trace_id([0xab; 16]);
+        let v: serde_json::Value =
+            serde_json::from_str(&traced.line("r", None, None, 200, Duration::ZERO)).unwrap();
+        assert_eq!(v["trace_id"], "ab".repeat(16));
     }
 }

@@ -236,6 +236,7 @@ async fn attempt_once(
         request_id,
         Some(tracker),
     )
+    .instrument(crate::telemetry::spans::attempt(instance.id()))
     .await;
     if let Ok(Upstream::Stream(_)) = &sent {
         // A stream's first event is its TTFT: what the `kv` policy's predictions learn from.

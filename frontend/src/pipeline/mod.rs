@@ -46,9 +46,11 @@ use std::sync::Arc;
 
 use http::{HeaderMap, Response};
 use hyper::body::Incoming;
+use tracing::Instrument as _;
 
 use crate::app::App;
 use crate::error::ApiError;
+use crate::telemetry::{spans, Trace};
 use crate::tenants::Lease;
 use parse::ParsedRequest;
 use tracker::Tracker;
@@ -105,7 +107,13 @@ pub async fn generate<Body: AnswerBody>(
     let mut tracker = Tracker::start(app, endpoint);
     tracker.set_lease(lease);
     tracker.set_request_id(request_id);
-    match run(app, headers, body, endpoint, request_id, &mut tracker).await {
+    let trace = Trace::start(&headers, endpoint.label(), request_id);
+    let scope = trace.clone();
+    tracker.set_trace(trace);
+    match scope
+        .scope(run(app, headers, body, endpoint, request_id, &mut tracker))
+        .await
+    {
         Ok(response) => response,
         Err(error) => {
             tracker.finish_with(error.status);
@@ -129,8 +137,16 @@ where
     let mut tracker = Tracker::start_route(app, route);
     tracker.set_lease(lease);
     tracker.set_request_id(request_id);
+    // The agent APIs' headers are read by their parse: the trace starts once it is done.
     let result = match parse.await {
-        Ok(request) => run_parsed(app, request, request_id, &mut tracker).await,
+        Ok(request) => {
+            let trace = Trace::start(&request.headers, route, request_id);
+            let scope = trace.clone();
+            tracker.set_trace(trace);
+            scope
+                .scope(run_parsed(app, request, request_id, &mut tracker))
+                .await
+        }
         Err(error) => Err(error),
     };
     match result {
@@ -157,29 +173,35 @@ async fn run<Body: AnswerBody>(
         body,
         endpoint,
     )
+    .instrument(spans::parse())
     .await?;
     run_parsed(app, request, request_id, tracker).await
 }
 
-#[tracing::instrument(level = "debug", skip_all, fields(endpoint = request.endpoint.label(), model, tenant))]
+/// Runs inside the request's trace ([`Trace::scope`]): its span is the current one, and each
+/// stage below opens a child span.
 async fn run_parsed<Body: AnswerBody>(
     app: &Arc<App>,
     request: ParsedRequest,
     request_id: &str,
     tracker: &mut Tracker,
 ) -> Result<Response<Body>, ApiError> {
+    let span = tracker
+        .trace_mut()
+        .map_or_else(tracing::Span::none, |t| t.span().clone());
+    span.record("model", request.model());
     if let Some(lease) = tracker.lease_mut() {
-        tracing::Span::current().record("tenant", lease.tenant().id.as_str());
+        span.record("tenant", lease.tenant().id.as_str());
         lease.charge(request.model(), request.output_limit())?;
     }
     let permit = app
         .admission
         .admit(&request.headers, &app.metrics.queued)
+        .instrument(spans::admission())
         .await
         .inspect_err(|_| {
             app.metrics.shed.inc();
         })?;
-    tracing::Span::current().record("model", request.model());
     let instances = candidates::for_request(&app.registry, &app.lora.catalog, &request)?;
     tracker.set_model(request.model());
     let routing = app.routing(&crate::lora::routing_model(
@@ -196,23 +218,40 @@ async fn run_parsed<Body: AnswerBody>(
     let tenant_slo = tenant.as_deref().and_then(|t| t.ttft_slo_ms);
     prepared.ttft_slo_ms =
         crate::predict::slo::target(&request.headers, tenant_slo, routing.ttft_slo_ms)?;
-    crate::flow::admit(app, &request, &routable.instances, tenant.as_deref()).await?;
-    let ranked = select::rank(
-        app,
-        routing,
-        &request,
-        &prepared,
-        &routable.instances,
-        request_id,
-        tenant.as_deref().map(|t| t.id.as_str()),
-    )?;
+    crate::flow::admit(app, &request, &routable.instances, tenant.as_deref())
+        .instrument(spans::flow())
+        .await?;
+    let select_span = spans::select();
+    let ranked = select_span.in_scope(|| {
+        select::rank(
+            app,
+            routing,
+            &request,
+            &prepared,
+            &routable.instances,
+            request_id,
+            tenant.as_deref().map(|t| t.id.as_str()),
+        )
+    })?;
     let ranked =
         crate::lora::load::before_dispatch(app, request.model(), &routable.instances, ranked)
+            .instrument(select_span)
             .await?;
     let upstream = dispatch::dispatch(
         app, &request, &prepared, &routable, &ranked, request_id, tracker,
     )
     .await?;
+    match &upstream {
+        dispatch::Upstream::Complete { instance, .. } => {
+            span.record("instance", instance.id());
+        }
+        dispatch::Upstream::Stream(start) => {
+            span.record("instance", start.instance.id());
+            if let Some(trace) = tracker.trace_mut() {
+                trace.enter_relay();
+            }
+        }
+    }
     let context = relay::RelayContext { permit, request_id };
     Ok(relay::respond(
         app,

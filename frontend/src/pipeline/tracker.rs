@@ -11,6 +11,7 @@ use super::access_log::{self, Access};
 use super::Endpoint;
 use crate::app::App;
 use crate::metrics::{seconds, ModelMetrics, UNKNOWN_MODEL};
+use crate::telemetry::Trace;
 use crate::tenants::Lease;
 
 #[derive(Debug, Default)]
@@ -33,6 +34,8 @@ struct Inner {
     access: Option<Box<Access>>,
     /// The model's name for the access log.
     model_name: Option<Arc<str>>,
+    /// The request's trace (inert unless the client sent a `traceparent` or export is on).
+    trace: Trace,
 }
 
 impl Tracker {
@@ -54,6 +57,7 @@ impl Tracker {
                 lease: None,
                 access: access_log::enabled().then(Box::default),
                 model_name: None,
+                trace: Trace::default(),
             }),
         }
     }
@@ -99,6 +103,26 @@ impl Tracker {
 
     pub fn lease_mut(&mut self) -> Option<&mut Lease> {
         self.inner.as_mut().and_then(|i| i.lease.as_mut())
+    }
+
+    /// Attaches the request's trace; the access log names its trace id.
+    pub fn set_trace(&mut self, trace: Trace) {
+        if let Some(inner) = &mut self.inner {
+            if let (Some(a), Some(id)) = (inner.access.as_deref(), trace.trace_id()) {
+                a.set_trace_id(id);
+            }
+            inner.trace = trace;
+        }
+    }
+
+    /// The request's trace, to record on and to enter ([`Trace::scope`]).
+    pub fn trace_mut(&mut self) -> Option<&mut Trace> {
+        self.inner.as_mut().map(|i| &mut i.trace)
+    }
+
+    /// Enters the request's trace while a response body is polled.
+    pub fn enter_trace(&self) -> Option<crate::telemetry::request::Entered> {
+        self.inner.as_ref().map(|i| i.trace.enter())
     }
 
     /// Moves the bookkeeping out (into a response body), leaving an inert tracker behind.

@@ -17,6 +17,7 @@ use switchyard_runtime::client::ClientError;
 use switchyard_runtime::clock::now_ns;
 use switchyard_runtime::observe::Outcome;
 use switchyard_runtime::{InFlightGuard, Instance};
+use tracing::Instrument as _;
 
 use super::failure::{Cause, Failure};
 use super::inband;
@@ -66,7 +67,10 @@ pub(crate) async fn resume(
     upstream: UpstreamRequest,
     request_id: &str,
 ) -> Result<StreamStart, Failure> {
-    match send(app, instance, upstream, true, request_id, None).await? {
+    match send(app, instance, upstream, true, request_id, None)
+        .instrument(crate::telemetry::spans::attempt(instance.id()))
+        .await?
+    {
         Upstream::Stream(start) => Ok(start),
         Upstream::Complete { status, .. } => Err(Failure::new(
             Cause::ContinuationRefused(status.as_u16()),
@@ -94,8 +98,13 @@ pub(crate) async fn send(
     let started = Instant::now();
     let response = tokio::time::timeout(
         Duration::from_millis(limits.first_byte_timeout_ms),
-        app.client
-            .post_json(uri, upstream.body, request_id, instance.spec.auth_header()),
+        app.client.post_json_with(
+            uri,
+            upstream.body,
+            request_id,
+            instance.spec.auth_header(),
+            crate::telemetry::worker_headers(),
+        ),
     )
     .await
     .map_err(|_| {

@@ -45,6 +45,7 @@ mod state;
 mod stream;
 mod tls;
 mod tools;
+mod trace_log;
 mod wire;
 
 use std::future::Future;

@@ -52,6 +52,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         );
     }
     shared.routes.count(path);
+    shared.traceparents.record(req.headers());
     match (req.method(), path) {
         (&Method::POST, p) if shared.args.native.serves(p) => {
             crate::native_api::handle(shared, req).await
@@ -72,6 +73,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
             lora_op(shared, req).await
         }
         (&Method::GET, "/health") => health(&shared),
+        (&Method::GET, "/debug/traceparents") => {
+            respond::json(StatusCode::OK, shared.traceparents.json())
+        }
         (&Method::GET, "/metrics") => respond::text(CONTENT_TYPE, metrics_text(&shared)),
         // trtllm-serve's Prometheus text lives beside its JSON `/metrics`.
         (&Method::GET, "/prometheus/metrics") if shared.args.engine == EngineDialect::Trtllm => {

@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     pub lora: crate::lora::Adapters,
     /// Requests received per API route (`switchyard_mocker_route_requests_total`).
     pub routes: crate::native_api::RouteCounts,
+    /// The `traceparent` headers received (`GET /debug/traceparents`).
+    pub traceparents: crate::trace_log::TraceLog,
     next_id: AtomicU64,
 }
 
@@ -71,6 +73,7 @@ impl Shared {
             gpu: crate::interference::Gpu::default(),
             lora: crate::lora::Adapters::new(&args.lora),
             routes: crate::native_api::RouteCounts::default(),
+            traceparents: Default::default(),
             next_id: AtomicU64::new(1),
             args,
         }

@@ -158,6 +158,19 @@ impl WorkerClient {
         request_id: &str,
         auth: Option<&HeaderValue>,
     ) -> Result<Response<Incoming>, ClientError> {
+        self.post_json_with(uri, body, request_id, auth, Vec::new())
+            .await
+    }
+
+    /// [`Self::post_json`] with `extra` headers (the trace context of a routed request).
+    pub async fn post_json_with(
+        &self,
+        uri: Uri,
+        body: Bytes,
+        request_id: &str,
+        auth: Option<&HeaderValue>,
+        extra: Vec<(header::HeaderName, HeaderValue)>,
+    ) -> Result<Response<Incoming>, ClientError> {
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(uri)
@@ -165,6 +178,9 @@ impl WorkerClient {
             .header("x-request-id", request_id);
         if let Some(auth) = auth {
             request = request.header(header::AUTHORIZATION, auth.clone());
+        }
+        for (name, value) in extra {
+            request = request.header(name, value);
         }
         self.inner
             .request(request.body(Full::new(body))?)

@@ -400,6 +400,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = self.get_mut();
+        let _trace = this.tracker.enter_trace();
         loop {
             if let Some(bytes) = this.out.pop_front() {
                 return Poll::Ready(Some(Ok(Frame::data(bytes))));
