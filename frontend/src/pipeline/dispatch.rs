@@ -19,6 +19,7 @@ use std::time::Instant;
 use switchyard_runtime::clock::now_ns;
 use switchyard_runtime::health::{HealthConfig, RetryPermit};
 use switchyard_runtime::Instance;
+use tracing::Instrument as _;
 
 use super::failure::{Cause, Failure, Retry};
 use super::health_filter::Routable;

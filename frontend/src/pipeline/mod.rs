@@ -242,10 +242,10 @@ async fn run_parsed<Body: AnswerBody>(
     )
     .await?;
     match &upstream {
-        dispatch::Upstream::Complete { instance, .. } => {
+        upstream::Upstream::Complete { instance, .. } => {
             span.record("instance", instance.id());
         }
-        dispatch::Upstream::Stream(start) => {
+        upstream::Upstream::Stream(start) => {
             span.record("instance", start.instance.id());
             if let Some(trace) = tracker.trace_mut() {
                 trace.enter_relay();
