@@ -20,7 +20,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Serve(args) => {
                 let config = args.into_config()?;
-                let listener = TcpListener::bind(config.listen).await?;
+                let listener = TcpListener::bind(config.http.listen).await?;
                 serve::run(config, listener, server::shutdown_signal()).await
             }
             Command::Mocker(cmd) => {

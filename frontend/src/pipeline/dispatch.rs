@@ -144,11 +144,14 @@ pub async fn dispatch(
     // same instant may briefly exceed `max_in_flight_per_instance`, as concurrent arrivals can
     // without flow control.
     if !app.flow.enabled() {
-        admission::check_capacity(&app.config.overload, &request.headers, candidates).inspect_err(
-            |_| {
-                app.metrics.shed.inc();
-            },
-        )?;
+        admission::check_capacity(
+            &app.config.reliability.overload,
+            &request.headers,
+            candidates,
+        )
+        .inspect_err(|_| {
+            app.metrics.shed.inc();
+        })?;
     }
     if routable.panic {
         app.metrics.panic_routed.inc();
@@ -169,7 +172,7 @@ pub async fn dispatch(
             retry,
             routable.panic,
             || app.retry_permit(),
-            &app.config.health,
+            &app.config.reliability.health,
         ) {
             Claim::Skip => continue,
             Claim::BudgetSpent => {
@@ -319,7 +322,7 @@ pub(crate) async fn send(
     let uri: Uri = format!("{}{}", instance.spec.url, super::native::path(&upstream))
         .parse()
         .map_err(|e| fail(Cause::InvalidUrl, format!("{e}")))?;
-    let limits = &app.config.upstream;
+    let limits = &app.config.reliability.upstream;
     let started = Instant::now();
     let response = tokio::time::timeout(
         Duration::from_millis(limits.first_byte_timeout_ms),

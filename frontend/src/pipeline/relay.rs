@@ -245,7 +245,7 @@ impl RelayBody {
         request: &ParsedRequest,
         context: RelayContext<'_>,
     ) -> Self {
-        let stall = Duration::from_millis(app.config.upstream.stall_timeout_ms);
+        let stall = Duration::from_millis(app.config.reliability.upstream.stall_timeout_ms);
         let first = start.first;
         let now = Instant::now();
         let (migration, not_migrated) = match Migration::new(app, request, context.request_id) {
@@ -374,7 +374,7 @@ impl RelayBody {
         if matches!(cause, Cause::Stalled(_)) {
             self.instance
                 .health
-                .mark_degraded(now_ns(), &self.app.config.health);
+                .mark_degraded(now_ns(), &self.app.config.reliability.health);
             self.app.metrics.stalls.inc();
         }
         let failure = Failure::new(cause, self.instance.id(), detail);
