@@ -501,7 +501,7 @@ def check_rollout(label, values, docs):
     if fv.get("admin", {}).get("enabled", True):
         admin = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-admin")]
         check(f"{label} admin listener on its own ClusterIP Service",
-              len(admin) == 1 and admin[0]["spec"]["type"] == "ClusterIP" and config.get("admin", {}).get("listen", "").startswith("0.0.0.0:"), admin)
+              len(admin) == 1 and admin[0]["spec"]["type"] == "ClusterIP" and config.get("http", {}).get("admin", {}).get("listen", "").startswith("0.0.0.0:"), admin)
         public = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "sy-switchyard"]
         check(f"{label} the public Service has no admin port",
               all(p["name"] != "admin" for d in public for p in d["spec"]["ports"]), public)
