@@ -20,7 +20,7 @@ fn select(c: &mut Criterion) {
         let refs: Vec<_> = inst.iter().collect();
         for name in POLICY_NAMES {
             let policy = build(&PolicyConfig {
-                policy: (*name).to_owned(),
+                policy: *name,
                 ..PolicyConfig::default()
             })
             .unwrap_or_else(|e| panic!("{e}"));

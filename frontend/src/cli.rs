@@ -188,7 +188,12 @@ impl ServeArgs {
             config.routing.tokenizer = self.tokenizer;
         }
         if let Some(v) = self.policy {
-            config.routing.default.policy = v;
+            // Parsed here rather than by clap, so a bad name is reported like one from the
+            // file: by its key, ``invalid `routing.policy`: unknown policy …``.
+            config.routing.default.policy = v.parse().map_err(|message| ConfigError::Invalid {
+                key: "routing.policy".into(),
+                message,
+            })?;
         }
         if let Some(v) = self.session_header {
             config.routing.default.session_header = v;
@@ -245,8 +250,8 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 3)]
     pub workers: usize,
     /// Routing policy.
-    #[arg(long, default_value = "p2c")]
-    pub policy: String,
+    #[arg(long, value_enum, default_value_t = switchyard_runtime::PolicyName::P2c)]
+    pub policy: switchyard_runtime::PolicyName,
     /// A Wasm plugin, `KIND=PATH` (repeatable), e.g. `scorer=plugins/target/wasm/least-loaded.wasm`.
     #[arg(long = "plugin", value_name = "KIND=PATH")]
     pub plugins: Vec<String>,

@@ -16,7 +16,7 @@ pub const DEMO_MODEL: &str = "mock-model";
 pub async fn run(args: DemoArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let mut config = ServeConfig::default();
-    config.routing.default.policy = args.policy.clone();
+    config.routing.default.policy = args.policy;
     config.http.listen = args.listen;
     let mut mockers = Vec::new();
     for _ in 0..args.workers.max(1) {

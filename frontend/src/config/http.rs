@@ -175,13 +175,13 @@ impl HttpLimits {
         // A body the pool could never hold would wait and be refused every time.
         if self.max_inflight_body_bytes < self.max_body_bytes {
             return Err(invalid(
-                "limits.max_inflight_body_bytes",
+                "http.limits.max_inflight_body_bytes",
                 "must be at least http.limits.max_body_bytes",
             ));
         }
         if u32::try_from(self.max_inflight_body_bytes).is_err() {
             return Err(invalid(
-                "limits.max_inflight_body_bytes",
+                "http.limits.max_inflight_body_bytes",
                 "must be below 4 GiB",
             ));
         }

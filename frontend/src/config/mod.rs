@@ -151,8 +151,11 @@ impl ServeConfig {
 fn describe(e: serde_path_to_error::Error<serde_yaml::Error>) -> String {
     let path = e.path().to_string();
     let inner = e.into_inner().to_string();
+    // The path usually ends at the unknown key itself; inside a flattened struct it may stop
+    // at the section.
     let at = |name: &str| match path.as_str() {
         "." | "" => name.to_owned(),
+        p if p == name || p.ends_with(&format!(".{name}")) => p.to_owned(),
         p => format!("{p}.{name}"),
     };
     if let Some(rest) = inner.strip_prefix("unknown field `") {

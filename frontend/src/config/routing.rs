@@ -70,7 +70,12 @@ mod tests {
     #[test]
     fn unknown_keys_and_policies_are_refused() {
         assert!(serde_yaml::from_str::<RoutingSection>("polcy: p2c\n").is_err());
-        let section: RoutingSection = serde_yaml::from_str("policy: nope\n").unwrap();
+        let err = serde_yaml::from_str::<RoutingSection>("policy: nope\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown policy `nope`"), "{err}");
+        let section: RoutingSection =
+            serde_yaml::from_str("policy: session\nsession_fallback: session\n").unwrap();
         let err = section.validate().unwrap_err().to_string();
         assert!(err.contains("routing.policy"), "{err}");
     }

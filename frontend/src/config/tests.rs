@@ -2,7 +2,7 @@
 //! cross-section validation.
 
 use super::*;
-use switchyard_runtime::WorkerApi;
+use switchyard_runtime::{PolicyName, WorkerApi};
 
 #[test]
 fn unknown_keys_are_named_by_their_full_path() {
@@ -84,8 +84,8 @@ fn the_new_shape_parses_and_validates() {
     let (cfg, deprecated) = ServeConfig::from_yaml_reporting(NEW).unwrap();
     assert!(deprecated.is_empty(), "{deprecated:?}");
     cfg.validate().unwrap();
-    assert_eq!(cfg.policy_for("big").policy, "p2c");
-    assert_eq!(cfg.policy_for("small").policy, "session");
+    assert_eq!(cfg.policy_for("big").policy, PolicyName::P2c);
+    assert_eq!(cfg.policy_for("small").policy, PolicyName::Session);
     assert_eq!(cfg.reliability.upstream.first_byte_timeout_ms, 120_000);
     assert_eq!(cfg.http.limits.body_timeout_ms, 5_000);
     let specs = cfg.instance_specs();
@@ -138,13 +138,19 @@ fn validation_names_the_bad_key() {
     let err = cfg.validate().unwrap_err().to_string();
     assert!(err.contains("workers[0].url"), "{err}");
 
+    let err = ServeConfig::from_yaml("models:\n  m: { policy: nope }\n").unwrap_err();
+    assert!(
+        err.contains("`models.m.policy`: unknown policy `nope` (expected one of: round-robin"),
+        "{err}"
+    );
     let mut cfg = ServeConfig::default();
     cfg.workers
         .push(parse_worker_flag("m=http://127.0.0.1:1").unwrap());
     cfg.models.insert(
         "m".into(),
         PolicyConfig {
-            policy: "nope".into(),
+            policy: PolicyName::Session,
+            session_fallback: PolicyName::Session,
             ..Default::default()
         },
     );
