@@ -211,7 +211,7 @@ fn serve_file(dir: &tempfile::TempDir, name: &str, yaml: &str) -> Proc {
 async fn a_sectioned_file_is_read_without_warnings() {
     let worker = switchyard_tests::mocker(&[]).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let fe = serve_file(
+    let mut fe = serve_file(
         &dir,
         "new.yaml",
         &format!(

@@ -86,7 +86,7 @@ async fn a_worker_without_the_dialect_or_metrics_is_unknown_and_still_served() {
     let plain = mocker(&[]).await.unwrap();
     let other = mocker(&[]).await.unwrap();
     let yaml = format!(
-        "routing:\n  policy: least-loaded\nevents:\n  load_scrape: {interval: 50ms, stale: 1s}\n\
+        "routing:\n  policy: least-loaded\nevents:\n  load_scrape: {{interval: 50ms, stale: 1s}}\n\
          workers:\n  - {{model: {MODEL}, url: \"{}\", id: a, engine: vllm}}\n\
          \x20 - {{model: {MODEL}, url: \"{}\", id: b, engine: trtllm}}\n",
         plain.url(),
