@@ -69,7 +69,7 @@ pub fn format(d: Duration) -> String {
         ("ms", 1_000_000),
         ("us", 1_000),
     ] {
-        if ns != 0 && ns % size == 0 {
+        if ns != 0 && ns.is_multiple_of(size) {
             return format!("{}{unit}", ns / size);
         }
     }
@@ -122,7 +122,7 @@ pub mod millis {
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         use serde::de::Error as _;
         let d = super::read(d)?;
-        if d.subsec_nanos() % 1_000_000 != 0 {
+        if !d.subsec_nanos().is_multiple_of(1_000_000) {
             return Err(D::Error::custom(format!(
                 "`{}` is finer than the whole milliseconds this setting takes",
                 super::format(d)
