@@ -30,7 +30,7 @@ fn select(c: &mut Criterion) {
                 want: 3,
                 ..RouteContext::default()
             };
-            group.bench_with_input(BenchmarkId::new(*name, n), &n, |b, _| {
+            group.bench_with_input(BenchmarkId::new(name.as_str(), n), &n, |b, _| {
                 b.iter(|| black_box(policy.rank(black_box(&ctx), black_box(&refs))))
             });
         }
