@@ -106,7 +106,7 @@ fn frontend(a: &Args) -> (SharedKvIndex, Arc<dyn Policy>) {
     });
     let policy = build_with_kv(
         &PolicyConfig {
-            policy: "kv".to_owned(),
+            policy: switchyard_runtime::policy::PolicyName::Kv,
             ..PolicyConfig::default()
         },
         &slot,

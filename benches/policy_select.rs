@@ -20,7 +20,7 @@ fn select(c: &mut Criterion) {
         let refs: Vec<_> = inst.iter().collect();
         for name in POLICY_NAMES {
             let policy = build(&PolicyConfig {
-                policy: (*name).to_owned(),
+                policy: *name,
                 ..PolicyConfig::default()
             })
             .unwrap_or_else(|e| panic!("{e}"));
@@ -30,7 +30,7 @@ fn select(c: &mut Criterion) {
                 want: 3,
                 ..RouteContext::default()
             };
-            group.bench_with_input(BenchmarkId::new(*name, n), &n, |b, _| {
+            group.bench_with_input(BenchmarkId::new(name.as_str(), n), &n, |b, _| {
                 b.iter(|| black_box(policy.rank(black_box(&ctx), black_box(&refs))))
             });
         }

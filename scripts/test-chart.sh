@@ -44,6 +44,26 @@ import kubernetes_validate
 import yaml
 
 root, versions = sys.argv[1], sys.argv[2].split()
+
+# docs/configuration.md: the sections and the entity collections at the top level; the flat
+# keys of the layout before them are read with a deprecation warning.
+SECTIONED_TOP = {"http", "discovery", "events", "routing", "plugins", "reliability", "telemetry",
+                 "workers", "models", "chat_templates", "tenants", "tenants_file", "adapters"}
+DEPRECATED_TOP = {"listen", "etcd", "etcd_prefix", "etcd_auth", "kubernetes_namespace", "kubernetes",
+                  "nats", "nats_auth", "admin_token", "admin", "plugin_quarantine", "plugin_host",
+                  "record_decisions", "migration_limit", "kv", "tokenizer", "tokenizers", "limits",
+                  "upstream", "health", "probe", "canary", "load_scrape", "served_model_check",
+                  "worker_api_keys", "worker_api_keys_dir", "retry_budget", "overload",
+                  "flow_control", "tls", "disaggregation"}
+
+
+def duration_ms(text):
+    """Milliseconds of a duration in the frontend's format (`30s`, `500ms`, `1m30s`)."""
+    scale = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000}
+    parts = re.findall(r"([0-9]+)(ms|s|m|h)", str(text))
+    assert parts and "".join(n + u for n, u in parts) == str(text), f"not a duration: {text!r}"
+    return sum(int(n) * scale[u] for n, u in parts)
+
 chart_dir = os.path.join(root, "charts", "switchyard")
 passed = failed = 0
 
@@ -89,8 +109,13 @@ VARIANTS = {
     "frontend-only+existing-secret": {"operator": {"enabled": False},
                                       "frontend": {"adminToken": {"existingSecret": "my-token"}}},
     "one-replica+token-value+config": {"frontend": {"replicas": 1, "adminToken": {"value": "t0ken"},
-                                                    "config": {"limits": {"shutdown_grace_ms": 600000},
+                                                    "config": {"http": {"limits": {"shutdown_grace": "10m"}},
                                                                "routing": {"policy": "least-loaded"}}}},
+    # A values file written before the sectioned config: its flat keys still render a config the
+    # frontend accepts (the chart leaves out what they already set; the frontend warns).
+    "deprecated-flat-config": {"nats": {"enabled": True},
+                               "frontend": {"config": {"limits": {"shutdown_grace_ms": 600000, "drain_delay_ms": 2000},
+                                                       "nats": "nats://elsewhere:4222"}}},
     "other-watch-namespace": {"watchNamespaces": ["models"], "operator": {"leaderElection": False}},
     "namespace-list": {"watchNamespaces": ["models-b", "models-a"], "networkPolicy": {"enabled": True}},
     "exact-namespace-list": {"watchNamespaces": ["models"], "watchReleaseNamespace": False},
@@ -392,7 +417,11 @@ def check_nats(label, values, docs):
         return
     url = "nats://sy-switchyard-nats.switchyard.svc:4222"
     _, cm = frontend_parts(docs)
-    check(f"{label} frontend config points at the chart's NATS", yaml.safe_load(cm["data"]["switchyard.yaml"]).get("nats") == url, cm["data"])
+    nats = yaml.safe_load(cm["data"]["switchyard.yaml"]).get("events", {}).get("nats", {}).get("url")
+    if "nats" in values.get("frontend", {}).get("config", {}):
+        check(f"{label} frontend config leaves the NATS URL to the values' own (flat) key", nats is None, cm["data"])
+    else:
+        check(f"{label} frontend config points at the chart's NATS", nats == url, cm["data"])
     op = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-operator"))
     env = {e["name"]: e.get("value") for e in op["spec"]["template"]["spec"]["containers"][0]["env"]}
     check(f"{label} operator's kvEvents bridges default to the chart's NATS", env.get("SWITCHYARD_WORKER_NATS") == url, env)
@@ -430,11 +459,22 @@ def check_rollout(label, values, docs):
     c = pod["spec"]["containers"][0]
     text = cm["data"]["switchyard.yaml"]
     config = yaml.safe_load(text)
-    limits = config.get("limits", {})
+    flat = values.get("frontend", {}).get("config", {})
+    if not set(flat) & DEPRECATED_TOP:
+        check(f"{label} frontend config uses only the sectioned keys (no deprecation warnings)",
+              set(config) <= SECTIONED_TOP, sorted(config))
+    new_limits = config.get("http", {}).get("limits", {})
+    old_limits = config.get("limits", {})
+    limits = {
+        "drain_delay_ms": duration_ms(new_limits["drain_delay"]) if "drain_delay" in new_limits
+        else old_limits.get("drain_delay_ms", 0),
+        "shutdown_grace_ms": duration_ms(new_limits["shutdown_grace"]) if "shutdown_grace" in new_limits
+        else old_limits.get("shutdown_grace_ms", 30000),
+    }
     check(f"{label} frontend readiness probes /ready", c["readinessProbe"]["httpGet"]["path"] == fv.get("readinessPath", "/ready"), c["readinessProbe"])
     sleep = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
     check(f"{label} frontend has a preStop sleep", sleep > 0, c.get("lifecycle"))
-    check(f"{label} frontend drains (limits.drain_delay_ms > 0)", limits.get("drain_delay_ms", 0) > 0, limits)
+    check(f"{label} frontend drains (http.limits.drain_delay > 0)", limits.get("drain_delay_ms", 0) > 0, limits)
     need = sleep + limits.get("drain_delay_ms", 0) / 1000 + limits.get("shutdown_grace_ms", 30000) / 1000
     grace = pod["spec"]["terminationGracePeriodSeconds"]
     check(f"{label} terminationGracePeriodSeconds {grace} covers preStop + drain + grace ({need:g})", grace > need)
@@ -461,7 +501,7 @@ def check_rollout(label, values, docs):
     if fv.get("admin", {}).get("enabled", True):
         admin = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-admin")]
         check(f"{label} admin listener on its own ClusterIP Service",
-              len(admin) == 1 and admin[0]["spec"]["type"] == "ClusterIP" and config.get("admin", {}).get("listen", "").startswith("0.0.0.0:"), admin)
+              len(admin) == 1 and admin[0]["spec"]["type"] == "ClusterIP" and config.get("http", {}).get("admin", {}).get("listen", "").startswith("0.0.0.0:"), admin)
         public = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "sy-switchyard"]
         check(f"{label} the public Service has no admin port",
               all(p["name"] != "admin" for d in public for p in d["spec"]["ports"]), public)

@@ -90,7 +90,7 @@ const EXPLAIN: &str = "/admin/explain/";
 
 /// Bearer-token check; the admin API is off when no token is configured.
 fn authorize(app: &App, parts: &Parts) -> Result<(), ApiError> {
-    let Some(expected) = app.config.admin_token.as_deref() else {
+    let Some(expected) = app.config.http.admin_token.as_deref() else {
         return Err(ApiError::forbidden(
             "The admin API is disabled: start the frontend with --admin-token-file (or SWITCHYARD_ADMIN_TOKEN).",
         ));

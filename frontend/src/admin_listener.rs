@@ -90,10 +90,10 @@ fn read_token(key: &str, path: &str) -> Result<String, String> {
 
 /// Binds `admin.listen` and serves the admin API there, when an admin token is configured.
 pub async fn start(app: &Arc<App>) -> anyhow::Result<Option<JoinHandle<()>>> {
-    if app.config.admin_token.is_none() {
+    if app.config.http.admin_token.is_none() {
         return Ok(None);
     }
-    let addr = app.config.admin.listen;
+    let addr = app.config.http.admin.listen;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("admin.listen {addr}: {e}"))?;
@@ -106,7 +106,7 @@ async fn serve(listener: TcpListener, app: Arc<App>) {
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(
-            app.config.limits.header_read_timeout_ms,
+            app.config.http.limits.header_read_timeout_ms,
         ));
     loop {
         let stream = match listener.accept().await {

@@ -28,6 +28,10 @@ pub struct OverloadConfig {
     /// Requests that may wait for a slot once `max_concurrent` are running.
     pub max_queue: usize,
     /// How long a queued request waits for a slot before it is shed, milliseconds.
+    #[serde(
+        rename = "queue_timeout",
+        with = "switchyard_protocol::duration::millis"
+    )]
     pub queue_timeout_ms: u64,
     /// An instance with this many of our requests in flight is full; 0 = no limit.
     pub max_in_flight_per_instance: u32,

@@ -95,21 +95,27 @@ pub struct PromptHashers {
 
 impl PromptHashers {
     pub fn load(config: &ServeConfig) -> Result<Self, ConfigError> {
-        let block_size = config.kv.block_size;
+        let block_size = config.routing.kv.block_size;
         let load = |key: String, path: &str| {
             PromptHasher::load(block_size, Some(path)).map_err(|e| ConfigError::Invalid {
                 key,
                 message: e.to_string(),
             })
         };
-        let default = match &config.tokenizer {
-            Some(path) => load("tokenizer".to_owned(), path)?,
+        let default = match &config.routing.tokenizer {
+            Some(path) => load("routing.tokenizer".to_owned(), path)?,
             None => PromptHasher::bytes(block_size),
         };
         let per_model = config
+            .routing
             .tokenizers
             .iter()
-            .map(|(model, path)| Ok((model.clone(), load(format!("tokenizers.{model}"), path)?)))
+            .map(|(model, path)| {
+                Ok((
+                    model.clone(),
+                    load(format!("routing.tokenizers.{model}"), path)?,
+                ))
+            })
             .collect::<Result<_, ConfigError>>()?;
         Ok(Self { default, per_model })
     }
@@ -125,8 +131,8 @@ impl App {
         registry: Arc<Registry>,
         plugins: Arc<PluginSet>,
     ) -> Result<Arc<Self>, ConfigError> {
-        let kv = KvSlot::new(KvRouter::approximate(config.kv.clone()));
-        let default_routing = ModelRouting::build("routing", &config.routing, &kv)?;
+        let kv = KvSlot::new(KvRouter::approximate(config.routing.kv.clone()));
+        let default_routing = ModelRouting::build("routing", &config.routing.default, &kv)?;
         let per_model = config
             .models
             .iter()
@@ -151,8 +157,10 @@ impl App {
         let app =
             Arc::new(Self {
                 tenants: Arc::new(tenants),
-                flow: Arc::new(crate::flow::FlowControl::new(&config.flow_control)),
-                tls: match &config.tls {
+                flow: Arc::new(crate::flow::FlowControl::new(
+                    &config.reliability.flow_control,
+                )),
+                tls: match &config.http.tls {
                     Some(tls) => Some(crate::tls::Tls::load(tls).map_err(|message| {
                         ConfigError::Invalid {
                             key: "tls".into(),
@@ -163,12 +171,12 @@ impl App {
                 },
                 prompt_hashers,
                 lora: crate::lora::Lora::new(&config.adapters, Arc::clone(&registry.adapters)),
-                client: WorkerClient::try_new(&config.upstream.client).map_err(|message| {
-                    ConfigError::Invalid {
+                client: WorkerClient::try_new(&config.reliability.upstream.client).map_err(
+                    |message| ConfigError::Invalid {
                         key: "upstream.tls".into(),
                         message,
-                    }
-                })?,
+                    },
+                )?,
                 access_log: crate::pipeline::access_writer::AccessWriter::new(
                     metrics.access_log_dropped.clone(),
                 ),
@@ -180,13 +188,13 @@ impl App {
                 per_model,
                 draining: AtomicBool::new(false),
                 grace_over: CancellationToken::new(),
-                retry_budget: RetryBudget::new(config.retry_budget.clone()),
-                admission: Admission::new(&config.overload),
+                retry_budget: RetryBudget::new(config.reliability.retry_budget.clone()),
+                admission: Admission::new(&config.reliability.overload),
                 body_budget: BodyBudget::new(
-                    config.limits.max_inflight_body_bytes,
-                    std::time::Duration::from_millis(config.limits.body_budget_wait_ms),
+                    config.http.limits.max_inflight_body_bytes,
+                    std::time::Duration::from_millis(config.http.limits.body_budget_wait_ms),
                 ),
-                connections: Arc::new(ConnLimits::new(&config.limits)),
+                connections: Arc::new(ConnLimits::new(&config.http.limits)),
                 plugins,
                 config,
             });
@@ -221,20 +229,23 @@ mod tests {
     #[test]
     fn tokenizer_keys_parse_and_bad_files_name_key_and_path() {
         let cfg = ServeConfig::from_yaml(
-            "tokenizer: /no/such/global.json\ntokenizers:\n  m: /no/such/m.json\n",
+            "routing:\n  tokenizer: /no/such/global.json\n  tokenizers:\n    m: /no/such/m.json\n",
         )
         .unwrap();
-        assert_eq!(cfg.tokenizer.as_deref(), Some("/no/such/global.json"));
+        assert_eq!(
+            cfg.routing.tokenizer.as_deref(),
+            Some("/no/such/global.json")
+        );
         let err = PromptHashers::load(&cfg).unwrap_err().to_string();
         assert!(
-            err.contains("`tokenizer`") && err.contains("/no/such/global.json"),
+            err.contains("`routing.tokenizer`") && err.contains("/no/such/global.json"),
             "{err}"
         );
 
         let cfg = ServeConfig::from_yaml("tokenizers:\n  m: /no/such/m.json\n").unwrap();
         let err = PromptHashers::load(&cfg).unwrap_err().to_string();
         assert!(
-            err.contains("tokenizers.m") && err.contains("/no/such/m.json"),
+            err.contains("routing.tokenizers.m") && err.contains("/no/such/m.json"),
             "{err}"
         );
     }
@@ -245,7 +256,7 @@ mod tests {
         assert!(!hashers.get("any").is_tokenized());
         assert_eq!(
             hashers.get("any").block_size(),
-            ServeConfig::default().kv.block_size
+            ServeConfig::default().routing.kv.block_size
         );
     }
 }

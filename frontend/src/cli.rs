@@ -133,7 +133,7 @@ pub struct AdminArgs {
 
 impl AdminArgs {
     fn apply(self, config: &mut ServeConfig) -> Result<(), ConfigError> {
-        let admin = &mut config.admin;
+        let admin = &mut config.http.admin;
         if let Some(v) = self.admin_listen {
             admin.listen = v;
         }
@@ -147,9 +147,9 @@ impl AdminArgs {
             admin.explain_token_file = self.explain_token_file;
         }
         admin
-            .read_token_files(&mut config.admin_token)
+            .read_token_files(&mut config.http.admin_token)
             .map_err(|message| ConfigError::Invalid {
-                key: "admin".into(),
+                key: "http.admin".into(),
                 message,
             })
     }
@@ -163,7 +163,7 @@ impl ServeArgs {
             None => ServeConfig::default(),
         };
         if let Some(v) = self.listen {
-            config.listen = v;
+            config.http.listen = v;
         }
         for flag in &self.workers {
             let worker = parse_worker_flag(flag).map_err(|message| ConfigError::Invalid {
@@ -173,29 +173,34 @@ impl ServeArgs {
             config.workers.push(worker);
         }
         if let Some(v) = self.discovery {
-            config.discovery = v;
+            config.discovery.kind = v;
         }
         if self.etcd.is_some() {
-            config.etcd = self.etcd;
+            config.discovery.etcd.endpoint = self.etcd;
         }
         if self.etcd_prefix.is_some() {
-            config.etcd_prefix = self.etcd_prefix;
+            config.discovery.etcd.prefix = self.etcd_prefix;
         }
         if self.kubernetes_namespace.is_some() {
-            config.kubernetes_namespace = self.kubernetes_namespace;
+            config.discovery.kubernetes.namespace = self.kubernetes_namespace;
         }
         if self.nats.is_some() {
-            config.nats = self.nats;
+            config.events.nats.url = self.nats;
         }
         (*self.secure).apply(&mut config);
         if self.tokenizer.is_some() {
-            config.tokenizer = self.tokenizer;
+            config.routing.tokenizer = self.tokenizer;
         }
         if let Some(v) = self.policy {
-            config.routing.policy = v;
+            // Parsed here rather than by clap, so a bad name is reported like one from the
+            // file: by its key, ``invalid `routing.policy`: unknown policy …``.
+            config.routing.default.policy = v.parse().map_err(|message| ConfigError::Invalid {
+                key: "routing.policy".into(),
+                message,
+            })?;
         }
         if let Some(v) = self.session_header {
-            config.routing.session_header = v;
+            config.routing.default.session_header = v;
         }
         for flag in &self.plugins {
             let plugin = crate::plugins::parse_plugin_flag(flag).map_err(|message| {
@@ -204,31 +209,31 @@ impl ServeArgs {
                     message,
                 }
             })?;
-            config.plugins.push(plugin);
+            config.plugins.modules.push(plugin);
         }
         if self.record_decisions.is_some() {
-            config.record_decisions = self.record_decisions;
+            config.routing.record_decisions = self.record_decisions;
         }
         if self.plugin_cache_dir.is_some() {
-            config.plugin_host.cache_dir = self.plugin_cache_dir;
+            config.plugins.host.cache_dir = self.plugin_cache_dir;
         }
         if let Some(v) = self.migration_limit {
-            config.migration_limit = v;
+            config.reliability.migration_limit = v;
         }
         if let Some(v) = self.max_retries {
-            config.upstream.max_retries = v;
+            config.reliability.upstream.max_retries = v;
         }
         if self.admin_token.is_some() {
-            config.admin_token = self.admin_token;
+            config.http.admin_token = self.admin_token;
         }
         if let Some(v) = self.max_body_bytes {
-            config.limits.max_body_bytes = v;
+            config.http.limits.max_body_bytes = v;
         }
         if self.tenants_file.is_some() {
             config.tenants_file = self.tenants_file;
         }
         if self.worker_api_keys_dir.is_some() {
-            config.worker_api_keys_dir = self.worker_api_keys_dir;
+            config.discovery.worker_api_keys_dir = self.worker_api_keys_dir;
         }
         (*self.admin).apply(&mut config)?;
         config.validate()?;
@@ -252,15 +257,15 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 3)]
     pub workers: usize,
     /// Routing policy.
-    #[arg(long, default_value = "p2c")]
-    pub policy: String,
+    #[arg(long, value_enum, default_value_t = switchyard_runtime::PolicyName::P2c)]
+    pub policy: switchyard_runtime::PolicyName,
     /// A Wasm plugin, `KIND=PATH` (repeatable), e.g. `scorer=plugins/target/wasm/least-loaded.wasm`.
     #[arg(long = "plugin", value_name = "KIND=PATH")]
     pub plugins: Vec<String>,
 }
 
-/// Credentials and TLS for the etcd and NATS links (YAML `etcd_auth:` / `nats_auth:`). Every
-/// secret is a *file* path: secrets never go on a command line.
+/// Credentials and TLS for the etcd and NATS links (YAML `discovery.etcd.auth:` /
+/// `events.nats.auth:`). Every secret is a *file* path: secrets never go on a command line.
 #[derive(Debug, Clone, Default, Args)]
 pub struct SecureLinkArgs {
     /// etcd user (role-based auth); needs `--etcd-password-file`.
@@ -309,13 +314,13 @@ impl SecureLinkArgs {
                 *slot = flag;
             }
         }
-        let etcd = &mut config.etcd_auth;
+        let etcd = &mut config.discovery.etcd.auth;
         set(&mut etcd.user, self.etcd_user);
         set(&mut etcd.password_file, self.etcd_password_file);
         set(&mut etcd.ca, self.etcd_ca);
         set(&mut etcd.cert, self.etcd_cert);
         set(&mut etcd.key, self.etcd_key);
-        let nats = &mut config.nats_auth;
+        let nats = &mut config.events.nats.auth;
         set(&mut nats.token_file, self.nats_token_file);
         set(&mut nats.user, self.nats_user);
         set(&mut nats.password_file, self.nats_password_file);

@@ -16,8 +16,8 @@ pub const DEMO_MODEL: &str = "mock-model";
 pub async fn run(args: DemoArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let mut config = ServeConfig::default();
-    config.routing.policy = args.policy.clone();
-    config.listen = args.listen;
+    config.routing.default.policy = args.policy;
+    config.http.listen = args.listen;
     let mut mockers = Vec::new();
     for _ in 0..args.workers.max(1) {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
@@ -46,6 +46,7 @@ pub async fn run(args: DemoArgs, shutdown: impl Future<Output = ()>) -> anyhow::
     for flag in &args.plugins {
         config
             .plugins
+            .modules
             .push(crate::plugins::parse_plugin_flag(flag).map_err(anyhow::Error::msg)?);
     }
     // The console needs the admin API: the given token (env), else a fresh one for this run.
@@ -53,10 +54,10 @@ pub async fn run(args: DemoArgs, shutdown: impl Future<Output = ()>) -> anyhow::
         Ok(t) if !t.is_empty() => t,
         _ => format!("{:032x}", rand::random::<u128>()),
     };
-    config.admin_token = Some(token.clone());
-    config.admin.listen = args.admin_listen;
+    config.http.admin_token = Some(token.clone());
+    config.http.admin.listen = args.admin_listen;
     config.validate()?;
-    let listener = TcpListener::bind(config.listen).await?;
+    let listener = TcpListener::bind(config.http.listen).await?;
     let url = format!("http://{}", listener.local_addr()?);
     println!(
         "Switchyard demo: {} mocker workers serving `{DEMO_MODEL}`, policy {}",

@@ -20,18 +20,23 @@ pub async fn start(
     registry: &Arc<Registry>,
     plugins: &Arc<PluginSet>,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
-    match config.discovery {
+    match config.discovery.kind {
         DiscoveryKind::Static => {
             registry.apply(DiscoveryEvent::Snapshot(config.instance_specs()));
             Ok(Vec::new())
         }
         DiscoveryKind::Etcd => {
-            let url = config.etcd.as_deref().unwrap_or_default();
+            let url = config
+                .discovery
+                .etcd
+                .endpoint
+                .as_deref()
+                .unwrap_or_default();
             let mut etcd = switchyard_etcd::EtcdConfig::new(url);
-            if let Some(prefix) = &config.etcd_prefix {
+            if let Some(prefix) = &config.discovery.etcd.prefix {
                 etcd.prefix.clone_from(prefix);
             }
-            etcd.auth = config.etcd_auth.clone();
+            etcd.auth = config.discovery.etcd.auth.clone();
             etcd.validate()?;
             let (tx, rx) = mpsc::unbounded_channel();
             Ok(vec![

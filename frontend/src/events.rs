@@ -132,18 +132,18 @@ impl Drop for Events {
     }
 }
 
-/// Installs the `kv` router in `app.kv` and, with `config.nats`, starts the subscriber and
+/// Installs the `kv` router in `app.kv` and, with `events.nats.url`, starts the subscriber and
 /// replica sync and puts them in `app.bus`. NATS being down at start-up is not an error: the
 /// client keeps connecting in the background.
 pub async fn start(app: &App) -> anyhow::Result<Events> {
     let (registry, config) = (&app.registry, &app.config);
-    let Some(url) = config.nats.as_deref() else {
-        let router = KvRouter::approximate(config.kv.clone());
+    let Some(url) = config.events.nats.url.as_deref() else {
+        let router = KvRouter::approximate(config.routing.kv.clone());
         let source = Arc::clone(&router.source);
         app.kv.install(router);
         return Ok(Events {
             bus: None,
-            kv: config.kv.clone(),
+            kv: config.routing.kv.clone(),
             kv_slot: app.kv.clone(),
             bus_slot: app.bus.clone(),
             tasks: vec![tokio::spawn(follow_discovery(
@@ -156,7 +156,7 @@ pub async fn start(app: &App) -> anyhow::Result<Events> {
     let frontend_id = format!(
         "{}-{}-{}",
         std::env::var("HOSTNAME").unwrap_or_else(|_| "frontend".into()),
-        config.listen,
+        config.http.listen,
         std::process::id()
     );
     let known: switchyard_nats::usage::Known = {
@@ -167,8 +167,8 @@ pub async fn start(app: &App) -> anyhow::Result<Events> {
         registry,
         url,
         &frontend_id,
-        &config.kv,
-        &config.nats_auth,
+        &config.routing.kv,
+        &config.events.nats.auth,
         known,
     )
     .await?;
@@ -179,7 +179,7 @@ pub async fn start(app: &App) -> anyhow::Result<Events> {
         }),
     };
     app.kv.install(KvRouter {
-        config: config.kv.clone(),
+        config: config.routing.kv.clone(),
         source: Arc::clone(&source),
     });
     *app.bus.0.write() = Some(bus.clone());
@@ -194,7 +194,7 @@ pub async fn start(app: &App) -> anyhow::Result<Events> {
     tracing::info!(url = %switchyard_nats::redact_url(url), frontend = %frontend_id, "NATS events: KV index, worker load, replica sync");
     Ok(Events {
         bus: Some(bus),
-        kv: config.kv.clone(),
+        kv: config.routing.kv.clone(),
         kv_slot: app.kv.clone(),
         bus_slot: app.bus.clone(),
         tasks,

@@ -142,7 +142,7 @@ fn health(app: &App) -> Response<Body> {
         "draining": draining,
         "models": models,
         "discovery": {
-            "kind": app.config.discovery,
+            "kind": app.config.discovery.kind,
             "connected": app.registry.discovery_connected(),
         },
         "instances": app.registry.topology().all().len(),

@@ -17,7 +17,11 @@ fn main() -> anyhow::Result<()> {
     // `serve` reads its config before logging starts: its `telemetry` section decides
     // whether spans are exported.
     let (command, config) = match cli.command {
-        Command::Serve(args) => (None, Some(args.into_config()?)),
+        // Its deprecation warnings are logged while it loads, before the subscriber exists.
+        Command::Serve(args) => (
+            None,
+            Some(subscriber::during_startup(|| args.into_config())?),
+        ),
         other => (Some(other), None),
     };
     let mut warnings = Vec::new();
@@ -45,7 +49,7 @@ fn main() -> anyhow::Result<()> {
     }
     runtime.block_on(async move {
         if let Some(config) = config {
-            let listener = TcpListener::bind(config.listen).await?;
+            let listener = TcpListener::bind(config.http.listen).await?;
             return serve::run(config, listener, server::shutdown_signal()).await;
         }
         match command {

@@ -56,26 +56,14 @@ pub struct RegisterCmd {
     pub unhealthy_after: u32,
 }
 
-/// `500ms`, `2s`, `1m`, or a bare number of seconds.
+/// A flag duration in the product's one format (`500ms`, `2s`, `1m`; no bare numbers), at
+/// most a day: a longer interval or TTL is a typo, not a setting.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, "s"),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (e.g. 500ms, 2s, 1m)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (ms, s, m)")),
-    };
-    if !secs.is_finite() || !(0.0..=86_400.0).contains(&secs) {
-        return Err(format!("`{s}` is out of range (0 to 24h)"));
+    let d = switchyard_protocol::duration::parse(s)?;
+    if d > Duration::from_secs(86_400) {
+        return Err(format!("`{}` is out of range (0 to 24h)", s.trim()));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(d)
 }
 
 impl RegisterCmd {
@@ -131,9 +119,9 @@ mod tests {
     fn durations_parse_with_units() {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert!(parse_duration("2h").is_err());
+        assert!(parse_duration("3").unwrap_err().contains("has no unit"));
+        assert!(parse_duration("25h").is_err());
         assert!(parse_duration("x").is_err());
         assert!(parse_duration("1e99s").is_err());
     }

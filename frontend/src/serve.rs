@@ -25,8 +25,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     // Template files are read here, once, from the operator's config; discovery only names them.
-    let registry =
-        Arc::new(Registry::new(config.template_catalog()?).with_worker_keys(config.worker_keys()?));
+    let registry = Arc::new(
+        Registry::new(config.template_catalog()?).with_worker_keys(config.discovery.worker_keys()?),
+    );
     let plugins = Arc::new(start_plugins(&config, &registry).await?);
     let discovery_tasks = discovery::start(&config, &registry, &plugins).await?;
     let app = App::new(config, Arc::clone(&registry), Arc::clone(&plugins))?;
@@ -52,12 +53,12 @@ pub async fn run(
     let prober = spawn_prober(
         Arc::clone(&registry),
         app.client.clone(),
-        app.config.probe.clone(),
+        app.config.reliability.probe.clone(),
     );
     let canary = spawn_canary(
         Arc::clone(&registry),
         app.client.clone(),
-        app.config.canary.clone(),
+        app.config.reliability.canary.clone(),
     );
     let tenant_watch = crate::tenants::reload::spawn(Arc::clone(&app.tenants));
     let tenant_replicas =
@@ -68,18 +69,18 @@ pub async fn run(
     let scraper = spawn_scraper(
         Arc::clone(&registry),
         app.client.clone(),
-        app.config.load_scrape.clone(),
+        app.config.events.load_scrape.clone(),
         Arc::clone(&app.metrics.scrapes),
     );
     let served_check = switchyard_runtime::served_models::spawn_checker(
         Arc::clone(&registry),
         app.client.clone(),
-        app.config.served_model_check.clone(),
+        app.config.reliability.served_model_check.clone(),
     );
     tracing::info!(
         listen = %listener.local_addr()?,
         instances = registry.all().len(),
-        policy = %app.config.routing.policy,
+        policy = %app.config.routing.default.policy,
         "switchyard frontend ready"
     );
     let served = server::serve(listener, Arc::clone(&app), shutdown).await;
@@ -114,19 +115,19 @@ const HEALTH_POLICY_PERIOD: Duration = Duration::from_millis(200);
 /// Loads the configured plugins (compilation runs on blocking threads) before serving, so a
 /// broken plugin stops start-up with a clear error instead of failing requests later.
 async fn start_plugins(config: &ServeConfig, registry: &Registry) -> anyhow::Result<PluginSet> {
-    let recorder = match &config.record_decisions {
+    let recorder = match &config.routing.record_decisions {
         Some(path) => Some(
             Recorder::open(path).map_err(|e| anyhow::anyhow!("--record-decisions {path}: {e}"))?,
         ),
         None => None,
     };
     let set = Arc::new(PluginSet::new(
-        config.plugin_host.clone(),
-        config.plugin_quarantine.clone(),
+        config.plugins.host.clone(),
+        config.plugins.quarantine.clone(),
         recorder,
     ));
     set.refresh_topology(registry);
-    for plugin in &config.plugins {
+    for plugin in &config.plugins.modules {
         let Some(path) = plugin.path.clone() else {
             continue;
         };

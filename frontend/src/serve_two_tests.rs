@@ -25,7 +25,7 @@ async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> String 
 
 async fn frontend(worker: SocketAddr) -> (SocketAddr, oneshot::Sender<()>) {
     let mut config = ServeConfig::default();
-    config.routing.policy = "kv".into();
+    config.routing.default.policy = switchyard_runtime::PolicyName::Kv;
     config
         .workers
         .push(parse_worker_flag(&format!("m=http://{worker}")).unwrap());

@@ -42,7 +42,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
-    let limits = app.config.limits.clone();
+    let limits = app.config.http.limits.clone();
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())

@@ -82,6 +82,20 @@ async fn env_overrides_the_file_and_flags_override_env() {
     fe.admin_port = admin_port;
     fe.wait_ready("/health").await.unwrap();
 
+    // The file is in the flat layout of the previous release: read, with one warning per old
+    // key naming its new place (logged while the config loads, before the listener is up).
+    let log = fe.log_text();
+    for (old, new) in [
+        ("admin_token", "http.admin_token"),
+        ("limits", "http.limits"),
+    ] {
+        assert!(
+            log.contains(&format!("config key `{old}` is deprecated"))
+                && log.contains(&format!("write `{new}`")),
+            "{old}: {log}"
+        );
+    }
+
     // Env over file.
     assert_eq!(admin_status(&fe, "env-token").await, 200);
     assert_eq!(admin_status(&fe, "file-token").await, 401);
@@ -148,7 +162,7 @@ async fn the_plugin_host_section_bounds_every_plugins_memory() {
         std::fs::write(
             &config,
             format!(
-                "workers:\n  - {{ model: {MODEL}, url: \"http://127.0.0.1:9\" }}\nplugin_host: {{ maxMemoryBytes: 33554432 }}\nplugins:\n  - {{ name: rr, kind: picker, path: \"{wasm}\", limits: {{ memoryBytes: {memory} }} }}\n"
+                "workers:\n  - {{ model: {MODEL}, url: \"http://127.0.0.1:9\" }}\nplugins:\n  host: {{ max_memory_bytes: 33554432 }}\n  modules:\n    - {{ name: rr, kind: picker, path: \"{wasm}\", limits: {{ memoryBytes: {memory} }} }}\n"
             ),
         )
         .unwrap();
@@ -168,7 +182,7 @@ async fn the_plugin_host_section_bounds_every_plugins_memory() {
     assert!(!over.exit_status().unwrap().unwrap().success());
     let log = over.log_text();
     assert!(
-        log.contains("`rr`") && log.contains("maxMemoryBytes 33554432"),
+        log.contains("`rr`") && log.contains("max_memory_bytes 33554432"),
         "{log}"
     );
     // Within the host's bound it loads and listens. (`/live`, not `/health`: the worker at
@@ -176,4 +190,79 @@ async fn the_plugin_host_section_bounds_every_plugins_memory() {
     // on how soon its probes fail — on a loaded machine they had already ejected it.)
     let mut within = start("16777216");
     within.wait_ready("/live").await.unwrap();
+}
+
+/// Starts `serve` on `yaml` (with `--listen` on a free port) and returns the process.
+fn serve_file(dir: &tempfile::TempDir, name: &str, yaml: &str) -> Proc {
+    let file = dir.path().join(name);
+    std::fs::write(&file, yaml).unwrap();
+    let port = free_port();
+    let args: Vec<String> = vec![
+        "serve".into(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--config".into(),
+        file.display().to_string(),
+    ];
+    Proc::spawn("frontend", &args, port).unwrap()
+}
+
+#[tokio::test]
+async fn a_sectioned_file_is_read_without_warnings() {
+    let worker = switchyard_tests::mocker(&[]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut fe = serve_file(
+        &dir,
+        "new.yaml",
+        &format!(
+            "http:\n  limits: {{ max_body_bytes: 3000, body_timeout: 30s }}\nreliability:\n  upstream: {{ first_byte_timeout: 2m, max_retries: 1 }}\n  migration_limit: 1\nrouting:\n  policy: round-robin\nworkers:\n  - {{ model: {MODEL}, url: \"{}\" }}\n",
+            worker.url()
+        ),
+    );
+    fe.wait_ready("/health").await.unwrap();
+    assert_eq!(post_len(&fe, 2500).await, 200);
+    assert_eq!(
+        post_len(&fe, 3500).await,
+        413,
+        "http.limits.max_body_bytes applies"
+    );
+    let log = fe.log_text();
+    assert!(!log.contains("deprecated"), "{log}");
+}
+
+#[tokio::test]
+async fn old_and_new_spelling_together_or_a_bare_duration_stop_startup_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let workers = format!("workers:\n  - {{ model: {MODEL}, url: \"http://127.0.0.1:9\" }}\n");
+    for (name, yaml, named) in [
+        (
+            "both.yaml",
+            format!("{workers}migration_limit: 1\nreliability: {{ migration_limit: 2 }}\n"),
+            ["`migration_limit`", "`reliability.migration_limit`"],
+        ),
+        (
+            "bare.yaml",
+            format!("{workers}reliability:\n  upstream: {{ stall_timeout: 60 }}\n"),
+            ["reliability.upstream.stall_timeout", "has no unit"],
+        ),
+        (
+            "unknown.yaml",
+            format!("{workers}reliability:\n  upstream: {{ bogus: 1 }}\n"),
+            [
+                "unknown key `reliability.upstream.bogus`",
+                "reliability.upstream.bogus",
+            ],
+        ),
+    ] {
+        let mut fe = serve_file(&dir, name, &yaml);
+        assert!(
+            fe.wait_exit(Duration::from_secs(20)).await.unwrap(),
+            "{name}"
+        );
+        assert!(!fe.exit_status().unwrap().unwrap().success(), "{name}");
+        let log = fe.log_text();
+        for text in named {
+            assert!(log.contains(text), "{name}: {text}: {log}");
+        }
+    }
 }

@@ -34,8 +34,8 @@ async fn queue_on(worker: &Proc, n: usize) -> Vec<reqwest::Response> {
 
 fn config(engine: &str, workers: &[&Proc]) -> String {
     let mut yaml = String::from(
-        "routing:\n  policy: least-loaded\nload_scrape:\n  interval_ms: 50\n  stale_ms: 1000\n\
-         probe:\n  interval_ms: 0\ncanary:\n  idle_ms: 0\nworkers:\n",
+        "routing:\n  policy: least-loaded\nevents:\n  load_scrape: {interval: 50ms, stale: 1s}\n\
+         reliability:\n  probe: {interval: 0s}\n  canary: {idle: 0s}\nworkers:\n",
     );
     for (i, w) in workers.iter().enumerate() {
         yaml.push_str(&format!(
@@ -86,7 +86,7 @@ async fn a_worker_without_the_dialect_or_metrics_is_unknown_and_still_served() {
     let plain = mocker(&[]).await.unwrap();
     let other = mocker(&[]).await.unwrap();
     let yaml = format!(
-        "routing:\n  policy: least-loaded\nload_scrape:\n  interval_ms: 50\n  stale_ms: 1000\n\
+        "routing:\n  policy: least-loaded\nevents:\n  load_scrape: {{interval: 50ms, stale: 1s}}\n\
          workers:\n  - {{model: {MODEL}, url: \"{}\", id: a, engine: vllm}}\n\
          \x20 - {{model: {MODEL}, url: \"{}\", id: b, engine: trtllm}}\n",
         plain.url(),

@@ -1,29 +1,74 @@
 {{/*
 The frontend's switchyard.yaml: what the chart derives (drain delay and shutdown grace from
-`frontend.rollout`, the admin listener from `frontend.admin`, the plugin-host settings) with
-`frontend.config` merged over it, so every key of docs/configuration.md can be set.
+`frontend.rollout`, the admin listener from `frontend.admin`, NATS, Kubernetes tenancy) in the
+sectioned shape of docs/configuration.md, with `frontend.config` merged over it, so every key
+can be set. A derived key whose deprecated flat spelling `frontend.config` already sets is left
+out, so an old values file still renders a config the frontend accepts (old and new spelling of
+one key together is a startup error).
 */}}
 {{- define "switchyard.frontend.config" -}}
 {{- $r := .Values.frontend.rollout -}}
-{{- $base := dict "limits" (dict "drain_delay_ms" (mul (int $r.drainDelaySeconds) 1000) "shutdown_grace_ms" (mul (int $r.shutdownGraceSeconds) 1000)) -}}
-{{- if .Values.nats.enabled -}}
-{{- $_ := set $base "nats" (include "switchyard.natsUrl" .) -}}
+{{- $user := deepCopy (.Values.frontend.config | default dict) -}}
+{{- $oldLimits := $user.limits | default dict -}}
+{{- $limits := dict -}}
+{{- if not (hasKey $oldLimits "drain_delay_ms") -}}
+{{- $_ := set $limits "drain_delay" (printf "%ds" (int $r.drainDelaySeconds)) -}}
 {{- end -}}
-{{- if or .Values.modelOwners .Values.crossNamespacePlugins -}}
-{{- $_ := set $base "kubernetes" (dict "model_owners" (.Values.modelOwners | default dict) "cross_namespace_plugins" (.Values.crossNamespacePlugins | default false)) -}}
+{{- if not (hasKey $oldLimits "shutdown_grace_ms") -}}
+{{- $_ := set $limits "shutdown_grace" (printf "%ds" (int $r.shutdownGraceSeconds)) -}}
 {{- end -}}
-{{- if .Values.frontend.admin.enabled -}}
-{{- $_ := set $base "admin" (dict "listen" (printf "0.0.0.0:%d" (int .Values.frontend.admin.port))) -}}
+{{- $http := dict "limits" $limits -}}
+{{- if and .Values.frontend.admin.enabled (not (hasKey ($user.admin | default dict) "listen")) -}}
+{{- $_ := set $http "admin" (dict "listen" (printf "0.0.0.0:%d" (int .Values.frontend.admin.port))) -}}
 {{- end -}}
-{{- toYaml (mergeOverwrite $base (deepCopy (.Values.frontend.config | default dict))) -}}
+{{- $base := dict "http" $http -}}
+{{- if and .Values.nats.enabled (not (hasKey $user "nats")) -}}
+{{- $_ := set $base "events" (dict "nats" (dict "url" (include "switchyard.natsUrl" .))) -}}
+{{- end -}}
+{{- if and (or .Values.modelOwners .Values.crossNamespacePlugins) (not (hasKey $user "kubernetes")) -}}
+{{- $tenancy := dict "model_owners" (.Values.modelOwners | default dict) "cross_namespace_plugins" (.Values.crossNamespacePlugins | default false) -}}
+{{- if kindIs "string" $user.discovery -}}
+{{- $_ := set $base "kubernetes" $tenancy -}}
+{{- else -}}
+{{- $_ := set $base "discovery" (dict "kubernetes" $tenancy) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml (mergeOverwrite $base $user) -}}
+{{- end -}}
+
+{{/* Milliseconds of a duration in the frontend's format (`30s`, `500ms`, `1m30s`). */}}
+{{- define "switchyard.durationMs" -}}
+{{- $total := 0 -}}
+{{- range (regexFindAll "[0-9]+(ms|s|m|h)" (toString .) -1) -}}
+{{- $n := int (regexFind "^[0-9]+" .) -}}
+{{- $unit := trimPrefix (regexFind "^[0-9]+" .) . -}}
+{{- $scale := get (dict "ms" 1 "s" 1000 "m" 60000 "h" 3600000) $unit -}}
+{{- $total = add $total (mul $n $scale) -}}
+{{- end -}}
+{{- $total -}}
 {{- end -}}
 
 {{/* Seconds a stopping frontend pod gets: preStop sleep, then the drain delay and shutdown
-grace of the rendered config (so `frontend.config.limits` overrides count), plus a margin. */}}
+grace of the rendered config (so `frontend.config` overrides count, in either spelling), plus
+a margin. */}}
 {{- define "switchyard.frontend.terminationGrace" -}}
-{{- $limits := (include "switchyard.frontend.config" . | fromYaml).limits | default dict -}}
-{{- $drain := div (add (int ($limits.drain_delay_ms | default 0)) 999) 1000 -}}
-{{- $grace := div (add (int ($limits.shutdown_grace_ms | default 30000)) 999) 1000 -}}
+{{- $cfg := include "switchyard.frontend.config" . | fromYaml -}}
+{{- $new := (($cfg.http | default dict).limits | default dict) -}}
+{{- $old := $cfg.limits | default dict -}}
+{{- $drainMs := 0 -}}
+{{- if hasKey $new "drain_delay" -}}
+{{- $drainMs = int (include "switchyard.durationMs" $new.drain_delay) -}}
+{{- else if hasKey $old "drain_delay_ms" -}}
+{{- $drainMs = int $old.drain_delay_ms -}}
+{{- end -}}
+{{- $graceMs := 30000 -}}
+{{- if hasKey $new "shutdown_grace" -}}
+{{- $graceMs = int (include "switchyard.durationMs" $new.shutdown_grace) -}}
+{{- else if hasKey $old "shutdown_grace_ms" -}}
+{{- $graceMs = int $old.shutdown_grace_ms -}}
+{{- end -}}
+{{- $drain := div (add $drainMs 999) 1000 -}}
+{{- $grace := div (add $graceMs 999) 1000 -}}
 {{- add (int .Values.frontend.rollout.preStopSleepSeconds) $drain $grace 10 -}}
 {{- end -}}
 

@@ -55,7 +55,7 @@ async fn count(
     tracker: &mut Tracker,
 ) -> Result<usize, ApiError> {
     let (raw, reservation) =
-        body_limits::read_within(&app.config.limits, &app.body_budget, &headers, body).await?;
+        body_limits::read_within(&app.config.http.limits, &app.body_budget, &headers, body).await?;
     let request = decode(&raw)?;
     let parsed = chat_request(messages_request::to_chat(&request), headers, reservation)?;
     let TypedRequest::Chat(chat) = parsed.typed else {

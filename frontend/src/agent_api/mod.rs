@@ -43,7 +43,7 @@ async fn read<T: DeserializeOwned>(
     body: Incoming,
 ) -> Result<(T, Bytes, BodyReservation), ApiError> {
     let (raw, reservation) =
-        body_limits::read_within(&app.config.limits, &app.body_budget, headers, body).await?;
+        body_limits::read_within(&app.config.http.limits, &app.body_budget, headers, body).await?;
     parse::require_object(&raw)?;
     Ok((parse::from_json(&raw)?, raw, reservation))
 }

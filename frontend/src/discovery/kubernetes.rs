@@ -31,7 +31,12 @@ pub(super) async fn start(
     })?;
     // `a,b` watches those namespaces (a Role in each suffices); unset or empty, every namespace.
     let scope = switchyard_k8s::WatchScope::parse(
-        config.kubernetes_namespace.as_deref().unwrap_or_default(),
+        config
+            .discovery
+            .kubernetes
+            .namespace
+            .as_deref()
+            .unwrap_or_default(),
     );
     tracing::info!(?scope, "kubernetes discovery");
     let (tx, rx) = mpsc::unbounded_channel();
@@ -48,7 +53,7 @@ pub(super) async fn start(
     };
     let instances = {
         let (client, scope) = (client.clone(), scope.clone());
-        let owners = config.kubernetes.model_owners.clone();
+        let owners = config.discovery.kubernetes.model_owners.clone();
         tokio::spawn(async move {
             if let Err(error) =
                 switchyard_k8s::discovery::run_discovery(client, scope, owners, tx, pools_tx).await
@@ -78,7 +83,7 @@ pub(super) async fn start(
             plugins,
             prx,
             pools_rx,
-            config.kubernetes.cross_namespace_plugins,
+            config.discovery.kubernetes.cross_namespace_plugins,
         ),
     ])
 }

@@ -40,8 +40,10 @@ pub struct FlowConfig {
     /// Requests that may wait in each band (per model); beyond it the band refuses at once.
     pub max_queue_per_band: usize,
     /// Longest wait when neither the request nor its tenant says otherwise, milliseconds.
+    #[serde(rename = "max_wait", with = "switchyard_protocol::duration::millis")]
     pub max_wait_ms: u64,
     /// How often waiters are re-checked for room that no request ending announced.
+    #[serde(rename = "tick", with = "switchyard_protocol::duration::millis")]
     pub tick_ms: u64,
 }
 
@@ -59,7 +61,7 @@ impl Default for FlowConfig {
 impl FlowConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.tick_ms == 0 {
-            return Err("flow_control.tick_ms: must be at least 1".into());
+            return Err("flow_control.tick: must be at least 1".into());
         }
         Ok(())
     }
@@ -307,7 +309,7 @@ pub async fn admit(
     if !flow.enabled() {
         return Ok(());
     }
-    let overload = &app.config.overload;
+    let overload = &app.config.reliability.overload;
     let headers = &request.headers;
     let ticket = Ticket {
         model: request.model(),

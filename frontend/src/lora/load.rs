@@ -65,7 +65,7 @@ async fn ensure_loaded(
     target: &Arc<Instance>,
     adapter: &AdapterSpec,
 ) -> Result<(), String> {
-    let timeout = Duration::from_millis(app.config.upstream.first_byte_timeout_ms);
+    let timeout = Duration::from_millis(app.config.reliability.upstream.first_byte_timeout_ms);
     let key = (target.num_id, adapter.name.clone());
     app.lora
         .flights
@@ -107,10 +107,10 @@ fn failed(app: &App, target: &Instance, adapter: &AdapterSpec, why: &str) {
     let pool = app.registry.topology().model(&adapter.base_model).cloned();
     let may_eject = pool
         .as_deref()
-        .is_none_or(|p| ejection_allowed(p, now, &app.config.health));
+        .is_none_or(|p| ejection_allowed(p, now, &app.config.reliability.health));
     target
         .health
-        .record_failure(now, &app.config.health, may_eject);
+        .record_failure(now, &app.config.reliability.health, may_eject);
 }
 
 /// With every slot taken, unloads the least recently used idle adapter. With none idle the

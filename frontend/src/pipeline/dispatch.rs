@@ -103,11 +103,14 @@ pub async fn dispatch(
     // same instant may briefly exceed `max_in_flight_per_instance`, as concurrent arrivals can
     // without flow control.
     if !app.flow.enabled() {
-        admission::check_capacity(&app.config.overload, &request.headers, candidates).inspect_err(
-            |_| {
-                app.metrics.shed.inc();
-            },
-        )?;
+        admission::check_capacity(
+            &app.config.reliability.overload,
+            &request.headers,
+            candidates,
+        )
+        .inspect_err(|_| {
+            app.metrics.shed.inc();
+        })?;
     }
     if routable.panic {
         app.metrics.panic_routed.inc();
@@ -128,7 +131,7 @@ pub async fn dispatch(
             retry,
             routable.panic,
             || app.retry_permit(),
-            &app.config.health,
+            &app.config.reliability.health,
         ) {
             Claim::Skip => continue,
             Claim::BudgetSpent => {

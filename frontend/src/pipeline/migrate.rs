@@ -106,7 +106,7 @@ impl Migration {
         request: &ParsedRequest,
         request_id: &str,
     ) -> Result<Box<Self>, Option<&'static str>> {
-        let limit = app.config.migration_limit;
+        let limit = app.config.reliability.migration_limit;
         if limit == 0 || !request.is_stream() {
             return Err(None);
         }
@@ -463,7 +463,7 @@ fn pick_target(app: &App, candidates: &[Arc<Instance>]) -> Option<Arc<Instance>>
                 i.load.in_flight(),
             )
         })
-        .filter(|i| i.health.try_claim(now, &app.config.health))
+        .filter(|i| i.health.try_claim(now, &app.config.reliability.health))
         .cloned()
 }
 
@@ -483,13 +483,14 @@ pub async fn resume(app: Arc<App>, cont: Continue) -> Result<StreamStart, String
         request_id,
     } = cont;
     let mut last = "no other instance of the model is available".to_owned();
-    for attempt in 0..=app.config.upstream.max_retries {
+    for attempt in 0..=app.config.reliability.upstream.max_retries {
         let candidates = others(&app, &model, &exclude);
         if candidates.is_empty() {
             break;
         }
         let refs: Vec<&Arc<Instance>> = candidates.iter().collect();
-        if let Err(shed) = admission::check_capacity(&app.config.overload, &HeaderMap::new(), &refs)
+        if let Err(shed) =
+            admission::check_capacity(&app.config.reliability.overload, &HeaderMap::new(), &refs)
         {
             app.metrics.shed.inc();
             return Err(format!("could not migrate the stream: {}", shed.message));

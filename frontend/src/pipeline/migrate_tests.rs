@@ -270,10 +270,8 @@ fn a_continuation_never_asks_for_zero_tokens() {
 
 /// An app with migration on, `instances` of model `m` (unreachable URLs) and `tune` applied.
 fn test_app(instances: &[&str], tune: impl FnOnce(&mut crate::config::ServeConfig)) -> Arc<App> {
-    let mut config = crate::config::ServeConfig {
-        migration_limit: 1,
-        ..Default::default()
-    };
+    let mut config = crate::config::ServeConfig::default();
+    config.reliability.migration_limit = 1;
     tune(&mut config);
     let registry = Arc::new(switchyard_runtime::Registry::default());
     for id in instances {
@@ -358,8 +356,8 @@ async fn a_stream_with_tool_calls_gives_up_and_the_limit_is_kept() {
 async fn a_first_continuation_is_never_refused_by_the_budget_but_a_second_needs_a_permit() {
     // Both other instances refuse connections; the budget allows nothing.
     let app = test_app(&["o1", "o2"], |c| {
-        c.retry_budget.min_concurrent = 0;
-        c.retry_budget.percent = 0;
+        c.reliability.retry_budget.min_concurrent = 0;
+        c.reliability.retry_budget.percent = 0;
     });
     let failed = Arc::new(Instance::new(InstanceSpec::new("f", "m", "http://f"), None));
     let mut m = migration_for(chat_request(""), chunks(&[" a"]));
@@ -386,7 +384,9 @@ async fn a_first_continuation_is_never_refused_by_the_budget_but_a_second_needs_
 
 #[tokio::test]
 async fn a_continuation_is_shed_when_every_other_instance_is_full() {
-    let app = test_app(&["other"], |c| c.overload.max_in_flight_per_instance = 1);
+    let app = test_app(&["other"], |c| {
+        c.reliability.overload.max_in_flight_per_instance = 1
+    });
     let busy = app.registry.all().into_iter().next().unwrap();
     let _held = busy.start_request();
     let failed = Arc::new(Instance::new(InstanceSpec::new("f", "m", "http://f"), None));

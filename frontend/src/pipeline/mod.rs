@@ -167,7 +167,7 @@ async fn run<Body: AnswerBody>(
     tracker: &mut Tracker,
 ) -> Result<Response<Body>, ApiError> {
     let request = body_limits::parse_within(
-        &app.config.limits,
+        &app.config.http.limits,
         &app.body_budget,
         headers,
         body,
@@ -212,7 +212,7 @@ async fn run_parsed<Body: AnswerBody>(
     let hasher = preprocess::hasher_for(app, routing, request.model());
     let mut prepared = preprocess::prepare(&request, routing, hasher);
     pd::before_routing(app, &request, &mut prepared);
-    let panic_policy = app.config.overload.panic_policy;
+    let panic_policy = app.config.reliability.overload.panic_policy;
     let routable = health_filter::routable(&instances, request.model(), panic_policy)?;
     let tenant = tracker.lease_mut().map(|l| Arc::clone(l.tenant()));
     let tenant_slo = tenant.as_deref().and_then(|t| t.ttft_slo_ms);

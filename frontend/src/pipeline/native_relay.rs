@@ -64,7 +64,7 @@ impl NativeRelay {
         permit: Option<OwnedSemaphorePermit>,
         request_id: &str,
     ) -> Self {
-        let stall = Duration::from_millis(app.config.upstream.stall_timeout_ms);
+        let stall = Duration::from_millis(app.config.reliability.upstream.stall_timeout_ms);
         let now = Instant::now();
         let mut relay = Self {
             upstream: Some(start.body),
@@ -129,7 +129,7 @@ impl NativeRelay {
         if matches!(cause, Cause::Stalled(_)) {
             self.instance
                 .health
-                .mark_degraded(now_ns(), &self.app.config.health);
+                .mark_degraded(now_ns(), &self.app.config.reliability.health);
             self.app.metrics.stalls.inc();
         }
         let failure = Failure::new(cause, self.instance.id(), detail);

@@ -32,11 +32,13 @@ pub fn blame(app: &App, instance: &Instance, failure: &Failure, request: u64) ->
         .registry
         .topology()
         .model(&instance.spec.model)
-        .is_none_or(|pool| ejection_allowed(pool, now, &app.config.health));
-    if instance
-        .health
-        .record_request_failure(now, &app.config.health, may_eject, request)
-    {
+        .is_none_or(|pool| ejection_allowed(pool, now, &app.config.reliability.health));
+    if instance.health.record_request_failure(
+        now,
+        &app.config.reliability.health,
+        may_eject,
+        request,
+    ) {
         tracing::warn!(
             instance = instance.id(),
             ejections = instance.health.ejections(),

@@ -29,7 +29,7 @@ pub fn rank(
     request_id: &str,
     tenant: Option<&str>,
 ) -> Result<Vec<usize>, ApiError> {
-    let want = 1 + app.config.upstream.max_retries as usize;
+    let want = 1 + app.config.reliability.upstream.max_retries as usize;
     let ctx = RouteContext {
         session_key: prepared.session_key.as_deref(),
         block_hashes: &prepared.block_hashes,
@@ -82,7 +82,7 @@ pub fn rank(
 fn wants_explanation(app: &App, headers: &HeaderMap) -> bool {
     match (
         headers.get(EXPLAIN_HEADER),
-        app.config.admin.explain_token.as_deref(),
+        app.config.http.admin.explain_token.as_deref(),
     ) {
         (Some(given), Some(token)) => {
             crate::admin::constant_time_eq(given.as_bytes(), token.as_bytes())

@@ -94,7 +94,7 @@ pub(crate) async fn send(
     let uri: Uri = format!("{}{}", instance.spec.url, super::native::path(&upstream))
         .parse()
         .map_err(|e| fail(Cause::InvalidUrl, format!("{e}")))?;
-    let limits = &app.config.upstream;
+    let limits = &app.config.reliability.upstream;
     let started = Instant::now();
     let response = tokio::time::timeout(
         Duration::from_millis(limits.first_byte_timeout_ms),

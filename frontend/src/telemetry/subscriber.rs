@@ -24,6 +24,16 @@ pub fn init(export: Option<&Settings>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `f` (loading `serve`'s config) with a plain stderr logger, so what it logs
+/// (deprecated keys, unreadable credentials) is not lost before [`init`] can run.
+pub fn during_startup<T>(f: impl FnOnce() -> T) -> T {
+    let early = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter())
+        .finish();
+    tracing::subscriber::with_default(early, f)
+}
+
 /// SWITCHYARD_LOG wins; RUST_LOG is honoured too (the chart sets it).
 fn filter() -> EnvFilter {
     EnvFilter::try_from_env(env_names::LOG)

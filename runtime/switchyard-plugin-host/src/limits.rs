@@ -52,7 +52,7 @@ impl PluginLimits {
         }
         if self.memory_bytes > host.max_memory_bytes {
             return Err(Error::InvalidLimits(format!(
-                "memoryBytes {} exceeds the host's maxMemoryBytes {}",
+                "memoryBytes {} exceeds the host's max_memory_bytes {}",
                 self.memory_bytes, host.max_memory_bytes
             )));
         }
@@ -91,10 +91,10 @@ impl PluginLimits {
 
 /// Host-wide settings, shared by every plugin loaded through one [`crate::PluginHost`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+#[serde(default, deny_unknown_fields)]
 pub struct HostConfig {
     /// How often the ticker thread advances the engine epoch: the resolution of every budget.
-    #[serde(with = "duration_str")]
+    #[serde(with = "switchyard_protocol::duration::serde_str")]
     pub epoch_tick: Duration,
     /// Use wasmtime's pooling allocator (pre-reserved slots, fast instantiation). Turn off only
     /// for tools that load one plugin once.
@@ -134,19 +134,19 @@ impl HostConfig {
     pub fn validate(&self) -> Result<()> {
         if self.epoch_tick < Duration::from_micros(50) || self.epoch_tick > Duration::from_secs(1) {
             return Err(Error::InvalidLimits(format!(
-                "epochTick {:?} must be between 50us and 1s",
+                "epoch_tick {:?} must be between 50us and 1s",
                 self.epoch_tick
             )));
         }
         if self.max_instances == 0 || self.max_instances > 10_000 {
             return Err(Error::InvalidLimits(format!(
-                "maxInstances {} must be 1..=10000",
+                "max_instances {} must be 1..=10000",
                 self.max_instances
             )));
         }
         if self.max_memory_bytes < MIB || self.max_memory_bytes > 4096 * MIB {
             return Err(Error::InvalidLimits(format!(
-                "maxMemoryBytes {} must be between 1 MiB and 4 GiB",
+                "max_memory_bytes {} must be between 1 MiB and 4 GiB",
                 self.max_memory_bytes
             )));
         }
@@ -154,17 +154,15 @@ impl HostConfig {
     }
 }
 
-/// Serde for durations as `"<number><unit>"` strings (ns, us, µs, ms, s) or bare milliseconds.
+/// Serde for plugin-limit durations: a string in the product's one duration format
+/// ([`switchyard_protocol::duration`]), or a bare JSON number of milliseconds. The number form
+/// stays because the admin API's `decisionBudget=5` and existing RouterPlugin objects send it;
+/// frontend YAML keys use the strict format.
 pub(crate) mod duration_str {
     use super::*;
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let us = d.as_micros();
-        if us.is_multiple_of(1000) {
-            s.serialize_str(&format!("{}ms", us / 1000))
-        } else {
-            s.serialize_str(&format!("{us}us"))
-        }
+        s.serialize_str(&switchyard_protocol::duration::format(*d))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
@@ -176,32 +174,10 @@ pub(crate) mod duration_str {
         }
         match Raw::deserialize(d)? {
             Raw::Millis(ms) => Ok(Duration::from_millis(ms)),
-            Raw::Text(text) => parse(&text).map_err(serde::de::Error::custom),
-        }
-    }
-
-    pub fn parse(text: &str) -> std::result::Result<Duration, String> {
-        let text = text.trim();
-        let split = text
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(text.len());
-        let (number, unit) = text.split_at(split);
-        let value: f64 = number
-            .parse()
-            .map_err(|_| format!("bad duration {text:?}"))?;
-        let scale = match unit.trim() {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" | "" => 1e-3,
-            "s" => 1.0,
-            other => {
-                return Err(format!(
-                    "bad duration unit {other:?} in {text:?} (use ns, us, ms or s)"
-                ))
+            Raw::Text(text) => {
+                switchyard_protocol::duration::parse(&text).map_err(serde::de::Error::custom)
             }
-        };
-        Duration::try_from_secs_f64(value * scale)
-            .map_err(|e| format!("bad duration {text:?}: {e}"))
+        }
     }
 }
 

@@ -15,19 +15,17 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::limits::duration_str;
-
 /// When to quarantine and for how long.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+#[serde(default, deny_unknown_fields)]
 pub struct QuarantinePolicy {
     /// Consecutive faults that trigger a quarantine.
     pub fault_threshold: u32,
     /// First quarantine duration.
-    #[serde(with = "duration_str")]
+    #[serde(with = "switchyard_protocol::duration::serde_str")]
     pub initial_backoff: Duration,
     /// Longest quarantine duration.
-    #[serde(with = "duration_str")]
+    #[serde(with = "switchyard_protocol::duration::serde_str")]
     pub max_backoff: Duration,
     /// Fraction of bad calls (faults and overruns) among the last `window` that quarantines.
     pub fault_rate: f64,
@@ -47,13 +45,13 @@ impl QuarantinePolicy {
             return Err(format!("window must be 1–{MAX_WINDOW} calls"));
         }
         if !(self.fault_rate > 0.0 && self.fault_rate <= 1.0) {
-            return Err("faultRate must be in (0, 1]".into());
+            return Err("fault_rate must be in (0, 1]".into());
         }
         if !(self.slow_fraction > 0.0 && self.slow_fraction <= 1.0) {
-            return Err("slowFraction must be in (0, 1]".into());
+            return Err("slow_fraction must be in (0, 1]".into());
         }
         if self.initial_backoff > self.max_backoff {
-            return Err("initialBackoff must not exceed maxBackoff".into());
+            return Err("initial_backoff must not exceed max_backoff".into());
         }
         Ok(())
     }

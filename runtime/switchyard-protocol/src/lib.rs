@@ -9,6 +9,7 @@
 pub mod bridge;
 pub mod chat;
 pub mod completion;
+pub mod duration;
 pub mod embedding;
 pub mod error;
 pub mod json_key;

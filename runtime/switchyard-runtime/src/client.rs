@@ -23,8 +23,16 @@ use crate::client_tls::UpstreamTls;
 #[serde(default, deny_unknown_fields)]
 pub struct ClientConfig {
     /// TCP connect timeout, milliseconds.
+    #[serde(
+        rename = "connect_timeout",
+        with = "switchyard_protocol::duration::millis"
+    )]
     pub connect_timeout_ms: u64,
     /// How long an idle pooled connection is kept, milliseconds.
+    #[serde(
+        rename = "pool_idle_timeout",
+        with = "switchyard_protocol::duration::millis"
+    )]
     pub pool_idle_timeout_ms: u64,
     /// Idle connections kept per worker.
     pub pool_max_idle_per_host: usize,

@@ -34,7 +34,7 @@ pub use client::{ClientConfig, ClientError, WorkerClient};
 pub use discovery::{DiscoveryEvent, DiscoveryState};
 pub use instance::{Engine, InstanceSpec, WorkerApi, WorkerAuth};
 pub use live::{EngineReport, InFlightGuard, Instance, ReportSource};
-pub use policy::{Policy, PolicyConfig, RouteContext};
+pub use policy::{Policy, PolicyConfig, PolicyName, RouteContext};
 pub use registry::{Registry, Topology};
 pub use role::Role;
 pub use spec_check::{Reason as RejectReason, Rejection};

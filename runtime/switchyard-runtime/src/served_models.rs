@@ -39,8 +39,10 @@ use crate::registry::Registry;
 pub struct ServedModelsConfig {
     /// How often each instance's model list is read again, milliseconds; 0 turns the check off.
     /// A newly discovered instance is read within `tick_ms`.
+    #[serde(rename = "interval", with = "switchyard_protocol::duration::millis")]
     pub interval_ms: u64,
     /// One read slower than this fails (and changes nothing), milliseconds.
+    #[serde(rename = "timeout", with = "switchyard_protocol::duration::millis")]
     pub timeout_ms: u64,
     /// Largest `/v1/models` body read, bytes.
     pub max_bytes: usize,
@@ -62,7 +64,7 @@ impl ServedModelsConfig {
             return Ok(());
         }
         if self.timeout_ms == 0 {
-            return Err("served_model_check.timeout_ms must be greater than 0".into());
+            return Err("served_model_check.timeout must be greater than 0".into());
         }
         if self.max_bytes < 1024 {
             return Err("served_model_check.max_bytes must be at least 1024".into());
@@ -382,7 +384,7 @@ mod tests {
             ..ServedModelsConfig::default()
         };
         let err = bad.validate().err().unwrap_or_default();
-        assert!(err.contains("served_model_check.timeout_ms"), "{err}");
+        assert!(err.contains("served_model_check.timeout"), "{err}");
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub async fn prefill(
     let uri: Uri = format!("{}{}", instance.spec.url, endpoint.path())
         .parse()
         .map_err(|e| fail(Cause::InvalidUrl, format!("{e}")))?;
-    let limits = &app.config.upstream;
+    let limits = &app.config.reliability.upstream;
     let timeout = Duration::from_millis(limits.first_byte_timeout_ms);
     let exchange = async {
         let response = app

@@ -58,7 +58,7 @@ impl Call<'_> {
                 outcome::request_key(self.request_id),
             );
         }
-        self.app.config.disaggregation.on_prefill_failure == OnPrefillFailure::Retry
+        self.app.config.routing.disaggregation.on_prefill_failure == OnPrefillFailure::Retry
     }
 
     /// No prefill succeeded: the decode instance serves the whole request.

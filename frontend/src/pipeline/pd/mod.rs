@@ -98,7 +98,7 @@ pub fn plan(
     }
     let model = request.model();
     let pool = app.registry.topology().model(model).cloned()?;
-    let settings = &app.config.disaggregation;
+    let settings = &app.config.routing.disaggregation;
     let protocol = settings.protocol(model);
     let candidates = prefill_candidates(&pool, decode, protocol);
     let hashes = &prepared.block_hashes;
@@ -107,7 +107,7 @@ pub fn plan(
     let inputs = Inputs {
         prompt_blocks: to_u32(hashes.len()),
         cached_on_decode,
-        block_size: to_u32(app.config.kv.block_size),
+        block_size: to_u32(app.config.routing.kv.block_size),
         min_uncached_tokens: settings.min_uncached_tokens(model),
         max_prefill_queue: settings.max_prefill_queue,
     };
@@ -122,7 +122,7 @@ pub fn plan(
     let usable: Vec<&Arc<Instance>> = usable.iter().map(|&n| candidates[n]).collect();
     let want = match settings.on_prefill_failure {
         OnPrefillFailure::Fallback => 1,
-        OnPrefillFailure::Retry => 1 + app.config.upstream.max_retries as usize,
+        OnPrefillFailure::Retry => 1 + app.config.reliability.upstream.max_retries as usize,
     };
     let ctx = RouteContext {
         session_key: None,

@@ -130,7 +130,7 @@ where
 {
     /// The relay of a worker's stream whose first event has arrived.
     pub(crate) fn new(app: &Arc<App>, start: StreamStart<B>, parts: RelayParts<B>) -> Self {
-        let stall = Duration::from_millis(app.config.upstream.stall_timeout_ms);
+        let stall = Duration::from_millis(app.config.reliability.upstream.stall_timeout_ms);
         let now = Instant::now();
         let (migration, not_migrated) = match parts.migration {
             Ok(migration) => (Some(migration), None),
@@ -283,7 +283,7 @@ where
         if matches!(cause, Cause::Stalled(_)) {
             self.instance
                 .health
-                .mark_degraded(now_ns(), &self.app.config.health);
+                .mark_degraded(now_ns(), &self.app.config.reliability.health);
             self.app.metrics.stalls.inc();
         }
         let failure = Failure::new(cause, self.instance.id(), detail);

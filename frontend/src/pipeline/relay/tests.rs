@@ -67,9 +67,12 @@ const STALL_MS: u64 = 1_000;
 
 fn app(migration_limit: u32) -> Arc<App> {
     let config = crate::config::ServeConfig {
-        migration_limit,
-        upstream: crate::config::UpstreamConfig {
-            stall_timeout_ms: STALL_MS,
+        reliability: crate::config::ReliabilitySection {
+            migration_limit,
+            upstream: crate::config::UpstreamConfig {
+                stall_timeout_ms: STALL_MS,
+                ..Default::default()
+            },
             ..Default::default()
         },
         ..Default::default()

@@ -36,10 +36,13 @@ pub use dialect::{Dialect, EngineSignals, PrefixCounters};
 #[serde(default, deny_unknown_fields)]
 pub struct ScrapeConfig {
     /// Scrape period, milliseconds; 0 turns scraping off.
+    #[serde(rename = "interval", with = "switchyard_protocol::duration::millis")]
     pub interval_ms: u64,
     /// One scrape slower than this fails, milliseconds.
+    #[serde(rename = "timeout", with = "switchyard_protocol::duration::millis")]
     pub timeout_ms: u64,
     /// Figures older than this read as unknown, milliseconds.
+    #[serde(rename = "stale", with = "switchyard_protocol::duration::millis")]
     pub stale_ms: u64,
     /// Largest metrics body read, bytes (a worker's answer is untrusted).
     pub max_bytes: usize,
@@ -62,11 +65,11 @@ impl ScrapeConfig {
             return Ok(());
         }
         if self.timeout_ms == 0 {
-            return Err("load_scrape.timeout_ms must be greater than 0".into());
+            return Err("load_scrape.timeout must be greater than 0".into());
         }
         if self.stale_ms < self.interval_ms {
             return Err(format!(
-                "load_scrape.stale_ms ({}) must be at least load_scrape.interval_ms ({})",
+                "load_scrape.stale ({}) must be at least load_scrape.interval ({})",
                 self.stale_ms, self.interval_ms
             ));
         }
@@ -289,7 +292,7 @@ mod tests {
             ..ScrapeConfig::default()
         };
         let err = bad.validate().err().unwrap_or_default();
-        assert!(err.contains("load_scrape.stale_ms"), "{err}");
+        assert!(err.contains("load_scrape.stale"), "{err}");
         let err = ScrapeConfig {
             timeout_ms: 0,
             ..ScrapeConfig::default()
@@ -297,6 +300,6 @@ mod tests {
         .validate()
         .err()
         .unwrap_or_default();
-        assert!(err.contains("load_scrape.timeout_ms"), "{err}");
+        assert!(err.contains("load_scrape.timeout"), "{err}");
     }
 }

@@ -27,8 +27,10 @@ use crate::{Engine, InstanceSpec, WorkerApi};
 #[serde(default, deny_unknown_fields)]
 pub struct CanaryConfig {
     /// An instance idle this long gets a canary, milliseconds; 0 disables the canary.
+    #[serde(rename = "idle", with = "switchyard_protocol::duration::millis")]
     pub idle_ms: u64,
     /// A canary slower than this (headers and body) fails, milliseconds.
+    #[serde(rename = "timeout", with = "switchyard_protocol::duration::millis")]
     pub timeout_ms: u64,
     /// Consecutive failed canaries that mark the instance unhealthy.
     pub unhealthy_threshold: u32,
@@ -62,7 +64,7 @@ impl Default for CanaryConfig {
 impl CanaryConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.idle_ms > 0 && self.timeout_ms == 0 {
-            return Err("canary.timeout_ms must be greater than 0".into());
+            return Err("canary.timeout must be greater than 0".into());
         }
         if self.unhealthy_threshold == 0 || self.healthy_threshold == 0 {
             return Err("canary thresholds must be at least 1".into());

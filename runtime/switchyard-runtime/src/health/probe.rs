@@ -16,8 +16,10 @@ use crate::registry::Registry;
 #[serde(default, deny_unknown_fields)]
 pub struct ProbeConfig {
     /// Probe period, milliseconds; 0 disables active probing.
+    #[serde(rename = "interval", with = "switchyard_protocol::duration::millis")]
     pub interval_ms: u64,
     /// A probe slower than this counts as failed, milliseconds.
+    #[serde(rename = "timeout", with = "switchyard_protocol::duration::millis")]
     pub timeout_ms: u64,
     /// Path probed on each worker.
     pub path: String,
@@ -42,7 +44,7 @@ impl Default for ProbeConfig {
 impl ProbeConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.interval_ms > 0 && self.timeout_ms == 0 {
-            return Err("probe.timeout_ms must be greater than 0".into());
+            return Err("probe.timeout must be greater than 0".into());
         }
         if !self.path.starts_with('/') {
             return Err(format!(
@@ -155,7 +157,7 @@ mod tests {
                     timeout_ms: 0,
                     ..ProbeConfig::default()
                 },
-                "probe.timeout_ms",
+                "probe.timeout",
             ),
             (
                 ProbeConfig {

@@ -20,17 +20,24 @@ pub struct HealthConfig {
     /// it. More than one, so that no single request can eject an instance.
     pub failure_threshold: u32,
     /// First ejection length, milliseconds; doubles with each consecutive ejection.
+    #[serde(rename = "eject_base", with = "switchyard_protocol::duration::millis")]
     pub eject_base_ms: u64,
     /// Longest ejection, milliseconds.
+    #[serde(rename = "eject_max", with = "switchyard_protocol::duration::millis")]
     pub eject_max_ms: u64,
     /// At most this percentage of a model's instances is passively ejected at once (at least
     /// one may always be), so a correlated failure cannot take the whole pool out. 100 = no
     /// cap: an all-failing pool is fully ejected and fails fast.
     pub max_ejected_percent: u32,
     /// A half-open trial that never reports back frees the trial slot after this long, ms.
+    #[serde(
+        rename = "trial_timeout",
+        with = "switchyard_protocol::duration::millis"
+    )]
     pub trial_timeout_ms: u64,
     /// How long a stalled instance stays `degraded` (routed to only when no healthy instance
     /// is left), milliseconds.
+    #[serde(rename = "degraded", with = "switchyard_protocol::duration::millis")]
     pub degraded_ms: u64,
 }
 
@@ -53,13 +60,13 @@ impl HealthConfig {
             return Err("health.failure_threshold must be at least 1".into());
         }
         if self.eject_base_ms == 0 || self.eject_max_ms < self.eject_base_ms {
-            return Err("health.eject_base_ms must be > 0 and <= health.eject_max_ms".into());
+            return Err("health.eject_base must be > 0 and <= health.eject_max".into());
         }
         if self.max_ejected_percent > 100 {
             return Err("health.max_ejected_percent must be between 0 and 100".into());
         }
         if self.trial_timeout_ms == 0 {
-            return Err("health.trial_timeout_ms must be greater than 0".into());
+            return Err("health.trial_timeout must be greater than 0".into());
         }
         Ok(())
     }

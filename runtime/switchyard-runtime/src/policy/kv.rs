@@ -110,6 +110,7 @@ pub struct KvConfig {
     /// caches of instances that publish no KV events from everyone's decisions.
     pub share_decisions: bool,
     /// How long the approximate index (no `--nats`) assumes a routed prefix stays cached.
+    #[serde(rename = "approx_ttl", with = "switchyard_protocol::duration::secs")]
     pub approx_ttl_secs: u64,
     /// Most blocks the event-driven index (`--nats`) remembers per instance; storing more
     /// evicts that instance's oldest. Bounds what one publisher can make a frontend hold.

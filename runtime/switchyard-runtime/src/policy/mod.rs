@@ -6,6 +6,7 @@
 pub mod kv;
 mod kv_affinity;
 mod least_loaded;
+mod name;
 mod p2c;
 mod random;
 mod round_robin;
@@ -21,6 +22,7 @@ use crate::live::Instance;
 
 pub use kv::Kv;
 pub use least_loaded::LeastLoaded;
+pub use name::PolicyName;
 pub use p2c::PowerOfTwo;
 pub use random::Random;
 pub use round_robin::RoundRobin;
@@ -56,11 +58,11 @@ pub trait Policy: Send + Sync + std::fmt::Debug {
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
     /// `round-robin`, `random`, `p2c`, `least-loaded`, `kv` or `session`.
-    pub policy: String,
+    pub policy: PolicyName,
     /// Header whose value pins a session to an instance (`session` policy).
     pub session_header: String,
     /// Policy used by `session` for requests without the header.
-    pub session_fallback: String,
+    pub session_fallback: PolicyName,
     /// TTFT target, ms, for policies that predict TTFT (`kv`); a tenant's target or the
     /// `x-switchyard-ttft-slo-ms` header overrides it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -71,23 +73,16 @@ impl Default for PolicyConfig {
     fn default() -> Self {
         Self {
             // Cache- and load-aware by predicted TTFT: what most users should run.
-            policy: "kv".to_owned(),
+            policy: PolicyName::Kv,
             session_header: "x-session-id".to_owned(),
-            session_fallback: "least-loaded".to_owned(),
+            session_fallback: PolicyName::LeastLoaded,
             ttft_slo_ms: None,
         }
     }
 }
 
-/// The native policy names, for `--help` and error messages.
-pub const POLICY_NAMES: &[&str] = &[
-    "round-robin",
-    "random",
-    "p2c",
-    "least-loaded",
-    "kv",
-    "session",
-];
+/// The native policies, for `--help`, benches and tests.
+pub const POLICY_NAMES: &[PolicyName] = PolicyName::ALL;
 
 /// Builds a policy by name (a `kv` policy gets a slot of its own).
 pub fn build(config: &PolicyConfig) -> Result<Arc<dyn Policy>, String> {
@@ -99,36 +94,30 @@ pub fn build_with_kv(config: &PolicyConfig, kv: &kv::KvSlot) -> Result<Arc<dyn P
     if let Some(ms) = config.ttft_slo_ms {
         ttft::check_slo_ms(ms).map_err(|e| format!("ttft_slo_ms: {e}"))?;
     }
-    build_named(&config.policy, config, kv)
+    build_named(config.policy, config, kv)
 }
 
 fn build_named(
-    name: &str,
+    name: PolicyName,
     config: &PolicyConfig,
     kv: &kv::KvSlot,
 ) -> Result<Arc<dyn Policy>, String> {
     Ok(match name {
-        "round-robin" => Arc::new(RoundRobin::default()),
-        "random" => Arc::new(Random),
-        "p2c" => Arc::new(PowerOfTwo),
-        "least-loaded" => Arc::new(LeastLoaded::default()),
+        PolicyName::RoundRobin => Arc::new(RoundRobin::default()),
+        PolicyName::Random => Arc::new(Random),
+        PolicyName::P2c => Arc::new(PowerOfTwo),
+        PolicyName::LeastLoaded => Arc::new(LeastLoaded::default()),
         // Reads its settings and overlap source from the frontend's slot (set at start-up).
-        "kv" => Arc::new(Kv::new(kv.clone())),
-        "session" => {
-            if config.session_fallback == "session" {
+        PolicyName::Kv => Arc::new(Kv::new(kv.clone())),
+        PolicyName::Session => {
+            if config.session_fallback == PolicyName::Session {
                 return Err("session_fallback cannot be `session`".into());
             }
             Arc::new(Session::new(build_named(
-                &config.session_fallback,
+                config.session_fallback,
                 config,
                 kv,
             )?))
-        }
-        other => {
-            return Err(format!(
-                "unknown policy `{other}` (expected one of: {})",
-                POLICY_NAMES.join(", ")
-            ))
         }
     })
 }
@@ -237,19 +226,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn registry_builds_every_named_policy_and_rejects_unknown() {
+    fn registry_builds_every_named_policy_and_rejects_a_session_fallback_loop() {
         for name in POLICY_NAMES {
             let cfg = PolicyConfig {
-                policy: (*name).to_owned(),
+                policy: *name,
                 ..PolicyConfig::default()
             };
-            assert_eq!(build(&cfg).unwrap().name(), *name);
+            assert_eq!(build(&cfg).unwrap().name(), name.as_str());
         }
         let err = build(&PolicyConfig {
-            policy: "fastest".into(),
+            policy: PolicyName::Session,
+            session_fallback: PolicyName::Session,
             ..PolicyConfig::default()
         })
         .unwrap_err();
+        assert!(err.contains("session_fallback"), "{err}");
+        let err = serde_json::from_str::<PolicyConfig>(r#"{"policy":"fastest"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("fastest") && err.contains("p2c"), "{err}");
     }
 
@@ -259,7 +253,7 @@ mod tests {
         let c = testing::refs(&inst);
         for name in POLICY_NAMES {
             let p = build(&PolicyConfig {
-                policy: (*name).to_owned(),
+                policy: *name,
                 ..PolicyConfig::default()
             })
             .unwrap();

@@ -1,6 +1,7 @@
 //! `chat_templates` and how static workers' templates reach the catalog.
 
 use super::*;
+use switchyard_runtime::{InstanceSpec, WorkerApi};
 
 fn completions_spec(cfg: &ServeConfig, i: usize) -> InstanceSpec {
     let spec = cfg.instance_specs().swap_remove(i);
