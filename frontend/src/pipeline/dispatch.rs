@@ -323,8 +323,13 @@ pub(crate) async fn send(
     let started = Instant::now();
     let response = tokio::time::timeout(
         Duration::from_millis(limits.first_byte_timeout_ms),
-        app.client
-            .post_json(uri, upstream.body, request_id, instance.spec.auth_header()),
+        app.client.post_json_with(
+            uri,
+            upstream.body,
+            request_id,
+            instance.spec.auth_header(),
+            &upstream.forward,
+        ),
     )
     .await
     .map_err(|_| {

@@ -158,11 +158,26 @@ impl WorkerClient {
         request_id: &str,
         auth: Option<&HeaderValue>,
     ) -> Result<Response<Incoming>, ClientError> {
+        self.post_json_with(uri, body, request_id, auth, &[]).await
+    }
+
+    /// [`Self::post_json`] with `extra` headers (a native agent-API request's version).
+    pub async fn post_json_with(
+        &self,
+        uri: Uri,
+        body: Bytes,
+        request_id: &str,
+        auth: Option<&HeaderValue>,
+        extra: &[(http::HeaderName, HeaderValue)],
+    ) -> Result<Response<Incoming>, ClientError> {
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(uri)
             .header(header::CONTENT_TYPE, "application/json")
             .header("x-request-id", request_id);
+        for (name, value) in extra {
+            request = request.header(name, value.clone());
+        }
         if let Some(auth) = auth {
             request = request.header(header::AUTHORIZATION, auth.clone());
         }

@@ -113,7 +113,6 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}{nanos:016x}{n:08x}")
 }
 
-
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
