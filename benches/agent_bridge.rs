@@ -7,6 +7,7 @@ use std::hint::black_box;
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use switchyard_protocol::bridge::chat_out::Chunk;
+use switchyard_protocol::bridge::chunk_scan::scan;
 use switchyard_protocol::bridge::messages_stream::MessagesStream;
 use switchyard_protocol::bridge::responses_stream::ResponsesStream;
 use switchyard_protocol::bridge::StreamBridge;
@@ -58,7 +59,21 @@ fn bridges(c: &mut Criterion) {
     let mut group = c.benchmark_group("agent_bridge_16_tokens");
     group.throughput(Throughput::Elements(16));
     group.bench_function("chat_reframe_only", |b| b.iter(|| run(&data, None)));
-    // The share of the bridges' cost that is decoding the chat chunks.
+    // The share of the bridges' cost that is decoding the chat chunks: the scanner the
+    // bridges use, and serde's full decode of the same chunks for comparison.
+    group.bench_function("chat_reframe_and_scan", |b| {
+        b.iter(|| {
+            let mut framer = Framer::default();
+            framer.push(black_box(&data));
+            let mut n = 0;
+            while let Ok(Some(event)) = framer.next_event() {
+                if let Ok(chunk) = scan(&event.data) {
+                    n += chunk.choices.len();
+                }
+            }
+            n
+        })
+    });
     group.bench_function("chat_reframe_and_decode", |b| {
         b.iter(|| {
             let mut framer = Framer::default();

@@ -13,7 +13,7 @@ fi
 cargo build --workspace --bins --tests
 cargo test --workspace --no-fail-fast
 # The benches' own arithmetic (trace parsers, peer command lines, ratio tables): no processes.
-python3 -m unittest benches/kv_routing/test_experiment.py
+python3 -m unittest benches/kv_routing/test_experiment.py benches/load/test_harness.py
 if [ -x scripts/test-chart.sh ]; then
   scripts/test-chart.sh
 fi

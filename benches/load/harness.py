@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """Switchyard load harness.
 
-Measures requests/s, p50/p99 latency and frontend CPU per request for four cases —
-non-streaming and 16-token streaming, at concurrency 1 and 64 — both directly against a
-mocker and through the frontend. The frontend is pinned alone to CPU 0; the mocker and wrk
+Measures requests/s, p50/p99 latency and frontend CPU per request for non-streaming and
+16-token streaming chat, and 16-token streamed Anthropic Messages and OpenAI Responses
+requests (`messages-16`, `responses-16`: the mocker serves chat only, so the frontend
+translates them), at concurrency 1 and 64 — both directly against a mocker (for the agent
+APIs: the chat request the frontend sends it) and through the frontend. Within each
+concurrency every repeat runs all cases back to back, so the translated cases' CPU can be
+compared with `stream-16` (a "vs stream-16" table). The frontend is pinned alone to CPU 0; the mocker and wrk
 share CPU 1. CPU per request is (utime + stime) of the frontend process from /proc divided by
 the requests wrk completed. Prints a markdown table; medians over --repeat runs.
 
@@ -98,9 +102,41 @@ def start_peer(name, python, port, worker):
     return start(cmd, 0, f"http://127.0.0.1:{port}/health")
 
 
-def measure(port, proc, body, conns, duration):
+CHAT = "/v1/chat/completions"
+
+
+def cases(model="mock-model", prompt="hello there", tokens=16):
+    """(name, path, body, direct body) per case. The direct body is what the mocker is sent
+    without the frontend: for the translated APIs, the chat request they become."""
+    chat = {"model": model, "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": tokens}
+    stream = {**chat, "stream": True}
+    messages = {"model": model, "max_tokens": tokens, "stream": True,
+                "messages": [{"role": "user", "content": prompt}]}
+    responses = {"model": model, "input": prompt, "max_output_tokens": tokens, "stream": True}
+    return [
+        ("non-stream", CHAT, chat, chat),
+        (f"stream-{tokens}", CHAT, stream, stream),
+        (f"messages-{tokens}", "/v1/messages", messages, stream),
+        (f"responses-{tokens}", "/v1/responses", responses, stream),
+    ]
+
+
+def over_stream(rows, key="cpu_us", base="stream-16"):
+    """Each translated case's `key` as a ratio of the chat stream's at the same concurrency."""
+    by = {(r["case"], r["c"]): r[key] for r in rows}
+    out = []
+    for r in rows:
+        ref = by.get((base, r["c"]))
+        if r["case"].startswith(("messages-", "responses-")) and ref:
+            out.append({"case": r["case"], "c": r["c"], "value": r[key], "base": ref,
+                        "ratio": r[key] / ref})
+    return out
+
+
+def measure(port, proc, path, body, conns, duration):
     before = cpu_seconds(proc.pid)
-    r = wrk(f"http://127.0.0.1:{port}", "/v1/chat/completions", body, conns, duration)
+    r = wrk(f"http://127.0.0.1:{port}", path, body, conns, duration)
     r["cpu_us_per_req"] = (cpu_seconds(proc.pid) - before) * 1e6 / max(1, r["requests"])
     return r
 
@@ -115,7 +151,12 @@ def main():
     ap.add_argument("--peer-python", default=sys.executable,
                     help="Python with the peer's package installed")
     ap.add_argument("--ab", help="another switchyard binary to measure interleaved with --bin")
+    ap.add_argument("--cases", help="comma-separated case names (default: all): "
+                    "non-stream, stream-16, messages-16, responses-16")
     args = ap.parse_args()
+    selected = [c for c in cases() if not args.cases or c[0] in args.cases.split(",")]
+    if not selected:
+        raise SystemExit(f"no case matches --cases {args.cases!r}")
 
     mport, fport, pport = free_port(), free_port(), free_port()
     mocker = start([args.bin, "mocker", "--listen", f"127.0.0.1:{mport}"], 1,
@@ -129,23 +170,26 @@ def main():
     other = (start([args.ab, "serve", "--listen", f"127.0.0.1:{bport}",
                     "--worker", f"mock-model=http://127.0.0.1:{mport}"], 0,
                    f"http://127.0.0.1:{bport}/health") if args.ab else None)
-    base = {"model": "mock-model", "messages": [{"role": "user", "content": "hello there"}],
-            "max_tokens": 16}
-    cases = [("non-stream", {**base}), ("stream-16", {**base, "stream": True})]
     rows, peer_rows, ab_rows = [], [], []
     try:
-        for name, body in cases:
-            for conns in (1, 64):
-                runs = {"direct": [], "frontend": [], "peer": [], "b": []}
-                for _ in range(args.repeat):
+        for conns in (1, 64):
+            runs = {name: {"direct": [], "frontend": [], "peer": [], "b": []}
+                    for name, *_ in selected}
+            for _ in range(args.repeat):
+                for name, path, body, direct_body in selected:
+                    run = runs[name]
                     if other:
-                        runs["b"].append(measure(bport, other, body, conns, args.duration))
-                    runs["direct"].append(wrk(f"http://127.0.0.1:{mport}", "/v1/chat/completions",
-                                              body, conns, args.duration))
-                    runs["frontend"].append(measure(fport, frontend, body, conns, args.duration))
-                    if peer:
-                        runs["peer"].append(measure(pport, peer, body, conns, args.duration))
-                med = lambda target, key: statistics.median(x[key] for x in runs[target])
+                        run["b"].append(measure(bport, other, path, body, conns, args.duration))
+                    run["direct"].append(wrk(f"http://127.0.0.1:{mport}", CHAT, direct_body,
+                                             conns, args.duration))
+                    run["frontend"].append(measure(fport, frontend, path, body, conns,
+                                                   args.duration))
+                    # The peer routes chat only.
+                    if peer and path == CHAT:
+                        run["peer"].append(measure(pport, peer, path, body, conns, args.duration))
+            for name, path, *_ in selected:
+                run = runs[name]
+                med = lambda target, key: statistics.median(x[key] for x in run[target])
                 if other:
                     ab_rows.append({
                         "case": name, "c": conns,
@@ -153,12 +197,12 @@ def main():
                         "a_p50": med("frontend", "p50_us"), "b_p50": med("b", "p50_us"),
                         "a_rps": med("frontend", "rps"), "b_rps": med("b", "rps"),
                     })
-                if peer:
+                if peer and path == CHAT:
                     peer_rows.append({
                         "case": name, "c": conns, "rps": med("peer", "rps"),
                         "p50": med("peer", "p50_us"), "p99": med("peer", "p99_us"),
                         "cpu_us": med("peer", "cpu_us_per_req"), "fe_cpu_us": med("frontend", "cpu_us_per_req"),
-                        "errors": sum(x["errors"] for x in runs["peer"]),
+                        "errors": sum(x["errors"] for x in run["peer"]),
                     })
                 rows.append({
                     "case": name, "c": conns,
@@ -167,9 +211,9 @@ def main():
                     "fe_rps": med("frontend", "rps"), "fe_p50": med("frontend", "p50_us"),
                     "fe_p99": med("frontend", "p99_us"),
                     "cpu_us": med("frontend", "cpu_us_per_req"),
-                    "errors": sum(x["errors"] for t in runs.values() for x in t),
+                    "errors": sum(x["errors"] for t in run.values() for x in t),
                 })
-                print(f"done {name} c={conns}", file=sys.stderr)
+            print(f"done c={conns}", file=sys.stderr)
     finally:
         for p in (frontend, mocker, peer, other):
             if p:
@@ -198,9 +242,27 @@ def main():
         for r in ab_rows:
             print(f"| {r['case']} | {r['c']} | {r['a_cpu']:.1f} | {r['b_cpu']:.1f} | {r['b_cpu'] / r['a_cpu']:.3f} "
                   f"| {r['a_p50']:.0f} | {r['b_p50']:.0f} | {r['a_rps']:.0f} | {r['b_rps']:.0f} |")
+    translated = over_stream(rows)
+    if translated:
+        print()
+        print("Translated agent-API streams vs the chat stream (frontend CPU µs/req, same run; target ≤ 1.20)")
+        print()
+        print("| case | c | CPU µs/req | stream-16 CPU µs/req | vs stream-16 |")
+        print("|---|---|---|---|---|")
+        for r in translated:
+            print(f"| {r['case']} | {r['c']} | {r['value']:.1f} | {r['base']:.1f} | {r['ratio']:.3f} |")
+    if ab_rows:
+        ab_translated = over_stream(ab_rows, key="b_cpu")
+        if ab_translated:
+            print()
+            print("Same for B:")
+            print()
+            for r in ab_translated:
+                print(f"- {r['case']} c={r['c']}: {r['ratio']:.3f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"frontend": rows, "peer": peer_rows, "ab": ab_rows}, f, indent=2)
+            json.dump({"frontend": rows, "peer": peer_rows, "ab": ab_rows,
+                       "translated": translated}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,10 @@ use switchyard_tests::{frontend, mocker, Proc};
 use crate::agent_apis::run_sdk_script;
 use crate::MODEL;
 
-const NATIVE: &str = "responses,messages";
+pub(crate) const NATIVE: &str = "responses,messages";
 
 /// A frontend over one mocker, declared with `apis` (and serving them) when `native`.
-async fn frontend_over(native: bool, mocker_args: &[&str]) -> (Proc, Proc) {
+pub(crate) async fn frontend_over(native: bool, mocker_args: &[&str]) -> (Proc, Proc) {
     let mut args = mocker_args.to_vec();
     if native {
         args.extend(["--native-apis", NATIVE]);
@@ -34,7 +34,7 @@ async fn frontend_over(native: bool, mocker_args: &[&str]) -> (Proc, Proc) {
     (m, fe)
 }
 
-async fn route_count(m: &Proc, route: &str) -> f64 {
+pub(crate) async fn route_count(m: &Proc, route: &str) -> f64 {
     metric(
         &m.url(),
         &format!("switchyard_mocker_route_requests_total{{route=\"{route}\"}}"),
@@ -42,11 +42,11 @@ async fn route_count(m: &Proc, route: &str) -> f64 {
     .await
 }
 
-fn responses_body(stream: bool) -> Value {
+pub(crate) fn responses_body(stream: bool) -> Value {
     json!({"model": MODEL, "input": "tell me", "max_output_tokens": 6, "stream": stream})
 }
 
-fn messages_body(stream: bool) -> Value {
+pub(crate) fn messages_body(stream: bool) -> Value {
     json!({"model": MODEL, "max_tokens": 6, "stream": stream,
         "messages": [{"role": "user", "content": "tell me"}]})
 }

@@ -6,6 +6,7 @@
 mod agent_apis;
 mod agent_count_tokens;
 mod agent_native;
+mod agent_native_wire;
 mod cli;
 mod config;
 mod console;

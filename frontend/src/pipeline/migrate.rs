@@ -394,6 +394,7 @@ pub fn continuation(
                 body: chat_continuation(chat, progress)?,
                 translated: false,
                 native: None,
+                forward: Vec::new(),
             });
         }
         TypedRequest::Chat(chat) => {
@@ -431,6 +432,7 @@ pub fn continuation(
         // A chat client's stream gets the completion chunks translated back.
         translated: matches!(typed, TypedRequest::Chat(_)),
         native: None,
+        forward: Vec::new(),
     })
 }
 

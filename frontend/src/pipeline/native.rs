@@ -10,11 +10,26 @@
 //! traffic it gets.
 
 use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use switchyard_runtime::{Api, Instance};
 
 use super::parse::ParsedRequest;
 use super::preprocess::UpstreamRequest;
 use super::Endpoint;
+
+/// Client headers sent on to the worker with a native request.
+pub type Forwarded = Vec<(HeaderName, HeaderValue)>;
+
+/// What a native Messages request keeps of the client's headers: the API version and beta
+/// flags, which choose the request's semantics (engines that ignore them lose nothing).
+/// Never the client's key — `x-api-key` or `Authorization` is the client's credential for
+/// Switchyard (a tenant key), not for the worker. The worker gets its own configured key,
+/// as `Authorization: Bearer`: the form vLLM's and SGLang's API-key middleware check on
+/// every `/v1` route, `/v1/messages` included.
+static MESSAGES_HEADERS: [HeaderName; 2] = [
+    HeaderName::from_static("anthropic-version"),
+    HeaderName::from_static("anthropic-beta"),
+];
 
 /// The client's own request on an agent API.
 #[derive(Debug, Clone)]
@@ -33,7 +48,25 @@ pub fn upstream_request(request: &ParsedRequest, instance: &Instance) -> Option<
         body: native.raw.clone(),
         translated: false,
         native: Some(native.api),
+        forward: forwarded(native.api, &request.headers),
     })
+}
+
+/// The client headers a native request to `api` carries on (every value of each, in order).
+pub fn forwarded(api: Api, headers: &HeaderMap) -> Forwarded {
+    let names: &[HeaderName] = match api {
+        Api::Messages => &MESSAGES_HEADERS,
+        _ => &[],
+    };
+    names
+        .iter()
+        .flat_map(|name| {
+            headers
+                .get_all(name)
+                .iter()
+                .map(move |value| (name.clone(), value.clone()))
+        })
+        .collect()
 }
 
 /// The worker path an upstream request goes to.
@@ -89,5 +122,42 @@ mod tests {
         assert!(upstream_request(&native, &instance(&["messages"])).is_none());
         assert!(upstream_request(&native, &instance(&[])).is_none());
         assert!(upstream_request(&request(None), &instance(&["responses"])).is_none());
+    }
+
+    #[test]
+    fn a_native_messages_request_carries_the_api_version_and_betas_but_never_the_clients_key() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("anthropic-version", "2023-06-01"),
+            ("anthropic-beta", "tools-2024-04-04"),
+            ("anthropic-beta", "prompt-caching-2024-07-31"),
+            ("x-api-key", "sk-tenant"),
+            ("authorization", "Bearer sk-tenant"),
+            ("x-other", "1"),
+        ] {
+            headers.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        let got: Vec<(String, String)> = forwarded(Api::Messages, &headers)
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        let want = [
+            ("anthropic-version", "2023-06-01"),
+            ("anthropic-beta", "tools-2024-04-04"),
+            ("anthropic-beta", "prompt-caching-2024-07-31"),
+        ];
+        assert_eq!(
+            got,
+            want.map(|(n, v)| (n.to_owned(), v.to_owned())).to_vec()
+        );
+        // Responses has no such headers; nothing of the client's goes to the worker.
+        assert!(forwarded(Api::Responses, &headers).is_empty());
+        let mut native = request(Some(Api::Messages));
+        native.headers = headers;
+        let up = upstream_request(&native, &instance(&["messages"])).unwrap();
+        assert_eq!(up.forward.len(), 3);
     }
 }

@@ -93,6 +93,8 @@ pub struct UpstreamRequest {
     pub translated: bool,
     /// The client's agent-API request, relayed as sent: the worker answers in that API.
     pub native: Option<switchyard_runtime::Api>,
+    /// Client headers the worker gets too (a native request's API version); empty otherwise.
+    pub forward: super::native::Forwarded,
 }
 
 impl Prepared {
@@ -119,6 +121,7 @@ impl Prepared {
                 body,
                 translated: true,
                 native: None,
+                forward: Vec::new(),
             });
         }
         let body = self.native.get_or_init(|| native_body(request)).clone();
@@ -127,6 +130,7 @@ impl Prepared {
             body,
             translated: false,
             native: None,
+            forward: Vec::new(),
         })
     }
 }

@@ -103,7 +103,10 @@ pub(crate) async fn send(
             upstream.body,
             request_id,
             instance.spec.auth_header(),
-            crate::telemetry::worker_headers(),
+            upstream
+                .forward
+                .into_iter()
+                .chain(crate::telemetry::worker_headers()),
         ),
     )
     .await

@@ -11,7 +11,11 @@
 //! a bare EOF, as a crashing engine's would: the frontend must end it for the client.
 //!
 //! Every request is also counted by route (`switchyard_mocker_route_requests_total`), which
-//! is how tests tell a native request from a translated one.
+//! is how tests tell a native request from a translated one; native requests are also
+//! counted by the client-facing headers they arrived with
+//! (`switchyard_mocker_native_headers_total`), which is how tests see what a frontend
+//! forwards: Anthropic's version and beta values, and whether any API key came along
+//! (counted by where it was sent, never by its value).
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -84,21 +88,63 @@ const ROUTE_REQUESTS: Family = Family::counter(
     "Requests received, by API route (chat, completions, responses, messages).",
 );
 
-/// Requests per API route.
+const NATIVE_HEADERS: Family = Family::counter(
+    "switchyard_mocker_native_headers_total",
+    "Native agent-API requests by a header they carried: anthropic-version and \
+     anthropic-beta by value; x-api-key and authorization by whether the value was this \
+     mocker's --api-key (value=\"worker-key\") or not (value=\"other\").",
+);
+
+/// Requests per API route, and native requests per header they carried.
 #[derive(Debug, Default)]
-pub struct RouteCounts([AtomicU64; 4]);
+pub struct RouteCounts {
+    routes: [AtomicU64; 4],
+    headers: parking_lot::Mutex<std::collections::BTreeMap<(&'static str, String), u64>>,
+}
 
 impl RouteCounts {
     pub fn count(&self, path: &str) {
         if let Some(i) = Api::ALL.iter().position(|a| a.path() == path) {
-            self.0[i].fetch_add(1, Relaxed);
+            self.routes[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts the headers of a native request (see [`NATIVE_HEADERS`]).
+    fn count_headers(&self, headers: &http::HeaderMap, own_key: Option<&str>) {
+        let mut seen = Vec::new();
+        for name in ["anthropic-version", "anthropic-beta"] {
+            for value in headers.get_all(name) {
+                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                seen.push((name, value));
+            }
+        }
+        let is_own = |given: &str| own_key.is_some_and(|key| given == key);
+        for name in ["x-api-key", "authorization"] {
+            for value in headers.get_all(name) {
+                let value = value.to_str().unwrap_or_default();
+                let given = value.strip_prefix("Bearer ").unwrap_or(value);
+                let which = if is_own(given) { "worker-key" } else { "other" };
+                seen.push((name, which.to_owned()));
+            }
+        }
+        let mut counts = self.headers.lock();
+        for key in seen {
+            *counts.entry(key).or_default() += 1;
         }
     }
 
     pub fn collect(&self, s: &mut Scrape) {
         let mut family = s.family(&ROUTE_REQUESTS);
-        for (api, count) in Api::ALL.iter().zip(&self.0) {
+        for (api, count) in Api::ALL.iter().zip(&self.routes) {
             family.value(&[("route", api.as_str())], count.load(Relaxed) as f64);
+        }
+        let counts = self.headers.lock();
+        let mut family = s.family(&NATIVE_HEADERS);
+        for ((name, value), count) in counts.iter() {
+            family.value(
+                &[("header", *name), ("value", value.as_str())],
+                *count as f64,
+            );
         }
     }
 }
@@ -112,6 +158,9 @@ enum Head {
 /// Serves `POST /v1/responses` or `POST /v1/messages`.
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let messages = req.uri().path() == Api::Messages.path();
+    shared
+        .routes
+        .count_headers(req.headers(), shared.args.api_key.as_deref());
     let error = |status: StatusCode, message: String| {
         if messages {
             anthropic_error(status.as_u16(), message)

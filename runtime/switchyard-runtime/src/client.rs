@@ -166,18 +166,18 @@ impl WorkerClient {
         request_id: &str,
         auth: Option<&HeaderValue>,
     ) -> Result<Response<Incoming>, ClientError> {
-        self.post_json_with(uri, body, request_id, auth, Vec::new())
-            .await
+        self.post_json_with(uri, body, request_id, auth, []).await
     }
 
-    /// [`Self::post_json`] with `extra` headers (the trace context of a routed request).
+    /// [`Self::post_json`] with `extra` headers (the trace context of a routed request, a
+    /// native agent-API request's version headers).
     pub async fn post_json_with(
         &self,
         uri: Uri,
         body: Bytes,
         request_id: &str,
         auth: Option<&HeaderValue>,
-        extra: Vec<(header::HeaderName, HeaderValue)>,
+        extra: impl IntoIterator<Item = (header::HeaderName, HeaderValue)>,
     ) -> Result<Response<Incoming>, ClientError> {
         let mut request = Request::builder()
             .method(Method::POST)

@@ -107,6 +107,7 @@ pub async fn vllm(
                 body,
                 translated: upstream.translated,
                 native: None,
+                forward: Vec::new(),
             })
             .await;
         if decoded.is_ok() {
@@ -150,6 +151,7 @@ pub async fn sglang(
             body,
             translated: upstream.translated,
             native: None,
+            forward: Vec::new(),
         };
         match together(call, prefill, decode).await {
             Attempt::Decoded(decoded) => return decoded,

@@ -50,8 +50,9 @@ pub struct FunctionCall {
     pub arguments: Option<String>,
 }
 
-/// One streamed chat chunk.
-#[derive(Debug, Deserialize)]
+/// One streamed chat chunk. The bridges read it with [`super::chunk_scan::scan`]; this
+/// derive is the reference decode the scanner's tests compare against.
+#[derive(Debug, PartialEq, Deserialize)]
 pub struct Chunk<'a> {
     #[serde(default, borrow)]
     pub choices: Vec<ChunkChoice<'a>>,
@@ -59,7 +60,7 @@ pub struct Chunk<'a> {
     pub usage: Option<Usage>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub struct ChunkChoice<'a> {
     #[serde(default)]
     pub index: u32,
@@ -71,7 +72,7 @@ pub struct ChunkChoice<'a> {
     pub stop_reason: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 pub struct Delta<'a> {
     #[serde(default, borrow)]
     pub content: Option<Cow<'a, str>>,
@@ -79,7 +80,7 @@ pub struct Delta<'a> {
     pub tool_calls: Option<Vec<ToolCallDelta<'a>>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub struct ToolCallDelta<'a> {
     #[serde(default)]
     pub index: u32,
@@ -89,7 +90,7 @@ pub struct ToolCallDelta<'a> {
     pub function: Option<FunctionDelta<'a>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub struct FunctionDelta<'a> {
     #[serde(default)]
     pub name: Option<String>,

@@ -7,9 +7,10 @@
 
 use bytes::BytesMut;
 
-use super::chat_out::{Chunk, ToolCallDelta};
+use super::chat_out::ToolCallDelta;
+use super::chunk_scan::scan;
 use super::messages_reply::MessageHead;
-use super::{new_id, write_event, StreamBridge};
+use super::{new_id, put_u64, write_event, StreamBridge};
 use crate::messages::{
     AnthropicError, BlockDelta, BlockDeltaEvent, BlockStartEvent, BlockStopEvent,
     MessageDeltaEvent, MessageStartEvent, MessageUsage, MessagesRequest, OutputBlock, StopDelta,
@@ -166,7 +167,7 @@ fn write_text_delta(out: &mut BytesMut, index: usize, text: &str) {
     out.extend_from_slice(
         b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
     );
-    out.extend_from_slice(index.to_string().as_bytes());
+    put_u64(out, index as u64);
     out.extend_from_slice(b",\"delta\":{\"type\":\"text_delta\",\"text\":");
     if serde_json::to_writer(bytes::BufMut::writer(&mut *out), text).is_err() {
         out.truncate(start);
@@ -180,7 +181,7 @@ impl StreamBridge for MessagesStream {
         if self.phase == Phase::Finished {
             return;
         }
-        let chunk: Chunk<'_> = match serde_json::from_slice(data) {
+        let chunk = match scan(data) {
             Ok(chunk) => chunk,
             Err(e) => return self.failed(&format!("worker sent an invalid chunk: {e}"), out),
         };

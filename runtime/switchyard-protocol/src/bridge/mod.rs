@@ -7,12 +7,14 @@
 //! and the benches measure them without building the server.
 
 pub mod chat_out;
+pub mod chunk_scan;
 pub mod messages_reply;
 pub mod messages_request;
 pub mod messages_stream;
 pub mod responses_reply;
 pub mod responses_request;
 pub mod responses_stream;
+pub mod responses_text_events;
 
 use bytes::{BufMut, BytesMut};
 use serde::Serialize;
@@ -82,6 +84,22 @@ pub fn write_event(out: &mut BytesMut, name: &str, data: &impl Serialize) {
     out.put_slice(b"\n\n");
 }
 
+/// Writes `n` in decimal, without the String a `to_string()` would allocate (this runs for
+/// every streamed token: sequence numbers and indices).
+pub fn put_u64(out: &mut BytesMut, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.put_slice(&digits[at..]);
+}
+
 /// A fresh id with `prefix` (`resp_`, `msg_`, `fc_`, ...): 24 hex digits from the clock
 /// and a process-wide counter, unique enough for ids nobody looks up (nothing is stored).
 pub fn new_id(prefix: &str) -> String {
@@ -101,4 +119,16 @@ pub fn now_secs() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn numbers_are_written_as_to_string_writes_them() {
+        for n in [0, 7, 10, 99, 1_000_000, u64::MAX] {
+            let mut out = bytes::BytesMut::new();
+            super::put_u64(&mut out, n);
+            assert_eq!(&out[..], n.to_string().as_bytes());
+        }
+    }
 }

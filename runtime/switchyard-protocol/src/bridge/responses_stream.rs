@@ -11,12 +11,13 @@
 
 use bytes::BytesMut;
 
-use super::chat_out::{Chunk, ToolCallDelta};
+use super::chat_out::ToolCallDelta;
+use super::chunk_scan::scan;
 use super::responses_reply::{status_for, ResponseHead};
-use super::{new_id, write_event, StreamBridge};
+use super::{new_id, put_u64, responses_text_events, write_event, StreamBridge};
 use crate::responses::{
-    ArgumentsDeltaEvent, ArgumentsDoneEvent, ContentPartEvent, LifecycleEvent, OutputItem,
-    OutputItemEvent, OutputText, ResponseError, ResponseUsage, ResponsesRequest, TextDoneEvent,
+    ArgumentsDeltaEvent, ArgumentsDoneEvent, LifecycleEvent, OutputItem, OutputItemEvent,
+    OutputText, ResponseError, ResponseUsage, ResponsesRequest,
 };
 use crate::Usage;
 
@@ -123,33 +124,12 @@ impl ResponsesStream {
         let output_index = self.output.len();
         if self.text.is_none() {
             let id = new_id("msg_");
-            let item = OutputItem::Message {
-                id: id.clone(),
-                status: "in_progress",
-                role: "assistant",
-                content: Vec::new(),
-            };
-            let kind = "response.output_item.added";
-            let event = OutputItemEvent {
-                kind,
-                sequence_number: self.next_seq(),
-                output_index,
-                item: &item,
-            };
-            write_event(out, kind, &event);
-            let kind = "response.content_part.added";
-            let part = OutputText::new(String::new());
-            let event = ContentPartEvent {
-                kind,
-                sequence_number: self.next_seq(),
-                item_id: &id,
-                output_index,
-                content_index: 0,
-                part: &part,
-            };
-            write_event(out, kind, &event);
+            let id_json = serde_json::to_string(&id).unwrap_or_default();
+            let seq = self.next_seq();
+            self.next_seq();
+            responses_text_events::write_opened(out, seq, output_index, &id_json);
             self.text = Some(OpenText {
-                id_json: serde_json::to_string(&id).unwrap_or_default(),
+                id_json,
                 id,
                 text: String::new(),
             });
@@ -163,43 +143,17 @@ impl ResponsesStream {
     fn close_text(&mut self, out: &mut BytesMut) {
         let Some(text) = self.text.take() else { return };
         let output_index = self.output.len();
-        let kind = "response.output_text.done";
-        let event = TextDoneEvent {
-            kind,
-            sequence_number: self.next_seq(),
-            item_id: &text.id,
-            output_index,
-            content_index: 0,
-            text: &text.text,
-            logprobs: [],
-        };
-        write_event(out, kind, &event);
-        let part = OutputText::new(text.text);
-        let kind = "response.content_part.done";
-        let event = ContentPartEvent {
-            kind,
-            sequence_number: self.next_seq(),
-            item_id: &text.id,
-            output_index,
-            content_index: 0,
-            part: &part,
-        };
-        write_event(out, kind, &event);
-        let item = OutputItem::Message {
+        // The whole text is escaped once and written into all three events.
+        let text_json = serde_json::to_string(&text.text).unwrap_or_default();
+        let seq = self.next_seq();
+        self.seq += 2;
+        responses_text_events::write_closed(out, seq, output_index, &text.id_json, &text_json);
+        self.output.push(OutputItem::Message {
             id: text.id,
             status: "completed",
             role: "assistant",
-            content: vec![part],
-        };
-        let kind = "response.output_item.done";
-        let event = OutputItemEvent {
-            kind,
-            sequence_number: self.next_seq(),
-            output_index,
-            item: &item,
-        };
-        write_event(out, kind, &event);
-        self.output.push(item);
+            content: vec![OutputText::new(text.text)],
+        });
     }
 
     fn tool_call_delta(&mut self, delta: &ToolCallDelta<'_>, out: &mut BytesMut) {
@@ -317,11 +271,11 @@ fn write_text_delta(
     out.extend_from_slice(
         b"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":",
     );
-    out.extend_from_slice(sequence_number.to_string().as_bytes());
+    put_u64(out, sequence_number);
     out.extend_from_slice(b",\"item_id\":");
     out.extend_from_slice(item_id_json.as_bytes());
     out.extend_from_slice(b",\"output_index\":");
-    out.extend_from_slice(output_index.to_string().as_bytes());
+    put_u64(out, output_index as u64);
     out.extend_from_slice(b",\"content_index\":0,\"delta\":");
     if serde_json::to_writer(bytes::BufMut::writer(&mut *out), delta).is_err() {
         out.truncate(start);
@@ -338,7 +292,7 @@ fn write_lifecycle(out: &mut BytesMut, kind: &str, sequence_number: u64, respons
     out.extend_from_slice(b"\ndata: {\"type\":\"");
     out.extend_from_slice(kind.as_bytes());
     out.extend_from_slice(b"\",\"sequence_number\":");
-    out.extend_from_slice(sequence_number.to_string().as_bytes());
+    put_u64(out, sequence_number);
     out.extend_from_slice(b",\"response\":");
     out.extend_from_slice(response);
     out.extend_from_slice(b"}\n\n");
@@ -349,7 +303,7 @@ impl StreamBridge for ResponsesStream {
         if self.phase == Phase::Finished {
             return;
         }
-        let chunk: Chunk<'_> = match serde_json::from_slice(data) {
+        let chunk = match scan(data) {
             Ok(chunk) => chunk,
             Err(e) => return self.failed(&format!("worker sent an invalid chunk: {e}"), out),
         };
