@@ -109,7 +109,7 @@ async fn an_unloadable_tokenizer_is_a_startup_error_naming_key_and_file() {
     )
     .await;
     assert!(
-        log.contains("`tokenizer`") && log.contains(&garbage),
+        log.contains("`routing.tokenizer`") && log.contains(&garbage),
         "{log}"
     );
 
