@@ -19,7 +19,6 @@ use std::time::Instant;
 use switchyard_runtime::clock::now_ns;
 use switchyard_runtime::health::{HealthConfig, RetryPermit};
 use switchyard_runtime::Instance;
-use tracing::Instrument as _;
 
 use super::failure::{Cause, Failure, Retry};
 use super::health_filter::Routable;
@@ -232,16 +231,17 @@ async fn attempt_once(
             .map_err(AttemptError::Failed);
     }
     let started = Instant::now();
-    let sent = send(
-        app,
-        instance,
-        upstream,
-        request.is_stream(),
-        request_id,
-        Some(tracker),
-    )
-    .instrument(crate::telemetry::spans::attempt(instance.id()))
-    .await;
+    let sent = crate::telemetry::traced!(
+        crate::telemetry::spans::attempt(instance.id()),
+        send(
+            app,
+            instance,
+            upstream,
+            request.is_stream(),
+            request_id,
+            Some(tracker),
+        )
+    );
     if let Ok(Upstream::Stream(_)) = &sent {
         // A stream's first event is its TTFT: what the `kv` policy's predictions learn from.
         let elapsed = started.elapsed();

@@ -46,11 +46,10 @@ use std::sync::Arc;
 
 use http::{HeaderMap, Response};
 use hyper::body::Incoming;
-use tracing::Instrument as _;
 
 use crate::app::App;
 use crate::error::ApiError;
-use crate::telemetry::{spans, Trace};
+use crate::telemetry::{spans, traced, Trace};
 use crate::tenants::Lease;
 use parse::ParsedRequest;
 use tracker::Tracker;
@@ -110,10 +109,14 @@ pub async fn generate<Body: AnswerBody>(
     let trace = Trace::start(&headers, endpoint.label(), request_id);
     let scope = trace.clone();
     tracker.set_trace(trace);
-    match scope
-        .scope(run(app, headers, body, endpoint, request_id, &mut tracker))
-        .await
-    {
+    let result = if scope.is_inert() {
+        run(app, headers, body, endpoint, request_id, &mut tracker).await
+    } else {
+        scope
+            .scope(run(app, headers, body, endpoint, request_id, &mut tracker))
+            .await
+    };
+    match result {
         Ok(response) => response,
         Err(error) => {
             tracker.finish_with(error.status);
@@ -143,9 +146,13 @@ where
             let trace = Trace::start(&request.headers, route, request_id);
             let scope = trace.clone();
             tracker.set_trace(trace);
-            scope
-                .scope(run_parsed(app, request, request_id, &mut tracker))
-                .await
+            if scope.is_inert() {
+                run_parsed(app, request, request_id, &mut tracker).await
+            } else {
+                scope
+                    .scope(run_parsed(app, request, request_id, &mut tracker))
+                    .await
+            }
         }
         Err(error) => Err(error),
     };
@@ -166,15 +173,16 @@ async fn run<Body: AnswerBody>(
     request_id: &str,
     tracker: &mut Tracker,
 ) -> Result<Response<Body>, ApiError> {
-    let request = body_limits::parse_within(
-        &app.config.http.limits,
-        &app.body_budget,
-        headers,
-        body,
-        endpoint,
-    )
-    .instrument(spans::parse())
-    .await?;
+    let request = traced!(
+        spans::parse(),
+        body_limits::parse_within(
+            &app.config.http.limits,
+            &app.body_budget,
+            headers,
+            body,
+            endpoint,
+        )
+    )?;
     run_parsed(app, request, request_id, tracker).await
 }
 
@@ -194,14 +202,13 @@ async fn run_parsed<Body: AnswerBody>(
         span.record("tenant", lease.tenant().id.as_str());
         lease.charge(request.model(), request.output_limit())?;
     }
-    let permit = app
-        .admission
-        .admit(&request.headers, &app.metrics.queued)
-        .instrument(spans::admission())
-        .await
-        .inspect_err(|_| {
-            app.metrics.shed.inc();
-        })?;
+    let permit = traced!(
+        spans::admission(),
+        app.admission.admit(&request.headers, &app.metrics.queued)
+    )
+    .inspect_err(|_| {
+        app.metrics.shed.inc();
+    })?;
     let instances = candidates::for_request(&app.registry, &app.lora.catalog, &request)?;
     tracker.set_model(request.model());
     let routing = app.routing(&crate::lora::routing_model(
@@ -218,9 +225,10 @@ async fn run_parsed<Body: AnswerBody>(
     let tenant_slo = tenant.as_deref().and_then(|t| t.ttft_slo_ms);
     prepared.ttft_slo_ms =
         crate::predict::slo::target(&request.headers, tenant_slo, routing.ttft_slo_ms)?;
-    crate::flow::admit(app, &request, &routable.instances, tenant.as_deref())
-        .instrument(spans::flow())
-        .await?;
+    traced!(
+        spans::flow(),
+        crate::flow::admit(app, &request, &routable.instances, tenant.as_deref())
+    )?;
     let select_span = spans::select();
     let ranked = select_span.in_scope(|| {
         select::rank(
@@ -233,10 +241,10 @@ async fn run_parsed<Body: AnswerBody>(
             tenant.as_deref().map(|t| t.id.as_str()),
         )
     })?;
-    let ranked =
+    let ranked = traced!(
+        select_span,
         crate::lora::load::before_dispatch(app, request.model(), &routable.instances, ranked)
-            .instrument(select_span)
-            .await?;
+    )?;
     let upstream = dispatch::dispatch(
         app, &request, &prepared, &routable, &ranked, request_id, tracker,
     )

@@ -16,6 +16,21 @@ pub use config::TelemetryConfig;
 pub use request::Trace;
 pub use worker::worker_headers;
 
+/// Awaits `$future` inside `$span`. A disabled span (export off, the default) wraps nothing:
+/// `Instrumented` would move the whole future once more, and on the request path those moves
+/// showed up as extra memcpy per request under callgrind.
+macro_rules! traced {
+    ($span:expr, $future:expr) => {{
+        let span: ::tracing::Span = $span;
+        if span.is_disabled() {
+            $future.await
+        } else {
+            ::tracing::Instrument::instrument($future, span).await
+        }
+    }};
+}
+pub(crate) use traced;
+
 /// Lowercase hex of a trace id (the access log's `trace_id`).
 pub fn trace_id_hex(id: &[u8; 16]) -> String {
     String::from_utf8(traceparent::hex(id)).unwrap_or_default()

@@ -88,6 +88,13 @@ impl Trace {
         }
     }
 
+    /// Nothing to enter: no client context and a disabled span (export off, no
+    /// `traceparent`). The caller then awaits its future directly rather than through
+    /// [`Self::scope`], which would move it once more.
+    pub fn is_inert(&self) -> bool {
+        self.incoming.is_none() && self.span.is_disabled()
+    }
+
     /// `future`, polled inside this trace (its span entered, its client context current).
     pub fn scope<F: Future>(self, future: F) -> Scoped<F> {
         Scoped {
