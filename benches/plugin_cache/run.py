@@ -21,11 +21,12 @@ import urllib.request
 
 PLUGINS = [
     ("scorer", "plugins/target/wasm/latency-aware.wasm", "python"),
-    ("scorer", "plugins/target/wasm/least-busy.wasm", "js"),
+    ("picker", "plugins/target/wasm/least-busy.wasm", "js"),
     ("scorer", "plugins/target/wasm/least-loaded.wasm", "rust"),
 ]
 LOAD = re.compile(r"plugin (compiled|loaded from the compile cache)")
 ELAPSED = re.compile(r"elapsed_ms=(\d+)")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the log is coloured even when not a terminal
 
 
 def free_port():
@@ -75,7 +76,7 @@ def main():
                     ready = start(a.bin, kind, path, cache + "/c", log)
                     log.seek(0)
                     found = [(int(ELAPSED.search(line).group(1)), LOAD.search(line).group(1))
-                             for line in log.read().splitlines()
+                             for line in ANSI.sub("", log.read()).splitlines()
                              if LOAD.search(line) and ELAPSED.search(line)]
                 if not found:
                     raise SystemExit("no load line in the log")
