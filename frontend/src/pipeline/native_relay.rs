@@ -22,13 +22,12 @@ use bytes::Bytes;
 use http_body::Frame;
 use hyper::body::Incoming;
 use switchyard_protocol::sse::{Event, Framer};
-use switchyard_runtime::clock::now_ns;
 use switchyard_runtime::{Api, InFlightGuard, Instance};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use super::failure::{Cause, Failure};
+use super::failure::Cause;
 use super::native_events::{NativeEvents, Seen};
 use super::outcome;
 use super::tracker::Tracker;
@@ -126,14 +125,8 @@ impl NativeRelay {
 
     /// Blames the instance; returns the public message for the failure.
     fn blame(&mut self, cause: Cause, detail: String) -> String {
-        if matches!(cause, Cause::Stalled(_)) {
-            self.instance
-                .health
-                .mark_degraded(now_ns(), &self.app.config.reliability.health);
-            self.app.metrics.stalls.inc();
-        }
-        let failure = Failure::new(cause, self.instance.id(), detail);
-        outcome::blame(&self.app, &self.instance, &failure, self.request_key);
+        let failure =
+            outcome::stream_failed(&self.app, &self.instance, cause, detail, self.request_key);
         tracing::warn!(%failure, "native stream failed mid-way");
         // Dropping the response closes the connection, which cancels the generation.
         self.upstream = None;

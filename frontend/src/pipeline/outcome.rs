@@ -9,12 +9,32 @@ use switchyard_runtime::clock::now_ns;
 use switchyard_runtime::health::ejection_allowed;
 use switchyard_runtime::Instance;
 
-use super::failure::Failure;
+use super::failure::{Cause, Failure};
 use crate::app::App;
 
 /// The key that tells requests apart in the health counters (never 0, which means unknown).
 pub fn request_key(request_id: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(request_id.as_bytes()) | 1
+}
+
+/// A stream that failed after its first event (chat relay or native relay): a stall also
+/// degrades the instance and counts in `stalls`; then the failure is blamed as any other.
+pub fn stream_failed(
+    app: &App,
+    instance: &Instance,
+    cause: Cause,
+    detail: String,
+    request: u64,
+) -> Failure {
+    if matches!(cause, Cause::Stalled(_)) {
+        instance
+            .health
+            .mark_degraded(now_ns(), &app.config.reliability.health);
+        app.metrics.stalls.inc();
+    }
+    let failure = Failure::new(cause, instance.id(), detail);
+    blame(app, instance, &failure, request);
+    failure
 }
 
 /// Counts `failure` against `instance` if the instance caused it, ejecting it once it reaches

@@ -30,7 +30,6 @@ use http_body::Frame;
 use hyper::body::Incoming;
 use switchyard_protocol::sse::{encode_data, encode_done, Event, Framer};
 use switchyard_protocol::ErrorBody;
-use switchyard_runtime::clock::now_ns;
 use switchyard_runtime::{InFlightGuard, Instance};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
@@ -38,7 +37,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::usage::{Spliced, UsageCount};
 use crate::app::App;
-use crate::pipeline::failure::{Cause, Failure};
+use crate::pipeline::failure::Cause;
 use crate::pipeline::inband;
 use crate::pipeline::migrate::{Connect, Migration, Resume, Step};
 use crate::pipeline::outcome;
@@ -280,14 +279,8 @@ where
     /// stall): count it against the instance, then migrate the stream or end it with an
     /// in-band error. The worker's own words (`detail`) go to the log only.
     fn upstream_failed(&mut self, cause: Cause, detail: String) {
-        if matches!(cause, Cause::Stalled(_)) {
-            self.instance
-                .health
-                .mark_degraded(now_ns(), &self.app.config.reliability.health);
-            self.app.metrics.stalls.inc();
-        }
-        let failure = Failure::new(cause, self.instance.id(), detail);
-        outcome::blame(&self.app, &self.instance, &failure, self.request_key);
+        let failure =
+            outcome::stream_failed(&self.app, &self.instance, cause, detail, self.request_key);
         tracing::warn!(%failure, "stream failed mid-way");
         let message = failure.message();
         let message = message.trim_end_matches('.');
