@@ -193,3 +193,67 @@ fn the_readme_example_is_sectioned_and_reads_without_deprecations() {
     assert_eq!(cfg.reliability.upstream.first_byte_timeout_ms, 120_000);
     assert_eq!(cfg.reliability.probe.interval_ms, 5_000);
 }
+
+/// Every YAML example in `docs/` and the README that is a frontend configuration (its top-level keys are the
+/// frontend's sections, or keys of the old flat layout) reads without an error and without a
+/// deprecation: the docs teach the sectioned layout, and a renamed key cannot go stale there.
+#[test]
+fn every_configuration_example_in_the_docs_reads_without_deprecations() {
+    const SECTIONS: &[&str] = &[
+        "http",
+        "discovery",
+        "events",
+        "routing",
+        "plugins",
+        "reliability",
+        "workers",
+        "models",
+        "chat_templates",
+        "tenants",
+        "tenants_file",
+        "adapters",
+        "telemetry",
+    ];
+    let old_tops: Vec<&str> = legacy::table()
+        .map(|(old, _)| old.split('.').next().unwrap_or(old))
+        .collect();
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
+    let mut checked = 0;
+    let mut problems = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(&docs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    files.sort();
+    files.push(docs.join("../README.md"));
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, block) in text.split("```yaml\n").skip(1).enumerate() {
+            let block = &block[..block.find("```").unwrap_or(block.len())];
+            let Ok(serde_yaml::Value::Mapping(top)) = serde_yaml::from_str(block) else {
+                continue;
+            };
+            let is_config = !top.is_empty()
+                && top.keys().all(|k| {
+                    k.as_str()
+                        .is_some_and(|k| SECTIONS.contains(&k) || old_tops.contains(&k))
+                });
+            if !is_config {
+                continue;
+            }
+            checked += 1;
+            let name = format!("{} (yaml block {})", file.display(), n + 1);
+            match ServeConfig::from_yaml_reporting(block) {
+                Err(e) => problems.push(format!("{name}: {e}")),
+                Ok((_, deprecated)) if !deprecated.is_empty() => {
+                    problems.push(format!("{name}: deprecated keys {deprecated:?}"))
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // The docs hold dozens of configuration examples: finding few means the filter broke.
+    assert!(checked >= 15, "only {checked} configuration examples found");
+}
