@@ -63,6 +63,14 @@ async fn the_error_table() {
         case("malformed JSON", chat, "{\"model\":", 400),
         case("non-object JSON", chat, "[1,2,3]", 400),
         case("JSON string", chat, "\"hello\"", 400),
+        case("JSON number", chat, "42", 400),
+        case("JSON null", chat, "null", 400),
+        case(
+            "truncated object",
+            chat,
+            r#"{"model":"mock-model","messages":[{"#,
+            400,
+        ),
         case("empty body", chat, "", 400),
         case(
             "missing model",
@@ -93,6 +101,18 @@ async fn the_error_table() {
             "huge number",
             chat,
             r#"{"model":"mock-model","messages":[{"role":"user","content":"x"}],"max_tokens":1e999}"#,
+            400,
+        ),
+        case(
+            "integer beyond u64",
+            chat,
+            r#"{"model":"mock-model","messages":[{"role":"user","content":"x"}],"max_tokens":99999999999999999999999}"#,
+            400,
+        ),
+        case(
+            "negative max_tokens",
+            chat,
+            r#"{"model":"mock-model","messages":[{"role":"user","content":"x"}],"max_tokens":-1}"#,
             400,
         ),
         case(

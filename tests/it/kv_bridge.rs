@@ -116,8 +116,17 @@ impl Engine {
         }
         self.seq += 1;
         let msg = vllm_message(self.seq, events());
+        let sent_before = applied().await;
         self.publisher.send(msg).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Applied when the frontend counts one more bridged message.
+        while applied().await <= sent_before {
+            assert!(
+                Instant::now() < deadline,
+                "the last bridged message never reached the frontend; bridge log:\n{}",
+                self.bridge.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 

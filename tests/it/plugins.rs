@@ -832,7 +832,19 @@ async fn a_changed_plugin_file_is_reloaded_and_a_broken_one_is_not() {
 
     // A file that is not a component is refused; the running version keeps serving.
     std::fs::write(&file, b"not wasm").unwrap();
-    tokio::time::sleep(Duration::from_millis(2500)).await; // two polls of the watcher
+    // The watcher's next poll tries the new bytes and refuses them (it says so in the log).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !fe
+        .log_text()
+        .contains("plugin file changed but does not load; keeping the running version")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watcher never tried the broken file:\n{}",
+            fe.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(plugin_sha(&fe, "picker").await, sha256_hex(&v2));
     assert_eq!(send(&fe, 3).await.values().sum::<usize>(), 3);
 }

@@ -126,6 +126,10 @@ pub const INSTANCE_IN_FLIGHT: Family = Family::gauge(
     "switchyard_instance_in_flight",
     "In-flight requests per instance.",
 );
+pub const INSTANCE_PEER_IN_FLIGHT: Family = Family::gauge(
+    "switchyard_instance_peer_in_flight",
+    "In-flight requests per instance that the other frontend replicas report (replica sync; 0 without it).",
+);
 pub const INSTANCE_QUEUED: Family = Family::gauge(
     "switchyard_instance_queued",
     "Requests waiting at the engine, as it last reported (0 when unknown).",

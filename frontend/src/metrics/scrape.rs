@@ -69,9 +69,12 @@ fn instances(registry: &Registry, s: &mut Scrape) {
     let now = now_ns();
     let instances = registry.all();
     type Figure = fn(&switchyard_runtime::Instance, u64) -> f64;
-    let figures: [(&names::Family, Figure); 5] = [
+    let figures: [(&names::Family, Figure); 6] = [
         (&names::INSTANCE_IN_FLIGHT, |i, _| {
             f64::from(i.load.in_flight())
+        }),
+        (&names::INSTANCE_PEER_IN_FLIGHT, |i, _| {
+            f64::from(i.load.peer_in_flight.load(Relaxed))
         }),
         (&names::INSTANCE_QUEUED, |i, _| {
             f64::from(i.load.queued.load(Relaxed))

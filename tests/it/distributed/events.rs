@@ -148,8 +148,27 @@ async fn replica_sync_makes_two_frontends_balance_as_one() {
         let body = json!({"model": MODEL, "messages": [{"role": "user", "content": "long"}], "max_tokens": 60});
         post_json(&long_url, &body, &[]).await
     });
-    // fe2 learns about it through replica sync (published within ~20–100 ms of the change).
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // fe2 learns about it through replica sync (published within ~20–100 ms of the change):
+    // it then counts fe1's request among its peers' in-flight requests.
+    eventually(
+        Duration::from_secs(10),
+        "fe2 sees fe1's request",
+        || async {
+            let text = reqwest::get(format!("{}/metrics", fe2.url()))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            let seen: f64 = text
+                .lines()
+                .filter(|l| l.starts_with("switchyard_instance_peer_in_flight{"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum();
+            (seen >= 1.0).then_some(())
+        },
+    )
+    .await;
     let mut counts: HashMap<String, usize> = HashMap::new();
     for i in 0..8 {
         let (status, id) = ask(&fe2, &format!("short {i}")).await;

@@ -20,53 +20,13 @@ async fn post_raw(base: &str, body: Vec<u8>, headers: &[(String, String)]) -> u1
     req.send().await.map_or(0, |r| r.status().as_u16())
 }
 
+/// The body cases of the bad-input table are in `errors.rs` (`the_error_table`, exact statuses
+/// in OpenAI's error shape); this is the header half: limits that apply before any body.
 #[tokio::test]
-async fn the_bad_input_table_is_all_4xx() {
+async fn oversized_or_too_many_headers_are_431_and_the_frontend_survives() {
     let m = mocker(&[]).await.unwrap();
     let fe = frontend_over("probe:\n  interval_ms: 0\n", &[&m], &[]).await;
-    let deep = format!(
-        r#"{{"model":"mock-model","messages":[{{"role":"user","content":"x"}}],"x":{}{}}}"#,
-        "[".repeat(100_000),
-        "]".repeat(100_000)
-    );
     let msg = r#""messages":[{"role":"user","content":"x"}]"#;
-    let bodies: Vec<(&str, Vec<u8>)> = vec![
-        ("array", b"[1,2,3]".to_vec()),
-        ("string", br#""hello""#.to_vec()),
-        ("number", b"42".to_vec()),
-        ("null", b"null".to_vec()),
-        ("empty", Vec::new()),
-        ("deep nesting", deep.into_bytes()),
-        (
-            "invalid utf-8",
-            b"{\"model\":\"mock-\xff\xfe\",\"messages\":[]}".to_vec(),
-        ),
-        (
-            "NaN",
-            format!(r#"{{"model":"mock-model",{msg},"temperature":NaN}}"#).into_bytes(),
-        ),
-        (
-            "huge float",
-            format!(r#"{{"model":"mock-model",{msg},"max_tokens":1e400}}"#).into_bytes(),
-        ),
-        (
-            "huge int",
-            format!(r#"{{"model":"mock-model",{msg},"max_tokens":99999999999999999999999}}"#)
-                .into_bytes(),
-        ),
-        (
-            "negative",
-            format!(r#"{{"model":"mock-model",{msg},"max_tokens":-1}}"#).into_bytes(),
-        ),
-        (
-            "truncated",
-            br#"{"model":"mock-model","messages":[{"#.to_vec(),
-        ),
-    ];
-    for (name, body) in bodies {
-        let status = post_raw(&fe.url(), body, &[]).await;
-        assert!((400..500).contains(&status), "{name}: {status}");
-    }
     // Just over the 64 KiB default and well over it: 431, whatever the body (a valid one here,
     // so a 400 from the body cannot pass for the limit).
     let valid = format!(r#"{{"model":"mock-model",{msg},"max_tokens":1}}"#).into_bytes();

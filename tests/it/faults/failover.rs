@@ -1,16 +1,18 @@
 //! Failing workers before the first byte: black holes, flaky and all-failing pools, workers
-//! whose first event is an error; retries stay within the retry budget; the panic policy.
+//! whose first event is an error, refused connections; passive ejection and the active probe
+//! (per-worker probe paths); retries stay within the retry budget; the panic policy.
 
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use futures_util::stream::{self, StreamExt};
 use nix::sys::signal::Signal;
-use switchyard_tests::http::metric;
-use switchyard_tests::{mocker, Proc};
+use serde_json::Value;
+use switchyard_tests::http::{metric, post_json};
+use switchyard_tests::{free_port, frontend_with_config, mocker, worker_flags, Proc};
 
-use super::{admin_health, frontend_over, id_of, stream, wait_health, ADMIN_TOKEN};
-use crate::chat;
+use super::{admin_health, frontend_over, id_of, stream, wait_health, wait_metric, ADMIN_TOKEN};
+use crate::{chat, MODEL};
 
 /// Sends `n` chat requests (alternating streamed and not), `concurrency` at a time; returns
 /// the statuses and whether each answer had a `Retry-After` header.
@@ -98,24 +100,40 @@ async fn a_half_failing_worker_next_to_a_healthy_one_loses_no_request() {
 async fn an_all_failing_pool_answers_its_5xx_without_a_retry_storm_or_ejections() {
     // Every request fails on every instance: indistinguishable, per request, from a poison
     // request, so each is answered after a second instance reproduced the failure, and no
-    // instance is ejected (the active checks are what take out a truly broken worker).
+    // instance is ejected — even with a failure threshold of one (the active checks are what
+    // take out a truly broken worker).
     let pool: Vec<Proc> = join_all((0..3).map(|_| mocker(&["--fail-rate", "1"])))
         .await
         .into_iter()
         .map(Result::unwrap)
         .collect();
     let fe = frontend_over(
-        "probe:\n  interval_ms: 0\n",
+        "probe:\n  interval_ms: 0\nhealth:\n  failure_threshold: 1\n",
         &pool.iter().collect::<Vec<_>>(),
         &["--admin-token", ADMIN_TOKEN],
     )
     .await;
+    // One at a time first: exactly two attempts each, the workers' status, a generic message.
+    let url = format!("{}/v1/chat/completions", fe.url());
+    for i in 0..4 {
+        let (status, _, body) = post_json(&url, &chat(&format!("x {i}"), 2, false), &[])
+            .await
+            .unwrap();
+        assert_eq!(status, 500, "{body}");
+        assert_eq!(body["error"]["code"], "upstream_error");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            !message.contains("simulated failure"),
+            "worker text leaked: {message}"
+        );
+    }
+    assert_eq!(metric(&fe.url(), "switchyard_retries_total").await, 4.0);
+    // Then under concurrency: at most one retry per request (the one that reproduces the
+    // failure), never a third attempt; the retry budget may refuse some.
     let statuses = load(&fe, 40, 4).await;
     assert!(statuses.iter().all(|(s, _)| *s == 500), "{statuses:?}");
-    // At most one retry per request (the one that reproduces the failure), never a third
-    // attempt; the retry budget may refuse some.
     let retries = metric(&fe.url(), "switchyard_retries_total").await;
-    assert!(retries <= 40.0, "{retries} retries for 40 requests");
+    assert!(retries <= 44.0, "{retries} retries for 44 requests");
     for p in &pool {
         assert_eq!(admin_health(&fe, &id_of(p)).await, "healthy");
     }
@@ -247,4 +265,148 @@ async fn the_idle_canary_takes_out_a_wedged_worker_and_brings_it_back() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Active probing off, so these tests see passive health alone.
+const NO_PROBE: &str = "probe:\n  interval_ms: 0\n";
+
+async fn passive_only(args: &[String]) -> Proc {
+    // The config file is read at start-up only; the temp dir may go once the frontend is up.
+    frontend_with_config(NO_PROBE, args)
+        .await
+        .map(|(p, _dir)| p)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_failing_instance_is_ejected_and_traffic_continues() {
+    let bad = mocker(&["--status", "500"]).await.unwrap();
+    let good = mocker(&[]).await.unwrap();
+    let mut args = worker_flags(MODEL, &[&bad, &good]);
+    args.extend([
+        "--policy".into(),
+        "round-robin".into(),
+        "--admin-token".into(),
+        "test-admin-token".into(),
+    ]);
+    // One failure ejects here (the default needs three, from distinct requests).
+    let (fe, _dir) = frontend_with_config(
+        &format!("{NO_PROBE}health:\n  failure_threshold: 1\n"),
+        &args,
+    )
+    .await
+    .unwrap();
+    let good_id = good.url().trim_start_matches("http://").to_owned();
+    for i in 0..20 {
+        let (status, headers, body) = post_json(
+            &format!("{}/v1/chat/completions", fe.url()),
+            &chat(&format!("{i}"), 3, false),
+            &[],
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 200, "request {i}: {body}");
+        assert_eq!(headers["x-switchyard-instance"], good_id.as_str());
+    }
+    // The bad instance was tried once, then ejected: far fewer retries than requests.
+    let retries = metric(&fe.url(), "switchyard_retries_total").await;
+    assert!((1.0..5.0).contains(&retries), "retries = {retries}");
+    let admin: Value = reqwest::Client::new()
+        .get(format!("{}/admin/instances", fe.admin_url()))
+        .bearer_auth("test-admin-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bad_view = admin["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] != good_id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(bad_view["health"], "ejected", "{admin}");
+    assert!(
+        bad_view["last_error"].as_str().unwrap().contains("500"),
+        "{admin}"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_failure_is_retried_on_the_next_instance() {
+    let good = mocker(&[]).await.unwrap();
+    let dead = format!("{MODEL}=http://127.0.0.1:{}", free_port());
+    let mut args = vec!["--worker".to_owned(), dead];
+    args.extend(worker_flags(MODEL, &[&good]));
+    args.extend(["--policy".into(), "round-robin".into()]);
+    let fe = passive_only(&args).await;
+    for stream in [false, true] {
+        for i in 0..4 {
+            let (status, _, body) = post_json(
+                &format!("{}/v1/chat/completions", fe.url()),
+                &chat(&format!("{i}"), 2, stream),
+                &[],
+            )
+            .await
+            .unwrap();
+            assert_eq!(status, 200, "{body}");
+        }
+    }
+    assert!(metric(&fe.url(), "switchyard_retries_total").await >= 1.0);
+}
+
+#[tokio::test]
+async fn the_active_probe_removes_an_unhealthy_instance_before_any_request() {
+    let sick = mocker(&["--status", "503"]).await.unwrap();
+    let good = mocker(&[]).await.unwrap();
+    let (fe, _dir) = frontend_with_config(
+        "probe:\n  interval_ms: 100\n",
+        &worker_flags(MODEL, &[&sick, &good]),
+    )
+    .await
+    .unwrap();
+    let sick_id = sick.url().trim_start_matches("http://").to_owned();
+    let series = format!("switchyard_instance_healthy{{worker=\"{sick_id}\",model=\"{MODEL}\"}}");
+    let healthy = wait_metric(&fe.url(), &series, Duration::from_secs(5), |v| v == 0.0).await;
+    assert_eq!(healthy, 0.0, "probe never marked {sick_id} unhealthy");
+    for i in 0..6 {
+        let (status, headers, _) = post_json(
+            &format!("{}/v1/chat/completions", fe.url()),
+            &chat(&format!("{i}"), 2, false),
+            &[],
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 200);
+        assert_ne!(headers["x-switchyard-instance"], sick_id.as_str());
+    }
+    assert_eq!(
+        metric(&fe.url(), "switchyard_retries_total").await,
+        0.0,
+        "no request should have reached the sick instance"
+    );
+}
+
+#[tokio::test]
+async fn a_worker_with_its_own_health_path_is_probed_there() {
+    // The global probe path does not exist on the mocker; worker `a` overrides it.
+    let (a, b) = (mocker(&[]).await.unwrap(), mocker(&[]).await.unwrap());
+    let yaml = format!(
+        "probe:\n  interval_ms: 100\n  path: /nope\nworkers:\n  - {{ id: a, model: {MODEL}, url: \"{}\", health_path: /health }}\n  - {{ id: b, model: {MODEL}, url: \"{}\" }}\n",
+        a.url(),
+        b.url()
+    );
+    let (fe, _dir) = frontend_with_config(&yaml, &[]).await.unwrap();
+    let healthy =
+        |w: &str| format!("switchyard_instance_healthy{{worker=\"{w}\",model=\"{MODEL}\"}}");
+    let probed = wait_metric(&fe.url(), &healthy("b"), Duration::from_secs(10), |v| {
+        v == 0.0
+    })
+    .await;
+    assert_eq!(probed, 0.0, "b was never probed on /nope");
+    assert_eq!(metric(&fe.url(), &healthy("a")).await, 1.0);
+    let counts = crate::spread(&fe, 4, None).await;
+    assert_eq!(counts.get("a"), Some(&4), "{counts:?}");
 }

@@ -48,11 +48,11 @@ async fn expected_texts(
     .await
 }
 
-/// Starts every stream, runs `fault` once they are under way, and collects the outcomes.
+/// Starts every stream, runs `fault` once they are all under way (the frontend has seen each
+/// one's first token), and collects the outcomes.
 async fn streams_with_fault(
     base: &str,
     reqs: &[(&'static str, Value)],
-    after: Duration,
     fault: impl FnOnce(),
 ) -> Vec<Streamed> {
     let tasks: Vec<_> = reqs
@@ -62,13 +62,34 @@ async fn streams_with_fault(
             tokio::spawn(async move { stream(&base, path, &body).await })
         })
         .collect();
-    tokio::time::sleep(after).await;
+    let all = reqs.len() as f64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while first_tokens(base).await < all {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the streams never all had their first token"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     fault();
     join_all(tasks)
         .await
         .into_iter()
         .map(Result::unwrap)
         .collect()
+}
+
+/// Streams (of every route) whose first token the frontend has relayed: the count of its
+/// time-to-first-token histogram.
+async fn first_tokens(base: &str) -> f64 {
+    let Ok(resp) = reqwest::get(format!("{base}/metrics")).await else {
+        return 0.0;
+    };
+    let text = resp.text().await.unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with("switchyard_time_to_first_token_seconds_count"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// `usage.completion_tokens` of the stream's usage chunk.
@@ -116,7 +137,7 @@ async fn sigkill_with_migration_every_stream_completes_with_the_exact_text() {
     .await;
     let reqs = requests(16, 40);
     let expected = expected_texts(&reference, &reqs).await;
-    let outcomes = streams_with_fault(&fe.url(), &reqs, Duration::from_millis(250), || {
+    let outcomes = streams_with_fault(&fe.url(), &reqs, || {
         victim.signal(Signal::SIGKILL).unwrap();
     })
     .await;
@@ -153,7 +174,7 @@ async fn sigkill_without_migration_gives_explicit_errors_never_silent_truncation
     .await;
     let reqs = requests(12, 40);
     let expected = expected_texts(&reference, &reqs).await;
-    let outcomes = streams_with_fault(&fe.url(), &reqs, Duration::from_millis(250), || {
+    let outcomes = streams_with_fault(&fe.url(), &reqs, || {
         victim.signal(Signal::SIGKILL).unwrap();
     })
     .await;
@@ -194,7 +215,7 @@ async fn a_stalled_stream_is_detected_migrated_and_its_instance_degraded() {
     .await;
     let reqs = requests(8, 40);
     let expected = expected_texts(&reference, &reqs).await;
-    let outcomes = streams_with_fault(&fe.url(), &reqs, Duration::from_millis(250), || {
+    let outcomes = streams_with_fault(&fe.url(), &reqs, || {
         staller.signal(Signal::SIGSTOP).unwrap();
     })
     .await;
@@ -218,7 +239,7 @@ async fn a_stream_that_stalls_while_health_stays_200_is_migrated() {
     .await;
     let reqs = requests(6, 30);
     let expected = expected_texts(&reference, &reqs).await;
-    let outcomes = streams_with_fault(&fe.url(), &reqs, Duration::ZERO, || {}).await;
+    let outcomes = streams_with_fault(&fe.url(), &reqs, || {}).await;
     assert_all_exact(&outcomes, &expected);
     assert!(metric(&fe.url(), "switchyard_stream_stalls_total").await >= 1.0);
     assert_eq!(admin_health(&fe, &id_of(&staller)).await, "degraded");
@@ -256,7 +277,7 @@ async fn a_stall_behind_keepalive_comments_is_still_detected_and_migrated() {
     .await;
     let reqs = requests(6, 30);
     let expected = expected_texts(&reference, &reqs).await;
-    let outcomes = streams_with_fault(&fe.url(), &reqs, Duration::ZERO, || {}).await;
+    let outcomes = streams_with_fault(&fe.url(), &reqs, || {}).await;
     assert_all_exact(&outcomes, &expected);
     assert!(metric(&fe.url(), "switchyard_stream_stalls_total").await >= 1.0);
     assert!(metric(&fe.url(), "switchyard_stream_migrations_total").await >= 1.0);
@@ -276,7 +297,7 @@ async fn an_error_event_mid_stream_is_migrated_with_the_exact_text() {
     .await;
     let reqs = requests(8, 30);
     let expected = expected_texts(&reference, &reqs).await;
-    let outcomes = streams_with_fault(&fe.url(), &reqs, Duration::ZERO, || {}).await;
+    let outcomes = streams_with_fault(&fe.url(), &reqs, || {}).await;
     assert_all_exact(&outcomes, &expected);
     assert!(metric(&fe.url(), "switchyard_stream_migrations_total").await >= 1.0);
     // Passive health counted the error events against the worker.
@@ -296,7 +317,7 @@ async fn without_migration_an_error_event_mid_stream_ends_with_stream_interrupte
     .await;
     let reqs = requests(4, 30);
     let expected = expected_texts(&reference, &reqs).await;
-    let outcomes = streams_with_fault(&fe.url(), &reqs, Duration::ZERO, || {}).await;
+    let outcomes = streams_with_fault(&fe.url(), &reqs, || {}).await;
     for (i, (outcome, expected)) in outcomes.iter().zip(&expected).enumerate() {
         assert_eq!(outcome.status, 200, "stream {i}");
         assert!(outcome.done(), "stream {i}: {:?}", outcome.events);

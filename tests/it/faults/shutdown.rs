@@ -9,7 +9,7 @@ use switchyard_tests::mocker;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{expected_text, frontend_over, stream};
+use super::{expected_text, frontend_over, stream, wait_metric};
 use crate::chat;
 
 const CHAT: &str = "/v1/chat/completions";
@@ -31,13 +31,26 @@ async fn sigterm_under_load_completes_in_flight_streams_and_refuses_new_connecti
             tokio::spawn(async move { stream(&base, CHAT, &r).await })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Every stream is in flight (its worker answered) before the signal.
+    let in_flight = wait_metric(
+        &base,
+        "switchyard_requests_in_flight",
+        Duration::from_secs(10),
+        |v| v >= 6.0,
+    )
+    .await;
+    assert_eq!(in_flight, 6.0, "the streams never were all in flight");
     fe.signal(Signal::SIGTERM).unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(
-        TcpStream::connect(("127.0.0.1", fe.port)).await.is_err(),
-        "a new connection was accepted while draining"
-    );
+    // The listener closes once the signal is handled: new connections are refused from
+    // then on, while the six streams go on.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(("127.0.0.1", fe.port)).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "new connections were still accepted 5 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     for (task, expected) in tasks.into_iter().zip(&expected) {
         let outcome = task.await.unwrap();
         assert!(
