@@ -172,16 +172,38 @@ impl Drop for QueueGuard<'_> {
 }
 
 /// Whether some candidate is under the in-flight and KV-usage thresholds (always true when
-/// none is configured). Flow control waits on it; [`check_capacity`] sheds on it.
+/// none is configured). [`check_capacity`] sheds on it.
 pub fn has_room(config: &OverloadConfig, routable: &[&Arc<Instance>]) -> bool {
-    let in_flight = config.max_in_flight_per_instance;
+    has_room_beyond(config, routable, 0)
+}
+
+/// Whether the candidates under the KV-usage threshold have more free in-flight slots (up to
+/// `max_in_flight_per_instance` each) than `reserved` requests already let through will take.
+/// An instance without an in-flight threshold has room for any number. Flow control waits on it.
+pub fn has_room_beyond(
+    config: &OverloadConfig,
+    routable: &[&Arc<Instance>],
+    reserved: usize,
+) -> bool {
+    let cap = config.max_in_flight_per_instance;
     let kv = config.max_kv_usage;
-    if in_flight == 0 && kv <= 0.0 {
+    if cap == 0 && kv <= 0.0 {
         return true;
     }
-    routable.iter().any(|i| {
-        (in_flight == 0 || i.load.in_flight() < in_flight) && (kv <= 0.0 || i.load.kv_usage() < kv)
-    })
+    let mut free = 0usize;
+    for i in routable {
+        if kv > 0.0 && i.load.kv_usage() >= kv {
+            continue;
+        }
+        if cap == 0 {
+            return true;
+        }
+        free += cap.saturating_sub(i.load.in_flight()) as usize;
+        if free > reserved {
+            return true;
+        }
+    }
+    false
 }
 
 /// Sheds the request when every candidate is over its in-flight or KV-usage threshold.

@@ -5,6 +5,10 @@
 //! a short tick re-checks for room that appears otherwise (KV usage scraped down, another
 //! client's load gone). The waiter then goes on to select an instance with fresh load.
 //!
+//! Passing the gate reserves room ([`Reservation`]): until the request takes its in-flight
+//! slot on an instance (or ends without one), the gate counts that room as taken, so a woken
+//! waiter and a newcomer — or two waiters — cannot both pass for the one free slot.
+//!
 //! A request waits at most its deadline (`x-switchyard-deadline-ms`, else its tenant's
 //! `queue_deadline_ms`, else `flow_control.max_wait_ms`) and is then answered like a shed
 //! request: 429 for low priority, else 503, with `Retry-After`. A full band refuses at once.
@@ -13,7 +17,7 @@
 pub mod queue;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +28,7 @@ use switchyard_runtime::Instance;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::admission::{has_room, OverloadConfig};
+use crate::admission::{has_room_beyond, OverloadConfig};
 use crate::error::ApiError;
 use crate::tenants::Priority;
 use queue::{band_index, band_label, FairQueue, Slot};
@@ -83,6 +87,8 @@ type Waker = oneshot::Sender<Slot>;
 pub struct FlowControl {
     config: FlowConfig,
     queues: Mutex<HashMap<String, FairQueue<Waker>>>,
+    /// Per model: requests let through that have not taken their in-flight slot yet.
+    reserved: Mutex<HashMap<String, Arc<AtomicUsize>>>,
     /// Waiting requests over every model: the fast "nobody waits" check.
     waiting: AtomicUsize,
     depth: [AtomicUsize; 3],
@@ -129,26 +135,32 @@ impl FlowControl {
         Duration::from_millis(ms.min(ceiling))
     }
 
-    /// Returns once `room()` says an instance can take the request — at once (`false`) when
-    /// nobody waits for this model and there is room, else after waiting (`true`) — or
-    /// `shed`'s error when the deadline passes or the band is full. A request dropped while
-    /// waiting leaves the queue.
+    /// Returns once `room(reserved)` says an instance can take the request beyond the
+    /// `reserved` requests already let through — at once (`waited: false`) when nobody waits
+    /// for this model and there is room, else after waiting — or `shed`'s error when the
+    /// deadline passes or the band is full. The grant counts in the model's reservations until
+    /// released. A request dropped while waiting leaves the queue.
     pub async fn wait_for_room(
         &self,
         ticket: Ticket<'_>,
-        room: impl Fn() -> bool,
+        room: impl Fn(usize) -> bool,
         shed: impl Fn(&str) -> ApiError,
-    ) -> Result<bool, ApiError> {
-        if self.waiting.load(Ordering::Acquire) == 0 && room() {
-            return Ok(false);
+    ) -> Result<Granted, ApiError> {
+        let held = self.reserved_for(ticket.model);
+        let granted = |waited| Granted {
+            held: Arc::clone(&held),
+            waited,
+        };
+        if self.waiting.load(Ordering::Acquire) == 0 && try_reserve(&held, &room) {
+            return Ok(granted(false));
         }
         let band = band_index(ticket.band);
         let expires = tokio::time::Instant::now() + ticket.deadline;
         let (mut rx, mut guard) = {
             let mut queues = self.queues.lock();
             let q = queues.entry(ticket.model.to_owned()).or_default();
-            if q.is_empty() && room() {
-                return Ok(false);
+            if q.is_empty() && try_reserve(&held, &room) {
+                return Ok(granted(false));
             }
             if q.band_len(band) >= self.config.max_queue_per_band {
                 self.rejected[band].fetch_add(1, Ordering::Relaxed);
@@ -171,9 +183,9 @@ impl FlowControl {
             match tokio::time::timeout_at(expires, &mut rx).await {
                 Ok(Ok(slot)) => {
                     // Our turn: go if there is room, else back to our place in line.
-                    if room() {
+                    if try_reserve(&held, &room) {
                         guard.done = true;
-                        return Ok(true);
+                        return Ok(granted(true));
                     }
                     let (tx, new_rx) = oneshot::channel();
                     self.queues
@@ -196,6 +208,17 @@ impl FlowControl {
                 }
             }
         }
+    }
+
+    /// The count of `model`'s requests let through that hold no in-flight slot yet.
+    fn reserved_for(&self, model: &str) -> Arc<AtomicUsize> {
+        let mut reserved = self.reserved.lock();
+        if let Some(held) = reserved.get(model) {
+            return Arc::clone(held);
+        }
+        let held = Arc::new(AtomicUsize::new(0));
+        reserved.insert(model.to_owned(), Arc::clone(&held));
+        held
     }
 
     /// A request ended, so an instance may have room: give the next waiter of each model
@@ -270,6 +293,67 @@ impl FlowControl {
     }
 }
 
+/// Takes one of `held`'s reservations if `room` says there is room beyond those already
+/// held; a compare-and-swap, so concurrent callers each see the others' grants.
+fn try_reserve(held: &AtomicUsize, room: &impl Fn(usize) -> bool) -> bool {
+    let mut now = held.load(Ordering::Acquire);
+    loop {
+        if !room(now) {
+            return false;
+        }
+        match held.compare_exchange_weak(now, now + 1, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return true,
+            Err(seen) => now = seen,
+        }
+    }
+}
+
+/// What the gate gave a request: one reservation in `held`, and whether it had to wait.
+#[derive(Debug)]
+pub struct Granted {
+    held: Arc<AtomicUsize>,
+    pub waited: bool,
+}
+
+/// A request's claim on the room it was let through for. Released when the request takes
+/// its in-flight slot on an instance (from then on the instance's in-flight count shows it);
+/// dropped unreleased — the request failed or was cancelled first — it hands the room to the
+/// next waiter.
+#[derive(Debug)]
+pub struct Reservation {
+    held: Arc<AtomicUsize>,
+    released: AtomicBool,
+    flow: Arc<FlowControl>,
+}
+
+impl Reservation {
+    pub fn new(flow: &Arc<FlowControl>, granted: Granted) -> Self {
+        Self {
+            held: granted.held,
+            released: AtomicBool::new(false),
+            flow: Arc::clone(flow),
+        }
+    }
+
+    /// The request holds an in-flight slot now; idempotent (each attempt of a retried
+    /// request calls it).
+    pub fn release(&self) -> bool {
+        let first = !self.released.swap(true, Ordering::AcqRel);
+        if first {
+            self.held.fetch_sub(1, Ordering::AcqRel);
+        }
+        first
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.release() {
+            self.flow.request_ended();
+        }
+    }
+}
+
 /// A request's place in line; leaving (deadline, client gone) takes it out, and a turn it
 /// was given but will not use passes to the next waiter.
 struct Waiting<'a> {
@@ -297,17 +381,17 @@ impl Drop for Waiting<'_> {
 }
 
 /// The flow-control stage of the request path: with flow control on, waits until some
-/// routable instance has room (see the module docs); otherwise returns at once and the
-/// capacity check at dispatch sheds as before.
+/// routable instance has room (see the module docs) and returns the request's reservation;
+/// otherwise returns at once and the capacity check at dispatch sheds as before.
 pub async fn admit(
     app: &crate::app::App,
     request: &crate::pipeline::parse::ParsedRequest,
     routable: &[&Arc<Instance>],
     tenant: Option<&crate::tenants::Tenant>,
-) -> Result<(), ApiError> {
+) -> Result<Option<Reservation>, ApiError> {
     let flow = &app.flow;
     if !flow.enabled() {
-        return Ok(());
+        return Ok(None);
     }
     let overload = &app.config.reliability.overload;
     let headers = &request.headers;
@@ -327,7 +411,7 @@ pub async fn admit(
     let waited = flow
         .wait_for_room(
             ticket,
-            || has_room(overload, routable),
+            |reserved| has_room_beyond(overload, routable, reserved),
             |message| {
                 let status = if low {
                     overload.low_priority_status
@@ -342,10 +426,11 @@ pub async fn admit(
             },
         )
         .await;
-    if let (Ok(true), Some(t)) = (&waited, tenant) {
+    let granted = waited?;
+    if let (true, Some(t)) = (granted.waited, tenant) {
         t.metrics.count_queue_wait(started.elapsed());
     }
-    waited.map(|_| ())
+    Ok(Some(Reservation::new(flow, granted)))
 }
 
 #[cfg(test)]
@@ -380,7 +465,7 @@ mod tests {
     async fn waiters_leave_in_band_order_as_requests_end() {
         let f = flow();
         let full = AtomicBool::new(true);
-        let room = || !full.load(Ordering::Relaxed);
+        let room = |_| !full.load(Ordering::Relaxed);
         let mut low = Box::pin(f.wait_for_room(ticket(Priority::Low, "a", 10_000), room, shed));
         let mut high = Box::pin(f.wait_for_room(ticket(Priority::High, "b", 10_000), room, shed));
         assert!(low.as_mut().now_or_never().is_none());
@@ -408,7 +493,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_woken_waiter_without_room_keeps_its_place() {
         let f = flow();
-        let room = || false;
+        let room = |_| false;
         let mut first =
             Box::pin(f.wait_for_room(ticket(Priority::Normal, "a", 10_000), room, shed));
         assert!(first.as_mut().now_or_never().is_none());
@@ -442,7 +527,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_deadline_sheds_and_a_full_band_refuses_at_once() {
         let f = flow();
-        let room = || false;
+        let room = |_| false;
         let waiting = f.wait_for_room(ticket(Priority::Normal, "a", 200), room, shed);
         let _other = Box::pin(f.wait_for_room(ticket(Priority::Normal, "a", 10_000), room, shed))
             .as_mut()
@@ -470,6 +555,43 @@ mod tests {
             1,
             "a dropped waiter leaves"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_free_slot_lets_one_request_through_until_its_reservation_ends() {
+        let f = Arc::new(flow());
+        // One instance with one free slot: room beyond `reserved` while fewer are held.
+        let free = AtomicUsize::new(1);
+        let room = |reserved: usize| free.load(Ordering::Relaxed) > reserved;
+        let first = f
+            .wait_for_room(ticket(Priority::Normal, "a", 10_000), room, shed)
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        assert!(!first.waited);
+        let first = Reservation::new(&f, first);
+        // The slot is not taken yet (no in-flight count moved), but it is reserved: a second
+        // request waits instead of passing for the same slot.
+        let mut second =
+            Box::pin(f.wait_for_room(ticket(Priority::Normal, "b", 10_000), room, shed));
+        assert!(second.as_mut().now_or_never().is_none());
+        // A request ending elsewhere wakes it, but the reservation still holds the slot.
+        f.request_ended();
+        assert!(
+            second.as_mut().now_or_never().is_none(),
+            "it passed for a reserved slot"
+        );
+        // The first request fails before taking its slot: its reservation hands the room on.
+        drop(first);
+        let second = second.as_mut().now_or_never().unwrap().unwrap();
+        assert!(second.waited);
+        // Taking the slot releases the reservation without waking anyone: the instance's
+        // in-flight count carries it now.
+        let second = Reservation::new(&f, second);
+        free.store(0, Ordering::Relaxed);
+        assert!(second.release());
+        assert!(!second.release(), "released once");
+        assert_eq!(f.reserved_for("m").load(Ordering::Relaxed), 0);
     }
 
     #[test]

@@ -225,10 +225,11 @@ async fn run_parsed<Body: AnswerBody>(
     let tenant_slo = tenant.as_deref().and_then(|t| t.ttft_slo_ms);
     prepared.ttft_slo_ms =
         crate::predict::slo::target(&request.headers, tenant_slo, routing.ttft_slo_ms)?;
-    traced!(
+    let reservation = traced!(
         spans::flow(),
         crate::flow::admit(app, &request, &routable.instances, tenant.as_deref())
     )?;
+    tracker.set_reservation(reservation);
     let select_span = spans::select();
     let ranked = select_span.in_scope(|| {
         select::rank(

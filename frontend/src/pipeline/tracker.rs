@@ -30,6 +30,8 @@ struct Inner {
     completed: bool,
     /// The caller's tenant hold: released, and its tokens settled, when the request ends.
     lease: Option<Lease>,
+    /// Room flow control reserved for this request until it takes an in-flight slot.
+    reservation: Option<crate::flow::Reservation>,
     /// The access-log figures, when the access log is on (checked once, at start).
     access: Option<Box<Access>>,
     /// The model's name for the access log.
@@ -55,6 +57,7 @@ impl Tracker {
                 status: 200,
                 completed: false,
                 lease: None,
+                reservation: None,
                 access: access_log::enabled().then(Box::default),
                 model_name: None,
                 trace: Trace::default(),
@@ -98,6 +101,21 @@ impl Tracker {
     pub fn set_lease(&mut self, lease: Option<Lease>) {
         if let Some(inner) = &mut self.inner {
             inner.lease = lease;
+        }
+    }
+
+    /// Holds flow control's reservation until [`Self::slot_taken`] (or the request's end).
+    pub fn set_reservation(&mut self, reservation: Option<crate::flow::Reservation>) {
+        if let Some(inner) = &mut self.inner {
+            inner.reservation = reservation;
+        }
+    }
+
+    /// The request took an in-flight slot on an instance: the room flow control reserved for
+    /// it is now counted there.
+    pub fn slot_taken(&self) {
+        if let Some(r) = self.inner.as_ref().and_then(|i| i.reservation.as_ref()) {
+            r.release();
         }
     }
 

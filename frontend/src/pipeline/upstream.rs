@@ -90,6 +90,9 @@ pub(crate) async fn send(
     tracker: Option<&Tracker>,
 ) -> Result<Upstream, Failure> {
     let guard = instance.start_request();
+    if let Some(tracker) = tracker {
+        tracker.slot_taken();
+    }
     let fail = |cause, detail: String| Failure::new(cause, instance.id(), detail);
     let uri: Uri = format!("{}{}", instance.spec.url, super::native::path(&upstream))
         .parse()
