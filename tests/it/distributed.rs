@@ -168,16 +168,34 @@ pub(crate) async fn static_mockers(n: usize, extra: &[&str]) -> Vec<Proc> {
     v
 }
 
+/// How the frontend learns what an instance caches: from the workers' KV events (wait for
+/// the first turn's event to be applied before the next turn), or from its own routing
+/// decisions (known at once).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Learns {
+    FromEvents,
+    FromDecisions,
+}
+
 /// Checks that each prefix keeps going to the instance that served it first.
-pub(crate) async fn prefixes_stick(
-    fe: &Proc,
-    settle: impl Fn() -> Duration,
-) -> HashMap<String, String> {
+pub(crate) async fn prefixes_stick(fe: &Proc, learns: Learns) -> HashMap<String, String> {
     let mut holders = HashMap::new();
     for tag in ["alpha", "bravo", "charlie", "delta"] {
         let prefix = long_prefix(tag);
+        let indexed = metric(&fe.url(), "switchyard_kv_index_blocks").await;
         let first = ask_prefixed(fe, &prefix, "turn 0").await;
-        tokio::time::sleep(settle()).await;
+        if learns == Learns::FromEvents {
+            // The holder's event for the first turn's blocks reaches the index (applied as
+            // an event, or through the dump a first message's sequence gap asks for).
+            eventually(
+                Duration::from_secs(10),
+                "the first turn's KV event",
+                || async {
+                    (metric(&fe.url(), "switchyard_kv_index_blocks").await > indexed).then_some(())
+                },
+            )
+            .await;
+        }
         for turn in 1..6 {
             let id = ask_prefixed(fe, &prefix, &format!("turn {turn}")).await;
             assert_eq!(id, first, "prefix {tag} turn {turn} left its holder");

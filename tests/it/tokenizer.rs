@@ -13,7 +13,7 @@ use tokenizers::models::wordlevel::WordLevel;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::{SplitDelimiterBehavior, Tokenizer};
 
-use crate::distributed::{eventually, health, prefixes_stick, static_mockers};
+use crate::distributed::{eventually, health, prefixes_stick, static_mockers, Learns};
 use crate::MODEL;
 
 /// A tiny Hugging Face tokenizer built here (nothing is downloaded): one token per ASCII
@@ -72,7 +72,7 @@ async fn kv_routing_with_a_tokenizer_sends_repeated_prefixes_to_the_holder() {
     .await;
     // Stickiness needs the frontend's prompt hashes to equal the token-block hashes in the
     // mockers' events: with different hashing every turn is a random tie among idle mockers.
-    let holders = prefixes_stick(&fe, || Duration::from_millis(400)).await;
+    let holders = prefixes_stick(&fe, Learns::FromEvents).await;
     assert_eq!(holders.len(), 4);
     assert!(metric(&fe.url(), "switchyard_kv_event_messages_total").await > 0.0);
 }

@@ -12,6 +12,7 @@ use switchyard_tests::{frontend, worker_flags, Proc};
 
 use super::{
     ask, ask_prefixed, counter, eventually, health, long_prefix, prefixes_stick, static_mockers,
+    Learns,
 };
 use crate::MODEL;
 
@@ -32,8 +33,7 @@ async fn kv_policy_with_nats_routes_repeated_prefixes_to_the_holder() {
     let nats = Nats::start().unwrap();
     let m = static_mockers(3, &["--nats", &nats.url()]).await;
     let fe = nats_frontend(&m, &nats, "kv").await;
-    // Events take a NATS round trip; give the index a moment after each first turn.
-    let holders = prefixes_stick(&fe, || Duration::from_millis(400)).await;
+    let holders = prefixes_stick(&fe, Learns::FromEvents).await;
     assert!(
         metric(&fe.url(), "switchyard_kv_event_messages_total").await > 0.0,
         "the frontend applied KV events"
@@ -49,7 +49,7 @@ async fn kv_policy_without_nats_uses_the_approximate_index() {
     let mut args = worker_flags(MODEL, &refs);
     args.extend(["--policy", "kv"].map(String::from));
     let fe = frontend(&args).await.unwrap();
-    let holders = prefixes_stick(&fe, || Duration::ZERO).await;
+    let holders = prefixes_stick(&fe, Learns::FromDecisions).await;
     assert_eq!(holders.len(), 4);
     assert_eq!(health(&fe).await["events"], Value::Null);
 }
