@@ -203,3 +203,30 @@ async fn start_plugins(config: &ServeConfig, registry: &Registry) -> anyhow::Res
     }
     Arc::try_unwrap(set).map_err(|_| anyhow::anyhow!("plugin set still shared during start-up"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn from_yaml_refuses_what_serve_refuses_naming_the_key() {
+        let typo = Embedded::from_yaml("workers: []\nrouting:\n  polcy: kv\n").await;
+        let message = typo.map(|_| ()).unwrap_err().to_string();
+        assert!(message.contains("routing.polcy"), "{message}");
+        let none = Embedded::from_yaml("").await.map(|_| ()).unwrap_err();
+        assert!(none.to_string().contains("`workers`"), "{none}");
+    }
+
+    #[tokio::test]
+    async fn from_yaml_serves_the_configured_models_through_its_service() {
+        let yaml = "workers:\n  - { model: m, url: \"http://127.0.0.1:9\" }\n";
+        let embedded = Embedded::from_yaml(yaml).await.unwrap();
+        assert_eq!(embedded.app().registry.all().len(), 1);
+        let request = Request::get("/live").body(String::new()).unwrap();
+        let response = embedded.service().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        embedded.shutdown().await;
+    }
+}
