@@ -13,4 +13,4 @@ pub use process::{
     frontend, frontend_slow, frontend_with_config, mocker, mocker_with_key, worker_flags,
 };
 
-pub use process::{free_port, switchyard_bin, Proc};
+pub use process::{example_bin, free_port, switchyard_bin, Proc};

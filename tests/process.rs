@@ -24,6 +24,15 @@ pub fn switchyard_bin() -> PathBuf {
     profile_dir.join("switchyard")
 }
 
+/// A cargo example of the `switchyard` crate (`target/<profile>/examples/NAME`), built by
+/// `cargo build --workspace --bins --tests --examples` (scripts/test.sh).
+pub fn example_bin(name: &str) -> PathBuf {
+    let bin = switchyard_bin();
+    bin.parent()
+        .map(|dir| dir.join("examples").join(name))
+        .unwrap_or_default()
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released; the OS does not reuse it at once).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -55,10 +64,22 @@ impl Proc {
         port: u16,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
-        let bin = switchyard_bin();
+        Self::spawn_program(name, &switchyard_bin(), args, port, env)
+    }
+
+    /// Starts the program `bin` (a `switchyard` binary or one of its examples) like
+    /// [`Proc::spawn_with_env`].
+    pub fn spawn_program(
+        name: &str,
+        bin: &std::path::Path,
+        args: &[String],
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         if !bin.exists() {
             bail!(
-                "{} does not exist: build it first (`cargo build -p switchyard`) or set SWITCHYARD_BIN",
+                "{} does not exist: build it first (`cargo build --workspace --bins --tests \
+                 --examples`) or set SWITCHYARD_BIN",
                 bin.display()
             );
         }
@@ -71,7 +92,7 @@ impl Proc {
         // `reopen()`s each start at offset 0 and overwrite each other's lines.
         let out = std::fs::OpenOptions::new().append(true).open(log.path())?;
         let err = out.try_clone()?;
-        let child = Command::new(&bin)
+        let child = Command::new(bin)
             .args(&args)
             .env("SWITCHYARD_LOG", "info")
             .envs(env.iter().copied())

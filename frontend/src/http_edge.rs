@@ -6,7 +6,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use switchyard_protocol::ModelList;
 use switchyard_runtime::clock::now_ns;
 
@@ -14,12 +13,14 @@ use crate::agent_api;
 use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
-use crate::http::{error_response, json_response, REQUEST_ID_HEADER};
+use crate::http::{error_response, json_response, RequestBody, REQUEST_ID_HEADER};
 use crate::pipeline::{self, health_filter, Endpoint};
 use crate::tenants::{self, Tenant};
 
-/// Entry point for every request.
-pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<Body> {
+/// Entry point for every request: the one router, which both the product's own server
+/// ([`crate::server`]) and the tower service ([`crate::service::Frontend`]) call. Generic over
+/// the request body (hyper's `Incoming`, an embedder's, an in-memory one in tests).
+pub async fn handle<B: RequestBody>(app: Arc<App>, request: Request<B>) -> Response<Body> {
     let request_id = request_id(request.headers());
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();

@@ -3,6 +3,10 @@
 //!
 //! The request path is [`pipeline::generate`]; everything else here is the HTTP edge, the
 //! configuration, metrics and the subcommands that assemble them.
+//!
+//! To run the frontend inside another program, build it with [`embed::Embedded`] and serve
+//! its [`service::Frontend`] (a `tower::Service`) from your own server
+//! (`frontend/examples/embed.rs`).
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -20,6 +24,7 @@ pub mod conn_limits;
 pub mod console;
 pub mod demo;
 pub mod discovery;
+pub mod embed;
 pub mod env_names;
 pub mod error;
 pub mod events;
@@ -40,6 +45,7 @@ pub mod readiness;
 pub mod register_cmd;
 pub mod serve;
 pub mod server;
+pub mod service;
 pub mod telemetry;
 pub mod tenants;
 pub mod tls;

@@ -12,6 +12,7 @@ mod config;
 mod console;
 mod disaggregation;
 mod distributed;
+mod embed;
 mod engines;
 mod errors;
 mod faults;

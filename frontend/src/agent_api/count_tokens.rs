@@ -11,7 +11,6 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use http::{HeaderMap, Response, StatusCode};
-use hyper::body::Incoming;
 use serde_json::{Map, Value};
 use switchyard_kv::PromptKind;
 use switchyard_protocol::bridge::messages_request;
@@ -23,7 +22,7 @@ use super::messages::error_response;
 use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
-use crate::http::json_response;
+use crate::http::{json_response, RequestBody};
 use crate::pipeline::body_limits;
 use crate::pipeline::parse::{self, TypedRequest};
 use crate::pipeline::tracker::Tracker;
@@ -31,7 +30,7 @@ use crate::pipeline::tracker::Tracker;
 /// The `route` label of these requests' metrics.
 pub const ROUTE: &str = "count_tokens";
 
-pub async fn handle(app: &Arc<App>, headers: HeaderMap, body: Incoming) -> Response<Body> {
+pub async fn handle<B: RequestBody>(app: &Arc<App>, headers: HeaderMap, body: B) -> Response<Body> {
     let mut tracker = Tracker::start_route(app, ROUTE);
     match count(app, headers, body, &mut tracker).await {
         Ok(tokens) => {
@@ -48,10 +47,10 @@ pub async fn handle(app: &Arc<App>, headers: HeaderMap, body: Incoming) -> Respo
     }
 }
 
-async fn count(
+async fn count<B: RequestBody>(
     app: &Arc<App>,
     headers: HeaderMap,
-    body: Incoming,
+    body: B,
     tracker: &mut Tracker,
 ) -> Result<usize, ApiError> {
     let (raw, reservation) =

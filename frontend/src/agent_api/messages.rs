@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
-use hyper::body::Incoming;
 use switchyard_protocol::bridge::messages_reply::{self, MessageHead};
 use switchyard_protocol::bridge::messages_request;
 use switchyard_protocol::bridge::messages_stream::MessagesStream;
@@ -17,14 +16,15 @@ use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
 use crate::http::json_response;
+use crate::http::RequestBody;
 use crate::tenants::Lease;
 
 /// The `route` label of these requests' metrics.
 pub const ROUTE: &str = "messages";
 
-pub async fn handle(
+pub async fn handle<B: RequestBody>(
     app: &Arc<App>,
-    (headers, body, lease): (HeaderMap, Incoming, Option<Lease>),
+    (headers, body, lease): (HeaderMap, B, Option<Lease>),
     request_id: &str,
 ) -> Response<Body> {
     let (response, head) = serve_bridged(

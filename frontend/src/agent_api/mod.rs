@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderMap, Response, StatusCode};
-use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use switchyard_protocol::bridge::{BridgeError, StreamBridge};
@@ -27,6 +26,7 @@ use switchyard_runtime::Api;
 use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
+use crate::http::RequestBody;
 use crate::pipeline::body_budget::BodyReservation;
 use crate::pipeline::native::{NativeAnswer, NativeRequest};
 use crate::pipeline::parse::{self, ParsedRequest};
@@ -37,10 +37,10 @@ use stream::BridgedBody;
 /// Reads the body within the limits and decodes it as `T`, naming the offending field.
 /// The reservation holds the body's share of the in-flight body budget until the translated
 /// request is done.
-async fn read<T: DeserializeOwned>(
+async fn read<T: DeserializeOwned, B: RequestBody>(
     app: &App,
     headers: &HeaderMap,
-    body: Incoming,
+    body: B,
 ) -> Result<(T, Bytes, BodyReservation), ApiError> {
     let (raw, reservation) =
         body_limits::read_within(&app.config.http.limits, &app.body_budget, headers, body).await?;
@@ -52,11 +52,11 @@ async fn read<T: DeserializeOwned>(
 /// `R`, keeps what the answer needs from it (`head`), translates it to chat (`to_chat`) and
 /// generates under `route`. The head is `None` when the request was refused before
 /// translation (its error response is then still OpenAI-shaped).
-async fn serve_bridged<R, H>(
+async fn serve_bridged<R, H, B: RequestBody>(
     app: &Arc<App>,
     api: Api,
     route: (&'static str, Option<Lease>),
-    (headers, body, request_id): (HeaderMap, Incoming, &str),
+    (headers, body, request_id): (HeaderMap, B, &str),
     head: fn(&R) -> H,
     to_chat: fn(&R) -> Result<Value, BridgeError>,
 ) -> (Response<Body>, Option<H>)
@@ -168,18 +168,18 @@ fn openai_error(status: StatusCode, body: &[u8]) -> ApiError {
 }
 
 /// Serves `POST /v1/responses`.
-pub async fn responses(
+pub async fn responses<B: RequestBody>(
     app: &Arc<App>,
-    request: (HeaderMap, Incoming, Option<Lease>),
+    request: (HeaderMap, B, Option<Lease>),
     request_id: &str,
 ) -> Response<Body> {
     responses::handle(app, request, request_id).await
 }
 
 /// Serves `POST /v1/messages`.
-pub async fn messages(
+pub async fn messages<B: RequestBody>(
     app: &Arc<App>,
-    request: (HeaderMap, Incoming, Option<Lease>),
+    request: (HeaderMap, B, Option<Lease>),
     request_id: &str,
 ) -> Response<Body> {
     messages::handle(app, request, request_id).await

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use http::{HeaderMap, Response};
-use hyper::body::Incoming;
 use switchyard_protocol::bridge::responses_reply::{self, ResponseHead};
 use switchyard_protocol::bridge::responses_request;
 use switchyard_protocol::bridge::responses_stream::ResponsesStream;
@@ -12,14 +11,15 @@ use super::{serve_bridged, translate_answer};
 use crate::app::App;
 use crate::body::Body;
 use crate::http::error_response;
+use crate::http::RequestBody;
 use crate::tenants::Lease;
 
 /// The `route` label of these requests' metrics.
 pub const ROUTE: &str = "responses";
 
-pub async fn handle(
+pub async fn handle<B: RequestBody>(
     app: &Arc<App>,
-    (headers, body, lease): (HeaderMap, Incoming, Option<Lease>),
+    (headers, body, lease): (HeaderMap, B, Option<Lease>),
     request_id: &str,
 ) -> Response<Body> {
     let (response, head) = serve_bridged(

@@ -4,11 +4,16 @@
 //! depend on it and nothing it depends on depends back (docs/architecture.md, "Module
 //! dependencies").
 //!
+//! The client's request body is any [`RequestBody`], so the same edge serves hyper's
+//! connections, an embedder's server and in-memory test requests.
+//!
 //! The rendering is generic over the response body (`B: From<Bytes>`): the body type itself
 //! ([`crate::body::Body`]) composes the pipeline's relays and so sits above the pipeline.
 
 mod headers;
 mod render;
+mod request_body;
 
 pub use headers::{ACCEL_BUFFERING, INSTANCE_HEADER, REQUEST_ID_HEADER};
 pub use render::{error_response, json_response};
+pub use request_body::{BoxError, RequestBody};

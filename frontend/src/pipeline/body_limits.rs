@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use tokio::time::Sleep;
 
 use super::body_budget::{BodyBudget, BodyReservation};
@@ -19,15 +18,16 @@ use super::parse::{self, ParsedRequest};
 use super::Endpoint;
 use crate::config::HttpLimits;
 use crate::error::ApiError;
+use crate::http::{BoxError, RequestBody};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Reads and decodes the request within `limits`' body timeouts.
-pub async fn parse_within(
+/// Reads and decodes the request within `limits`' body timeouts. Generic over the client's
+/// body (hyper's `Incoming` on the product's own server, whatever an embedder's server or a
+/// test passes): monomorphized, never boxed.
+pub async fn parse_within<B: RequestBody>(
     limits: &HttpLimits,
     budget: &BodyBudget,
     headers: HeaderMap,
-    body: Incoming,
+    body: B,
     endpoint: Endpoint,
 ) -> Result<ParsedRequest, ApiError> {
     let body = IdleTimeout::new(body, Duration::from_millis(limits.body_idle_timeout_ms));
@@ -47,11 +47,11 @@ pub async fn parse_within(
 
 /// Reads the raw body within `limits` (size and timeouts), for callers that decode it
 /// themselves (the agent APIs).
-pub async fn read_within(
+pub async fn read_within<B: RequestBody>(
     limits: &HttpLimits,
     budget: &BodyBudget,
     headers: &HeaderMap,
-    body: Incoming,
+    body: B,
 ) -> Result<(bytes::Bytes, BodyReservation), ApiError> {
     let body = IdleTimeout::new(body, Duration::from_millis(limits.body_idle_timeout_ms));
     let total = Duration::from_millis(limits.body_timeout_ms);

@@ -45,10 +45,10 @@ pub mod validate;
 use std::sync::Arc;
 
 use http::{HeaderMap, Response};
-use hyper::body::Incoming;
 
 use crate::app::App;
 use crate::error::ApiError;
+use crate::http::RequestBody;
 use crate::telemetry::{spans, traced, Trace};
 use crate::tenants::Lease;
 use parse::ParsedRequest;
@@ -96,10 +96,11 @@ impl Endpoint {
 }
 
 /// Serves one generation request; every failure becomes an OpenAI-shaped error response.
-/// `lease` is the caller's tenant hold, when tenants are configured.
-pub async fn generate<Body: AnswerBody>(
+/// `lease` is the caller's tenant hold, when tenants are configured. Generic over the
+/// client's body `B` (only the parse stage reads it; everything after is not generic over it).
+pub async fn generate<B: RequestBody, Body: AnswerBody>(
     app: &Arc<App>,
-    (headers, body, lease): (HeaderMap, Incoming, Option<Lease>),
+    (headers, body, lease): (HeaderMap, B, Option<Lease>),
     endpoint: Endpoint,
     request_id: &str,
 ) -> Response<Body> {
@@ -165,10 +166,10 @@ where
     }
 }
 
-async fn run<Body: AnswerBody>(
+async fn run<B: RequestBody, Body: AnswerBody>(
     app: &Arc<App>,
     headers: HeaderMap,
-    body: Incoming,
+    body: B,
     endpoint: Endpoint,
     request_id: &str,
     tracker: &mut Tracker,
