@@ -9,6 +9,8 @@
 
 mod headers;
 mod render;
+mod token;
 
 pub use headers::{ACCEL_BUFFERING, INSTANCE_HEADER, REQUEST_ID_HEADER};
 pub use render::{error_response, json_response};
+pub use token::constant_time_eq;
