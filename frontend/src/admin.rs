@@ -14,7 +14,7 @@ use crate::admin_plugins;
 use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
-use crate::http::{error_response, json_response};
+use crate::http::{constant_time_eq, error_response, json_response};
 
 #[derive(Serialize)]
 struct InstanceView<'a> {
@@ -108,14 +108,6 @@ fn authorize(app: &App, parts: &Parts) -> Result<(), ApiError> {
     }
 }
 
-/// Compares without an early exit so the token cannot be guessed byte by byte from timing.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 fn instances(app: &App) -> Response<Body> {
     let now = now_ns();
     let all = app.registry.all();
@@ -152,16 +144,4 @@ fn instances(app: &App) -> Response<Body> {
         StatusCode::OK,
         serde_json::json!({ "instances": views }).to_string(),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn constant_time_eq_compares_exactly() {
-        assert!(constant_time_eq(b"secret-token", b"secret-token"));
-        assert!(!constant_time_eq(b"secret-token", b"secret-tokeN"));
-        assert!(!constant_time_eq(b"secret", b"secret-token"));
-    }
 }

@@ -5,6 +5,10 @@
 //! by default), the configured status (429) — with `Retry-After` and an OpenAI error body.
 //! Low-priority requests never wait in the queue: under pressure they go first.
 //!
+//! Admission is the one owner of shedding's bookkeeping: every shed it decides — the
+//! concurrency limit at the door, the capacity check before dispatch or a migration — is
+//! counted here, in `switchyard_requests_shed_total`, and nowhere else.
+//!
 //! Everything here is off by default (no concurrency limit, no capacity thresholds): the
 //! right numbers depend on the workers behind the frontend, so they are set per deployment.
 
@@ -13,12 +17,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderMap;
+use prometheus::IntCounter;
 use serde::{Deserialize, Serialize};
 use switchyard_runtime::Instance;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
-use crate::pipeline::health_filter::PanicPolicy;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -102,19 +106,35 @@ impl OverloadConfig {
     }
 }
 
-/// The frontend-wide concurrency limit.
+/// What to do when no instance of a model is healthy (`overload.panic_policy`; the pipeline's
+/// health filter applies it). Defined beside the rest of the overload settings, below both
+/// the configuration and the pipeline, so that neither depends on the other for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PanicPolicy {
+    /// 503 with `Retry-After`.
+    #[default]
+    FailFast,
+    /// Route to every instance, healthy or not.
+    RouteAll,
+}
+
+/// The frontend-wide concurrency limit and the capacity check, with the shed counter.
 #[derive(Debug)]
 pub struct Admission {
     config: OverloadConfig,
     slots: Option<Arc<Semaphore>>,
+    /// `switchyard_requests_shed_total`.
+    shed: IntCounter,
 }
 
 impl Admission {
-    pub fn new(config: &OverloadConfig) -> Self {
+    pub fn new(config: &OverloadConfig, shed: IntCounter) -> Self {
         Self {
             slots: (config.max_concurrent > 0)
                 .then(|| Arc::new(Semaphore::new(config.max_concurrent))),
             config: config.clone(),
+            shed,
         }
     }
 
@@ -122,6 +142,26 @@ impl Admission {
     /// held until the response (stream included) is finished. `None` when unlimited.
     /// `queued` is the frontend's queue-length gauge; it is also what bounds the queue.
     pub async fn admit(
+        &self,
+        headers: &HeaderMap,
+        queued: &AtomicI64,
+    ) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
+        self.admit_slot(headers, queued)
+            .await
+            .inspect_err(|_| self.shed.inc())
+    }
+
+    /// Sheds the request (counted) when every candidate is over its in-flight or KV-usage
+    /// threshold ([`has_room`]). Costs nothing when no threshold is configured.
+    pub fn check_capacity(
+        &self,
+        headers: &HeaderMap,
+        routable: &[&Arc<Instance>],
+    ) -> Result<(), ApiError> {
+        check_capacity(&self.config, headers, routable).inspect_err(|_| self.shed.inc())
+    }
+
+    async fn admit_slot(
         &self,
         headers: &HeaderMap,
         queued: &AtomicI64,
@@ -206,9 +246,8 @@ pub fn has_room_beyond(
     false
 }
 
-/// Sheds the request when every candidate is over its in-flight or KV-usage threshold.
-/// Costs nothing when no threshold is configured.
-pub fn check_capacity(
+/// The shed error when every candidate is over its in-flight or KV-usage threshold.
+fn check_capacity(
     config: &OverloadConfig,
     headers: &HeaderMap,
     routable: &[&Arc<Instance>],
@@ -229,6 +268,10 @@ mod tests {
     use futures_util::FutureExt;
     use switchyard_runtime::InstanceSpec;
 
+    fn counter() -> IntCounter {
+        IntCounter::new("shed", "shed").unwrap()
+    }
+
     fn low() -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(
@@ -240,12 +283,15 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_queue_is_bounded_and_times_out() {
-        let admission = Admission::new(&OverloadConfig {
-            max_concurrent: 1,
-            max_queue: 1,
-            queue_timeout_ms: 100,
-            ..OverloadConfig::default()
-        });
+        let admission = Admission::new(
+            &OverloadConfig {
+                max_concurrent: 1,
+                max_queue: 1,
+                queue_timeout_ms: 100,
+                ..OverloadConfig::default()
+            },
+            counter(),
+        );
         let q = AtomicI64::new(0);
         let held = admission.admit(&HeaderMap::new(), &q).await.unwrap();
         assert!(held.is_some());
@@ -271,11 +317,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_queued_request_gets_the_freed_slot() {
-        let admission = Admission::new(&OverloadConfig {
-            max_concurrent: 1,
-            max_queue: 4,
-            ..OverloadConfig::default()
-        });
+        let admission = Admission::new(
+            &OverloadConfig {
+                max_concurrent: 1,
+                max_queue: 4,
+                ..OverloadConfig::default()
+            },
+            counter(),
+        );
         let q = AtomicI64::new(0);
         let held = admission.admit(&HeaderMap::new(), &q).await.unwrap();
         let none = HeaderMap::new();
@@ -289,11 +338,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_request_dropped_while_queued_leaves_the_queue() {
-        let admission = Admission::new(&OverloadConfig {
-            max_concurrent: 1,
-            max_queue: 1,
-            ..OverloadConfig::default()
-        });
+        let admission = Admission::new(
+            &OverloadConfig {
+                max_concurrent: 1,
+                max_queue: 1,
+                ..OverloadConfig::default()
+            },
+            counter(),
+        );
         let q = AtomicI64::new(0);
         let _held = admission.admit(&HeaderMap::new(), &q).await.unwrap();
         let none = HeaderMap::new();
@@ -346,5 +398,28 @@ mod tests {
             429
         );
         assert!(check_capacity(&OverloadConfig::default(), &HeaderMap::new(), &[&a]).is_ok());
+    }
+
+    #[tokio::test]
+    async fn admission_counts_every_shed_it_decides() {
+        let shed = counter();
+        let admission = Admission::new(
+            &OverloadConfig {
+                max_concurrent: 1,
+                max_in_flight_per_instance: 1,
+                ..OverloadConfig::default()
+            },
+            shed.clone(),
+        );
+        let q = AtomicI64::new(0);
+        let _held = admission.admit(&HeaderMap::new(), &q).await.unwrap();
+        assert_eq!(shed.get(), 0, "an admitted request is not shed");
+        assert!(admission.admit(&low(), &q).await.is_err());
+        assert_eq!(shed.get(), 1, "the concurrency limit's shed is counted");
+        let a = Arc::new(Instance::new(InstanceSpec::new("a", "m", "http://a"), None));
+        assert!(admission.check_capacity(&HeaderMap::new(), &[&a]).is_ok());
+        let _busy = a.start_request();
+        assert!(admission.check_capacity(&HeaderMap::new(), &[&a]).is_err());
+        assert_eq!(shed.get(), 2, "the capacity check's shed is counted");
     }
 }

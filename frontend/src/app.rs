@@ -131,6 +131,25 @@ impl App {
         registry: Arc<Registry>,
         plugins: Arc<PluginSet>,
     ) -> Result<Arc<Self>, ConfigError> {
+        let client =
+            WorkerClient::try_new(&config.reliability.upstream.client).map_err(|message| {
+                ConfigError::Invalid {
+                    key: "upstream.tls".into(),
+                    message,
+                }
+            })?;
+        Self::with_client(config, registry, plugins, client)
+    }
+
+    /// [`Self::new`] with the worker client given: one over a custom transport
+    /// ([`WorkerClient::from_transport`]) runs the whole request path without sockets — a
+    /// scripted fake worker in unit tests, an embedder's in-process engine.
+    pub fn with_client(
+        config: ServeConfig,
+        registry: Arc<Registry>,
+        plugins: Arc<PluginSet>,
+        client: WorkerClient,
+    ) -> Result<Arc<Self>, ConfigError> {
         let kv = KvSlot::new(KvRouter::approximate(config.routing.kv.clone()));
         let default_routing = ModelRouting::build("routing", &config.routing.default, &kv)?;
         let per_model = config
@@ -154,6 +173,7 @@ impl App {
             key: "metrics".into(),
             message: e.to_string(),
         })?;
+        let admission = Admission::new(&config.reliability.overload, metrics.shed.clone());
         let app =
             Arc::new(Self {
                 tenants: Arc::new(tenants),
@@ -171,12 +191,7 @@ impl App {
                 },
                 prompt_hashers,
                 lora: crate::lora::Lora::new(&config.adapters, Arc::clone(&registry.adapters)),
-                client: WorkerClient::try_new(&config.reliability.upstream.client).map_err(
-                    |message| ConfigError::Invalid {
-                        key: "upstream.tls".into(),
-                        message,
-                    },
-                )?,
+                client,
                 access_log: crate::pipeline::access_writer::AccessWriter::new(
                     metrics.access_log_dropped.clone(),
                 ),
@@ -189,7 +204,7 @@ impl App {
                 draining: AtomicBool::new(false),
                 grace_over: CancellationToken::new(),
                 retry_budget: RetryBudget::new(config.reliability.retry_budget.clone()),
-                admission: Admission::new(&config.reliability.overload),
+                admission,
                 body_budget: BodyBudget::new(
                     config.http.limits.max_inflight_body_bytes,
                     std::time::Duration::from_millis(config.http.limits.body_budget_wait_ms),

@@ -133,7 +133,10 @@ impl LoraEngine {
     async fn exchange<F>(&self, send: F) -> Result<(u16, Bytes), String>
     where
         F: std::future::Future<
-            Output = Result<http::Response<hyper::body::Incoming>, switchyard_runtime::ClientError>,
+            Output = Result<
+                http::Response<switchyard_runtime::WorkerBody>,
+                switchyard_runtime::ClientError,
+            >,
         >,
     {
         let call = async {

@@ -10,6 +10,7 @@
 //! `chat_templates`, `tenants`, `adapters`): a list of things the operator names reads better
 //! at the top than nested in a section (docs/configuration.md states the rule).
 
+mod disaggregation;
 mod discovery;
 mod events;
 mod http;
@@ -24,6 +25,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use switchyard_runtime::PolicyConfig;
 
+pub use disaggregation::{DisaggregationConfig, OnPrefillFailure, PdProtocol};
 pub use discovery::{DiscoveryKind, DiscoverySection, EtcdSection, KubernetesSection};
 pub use events::{EventsSection, NatsSection};
 pub use http::{HttpLimits, HttpSection};

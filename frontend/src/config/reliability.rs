@@ -145,7 +145,7 @@ mod tests {
         assert_eq!(section.upstream.client.connect_timeout_ms, 1_000);
         assert_eq!(
             section.overload.panic_policy,
-            crate::pipeline::health_filter::PanicPolicy::RouteAll
+            crate::admission::PanicPolicy::RouteAll
         );
         assert!(
             serde_yaml::from_str::<ReliabilitySection>("overload: { panic_policy: yolo }\n")

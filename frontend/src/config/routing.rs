@@ -27,7 +27,7 @@ pub struct RoutingSection {
     /// Per-model tokenizers (`model: path`), overriding `tokenizer`.
     pub tokenizers: BTreeMap<String, String>,
     /// Disaggregated prefill and decode (`docs/disaggregation.md`).
-    pub disaggregation: crate::pipeline::pd::config::DisaggregationConfig,
+    pub disaggregation: super::DisaggregationConfig,
     /// Write every routing decision's inputs and outputs as JSONL here (for `plugin replay`).
     pub record_decisions: Option<String>,
 }

@@ -13,7 +13,9 @@
 mod headers;
 mod render;
 mod request_body;
+mod token;
 
 pub use headers::{ACCEL_BUFFERING, INSTANCE_HEADER, REQUEST_ID_HEADER};
 pub use render::{error_response, json_response};
 pub use request_body::{BoxError, RequestBody};
+pub use token::constant_time_eq;

@@ -27,7 +27,6 @@ use super::parse::ParsedRequest;
 use super::preprocess::Prepared;
 use super::tracker::Tracker;
 use super::upstream::{send, Upstream};
-use crate::admission;
 use crate::app::App;
 use crate::error::ApiError;
 
@@ -102,14 +101,7 @@ pub async fn dispatch(
     // same instant may briefly exceed `max_in_flight_per_instance`, as concurrent arrivals can
     // without flow control.
     if !app.flow.enabled() {
-        admission::check_capacity(
-            &app.config.reliability.overload,
-            &request.headers,
-            candidates,
-        )
-        .inspect_err(|_| {
-            app.metrics.shed.inc();
-        })?;
+        app.admission.check_capacity(&request.headers, candidates)?;
     }
     if routable.panic {
         app.metrics.panic_routed.inc();
@@ -332,3 +324,7 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+#[path = "dispatch_tests.rs"]
+mod socket_free;

@@ -9,23 +9,12 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use switchyard_runtime::clock::now_ns;
 use switchyard_runtime::health::HealthStatus;
 use switchyard_runtime::{Instance, Registry};
 
+use crate::admission::PanicPolicy;
 use crate::error::ApiError;
-
-/// What to do when no instance of a model is healthy.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PanicPolicy {
-    /// 503 with `Retry-After`.
-    #[default]
-    FailFast,
-    /// Route to every instance, healthy or not.
-    RouteAll,
-}
 
 /// The instances a request may be sent to.
 #[derive(Debug)]

@@ -23,7 +23,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::HeaderMap;
-use hyper::body::Incoming;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -31,7 +30,7 @@ use serde_json::{json, Value};
 use switchyard_protocol::{CompletionRequest, Prompt, Usage};
 use switchyard_runtime::clock::now_ns;
 use switchyard_runtime::health::HealthStatus;
-use switchyard_runtime::{Instance, WorkerApi};
+use switchyard_runtime::{Instance, WorkerApi, WorkerBody};
 
 use super::chat_continuation::chat_continuation;
 use super::migrate_usage::segment_tokens;
@@ -40,13 +39,12 @@ use super::parse::{ParsedRequest, TypedRequest};
 use super::preprocess::UpstreamRequest;
 use super::upstream::{self, StreamStart};
 use super::Endpoint;
-use crate::admission;
 use crate::app::App;
 use crate::translate;
 
 /// The continuation being set up: resolves to the new stream's start, or why none could be had.
 /// Boxed once per migration, never per event.
-pub type Resume<B = Incoming> =
+pub type Resume<B = WorkerBody> =
     Pin<Box<dyn Future<Output = Result<StreamStart<B>, String>> + Send>>;
 
 /// Starts the exchange for a continuation: [`connect`] in the product; a relay under test
@@ -491,10 +489,7 @@ pub async fn resume(app: Arc<App>, cont: Continue) -> Result<StreamStart, String
             break;
         }
         let refs: Vec<&Arc<Instance>> = candidates.iter().collect();
-        if let Err(shed) =
-            admission::check_capacity(&app.config.reliability.overload, &HeaderMap::new(), &refs)
-        {
-            app.metrics.shed.inc();
+        if let Err(shed) = app.admission.check_capacity(&HeaderMap::new(), &refs) {
             return Err(format!("could not migrate the stream: {}", shed.message));
         }
         let permit = match attempt {

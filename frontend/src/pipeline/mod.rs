@@ -23,6 +23,8 @@ pub mod candidates;
 pub mod chat_continuation;
 pub mod dispatch;
 pub mod failure;
+#[cfg(test)]
+pub(crate) mod fake_worker;
 pub mod health_filter;
 pub mod inband;
 pub mod latency;
@@ -206,10 +208,7 @@ async fn run_parsed<Body: AnswerBody>(
     let permit = traced!(
         spans::admission(),
         app.admission.admit(&request.headers, &app.metrics.queued)
-    )
-    .inspect_err(|_| {
-        app.metrics.shed.inc();
-    })?;
+    )?;
     let instances = candidates::for_request(&app.registry, &app.lora.catalog, &request)?;
     tracker.set_model(request.model());
     let routing = app.routing(&crate::lora::routing_model(

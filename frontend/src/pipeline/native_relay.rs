@@ -20,9 +20,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::Frame;
-use hyper::body::Incoming;
 use switchyard_protocol::sse::{Event, Framer};
-use switchyard_runtime::{Api, InFlightGuard, Instance};
+use switchyard_runtime::{Api, InFlightGuard, Instance, WorkerBody};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::WaitForCancellationFutureOwned;
@@ -35,8 +34,9 @@ use super::upstream::StreamStart;
 use super::upstream_pull::{pull, Pulled, StallClock};
 use crate::app::App;
 
-pub struct NativeRelay {
-    upstream: Option<Incoming>,
+/// `B` is the worker's response body ([`WorkerBody`] in the product; tests script one).
+pub struct NativeRelay<B = WorkerBody> {
+    upstream: Option<B>,
     framer: Framer,
     out: VecDeque<Bytes>,
     events: NativeEvents,
@@ -54,11 +54,15 @@ pub struct NativeRelay {
     grace_over: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
 }
 
-impl NativeRelay {
+impl<B> NativeRelay<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
     pub fn new(
         app: &Arc<App>,
         api: Api,
-        start: StreamStart,
+        start: StreamStart<B>,
         tracker: Tracker,
         permit: Option<OwnedSemaphorePermit>,
         request_id: &str,
@@ -196,7 +200,11 @@ impl NativeRelay {
     }
 }
 
-impl http_body::Body for NativeRelay {
+impl<B> http_body::Body for NativeRelay<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
     type Data = Bytes;
     type Error = Infallible;
 
@@ -233,3 +241,7 @@ impl http_body::Body for NativeRelay {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "native_relay_tests.rs"]
+mod tests;

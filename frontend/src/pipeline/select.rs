@@ -85,7 +85,7 @@ fn wants_explanation(app: &App, headers: &HeaderMap) -> bool {
         app.config.http.admin.explain_token.as_deref(),
     ) {
         (Some(given), Some(token)) => {
-            crate::admin::constant_time_eq(given.as_bytes(), token.as_bytes())
+            crate::http::constant_time_eq(given.as_bytes(), token.as_bytes())
         }
         _ => false,
     }

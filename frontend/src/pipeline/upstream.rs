@@ -9,11 +9,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{StatusCode, Uri};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use hyper::body::Incoming;
 use serde::Deserialize;
 use switchyard_protocol::sse::{Event, Framer};
 use switchyard_protocol::Usage;
-use switchyard_runtime::client::ClientError;
+use switchyard_runtime::client::{ClientError, WorkerBody};
 use switchyard_runtime::clock::now_ns;
 use switchyard_runtime::observe::Outcome;
 use switchyard_runtime::{InFlightGuard, Instance};
@@ -44,8 +43,9 @@ pub enum Upstream {
     Stream(StreamStart),
 }
 
-/// `B` is the worker's response body: hyper's in the product, an in-memory one in tests.
-pub struct StreamStart<B = Incoming> {
+/// `B` is the worker's response body: [`WorkerBody`] from the worker client (hyper's in the
+/// product, a scripted one in tests); a relay under test may use any body.
+pub struct StreamStart<B = WorkerBody> {
     pub instance: Arc<Instance>,
     pub guard: InFlightGuard,
     pub body: B,
@@ -125,8 +125,10 @@ pub(crate) async fn send(
         fail(cause, format!("no response within {ms} ms"))
     })?
     .map_err(|e| match &e {
-        ClientError::Connect(source) => fail(Cause::of_connect_error(source), e.to_string()),
         ClientError::Request(_) => fail(Cause::InvalidUrl, e.to_string()),
+        ClientError::Connect(_) | ClientError::Transport(_) => {
+            fail(Cause::of_connect_error(&e), e.to_string())
+        }
     })?;
 
     let status = response.status();
@@ -226,7 +228,7 @@ fn observe_ok(app: &App, instance: &Instance, started: Instant) {
 }
 
 async fn read_whole(
-    body: Incoming,
+    body: WorkerBody,
     instance: &Instance,
     limits: &UpstreamConfig,
 ) -> Result<Bytes, Failure> {
@@ -259,11 +261,11 @@ async fn read_whole(
 /// Reads until the first whole SSE event, so a worker that fails before producing anything
 /// can still be retried on another instance.
 async fn first_event(
-    mut body: Incoming,
+    mut body: WorkerBody,
     deadline: Instant,
     instance: &Instance,
     timeout_ms: u64,
-) -> Result<(Incoming, Framer, Event), Failure> {
+) -> Result<(WorkerBody, Framer, Event), Failure> {
     let fail = |cause, detail: String| Failure::new(cause, instance.id(), detail);
     let mut framer = Framer::default();
     loop {
@@ -299,7 +301,7 @@ async fn first_event(
 }
 
 /// A short, bounded excerpt of a worker's error body for the logs (never the client).
-async fn read_error_detail(body: Incoming) -> String {
+async fn read_error_detail(body: WorkerBody) -> String {
     let read = tokio::time::timeout(
         Duration::from_secs(2),
         Limited::new(body, 16 * 1024).collect(),

@@ -8,7 +8,7 @@ use wasmtime::{Config, Engine};
 
 use crate::bindings::{filtering, health_assessment, lifecycle, picking, scoring};
 use crate::host_state::HostState;
-use crate::plugin_host::build_linker;
+use crate::linker::build_linker;
 use crate::{Error, PluginKind, Result};
 
 /// Compiles `bytes` and returns the plugin kinds it implements, in pipeline order

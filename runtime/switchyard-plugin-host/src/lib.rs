@@ -37,6 +37,7 @@ mod host_state;
 mod instance;
 mod kind;
 mod limits;
+mod linker;
 mod plugin;
 mod plugin_host;
 mod quarantine;

@@ -5,12 +5,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::bindings::Router;
 use crate::compile_cache::{CompileCache, Lookup};
 use crate::host_state::HostState;
+use crate::linker::build_linker;
 use crate::ticker::Ticker;
 use crate::{detect, Error, HostConfig, LoadedPlugin, PluginKind, PluginLimits, Result};
 
@@ -160,15 +160,4 @@ fn engine_config(config: &HostConfig) -> Config {
         cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     cfg
-}
-
-pub(crate) fn build_linker(engine: &Engine) -> Result<Linker<HostState>> {
-    let mut linker = Linker::new(engine);
-    let setup = |e: wasmtime::Error| Error::Host(format!("linker setup: {e:#}"));
-    Router::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
-        .map_err(setup)?;
-    // Python and JS runtimes import WASI; the context they get grants nothing.
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(setup)?;
-    crate::wasi_nonblocking::shadow_blocking_calls(&mut linker).map_err(setup)?;
-    Ok(linker)
 }

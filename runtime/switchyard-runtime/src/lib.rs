@@ -30,7 +30,7 @@ pub mod template;
 pub mod templates;
 
 pub use apis::Api;
-pub use client::{ClientConfig, ClientError, WorkerClient};
+pub use client::{ClientConfig, ClientError, Transport, WorkerBody, WorkerClient};
 pub use discovery::{DiscoveryEvent, DiscoveryState};
 pub use instance::{Engine, InstanceSpec, WorkerApi, WorkerAuth};
 pub use live::{EngineReport, InFlightGuard, Instance, ReportSource};

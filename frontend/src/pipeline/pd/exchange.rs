@@ -60,12 +60,10 @@ pub async fn prefill(
             .post_json(uri, body, request_id, instance.spec.auth_header())
             .await
             .map_err(|e| match &e {
-                switchyard_runtime::ClientError::Connect(source) => {
-                    fail(Cause::of_connect_error(source), e.to_string())
-                }
                 switchyard_runtime::ClientError::Request(_) => {
                     fail(Cause::InvalidUrl, e.to_string())
                 }
+                _ => fail(Cause::of_connect_error(&e), e.to_string()),
             })?;
         let status = response.status();
         let read = Limited::new(response.into_body(), limits.max_response_bytes)

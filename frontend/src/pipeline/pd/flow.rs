@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use switchyard_runtime::Instance;
 
-use super::config::OnPrefillFailure;
 use super::exchange::{self, PrefillError};
 use super::{sglang, vllm};
 use crate::app::App;
+use crate::config::OnPrefillFailure;
 use crate::pipeline::failure::Failure;
 use crate::pipeline::outcome;
 use crate::pipeline::parse::ParsedRequest;

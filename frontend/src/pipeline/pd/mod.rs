@@ -12,7 +12,6 @@
 //! instance (or, with `on_prefill_failure: retry`, tries the next prefill instance first).
 
 pub mod body;
-pub mod config;
 pub mod decide;
 pub mod exchange;
 mod flow;
@@ -32,7 +31,7 @@ use super::preprocess::{self, Prepared, UpstreamRequest};
 use super::tracker::Tracker;
 use super::upstream::Upstream;
 use crate::app::App;
-use config::{OnPrefillFailure, PdProtocol};
+use crate::config::{OnPrefillFailure, PdProtocol};
 use decide::Inputs;
 
 pub use metrics::PdMetrics;

@@ -27,10 +27,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::Frame;
-use hyper::body::Incoming;
 use switchyard_protocol::sse::{encode_data, encode_done, Event, Framer};
 use switchyard_protocol::ErrorBody;
-use switchyard_runtime::{InFlightGuard, Instance};
+use switchyard_runtime::{InFlightGuard, Instance, WorkerBody};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::WaitForCancellationFutureOwned;
@@ -83,7 +82,7 @@ enum Next<B> {
 
 /// A live SSE relay from one worker (or, after migration, a succession of workers) to one
 /// client.
-pub struct RelayBody<B = Incoming> {
+pub struct RelayBody<B = WorkerBody> {
     phase: Phase<B>,
     framer: Framer,
     out: VecDeque<Bytes>,

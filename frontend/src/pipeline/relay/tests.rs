@@ -1,7 +1,6 @@
 //! The relay's transitions driven without sockets: the worker's body is a script in memory,
 //! the client is a loop of `poll_frame` calls, and time is tokio's paused clock.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -9,59 +8,19 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body::{Body as _, Frame};
+use http_body::Body as _;
 use http_body_util::Full;
 use switchyard_protocol::sse::Framer;
 use switchyard_runtime::{Instance, InstanceSpec};
 
 use super::state::{RelayBody, RelayParts};
 use crate::app::App;
+use crate::pipeline::fake_worker::{event, Part, Script};
 use crate::pipeline::migrate::{self, Continue, Migration, Resume};
 use crate::pipeline::parse::{self, ParsedRequest};
 use crate::pipeline::tracker::Tracker;
 use crate::pipeline::upstream::StreamStart;
 use crate::pipeline::Endpoint;
-
-/// One step of a scripted worker body.
-enum Part {
-    Data(&'static str),
-    /// The worker has nothing yet (the poll returns `Pending`).
-    Wait,
-    /// The connection breaks.
-    Break,
-}
-
-/// A worker's response body played from a script; it ends (EOF) when the script does, and
-/// says when it was dropped (the connection closed, which cancels the generation).
-struct Script {
-    parts: VecDeque<Part>,
-    dropped: Arc<AtomicBool>,
-}
-
-impl Drop for Script {
-    fn drop(&mut self) {
-        self.dropped.store(true, Ordering::SeqCst);
-    }
-}
-
-impl http_body::Body for Script {
-    type Data = Bytes;
-    type Error = &'static str;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, &'static str>>> {
-        match self.parts.pop_front() {
-            None => Poll::Ready(None),
-            Some(Part::Data(s)) => {
-                Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(s.as_bytes())))))
-            }
-            Some(Part::Wait) => Poll::Pending,
-            Some(Part::Break) => Poll::Ready(Some(Err("connection reset"))),
-        }
-    }
-}
 
 const STALL_MS: u64 = 1_000;
 
@@ -88,10 +47,6 @@ fn chunk(text: &str) -> String {
     )
 }
 
-fn event(data: &str) -> &'static str {
-    Box::leak(format!("data: {data}\n\n").into_boxed_str())
-}
-
 const USAGE_ONLY: &str = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
 
 /// A stream start on `instance` whose first event is `first`, the rest scripted.
@@ -103,11 +58,7 @@ fn start(
     let mut framer = Framer::default();
     framer.push(event(first).as_bytes());
     let first = framer.next_event().unwrap().unwrap();
-    let dropped = Arc::new(AtomicBool::new(false));
-    let body = Script {
-        parts: parts.into(),
-        dropped: Arc::clone(&dropped),
-    };
+    let (body, dropped) = Script::new(parts);
     let start = StreamStart {
         instance: Arc::clone(instance),
         guard: instance.start_request(),
