@@ -1,6 +1,7 @@
 //! CPU cost of serving a streamed request through the agent-API bridges: a 16-token chat
-//! stream, as the relay sends it, rewritten into the Responses and the Messages event
-//! streams (re-framing included), next to re-framing the same chat stream alone.
+//! stream, as the relay sends it (one frame per event), rewritten into the Responses and the
+//! Messages event streams the way the frontend feeds them ([`RelayFrames`]), next to
+//! re-framing the same chat stream alone.
 
 use std::hint::black_box;
 
@@ -9,6 +10,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use switchyard_protocol::bridge::chat_out::Chunk;
 use switchyard_protocol::bridge::chunk_scan::scan;
 use switchyard_protocol::bridge::messages_stream::MessagesStream;
+use switchyard_protocol::bridge::relay_frames::RelayFrames;
 use switchyard_protocol::bridge::responses_stream::ResponsesStream;
 use switchyard_protocol::bridge::StreamBridge;
 use switchyard_protocol::sse::Framer;
@@ -32,16 +34,32 @@ fn chat_stream() -> Vec<u8> {
     s
 }
 
-fn run(data: &[u8], mut bridge: Option<Box<dyn StreamBridge>>) -> usize {
+/// The stream as the relay's frames: one whole event each.
+fn frames(data: &[u8]) -> Vec<Vec<u8>> {
+    data.split_inclusive(|&b| b == b'\n')
+        .collect::<Vec<_>>()
+        .chunks(2)
+        .map(|lines| lines.concat())
+        .collect()
+}
+
+/// Re-framing alone (for scale: what a consumer of the raw bytes pays).
+fn reframe(data: &[u8]) -> usize {
     let mut framer = Framer::default();
-    let mut out = BytesMut::new();
     let mut n = 0;
     framer.push(black_box(data));
     while let Ok(Some(event)) = framer.next_event() {
-        match &mut bridge {
-            Some(b) => b.event(&event.data, &mut out),
-            None => n += event.data.len(),
-        }
+        n += event.data.len();
+    }
+    n
+}
+
+fn bridge(frames: &[Vec<u8>], mut bridge: Box<dyn StreamBridge>) -> usize {
+    let mut feed = RelayFrames::default();
+    let mut out = BytesMut::new();
+    let mut n = 0;
+    for frame in frames {
+        feed.feed(black_box(frame), bridge.as_mut(), &mut out);
         // The body hands each event's bytes to hyper as one frame.
         n += out.split().len();
     }
@@ -50,6 +68,8 @@ fn run(data: &[u8], mut bridge: Option<Box<dyn StreamBridge>>) -> usize {
 
 fn bridges(c: &mut Criterion) {
     let data = chat_stream();
+    let frames = frames(&data);
+    assert_eq!(frames.len(), 19);
     let responses: serde_json::Value =
         serde_json::json!({"model":"m","input":"hi","max_output_tokens":16,"stream":true});
     let responses = serde_json::from_value(responses).unwrap_or_else(|e| panic!("{e}"));
@@ -58,7 +78,7 @@ fn bridges(c: &mut Criterion) {
     let messages = serde_json::from_value(messages).unwrap_or_else(|e| panic!("{e}"));
     let mut group = c.benchmark_group("agent_bridge_16_tokens");
     group.throughput(Throughput::Elements(16));
-    group.bench_function("chat_reframe_only", |b| b.iter(|| run(&data, None)));
+    group.bench_function("chat_reframe_only", |b| b.iter(|| reframe(&data)));
     // The share of the bridges' cost that is decoding the chat chunks: the scanner the
     // bridges use, and serde's full decode of the same chunks for comparison.
     group.bench_function("chat_reframe_and_scan", |b| {
@@ -88,10 +108,10 @@ fn bridges(c: &mut Criterion) {
         })
     });
     group.bench_function("responses", |b| {
-        b.iter(|| run(&data, Some(Box::new(ResponsesStream::new(&responses)))))
+        b.iter(|| bridge(&frames, Box::new(ResponsesStream::new(&responses))))
     });
     group.bench_function("messages", |b| {
-        b.iter(|| run(&data, Some(Box::new(MessagesStream::new(&messages)))))
+        b.iter(|| bridge(&frames, Box::new(MessagesStream::new(&messages))))
     });
     group.finish();
 }

@@ -39,11 +39,11 @@ pub async fn handle<B: RequestBody>(
     let Some(head) = head else {
         return reshape_error(response, error_response);
     };
-    let stream_head = head.clone();
     let response = translate_answer(
         response,
-        |body| messages_reply::from_chat(&head, body),
-        || Box::new(MessagesStream::with_head(stream_head)),
+        head,
+        messages_reply::from_chat,
+        |head| Box::new(MessagesStream::with_head(head)),
         error_response,
     );
     reshape_error(response, error_response)

@@ -103,13 +103,15 @@ fn chat_request(
     })
 }
 
-/// Rewrites the chat pipeline's answer for the client's API: a stream through `bridge`, a
-/// whole completion through `whole` (a worker reply it cannot read is a 502 rendered by
-/// `error`). Error responses pass unchanged (OpenAI-shaped; see [`reshape_error`]).
-fn translate_answer(
+/// Rewrites the chat pipeline's answer for the client's API with what the request kept
+/// (`head`): a stream through `bridge`, a whole completion through `whole` (a worker reply it
+/// cannot read is a 502 rendered by `error`). Error responses pass unchanged (OpenAI-shaped;
+/// see [`reshape_error`]). The head moves into the stream's bridge rather than being cloned.
+fn translate_answer<H>(
     response: Response<Body>,
-    whole: impl FnOnce(&[u8]) -> Result<Vec<u8>, String>,
-    bridge: impl FnOnce() -> Box<dyn StreamBridge>,
+    head: H,
+    whole: fn(&H, &[u8]) -> Result<Vec<u8>, String>,
+    bridge: fn(H) -> Box<dyn StreamBridge>,
     error: impl FnOnce(&ApiError) -> Response<Body>,
 ) -> Response<Body> {
     if response.extensions().get::<NativeAnswer>().is_some() {
@@ -118,11 +120,11 @@ fn translate_answer(
     let (parts, body) = response.into_parts();
     match body {
         Body::Relay(relay) => {
-            let bridged = BridgedBody::new(Body::Relay(relay), bridge());
+            let bridged = BridgedBody::new(Body::Relay(relay), bridge(head));
             Response::from_parts(parts, Body::Bridged(Box::new(bridged)))
         }
         Body::Full(bytes) if parts.status.is_success() => {
-            match whole(bytes.as_deref().unwrap_or_default()) {
+            match whole(&head, bytes.as_deref().unwrap_or_default()) {
                 Ok(body) => Response::from_parts(parts, Body::full(body)),
                 Err(message) => error(&ApiError::bad_gateway(message)),
             }

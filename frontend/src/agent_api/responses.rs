@@ -34,11 +34,11 @@ pub async fn handle<B: RequestBody>(
     let Some(head) = head else {
         return response; // refused before translation: already an OpenAI-shaped error
     };
-    let stream_head = head.clone();
     translate_answer(
         response,
-        |body| responses_reply::from_chat(&head, body),
-        || Box::new(ResponsesStream::with_head(stream_head)),
+        head,
+        responses_reply::from_chat,
+        |head| Box::new(ResponsesStream::with_head(head)),
         error_response,
     )
 }

@@ -1,7 +1,8 @@
 //! A response body that rewrites the chat relay's SSE events into another API's events.
 //!
-//! It re-frames what the relay sends (whole `data:` events: chunks, an in-band error event,
-//! `[DONE]`) and feeds each to a [`StreamBridge`]. If the relay ends without `[DONE]` — it
+//! The relay sends whole `data:` events, one per frame (chunks, an in-band error event,
+//! `[DONE]`); each payload is handed to a [`StreamBridge`] as a slice of its frame, without
+//! framing the stream again ([`RelayFrames`]). If the relay ends without `[DONE]` — it
 //! should not — the bridge still ends the client's stream with its API's failure event.
 
 use std::convert::Infallible;
@@ -10,14 +11,14 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use http_body::Frame;
+use switchyard_protocol::bridge::relay_frames::RelayFrames;
 use switchyard_protocol::bridge::StreamBridge;
-use switchyard_protocol::sse::Framer;
 
 use crate::body::Body;
 
 pub struct BridgedBody {
     inner: Body,
-    framer: Framer,
+    frames: RelayFrames,
     bridge: Box<dyn StreamBridge>,
     out: BytesMut,
     /// The inner body has ended.
@@ -28,21 +29,10 @@ impl BridgedBody {
     pub fn new(inner: Body, bridge: Box<dyn StreamBridge>) -> Self {
         Self {
             inner,
-            framer: Framer::default(),
+            frames: RelayFrames::default(),
             bridge,
             out: BytesMut::new(),
             ended: false,
-        }
-    }
-
-    fn on_data(&mut self, data: &[u8]) {
-        self.framer.push(data);
-        loop {
-            match self.framer.next_event() {
-                Ok(Some(event)) => self.bridge.event(&event.data, &mut self.out),
-                Ok(None) => return,
-                Err(e) => return self.bridge.failed(&e.to_string(), &mut self.out),
-            }
         }
     }
 }
@@ -68,7 +58,7 @@ impl http_body::Body for BridgedBody {
             match Pin::new(&mut this.inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Some(data) = frame.data_ref() {
-                        this.on_data(data);
+                        this.frames.feed(data, this.bridge.as_mut(), &mut this.out);
                     }
                 }
                 Poll::Ready(Some(Err(never))) => match never {},

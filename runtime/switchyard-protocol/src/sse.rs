@@ -200,6 +200,17 @@ pub fn encode_data(payload: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// The payload of `frame` when it is exactly one event in the canonical form
+/// [`encode_data`] writes (`data: <payload>\n\n`, the payload on one line): what the
+/// [`Framer`] would take out of it, as a slice of it. A consumer of a relay that sends one
+/// whole canonical event per frame reads the payloads this way instead of framing again.
+pub fn canonical_payload(frame: &[u8]) -> Option<&[u8]> {
+    let payload = frame.strip_prefix(b"data: ")?.strip_suffix(b"\n\n")?;
+    memchr::memchr2(b'\n', b'\r', payload)
+        .is_none()
+        .then_some(payload)
+}
+
 /// The terminal event.
 pub fn encode_done() -> Bytes {
     Bytes::from_static(b"data: [DONE]\n\n")
@@ -268,6 +279,35 @@ mod tests {
         }
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].encoded(), encode_data(b"x"));
+    }
+
+    #[test]
+    fn a_canonical_frame_yields_the_payload_the_framer_would() {
+        let canonical: [(&[u8], &[u8]); 4] = [
+            (b"data: {\"a\":1}\n\n", b"{\"a\":1}"),
+            (b"data: \n\n", b""),
+            (b"data:  lead\n\n", b" lead"),
+            (b"data: [DONE]\n\n", b"[DONE]"),
+        ];
+        for (frame, payload) in canonical {
+            assert_eq!(canonical_payload(frame), Some(payload));
+            let mut f = Framer::default();
+            f.push(frame);
+            assert_eq!(f.next_event().unwrap().unwrap().data, payload);
+            assert!(!f.has_partial());
+        }
+        // Whole events in another form, several events, or part of one: left to a framer.
+        let other: [&[u8]; 6] = [
+            b"data: l1\ndata: l2\n\n",
+            b"data: a\rb\n\n",
+            b"data: x\r\n\r\n",
+            b"data:x\n\n",
+            b": comment\n\ndata: y\n\n",
+            b"data: z\n",
+        ];
+        for frame in other {
+            assert_eq!(canonical_payload(frame), None, "{frame:?}");
+        }
     }
 
     #[test]

@@ -50,14 +50,69 @@ pub struct FunctionCall {
     pub arguments: Option<String>,
 }
 
-/// One streamed chat chunk. The bridges read it with [`super::chunk_scan::scan`]; this
+/// One streamed chat chunk. The bridges read it with [`super::chunk_scan::ChunkScanner`]; this
 /// derive is the reference decode the scanner's tests compare against.
 #[derive(Debug, PartialEq, Deserialize)]
 pub struct Chunk<'a> {
     #[serde(default, borrow)]
-    pub choices: Vec<ChunkChoice<'a>>,
+    pub choices: Choices<'a>,
     #[serde(default)]
     pub usage: Option<Usage>,
+}
+
+/// A chunk's choices. The bridges ask for one, so nearly every chunk has exactly one: it is
+/// kept inline, and only further choices take a `Vec` (no allocation per streamed token).
+#[derive(Debug, Default, PartialEq)]
+pub struct Choices<'a> {
+    first: Option<ChunkChoice<'a>>,
+    rest: Vec<ChunkChoice<'a>>,
+}
+
+impl<'a> Choices<'a> {
+    pub fn push(&mut self, choice: ChunkChoice<'a>) {
+        if self.first.is_none() {
+            self.first = Some(choice);
+        } else {
+            self.rest.push(choice);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    pub fn get(&self, i: usize) -> Option<&ChunkChoice<'a>> {
+        match i {
+            0 => self.first.as_ref(),
+            _ => self.rest.get(i - 1),
+        }
+    }
+
+    /// The choices in the order the chunk lists them.
+    pub fn iter(&self) -> impl Iterator<Item = &ChunkChoice<'a>> {
+        self.first.iter().chain(&self.rest)
+    }
+}
+
+impl<'a> FromIterator<ChunkChoice<'a>> for Choices<'a> {
+    fn from_iter<I: IntoIterator<Item = ChunkChoice<'a>>>(iter: I) -> Self {
+        let mut choices = Self::default();
+        for choice in iter {
+            choices.push(choice);
+        }
+        choices
+    }
+}
+
+/// Decoded as the JSON array it is.
+impl<'de: 'a, 'a> Deserialize<'de> for Choices<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::<ChunkChoice<'a>>::deserialize(deserializer).map(|v| v.into_iter().collect())
+    }
 }
 
 #[derive(Debug, PartialEq, Deserialize)]

@@ -15,7 +15,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::chat_out::{Chunk, ChunkChoice, Delta};
+use super::chat_out::{Choices, Chunk, ChunkChoice, Delta};
 
 /// serde_json's nesting limit for decoded values. Skipping recurses, so it is bounded too
 /// (serde_json steps over ignored values iteratively, without a limit: a deliberate
@@ -36,17 +36,169 @@ impl std::error::Error for ScanError {}
 
 type Result<T> = std::result::Result<T, ScanError>;
 
+/// A scanned chunk, and whether its top level has an `error` key (an in-band error event
+/// is then the likelier reading: see [`super::read_chunk`]).
+#[derive(Debug, PartialEq)]
+pub struct Scanned<'a> {
+    pub chunk: Chunk<'a>,
+    pub error_key: bool,
+}
+
 /// Reads the parts of one streamed chat chunk that the bridges use.
 pub fn scan(data: &[u8]) -> Result<Chunk<'_>> {
-    let mut cur = Cursor { data, pos: 0 };
+    scan_from(data, None).map(|(scanned, _, _)| scanned.chunk)
+}
+
+/// Scans the chunks of one stream, remembering what the last chunk's top level held before
+/// its first key that is read (`choices`, `usage`, `error`).
+///
+/// Why: an engine writes the same `{"id":…,"object":…,"created":…,"model":…,` before
+/// `choices` in every chunk of a stream — most of a chunk's bytes, and all of them stepped
+/// over. Those bytes parse the same way wherever they appear (the parse of a prefix depends
+/// on its bytes only, and it holds no read key), so a chunk that starts with them resumes
+/// right after them, at a key of the top-level object, and reads exactly what a full scan
+/// would. A chunk that starts differently is scanned from its first byte and becomes the
+/// new reference.
+///
+/// It also remembers the last chunk that was one plain text token — one choice whose delta
+/// holds one escape-free `content` string, nothing else read — as the bytes around that
+/// string ([`Shape`]). The next such token differs only in the string, and the parse of
+/// the bytes around it cannot depend on an escape-free string's contents; so a chunk made
+/// of the same bytes around a string that is escape-free and UTF-8 is that token, without
+/// being parsed (the common case: every token of a text stream after the second).
+#[derive(Debug, Default, Clone)]
+pub struct ChunkScanner {
+    prefix: Vec<u8>,
+    shape: Option<Shape>,
+}
+
+/// A text-token chunk as the bytes before and after its `content` string's body.
+#[derive(Debug, Clone, Default)]
+struct Shape {
+    /// Everything up to the string's opening quote, included.
+    head: Vec<u8>,
+    /// Everything from the string's closing quote on.
+    tail: Vec<u8>,
+    /// The choice's index.
+    index: u32,
+}
+
+impl Shape {
+    /// The token of `data`, if it has this shape.
+    fn token<'a>(&self, data: &'a [u8]) -> Option<&'a str> {
+        let end = data.len().checked_sub(self.tail.len())?;
+        if end < self.head.len() || !data.starts_with(&self.head) || !data.ends_with(&self.tail) {
+            return None;
+        }
+        let body = &data[self.head.len()..end];
+        if plain_run(body) != body.len() {
+            return None;
+        }
+        std::str::from_utf8(body).ok()
+    }
+
+    fn chunk<'a>(&self, token: &'a str) -> Chunk<'a> {
+        let mut choices = Choices::default();
+        choices.push(ChunkChoice {
+            index: self.index,
+            delta: Delta {
+                content: Some(Cow::Borrowed(token)),
+                tool_calls: None,
+            },
+            finish_reason: None,
+            stop_reason: None,
+        });
+        Chunk {
+            choices,
+            usage: None,
+        }
+    }
+
+    /// The choice index of a scanned chunk, if it is a plain text token.
+    fn token_index(scanned: &Scanned<'_>) -> Option<u32> {
+        let chunk = &scanned.chunk;
+        let choice = chunk.choices.get(0)?;
+        let token = chunk.choices.len() == 1
+            && chunk.usage.is_none()
+            && !scanned.error_key
+            && matches!(choice.delta.content, Some(Cow::Borrowed(_)))
+            && choice.delta.tool_calls.is_none()
+            && choice.finish_reason.is_none()
+            && choice.stop_reason.is_none();
+        token.then_some(choice.index)
+    }
+
+    /// Becomes the shape of `data` whose token body lies at `start..end` (reusing its
+    /// buffers: a stream changes shape a few times).
+    fn set(&mut self, data: &[u8], (start, end): (usize, usize), index: u32) {
+        self.head.clear();
+        self.head.extend_from_slice(&data[..start]);
+        self.tail.clear();
+        self.tail.extend_from_slice(&data[end..]);
+        self.index = index;
+    }
+}
+
+impl ChunkScanner {
+    pub fn scan<'a>(&mut self, data: &'a [u8]) -> Result<Scanned<'a>> {
+        if let Some(shape) = &self.shape {
+            if let Some(token) = shape.token(data) {
+                let chunk = shape.chunk(token);
+                return Ok(Scanned {
+                    chunk,
+                    error_key: false,
+                });
+            }
+        }
+        let resume = (!self.prefix.is_empty() && data.starts_with(&self.prefix))
+            .then_some(self.prefix.len());
+        let (scanned, prefix_end, body) = scan_from(data, resume)?;
+        if let (Some(body), Some(index)) = (body, Shape::token_index(&scanned)) {
+            self.shape
+                .get_or_insert_with(Shape::default)
+                .set(data, body, index);
+        }
+        if resume.is_none() {
+            self.prefix.clear();
+            let prefix = &data[..prefix_end.unwrap_or_default()];
+            // Only after a `,`: right after the `{`, a `}` could follow as well as a key.
+            if prefix.trim_ascii_end().ends_with(b",") {
+                self.prefix.extend_from_slice(prefix);
+            }
+        }
+        Ok(scanned)
+    }
+}
+
+/// Scans `data`, from its first byte or, with `resume`, from that offset, which must be the
+/// start of a key of the top-level object, after a `,`, that a full scan reached without
+/// having read any key. Also returns where the first read key starts, and where the body
+/// of the chunk's `content` string lies if there is exactly one and it is escape-free.
+fn scan_from<'a>(data: &'a [u8], resume: Option<usize>) -> Result<ScannedAt<'a>> {
+    let mut cur = Cursor {
+        data,
+        pos: 0,
+        key_start: 0,
+        text: None,
+        texts: 0,
+    };
     let mut chunk = Chunk {
-        choices: Vec::new(),
+        choices: Choices::default(),
         usage: None,
     };
+    let mut error_key = false;
+    let mut first_read_key = None;
     let mut seen = Seen::default();
-    cur.object(0, true, |cur, key| {
+    let field = |cur: &mut Cursor<'a>, key: Cow<'a, [u8]>| {
+        let key_start = cur.key_start;
+        let mut read = || {
+            if first_read_key.is_none() {
+                first_read_key = Some(key_start);
+            }
+        };
         match key.as_ref() {
             b"choices" => {
+                read();
                 seen.first(1, "choices")?;
                 cur.array(|cur| {
                     let choice = cur.choice()?;
@@ -55,19 +207,37 @@ pub fn scan(data: &[u8]) -> Result<Chunk<'_>> {
                 })?;
             }
             b"usage" => {
+                read();
                 seen.first(2, "usage")?;
                 chunk.usage = cur.nullable_decode()?;
+            }
+            b"error" => {
+                read();
+                error_key = true;
+                cur.skip(1)?;
             }
             _ => cur.skip(1)?,
         }
         Ok(())
-    })?;
+    };
+    match resume {
+        Some(at) => {
+            cur.pos = at;
+            cur.fields(true, field)?;
+        }
+        None => cur.object(0, true, field)?,
+    }
     cur.ws();
     if cur.pos != data.len() {
         return Err(cur.error("trailing characters"));
     }
-    Ok(chunk)
+    let scanned = Scanned { chunk, error_key };
+    let body = cur.text.filter(|_| cur.texts == 1);
+    Ok((scanned, first_read_key, body))
 }
+
+/// A scan, where its first read key starts and its one plain `content` body, if any.
+type ScannedAt<'a> = (Scanned<'a>, Option<usize>, Option<(usize, usize)>);
 
 /// Which of an object's read fields were already present (one bit each, no allocation per
 /// chunk): serde's derive rejects a duplicate field, and so does this.
@@ -101,7 +271,7 @@ static STRING_STOP: [bool; 256] = {
 /// backslash or a control character). Eight bytes at a time: the classic "has a zero /
 /// has a byte below n" word tricks, whose lowest flagged byte is always a true match;
 /// strings are most of a chunk's bytes, so this loop is most of the scanner's cost.
-fn plain_run(bytes: &[u8]) -> usize {
+pub(crate) fn plain_run(bytes: &[u8]) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut words = bytes.chunks_exact(8);
@@ -137,6 +307,12 @@ fn unescape(quoted: &[u8], start: usize) -> Result<String> {
 struct Cursor<'a> {
     data: &'a [u8],
     pos: usize,
+    /// Where the key of the field being read starts (its opening quote).
+    key_start: usize,
+    /// The body of the last escape-free `content` string read, and how many `content`
+    /// fields were read ([`Shape`]).
+    text: Option<(usize, usize)>,
+    texts: u32,
 }
 
 impl<'a> Cursor<'a> {
@@ -171,7 +347,7 @@ impl<'a> Cursor<'a> {
         &mut self,
         depth: usize,
         read_keys: bool,
-        mut field: impl FnMut(&mut Self, Cow<'a, [u8]>) -> Result<()>,
+        field: impl FnMut(&mut Self, Cow<'a, [u8]>) -> Result<()>,
     ) -> Result<()> {
         if depth >= MAX_DEPTH {
             return Err(self.error("recursion limit exceeded"));
@@ -181,11 +357,21 @@ impl<'a> Cursor<'a> {
             self.pos += 1;
             return Ok(());
         }
+        self.fields(read_keys, field)
+    }
+
+    /// The fields of an object, with the cursor before one of its keys, to its closing `}`.
+    fn fields(
+        &mut self,
+        read_keys: bool,
+        mut field: impl FnMut(&mut Self, Cow<'a, [u8]>) -> Result<()>,
+    ) -> Result<()> {
         loop {
             if self.peek() != Some(b'"') {
                 return Err(self.error("expected a key"));
             }
             let start = self.pos;
+            self.key_start = start;
             let escaped = self.skip_string()?;
             let key = match (read_keys, escaped) {
                 (false, _) => Cow::Borrowed(&b""[..]),
@@ -266,6 +452,10 @@ impl<'a> Cursor<'a> {
                 b"content" => {
                     seen.first(1, "content")?;
                     delta.content = cur.nullable_string()?;
+                    cur.texts += 1;
+                    if let Some(Cow::Borrowed(text)) = &delta.content {
+                        cur.text = Some((cur.pos - 1 - text.len(), cur.pos - 1));
+                    }
                 }
                 // Only present in tool-call streams: decoded by serde on its own span.
                 b"tool_calls" => {

@@ -75,29 +75,39 @@ fn real_engine_chunks_decode_as_serde_decodes_them() {
 #[test]
 fn the_fields_read_have_the_values_the_bridges_need() {
     let chunk = scan(VLLM[2].as_bytes()).unwrap();
-    let content = chunk.choices[0].delta.content.as_deref();
+    let content = chunk.choices.get(0).unwrap().delta.content.as_deref();
     assert_eq!(content, Some(" café 😀 \"q\"\n\\"));
     let chunk = scan(VLLM[8].as_bytes()).unwrap();
-    let calls = chunk.choices[0].delta.tool_calls.as_ref().unwrap();
+    let calls = chunk
+        .choices
+        .get(0)
+        .unwrap()
+        .delta
+        .tool_calls
+        .as_ref()
+        .unwrap();
     let arguments = calls[0].function.as_ref().unwrap().arguments.as_deref();
     assert_eq!(arguments, Some("{\"city\": \"Par"));
     let chunk = scan(SGLANG[5].as_bytes()).unwrap();
     assert_eq!(chunk.usage, Some(crate::Usage::new(9, 16)));
     let chunk = scan(SGLANG[4].as_bytes()).unwrap();
-    assert_eq!(chunk.choices[0].finish_reason.as_deref(), Some("stop"));
-    assert_eq!(chunk.choices[0].delta.tool_calls, None);
+    assert_eq!(
+        chunk.choices.get(0).unwrap().finish_reason.as_deref(),
+        Some("stop")
+    );
+    assert_eq!(chunk.choices.get(0).unwrap().delta.tool_calls, None);
 }
 
 #[test]
 fn text_without_escapes_is_borrowed_not_copied() {
     let chunk = scan(VLLM[1].as_bytes()).unwrap();
     assert!(matches!(
-        chunk.choices[0].delta.content,
+        chunk.choices.get(0).unwrap().delta.content,
         Some(Cow::Borrowed(" Hello"))
     ));
     let chunk = scan(VLLM[3].as_bytes()).unwrap();
     assert!(matches!(
-        chunk.choices[0].delta.content,
+        chunk.choices.get(0).unwrap().delta.content,
         Some(Cow::Borrowed(_))
     ));
 }
@@ -204,4 +214,133 @@ fn plain_runs_stop_at_the_first_quote_backslash_or_control_character() {
             }
         }
     }
+}
+
+/// A stream's scanner, primed with `first`, against serde on `next`.
+fn agrees_after(first: &[u8], scanner: &ChunkScanner, next: &[u8]) {
+    let mut scanner = scanner.clone();
+    let scanned = scanner.scan(next).map(|s| s.chunk);
+    let full = reference(next);
+    match (&scanned, &full) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "{}", String::from_utf8_lossy(next)),
+        (Err(_), Err(_)) => {}
+        _ => panic!(
+            "after {} scan {scanned:?} but serde {full:?} for {}",
+            String::from_utf8_lossy(first),
+            String::from_utf8_lossy(next)
+        ),
+    }
+}
+
+#[test]
+fn a_stream_scanner_remembers_the_bytes_before_the_first_read_key() {
+    let mut scanner = ChunkScanner::default();
+    scanner.scan(VLLM[1].as_bytes()).unwrap();
+    let prefix = r#"{"id":"chatcmpl-3f1c","object":"chat.completion.chunk","created":1733500000,"model":"meta-llama/Llama-3.1-8B-Instruct","#;
+    assert_eq!(scanner.prefix, prefix.as_bytes());
+    // The next chunk starts the same way: read from `choices` on, the same value.
+    let scanned = scanner.scan(VLLM[0].as_bytes()).unwrap();
+    assert_eq!(
+        Ok(scanned.chunk),
+        reference(VLLM[0].as_bytes()).map_err(|_| ())
+    );
+    assert_eq!(scanner.prefix, prefix.as_bytes());
+    // One that starts differently is scanned whole and becomes the reference.
+    scanner.scan(VLLM[4].as_bytes()).unwrap();
+    let prefix = r#"{"id":"chatcmpl-3f1c","object":"chat.completion.chunk","created":1733500000,"model":"m","#;
+    assert_eq!(scanner.prefix, prefix.as_bytes());
+    // No read key at all, or one right after the `{` (where `}` may follow as well as a
+    // key): nothing to remember.
+    scanner.scan(b"{\"id\":\"x\"}").unwrap();
+    assert!(scanner.prefix.is_empty());
+    scanner.scan(b"{ \"choices\":[]}").unwrap();
+    assert!(scanner.prefix.is_empty());
+    assert!(scanner.scan(b"{ }").is_ok());
+}
+
+#[test]
+fn an_error_key_at_the_top_level_is_noted() {
+    let mut scanner = ChunkScanner::default();
+    let error = br#"{"error":{"message":"boom","code":500}}"#;
+    assert!(scanner.scan(error).unwrap().error_key);
+    let nested = br#"{"choices":[{"delta":{"content":"\"error\""}}],"x":{"error":1}}"#;
+    assert!(!scanner.scan(nested).unwrap().error_key);
+}
+
+/// Every fixture after every other one (the remembered prefix matches or not), and every
+/// single-byte mutation of each after the fixture itself (the mutation falls inside the
+/// remembered prefix, at its end, or after it): the same accept/reject and value as serde.
+#[test]
+fn a_primed_scanner_agrees_with_serde_on_chunks_and_their_mutations() {
+    let fixtures: Vec<&[u8]> = VLLM
+        .iter()
+        .chain(SGLANG)
+        .chain(OTHER)
+        .map(|s| s.as_bytes())
+        .collect();
+    let replacements = b"\"\\{}[],:0-. nex";
+    for first in &fixtures {
+        let mut primed = ChunkScanner::default();
+        primed.scan(first).unwrap();
+        for next in &fixtures {
+            agrees_after(first, &primed, next);
+        }
+        for at in 0..first.len() {
+            for &byte in replacements {
+                let mut mutated = first.to_vec();
+                mutated[at] = byte;
+                agrees_after(first, &primed, &mutated);
+            }
+            agrees_after(first, &primed, &first[..at]);
+        }
+    }
+}
+
+/// VLLM[1] with its token's body replaced by `body`.
+fn token_chunk(body: &[u8]) -> Vec<u8> {
+    let [head, tail] = [
+        r#"{"id":"chatcmpl-3f1c","object":"chat.completion.chunk","created":1733500000,"model":"meta-llama/Llama-3.1-8B-Instruct","choices":[{"index":0,"delta":{"content":""#,
+        r#""},"logprobs":null,"finish_reason":null}]}"#,
+    ];
+    [head.as_bytes(), body, tail.as_bytes()].concat()
+}
+
+#[test]
+fn a_text_token_of_the_remembered_shape_is_read_without_parsing() {
+    let mut scanner = ChunkScanner::default();
+    let first = token_chunk(b" Hello");
+    scanner.scan(&first).unwrap();
+    let shape = scanner.shape.as_ref().unwrap();
+    assert!(shape.head.ends_with(b"\"content\":\""));
+    assert_eq!(
+        shape.head.len() + " Hello".len() + shape.tail.len(),
+        first.len()
+    );
+    assert_eq!(shape.token(&token_chunk(b" world")), Some(" world"));
+    // What the shape does not cover is parsed: an escape, a control character, invalid
+    // UTF-8, a quote that ends the string early.
+    for body in [
+        &b"a\\\"b"[..],
+        b"tab\there",
+        b"\xff",
+        b"a\"",
+        b"",
+        "é 😀".as_bytes(),
+    ] {
+        let data = token_chunk(body);
+        let plain = !body.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20);
+        let expected = (plain && std::str::from_utf8(body).is_ok())
+            .then(|| std::str::from_utf8(body).unwrap());
+        assert_eq!(shape.token(&data), expected, "{body:?}");
+        agrees_after(&first, &scanner, &data);
+    }
+    // Only a plain token is remembered: not the finish chunk, nor an escaped token.
+    let mut scanner = ChunkScanner::default();
+    scanner.scan(VLLM[6].as_bytes()).unwrap();
+    scanner.scan(VLLM[2].as_bytes()).unwrap();
+    scanner.scan(SGLANG[2].as_bytes()).unwrap();
+    scanner.scan(OTHER[1].as_bytes()).unwrap();
+    assert!(scanner.shape.is_none());
+    scanner.scan(SGLANG[1].as_bytes()).unwrap();
+    assert!(scanner.shape.is_some());
 }

@@ -8,12 +8,12 @@
 use bytes::BytesMut;
 
 use super::chat_out::ToolCallDelta;
-use super::chunk_scan::scan;
+use super::chunk_scan::ChunkScanner;
 use super::messages_reply::MessageHead;
-use super::{new_id, put_u64, write_event, StreamBridge};
+use super::{messages_events, new_id, write_event, StreamBridge};
 use crate::messages::{
-    AnthropicError, BlockDelta, BlockDeltaEvent, BlockStartEvent, BlockStopEvent,
-    MessageDeltaEvent, MessageStartEvent, MessageUsage, MessagesRequest, OutputBlock, StopDelta,
+    AnthropicError, BlockDelta, BlockDeltaEvent, BlockStartEvent, MessageUsage, MessagesRequest,
+    OutputBlock,
 };
 use crate::Usage;
 
@@ -44,6 +44,7 @@ pub struct MessagesStream {
     finish_reason: Option<String>,
     stop_string: Option<serde_json::Value>,
     usage: Option<Usage>,
+    scanner: ChunkScanner,
 }
 
 impl MessagesStream {
@@ -60,6 +61,7 @@ impl MessagesStream {
             finish_reason: None,
             stop_string: None,
             usage: None,
+            scanner: ChunkScanner::default(),
         }
     }
 
@@ -70,46 +72,32 @@ impl MessagesStream {
         self.phase = Phase::Open;
         // Input tokens are not known yet (chat reports usage at the end); `message_delta`
         // carries them.
-        let message = self.head.object(Vec::new(), MessageUsage::default());
-        let kind = "message_start";
-        write_event(
-            out,
-            kind,
-            &MessageStartEvent {
-                kind,
-                message: &message,
-            },
-        );
+        messages_events::write_message_start(out, &self.head.id, &self.head.model);
         // Constant events are constant bytes (no JSON map built and serialized per stream).
         out.extend_from_slice(b"event: ping\ndata: {\"type\":\"ping\"}\n\n");
     }
 
-    fn open_block(&mut self, block: OpenBlock, content: &OutputBlock, out: &mut BytesMut) {
+    /// Opens a block (closing the open one): a text block, or a tool call's `content`.
+    fn open_block(&mut self, block: OpenBlock, content: Option<&OutputBlock>, out: &mut BytesMut) {
         self.close_block(out);
-        let kind = "content_block_start";
-        write_event(
-            out,
-            kind,
-            &BlockStartEvent {
-                kind,
-                index: self.index,
-                content_block: content,
-            },
-        );
+        match content {
+            None => messages_events::write_text_block_start(out, self.index),
+            Some(content) => {
+                let kind = "content_block_start";
+                let event = BlockStartEvent {
+                    kind,
+                    index: self.index,
+                    content_block: content,
+                };
+                write_event(out, kind, &event);
+            }
+        }
         self.open = Some(block);
     }
 
     fn close_block(&mut self, out: &mut BytesMut) {
         if self.open.take().is_some() {
-            let kind = "content_block_stop";
-            write_event(
-                out,
-                kind,
-                &BlockStopEvent {
-                    kind,
-                    index: self.index,
-                },
-            );
+            messages_events::write_block_stop(out, self.index);
             self.index += 1;
         }
     }
@@ -129,12 +117,9 @@ impl MessagesStream {
 
     fn text(&mut self, text: &str, out: &mut BytesMut) {
         if self.open != Some(OpenBlock::Text) {
-            let block = OutputBlock::Text {
-                text: String::new(),
-            };
-            self.open_block(OpenBlock::Text, &block, out);
+            self.open_block(OpenBlock::Text, None, out);
         }
-        write_text_delta(out, self.index, text);
+        messages_events::write_text_delta(out, self.index, text);
     }
 
     fn tool_call(&mut self, call: &ToolCallDelta<'_>, out: &mut BytesMut) {
@@ -148,7 +133,7 @@ impl MessagesStream {
                 name: function.and_then(|f| f.name.clone()).unwrap_or_default(),
                 input: serde_json::Value::Object(Default::default()),
             };
-            self.open_block(this, &block, out);
+            self.open_block(this, Some(&block), out);
         }
         if let Some(partial_json) = function
             .and_then(|f| f.arguments.as_deref())
@@ -159,31 +144,14 @@ impl MessagesStream {
     }
 }
 
-/// A `content_block_delta` with a `text_delta`, written directly as [`BlockDeltaEvent`]
-/// serializes (the test checks byte equality): the one event per token, where generic
-/// serialization of the constant names was most of the encoding cost.
-fn write_text_delta(out: &mut BytesMut, index: usize, text: &str) {
-    let start = out.len();
-    out.extend_from_slice(
-        b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
-    );
-    put_u64(out, index as u64);
-    out.extend_from_slice(b",\"delta\":{\"type\":\"text_delta\",\"text\":");
-    if serde_json::to_writer(bytes::BufMut::writer(&mut *out), text).is_err() {
-        out.truncate(start);
-        return;
-    }
-    out.extend_from_slice(b"}}\n\n");
-}
-
 impl StreamBridge for MessagesStream {
     fn chunk(&mut self, data: &[u8], out: &mut BytesMut) {
         if self.phase == Phase::Finished {
             return;
         }
-        let chunk = match scan(data) {
+        let chunk = match super::read_chunk(&mut self.scanner, data) {
             Ok(chunk) => chunk,
-            Err(e) => return self.failed(&format!("worker sent an invalid chunk: {e}"), out),
+            Err(message) => return self.failed(&message, out),
         };
         self.start(out);
         if let Some(usage) = chunk.usage {
@@ -221,16 +189,7 @@ impl StreamBridge for MessagesStream {
                 output_tokens: u.completion_tokens,
             })
             .unwrap_or_default();
-        let kind = "message_delta";
-        let event = MessageDeltaEvent {
-            kind,
-            delta: StopDelta {
-                stop_reason: Some(stop_reason),
-                stop_sequence: sequence.as_deref(),
-            },
-            usage,
-        };
-        write_event(out, kind, &event);
+        messages_events::write_message_delta(out, stop_reason, sequence.as_deref(), usage);
         out.extend_from_slice(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
     }
 
@@ -251,22 +210,6 @@ impl StreamBridge for MessagesStream {
 mod tests {
     use super::*;
     use serde_json::{json, Value};
-
-    #[test]
-    fn a_directly_written_text_delta_is_byte_for_byte_the_serialized_one() {
-        for text in ["plain", "quote \" back\\slash\nnew line \u{1} é 😀"] {
-            let mut expected = BytesMut::new();
-            let event = BlockDeltaEvent {
-                kind: "content_block_delta",
-                index: 2,
-                delta: BlockDelta::TextDelta { text },
-            };
-            write_event(&mut expected, "content_block_delta", &event);
-            let mut written = BytesMut::new();
-            write_text_delta(&mut written, 2, text);
-            assert_eq!(written, expected);
-        }
-    }
 
     fn events(out: &[u8]) -> Vec<(String, Value)> {
         std::str::from_utf8(out)

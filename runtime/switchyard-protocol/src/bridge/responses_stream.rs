@@ -12,12 +12,15 @@
 use bytes::BytesMut;
 
 use super::chat_out::ToolCallDelta;
-use super::chunk_scan::scan;
+use super::chunk_scan::ChunkScanner;
+use super::response_json::{Fields, ResponseJson};
 use super::responses_reply::{status_for, ResponseHead};
-use super::{new_id, put_u64, responses_text_events, write_event, StreamBridge};
+use super::{
+    json_str, new_id, put_json_str, put_u64, responses_text_events, write_event, StreamBridge,
+};
 use crate::responses::{
-    ArgumentsDeltaEvent, ArgumentsDoneEvent, LifecycleEvent, OutputItem, OutputItemEvent,
-    OutputText, ResponseError, ResponseUsage, ResponsesRequest,
+    ArgumentsDeltaEvent, ArgumentsDoneEvent, OutputItem, OutputItemEvent, ResponseError,
+    ResponseUsage, ResponsesRequest,
 };
 use crate::Usage;
 
@@ -32,8 +35,7 @@ enum Phase {
 /// The message item being streamed.
 #[derive(Debug)]
 struct OpenText {
-    id: String,
-    /// `id` as a JSON string, written into every delta event without re-escaping it.
+    /// The item id as a JSON string, written into every delta event without re-escaping it.
     id_json: String,
     text: String,
 }
@@ -51,15 +53,19 @@ struct OpenCall {
 
 #[derive(Debug)]
 pub struct ResponsesStream {
-    head: ResponseHead,
+    /// The parts of the `response` object every lifecycle event repeats, serialized once.
+    head: ResponseJson,
     phase: Phase,
     seq: u64,
-    /// Closed output items, in order; the open one (if any) is at index `output.len()`.
-    output: Vec<OutputItem>,
+    /// The closed output items as JSON, comma-separated (the final object's `output`); the
+    /// open one (if any) has index `items`.
+    output: BytesMut,
+    items: usize,
     text: Option<OpenText>,
     call: Option<OpenCall>,
     finish_reason: Option<String>,
     usage: Option<Usage>,
+    scanner: ChunkScanner,
 }
 
 impl ResponsesStream {
@@ -69,14 +75,16 @@ impl ResponsesStream {
 
     pub fn with_head(head: ResponseHead) -> Self {
         Self {
-            head,
+            head: ResponseJson::new(&head),
             phase: Phase::Fresh,
             seq: 0,
-            output: Vec::new(),
+            output: BytesMut::new(),
+            items: 0,
             text: None,
             call: None,
             finish_reason: None,
             usage: None,
+            scanner: ChunkScanner::default(),
         }
     }
 
@@ -86,34 +94,23 @@ impl ResponsesStream {
         seq
     }
 
-    fn lifecycle(
-        &mut self,
-        out: &mut BytesMut,
-        kind: &'static str,
-        response: &crate::responses::ResponseObject,
-    ) {
-        let event = LifecycleEvent {
-            kind,
-            sequence_number: self.next_seq(),
-            response,
-        };
-        write_event(out, kind, &event);
+    /// A lifecycle event (`response.created`, `.completed`, ...) carrying the `response`
+    /// object with `fields`.
+    fn lifecycle(&mut self, out: &mut BytesMut, kind: &str, fields: Fields<'_>) {
+        let sequence_number = self.next_seq();
+        write_lifecycle(out, kind, sequence_number, |out| {
+            self.head.write(out, fields)
+        });
     }
 
-    /// `response.created` and `response.in_progress` carry the same object (the whole head,
-    /// echoed parameters included): it is serialized once and written into both events.
+    /// `response.created` and `response.in_progress`: the response head, in progress.
     fn start(&mut self, out: &mut BytesMut) {
         if self.phase != Phase::Fresh {
             return;
         }
         self.phase = Phase::Open;
-        let response = self.head.object("in_progress", Vec::new(), None);
-        let Ok(response) = serde_json::to_vec(&response) else {
-            return; // not reachable: strings, numbers and maps with string keys
-        };
         for kind in ["response.created", "response.in_progress"] {
-            let sequence_number = self.next_seq();
-            write_lifecycle(out, kind, sequence_number, &response);
+            self.lifecycle(out, kind, Fields::in_progress());
         }
     }
 
@@ -121,16 +118,15 @@ impl ResponsesStream {
         if self.call.is_some() {
             self.close_call(out);
         }
-        let output_index = self.output.len();
+        let output_index = self.items;
         if self.text.is_none() {
             let id = new_id("msg_");
-            let id_json = serde_json::to_string(&id).unwrap_or_default();
+            let id_json = json_str(&id);
             let seq = self.next_seq();
             self.next_seq();
             responses_text_events::write_opened(out, seq, output_index, &id_json);
             self.text = Some(OpenText {
                 id_json,
-                id,
                 text: String::new(),
             });
         }
@@ -140,20 +136,27 @@ impl ResponsesStream {
         write_text_delta(out, sequence_number, &text.id_json, output_index, delta);
     }
 
+    /// Starts the next item's JSON in `output`; where it starts.
+    fn next_item(&mut self) -> usize {
+        if self.items > 0 {
+            self.output.extend_from_slice(b",");
+        }
+        self.items += 1;
+        self.output.len()
+    }
+
     fn close_text(&mut self, out: &mut BytesMut) {
         let Some(text) = self.text.take() else { return };
-        let output_index = self.output.len();
-        // The whole text is escaped once and written into all three events.
-        let text_json = serde_json::to_string(&text.text).unwrap_or_default();
+        let output_index = self.items;
+        // The whole text is escaped once and written into all four places.
+        let text_json = json_str(&text.text);
         let seq = self.next_seq();
         self.seq += 2;
-        responses_text_events::write_closed(out, seq, output_index, &text.id_json, &text_json);
-        self.output.push(OutputItem::Message {
-            id: text.id,
-            status: "completed",
-            role: "assistant",
-            content: vec![OutputText::new(text.text)],
-        });
+        let at = self.next_item();
+        responses_text_events::write_message_item(&mut self.output, &text.id_json, &text_json);
+        let item = &self.output[at..];
+        let strings = (text.id_json.as_str(), text_json.as_str());
+        responses_text_events::write_closed(out, seq, output_index, strings, item);
     }
 
     fn tool_call_delta(&mut self, delta: &ToolCallDelta<'_>, out: &mut BytesMut) {
@@ -167,7 +170,7 @@ impl ResponsesStream {
         if self.text.is_some() {
             self.close_text(out);
         }
-        let output_index = self.output.len();
+        let output_index = self.items;
         let function = delta.function.as_ref();
         if self.call.is_none() {
             let call = OpenCall {
@@ -216,7 +219,7 @@ impl ResponsesStream {
 
     fn close_call(&mut self, out: &mut BytesMut) {
         let Some(call) = self.call.take() else { return };
-        let output_index = self.output.len();
+        let output_index = self.items;
         let kind = "response.function_call_arguments.done";
         let event = ArgumentsDoneEvent {
             kind,
@@ -242,7 +245,10 @@ impl ResponsesStream {
             item: &item,
         };
         write_event(out, kind, &event);
-        self.output.push(item);
+        let at = self.next_item();
+        if serde_json::to_writer(bytes::BufMut::writer(&mut self.output), &item).is_err() {
+            self.output.truncate(at); // not reachable: strings only
+        }
     }
 
     fn close_items(&mut self, out: &mut BytesMut) {
@@ -267,7 +273,6 @@ fn write_text_delta(
     output_index: usize,
     delta: &str,
 ) {
-    let start = out.len();
     out.extend_from_slice(
         b"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":",
     );
@@ -277,16 +282,18 @@ fn write_text_delta(
     out.extend_from_slice(b",\"output_index\":");
     put_u64(out, output_index as u64);
     out.extend_from_slice(b",\"content_index\":0,\"delta\":");
-    if serde_json::to_writer(bytes::BufMut::writer(&mut *out), delta).is_err() {
-        out.truncate(start);
-        return;
-    }
+    put_json_str(out, delta);
     out.extend_from_slice(b",\"logprobs\":[]}\n\n");
 }
 
-/// A lifecycle event around an already serialized `response` object, with the fields in
-/// [`LifecycleEvent`]'s order.
-fn write_lifecycle(out: &mut BytesMut, kind: &str, sequence_number: u64, response: &[u8]) {
+/// A lifecycle event around the `response` object `response` writes, with the fields in
+/// [`crate::responses::LifecycleEvent`]'s order.
+fn write_lifecycle(
+    out: &mut BytesMut,
+    kind: &str,
+    sequence_number: u64,
+    response: impl FnOnce(&mut BytesMut),
+) {
     out.extend_from_slice(b"event: ");
     out.extend_from_slice(kind.as_bytes());
     out.extend_from_slice(b"\ndata: {\"type\":\"");
@@ -294,7 +301,7 @@ fn write_lifecycle(out: &mut BytesMut, kind: &str, sequence_number: u64, respons
     out.extend_from_slice(b"\",\"sequence_number\":");
     put_u64(out, sequence_number);
     out.extend_from_slice(b",\"response\":");
-    out.extend_from_slice(response);
+    response(out);
     out.extend_from_slice(b"}\n\n");
 }
 
@@ -303,9 +310,9 @@ impl StreamBridge for ResponsesStream {
         if self.phase == Phase::Finished {
             return;
         }
-        let chunk = match scan(data) {
+        let chunk = match super::read_chunk(&mut self.scanner, data) {
             Ok(chunk) => chunk,
-            Err(e) => return self.failed(&format!("worker sent an invalid chunk: {e}"), out),
+            Err(message) => return self.failed(&message, out),
         };
         self.start(out);
         if let Some(usage) = chunk.usage {
@@ -335,16 +342,20 @@ impl StreamBridge for ResponsesStream {
         self.phase = Phase::Finished;
         let (status, incomplete) = status_for(self.finish_reason.as_deref());
         let usage = self.usage();
-        let mut response = self
-            .head
-            .object(status, std::mem::take(&mut self.output), usage);
-        response.incomplete_details = incomplete;
         let kind = if status == "incomplete" {
             "response.incomplete"
         } else {
             "response.completed"
         };
-        self.lifecycle(out, kind, &response);
+        let output = std::mem::take(&mut self.output);
+        let fields = Fields {
+            status,
+            error: None,
+            incomplete: incomplete.as_ref(),
+            output: &output,
+            usage: usage.as_ref(),
+        };
+        self.lifecycle(out, kind, fields);
     }
 
     fn failed(&mut self, message: &str, out: &mut BytesMut) {
@@ -354,14 +365,19 @@ impl StreamBridge for ResponsesStream {
         self.start(out);
         self.phase = Phase::Finished;
         let usage = self.usage();
-        let mut response = self
-            .head
-            .object("failed", std::mem::take(&mut self.output), usage);
-        response.error = Some(ResponseError {
+        let error = ResponseError {
             code: "server_error",
             message: message.to_owned(),
-        });
-        self.lifecycle(out, "response.failed", &response);
+        };
+        let output = std::mem::take(&mut self.output);
+        let fields = Fields {
+            status: "failed",
+            error: Some(&error),
+            incomplete: None,
+            output: &output,
+            usage: usage.as_ref(),
+        };
+        self.lifecycle(out, "response.failed", fields);
     }
 
     fn finished(&self) -> bool {
@@ -372,7 +388,7 @@ impl StreamBridge for ResponsesStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::responses::TextDeltaEvent;
+    use crate::responses::{LifecycleEvent, TextDeltaEvent};
     use serde_json::{json, Value};
 
     /// Parses written SSE back into (event name, data) pairs.
@@ -426,9 +442,10 @@ mod tests {
     }
 
     #[test]
-    fn a_pre_serialized_lifecycle_event_is_byte_for_byte_the_serialized_one() {
-        let s = stream();
-        let response = s.head.object("in_progress", Vec::new(), None);
+    fn a_spliced_lifecycle_event_is_byte_for_byte_the_serialized_one() {
+        let head =
+            ResponseHead::new(&serde_json::from_value(json!({"model":"m","input":"hi"})).unwrap());
+        let response = head.object("in_progress", Vec::new(), None);
         let mut expected = BytesMut::new();
         let event = LifecycleEvent {
             kind: "response.created",
@@ -437,8 +454,10 @@ mod tests {
         };
         write_event(&mut expected, "response.created", &event);
         let mut written = BytesMut::new();
-        let bytes = serde_json::to_vec(&response).unwrap();
-        write_lifecycle(&mut written, "response.created", 7, &bytes);
+        let json = ResponseJson::new(&head);
+        write_lifecycle(&mut written, "response.created", 7, |out| {
+            json.write(out, Fields::in_progress())
+        });
         assert_eq!(written, expected);
     }
 

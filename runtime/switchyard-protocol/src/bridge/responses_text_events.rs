@@ -55,15 +55,25 @@ pub fn write_opened(out: &mut BytesMut, seq: u64, output_index: usize, id_json: 
     out.extend_from_slice(b"}\n\n");
 }
 
+/// The completed message item whose whole text is `text_json` (a JSON string), as its
+/// `response.output_item.done` event and the final `response` object's `output` carry it.
+pub fn write_message_item(out: &mut BytesMut, id_json: &str, text_json: &str) {
+    out.extend_from_slice(b"{\"type\":\"message\",\"id\":");
+    out.extend_from_slice(id_json.as_bytes());
+    out.extend_from_slice(b",\"status\":\"completed\",\"role\":\"assistant\",\"content\":[");
+    part(out, text_json);
+    out.extend_from_slice(b"]}");
+}
+
 /// `response.output_text.done` (sequence `seq`), `response.content_part.done` (`seq + 1`)
 /// and `response.output_item.done` (`seq + 2`) for a message item whose whole text is
-/// `text_json` (a JSON string).
+/// `text_json` (a JSON string); `item` is the item itself ([`write_message_item`]).
 pub fn write_closed(
     out: &mut BytesMut,
     seq: u64,
     output_index: usize,
-    id_json: &str,
-    text_json: &str,
+    (id_json, text_json): (&str, &str),
+    item: &[u8],
 ) {
     head(out, "response.output_text.done", seq);
     item_position(out, id_json, output_index);
@@ -78,11 +88,9 @@ pub fn write_closed(
     head(out, "response.output_item.done", seq + 2);
     out.extend_from_slice(b",\"output_index\":");
     put_u64(out, output_index as u64);
-    out.extend_from_slice(b",\"item\":{\"type\":\"message\",\"id\":");
-    out.extend_from_slice(id_json.as_bytes());
-    out.extend_from_slice(b",\"status\":\"completed\",\"role\":\"assistant\",\"content\":[");
-    part(out, text_json);
-    out.extend_from_slice(b"]}}\n\n");
+    out.extend_from_slice(b",\"item\":");
+    out.extend_from_slice(item);
+    out.extend_from_slice(b"}\n\n");
 }
 
 #[cfg(test)]
@@ -173,7 +181,9 @@ mod tests {
             };
             write_event(&mut expected, kind, &event);
             let mut written = BytesMut::new();
-            write_closed(&mut written, 40, 1, &json(ID), &json(text));
+            let mut item = BytesMut::new();
+            write_message_item(&mut item, &json(ID), &json(text));
+            write_closed(&mut written, 40, 1, (&json(ID), &json(text)), &item);
             assert_eq!(written, expected, "{text}");
         }
     }
