@@ -147,8 +147,12 @@ mod tests {
         fill(&mut frame, &sample_candidates(9)); // a longer earlier call: reuse must truncate
         fill(&mut frame, &cands);
         assert_eq!(frame.id, [0, 1, 2, 3, 4]);
-        assert_eq!(frame.running, [0, 0, 0, 7, 0]);
-        assert_eq!(frame.adapter_resident, [0, 0, 0, 1, 0]);
+        let running: Vec<u32> = cands.iter().map(|c| c.running).collect();
+        assert_eq!(frame.running, running);
+        assert_eq!(frame.running[3], 7);
+        let resident: Vec<u8> = cands.iter().map(|c| u8::from(c.adapter_resident)).collect();
+        assert_eq!(frame.adapter_resident, resident);
+        assert_eq!(frame.adapter_resident[3], 1);
         assert_eq!(frame.health[4], 2);
         let in_flight: Vec<u32> = cands.iter().map(|c| c.in_flight).collect();
         assert_eq!(frame.in_flight, in_flight);
