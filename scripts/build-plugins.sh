@@ -50,6 +50,9 @@ build_rust() {
     local crate_dir name
     while IFS= read -r crate_dir; do
         name="$(basename "$crate_dir")"
+        # Library crates (the switchyard-plugin guest helper) are linked into plugins, not built
+        # into components of their own.
+        grep -Eq '^crate-type *= *\[.*cdylib' "$crate_dir/Cargo.toml" || continue
         local artifact="$built/$(grep -m1 '^name' "$crate_dir/Cargo.toml" | sed 's/.*"\(.*\)".*/\1/' | tr - _).wasm"
         [[ -f "$artifact" ]] || die "expected $artifact after cargo build"
         if [[ "$crate_dir" == */testing/* ]]; then name="testing-$name"; fi

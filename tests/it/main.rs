@@ -25,6 +25,7 @@ mod mocker_chat_features;
 mod openai_client;
 mod openai_npm;
 mod plugin_admin;
+mod plugin_frame;
 mod plugin_new;
 mod plugin_upload;
 mod plugins;

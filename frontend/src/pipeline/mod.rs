@@ -239,7 +239,7 @@ async fn run_parsed<Body: AnswerBody>(
             &prepared,
             &routable.instances,
             request_id,
-            tenant.as_deref().map(|t| t.id.as_str()),
+            tenant.as_deref(),
         )
     })?;
     let ranked = traced!(

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use http::HeaderMap;
-use switchyard_plugin_host::{DecisionOutput, PluginKind, Request};
+use switchyard_plugin_host::{DecisionOutput, PluginKind, Priority, Request, Stage};
 use switchyard_runtime::policy::kv;
 use switchyard_runtime::{Instance, RouteContext};
 
@@ -13,8 +13,10 @@ use super::parse::{ParsedRequest, TypedRequest};
 use super::preprocess::Prepared;
 use crate::app::{App, ModelRouting};
 use crate::error::ApiError;
+use crate::flow::FlowControl;
 use crate::plugins::chain::{self, candidate_of, ChainInput};
-use crate::plugins::explain::{Explanation, Stage};
+use crate::plugins::explain::{Explanation, Stage as ExplainedStage};
+use crate::tenants::{Priority as TenantPriority, Tenant};
 
 /// Header that asks for a decision explanation; its value must be the admin token.
 pub const EXPLAIN_HEADER: &str = "x-switchyard-explain";
@@ -27,8 +29,9 @@ pub fn rank(
     prepared: &Prepared,
     routable: &[&Arc<Instance>],
     request_id: &str,
-    tenant: Option<&str>,
+    tenant: Option<&Tenant>,
 ) -> Result<Vec<usize>, ApiError> {
+    let tenant_id = tenant.map(|t| t.id.as_str());
     let want = 1 + app.config.reliability.upstream.max_retries as usize;
     let ctx = RouteContext {
         session_key: prepared.session_key.as_deref(),
@@ -60,12 +63,13 @@ pub fn rank(
     let input = ChainInput {
         model: request.model(),
         request_id,
-        tenant,
-        request: plugin_request(app, request, prepared),
+        tenant: tenant_id,
+        request: plugin_request(app, request, prepared, tenant),
         routable,
         want,
         explain,
         cached_prefix_blocks: kv::cached_blocks(&app.kv, &prepared.block_hashes, routable),
+        adapter: adapter.as_deref().map(|a| a.name.as_str()),
     };
     let ranked = chain::decide(&app.plugins, &table, &input, native)?;
     // Plugin decisions teach the approximate KV index too (as the `kv` policy's do), so
@@ -91,8 +95,14 @@ fn wants_explanation(app: &App, headers: &HeaderMap) -> bool {
     }
 }
 
-/// The numeric request record plugins see.
-pub fn plugin_request(app: &App, request: &ParsedRequest, prepared: &Prepared) -> Request {
+/// The numeric request record plugins see (`wit/v0.2/plugin.wit` says where each field comes
+/// from; 0.1.0 plugins see the fields their record has).
+pub fn plugin_request(
+    app: &App,
+    request: &ParsedRequest,
+    prepared: &Prepared,
+    tenant: Option<&Tenant>,
+) -> Request {
     let max_tokens = match &request.typed {
         TypedRequest::Chat(r) => r.output_limit(),
         TypedRequest::Completion(r) => r.max_tokens,
@@ -116,6 +126,31 @@ pub fn plugin_request(app: &App, request: &ParsedRequest, prepared: &Prepared) -
             .map(|k| xxhash_rust::xxh3::xxh3_64(k.as_bytes())),
         prefix_hash: prepared.block_hashes.first().copied().unwrap_or(0),
         streaming: request.is_stream(),
+        // A model with prefill instances: the chain picks the instance that decodes; the
+        // prefill instance is chosen natively afterwards (`pd::plan`).
+        stage: match prepared.pd {
+            Some(_) => Stage::Decode,
+            None => Stage::Both,
+        },
+        priority: match FlowControl::band(
+            &app.config.reliability.overload,
+            &request.headers,
+            tenant.map_or(TenantPriority::Normal, |t| t.priority),
+        ) {
+            TenantPriority::Low => Priority::Low,
+            TenantPriority::Normal => Priority::Normal,
+            TenantPriority::High => Priority::High,
+        },
+        tenant_weight: tenant.map_or(1, |t| t.weight.max(1)),
+        deadline_ms: match app.flow.enabled() {
+            true => {
+                let deadline = app
+                    .flow
+                    .deadline(&request.headers, tenant.and_then(|t| t.queue_deadline_ms));
+                u32::try_from(deadline.as_millis()).unwrap_or(u32::MAX)
+            }
+            false => 0,
+        },
     }
 }
 
@@ -129,23 +164,25 @@ fn record_native(
     prepared: &Prepared,
     routable: &[&Arc<Instance>],
     ranked: &[usize],
-    (request_id, tenant): (&str, Option<&str>),
+    (request_id, tenant): (&str, Option<&Tenant>),
     explain: bool,
 ) {
+    let topology = app.registry.topology();
+    let adapter = crate::lora::adapter_for(&topology, &app.lora.catalog, request.model());
+    let adapter = adapter.as_deref().map(|a| a.name.as_str());
     let cached = kv::cached_blocks(&app.kv, &prepared.block_hashes, routable);
     let now = switchyard_runtime::clock::now_ns();
     let candidates: Vec<_> = routable
         .iter()
         .zip(cached)
-        .map(|(i, c)| candidate_of(i, c, now))
+        .map(|(i, c)| candidate_of(i, c, adapter, now))
         .collect();
-    let topology = app.registry.topology();
-    let name = match crate::lora::adapter_for(&topology, &app.lora.catalog, request.model()) {
+    let name = match adapter {
         Some(_) => "native:lora-affinity".to_owned(),
         None => format!("native:{}", routing.policy.name()),
     };
     if let Some(recorder) = &app.plugins.recorder {
-        let req = plugin_request(app, request, prepared);
+        let req = plugin_request(app, request, prepared, tenant);
         recorder.decision(
             request_id,
             &name,
@@ -170,13 +207,13 @@ fn record_native(
         app.plugins.explains.push(Explanation {
             request_id: request_id.to_owned(),
             model: request.model().to_owned(),
-            tenant: tenant.map(str::to_owned),
+            tenant: tenant.map(|t| t.id.clone()),
             candidates: explained,
-            stages: vec![Stage {
+            stages: vec![ExplainedStage {
                 plugin: name,
                 kind: "picker",
                 ranked: Some(names(ranked)),
-                ..Stage::default()
+                ..ExplainedStage::default()
             }],
             total_scores: None,
             pick: names(ranked),

@@ -31,10 +31,18 @@ pub struct ChainInput<'a> {
     pub explain: bool,
     /// Leading cached prompt blocks per `routable` entry (zeros without prefix hashes).
     pub cached_prefix_blocks: Vec<u32>,
+    /// The LoRA adapter the request names, for the candidates' `adapter-resident`.
+    pub adapter: Option<&'a str>,
 }
 
-/// The numeric view of an instance that plugins receive, as of `now` (nanoseconds).
-pub fn candidate_of(instance: &Instance, cached_prefix_blocks: u32, now: u64) -> Candidate {
+/// The numeric view of an instance that plugins receive, as of `now` (nanoseconds); `adapter`
+/// is the LoRA adapter the request names, if any.
+pub fn candidate_of(
+    instance: &Instance,
+    cached_prefix_blocks: u32,
+    adapter: Option<&str>,
+    now: u64,
+) -> Candidate {
     use std::sync::atomic::Ordering::Relaxed;
     let health = match instance.health.status(now) {
         _ if instance.policy_says_unhealthy() => Health::Unhealthy,
@@ -52,6 +60,8 @@ pub fn candidate_of(instance: &Instance, cached_prefix_blocks: u32, now: u64) ->
         itl_ewma_ms: instance.load.itl_ewma_us.load(Relaxed) as f32 / 1000.0,
         health,
         weight: instance.spec.weight,
+        running: instance.load.running.load(Relaxed),
+        adapter_resident: adapter.is_some_and(|a| instance.adapters.is_resident(a)),
     }
 }
 
@@ -78,7 +88,7 @@ pub fn decide(
         .enumerate()
         .map(|(n, i)| {
             let cached = input.cached_prefix_blocks.get(n).copied().unwrap_or(0);
-            candidate_of(i, cached, now)
+            candidate_of(i, cached, input.adapter, now)
         })
         .collect();
     let mut run = Run {

@@ -61,6 +61,7 @@ fn request() -> Request {
         session_hash: None,
         prefix_hash: 0,
         streaming: false,
+        ..Request::default()
     }
 }
 
@@ -76,6 +77,7 @@ fn run(set: &PluginSet, all: &[Arc<Instance>]) -> Result<Vec<usize>, ApiError> {
         want: routable.len(),
         explain: true,
         cached_prefix_blocks: Vec::new(),
+        adapter: None,
     };
     chain_decide(set, &input)
 }

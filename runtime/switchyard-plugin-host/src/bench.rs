@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::sample::sample_observations;
 use crate::{
     sample_candidates, sample_request, sample_topology, HostConfig, LoadedPlugin, PluginHost,
-    PluginKind, PluginLimits, Result,
+    PluginKind, PluginLimits, Result, WitVersion,
 };
 
 /// Candidate counts measured.
@@ -41,6 +41,8 @@ pub struct BenchPoint {
 /// Outcome of [`bench`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct BenchReport {
+    /// The WIT package version the component was built against.
+    pub wit_version: WitVersion,
     /// Kinds measured.
     pub kinds: Vec<PluginKind>,
     /// One point per kind and size.
@@ -78,6 +80,7 @@ pub fn bench(bytes: &[u8], config_json: &str) -> Result<BenchReport> {
     }
     let instantiate_p50 = time_instantiation(&plugin)?;
     Ok(BenchReport {
+        wit_version: plugin.wit_version(),
         kinds,
         points,
         instantiate_p50,
@@ -162,6 +165,7 @@ fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
 
 impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "WIT switchyard:plugin@{}", self.wit_version)?;
         writeln!(
             f,
             "{:<14} {:>10} {:>12} {:>12} {:>12} {:>8}",

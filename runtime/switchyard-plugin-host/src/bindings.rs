@@ -29,6 +29,5 @@ wasmtime::component::bindgen!({
 pub use exports::switchyard::plugin::{filtering, health_assessment, lifecycle, picking, scoring};
 pub use switchyard::plugin::host::{Host as HostImports, LogLevel};
 pub use types::{
-    Health, Host as TypesImports, Instance, Observation, ObservationKind, Request, Topology,
-    Verdict,
+    Health, Host as TypesImports, Instance, Observation, ObservationKind, Topology, Verdict,
 };

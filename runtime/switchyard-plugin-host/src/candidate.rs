@@ -1,4 +1,5 @@
-//! The `candidate` record, with a fast path for lowering a whole list of them.
+//! The `candidate` record of WIT 0.1.0, with a fast path for lowering a whole list of them.
+//! (0.2.0 plugins get the same data as columns, built in `frame.rs` without any of this.)
 //!
 //! Every filter, scorer and picker call passes `list<candidate>` into the guest. wasmtime's
 //! derived lowering stores a record field by field, and each store re-resolves the guest's
@@ -21,7 +22,9 @@ use wasmtime::component::{ComponentType, Lower};
 
 use crate::bindings::Health;
 
-/// One instance that could serve the current request (see `wit/plugin.wit` for each field).
+/// One instance that could serve the current request (see `wit/v0.2/plugin.wit` for each
+/// field). The fields added in 0.2.0 (`running`, `adapter_resident`) reach only 0.2.0
+/// plugins, and default when a recorded 0.1 trace is read back.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
     pub id: u32,
@@ -33,6 +36,10 @@ pub struct Candidate {
     pub itl_ewma_ms: f32,
     pub health: Health,
     pub weight: f32,
+    #[serde(default)]
+    pub running: u32,
+    #[serde(default)]
+    pub adapter_resident: bool,
 }
 
 /// The derived canonical-ABI shape of `candidate`, field for field. (`pub` only because it

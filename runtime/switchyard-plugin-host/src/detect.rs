@@ -6,12 +6,14 @@ use std::sync::OnceLock;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
-use crate::bindings::{filtering, health_assessment, lifecycle, picking, scoring};
+use wasmtime::component::InstancePre;
+
 use crate::host_state::HostState;
 use crate::linker::build_linker;
-use crate::{Error, PluginKind, Result};
+use crate::{Error, PluginKind, Result, WitVersion};
 
-/// Compiles `bytes` and returns the plugin kinds it implements, in pipeline order
+/// Compiles `bytes` and returns the plugin kinds it implements (against either WIT version),
+/// in pipeline order
 /// (`Filter`, `Scorer`, `Picker`, `HealthPolicy`), followed by `Router` when it implements
 /// all four. Fails with [`Error::Compile`] for bytes that are not a component and
 /// [`Error::NotAPlugin`] for a component that implements none of the worlds or imports
@@ -29,6 +31,16 @@ pub(crate) fn kinds_of(
     linker: &Linker<HostState>,
     component: &Component,
 ) -> Result<Vec<PluginKind>> {
+    world_of(linker, component).map(|(_, kinds)| kinds)
+}
+
+/// The WIT version a component's `lifecycle` export matches (0.2.0 first), and the kinds it
+/// implements in that version. A component mixing versions implements only the kinds of the
+/// version its `lifecycle` belongs to.
+pub(crate) fn world_of(
+    linker: &Linker<HostState>,
+    component: &Component,
+) -> Result<(WitVersion, Vec<PluginKind>)> {
     let pre = linker.instantiate_pre(component).map_err(|e| {
         let detail = format!("{e:#}");
         Error::NotAPlugin(format!(
@@ -36,34 +48,52 @@ pub(crate) fn kinds_of(
             build_fix(&detail)
         ))
     })?;
-    if lifecycle::GuestIndices::new(&pre).is_err() {
+    let (version, mut kinds) = if crate::bindings_v02::lifecycle::GuestIndices::new(&pre).is_ok() {
+        (WitVersion::V0_2, kinds_v02(&pre))
+    } else if crate::bindings::lifecycle::GuestIndices::new(&pre).is_ok() {
+        (WitVersion::V0_1, kinds_v01(&pre))
+    } else {
         return Err(Error::NotAPlugin(
-            "it does not export switchyard:plugin/lifecycle@0.1.0 (configure, on-topology)".into(),
+            "it does not export switchyard:plugin/lifecycle (configure, on-topology) of version 0.2.0 or 0.1.0".into(),
         ));
-    }
-    let mut kinds = Vec::new();
-    if filtering::GuestIndices::new(&pre).is_ok() {
-        kinds.push(PluginKind::Filter);
-    }
-    if scoring::GuestIndices::new(&pre).is_ok() {
-        kinds.push(PluginKind::Scorer);
-    }
-    if picking::GuestIndices::new(&pre).is_ok() {
-        kinds.push(PluginKind::Picker);
-    }
-    if health_assessment::GuestIndices::new(&pre).is_ok() {
-        kinds.push(PluginKind::HealthPolicy);
-    }
+    };
     if kinds.is_empty() {
-        return Err(Error::NotAPlugin(
-            "it exports none of filtering, scoring, picking or health-assessment (with the 0.1.0 signatures)".into(),
-        ));
+        return Err(Error::NotAPlugin(format!(
+            "it exports none of filtering, scoring, picking or health-assessment (with the {version} signatures)"
+        )));
     }
     if kinds.len() == PluginKind::DECISIONS.len() {
         kinds.push(PluginKind::Router);
     }
-    Ok(kinds)
+    Ok((version, kinds))
 }
+
+/// Which decision interfaces of one bindings module `pre` exports, in pipeline order.
+macro_rules! kinds_in {
+    ($name:ident, $bindings:ident) => {
+        fn $name(pre: &InstancePre<HostState>) -> Vec<PluginKind> {
+            use crate::$bindings::{filtering, health_assessment, picking, scoring};
+            [
+                (
+                    filtering::GuestIndices::new(pre).is_ok(),
+                    PluginKind::Filter,
+                ),
+                (scoring::GuestIndices::new(pre).is_ok(), PluginKind::Scorer),
+                (picking::GuestIndices::new(pre).is_ok(), PluginKind::Picker),
+                (
+                    health_assessment::GuestIndices::new(pre).is_ok(),
+                    PluginKind::HealthPolicy,
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(has, kind)| has.then_some(kind))
+            .collect()
+        }
+    };
+}
+
+kinds_in!(kinds_v01, bindings);
+kinds_in!(kinds_v02, bindings_v02);
 
 /// The build change that drops an import the host refuses, for the toolchains that add one
 /// unasked (the message names the missing import).

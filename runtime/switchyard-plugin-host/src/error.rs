@@ -19,7 +19,7 @@ pub enum Error {
     Compile(String),
     /// The component compiles but does not export any Switchyard plugin world, or imports
     /// something the host does not provide.
-    #[error("the component does not implement a switchyard:plugin@0.1.0 world: {0}")]
+    #[error("the component does not implement a switchyard:plugin world (0.2.0 or 0.1.0): {0}")]
     NotAPlugin(String),
     /// A call asked for a kind the component does not export.
     #[error("the plugin does not implement the {0} interface")]

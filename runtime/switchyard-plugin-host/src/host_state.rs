@@ -141,6 +141,46 @@ impl TypesImports for HostState {}
 
 impl HostImports for HostState {
     fn log(&mut self, level: LogLevel, message: String) {
+        self.write_log(level, message);
+    }
+
+    fn monotonic_now(&mut self) -> u64 {
+        self.clock.now_ns()
+    }
+
+    fn random(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+}
+
+// The 0.2.0 imports are the same three functions.
+impl crate::bindings_v02::TypesImports for HostState {}
+
+impl crate::bindings_v02::HostImports for HostState {
+    fn log(&mut self, level: crate::bindings_v02::LogLevel, message: String) {
+        use crate::bindings_v02::LogLevel as V02;
+        let level = match level {
+            V02::Trace => LogLevel::Trace,
+            V02::Debug => LogLevel::Debug,
+            V02::Info => LogLevel::Info,
+            V02::Warn => LogLevel::Warn,
+            V02::Error => LogLevel::Error,
+        };
+        self.write_log(level, message);
+    }
+
+    fn monotonic_now(&mut self) -> u64 {
+        self.clock.now_ns()
+    }
+
+    fn random(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+}
+
+impl HostState {
+    /// `host.log`: truncated to [`MAX_LOG_LINE`], tagged with the plugin name.
+    fn write_log(&mut self, level: LogLevel, message: String) {
         let mut message = message;
         if message.len() > MAX_LOG_LINE {
             let mut cut = MAX_LOG_LINE;
@@ -158,14 +198,6 @@ impl HostImports for HostState {
             LogLevel::Warn => tracing::warn!(plugin, "{message}"),
             LogLevel::Error => tracing::error!(plugin, "{message}"),
         }
-    }
-
-    fn monotonic_now(&mut self) -> u64 {
-        self.clock.now_ns()
-    }
-
-    fn random(&mut self) -> u64 {
-        self.rng.next_u64()
     }
 }
 

@@ -1,6 +1,6 @@
-//! One live plugin instance: a wasmtime `Store` plus handles to the exports it implements.
-//! Creating one (from the plugin's `InstancePre`) and turning wasmtime errors into typed
-//! [`Error`]s live here.
+//! One live plugin instance: a wasmtime `Store` plus handles to the exports it implements
+//! (`exports.rs`). Creating one (from the plugin's `InstancePre`) and turning wasmtime errors
+//! into typed [`Error`]s live here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,53 +8,9 @@ use std::time::Duration;
 use wasmtime::component::InstancePre;
 use wasmtime::{Store, Trap};
 
-use crate::bindings::{filtering, health_assessment, lifecycle, picking, scoring};
+use crate::exports::{ExportIndices, Exports};
 use crate::host_state::HostState;
-use crate::{Error, PluginKind, Result, Topology};
-
-/// Export indices resolved once per component, so instantiation only looks them up.
-pub(crate) struct ExportIndices {
-    lifecycle: lifecycle::GuestIndices,
-    filtering: Option<filtering::GuestIndices>,
-    scoring: Option<scoring::GuestIndices>,
-    picking: Option<picking::GuestIndices>,
-    health: Option<health_assessment::GuestIndices>,
-}
-
-impl ExportIndices {
-    pub(crate) fn new(pre: &InstancePre<HostState>, kinds: &[PluginKind]) -> Result<Self> {
-        let lookup = |e: wasmtime::Error| Error::NotAPlugin(format!("{e:#}"));
-        let has = |k| kinds.contains(&k);
-        Ok(Self {
-            lifecycle: lifecycle::GuestIndices::new(pre).map_err(lookup)?,
-            filtering: has(PluginKind::Filter)
-                .then(|| filtering::GuestIndices::new(pre))
-                .transpose()
-                .map_err(lookup)?,
-            scoring: has(PluginKind::Scorer)
-                .then(|| scoring::GuestIndices::new(pre))
-                .transpose()
-                .map_err(lookup)?,
-            picking: has(PluginKind::Picker)
-                .then(|| picking::GuestIndices::new(pre))
-                .transpose()
-                .map_err(lookup)?,
-            health: has(PluginKind::HealthPolicy)
-                .then(|| health_assessment::GuestIndices::new(pre))
-                .transpose()
-                .map_err(lookup)?,
-        })
-    }
-}
-
-/// Exported functions of one instance.
-pub(crate) struct Exports {
-    pub(crate) lifecycle: lifecycle::Guest,
-    pub(crate) filtering: Option<filtering::Guest>,
-    pub(crate) scoring: Option<scoring::Guest>,
-    pub(crate) picking: Option<picking::Guest>,
-    pub(crate) health: Option<health_assessment::Guest>,
-}
+use crate::{Error, Result, Topology};
 
 /// A ready instance: configured, and up to date with topology `topology_seq`.
 pub(crate) struct PluginInstance {
@@ -97,41 +53,13 @@ impl PluginInstance {
             Ok(instance) => instance,
             Err(e) => return Err(failed(&store, e)),
         };
-        let loaded = (|| -> wasmtime::Result<Exports> {
-            let ix = spec.indices;
-            Ok(Exports {
-                lifecycle: ix.lifecycle.load(&mut store, &instance)?,
-                filtering: ix
-                    .filtering
-                    .as_ref()
-                    .map(|i| i.load(&mut store, &instance))
-                    .transpose()?,
-                scoring: ix
-                    .scoring
-                    .as_ref()
-                    .map(|i| i.load(&mut store, &instance))
-                    .transpose()?,
-                picking: ix
-                    .picking
-                    .as_ref()
-                    .map(|i| i.load(&mut store, &instance))
-                    .transpose()?,
-                health: ix
-                    .health
-                    .as_ref()
-                    .map(|i| i.load(&mut store, &instance))
-                    .transpose()?,
-            })
-        })();
+        let loaded = spec.indices.load(&mut store, &instance);
         let exports = match loaded {
             Ok(exports) => exports,
             Err(e) => return Err(failed(&store, e)),
         };
         store.set_epoch_deadline(spec.init_ticks);
-        match exports
-            .lifecycle
-            .call_configure(&mut store, spec.config_json)
-        {
+        match exports.configure(&mut store, spec.config_json) {
             Ok(Ok(())) => {}
             Ok(Err(message)) => return Err(Error::ConfigRejected(message)),
             Err(e) => return Err(failed(&store, e)),
@@ -156,8 +84,7 @@ impl PluginInstance {
         }
         self.store.set_epoch_deadline(ticks);
         self.exports
-            .lifecycle
-            .call_on_topology(&mut self.store, topology)
+            .on_topology(&mut self.store, topology)
             .map_err(|e| classify(&self.store, e, budget))?;
         self.topology_seq = seq;
         Ok(())

@@ -47,13 +47,11 @@ impl PluginKind {
     /// The exported interface that carries this kind's decision function.
     pub fn interface(self) -> &'static str {
         match self {
-            PluginKind::Filter => "switchyard:plugin/filtering@0.1.0",
-            PluginKind::Scorer => "switchyard:plugin/scoring@0.1.0",
-            PluginKind::Picker => "switchyard:plugin/picking@0.1.0",
-            PluginKind::HealthPolicy => "switchyard:plugin/health-assessment@0.1.0",
-            PluginKind::Router => {
-                "switchyard:plugin/{filtering,scoring,picking,health-assessment}@0.1.0"
-            }
+            PluginKind::Filter => "switchyard:plugin/filtering",
+            PluginKind::Scorer => "switchyard:plugin/scoring",
+            PluginKind::Picker => "switchyard:plugin/picking",
+            PluginKind::HealthPolicy => "switchyard:plugin/health-assessment",
+            PluginKind::Router => "switchyard:plugin/{filtering,scoring,picking,health-assessment}",
         }
     }
 }

@@ -12,8 +12,14 @@ use crate::{Error, Result};
 pub(crate) fn build_linker(engine: &Engine) -> Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     let setup = |e: wasmtime::Error| Error::Host(format!("linker setup: {e:#}"));
+    // Both WIT versions' imports: a 0.1.0 and a 0.2.0 component load into the same linker.
     Router::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
         .map_err(setup)?;
+    crate::bindings_v02::Router::add_to_linker::<HostState, HasSelf<HostState>>(
+        &mut linker,
+        |state| state,
+    )
+    .map_err(setup)?;
     // Python and JS runtimes import WASI; the context they get grants nothing.
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(setup)?;
     crate::wasi_nonblocking::shadow_blocking_calls(&mut linker).map_err(setup)?;

@@ -12,11 +12,12 @@ use parking_lot::{Mutex, RwLock};
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, InstancePre};
 
+use crate::exports::ExportIndices;
 use crate::host_state::HostState;
-use crate::instance::{classify, ExportIndices, InstanceSpec, PluginInstance};
+use crate::instance::{classify, InstanceSpec, PluginInstance};
 use crate::{
     detect, validate, Candidate, Error, Observation, PluginHost, PluginKind, PluginLimits, Request,
-    Result, Topology, Verdict,
+    Result, Topology, Verdict, WitVersion,
 };
 
 /// A plugin ready to make decisions. Cheap to clone (shared); safe to call from many threads
@@ -32,6 +33,7 @@ struct Shared {
     name: Arc<str>,
     sha256: String,
     kinds: Vec<PluginKind>,
+    version: WitVersion,
     limits: PluginLimits,
     config_json: String,
     pre: InstancePre<HostState>,
@@ -80,6 +82,7 @@ impl std::fmt::Debug for LoadedPlugin {
             .field("name", &self.inner.name)
             .field("sha256", &self.inner.sha256)
             .field("kinds", &self.inner.kinds)
+            .field("wit_version", &self.inner.version)
             .finish_non_exhaustive()
     }
 }
@@ -93,13 +96,13 @@ impl LoadedPlugin {
         limits: PluginLimits,
         config_json: &str,
     ) -> Result<Self> {
-        let kinds = detect::kinds_of(&host.inner.linker, &component)?;
+        let (version, kinds) = detect::world_of(&host.inner.linker, &component)?;
         let pre = host
             .inner
             .linker
             .instantiate_pre(&component)
             .map_err(|e| Error::NotAPlugin(format!("{e:#}")))?;
-        let indices = ExportIndices::new(&pre, &kinds)?;
+        let indices = ExportIndices::new(&pre, version, &kinds)?;
         let tick = host.inner.config.epoch_tick;
         let config_json = if config_json.trim().is_empty() {
             "{}"
@@ -111,6 +114,7 @@ impl LoadedPlugin {
                 name: Arc::from(name),
                 sha256: sha256_hex(bytes),
                 kinds,
+                version,
                 decision_ticks: PluginLimits::ticks(limits.decision_budget, tick),
                 init_ticks: PluginLimits::ticks(limits.init_budget, tick),
                 limits,
@@ -144,6 +148,11 @@ impl LoadedPlugin {
     /// The kinds the component implements (see [`crate::detect_kinds`]).
     pub fn kinds(&self) -> &[PluginKind] {
         &self.inner.kinds
+    }
+
+    /// The WIT package version the component was built against.
+    pub fn wit_version(&self) -> WitVersion {
+        self.inner.version
     }
 
     /// Whether the component implements `kind`.
@@ -216,10 +225,7 @@ impl LoadedPlugin {
         self.decide(
             PluginKind::Filter,
             now_ns,
-            |inst| match inst.exports.filtering.as_ref() {
-                Some(f) => Ok(f.call_filter(&mut inst.store, *request, candidates)),
-                None => Err(Error::KindNotImplemented(PluginKind::Filter)),
-            },
+            |inst| inst.exports.filter(&mut inst.store, request, candidates),
             |raw| validate::indices("filter", raw, candidates.len(), false),
         )
     }
@@ -233,10 +239,7 @@ impl LoadedPlugin {
         self.decide(
             PluginKind::Scorer,
             now_ns,
-            |inst| match inst.exports.scoring.as_ref() {
-                Some(f) => Ok(f.call_score(&mut inst.store, *request, candidates)),
-                None => Err(Error::KindNotImplemented(PluginKind::Scorer)),
-            },
+            |inst| inst.exports.score(&mut inst.store, request, candidates),
             |raw| validate::scores(raw, candidates.len()),
         )
     }
@@ -250,10 +253,7 @@ impl LoadedPlugin {
         self.decide(
             PluginKind::Picker,
             now_ns,
-            |inst| match inst.exports.picking.as_ref() {
-                Some(f) => Ok(f.call_pick(&mut inst.store, *request, candidates)),
-                None => Err(Error::KindNotImplemented(PluginKind::Picker)),
-            },
+            |inst| inst.exports.pick(&mut inst.store, request, candidates),
             |raw| validate::indices("picker", raw, candidates.len(), true),
         )
     }
@@ -272,10 +272,7 @@ impl LoadedPlugin {
         self.decide(
             PluginKind::HealthPolicy,
             now_ns,
-            |inst| match inst.exports.health.as_ref() {
-                Some(f) => Ok(f.call_assess(&mut inst.store, observations)),
-                None => Err(Error::KindNotImplemented(PluginKind::HealthPolicy)),
-            },
+            |inst| inst.exports.assess(&mut inst.store, observations),
             |raw| validate::verdicts(raw, known.as_deref()),
         )
     }

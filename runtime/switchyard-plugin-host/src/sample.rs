@@ -1,9 +1,12 @@
 //! Deterministic sample inputs for `check`, `bench` and tests: the same `n` always gives the
 //! same candidates, so results are comparable between runs and machines.
 
-use crate::{Candidate, Health, Instance, Observation, ObservationKind, Request, Topology};
+use crate::{
+    Candidate, Health, Instance, Observation, ObservationKind, Priority, Request, Stage, Topology,
+};
 
-/// A typical chat request: 8 prompt blocks, a session, streaming.
+/// A typical chat request: 8 prompt blocks, a session, streaming, a normal-band tenant with a
+/// 30 s deadline.
 pub fn sample_request() -> Request {
     Request {
         model_index: 0,
@@ -13,6 +16,10 @@ pub fn sample_request() -> Request {
         session_hash: Some(0x5eed_cafe),
         prefix_hash: 0xabcd_ef01_2345_6789,
         streaming: true,
+        stage: Stage::Both,
+        priority: Priority::Normal,
+        tenant_weight: 1,
+        deadline_ms: 30_000,
     }
 }
 
@@ -35,6 +42,8 @@ pub fn sample_candidates(n: usize) -> Vec<Candidate> {
                     Health::Healthy
                 },
                 weight: 1.0,
+                running: ((x >> 48) % 8) as u32,
+                adapter_resident: i % 3 == 0,
             }
         })
         .collect()
@@ -63,6 +72,8 @@ pub fn check_candidates() -> Vec<Candidate> {
         itl_ewma_ms: 0.0,
         health: Health::Healthy,
         weight: 1.0,
+        running: 0,
+        adapter_resident: false,
     };
     let typical = Candidate {
         in_flight: 3,

@@ -243,6 +243,8 @@ fn every_candidate_field_reaches_the_guest_intact() {
             itl_ewma_ms: 0.25 * i as f32,
             health: [Health::Healthy, Health::Degraded, Health::Unhealthy][i as usize % 3],
             weight: 1.0 - i as f32 / 100.0,
+            running: 0,
+            adapter_resident: false,
         })
         .collect();
     type Field = (&'static str, fn(&Candidate) -> f64);

@@ -2,13 +2,13 @@
 //!
 //! score = -(in_flight_weight * in-flight + queued_weight * queued + kv_usage_weight * kv-usage),
 //! divided by the instance's routing weight so heavier instances take proportionally more load.
+//!
+//! Built against `switchyard:plugin@0.2.0` with the `switchyard-plugin` helper: the formula
+//! reads four columns of the frame directly, with no per-candidate record to unpack.
 
 use std::cell::Cell;
 
-use exports::switchyard::plugin::lifecycle::{Guest as Lifecycle, Topology};
-use exports::switchyard::plugin::scoring::{Candidate, Guest as Scoring, Request};
-
-wit_bindgen::generate!({ path: "../../../wit", world: "switchyard:plugin/scorer" });
+use switchyard_plugin::{Frame, Request};
 
 /// Coefficients of the load formula; see the README.
 #[derive(Clone, Copy, serde::Deserialize)]
@@ -34,42 +34,37 @@ thread_local! {
     static CONFIG: Cell<Config> = Cell::new(Config::default());
 }
 
-struct LeastLoaded;
-
-impl Lifecycle for LeastLoaded {
-    fn configure(config: String) -> Result<(), String> {
-        let parsed: Config =
-            serde_json::from_str(&config).map_err(|e| format!("least-loaded config: {e}"))?;
-        let all = [
-            parsed.in_flight_weight,
-            parsed.queued_weight,
-            parsed.kv_usage_weight,
-        ];
-        if all.iter().any(|w| !w.is_finite() || *w < 0.0) {
-            return Err("least-loaded config: weights must be finite and >= 0".into());
-        }
-        CONFIG.with(|c| c.set(parsed));
-        Ok(())
+fn configure(config: &str) -> Result<(), String> {
+    let parsed: Config =
+        serde_json::from_str(config).map_err(|e| format!("least-loaded config: {e}"))?;
+    let all = [
+        parsed.in_flight_weight,
+        parsed.queued_weight,
+        parsed.kv_usage_weight,
+    ];
+    if all.iter().any(|w| !w.is_finite() || *w < 0.0) {
+        return Err("least-loaded config: weights must be finite and >= 0".into());
     }
-
-    fn on_topology(_topology: Topology) {}
+    CONFIG.with(|c| c.set(parsed));
+    Ok(())
 }
 
-impl Scoring for LeastLoaded {
-    fn score(_request: Request, candidates: Vec<Candidate>) -> Vec<f64> {
-        let cfg = CONFIG.with(Cell::get);
-        candidates
-            .iter()
-            .map(|c| {
-                let load = cfg.in_flight_weight * f64::from(c.in_flight)
-                    + cfg.queued_weight * f64::from(c.queued)
-                    + cfg.kv_usage_weight * f64::from(c.kv_usage);
-                // A zero or negative weight would divide by zero: treat it as "barely wanted".
-                let weight = f64::from(c.weight).max(1e-3);
-                -load / weight
-            })
-            .collect()
-    }
+fn score(_request: &Request, frame: &Frame<'_>) -> Vec<f64> {
+    let cfg = CONFIG.with(Cell::get);
+    frame
+        .in_flight
+        .iter()
+        .zip(frame.queued)
+        .zip(frame.kv_usage)
+        .zip(frame.weight)
+        .map(|(((&in_flight, &queued), &kv_usage), &weight)| {
+            let load = cfg.in_flight_weight * f64::from(in_flight)
+                + cfg.queued_weight * f64::from(queued)
+                + cfg.kv_usage_weight * f64::from(kv_usage);
+            // A zero or negative weight would divide by zero: treat it as "barely wanted".
+            -load / f64::from(weight).max(1e-3)
+        })
+        .collect()
 }
 
-export!(LeastLoaded);
+switchyard_plugin::register!(wit: "../../../wit/v0.2", scorer: score, configure: configure);

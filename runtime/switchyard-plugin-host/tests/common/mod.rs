@@ -69,6 +69,7 @@ pub fn request(prompt_blocks: u32) -> Request {
         session_hash: None,
         prefix_hash: 42,
         streaming: false,
+        ..Request::default()
     }
 }
 
@@ -84,5 +85,7 @@ pub fn candidate(id: u32, in_flight: u32, cached_prefix_blocks: u32) -> Candidat
         itl_ewma_ms: 0.0,
         health: Health::Healthy,
         weight: 1.0,
+        running: 0,
+        adapter_resident: false,
     }
 }
