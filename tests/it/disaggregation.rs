@@ -430,3 +430,36 @@ async fn roles_and_the_bootstrap_port_arrive_through_etcd() {
         1.0
     );
 }
+
+#[tokio::test]
+async fn the_prefill_leg_continues_the_clients_trace_in_both_protocols() {
+    const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    for protocol in ["vllm", "sglang"] {
+        let (fe, prefill, decode, _dir) = pool(protocol, &[]).await;
+        let url = format!("{}/v1/chat/completions", fe.url());
+        let parent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");
+        let long = chat(&long_prompt(&format!("{protocol} traced")), 4, false);
+        let (status, _, v) = post_json(&url, &long, &[("traceparent", parent.as_str())])
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{protocol}: {v}");
+        for (leg, worker) in [("prefill", &prefill), ("decode", &decode)] {
+            let sent: Vec<String> = reqwest::get(format!("{}/debug/traceparents", worker.url()))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(sent.len(), 1, "{protocol} {leg}: {sent:?}");
+            assert!(
+                sent[0].starts_with(&format!("00-{TRACE_ID}-")),
+                "{protocol} {leg}: {}",
+                sent[0]
+            );
+            assert!(
+                !sent[0].contains("00f067aa0ba902b7"),
+                "a fresh span id per leg"
+            );
+        }
+    }
+}

@@ -57,7 +57,14 @@ pub async fn prefill(
     let exchange = async {
         let response = app
             .client
-            .post_json(uri, body, request_id, instance.spec.auth_header())
+            .post_json_with(
+                uri,
+                body,
+                request_id,
+                instance.spec.auth_header(),
+                // The prefill leg continues the request's trace like any attempt.
+                crate::telemetry::worker_headers(),
+            )
             .await
             .map_err(|e| match &e {
                 switchyard_runtime::ClientError::Request(_) => {
@@ -80,17 +87,20 @@ pub async fn prefill(
         }
         Ok(read)
     };
-    let answer = tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| {
-            fail(
-                Cause::FirstByteTimeout(limits.first_byte_timeout_ms),
-                format!(
-                    "no prefill answer within {} ms",
-                    limits.first_byte_timeout_ms
-                ),
-            )
-        })??;
+    // The prefill leg is an attempt of its own in the request's trace.
+    let answer = crate::telemetry::traced!(
+        crate::telemetry::spans::attempt(instance.id()),
+        tokio::time::timeout(timeout, exchange)
+    )
+    .map_err(|_| {
+        fail(
+            Cause::FirstByteTimeout(limits.first_byte_timeout_ms),
+            format!(
+                "no prefill answer within {} ms",
+                limits.first_byte_timeout_ms
+            ),
+        )
+    })??;
     instance.health.record_success(now_ns());
     Ok(answer)
 }
