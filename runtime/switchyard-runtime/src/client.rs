@@ -22,10 +22,13 @@ mod transport;
 pub use body::{BoxError, WorkerBody};
 pub use transport::{Transport, TransportFuture};
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::Either;
+use futures_util::FutureExt as _;
 use http::{header, HeaderValue, Method, Request, Response, Uri};
 use http_body_util::Full;
 use hyper_rustls::HttpsConnector;
@@ -206,20 +209,24 @@ impl WorkerClient {
     }
 
     /// Sends `request` by whatever carries this client's requests.
-    async fn send(
+    /// One exchange. Not an `async fn`: the future is the hyper client's own (or the
+    /// transport's), mapped, with no state machine of its own around it — every layer of
+    /// `async` around the worker call is one more copy of its future per request.
+    fn send(
         &self,
         request: Request<Full<Bytes>>,
-    ) -> Result<Response<WorkerBody>, ClientError> {
+    ) -> impl Future<Output = Result<Response<WorkerBody>, ClientError>> + Send + 'static {
         match &self.inner {
-            Inner::Hyper(client) => client
-                .request(request)
-                .await
-                .map(|response| response.map(WorkerBody::from))
-                .map_err(ClientError::Connect),
-            Inner::Custom(transport) => transport
-                .send(request)
-                .await
-                .map_err(ClientError::Transport),
+            Inner::Hyper(client) => Either::Left(client.request(request).map(|answer| {
+                answer
+                    .map(|response| response.map(WorkerBody::from))
+                    .map_err(ClientError::Connect)
+            })),
+            Inner::Custom(transport) => Either::Right(
+                transport
+                    .send(request)
+                    .map(|answer| answer.map_err(ClientError::Transport)),
+            ),
         }
     }
 
@@ -237,14 +244,14 @@ impl WorkerClient {
 
     /// [`Self::post_json`] with `extra` headers (the trace context of a routed request, a
     /// native agent-API request's version headers).
-    pub async fn post_json_with(
+    pub fn post_json_with(
         &self,
         uri: Uri,
         body: Bytes,
         request_id: &str,
         auth: Option<&HeaderValue>,
         extra: impl IntoIterator<Item = (header::HeaderName, HeaderValue)>,
-    ) -> Result<Response<WorkerBody>, ClientError> {
+    ) -> impl Future<Output = Result<Response<WorkerBody>, ClientError>> + Send + 'static {
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(uri)
@@ -256,7 +263,10 @@ impl WorkerClient {
         for (name, value) in extra {
             request = request.header(name, value);
         }
-        self.send(request.body(Full::new(body))?).await
+        match request.body(Full::new(body)) {
+            Ok(request) => Either::Left(self.send(request)),
+            Err(e) => Either::Right(std::future::ready(Err(ClientError::Request(e)))),
+        }
     }
 
     pub async fn get(
