@@ -2,7 +2,7 @@
 # Instructions per request of a frontend binary under callgrind: the load-independent A/B
 # (docs/benchmarks.md, round 7). Needs valgrind and a release build (`cargo build --release -p
 # switchyard`); run it for each binary and compare.
-# usage: cg.sh BIN [case] [extra serve args...]   case: plain (non-streamed chat) | stream | messages | responses
+# usage: benches/load/callgrind.sh BIN [case] [extra serve args...]   case: plain (non-streamed chat) | stream | messages | responses
 # Prints per-request instructions = (I(N2) - I(N1)) / (N2 - N1).
 set -euo pipefail
 BIN=$1; CASE=${2:-plain}; shift 2 || shift $#
